@@ -1,0 +1,46 @@
+"""create_app(): the slack_bolt.App, wired to the bot's services."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App, BoltResponse
+
+from bot import dedupe
+from bot.config import Settings
+from bot.services import Services, build_services
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, svc: Services | None = None) -> App:
+    """A Bolt app whose Web API calls go to SLACK_API_URL and whose acks never wait on slow work."""
+    svc = svc or build_services(settings)
+    app = App(
+        signing_secret=settings.slack_signing_secret or None,
+        client=svc.slack,
+        # auth.test at start-up would make the bot unusable offline; /health reports Slack auth instead.
+        token_verification_enabled=False,
+        # Our own pool: Bolt's default has 5 threads shared by acks and lazy listeners.
+        listener_executor=ThreadPoolExecutor(
+            settings.taisun_listener_threads, thread_name_prefix="taisun-listener"
+        ),
+        request_verification_enabled=bool(settings.slack_signing_secret),
+        logger=logging.getLogger("slack_bolt"),
+        process_before_response=False,
+    )
+
+    @app.middleware
+    def drop_duplicate_deliveries(body, next, logger):  # type: ignore[no-untyped-def]
+        # Slack retries deliveries and Socket Mode may deliver an event twice: act once.
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        if event_id and not dedupe.first_time(svc.sessions, f"event:{event_id}"):
+            return BoltResponse(status=200, body="")
+        return next()
+
+    from handlers import register_listeners
+
+    register_listeners(app, svc)
+    app.taisun_services = svc  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,80 @@
+"""HTTP checks of an environment's /health and /version (httpx, short timeouts, never raises)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+
+from bot.logs import redact
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    url: str
+    healthy: bool | None  # None: could not reach it
+    health: str  # what to show: "ok (200)", "503 Service Unavailable", "unreachable: timed out"
+    version: str  # "" when unknown
+    latency_ms: int
+
+
+def _version_of(resp: httpx.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.text.strip().splitlines()[0][:64] if resp.text.strip() else ""
+    if isinstance(data, dict):
+        for key in ("version", "tag", "release", "app_version"):
+            if isinstance(data.get(key), str):
+                return data[key]
+    if isinstance(data, str):
+        return data
+    return ""
+
+
+def check(url: str, *, timeout: float = 3.0, client: httpx.Client | None = None) -> HealthReport:
+    """GET <url>/health and <url>/version; an unreachable service is reported, not raised."""
+    if not url:
+        return HealthReport(url, None, "no URL configured", "", 0)
+    own = client is None
+    client = client or httpx.Client(timeout=timeout, follow_redirects=False)
+    start = time.monotonic()
+    try:
+        try:
+            h = client.get(f"{url}/health")
+            healthy = h.status_code == 200
+            health = f"ok ({h.status_code})" if healthy else f"{h.status_code} {h.reason_phrase}".strip()
+        except httpx.HTTPError as e:
+            return HealthReport(
+                url, None, f"unreachable: {_reason(e)}", "", int((time.monotonic() - start) * 1000)
+            )
+        version = ""
+        try:
+            v = client.get(f"{url}/version")
+            if v.status_code == 200:
+                version = _version_of(v)
+        except httpx.HTTPError:
+            pass
+        return HealthReport(url, healthy, health, version, int((time.monotonic() - start) * 1000))
+    finally:
+        if own:
+            client.close()
+
+
+def _reason(e: httpx.HTTPError) -> str:
+    if isinstance(e, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(e, httpx.ConnectError):
+        return "connection refused or DNS failure"
+    return redact(type(e).__name__)
+
+
+def check_many(urls: dict[str, str], *, timeout: float = 3.0) -> dict[str, HealthReport]:
+    """Check several environments in parallel: the slowest one sets the total time."""
+    if not urls:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
+        futures = {name: pool.submit(check, url, timeout=timeout) for name, url in urls.items()}
+        return {name: f.result() for name, f in futures.items()}

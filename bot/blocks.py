@@ -1,0 +1,266 @@
+"""Block Kit builders: pure functions, data in, dicts out. Action ids live here, once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.commands import SPECS, Spec
+
+Block = dict[str, Any]
+
+
+class Action:
+    """Every action id and callback id the bot uses (one source of truth)."""
+
+    APPROVE = "taisun.job.approve"
+    REJECT = "taisun.job.reject"
+    CANCEL = "taisun.job.cancel"
+    ROLLBACK = "taisun.job.rollback"
+    LOCK_TAKEOVER = "taisun.lock.takeover"
+    DEPLOY_MODAL = "taisun.deploy.modal"
+    DEPLOY_ENV = "taisun.deploy.env"
+    DEPLOY_VERSION = "taisun.deploy.version"
+
+
+STATE_LABEL = {
+    "validating": "Checking",
+    "pending_approval": "Waiting for approval",
+    "queued": "Queued",
+    "running": "Running",
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+    "rejected": "Rejected",
+    "expired": "Expired",
+    "cancelled": "Cancelled",
+    "invalid": "Refused (invalid request)",
+    "refused": "Refused (environment locked)",
+}
+STEP_ICON = {"running": "⏳", "done": "✅", "failed": "❌", "info": "•", "skipped": "⏭️"}
+
+
+def slack_time(when: datetime | None, fmt: str = "{date_short_pretty} {time}") -> str:
+    """A timestamp Slack renders in each reader's own timezone (the fallback is UTC)."""
+    if when is None:
+        return "—"
+    when = when.astimezone(UTC)
+    return f"<!date^{int(when.timestamp())}^{fmt}|{when.strftime('%Y-%m-%d %H:%M UTC')}>"
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters; user text must never become a mention or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def section(text: str, **extra: Any) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}, **extra}
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": t[:3000]} for t in texts[:10]]}
+
+
+def button(
+    text: str, action_id: str, value: str, style: str | None = None, confirm: Block | None = None
+) -> Block:
+    b: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text[:75]},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        b["style"] = style
+    if confirm:
+        b["confirm"] = confirm
+    return b
+
+
+def confirm_dialog(title: str, text: str, yes: str = "Yes", no: str = "Cancel") -> Block:
+    return {
+        "title": {"type": "plain_text", "text": title[:100]},
+        "text": {"type": "mrkdwn", "text": text[:300]},
+        "confirm": {"type": "plain_text", "text": yes[:30]},
+        "deny": {"type": "plain_text", "text": no[:30]},
+    }
+
+
+def message(text: str, blocks: list[Block] | None = None, ephemeral: bool = True) -> dict[str, Any]:
+    """A reply payload for ack()/respond(): text is the notification fallback."""
+    out: dict[str, Any] = {"text": text, "response_type": "ephemeral" if ephemeral else "in_channel"}
+    if blocks:
+        out["blocks"] = blocks
+    return out
+
+
+def error(text: str) -> dict[str, Any]:
+    return message(f":warning: {text}", [section(f":warning: {text}")])
+
+
+# -- help -------------------------------------------------------------------------------
+
+
+def help_blocks(allowed: Iterable[Spec], lang: str = "en") -> list[Block]:
+    allowed = list(allowed)
+    allowed_names = {s.name for s in allowed}
+    lines = []
+    for spec in SPECS:
+        desc = spec.ja if lang == "ja" else spec.en
+        line = f"`/taisun {spec.usage}`\n      {desc}"
+        if spec.name not in allowed_names:
+            line += " _(you lack the role)_" if lang != "ja" else " _（権限がありません）_"
+        lines.append(line)
+    head = "*TAISUN ChatOps* — コマンド一覧" if lang == "ja" else "*TAISUN ChatOps* — commands"
+    tail = "環境名の別名: prod / stg / dev" if lang == "ja" else "Environment aliases: prod / stg / dev"
+    return [section(head), section("\n".join(lines)), context(tail)]
+
+
+# -- status -----------------------------------------------------------------------------
+
+
+def status_blocks(rows: list[dict[str, Any]]) -> list[Block]:
+    """rows: name, branch, url, health (text), healthy (bool|None), version, lock (text|None), latency_ms."""
+    blocks: list[Block] = [section("*Environment status*")]
+    for r in rows:
+        icon = {True: "🟢", False: "🔴", None: "⚪"}[r.get("healthy")]
+        lines = [
+            f"{icon} *{r['name']}*  ·  branch `{r.get('branch') or '—'}`  ·  {r.get('url') or 'no URL'}",
+            f"health: {r.get('health', '—')}  ·  version: `{r.get('version') or '—'}`",
+        ]
+        if r.get("lock"):
+            lines.append(f"🔒 {r['lock']}")
+        if r.get("last_deploy"):
+            lines.append(f"last deploy: {r['last_deploy']}")
+        blocks.append(section("\n".join(lines)))
+    blocks.append(context(f"Checked {slack_time(datetime.now(UTC))}"))
+    return blocks
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+def audit_blocks(events: list[Any], environment: str | None) -> list[Block]:
+    title = f"*Audit log* — {environment}" if environment else "*Audit log*"
+    if not events:
+        return [section(f"{title}\nNo entries yet.")]
+    lines = []
+    for ev in events:
+        where = f" `{ev.environment}`" if ev.environment else ""
+        detail = f" — {escape(ev.detail[:120])}" if ev.detail else ""
+        lines.append(f"{slack_time(ev.ts)}  <@{ev.actor_id}>  *{ev.action}*{where}  _{ev.outcome}_{detail}")
+    return [
+        section(title),
+        section("\n".join(lines)),
+        context(f"{len(events)} newest first · `taisun audit verify` checks the chain"),
+    ]
+
+
+# -- jobs -------------------------------------------------------------------------------
+
+
+def job_blocks(
+    job: Any, description: str, *, destructive: bool = False, can_rollback: bool = False
+) -> list[Block]:
+    """The one message a job lives in: approval card, then progress, then outcome."""
+    state = job.state
+    emoji = {
+        "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀", "succeeded": "✅",
+        "failed": "❌", "rejected": "🚫", "expired": "⌛", "cancelled": "🛑", "invalid": "⚠️", "refused": "🔒",
+    }.get(state, "•")  # fmt: skip
+    dry = "  `DRY RUN`" if job.dry_run else ""
+    head = f"{emoji} *{escape(description)}*{dry}\n*{STATE_LABEL.get(state, state)}*"
+    blocks: list[Block] = [section(head)]
+    facts = [f"requested by <@{job.requested_by}>"]
+    if job.approved_by:
+        facts.append(f"approved by <@{job.approved_by}>")
+    facts.append(f"at {slack_time(job.created_at)}")
+    blocks.append(context(" · ".join(facts)))
+    progress = job.progress or {}
+    fields = progress.get("fields") or []
+    if fields:
+        blocks.append(section("\n".join(f"*{escape(k)}*: {v}" for k, v in fields)[:3000]))
+    if progress.get("flag"):
+        blocks.append(section(f":rotating_light: {progress['flag']}"))
+    steps = progress.get("steps") or []
+    if steps:
+        blocks.append(
+            section("\n".join(f"{STEP_ICON.get(s['status'], '•')} {s['text']}" for s in steps)[-3000:])
+        )
+    links = progress.get("links") or []
+    if links:
+        blocks.append(context("  ".join(f"<{url}|{escape(text)}>" for text, url in links)))
+    if job.result and state not in ("running", "queued"):
+        blocks.append(section(job.result if state == "succeeded" else f"*Why:* {job.result}"))
+    if state == "pending_approval":
+        expires = f"Expires {slack_time(job.expires_at, '{time}')}" if job.expires_at else ""
+        confirm = confirm_dialog(
+            "Approve this?", f"{escape(description)} will start as soon as you approve.", yes="Approve"
+        )
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"job:{job.id}",
+                "elements": [
+                    button("Approve", Action.APPROVE, job.id, style="primary", confirm=confirm),
+                    button("Reject", Action.REJECT, job.id, style="danger"),
+                ],
+            }
+        )
+        blocks.append(context(f"{expires} · someone other than the requester must approve"))
+    elif state == "running" or state == "queued":
+        started = job.started_at or job.created_at
+        blocks.append(
+            context(
+                f"running for {duration((datetime.now(UTC) - started).total_seconds())} · job `{job.id[:8]}`"
+            )
+        )
+    elif state == "failed" and can_rollback:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"job:{job.id}",
+                "elements": [
+                    button(
+                        "Roll back", Action.ROLLBACK, job.id, style="danger",
+                        confirm=confirm_dialog("Roll back?", f"Roll {job.environment} back to the previous verified version.", yes="Roll back"),
+                    )
+                ],
+            }
+        )  # fmt: skip
+    if job.finished_at and job.started_at:
+        blocks.append(
+            context(
+                f"took {duration((job.finished_at - job.started_at).total_seconds())} · job `{job.id[:8]}`"
+            )
+        )
+    return blocks
+
+
+def job_text(job: Any, description: str) -> str:
+    """Notification fallback for a job message."""
+    return f"{description}: {STATE_LABEL.get(job.state, job.state)}"
+
+
+def jobs_list_blocks(jobs: list[Any], describe: Any) -> list[Block]:
+    if not jobs:
+        return [section("No active jobs.")]
+    lines = []
+    now = datetime.now(UTC)
+    for j in jobs:
+        stuck = ""
+        if j.state == "running" and j.lease_expires_at and j.lease_expires_at < now:
+            stuck = " — *stuck: its worker stopped* (`/taisun jobs cancel " + j.id[:8] + "`)"
+        lines.append(
+            f"`{j.id[:8]}` {escape(describe(j))} — {STATE_LABEL.get(j.state, j.state)} · <@{j.requested_by}>{stuck}"
+        )
+    return [section("*Active jobs*"), section("\n".join(lines))]

@@ -1,0 +1,107 @@
+"""`taisun check`: the config is valid and each backend is reachable (or says why not)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+from bot.config import Config, Settings, load_config
+from bot.logs import redact
+
+OK, FAIL, SKIP = "ok", "fail", "not configured"
+
+
+def _database(settings: Settings, config: Config) -> tuple[str, str]:
+    from bot.store.db import current_revision, head_revision, make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        current, head = current_revision(engine), head_revision()
+    finally:
+        engine.dispose()
+    if current != head:
+        return FAIL, f"reachable, but at revision {current or 'none'}; run `taisun migrate` (needs {head})"
+    return OK, f"reachable, schema at {head}"
+
+
+def _slack(settings: Settings, config: Config) -> tuple[str, str]:
+    if not settings.slack_bot_token:
+        return SKIP, "SLACK_BOT_TOKEN is not set (the shell works without it)"
+    from bot.slack import make_web_client
+
+    resp = make_web_client(settings).auth_test()
+    return OK, f"authenticated to team {resp.get('team')} as {resp.get('user')}"
+
+
+def _github(settings: Settings, config: Config) -> tuple[str, str]:
+    if not settings.github_token:
+        return SKIP, "GITHUB_TOKEN is not set: deploys run as labelled simulations"
+    from bot.ops.deploy import github_backend
+
+    return OK, github_backend(settings, config).check()
+
+
+def _redis(settings: Settings, config: Config) -> tuple[str, str]:
+    urls = {
+        e.name: os.environ.get(e.cache.redis_url_env, "")
+        for e in config.environments.values()
+        if e.cache and e.cache.redis_url_env
+    }
+    if settings.redis_url:
+        urls["REDIS_URL"] = settings.redis_url
+    urls = {k: v for k, v in urls.items() if v}
+    if not urls:
+        return SKIP, "no Redis URL in the environment"
+    import redis
+
+    for _name, url in urls.items():
+        redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3).ping()
+    return OK, f"ping ok: {', '.join(urls)}"
+
+
+def _aws(settings: Settings, config: Config) -> tuple[str, str]:
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        return SKIP, "no AWS credentials: backups and SSM restarts run as labelled simulations"
+    from bot.backends.aws import client
+
+    client("s3").head_bucket(Bucket=config.backup.bucket)
+    return OK, f"bucket {config.backup.bucket} reachable"
+
+
+def _runbooks(settings: Settings, config: Config) -> tuple[str, str]:
+    try:
+        from bot.runbooks import default_runbook_dir, load_runbooks
+    except ImportError:
+        return SKIP, "runbooks are not part of this version"
+    books = load_runbooks(default_runbook_dir())
+    return OK, f"{len(books)} runbooks valid"
+
+
+CHECKS: list[tuple[str, Callable[[Settings, Config], tuple[str, str]]]] = [
+    ("database", _database),
+    ("slack", _slack),
+    ("github", _github),
+    ("redis", _redis),
+    ("aws", _aws),
+    ("runbooks", _runbooks),
+]
+
+
+def run_checks(settings: Settings, json_output: bool = False) -> int:
+    """Print one line per backend; exit 1 when the config is bad or a configured backend fails."""
+    config = load_config(settings.config_path)  # ConfigError goes up with the file and field
+    results = [("config", OK, f"{settings.config_path}: {len(config.environments)} environments")]
+    for name, fn in CHECKS:
+        try:
+            status, detail = fn(settings, config)
+        except Exception as e:
+            status, detail = FAIL, redact(f"{type(e).__name__}: {e}".splitlines()[0])[:300]
+        results.append((name, status, detail))
+    if json_output:
+        print(json.dumps([{"check": n, "status": s, "detail": d} for n, s, d in results]))
+    else:
+        icons = {OK: "✓", FAIL: "✗", SKIP: "–"}
+        for n, s, d in results:
+            print(f"{icons[s]} {n:<9} {d}")
+    return 1 if any(s == FAIL for _, s, _ in results) else 0

@@ -1,0 +1,263 @@
+"""The `taisun` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from bot.config import ConfigError, Settings, load_config
+from bot.store.db import DatabaseNotMigrated
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    config = load_config(settings.config_path)  # fail fast, with the file and field, before forking
+    del config
+    from bot.logs import setup_logging
+    from bot.store.db import ensure_migrated, make_engine, migrate
+
+    setup_logging(settings.log_level)
+    engine = make_engine(settings.database_url)
+    if args.migrate:
+        migrate(engine)
+    ensure_migrated(engine)
+    engine.dispose()
+    if settings.slack_app_token:
+        return _serve_socket_mode(settings)
+    if not settings.slack_signing_secret:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set: HTTP mode cannot verify that requests come from Slack."
+        )
+    from bot.gunicorn_app import serve_http
+
+    serve_http(settings, bind=args.bind, workers=args.workers, threads=args.threads)
+    return 0
+
+
+def _serve_socket_mode(settings: Settings) -> int:
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.server import build_wsgi
+
+    wsgi = build_wsgi(settings, socket_mode=True)
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    import threading
+
+    httpd = make_server(
+        "0.0.0.0",
+        settings.port,  # noqa: S104 (a server)
+        wsgi,
+        handler_class=Quiet,
+    )  # /health, /metrics, /alerts
+    threading.Thread(target=httpd.serve_forever, name="taisun-http", daemon=True).start()
+    SocketModeHandler(wsgi.bolt_app, settings.slack_app_token).start()  # type: ignore[attr-defined]
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from bot.shell import run_shell
+
+    return run_shell(as_user=args.as_user, database_url=args.database)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from bot.store.db import current_revision, make_engine, migrate
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    before = current_revision(engine)
+    after = migrate(engine)
+    print(
+        f"database migrated: {before or 'empty'} → {after}"
+        if before != after
+        else f"database already at {after}"
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot.checks import run_checks
+
+    return run_checks(_settings(), json_output=args.json)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from bot import audit
+    from bot.store.db import ensure_migrated, make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    ensure_migrated(engine)
+    if args.action == "verify":
+        report = audit.verify(engine)
+        if args.json:
+            print(json.dumps({"ok": report.ok, "rows": report.rows, "problems": report.problems}))
+        elif report.ok:
+            print(f"audit log intact: {report.rows} rows, hash chain unbroken")
+        else:
+            print(
+                f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.rows} rows",
+                file=sys.stderr,
+            )
+            for p in report.problems:
+                print(f"  - {p}", file=sys.stderr)
+        return 0 if report.ok else 1
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
+    progress = _progress("exporting", enabled=bool(args.output) and sys.stderr.isatty())
+    try:
+        n = audit.export(engine, out, fmt=args.format, progress=progress)
+    finally:
+        if args.output:
+            out.close()
+    if args.output:
+        print(f"\nexported {n} rows to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _progress(label: str, enabled: bool) -> Callable[[int], None] | None:
+    if not enabled:
+        return None
+
+    def show(n: int) -> None:
+        if n % 1000 == 0:
+            print(f"\r{label}: {n:,} rows", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from bot.ops.backup import run_from_cli
+
+    return run_from_cli(_settings(), json_output=args.json)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from bot.services import build_services
+    from bot.store.db import ensure_migrated
+
+    svc = build_services(_settings(), workers=0)
+    ensure_migrated(svc.engine)
+    if args.action == "cancel":
+        from sqlalchemy import select
+
+        from bot.store.models import Job
+
+        with svc.sessions() as s:
+            ids = list(s.scalars(select(Job.id).where(Job.id.startswith(args.id)).limit(2)))
+        if len(ids) != 1:
+            print(f"no single job starts with {args.id!r}", file=sys.stderr)
+            return 1
+        job = svc.jobs.cancel(
+            ids[0], "cli", "taisun jobs cancel", reason=args.reason or "cancelled from the command line"
+        )
+        print(f"cancelled {job.id}")
+        return 0
+    rows = [
+        {"id": j.id, "operation": j.operation, "environment": j.environment, "state": j.state,
+         "requested_by": j.requested_by, "lease_owner": j.lease_owner,
+         "lease_expires_at": j.lease_expires_at.isoformat() if j.lease_expires_at else None,
+         "created_at": j.created_at.isoformat()}
+        for j in svc.jobs.active()
+    ]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows or []:
+            print(
+                f"{r['id'][:8]}  {r['operation']:<12} {r['environment']:<12} {r['state']:<17} lease={r['lease_owner'] or '-'}"
+            )
+        if not rows:
+            print("no active jobs")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="taisun", description="TAISUN ChatOps: run production from Slack, safely."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser(
+        "serve", help="serve Slack (HTTP under gunicorn, or Socket Mode when SLACK_APP_TOKEN is set)"
+    )
+    s.add_argument("--migrate", action="store_true", help="apply database migrations first")
+    s.add_argument("--bind", default=None, help="address:port (default 0.0.0.0:$PORT)")
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--threads", type=int, default=8)
+    s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("shell", help="try the bot in this terminal, no Slack workspace needed")
+    s.add_argument("--as", dest="as_user", default="alice", help="who you are at start: alice, bob or carol")
+    s.add_argument(
+        "--database", default=None, help="database URL (default: $DATABASE_URL or sqlite:///taisun.db)"
+    )
+    s.set_defaults(fn=cmd_shell)
+
+    s = sub.add_parser("migrate", help="create or upgrade the database schema")
+    s.set_defaults(fn=cmd_migrate)
+
+    s = sub.add_parser("check", help="validate the config and report which backends are reachable")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_check)
+
+    s = sub.add_parser("audit", help="verify or export the audit log")
+    a = s.add_subparsers(dest="action", required=True)
+    v = a.add_parser("verify", help="check the hash chain; names every edited, inserted or deleted row")
+    v.add_argument("--json", action="store_true")
+    e = a.add_parser("export", help="write the log as JSON lines or CSV")
+    e.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    e.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
+    s.set_defaults(fn=cmd_audit)
+
+    s = sub.add_parser("backup", help="backups for cron / systemd timers")
+    b = s.add_subparsers(dest="action", required=True)
+    r = b.add_parser("run", help="back up the configured database to S3 and post the result")
+    r.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_backup)
+
+    s = sub.add_parser("jobs", help="list active or stuck jobs, or cancel one")
+    s.add_argument("action", nargs="?", choices=["list", "cancel"], default="list")
+    s.add_argument("id", nargs="?", default="")
+    s.add_argument("--reason", default="")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_jobs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except ConfigError as e:
+        print(f"taisun: configuration error: {e}", file=sys.stderr)
+        return 2
+    except DatabaseNotMigrated as e:
+        print(f"taisun: {e}", file=sys.stderr)
+        return 2
+    except OperationalError as e:
+        from bot.logs import redact
+
+        reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        print(f"taisun: cannot use the database: {redact(reason)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

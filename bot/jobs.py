@@ -1,0 +1,591 @@
+"""Durable jobs: requested → (pending_approval →) queued → running → a final state.
+
+Every transition is a conditional UPDATE on the job row plus an audit row in the same
+transaction, so a double click, two approvers at once or two replicas start a job
+exactly once, and nothing happens that the audit log does not show. Workers hold a
+lease on the job they run; a replica that dies leaves a lease that expires and
+another replica resumes the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bot import audit, locks
+from bot.audit import AuditWriteFailed
+from bot.locks import FINAL_STATES, EnvironmentLocked
+from bot.ops.base import REGISTRY, JobContext, Operation, OpError, OpRefused, Request
+from bot.policy import NotAllowed
+from bot.store.models import Job, Lock
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+ACTIVE_STATES = frozenset({"validating", "pending_approval", "queued", "running"})
+STATE_EMOJI = {
+    "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀",
+    "succeeded": "✅", "failed": "❌", "rejected": "🚫", "expired": "⌛",
+    "cancelled": "🛑", "invalid": "⚠️", "refused": "🔒",
+}  # fmt: skip
+
+
+class JobNotFound(OpError):
+    pass
+
+
+class SelfApproval(OpError):
+    pass
+
+
+class ApprovalExpired(OpError):
+    pass
+
+
+class AlreadyDecided(OpError):
+    pass
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _audit(
+    s: Session,
+    job: Job,
+    event: str,
+    actor_id: str,
+    actor_name: str = "",
+    outcome: str = "ok",
+    detail: str = "",
+) -> None:
+    audit.append(
+        s,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        action=f"{job.operation}.{event}",
+        environment=job.environment,
+        channel=job.channel,
+        params={k: v for k, v in job.params.items() if k != "steps"}
+        | ({"dry_run": True} if job.dry_run else {}),
+        outcome=outcome,
+        detail=detail,
+        job_id=job.id,
+    )
+
+
+def audit_refusal(svc: Services, req: Request, reason: str) -> None:
+    """Refusals are audited too; if even that fails, the refusal still stands."""
+    try:
+        with svc.sessions.begin() as s:
+            audit.append(
+                s, actor_id=req.user_id, actor_name=req.user_name, action=f"{req.operation}.refused",
+                environment=req.env.name if req.env else "", channel=req.channel, params=req.params,
+                outcome="refused", detail=reason,
+            )  # fmt: skip
+    except SQLAlchemyError:
+        log.exception("could not audit a refusal")
+
+
+class JobService:
+    """Requests, approvals, rejections and cancellations: the fast, user-facing transitions."""
+
+    def __init__(self, svc: Services):
+        self.svc = svc
+
+    def op(self, name: str) -> Operation:
+        return REGISTRY[name]
+
+    def request(self, req: Request) -> Job:
+        """Check and record a request (ack path: database only, no network). Raises on refusal."""
+        op = self.op(req.operation)
+        env = req.env
+        try:
+            self.svc.policy.require(req.user_id, op.role, env, f"run {op.name}")
+            op.check_request(self.svc, req)
+            if env is not None and op.needs_lock and not req.dry_run:
+                with self.svc.sessions() as s:
+                    held = locks.current(s, env.name)
+                    if held is not None and held.holder_id != req.user_id:
+                        raise EnvironmentLocked(locks.LockInfo.of(held))
+        except (NotAllowed, OpError, EnvironmentLocked) as e:
+            audit_refusal(self.svc, req, str(e))
+            raise
+        job = Job(
+            id=str(uuid.uuid4()),
+            operation=op.name,
+            environment=env.name if env else "",
+            params=req.params,
+            state="validating",
+            requested_by=req.user_id,
+            requested_by_name=req.user_name,
+            channel=req.channel,
+            response_url=req.response_url,
+            dry_run=req.dry_run,
+            created_at=now(),
+            updated_at=now(),
+        )
+        try:
+            with self.svc.sessions.begin() as s:
+                s.add(job)
+                s.flush()
+                _audit(s, job, "requested", req.user_id, req.user_name)
+        except SQLAlchemyError as e:
+            raise AuditWriteFailed(
+                "I could not record this request in the audit log, so nothing was run. "
+                "The bot's database may be down; try again in a minute."
+            ) from e
+        self.svc.runner.wake()
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with self.svc.sessions() as s:
+            job = s.get(Job, job_id)
+        if job is None:
+            raise JobNotFound("That request no longer exists.")
+        return job
+
+    def approve(self, job_id: str, user_id: str, user_name: str = "") -> Job:
+        """Approve a pending job exactly once; takes the environment lock with it."""
+        job = self.get(job_id)
+        op = self.op(job.operation)
+        env = self.svc.config.environments.get(job.environment)
+        if job.state != "pending_approval":
+            raise AlreadyDecided(_decided_text(job))
+        if user_id == job.requested_by:
+            self._audit_denied(job, user_id, user_name, "self-approval")
+            raise SelfApproval("You asked for this one, so someone else has to approve it.")
+        if not self.svc.policy.has_role(user_id, "approver", env):
+            self._audit_denied(job, user_id, user_name, "not an approver")
+            raise NotAllowed("approver", env, f"approve {op.name}")
+        if job.expires_at and job.expires_at <= now():
+            self.expire(job.id)
+            raise ApprovalExpired("This request has expired. Ask again with the same command.")
+        try:
+            with self.svc.sessions.begin() as s:
+                if op.needs_lock and env is not None:
+                    locks.acquire(
+                        s, env.name, holder_id=job.requested_by, holder_name=job.requested_by_name,
+                        reason=op.describe(job), job_id=job.id, channel=job.channel,
+                    )  # fmt: skip
+                res = s.execute(
+                    update(Job)
+                    .where(
+                        Job.id == job.id,
+                        Job.state == "pending_approval",
+                        or_(Job.expires_at.is_(None), Job.expires_at > now()),
+                    )
+                    .values(state="queued", approved_by=user_id, updated_at=now())
+                )
+                if res.rowcount != 1:
+                    s.rollback()
+                    raise AlreadyDecided(_decided_text(self.get(job.id)))
+                job.state, job.approved_by = "queued", user_id
+                _audit(s, job, "approved", user_id, user_name)
+        except EnvironmentLocked:
+            raise
+        except SQLAlchemyError as e:
+            fresh = self.get(job.id)
+            if fresh.state != "pending_approval":
+                raise AlreadyDecided(_decided_text(fresh)) from None
+            raise AuditWriteFailed(
+                "I could not record the approval, so nothing was started. Try again."
+            ) from e
+        self.svc.runner.wake()
+        self.svc.notifier.job_changed(job.id)
+        return self.get(job.id)
+
+    def reject(self, job_id: str, user_id: str, user_name: str = "", reason: str = "") -> Job:
+        job = self.get(job_id)
+        env = self.svc.config.environments.get(job.environment)
+        if user_id != job.requested_by and not self.svc.policy.has_role(user_id, "approver", env):
+            raise NotAllowed("approver", env, "reject this request")
+        outcome = "cancelled" if user_id == job.requested_by else "rejected"
+        with self.svc.sessions.begin() as s:
+            res = s.execute(
+                update(Job).where(Job.id == job.id, Job.state == "pending_approval")
+                .values(state=outcome, finished_at=now(), updated_at=now(), result=reason)
+            )  # fmt: skip
+            if res.rowcount != 1:
+                s.rollback()
+                raise AlreadyDecided(_decided_text(self.get(job.id)))
+            _audit(s, job, outcome, user_id, user_name, outcome=outcome, detail=reason)
+        self.svc.notifier.job_changed(job.id)
+        return self.get(job.id)
+
+    def expire(self, job_id: str) -> bool:
+        with self.svc.sessions.begin() as s:
+            res = s.execute(
+                update(Job).where(Job.id == job_id, Job.state == "pending_approval", Job.expires_at <= now())
+                .values(state="expired", finished_at=now(), updated_at=now(), result="approval expired")
+            )  # fmt: skip
+            if res.rowcount != 1:
+                return False
+            job = s.get(Job, job_id)
+            assert job is not None
+            _audit(s, job, "expired", "taisun", "TAISUN", outcome="expired", detail="no approval in time")
+        self.svc.notifier.job_changed(job_id)
+        return True
+
+    def cancel(self, job_id: str, user_id: str, user_name: str = "", reason: str = "") -> Job:
+        """Cancel a job that has not started, or one whose worker died (lease expired)."""
+        job = self.get(job_id)
+        if user_id != job.requested_by and not self.svc.policy.has_role(user_id, "admin"):
+            raise NotAllowed("admin", None, "cancel someone else's job")
+        t = now()
+        with self.svc.sessions.begin() as s:
+            res = s.execute(
+                update(Job)
+                .where(
+                    Job.id == job.id,
+                    or_(
+                        Job.state.in_(("validating", "pending_approval", "queued")),
+                        and_(
+                            Job.state == "running",
+                            or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < t),
+                        ),
+                    ),
+                    or_(
+                        Job.lease_expires_at.is_(None),
+                        Job.lease_expires_at < t,
+                        Job.state == "pending_approval",
+                    ),
+                )
+                .values(
+                    state="cancelled", finished_at=t, updated_at=t, result=reason or f"cancelled by {user_id}"
+                )
+            )
+            if res.rowcount != 1:
+                s.rollback()
+                fresh = self.get(job.id)
+                if fresh.state == "running":
+                    raise OpError(
+                        "That job is running right now on a live worker; it can be cancelled only if its worker dies."
+                    )
+                raise AlreadyDecided(_decided_text(fresh))
+            locks.release_for_job(s, job.id)
+            _audit(s, job, "cancelled", user_id, user_name, outcome="cancelled", detail=reason)
+        self.svc.notifier.job_changed(job.id)
+        return self.get(job.id)
+
+    def _audit_denied(self, job: Job, user_id: str, user_name: str, why: str) -> None:
+        try:
+            with self.svc.sessions.begin() as s:
+                _audit(s, job, "approval_denied", user_id, user_name, outcome="refused", detail=why)
+        except SQLAlchemyError:
+            log.exception("could not audit a denied approval")
+
+    def active(self, environment: str | None = None) -> list[Job]:
+        with self.svc.sessions() as s:
+            q = select(Job).where(Job.state.in_(ACTIVE_STATES)).order_by(Job.created_at)
+            if environment:
+                q = q.where(Job.environment == environment)
+            return list(s.scalars(q))
+
+
+def _decided_text(job: Job) -> str:
+    by = f" by <@{job.approved_by}>" if job.approved_by else ""
+    return {
+        "queued": f"Already approved{by}; it is queued.",
+        "running": f"Already approved{by}; it is running.",
+        "succeeded": "Already done.",
+        "expired": "This request has expired. Ask again with the same command.",
+        "rejected": "This request was rejected.",
+        "cancelled": "This request was cancelled.",
+    }.get(job.state, f"This request is {job.state.replace('_', ' ')}.")
+
+
+class JobRunner:
+    """Worker threads of the bot's own (never Bolt's listener pool) that run jobs under a lease."""
+
+    def __init__(
+        self, svc: Services, *, threads: int = 4, poll_seconds: float = 1.0, lease_seconds: float = 30.0
+    ):
+        self.svc = svc
+        self.owner = new_owner_id()
+        self.threads = threads
+        self.poll_seconds = poll_seconds
+        self.lease = timedelta(seconds=lease_seconds)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
+        self._last_sweep = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        if self._workers:
+            return
+        for i in range(self.threads):
+            t = threading.Thread(target=self._loop, name=f"taisun-job-{i}", daemon=True)
+            t.start()
+            self._workers.append(t)
+        hb = threading.Thread(target=self._heartbeat_loop, name="taisun-lease", daemon=True)
+        hb.start()
+        self._workers.append(hb)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._workers:
+            t.join(timeout)
+        self._workers.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def busy(self) -> int:
+        with self._running_lock:
+            return len(self._running)
+
+    # -- claiming --------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._maybe_sweep()
+                job_id = self.claim_one()
+            except SQLAlchemyError:
+                log.exception("job loop: database error")
+                job_id = None
+            if job_id:
+                self.execute(job_id)
+                continue
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+
+    def claim_one(self) -> str | None:
+        """Take the oldest runnable job under a lease (a conditional UPDATE decides between replicas)."""
+        t = now()
+        free = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < t)
+        with self.svc.sessions() as s:
+            candidates = list(
+                s.scalars(
+                    select(Job.id)
+                    .where(Job.state.in_(("validating", "queued", "running")), free)
+                    .order_by(Job.created_at)
+                    .limit(5)
+                )
+            )
+        for job_id in candidates:
+            with self.svc.sessions.begin() as s:
+                res = s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state.in_(("validating", "queued", "running")), free)
+                    .values(
+                        lease_owner=self.owner,
+                        lease_expires_at=t + self.lease,
+                        attempts=Job.attempts + 1,
+                        updated_at=t,
+                    )
+                )
+            if res.rowcount == 1:
+                return job_id
+        return None
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.lease.total_seconds() / 3):
+            with self._running_lock:
+                ids = list(self._running)
+            for job_id in ids:
+                self._extend(job_id)
+
+    def _extend(self, job_id: str) -> None:
+        try:
+            with self.svc.sessions.begin() as s:
+                s.execute(
+                    update(Job).where(Job.id == job_id, Job.lease_owner == self.owner)
+                    .values(lease_expires_at=now() + self.lease)
+                )  # fmt: skip
+        except SQLAlchemyError:
+            log.warning("could not extend a job lease", extra={"job_id": job_id})
+
+    # -- running ---------------------------------------------------------------------
+    def execute(self, job_id: str) -> None:
+        with self._running_lock:
+            self._running.add(job_id)
+        try:
+            self._execute(job_id)
+        except Exception:
+            log.exception("job crashed", extra={"job_id": job_id})
+            self._finish(
+                job_id, "failed", "The bot hit an internal error; see its logs. Nothing more was done."
+            )
+        finally:
+            with self._running_lock:
+                self._running.discard(job_id)
+            self.svc.notifier.job_changed(job_id)
+
+    def _context(self, job: Job) -> JobContext:
+        env = self.svc.config.environments.get(job.environment)
+
+        def save_progress(values: dict[str, Any]) -> None:
+            job.progress = {**job.progress, **values}
+            with self.svc.sessions.begin() as s:
+                s.execute(update(Job).where(Job.id == job.id).values(progress=job.progress, updated_at=now()))
+            self.svc.notifier.job_changed(job.id)
+
+        return JobContext(
+            job=job,
+            svc=self.svc,
+            env=env,
+            save_progress=save_progress,
+            heartbeat=lambda: self._extend(job.id),
+        )
+
+    def _execute(self, job_id: str) -> None:
+        with self.svc.sessions() as s:
+            job = s.get(Job, job_id)
+        if job is None or job.lease_owner != self.owner or job.state in FINAL_STATES:
+            return
+        op = REGISTRY.get(job.operation)
+        if op is None:
+            self._finish(job_id, "failed", f"This bot version does not know the operation {job.operation!r}.")
+            return
+        ctx = self._context(job)
+        if job.state == "validating":
+            self._prepare(op, ctx)
+        elif job.state in ("queued", "running"):
+            self._run(op, ctx)
+
+    def _prepare(self, op: Operation, ctx: JobContext) -> None:
+        job = ctx.job
+        try:
+            op.prepare(ctx)
+        except OpRefused as e:
+            self._finish(job.id, "invalid", str(e))
+            return
+        except OpError as e:
+            self._finish(job.id, "failed", str(e))
+            return
+        env = ctx.env
+        t = now()
+        if op.approval_required(self.svc, job, env):
+            minutes = (
+                self.svc.config.approval_expiry(env)
+                if env
+                else self.svc.config.defaults.approval_expiry_minutes
+            )
+            with self.svc.sessions.begin() as s:
+                s.execute(
+                    update(Job).where(Job.id == job.id, Job.state == "validating")
+                    .values(state="pending_approval", expires_at=t + timedelta(minutes=minutes),
+                            lease_owner="", lease_expires_at=None, updated_at=t)
+                )  # fmt: skip
+                _audit(s, job, "awaiting_approval", "taisun", "TAISUN", outcome="pending")
+            return
+        try:
+            with self.svc.sessions.begin() as s:
+                if op.needs_lock and env is not None and not job.dry_run:
+                    locks.acquire(
+                        s, env.name, holder_id=job.requested_by, holder_name=job.requested_by_name,
+                        reason=op.describe(job), job_id=job.id, channel=job.channel,
+                    )  # fmt: skip
+                s.execute(update(Job).where(Job.id == job.id).values(state="queued", updated_at=t))
+                _audit(s, job, "queued", "taisun", "TAISUN")
+        except EnvironmentLocked as e:
+            self._finish(job.id, "refused", str(e))
+            return
+        job.state = "queued"
+        self._run(op, ctx)
+
+    def _run(self, op: Operation, ctx: JobContext) -> None:
+        job = ctx.job
+        if job.state == "running" and not op.resumable:
+            self._finish(
+                job.id, "failed",
+                "The bot restarted while this was running. It is not safe to repeat automatically: "
+                "check the environment, then ask again.",
+            )  # fmt: skip
+            return
+        t = now()
+        with self.svc.sessions.begin() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(state="running", started_at=job.started_at or t, updated_at=t)
+            )
+            if job.state != "running":
+                _audit(s, job, "started", "taisun", "TAISUN")
+            else:
+                _audit(
+                    s, job, "resumed", "taisun", "TAISUN", detail=f"attempt {job.attempts} on {self.owner}"
+                )
+        job.state = "running"
+        self.svc.notifier.job_changed(job.id)
+        try:
+            op.run(ctx)
+        except OpError as e:
+            self._finish(job.id, "failed", str(e))
+            return
+        except Exception as e:
+            log.error(
+                "operation raised",
+                extra={"job_id": job.id, "error": repr(e), "trace": traceback.format_exc()},
+            )
+            self._finish(job.id, "failed", f"Unexpected error: {type(e).__name__}: {e}")
+            return
+        self._finish(job.id, "succeeded", ctx.progress.get("result", ""), keep_lock=op.keep_lock_after(job))
+
+    def _finish(self, job_id: str, state: str, result: str, keep_lock: str | None = None) -> None:
+        """Move to a final state, release (or convert) the lock, audit — all in one transaction."""
+        t = now()
+        with self.svc.sessions.begin() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.state in FINAL_STATES:
+                return
+            job.state, job.result, job.finished_at, job.updated_at = state, result, t, t
+            job.lease_owner, job.lease_expires_at = "", None
+            if keep_lock:
+                lock = s.get(Lock, job.environment)
+                if lock is not None and lock.job_id == job.id:
+                    lock.job_id, lock.reason, lock.acquired_at = "", keep_lock, t
+            else:
+                locks.release_for_job(s, job.id)
+            outcome = {"succeeded": "ok", "failed": "error"}.get(state, state)
+            _audit(s, job, state, "taisun", "TAISUN", outcome=outcome, detail=result)
+        self.svc.metrics.job_finished(job, state)
+
+    # -- housekeeping ----------------------------------------------------------------
+    def _maybe_sweep(self) -> None:
+        if time.monotonic() - self._last_sweep < 15:
+            return
+        self._last_sweep = time.monotonic()
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Expire stale approvals and remind lock holders. Safe to run on every replica at once."""
+        t = now()
+        with self.svc.sessions() as s:
+            expired = list(
+                s.scalars(select(Job.id).where(Job.state == "pending_approval", Job.expires_at <= t))
+            )
+        for job_id in expired:
+            self.svc.jobs.expire(job_id)
+        for hook in self.svc.sweep_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("sweep hook failed")
+
+
+SweepHook = Callable[[], None]

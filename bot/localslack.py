@@ -1,0 +1,397 @@
+"""A local stand-in for Slack's Web API on loopback, speaking its wire protocol.
+
+The shell points the bot's SLACK_API_URL here to try everything without a workspace,
+and the tests do the same to watch what the bot posts. It keeps messages, views and
+user groups in memory, answers like Slack (`{"ok": true, ...}` / `{"ok": false,
+"error": ...}`), accepts `response_url` posts, and can inject faults (429 with
+Retry-After, 5xx, dropped connections) for the reliability tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    user: str = "UBOT"
+    thread_ts: str = ""
+    ephemeral_to: str = ""  # set for ephemeral messages (postEphemeral and response_url replies)
+    updates: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Fault:
+    method: str  # Web API method name or "respond"; "*" for any
+    status: int  # 429, 500, 503... or 0 to drop the connection
+    times: int = 1
+    retry_after: int = 1
+    error: str = ""  # ok:false error to answer with status 200 (e.g. "invalid_auth")
+
+
+class LocalSlack:
+    def __init__(self, token: str | None = None):
+        self.token = token  # when set, calls with another token get invalid_auth
+        self.messages: list[Message] = []
+        self.views: dict[str, dict[str, Any]] = {}
+        self.home: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.usergroups: dict[str, set[str]] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.faults: list[Fault] = []
+        self.revoked = False
+        self._lock = threading.RLock()
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._listeners: list[Callable[[str, Message | dict[str, Any]], None]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> LocalSlack:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                owner._handle(self)
+
+            do_GET = do_POST  # noqa: N815
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+        threading.Thread(target=self._server.serve_forever, name="localslack", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LocalSlack:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def base(self) -> str:
+        return self.url.removesuffix("api/")
+
+    def response_url(self, key: str = "") -> str:
+        return f"{self.base}respond/{key or next(self._ids)}"
+
+    def on_change(self, fn: Callable[[str, Message | dict[str, Any]], None]) -> None:
+        """fn(kind, obj): kind is posted, updated, ephemeral, view_opened, view_updated, home."""
+        self._listeners.append(fn)
+
+    def _emit(self, kind: str, obj: Any) -> None:
+        for fn in list(self._listeners):
+            fn(kind, obj)
+
+    # -- test helpers ----------------------------------------------------------------
+    def add_usergroup(self, handle: str, members: set[str]) -> None:
+        with self._lock:
+            self.usergroups[handle.lstrip("@")] = set(members)
+
+    def add_user(self, user_id: str, name: str, tz: str = "Asia/Tokyo", locale: str = "ja-JP") -> None:
+        with self._lock:
+            self.users[user_id] = {"id": user_id, "name": name, "real_name": name, "tz": tz, "locale": locale}
+
+    def fail(self, method: str, status: int, times: int = 1, retry_after: int = 1, error: str = "") -> None:
+        with self._lock:
+            self.faults.append(Fault(method, status, times, retry_after, error))
+
+    def channel_messages(self, channel: str | None = None) -> list[Message]:
+        with self._lock:
+            return [
+                m for m in self.messages if not m.ephemeral_to and (channel is None or m.channel == channel)
+            ]
+
+    def ephemeral(self, user: str | None = None) -> list[Message]:
+        with self._lock:
+            return [m for m in self.messages if m.ephemeral_to and (user is None or m.ephemeral_to == user)]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Poll until predicate() is truthy; returns its value or raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise TimeoutError("local Slack: condition not met in time")
+
+    def count(self, method: str) -> int:
+        with self._lock:
+            return sum(1 for m, _ in self.calls if m == method)
+
+    # -- wire protocol ---------------------------------------------------------------
+    def _reply(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = json.dumps(body).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json; charset=utf-8")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _params(self, h: BaseHTTPRequestHandler) -> dict[str, Any]:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        ctype = h.headers.get("Content-Type", "")
+        if "json" in ctype:
+            return json.loads(raw or b"{}")
+        params: dict[str, Any] = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        if "?" in h.path:
+            params.update({k: v[0] for k, v in parse_qs(h.path.split("?", 1)[1]).items()})
+        for key in ("blocks", "view", "attachments"):
+            if isinstance(params.get(key), str):
+                with contextlib.suppress(ValueError):
+                    params[key] = json.loads(params[key])
+        return params
+
+    def _fault_for(self, method: str) -> Fault | None:
+        with self._lock:
+            for f in self.faults:
+                if f.method in (method, "*") and f.times > 0:
+                    f.times -= 1
+                    if f.times == 0:
+                        self.faults.remove(f)
+                    return f
+        return None
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        path = h.path.split("?", 1)[0]
+        params = self._params(h)
+        if path.startswith("/respond/"):
+            method = "respond"
+        elif path.startswith("/api/"):
+            method = path.removeprefix("/api/")
+        else:
+            self._reply(h, 404, {"ok": False, "error": "unknown_method"})
+            return
+        with self._lock:
+            self.calls.append((method, params))
+        fault = self._fault_for(method)
+        if fault is not None:
+            if fault.status == 0:
+                h.close_connection = True
+                h.connection.close()  # a connection reset, as a load balancer might do
+                return
+            if fault.error:
+                self._reply(h, 200, {"ok": False, "error": fault.error})
+                return
+            headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
+            self._reply(
+                h,
+                fault.status,
+                {"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"},
+                headers,
+            )
+            return
+        if method == "respond":
+            self._reply(h, 200, self._respond(path, params))
+            return
+        auth = h.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() or params.get("token", "")
+        if not token:
+            self._reply(h, 200, {"ok": False, "error": "not_authed"})
+            return
+        if self.revoked or (self.token and token != self.token):
+            self._reply(h, 200, {"ok": False, "error": "token_revoked" if self.revoked else "invalid_auth"})
+            return
+        handler = getattr(self, "api_" + method.replace(".", "_"), None)
+        if handler is None:
+            self._reply(h, 200, {"ok": False, "error": "unknown_method"})
+            return
+        try:
+            self._reply(h, 200, handler(params))
+        except KeyError as e:
+            self._reply(h, 200, {"ok": False, "error": "invalid_arguments", "detail": f"missing {e}"})
+
+    # -- methods ---------------------------------------------------------------------
+    def _new_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def _channel_id(self, channel: str) -> str:
+        channel = str(channel)
+        if channel.startswith("#"):
+            return "C" + channel[1:].upper().replace("-", "")[:10]
+        return channel
+
+    def _respond(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        key = path.removeprefix("/respond/")
+        with self._lock:
+            if params.get("replace_original") in (True, "true") or params.get("delete_original") in (
+                True,
+                "true",
+            ):
+                for m in self.messages:
+                    if m.ephemeral_to and m.ts == f"respond-{key}":
+                        m.history.append({"text": m.text, "blocks": m.blocks})
+                        m.text, m.blocks = params.get("text", ""), params.get("blocks") or []
+                        self._emit("ephemeral", m)
+                        return {"ok": True}
+            user = key.split("-")[0] if "-" in key else key
+            ephemeral = params.get("response_type", "ephemeral") != "in_channel"
+            msg = Message(
+                channel=params.get("channel", ""), ts=f"respond-{key}" if ephemeral else self._new_ts(),
+                text=params.get("text", ""), blocks=params.get("blocks") or [], ephemeral_to=user if ephemeral else "",
+            )  # fmt: skip
+            self.messages.append(msg)
+        self._emit("ephemeral" if ephemeral else "posted", msg)
+        return {"ok": True}
+
+    def api_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://local.slack/",
+            "team": "Local",
+            "user": "taisun",
+            "team_id": "T0LOCAL",
+            "user_id": "UBOT",
+            "bot_id": "B0BOT",
+        }
+
+    def api_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_id(p["channel"])
+        if channel in self.users or channel.startswith("U"):
+            channel = "D" + channel  # a DM with that user
+        msg = Message(
+            channel=channel,
+            ts=self._new_ts(),
+            text=p.get("text", ""),
+            blocks=p.get("blocks") or [],
+            thread_ts=str(p.get("thread_ts", "")),
+        )
+        with self._lock:
+            self.messages.append(msg)
+        self._emit("posted", msg)
+        return {"ok": True, "channel": channel, "ts": msg.ts, "message": {"text": msg.text, "ts": msg.ts}}
+
+    def api_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
+        msg = Message(channel=self._channel_id(p["channel"]), ts=self._new_ts(), text=p.get("text", ""),
+                      blocks=p.get("blocks") or [], ephemeral_to=p["user"], thread_ts=str(p.get("thread_ts", "")))  # fmt: skip
+        with self._lock:
+            self.messages.append(msg)
+        self._emit("ephemeral", msg)
+        return {"ok": True, "message_ts": msg.ts}
+
+    def api_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_id(p["channel"])
+        with self._lock:
+            for m in self.messages:
+                if m.ts == p["ts"] and m.channel == channel:
+                    m.history.append({"text": m.text, "blocks": m.blocks})
+                    m.text, m.blocks = p.get("text", m.text), p.get("blocks") or m.blocks
+                    m.updates += 1
+                    break
+            else:
+                return {"ok": False, "error": "message_not_found"}
+        self._emit("updated", m)
+        return {"ok": True, "channel": channel, "ts": m.ts}
+
+    def api_chat_getPermalink(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "permalink": f"https://local.slack/archives/{p['channel']}/p{str(p['message_ts']).replace('.', '')}",
+        }
+
+    def api_views_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        view_id = f"V{next(self._ids):08d}"
+        view = dict(p["view"], id=view_id)
+        with self._lock:
+            self.views[view_id] = view
+        self._emit("view_opened", view)
+        return {"ok": True, "view": view}
+
+    def api_views_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        view_id = p["view_id"]
+        with self._lock:
+            if view_id not in self.views:
+                return {"ok": False, "error": "not_found"}
+            self.views[view_id] = dict(p["view"], id=view_id)
+        self._emit("view_updated", self.views[view_id])
+        return {"ok": True, "view": self.views[view_id]}
+
+    def api_views_publish(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.home[p["user_id"]] = p["view"]
+        self._emit("home", {"user_id": p["user_id"], "view": p["view"]})
+        return {"ok": True, "view": p["view"]}
+
+    def api_usergroups_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            groups = [
+                {"id": f"S{h.upper()[:8]}", "handle": h, "users": sorted(u)}
+                for h, u in self.usergroups.items()
+            ]
+        return {"ok": True, "usergroups": groups}
+
+    def api_usergroups_users_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            for h, members in self.usergroups.items():
+                if f"S{h.upper()[:8]}" == p["usergroup"]:
+                    return {"ok": True, "users": sorted(members)}
+        return {"ok": False, "error": "no_such_subteam"}
+
+    def api_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(p["user"])
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": user}
+
+    def api_conversations_create(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["name"]
+        with self._lock:
+            if any(c["name"] == name for c in self.channels.values()):
+                return {"ok": False, "error": "name_taken"}
+            cid = f"C{next(self._ids):08d}"
+            self.channels[cid] = {"id": cid, "name": name, "members": set()}
+        return {"ok": True, "channel": {"id": cid, "name": name}}
+
+    def api_conversations_invite(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            ch = self.channels.get(p["channel"])
+            if ch is None:
+                return {"ok": False, "error": "channel_not_found"}
+            ch["members"].update(u for u in str(p["users"]).split(",") if u)
+        return {"ok": True, "channel": {"id": ch["id"], "name": ch["name"]}}
+
+    def api_conversations_join(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channel": {"id": p["channel"]}}
+
+    def api_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def api_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": False, "error": "not_allowed_token_type"}

@@ -1,0 +1,123 @@
+"""Per-environment locks: one change at a time, each lock with an owner, a reason and an expiry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.store.models import Job, Lock
+
+FINAL_STATES = frozenset({"succeeded", "failed", "rejected", "expired", "cancelled", "invalid", "refused"})
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    environment: str
+    holder_id: str
+    holder_name: str
+    reason: str
+    job_id: str
+    acquired_at: datetime
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, lock: Lock) -> LockInfo:
+        return cls(
+            lock.environment, lock.holder_id, lock.holder_name, lock.reason,
+            lock.job_id, lock.acquired_at, lock.expires_at,
+        )  # fmt: skip
+
+    def describe(self) -> str:
+        since = self.acquired_at.strftime("%Y-%m-%d %H:%M UTC")
+        what = f"a running job `{self.job_id[:8]}`" if self.job_id else f"<@{self.holder_id}>"
+        why = f" — “{self.reason}”" if self.reason else ""
+        until = f", expires {self.expires_at.strftime('%H:%M UTC')}" if self.expires_at else ""
+        return f"*{self.environment}* is locked by {what} since {since}{why}{until}"
+
+
+class EnvironmentLocked(Exception):
+    """Someone or something holds the environment; the message says who, why, since when and what to do."""
+
+    def __init__(self, info: LockInfo):
+        self.info = info
+        release = (
+            "It is released when the job finishes."
+            if info.job_id
+            else f"The holder can release it with `/taisun unlock {info.environment}`."
+        )
+        super().__init__(f"{info.describe()}. {release}")
+
+
+def _is_stale(s: Session, lock: Lock, now: datetime) -> bool:
+    if lock.expires_at is not None and lock.expires_at <= now:
+        return True
+    if lock.job_id:
+        state = s.scalar(select(Job.state).where(Job.id == lock.job_id))
+        return state is None or state in FINAL_STATES
+    return False
+
+
+def current(s: Session, environment: str, now: datetime | None = None) -> Lock | None:
+    """The live lock on the environment, or None (expired and orphaned locks do not count)."""
+    now = now or datetime.now(UTC)
+    lock = s.get(Lock, environment)
+    if lock is None or _is_stale(s, lock, now):
+        return None
+    return lock
+
+
+def acquire(
+    s: Session,
+    environment: str,
+    *,
+    holder_id: str,
+    holder_name: str = "",
+    reason: str = "",
+    job_id: str = "",
+    expires_at: datetime | None = None,
+    channel: str = "",
+) -> Lock:
+    """Take the lock in the caller's transaction or raise EnvironmentLocked.
+
+    A concurrent taker loses on the primary key (IntegrityError); the caller's
+    transaction is then unusable, so the caller must roll back.
+    """
+    now = datetime.now(UTC)
+    existing = s.get(Lock, environment, with_for_update=True)
+    if existing is not None:
+        if existing.job_id and existing.job_id == job_id:
+            return existing
+        if not _is_stale(s, existing, now):
+            raise EnvironmentLocked(LockInfo.of(existing))
+        s.delete(existing)
+        s.flush()
+    lock = Lock(
+        environment=environment, holder_id=holder_id, holder_name=holder_name, reason=reason,
+        job_id=job_id, acquired_at=now, expires_at=expires_at, channel=channel,
+    )  # fmt: skip
+    s.add(lock)
+    try:
+        with s.begin_nested():
+            s.flush()
+    except IntegrityError:
+        winner = s.get(Lock, environment, populate_existing=True)
+        if winner is None:
+            raise
+        raise EnvironmentLocked(LockInfo.of(winner)) from None
+    return lock
+
+
+def release_for_job(s: Session, job_id: str) -> bool:
+    res = s.execute(delete(Lock).where(Lock.job_id == job_id))
+    return bool(res.rowcount)
+
+
+def release(s: Session, environment: str) -> Lock | None:
+    lock = s.get(Lock, environment, with_for_update=True)
+    if lock is not None:
+        s.delete(lock)
+    return lock

@@ -1,0 +1,1 @@
+"""One module per operation; importing this package registers them all."""

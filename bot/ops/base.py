@@ -1,0 +1,116 @@
+"""What every operation module provides, and the context a running job gets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bot.config import Environment
+
+if TYPE_CHECKING:
+    from bot.services import Services
+    from bot.store.models import Job
+
+
+class OpError(Exception):
+    """An operation failed or was refused; the message is shown to the user as is."""
+
+
+class OpRefused(OpError):
+    """Prepare found the request invalid (a missing tag, say): the job ends `invalid`, nothing ran."""
+
+
+@dataclass
+class Request:
+    """What the user asked for, after parsing."""
+
+    operation: str
+    env: Environment | None
+    params: dict[str, Any]
+    user_id: str
+    user_name: str = ""
+    channel: str = ""
+    response_url: str = ""
+    dry_run: bool = False
+
+
+@dataclass
+class JobContext:
+    """Handed to prepare/run: the job, the services, and ways to record progress durably."""
+
+    job: Job
+    svc: Services
+    env: Environment | None
+    save_progress: Callable[[dict[str, Any]], None]
+    heartbeat: Callable[[], None]
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def progress(self) -> dict[str, Any]:
+        return self.job.progress
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.job.params
+
+    @property
+    def dry_run(self) -> bool:
+        return self.job.dry_run
+
+    def save(self, **values: Any) -> None:
+        """Persist progress at once (before the next side effect), so a resumed job never repeats it."""
+        self.save_progress(values)
+
+    def step(self, text: str, status: str = "done") -> None:
+        """Add a visible step to the job's message: status is running, done, failed, info or skipped."""
+        steps = list(self.progress.get("steps", []))
+        if steps and steps[-1]["status"] == "running":
+            steps.pop()
+        steps.append({"text": text, "status": status, "at": datetime.now(UTC).isoformat()})
+        self.save(steps=steps[-30:])
+
+
+class Operation:
+    """Base for modules in bot/ops/. Subclasses override what differs."""
+
+    name: ClassVar[str]
+    title: ClassVar[dict[str, str]]  # {"en": "Deploy", "ja": "デプロイ"}
+    role: ClassVar[str] = "operator"
+    needs_env: ClassVar[bool] = True
+    needs_lock: ClassVar[bool] = True
+    # Safe to run again after a crash mid-run (it records its side effects in progress).
+    resumable: ClassVar[bool] = False
+    # The approve button gets a confirm dialog; so does the request card.
+    destructive: ClassVar[bool] = False
+
+    def check_request(self, svc: Services, req: Request) -> None:
+        """Fast checks on the ack path (no network). Raise OpError to refuse."""
+
+    def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
+        return bool(env and env.approval_required) and not job.dry_run
+
+    def prepare(self, ctx: JobContext) -> None:
+        """Slow validation in a worker (GitHub lookups...). Raise OpRefused to end the job as invalid."""
+
+    def run(self, ctx: JobContext) -> None:
+        """Do the work, recording steps. Raise OpError on failure."""
+        raise OpError(f"{self.name} has no run step")
+
+    def describe(self, job: Job, lang: str = "en") -> str:
+        """One line: what this job does, e.g. `deploy v1.2.3 to production`."""
+        title = self.title.get(lang) or self.title["en"]
+        return f"{title} · {job.environment}" if job.environment else title
+
+    def keep_lock_after(self, job: Job) -> str | None:
+        """A reason to leave the environment locked after success (rollback does), or None."""
+        return None
+
+
+REGISTRY: dict[str, Operation] = {}
+
+
+def register(op: Operation) -> Operation:
+    REGISTRY[op.name] = op
+    return op

@@ -1,0 +1,36 @@
+"""Turns a job row into the Slack message it lives in (used by the Notifier thread)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bot import blocks
+from bot.ops.base import REGISTRY
+from bot.store.models import Job
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+# Operations whose failure offers a one-click rollback.
+ROLLBACK_OFFERED = frozenset({"deploy"})
+
+
+def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
+    with svc.sessions() as s:
+        job = s.get(Job, job_id)
+    if job is None or job.state == "validating" and not job.message_ts:
+        return None  # nothing worth a channel message until the request is checked
+    op = REGISTRY.get(job.operation)
+    description = svc.describe(job)
+    can_rollback = (
+        job.operation in ROLLBACK_OFFERED and not job.dry_run and bool(job.progress.get("rollback_to"))
+    )
+    return {
+        "channel": job.channel or svc.config.slack.ops_channel,
+        "fallback_channel": svc.config.slack.ops_channel,
+        "ts": job.message_ts,
+        "text": blocks.job_text(job, description),
+        "blocks": blocks.job_blocks(
+            job, description, destructive=bool(op and op.destructive), can_rollback=can_rollback
+        ),
+    }

@@ -1,0 +1,110 @@
+"""The bot's services, built once per process from settings and config, and passed explicitly."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Config, Settings, load_config
+from bot.jobs import JobRunner, JobService
+from bot.metrics import Metrics
+from bot.ops.base import REGISTRY
+from bot.policy import Directory, Policy
+from bot.slack import Notifier, group_fetcher, make_web_client
+from bot.store.db import make_engine, session_factory
+from bot.store.models import Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    slack: WebClient
+    policy: Policy
+    metrics: Metrics
+    jobs: JobService = field(init=False)
+    runner: JobRunner = field(init=False)
+    notifier: Notifier = field(init=False)
+    sweep_hooks: list[Callable[[], None]] = field(default_factory=list)
+    # Short post-ack work (live status checks, follow-up replies); never Bolt's listener pool.
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="taisun-bg")
+    )
+    # Extension slots filled by feature modules (incidents, alerts...).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    _pending: int = 0
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def later(self, fn: Callable[[], Any]) -> None:
+        """Run short work off the ack path, counted so tests and the shell can wait for it."""
+
+        def run() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("background task failed")
+            finally:
+                with self._pending_lock:
+                    self._pending -= 1
+
+        with self._pending_lock:
+            self._pending += 1
+        self.background.submit(run)
+
+    @property
+    def pending_background(self) -> int:
+        with self._pending_lock:
+            return self._pending
+
+    def start(self) -> None:
+        """Start the background threads (job workers, message sender)."""
+        self.notifier.start()
+        self.runner.start()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.notifier.flush(5)
+        self.notifier.stop()
+
+    def describe(self, job: Job, lang: str | None = None) -> str:
+        op = REGISTRY.get(job.operation)
+        return op.describe(job, lang or self.config.language) if op else job.operation
+
+
+def build_services(
+    settings: Settings, config: Config | None = None, *, workers: int | None = None
+) -> Services:
+    """Everything the handlers and workers need. Starts nothing; call .start()."""
+    import bot.ops  # noqa: F401  (registers the operations)
+
+    config = config or load_config(settings.config_path)
+    engine = make_engine(settings.database_url)
+    slack = make_web_client(settings)
+    svc = Services(
+        settings=settings,
+        config=config,
+        engine=engine,
+        sessions=session_factory(engine),
+        slack=slack,
+        policy=Policy(config, Directory(group_fetcher(slack))),
+        metrics=Metrics(),
+    )
+    svc.jobs = JobService(svc)
+    svc.runner = JobRunner(svc, threads=workers if workers is not None else settings.taisun_workers)
+    from bot.render import render_job_message
+
+    svc.notifier = Notifier(svc, slack, lambda job_id: render_job_message(svc, job_id))
+    return svc

@@ -1,0 +1,203 @@
+"""Slack Web API access: one client honouring SLACK_API_URL, and a sender thread for messages.
+
+Nothing here runs on the ack path: job messages are posted and edited by a background
+thread that coalesces updates (only the newest state of a message matters), so Slack's
+rate limits and slack-sdk's retry sleeps never delay an ack.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import RetryState
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+
+from bot import metrics
+from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class _CountingRateLimitHandler(RateLimitErrorRetryHandler):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        ok = super()._can_retry(state=state, request=request, response=response, error=error)
+        if ok:
+            metrics.SLACK_RETRIES.labels("rate_limited").inc()
+        return ok
+
+
+class _CountingServerErrorHandler(ServerErrorRetryHandler):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        ok = super()._can_retry(state=state, request=request, response=response, error=error)
+        if ok:
+            metrics.SLACK_RETRIES.labels("server_error").inc()
+        return ok
+
+
+def make_web_client(settings: Settings, token: str | None = None) -> WebClient:
+    """A WebClient on SLACK_API_URL that retries rate limits, 5xx and connection resets."""
+    client = WebClient(
+        token=token or settings.slack_bot_token or None,
+        base_url=settings.slack_api_url,
+        timeout=10,
+    )
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        _CountingRateLimitHandler(max_retry_count=4),
+        _CountingServerErrorHandler(max_retry_count=2),
+    ]
+    return client
+
+
+def group_fetcher(client: WebClient) -> Callable[[str], set[str] | None]:
+    """Resolve a user-group handle to its members via usergroups.list + usergroups.users.list."""
+    ids: dict[str, str] = {}
+
+    def fetch(handle: str) -> set[str] | None:
+        if handle not in ids:
+            groups = client.usergroups_list().get("usergroups", [])
+            ids.update({g["handle"]: g["id"] for g in groups})
+        group_id = ids.get(handle)
+        if group_id is None:
+            log.warning("unknown user group in config", extra={"group": handle})
+            return set()
+        return set(client.usergroups_users_list(usergroup=group_id).get("users", []))
+
+    return fetch
+
+
+class Notifier:
+    """Posts and edits job messages from a background thread, newest state only."""
+
+    def __init__(self, svc: Services, client: WebClient, render: Callable[[str], dict[str, Any] | None]):
+        self.svc = svc
+        self.client = client
+        self.render = render  # job id -> {"channel","ts","text","blocks", "fallback_channel"} or None
+        self._dirty: dict[str, float] = {}
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.min_interval = 1.0  # chat.update per message at most once a second
+        self._last_sent: dict[str, float] = {}
+        self.sent = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="taisun-notifier", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(5)
+            self._thread = None
+
+    def job_changed(self, job_id: str) -> None:
+        with self._cond:
+            self._dirty.setdefault(job_id, time.monotonic())
+            self._cond.notify()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every pending update is sent (tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._dirty and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+            return not self._dirty
+
+    def _next(self) -> str | None:
+        with self._cond:
+            while not self._stop:
+                now = time.monotonic()
+                ready = [j for j in self._dirty if now - self._last_sent.get(j, 0) >= self.min_interval]
+                if ready:
+                    job_id = ready[0]
+                    del self._dirty[job_id]
+                    self._last_sent[job_id] = now
+                    return job_id
+                self._cond.wait(0.1 if self._dirty else 1.0)
+            return None
+
+    def _loop(self) -> None:
+        while True:
+            job_id = self._next()
+            if job_id is None:
+                return
+            try:
+                self._send(job_id)
+            except Exception:
+                log.exception("could not update a job message", extra={"job_id": job_id})
+            with self._cond:
+                self._cond.notify_all()
+
+    def _send(self, job_id: str) -> None:
+        msg = self.render(job_id)
+        if msg is None:
+            return
+        from bot.store.models import Job  # local: keeps this module importable without the store
+
+        if msg.get("ts"):
+            self._call(
+                "chat_update", channel=msg["channel"], ts=msg["ts"], text=msg["text"], blocks=msg["blocks"]
+            )
+            return
+        resp = self._call("chat_postMessage", channel=msg["channel"], text=msg["text"], blocks=msg["blocks"])
+        if resp is None and msg.get("fallback_channel") and msg["fallback_channel"] != msg["channel"]:
+            resp = self._call(
+                "chat_postMessage", channel=msg["fallback_channel"], text=msg["text"], blocks=msg["blocks"]
+            )
+        if resp is not None:
+            from sqlalchemy import update
+
+            with self.svc.sessions.begin() as s:
+                s.execute(
+                    update(Job).where(Job.id == job_id, Job.message_ts == "")
+                    .values(message_ts=resp["ts"], channel=resp["channel"])
+                )  # fmt: skip
+            # state may have moved on while we posted: make sure the newest one is shown
+            self.job_changed(job_id)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            self.sent += 1
+            return getattr(self.client, method)(**kwargs)
+        except SlackApiError as e:
+            err = e.response.get("error", "unknown") if e.response is not None else "unknown"
+            metrics.SLACK_ERRORS.labels(method, err).inc()
+            log.warning("slack api error", extra={"method": method, "error": err})
+            return None
+        except Exception as e:
+            metrics.SLACK_ERRORS.labels(method, type(e).__name__).inc()
+            log.warning("slack api call failed", extra={"method": method, "error": repr(e)})
+            return None

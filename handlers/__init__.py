@@ -1,0 +1,16 @@
+"""Slack listeners only: parse, authorize, ack fast, hand off to bot/ services."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.services import Services
+
+
+def register_listeners(app: App, svc: Services) -> None:
+    from handlers import actions, commands, events, views
+
+    commands.register(app, svc)
+    actions.register(app, svc)
+    views.register(app, svc)
+    events.register(app, svc)

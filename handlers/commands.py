@@ -1,0 +1,86 @@
+"""The /taisun slash command: parse, authorize, ack fast, hand off."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import blocks
+from bot.audit import AuditWriteFailed
+from bot.commands import UsageError, parse
+from bot.locks import EnvironmentLocked
+from bot.ops.base import OpError
+from bot.policy import NotAllowed
+from bot.services import Services
+from handlers.context import Invocation, Reply
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Invocation], Reply]
+SUBCOMMANDS: dict[str, Handler] = {}
+DB_DOWN = "I cannot reach my database, so I could not record this and nothing was run. Try again in a minute."
+
+
+def subcommand(name: str) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        SUBCOMMANDS[name] = fn
+        return fn
+
+    return deco
+
+
+def run_guarded(fn: Callable[[], Reply]) -> Reply:
+    """Turn the bot's known refusals into a clear ephemeral message."""
+    try:
+        return fn()
+    except (UsageError, NotAllowed, EnvironmentLocked, OpError, AuditWriteFailed) as e:
+        return blocks.error(str(e))
+    except SQLAlchemyError:
+        log.exception("database error while handling a command")
+        return blocks.error(DB_DOWN)
+
+
+def register(app: App, svc: Services) -> None:
+    from handlers import core, ops  # noqa: F401  (register subcommands)
+
+    @app.command("/taisun")
+    def taisun(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
+        text = body.get("text") or ""
+        after: list[Callable[[], None]] = []
+
+        def handle() -> Reply:
+            cmd = parse(text, svc.config)
+            handler = SUBCOMMANDS.get(cmd.name)
+            if handler is None:
+                return blocks.error(f"`{cmd.name}` is not available in this version of the bot.")
+            inv = Invocation(
+                svc=svc,
+                cmd=cmd,
+                user_id=body.get("user_id", ""),
+                user_name=body.get("user_name", ""),
+                channel_id=body.get("channel_id", ""),
+                response_url=body.get("response_url", ""),
+                trigger_id=body.get("trigger_id", ""),
+                client=client,
+                respond=respond,
+            )
+            reply = handler(inv)
+            if reply and "_after" in reply:
+                after.append(reply.pop("_after"))
+            return reply
+
+        reply = run_guarded(handle)
+        name = text.split()[0].lower() if text.split() else "help"
+        svc.metrics.command(
+            name[:20], "refused" if reply and str(reply.get("text", "")).startswith(":warning:") else "ok"
+        )
+        if reply and (reply.get("text") or reply.get("blocks")):
+            ack(**reply)
+        else:
+            ack()
+        for fn in after:  # e.g. views.open, which must use the trigger_id within 3 s
+            fn()

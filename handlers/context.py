@@ -1,0 +1,66 @@
+"""What a subcommand handler gets: who, where, what, and the services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot import blocks
+from bot.commands import Command
+from bot.ops.base import Request
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+Reply = dict[str, Any] | None
+
+
+@dataclass
+class Invocation:
+    svc: Services
+    cmd: Command
+    user_id: str
+    user_name: str
+    channel_id: str
+    response_url: str
+    trigger_id: str
+    client: WebClient
+    respond: Callable[..., Any]
+
+    @property
+    def lang(self) -> str:
+        return self.svc.config.language
+
+    def request(self, operation: str, params: dict[str, Any] | None = None, dry_run: bool = False) -> Request:
+        return Request(
+            operation=operation,
+            env=self.cmd.env,
+            params=params
+            if params is not None
+            else {k: v for k, v in self.cmd.args.items() if k != "dry_run"},
+            user_id=self.user_id,
+            user_name=self.user_name,
+            channel=self.channel_id,
+            response_url=self.response_url,
+            dry_run=dry_run or bool(self.cmd.args.get("dry_run")),
+        )
+
+    def later(self, fn: Callable[[], Reply]) -> None:
+        """Run slow work (network checks) off the ack path and reply to the user when done."""
+        respond = self.respond
+
+        def run() -> None:
+            try:
+                reply = fn()
+            except Exception as e:  # the user must hear about it, not just the log
+                log.exception("background reply failed")
+                reply = blocks.error(
+                    f"Something went wrong: {type(e).__name__}. The details are in the bot's log."
+                )
+            if reply:
+                respond(**reply)
+
+        self.svc.later(run)

@@ -1,0 +1,55 @@
+"""Subcommands that become durable jobs: deploy, rollback, restart, cache-clear, backup."""
+
+from __future__ import annotations
+
+from bot import blocks
+from bot.ops.base import REGISTRY, OpError
+from handlers.commands import subcommand
+from handlers.context import Invocation, Reply
+
+
+def request_job(inv: Invocation, operation: str) -> Reply:
+    """Record the request (audit + job row) and ack; a worker checks it and posts the card."""
+    if operation not in REGISTRY:
+        raise OpError(f"`{operation}` is not available in this version of the bot.")
+    job = inv.svc.jobs.request(inv.request(operation))
+    what = inv.svc.describe(job)
+    dry = " (dry run: nothing will change)" if job.dry_run else ""
+    return blocks.message(
+        f"🔎 Checking {what}{dry}… job `{job.id[:8]}`. The card will appear in this channel."
+    )
+
+
+@subcommand("deploy")
+def deploy(inv: Invocation) -> Reply:
+    if inv.cmd.args.get("modal"):
+        from handlers.views import open_deploy_modal
+
+        return {"text": "", "_after": lambda: open_deploy_modal(inv)}
+    return request_job(inv, "deploy")
+
+
+@subcommand("rollback")
+def rollback(inv: Invocation) -> Reply:
+    return request_job(inv, "rollback")
+
+
+@subcommand("restart")
+def restart(inv: Invocation) -> Reply:
+    return request_job(inv, "restart")
+
+
+@subcommand("cache-clear")
+def cache_clear(inv: Invocation) -> Reply:
+    return request_job(inv, "cache-clear")
+
+
+@subcommand("backup")
+def backup(inv: Invocation) -> Reply:
+    action = inv.cmd.args["action"]
+    if action == "list":
+        from bot.ops.backup import list_reply
+
+        inv.later(lambda: list_reply(inv.svc))
+        return blocks.message("Listing backups…")
+    return request_job(inv, "backup" if action == "run" else "restore")
