@@ -58,12 +58,8 @@ def _serve_socket_mode(settings: Settings) -> int:
 
     import threading
 
-    httpd = make_server(
-        "0.0.0.0",
-        settings.port,  # noqa: S104 (a server)
-        wsgi,
-        handler_class=Quiet,
-    )  # /health, /metrics, /alerts
+    # /health, /metrics and /alerts still come over HTTP in Socket Mode.
+    httpd = make_server("0.0.0.0", settings.port, wsgi, handler_class=Quiet)  # noqa: S104
     threading.Thread(target=httpd.serve_forever, name="taisun-http", daemon=True).start()
     SocketModeHandler(wsgi.bolt_app, settings.slack_app_token).start()  # type: ignore[attr-defined]
     return 0

@@ -827,6 +827,14 @@ def _messages(err: Any) -> list[str]:
             "list_type": "a list",
         }
         return [f"should be {want[kind]}, got {_yaml_type(err.get('input'))}"]
+    ctx = err.get("ctx") or {}
+    if kind == "literal_error":
+        return [f"{err.get('input')!r} is not allowed; use {ctx.get('expected', 'one of the listed values')}"]
+    if kind == "too_short":
+        return [f"needs at least {ctx.get('min_length', 1)} item(s)"]
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = "at least" if kind == "greater_than_equal" else "at most"
+        return [f"should be {bound} {ctx.get('ge', ctx.get('le'))}, got {err.get('input')!r}"]
     msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     return msg.split("\n")
 

@@ -1,0 +1,114 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL server), a local Slack, bots."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import make_url
+
+from bot.config import Settings
+from bot.localslack import LocalSlack
+from bot.store.db import make_engine, migrate
+from tests.fakes.service import FakeService
+from tests.harness import BOB, BOT_TOKEN, CAROL, Bot, write_config
+
+PG_ADMIN_URL = os.environ.get("TAISUN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_available() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+PG_OK = _pg_available()
+
+
+def create_pg_database() -> str:
+    name = f"taisun_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database: a SQLite file, and a PostgreSQL database on the real server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'taisun.db'}"
+    else:
+        if not PG_OK:
+            if os.environ.get("CI"):
+                pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}; the test command should start it")
+            pytest.skip("PostgreSQL not reachable")
+        url = create_pg_database()
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    if request.param == "postgresql":
+        drop_pg_database(url)
+
+
+@pytest.fixture
+def slack() -> Iterator[LocalSlack]:
+    s = LocalSlack(token=BOT_TOKEN).start()
+    s.add_usergroup("sre-leads", {BOB, CAROL})
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def service() -> Iterator[FakeService]:
+    svc = FakeService().start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path, slack: LocalSlack, service: FakeService):  # type: ignore[no-untyped-def]
+    """settings_for(db_url, **overrides) -> Settings pointing at the local Slack and a test config."""
+
+    def make(db_url: str, config_mutate=None, **overrides) -> Settings:  # type: ignore[no-untyped-def]
+        cfg = write_config(tmp_path / f"taisun-{secrets.token_hex(3)}.yml", service_url=service.url, mutate=config_mutate)
+        base = {
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": "test-signing-secret-" + secrets.token_hex(8),
+            "slack_api_url": slack.url,
+            "database_url": db_url,
+            "taisun_config": str(cfg),
+            "taisun_workers": 2,
+            "github_token": "",
+        }
+        return Settings(**(base | overrides))
+
+    return make
+
+
+@pytest.fixture
+def make_bot(settings_for, slack: LocalSlack):  # type: ignore[no-untyped-def]
+    """make_bot(db_url, **settings overrides) -> a started Bot; all are stopped at the end."""
+    bots: list[Bot] = []
+
+    def make(db_url: str, start: bool = True, config_mutate=None, settings=None, **overrides) -> Bot:  # type: ignore[no-untyped-def]
+        bot = Bot(settings or settings_for(db_url, config_mutate=config_mutate, **overrides), slack, start=start)
+        bots.append(bot)
+        return bot
+
+    yield make
+    for b in bots:
+        b.stop()

@@ -1,0 +1,134 @@
+"""Drive the bot as Slack does: signed requests into the WSGI app, Web API calls to a local Slack."""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot import signing
+from bot.config import EXAMPLE_CONFIG, Settings
+from bot.localslack import LocalSlack, Message
+
+ALICE, BOB, CAROL, MALLORY = "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
+NAMES = {ALICE: "alice", BOB: "bob", CAROL: "carol", MALLORY: "mallory"}
+CHANNEL = "C0OPS"
+BOT_TOKEN = "xoxb-test-0000-secret"  # noqa: S105 (a test token, also used to prove redaction)
+
+
+def write_config(path: Path, *, service_url: str = "", mutate: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """The example config with test members and, when given, every environment pointed at service_url."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["roles"] = {
+        "operator": [ALICE, BOB, CAROL],
+        "approver": ["@sre-leads"],
+        "responder": [ALICE, BOB, CAROL],
+        "break_glass": [BOB],
+        "admin": [CAROL],
+    }
+    data["slack"] = {"ops_channel": CHANNEL, "report_channel": CHANNEL}
+    data["defaults"].update({"verify_timeout_seconds": 3, "verify_interval_seconds": 0.1})
+    data["environments"]["production"]["freeze_windows"] = []
+    if service_url:
+        for env in data["environments"].values():
+            env["url"] = service_url
+    if mutate:
+        mutate(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def wsgi_post(app: Callable[..., Any], body: str, headers: dict[str, str], path: str = "/slack/events") -> tuple[int, bytes]:
+    data = body.encode()
+    environ = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "",
+        "CONTENT_TYPE": headers.get("Content-Type", "application/x-www-form-urlencoded"),
+        "CONTENT_LENGTH": str(len(data)), "wsgi.input": io.BytesIO(data), "SERVER_NAME": "localhost",
+        "SERVER_PORT": "0", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+    }  # fmt: skip
+    for k, v in headers.items():
+        environ["HTTP_" + k.upper().replace("-", "_")] = v
+    status: list[str] = []
+    out = app(environ, lambda s, h, exc_info=None: status.append(s))
+    return int(status[0].split()[0]), b"".join(out)
+
+
+class Bot:
+    """One bot process's worth of services, driven in-process through the real WSGI + Bolt path."""
+
+    def __init__(self, settings: Settings, slack: LocalSlack, start: bool = True):
+        from bot.server import build_wsgi
+
+        self.settings = settings
+        self.slack = slack
+        self.wsgi = build_wsgi(settings, start_background=start)
+        self.svc = self.wsgi.svc
+        self.svc.notifier.min_interval = 0.0
+
+    def post(self, body: str, ctype: str, *, secret: str | None = None, timestamp: int | None = None, extra: dict[str, str] | None = None) -> tuple[int, bytes]:
+        headers = signing.sign(secret or self.settings.slack_signing_secret, body, timestamp) | {"Content-Type": ctype}
+        return wsgi_post(self.wsgi, body, headers | (extra or {}))
+
+    def command(self, text: str, user: str = ALICE, channel: str = CHANNEL) -> dict[str, Any]:
+        """Run `/taisun <text>` as `user`; returns the ack body (what the user sees at once)."""
+        body, ctype = signing.slash_command(
+            text, user_id=user, user_name=NAMES.get(user, user), channel_id=channel,
+            response_url=self.slack.response_url(f"{user}-{secrets.token_hex(4)}"),
+        )  # fmt: skip
+        status, data = self.post(body, ctype)
+        assert status == 200, (status, data)
+        return json.loads(data) if data else {}
+
+    def click(self, action_id: str, value: str, user: str, message: Message | None = None) -> tuple[int, bytes]:
+        body, ctype = signing.block_action(
+            action_id, value, user_id=user, user_name=NAMES.get(user, user),
+            channel_id=message.channel if message else CHANNEL, message_ts=message.ts if message else "",
+            response_url=self.slack.response_url(f"{user}-{secrets.token_hex(4)}"),
+        )  # fmt: skip
+        return self.post(body, ctype)
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Wait until no job is moving, background replies are sent and messages are flushed."""
+        from sqlalchemy import select
+
+        from bot.store.models import Job
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.svc.sessions() as s:
+                busy = s.scalar(select(Job.id).where(Job.state.in_(("validating", "queued", "running"))).limit(1))
+            if not busy and not self.svc.pending_background and self.svc.notifier.flush(0.2):
+                time.sleep(0.05)
+                if self.svc.notifier.flush(0.2):
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("bot did not settle")
+
+    def stop(self) -> None:
+        self.svc.stop()
+        self.svc.engine.dispose()
+
+
+def text_of(msg: dict[str, Any] | Message) -> str:
+    """Everything a person would read in a message: text and all block texts."""
+    if isinstance(msg, Message):
+        text, blocks = msg.text, msg.blocks
+    else:
+        text, blocks = msg.get("text", ""), msg.get("blocks") or []
+    return text + "\n" + json.dumps(blocks, ensure_ascii=False)
+
+
+def buttons(msg: Message) -> dict[str, str]:
+    """action_id -> value of every button in the message."""
+    out = {}
+    for b in msg.blocks:
+        for el in b.get("elements", []) if b.get("type") == "actions" else []:
+            if el.get("type") == "button":
+                out[el["action_id"]] = el.get("value", "")
+    return out
