@@ -29,6 +29,7 @@ def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
         "channel": job.channel or svc.config.slack.ops_channel,
         "fallback_channel": svc.config.slack.ops_channel,
         "ts": job.message_ts,
+        "version": job.updated_at.isoformat(),
         "text": blocks.job_text(job, description),
         "blocks": blocks.job_blocks(
             job, description, destructive=bool(op and op.destructive), can_rollback=can_rollback

@@ -66,6 +66,7 @@ class Renderer:
         self.tz = tz
         self.names = names
         self.buttons: dict[int, dict[str, Any]] = {}
+        self._numbers: dict[tuple[Any, ...], int] = {}
         self._next = 1
         self._lock = threading.Lock()
 
@@ -110,9 +111,13 @@ class Renderer:
         return lines
 
     def _button(self, el: dict[str, Any], block: dict[str, Any], ctx: dict[str, Any]) -> str:
+        # The same button on an edited message keeps its number.
+        key = (ctx.get("channel"), ctx.get("ts"), ctx.get("view"), el["action_id"], el.get("value", ""))
         with self._lock:
-            n = self._next
-            self._next += 1
+            n = self._numbers.get(key) or self._next
+            if n == self._next:
+                self._next += 1
+                self._numbers[key] = n
             self.buttons[n] = {**ctx, "action_id": el["action_id"], "value": el.get("value", ""),
                                "block_id": block.get("block_id", "b"), "confirm": el.get("confirm"),
                                "text": el["text"]["text"]}  # fmt: skip

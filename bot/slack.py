@@ -185,8 +185,10 @@ class Notifier:
                     update(Job).where(Job.id == job_id, Job.message_ts == "")
                     .values(message_ts=resp["ts"], channel=resp["channel"])
                 )  # fmt: skip
-            # state may have moved on while we posted: make sure the newest one is shown
-            self.job_changed(job_id)
+            # The state may have moved on while we posted: show the newest one.
+            newer = self.render(job_id)
+            if newer is not None and newer.get("version") != msg.get("version"):
+                self.job_changed(job_id)
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:

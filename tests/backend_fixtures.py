@@ -61,6 +61,9 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-1")
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    # moto runs in this process: skip loading its catalogue of default AMIs (~1.5 s per
+    # region); run_instances accepts any ImageId anyway.
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     yield moto_endpoint
     httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=10)

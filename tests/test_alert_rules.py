@@ -37,7 +37,8 @@ THRESHOLD = re.compile(r"(<=|>=|<|>|==|!=)\s*(\d+(?:\.\d+)?)\s*$")
 
 
 def _doc() -> dict[str, Any]:
-    return yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    doc: dict[str, Any] = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    return doc
 
 
 def _rules() -> dict[str, dict[str, Any]]:
@@ -126,13 +127,17 @@ def test_example_config_alert_runbooks_exist() -> None:
 
 # ----------------------------------------------------------------------- promtool (when installed)
 
-promtool = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(promtool is None, reason="promtool not installed (apt-get install prometheus)")
+promtool = shutil.which("promtool") or ""
+needs_promtool = pytest.mark.skipif(
+    not promtool, reason="promtool not installed (apt-get install prometheus)"
+)
 
 
 @needs_promtool
 def test_promtool_check_rules() -> None:
-    out = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -160,7 +165,12 @@ def _requests(total_per_minute: int, errors_per_minute: int) -> list[dict[str, s
     ok = total_per_minute - errors_per_minute
     return [
         _series("http_request_duration_seconds_count", f"0+{ok}x40", job="taisun", status_code="200"),
-        _series("http_request_duration_seconds_count", f"0+{errors_per_minute}x40", job="taisun", status_code="500"),
+        _series(
+            "http_request_duration_seconds_count",
+            f"0+{errors_per_minute}x40",
+            job="taisun",
+            status_code="500",
+        ),
     ]
 
 
@@ -237,7 +247,9 @@ def test_promtool_thresholds_fire_on_the_right_side(tmp_path: Path) -> None:
         *[
             _case(
                 [
-                    _series("node_filesystem_avail_bytes", f"{free}x40", fstype="ext4", mountpoint="/", **inst),
+                    _series(
+                        "node_filesystem_avail_bytes", f"{free}x40", fstype="ext4", mountpoint="/", **inst
+                    ),
                     _series("node_filesystem_size_bytes", "100x40", fstype="ext4", mountpoint="/", **inst),
                 ],
                 [_expect("HighDiskUsage", fires, fstype="ext4", mountpoint="/", **inst)],
@@ -250,5 +262,7 @@ def test_promtool_thresholds_fire_on_the_right_side(tmp_path: Path) -> None:
         yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m", "tests": cases}),
         encoding="utf-8",
     )
-    out = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -208,14 +208,17 @@ class GitHubBackend:
         """The commit sha a tag points to, or None when there is no such tag."""
         if not name:
             return None
-        with self._errors(f"looking up tag {name}", not_found=None):
+        with self._errors(f"looking up tag {name}"):
             try:
                 obj = self._repo.get_git_ref(f"tags/{name}").object
                 kind, sha = obj.type, obj.sha
             except GithubException as exc:
-                if exc.status == 404:
-                    return None
-                raise
+                if exc.status != 404:
+                    raise
+                # GitHub says 404 for a missing repository too: tell "no such tag" from
+                # "wrong repository or token" so a config error is not reported as a typo.
+                self._gh.requester.requestJsonAndCheck("GET", f"/repos/{self.repository}")
+                return None
             # An annotated tag points at a tag object (possibly a chain of them) that names the commit.
             for _ in range(5):
                 if kind == "commit":
@@ -287,7 +290,10 @@ class GitHubBackend:
         """
         cutoff = _utc(dispatched_after) - CLOCK_SKEW
         created = f">={cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')}"
-        with self._errors(f"listing runs of {self.workflow}"):
+        with self._errors(
+            f"listing runs of {self.workflow}",
+            not_found=f"workflow {self.workflow} not found in {self.repository}, or the token cannot see it",
+        ):
             runs = self._repo.get_workflow(self.workflow).get_runs(
                 event="workflow_dispatch", branch=_short_ref(self.ref), created=created
             )
@@ -353,14 +359,15 @@ class GitHubBackend:
         and fail if it does not declare one of them or requires one the bot does not send.
         """
         with self._errors(f"reading repository {self.repository}"):
-            # default_branch is only known after a GET, so this really reaches GitHub.
-            default_branch = self._repo.default_branch
-            full_name = self._repo.full_name
+            # A fresh object, so every check really reaches GitHub (default_branch needs a GET).
+            repo = self._gh.get_repo(self.repository)
+            default_branch = repo.default_branch
+            full_name = repo.full_name
         with self._errors(
             f"reading workflow {self.workflow}",
             not_found=f"workflow {self.workflow} not found in {self.repository} (github.workflow in the config)",
         ):
-            wf = self._repo.get_workflow(self.workflow)
+            wf = repo.get_workflow(self.workflow)
             state, path = wf.state, wf.path
         if state != "active":
             raise GitHubError(
@@ -443,7 +450,7 @@ class GitHubBackend:
         return [str(k) for k in inputs], required
 
     @contextmanager
-    def _errors(self, action: str, *, not_found: str | None = "", dispatch: bool = False) -> Iterator[None]:
+    def _errors(self, action: str, *, not_found: str = "", dispatch: bool = False) -> Iterator[None]:
         """Turn PyGithub and requests exceptions into GitHubError with a message for the user."""
         try:
             yield
@@ -469,9 +476,7 @@ class GitHubBackend:
                 raise
             raise GitHubError(self._scrub(f"GITHUB_API_URL looks wrong ({self._api_url}): {exc}")) from exc
 
-    def _translate(
-        self, exc: GithubException, action: str, *, not_found: str | None, dispatch: bool
-    ) -> GitHubError:
+    def _translate(self, exc: GithubException, action: str, *, not_found: str, dispatch: bool) -> GitHubError:
         status = int(exc.status) if exc.status is not None else None
         data = exc.data if isinstance(exc.data, dict) else {}
         headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
@@ -522,7 +527,9 @@ class GitHubBackend:
             elif not_found:
                 hint = not_found
             else:
-                hint = f"{self.repository} not found, or the token cannot see it"
+                hint = f"repository {self.repository} not found, or the token cannot see it"
+            if detail and detail.lower() != "not found":  # e.g. "No common ancestor between ..."
+                hint = f"{detail} ({hint})"
             return GitHubError(self._scrub(f"GitHub answered 404 to {action}: {hint}"), status)
         if status == 422 and dispatch:
             return GitHubError(self._scrub(self._dispatch_422(detail)), status)

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import operator
 import re
 import socket
 import threading
@@ -148,6 +149,10 @@ def _normalise_script(script: Iterable[str | tuple[str, str | None]]) -> list[tu
     return steps
 
 
+def _bounded(test: Callable[[datetime, datetime], bool], bound: datetime) -> Callable[[datetime], bool]:
+    return lambda t: test(t, bound)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # a stalled handler must not hold up stop()
@@ -238,7 +243,9 @@ class FakeGitHub:
         server.fake = self
         self._server = server
         self._port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
         self._thread.name = f"fake-github:{self._port}"
         self._thread.start()
         return self
@@ -280,7 +287,12 @@ class FakeGitHub:
             sha = hashlib.sha1(f"{n}:{message}".encode(), usedforsecurity=False).hexdigest()
             parent = self._commits[-1]["sha"] if self._commits else None
             self._commits.append(
-                {"sha": sha, "message": message, "parent": parent, "date": self.clock() - timedelta(hours=1) + timedelta(seconds=n)}
+                {
+                    "sha": sha,
+                    "message": message,
+                    "parent": parent,
+                    "date": self.clock() - timedelta(hours=1) + timedelta(seconds=n),
+                }
             )
             self._commit_index[sha] = n
             return sha
@@ -302,7 +314,11 @@ class FakeGitHub:
             tag_sha = None
             if annotated:
                 tag_sha = hashlib.sha1(f"tag:{name}:{commit}".encode(), usedforsecurity=False).hexdigest()
-                self._tag_objects[tag_sha] = {"name": name, "sha": commit, "message": message or f"Release {name}\n"}
+                self._tag_objects[tag_sha] = {
+                    "name": name,
+                    "sha": commit,
+                    "message": message or f"Release {name}\n",
+                }
             self._tags[name] = _Tag(commit, tag_sha, message)
             return commit
 
@@ -451,7 +467,15 @@ class FakeGitHub:
         """
         with self._lock:
             self._faults.append(
-                _Fault(path_substring, status, times, body, dict(headers or {}), after_effect, method and method.upper())
+                _Fault(
+                    path_substring,
+                    status,
+                    times,
+                    body,
+                    dict(headers or {}),
+                    after_effect,
+                    method and method.upper(),
+                )
             )
 
     def rate_limit_next(
@@ -479,10 +503,17 @@ class FakeGitHub:
             "x-ratelimit-reset": str(reset),
         }
         self.fail_next(
-            path_substring, status, times, {"message": message, "documentation_url": DOCS}, headers, method=method
+            path_substring,
+            status,
+            times,
+            {"message": message, "documentation_url": DOCS},
+            headers,
+            method=method,
         )
 
-    def stall_next(self, path_substring: str, seconds: float, *, times: int = 1, method: str | None = None) -> None:
+    def stall_next(
+        self, path_substring: str, seconds: float, *, times: int = 1, method: str | None = None
+    ) -> None:
         """Carry out the next matching request(s), then hold the answer back ``seconds`` (client timeouts)."""
         with self._lock:
             self._faults.append(
@@ -503,13 +534,19 @@ class FakeGitHub:
 
     def requests_to(self, path_substring: str, method: str | None = None) -> list[RecordedRequest]:
         return [
-            r for r in self.requests if path_substring in r.path and (method is None or r.method == method.upper())
+            r
+            for r in self.requests
+            if path_substring in r.path and (method is None or r.method == method.upper())
         ]
 
     @property
     def dispatches(self) -> list[Any]:
         """Bodies of every workflow dispatch received, whatever the answer was."""
-        return [r.body for r in self.requests if r.method == "POST" and urlsplit(r.path).path.endswith("/dispatches")]
+        return [
+            r.body
+            for r in self.requests
+            if r.method == "POST" and urlsplit(r.path).path.endswith("/dispatches")
+        ]
 
     def clear_requests(self) -> None:
         with self._lock:
@@ -540,9 +577,17 @@ class FakeGitHub:
             f"token {self.token}",
             f"Bearer {self.token}",
         ):
-            reply: Reply = (401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}, {})
+            reply: Reply = (
+                401,
+                {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"},
+                {},
+            )
         elif bad_json:
-            reply = (400, {"message": "Problems parsing JSON", "documentation_url": DOCS, "status": "400"}, {})
+            reply = (
+                400,
+                {"message": "Problems parsing JSON", "documentation_url": DOCS, "status": "400"},
+                {},
+            )
         else:
             try:
                 with self._lock:
@@ -705,7 +750,13 @@ class FakeGitHub:
                 "created_at": "2020-01-01T00:00:00Z",
                 "updated_at": _iso(self.clock()),
                 "pushed_at": _iso(self.clock()),
-                "permissions": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
+                "permissions": {
+                    "admin": False,
+                    "maintain": False,
+                    "push": True,
+                    "triage": True,
+                    "pull": True,
+                },
             }
         return data
 
@@ -724,14 +775,18 @@ class FakeGitHub:
                 "author": person,
                 "committer": person,
                 "message": c["message"],
-                "tree": {"sha": hashlib.sha1(sha.encode(), usedforsecurity=False).hexdigest(), "url": f"{self._api}/git/trees/{sha}"},
+                "tree": {
+                    "sha": hashlib.sha1(sha.encode(), usedforsecurity=False).hexdigest(),
+                    "url": f"{self._api}/git/trees/{sha}",
+                },
                 "comment_count": 0,
                 "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
             },
             "author": self._user("taisun-dev"),
             "committer": self._user("taisun-dev"),
             "parents": [
-                {"sha": p, "url": f"{self._api}/commits/{p}", "html_url": f"{self._html}/commit/{p}"} for p in parents
+                {"sha": p, "url": f"{self._api}/commits/{p}", "html_url": f"{self._html}/commit/{p}"}
+                for p in parents
             ],
         }
         if detail:
@@ -746,7 +801,12 @@ class FakeGitHub:
         else:
             obj = {"sha": tag.sha, "type": "commit", "url": f"{self._api}/git/commits/{tag.sha}"}
         ref = f"refs/tags/{name}"
-        return {"ref": ref, "node_id": f"REF_{quote(name)}", "url": f"{self._api}/git/{quote(ref)}", "object": obj}
+        return {
+            "ref": ref,
+            "node_id": f"REF_{quote(name)}",
+            "url": f"{self._api}/git/{quote(ref)}",
+            "object": obj,
+        }
 
     def _workflow_json(self, wf: _Workflow) -> dict[str, Any]:
         return {
@@ -830,7 +890,9 @@ class FakeGitHub:
             "statuses_url": f"{url}/statuses",
             "repository_url": self._api,
             "transient_environment": bool(d.body.get("transient_environment", False)),
-            "production_environment": bool(d.body.get("production_environment", d.environment == "production")),
+            "production_environment": bool(
+                d.body.get("production_environment", d.environment == "production")
+            ),
         }
 
     # ------------------------------------------------------------------ helpers
@@ -930,15 +992,15 @@ class FakeGitHub:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
             return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
-        for op, test in (
-            (">=", lambda a, b: a >= b),
-            ("<=", lambda a, b: a <= b),
-            (">", lambda a, b: a > b),
-            ("<", lambda a, b: a < b),
-        ):
+        ops: list[tuple[str, Callable[[datetime, datetime], bool]]] = [
+            (">=", operator.ge),
+            ("<=", operator.le),
+            (">", operator.gt),
+            ("<", operator.lt),
+        ]
+        for op, test in ops:
             if expr.startswith(op):
-                bound = parse(expr[len(op) :], end=op in ("<=", ">"))
-                return lambda t, bound=bound, test=test: test(t, bound)
+                return _bounded(test, parse(expr[len(op) :], end=op in ("<=", ">")))
         if ".." in expr:
             lo_s, hi_s = expr.split("..", 1)
             lo = None if lo_s in ("", "*") else parse(lo_s)
@@ -1001,7 +1063,11 @@ class FakeGitHub:
                 "tag": obj["name"],
                 "message": obj["message"],
                 "tagger": tagger,
-                "object": {"sha": obj["sha"], "type": "commit", "url": f"{self._api}/git/commits/{obj['sha']}"},
+                "object": {
+                    "sha": obj["sha"],
+                    "type": "commit",
+                    "url": f"{self._api}/git/commits/{obj['sha']}",
+                },
                 "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
             },
             {},
@@ -1012,13 +1078,22 @@ class FakeGitHub:
             raise _NotFound
         data = self._commit_json(sha)
         git = dict(data["commit"])
-        git |= {"sha": sha, "node_id": data["node_id"], "html_url": data["html_url"], "parents": data["parents"]}
+        git |= {
+            "sha": sha,
+            "node_id": data["node_id"],
+            "html_url": data["html_url"],
+            "parents": data["parents"],
+        }
         return 200, git, {}
 
     def _get_commit(self, *, ref: str, **_: Any) -> Reply:
         sha = self._resolve(ref)
         if sha is None:
-            return 422, {"message": f"No commit found for SHA: {ref}", "documentation_url": DOCS, "status": "422"}, {}
+            return (
+                422,
+                {"message": f"No commit found for SHA: {ref}", "documentation_url": DOCS, "status": "422"},
+                {},
+            )
         return 200, self._commit_json(sha, detail=True), {}
 
     def _compare(self, *, basehead: str, query: dict[str, str], path: str, **_: Any) -> Reply:
@@ -1055,7 +1130,11 @@ class FakeGitHub:
     def _get_contents(self, *, file: str, query: dict[str, str], **_: Any) -> Reply:
         ref = query.get("ref") or self.default_branch
         if self._resolve(ref) is None:
-            return 404, {"message": f"No commit found for the ref {ref}", "documentation_url": DOCS, "status": "404"}, {}
+            return (
+                404,
+                {"message": f"No commit found for the ref {ref}", "documentation_url": DOCS, "status": "404"},
+                {},
+            )
         wf = next((w for w in self._workflows.values() if f".github/workflows/{w.file}" == file), None)
         if wf is None:
             raise _NotFound
@@ -1077,7 +1156,11 @@ class FakeGitHub:
                 "git_url": f"{self._api}/git/blobs/{sha}",
                 "html_url": f"{self._html}/blob/{quote(ref)}/{file}",
                 "download_url": f"{self.url}/raw/{self.repository}/{quote(ref)}/{file}",
-                "_links": {"self": url, "git": f"{self._api}/git/blobs/{sha}", "html": f"{self._html}/blob/{ref}/{file}"},
+                "_links": {
+                    "self": url,
+                    "git": f"{self._api}/git/blobs/{sha}",
+                    "html": f"{self._html}/blob/{ref}/{file}",
+                },
             },
             {},
         )
@@ -1100,7 +1183,13 @@ class FakeGitHub:
                     f"        required: {'true' if name in wf.required else 'false'}",
                     "        type: string",
                 ]
-        lines += ["jobs:", "  deploy:", "    runs-on: ubuntu-latest", "    steps:", "      - run: echo deploy"]
+        lines += [
+            "jobs:",
+            "  deploy:",
+            "    runs-on: ubuntu-latest",
+            "    steps:",
+            "      - run: echo deploy",
+        ]
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ handlers: actions
@@ -1123,7 +1212,7 @@ class FakeGitHub:
             return invalid('Invalid request.\n\n"ref" wasn\'t supplied.')
         inputs = body.get("inputs") or {}
         if not isinstance(inputs, dict):
-            return invalid('Invalid request.\n\nFor \'properties/inputs\', "not an object" is not an object.')
+            return invalid("Invalid request.\n\nFor 'properties/inputs', \"not an object\" is not an object.")
         if not workflow.dispatchable:
             return invalid("Workflow does not have 'workflow_dispatch' trigger")
         if workflow.state != "active":
@@ -1150,7 +1239,11 @@ class FakeGitHub:
         if body.get("return_run_details"):
             return (
                 200,
-                {"workflow_run_id": run.id, "run_url": f"{self._api}/actions/runs/{run.id}", "html_url": f"{self._html}/actions/runs/{run.id}"},
+                {
+                    "workflow_run_id": run.id,
+                    "run_url": f"{self._api}/actions/runs/{run.id}",
+                    "html_url": f"{self._html}/actions/runs/{run.id}",
+                },
                 {},
             )
         return 204, None, {}
@@ -1200,7 +1293,15 @@ class FakeGitHub:
         if run is None:
             raise _NotFound
         if run.status == "completed":
-            return 409, {"message": "Cannot cancel a workflow run that is completed.", "documentation_url": DOCS, "status": "409"}, {}
+            return (
+                409,
+                {
+                    "message": "Cannot cancel a workflow run that is completed.",
+                    "documentation_url": DOCS,
+                    "status": "409",
+                },
+                {},
+            )
         run.script, run.step = [("completed", "cancelled")], 0
         return 202, {}, {}
 
@@ -1208,10 +1309,22 @@ class FakeGitHub:
 
     def _create_deployment(self, *, body: Any, **_: Any) -> Reply:
         if not isinstance(body, dict) or not isinstance(body.get("ref"), str):
-            return 422, {"message": "Invalid request.\n\n\"ref\" wasn't supplied.", "documentation_url": DOCS, "status": "422"}, {}
+            return (
+                422,
+                {
+                    "message": 'Invalid request.\n\n"ref" wasn\'t supplied.',
+                    "documentation_url": DOCS,
+                    "status": "422",
+                },
+                {},
+            )
         sha = self._resolve(body["ref"])
         if sha is None:
-            return 422, {"message": f"No ref found for: {body['ref']}", "documentation_url": DOCS, "status": "422"}, {}
+            return (
+                422,
+                {"message": f"No ref found for: {body['ref']}", "documentation_url": DOCS, "status": "422"},
+                {},
+            )
         d = _Deployment(
             id=next(self._ids),
             sha=sha,
@@ -1249,7 +1362,14 @@ class FakeGitHub:
                 422,
                 {
                     "message": "Validation Failed",
-                    "errors": [{"resource": "DeploymentStatus", "code": "custom", "field": "state", "message": "state is not included in the list"}],
+                    "errors": [
+                        {
+                            "resource": "DeploymentStatus",
+                            "code": "custom",
+                            "field": "state",
+                            "message": "state is not included in the list",
+                        }
+                    ],
                     "documentation_url": DOCS,
                     "status": "422",
                 },

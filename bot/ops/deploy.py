@@ -1,0 +1,386 @@
+"""Deploy and rollback: the guide's tag-based `cd.yml` flow, verified by /health and /version.
+
+The flow a job follows, each step saved before the next side effect so a restarted
+bot resumes it without ever dispatching twice:
+
+    prepare: tag → commit SHA, live version, what changes (GitHub compare)
+    run:     tag re-checked → dispatch marked → workflow dispatched → run found
+             → run followed → /health and /version verified (→ auto rollback)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import select
+
+from bot.backends import http
+from bot.backends.github import GitHubBackend, GitHubError, GitHubUnavailable, version_key
+from bot.config import Config, Environment, Settings
+from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
+from bot.policy import NotAllowed
+from bot.store.models import Job
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+FIND_RUN_SECONDS = 60.0
+POLL_SECONDS = 3.0
+
+
+def github_backend(settings: Settings, config: Config) -> GitHubBackend:
+    g = config.github
+    return GitHubBackend(
+        token=settings.github_token, api_url=settings.github_api_url, repository=g.repository,
+        workflow=g.workflow, ref=g.ref, tag_pattern=g.tag_pattern,
+    )  # fmt: skip
+
+
+def latest_tag_names(svc: Services, limit: int = 20) -> list[str]:
+    """Release tags for the deploy form, newest first ([] when GitHub is not configured)."""
+    if not svc.settings.github_token:
+        return []
+    gh = github_backend(svc.settings, svc.config)
+    try:
+        return [t.name for t in gh.latest_tags(limit)]
+    finally:
+        gh.close()
+
+
+def verified_history(svc: Services, environment: str, limit: int = 20) -> list[str]:
+    """Versions verified live on the environment by this bot, newest first (no dry runs or simulations)."""
+    with svc.sessions() as s:
+        jobs = s.scalars(
+            select(Job).where(
+                Job.environment == environment, Job.operation.in_(("deploy", "rollback")),
+                Job.state == "succeeded", Job.dry_run.is_(False),
+            ).order_by(Job.finished_at.desc()).limit(limit * 2)
+        )  # fmt: skip
+        versions = [j.params.get("version", "") for j in jobs if not j.params.get("simulated")]
+    return [v for v in versions if v][:limit]
+
+
+def _claimed_run_ids(svc: Services, job_id: str) -> set[int]:
+    """Runs already followed by other jobs: a new job must not adopt them."""
+    since = datetime.now(UTC) - timedelta(days=1)
+    with svc.sessions() as s:
+        rows = s.scalars(select(Job).where(Job.operation.in_(("deploy", "rollback")), Job.created_at >= since, Job.id != job_id))
+        return {int(j.progress["run_id"]) for j in rows if j.progress.get("run_id")}
+
+
+class Deploy(Operation):
+    name = "deploy"
+    title: ClassVar[dict[str, str]] = {"en": "Deploy", "ja": "デプロイ"}
+    resumable = True
+    rollback = False
+    # At execution the tag must still point at the commit that was approved.
+    checks_tag_again = True
+
+    # -- ack path (no network) -------------------------------------------------------
+    def check_request(self, svc: Services, req: Request) -> None:
+        env = req.env
+        assert env is not None
+        if not svc.settings.github_token:
+            req.params["simulated"] = "no GITHUB_TOKEN: nothing is dispatched, every other step is real"
+        self._check_freeze(svc, req, env)
+
+    def _check_freeze(self, svc: Services, req: Request, env: Environment) -> None:
+        window = svc.policy.freeze_window(env)
+        if window is None:
+            req.params.pop("force", None)
+            return
+        span = f"{window.start.day.title()} {window.start.time} – {window.end.day.title()} {window.end.time} {svc.config.timezone}"
+        force = str(req.params.get("force") or "")
+        if not force:
+            raise OpError(
+                f"*{env.name}* is in the freeze window “{window.name}” ({span}). Deploys are refused; "
+                f"in an emergency someone with the break-glass role can use "
+                f"`/taisun deploy {env.name} {req.params.get('version', '<version>')} --force \"<reason>\"`, which still needs approval."
+            )
+        if not svc.policy.has_role(req.user_id, "break_glass", env):
+            raise NotAllowed("break_glass", env, "deploy inside a freeze window")
+        req.params["freeze_override"] = f"{window.name} ({span}) — forced by <@{req.user_id}>: {force}"
+
+    def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
+        if job.dry_run:
+            return False
+        return bool(env and env.approval_required) or bool(job.params.get("freeze_override"))
+
+    def describe(self, job: Job, lang: str = "en") -> str:
+        version = job.params.get("version") or "?"
+        if lang == "ja":
+            return f"{job.environment} に {version} をデプロイ"
+        return f"Deploy {version} to {job.environment}"
+
+    def inputs(self, svc: Services, job: Job, *, version: str = "", rollback: bool | None = None) -> dict[str, str]:
+        """The workflow inputs, from the config's templates (only what cd.yml declares)."""
+        rollback = self.rollback if rollback is None else rollback
+        values = {
+            "environment": job.environment, "version": version or str(job.params.get("version", "")),
+            "rollback": "true" if rollback else "false", "requested_by": job.requested_by_name or job.requested_by,
+            "approved_by": job.approved_by, "job_id": job.id,
+        }  # fmt: skip
+        return {name: template.format(**values) for name, template in svc.config.github.inputs.items()}
+
+    # -- prepare (worker) ------------------------------------------------------------
+    def prepare(self, ctx: JobContext) -> None:
+        svc, job, env = ctx.svc, ctx.job, ctx.env
+        assert env is not None
+        version = job.params["version"]
+        live = http.check(env.url, timeout=3.0).version
+        fields: list[tuple[str, str]] = [("Environment", f"{env.name} ({env.url or 'no URL'})")]
+        fields.append(("Version", f"{live or 'unknown'} → *{version}*" if live else f"*{version}*"))
+        previous = self._previous_version(svc, env, live, version)
+        if job.params.get("simulated"):
+            fields.append(("Commit", "not checked (no GITHUB_TOKEN)"))
+            ctx.save(live_version=live, rollback_to=previous, fields=fields, flag=self._flag(job))
+            return
+        gh = github_backend(svc.settings, svc.config)
+        try:
+            sha = gh.resolve_tag(version)
+            if sha is None:
+                tags = ", ".join(f"`{t.name}`" for t in gh.latest_tags(5)) or "none"
+                raise OpRefused(f"There is no tag `{version}` in {svc.config.github.repository}. Latest tags: {tags}.")
+            fields.append(("Commit", f"`{sha[:10]}`"))
+            if live and live != version and gh.resolve_tag(live):
+                cmp = gh.compare(live, version)
+                titles = "\n".join(f"• {t}" for t in cmp.titles[:8])
+                more = f"\n…and {cmp.total_commits - 8} more" if cmp.total_commits > 8 else ""
+                fields.append(("Changes", f"<{cmp.html_url}|{cmp.total_commits} commits> since {live}\n{titles}{more}"))
+        except GitHubError as e:
+            raise OpRefused(f"Could not check `{version}` on GitHub: {e}") from None
+        finally:
+            gh.close()
+        ctx.save(sha=sha, live_version=live, rollback_to=previous, fields=fields, flag=self._flag(job))
+
+    def _flag(self, job: Job) -> str:
+        bits = []
+        if job.params.get("freeze_override"):
+            bits.append(f"FREEZE OVERRIDE: {job.params['freeze_override']}")
+        if job.params.get("simulated"):
+            bits.append(f"SIMULATED — {job.params['simulated']}")
+        return " · ".join(bits)
+
+    def _previous_version(self, svc: Services, env: Environment, live: str, target: str) -> str:
+        """What a rollback after this deploy returns to: the live version, else the last verified one."""
+        if live and live != target:
+            return live
+        for v in verified_history(svc, env.name):
+            if v != target:
+                return v
+        return ""
+
+    # -- run (worker) ----------------------------------------------------------------
+    def run(self, ctx: JobContext) -> None:
+        job, env = ctx.job, ctx.env
+        assert env is not None
+        version = job.params["version"]
+        if job.dry_run or job.params.get("simulated"):
+            self._simulate(ctx, env, version)
+            return
+        gh = github_backend(ctx.svc.settings, ctx.svc.config)
+        try:
+            self._dispatch_once(ctx, gh, version)
+            run = self._follow(ctx, gh)
+            if run.conclusion != "success":
+                raise OpError(f"The workflow run ended `{run.conclusion}`: <{run.html_url}|see its log>.")
+            ok, observed = self._verify(ctx, env, version)
+            if not ok:
+                self._after_failed_verification(ctx, gh, env, version, observed)
+        finally:
+            gh.close()
+        ctx.save(result=f"{version} is live on {env.name} and healthy.")
+
+    def _simulate(self, ctx: JobContext, env: Environment, version: str) -> None:
+        label = "DRY RUN" if ctx.job.dry_run else "SIMULATED"
+        g = ctx.svc.config.github
+        inputs = self.inputs(ctx.svc, ctx.job)
+        ctx.step(f"{label}: would dispatch `{g.workflow}` on `{g.ref}` of {g.repository} with inputs `{inputs}`", "info")
+        ctx.step(f"{label}: would follow the workflow run to completion", "info")
+        ctx.step(f"{label}: would verify {env.url}/health is 200 and {env.url}/version is `{version}`", "info")
+        why = "dry run" if ctx.job.dry_run else ctx.job.params["simulated"]
+        ctx.save(result=f"{label}: nothing was changed ({why}).")
+
+    def _dispatch_once(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
+        if ctx.progress.get("dispatch_started_at"):
+            return  # resumed: the dispatch may have gone out; find its run, never send it again
+        if self.checks_tag_again and ctx.progress.get("sha"):
+            sha_now = gh.resolve_tag(version)
+            if sha_now != ctx.progress["sha"]:
+                raise OpError(
+                    f"The tag `{version}` now points to `{(sha_now or 'nothing')[:10]}`, not the approved "
+                    f"`{ctx.progress['sha'][:10]}`. Nothing was deployed; ask again to review the new commit."
+                )
+        started = datetime.now(UTC)
+        ctx.save(dispatch_started_at=started.isoformat())
+        ctx.step("Dispatching the workflow…", "running")
+        if ctx.svc.config.github.create_deployment:
+            self._github_deployment(ctx, gh, version)
+        try:
+            gh.dispatch(self.inputs(ctx.svc, ctx.job))
+        except GitHubUnavailable as e:
+            # A 5xx may still have started a run: look for it instead of sending again.
+            ctx.save(dispatch_error=str(e))
+            ctx.step(f"GitHub answered with an error ({e}); looking for the run instead of dispatching again", "info")
+            return
+        except GitHubError as e:
+            raise OpError(f"GitHub refused the dispatch: {e}") from None
+        ctx.step(f"Dispatched `{ctx.svc.config.github.workflow}`", "done")
+
+    def _github_deployment(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
+        try:
+            dep = gh.create_deployment(version, ctx.job.environment, self.describe(ctx.job))
+            ctx.save(deployment_id=dep)
+        except GitHubError as e:
+            ctx.step(f"Could not record a GitHub deployment ({e}); continuing", "info")
+
+    def _set_deployment(self, ctx: JobContext, gh: GitHubBackend, state: str) -> None:
+        dep = ctx.progress.get("deployment_id")
+        if dep:
+            try:
+                gh.set_deployment_status(int(dep), state, environment_url=ctx.env.url if ctx.env else "", log_url=ctx.progress.get("run_url", ""))
+            except GitHubError:
+                log.warning("could not update a GitHub deployment status", extra={"job_id": ctx.job.id})
+
+    def _follow(self, ctx: JobContext, gh: GitHubBackend) -> Any:
+        run_id = ctx.progress.get("run_id")
+        if not run_id:
+            started = datetime.fromisoformat(ctx.progress["dispatch_started_at"])
+            deadline = time.monotonic() + FIND_RUN_SECONDS
+            run = None
+            while run is None and time.monotonic() < deadline:
+                run = gh.find_run(started, exclude_ids=_claimed_run_ids(ctx.svc, ctx.job.id))
+                if run is None:
+                    ctx.heartbeat()
+                    time.sleep(min(POLL_SECONDS, 1.0))
+            if run is None:
+                why = f" (the dispatch answered: {ctx.progress['dispatch_error']})" if ctx.progress.get("dispatch_error") else ""
+                raise OpError(
+                    f"No workflow run appeared within {int(FIND_RUN_SECONDS)} s{why}. Nothing was deployed "
+                    "as far as GitHub shows; check the Actions tab, then ask again."
+                )
+            ctx.save(run_id=run.id, run_url=run.html_url, links=[("workflow run", run.html_url)])
+            ctx.step(f"Workflow run <{run.html_url}|#{run.id}> found", "done")
+            run_id = run.id
+        deadline = time.monotonic() + ctx.svc.config.defaults.workflow_timeout_minutes * 60
+        last_status = ""
+        while time.monotonic() < deadline:
+            try:
+                run = gh.get_run(int(run_id))
+            except GitHubUnavailable:
+                ctx.heartbeat()
+                time.sleep(POLL_SECONDS)
+                continue
+            if run.status != last_status:
+                last_status = run.status
+                if run.status != "completed":
+                    ctx.step(f"Workflow {run.status.replace('_', ' ')}…", "running")
+            if run.status == "completed":
+                ctx.step(f"Workflow completed: `{run.conclusion}`", "done" if run.conclusion == "success" else "failed")
+                if run.conclusion != "success":
+                    self._set_deployment(ctx, gh, "failure")
+                return run
+            ctx.heartbeat()
+            time.sleep(self.poll_seconds(ctx))
+        raise OpError(f"The workflow run did not finish within {ctx.svc.config.defaults.workflow_timeout_minutes:g} minutes.")
+
+    def poll_seconds(self, ctx: JobContext) -> float:
+        return min(POLL_SECONDS, ctx.svc.config.defaults.verify_interval_seconds * 5)
+
+    def _verify(self, ctx: JobContext, env: Environment, version: str) -> tuple[bool, str]:
+        """The guide's check: /health is 200 and /version is the one deployed, until a deadline."""
+        d = ctx.svc.config.defaults
+        ctx.step(f"Verifying {env.url}/health and /version…", "running")
+        deadline = time.monotonic() + d.verify_timeout_seconds
+        observed = ""
+        while True:
+            report = http.check(env.url, timeout=min(5.0, d.verify_timeout_seconds))
+            observed = f"health {report.health}, version `{report.version or 'unknown'}`"
+            if report.healthy and report.version == version:
+                ctx.step(f"Verified: healthy, version `{version}`", "done")
+                return True, observed
+            if time.monotonic() >= deadline:
+                ctx.step(f"Verification failed after {d.verify_timeout_seconds:g} s: {observed} (expected `{version}`)", "failed")
+                return False, observed
+            ctx.heartbeat()
+            time.sleep(d.verify_interval_seconds)
+
+    def _after_failed_verification(self, ctx: JobContext, gh: GitHubBackend, env: Environment, version: str, observed: str) -> None:
+        self._set_deployment(ctx, gh, "failure")
+        target = ctx.progress.get("rollback_to", "")
+        if env.auto_rollback and target and not self.rollback:
+            ctx.step(f"Rolling back automatically to `{target}` (auto_rollback is on for {env.name})", "running")
+            try:
+                gh.dispatch(self.inputs(ctx.svc, ctx.job, version=target, rollback=True))
+            except GitHubError as e:
+                raise OpError(f"Verification failed ({observed}) and the automatic rollback could not be dispatched: {e}") from None
+            raise OpError(f"Verification failed ({observed}). Rolled back automatically to `{target}`; follow it in GitHub Actions.")
+        offer = f" Use *Roll back* to return to `{target}`." if target else ""
+        raise OpError(f"Verification failed: {observed}, expected `{version}`.{offer}")
+
+
+class Rollback(Deploy):
+    name = "rollback"
+    title: ClassVar[dict[str, str]] = {"en": "Rollback", "ja": "ロールバック"}
+    rollback = True
+
+    def check_request(self, svc: Services, req: Request) -> None:
+        # A rollback is how you get out of trouble: freeze windows do not apply to it.
+        if not svc.settings.github_token:
+            req.params["simulated"] = "no GITHUB_TOKEN: nothing is dispatched, every other step is real"
+
+    def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
+        return bool(env and env.approval_required) and not job.dry_run
+
+    def describe(self, job: Job, lang: str = "en") -> str:
+        target = job.params.get("version") or "the previous version"
+        if lang == "ja":
+            return f"{job.environment} を {target} にロールバック"
+        return f"Roll back {job.environment} to {target}"
+
+    def prepare(self, ctx: JobContext) -> None:
+        svc, job, env = ctx.svc, ctx.job, ctx.env
+        assert env is not None
+        live = http.check(env.url, timeout=3.0).version
+        target = job.params.get("version") or self._choose_target(ctx, env, live)
+        job.params = {**job.params, "version": target, "from_version": live}
+        with svc.sessions.begin() as s:
+            s.get(Job, job.id).params = job.params  # type: ignore[union-attr]
+        super().prepare(ctx)
+        fields = [f for f in ctx.progress.get("fields", []) if f[0] != "Version"]
+        fields.insert(1, ("Rollback", f"{live or 'unknown'} → *{target}*"))
+        ctx.save(fields=fields)
+
+    def _choose_target(self, ctx: JobContext, env: Environment, live: str) -> str:
+        current = live or (verified_history(ctx.svc, env.name)[:1] or [""])[0]
+        for v in verified_history(ctx.svc, env.name):
+            if v != current:
+                return v
+        if ctx.svc.settings.github_token and current:
+            gh = github_backend(ctx.svc.settings, ctx.svc.config)
+            try:
+                older = [t.name for t in gh.latest_tags(50) if version_key(t.name) < version_key(current)]
+            except GitHubError as e:
+                raise OpRefused(f"Could not list tags to find the previous version: {e}") from None
+            finally:
+                gh.close()
+            if older:
+                return older[0]
+        raise OpRefused(
+            f"I don't know which version to roll {env.name} back to (no verified history and no older tag "
+            f"than `{current or 'the live one'}`). Name it: `/taisun rollback {env.name} v1.2.2`."
+        )
+
+    def keep_lock_after(self, job: Job) -> str | None:
+        if job.dry_run:
+            return None
+        return f"rolled back from {job.params.get('from_version') or 'unknown'} to {job.params.get('version')} — fix before deploying again"
+
+
+register(Deploy())
+register(Rollback())
