@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App, BoltResponse
@@ -14,18 +15,43 @@ from bot.services import Services, build_services
 log = logging.getLogger(__name__)
 
 
+class ListenerExecutor(ThreadPoolExecutor):
+    """Bolt's listener pool, counting work in flight (listeners go on after ack())."""
+
+    def __init__(self, threads: int):
+        super().__init__(threads, thread_name_prefix="taisun-listener")
+        self._inflight = 0
+        self._count_lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        with self._count_lock:
+            self._inflight += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: object) -> None:
+        with self._count_lock:
+            self._inflight -= 1
+
+    @property
+    def inflight(self) -> int:
+        with self._count_lock:
+            return self._inflight
+
+
 def create_app(settings: Settings, svc: Services | None = None) -> App:
     """A Bolt app whose Web API calls go to SLACK_API_URL and whose acks never wait on slow work."""
     svc = svc or build_services(settings)
+    executor = ListenerExecutor(settings.taisun_listener_threads)
+    svc.listeners = executor
     app = App(
         signing_secret=settings.slack_signing_secret or None,
         client=svc.slack,
         # auth.test at start-up would make the bot unusable offline; /health reports Slack auth instead.
         token_verification_enabled=False,
         # Our own pool: Bolt's default has 5 threads shared by acks and lazy listeners.
-        listener_executor=ThreadPoolExecutor(
-            settings.taisun_listener_threads, thread_name_prefix="taisun-listener"
-        ),
+        listener_executor=executor,
         request_verification_enabled=bool(settings.slack_signing_secret),
         logger=logging.getLogger("slack_bolt"),
         process_before_response=False,

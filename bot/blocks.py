@@ -22,6 +22,27 @@ class Action:
     DEPLOY_MODAL = "taisun.deploy.modal"
     DEPLOY_ENV = "taisun.deploy.env"
     DEPLOY_VERSION = "taisun.deploy.version"
+    # Incidents, runbook runs and alerts (messages in bot/blocks_incident.py).
+    INCIDENT_DECLARE_MODAL = "taisun.incident.declare_modal"
+    INCIDENT_FROM_MESSAGE = "taisun.incident.from_message"  # message shortcut callback id
+    INCIDENT_SEVERITY = "taisun.incident.severity"
+    INCIDENT_TITLE = "taisun.incident.title"
+    INCIDENT_ACK = "taisun.incident.ack"
+    INCIDENT_MITIGATED = "taisun.incident.mitigated"
+    INCIDENT_PROMOTE = "taisun.incident.promote"
+    INCIDENT_RESOLVE = "taisun.incident.resolve"
+    INCIDENT_PICK = "taisun.incident.pick"
+    INCIDENT_FOLLOWUP_ISSUE = "taisun.incident.followup_issue"
+    NUDGE_SNOOZE = "taisun.nudge.snooze"
+    STEP_DONE = "taisun.step.done"
+    STEP_SKIP = "taisun.step.skip"
+    STEP_RUN = "taisun.step.run"
+    STEP_RECHECK = "taisun.step.recheck"
+    STEP_SKIP_MODAL = "taisun.step.skip_modal"
+    STEP_SKIP_REASON = "taisun.step.skip_reason"
+    STEP_PARAMS_MODAL = "taisun.step.params_modal"
+    STEP_VERSION = "taisun.step.version"
+    ALERT_START_RUNBOOK = "taisun.alert.start_runbook"
 
 
 STATE_LABEL = {

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     taisun_workers: int = 4
     # Threads Bolt uses for listeners; acks never queue behind slow work.
     taisun_listener_threads: int = 16
+    # A worker holds a job for this long between heartbeats; a dead worker's job is taken over after it.
+    taisun_lease_seconds: float = 30.0
 
     @field_validator("slack_api_url")
     @classmethod
@@ -87,6 +89,11 @@ class GithubConfig(Strict):
         default_factory=lambda: {"environment": "{environment}", "version": "{version}"}
     )
     create_deployment: bool = False
+    # Ask GitHub for the run id in the dispatch answer (github.com; some GHES versions refuse it).
+    return_run_details: bool = False
+    # When cd.yml sets `run-name` from an input (e.g. the job id), the text every run title
+    # contains, e.g. "{job_id}": the bot then never mistakes another deploy's run for its own.
+    run_title: str = ""
 
     @field_validator("repository")
     @classmethod
@@ -125,6 +132,8 @@ class Defaults(Strict):
     verify_timeout_seconds: float = Field(300, gt=0)
     verify_interval_seconds: float = Field(10, gt=0)
     workflow_timeout_minutes: float = Field(60, gt=0)
+    # How long to look for the workflow run a dispatch started before giving up.
+    find_run_timeout_seconds: float = Field(60, gt=0)
 
 
 class WeekTime(Strict):

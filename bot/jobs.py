@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SYSTEM_HOLDER = "taisun"
 ACTIVE_STATES = frozenset({"validating", "pending_approval", "queued", "running"})
 STATE_EMOJI = {
     "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀",
@@ -558,7 +559,9 @@ class JobRunner:
             if keep_lock:
                 lock = s.get(Lock, job.environment)
                 if lock is not None and lock.job_id == job.id:
+                    # Held by the bot itself now: nobody deploys past it until someone unlocks on purpose.
                     lock.job_id, lock.reason, lock.acquired_at = "", keep_lock, t
+                    lock.holder_id, lock.holder_name = SYSTEM_HOLDER, "TAISUN"
             else:
                 locks.release_for_job(s, job.id)
             outcome = {"succeeded": "ok", "failed": "error"}.get(state, state)

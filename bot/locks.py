@@ -33,7 +33,12 @@ class LockInfo:
 
     def describe(self) -> str:
         since = self.acquired_at.strftime("%Y-%m-%d %H:%M UTC")
-        what = f"a running job `{self.job_id[:8]}`" if self.job_id else f"<@{self.holder_id}>"
+        if self.job_id:
+            what = f"a running job `{self.job_id[:8]}`"
+        elif self.holder_id == "taisun":
+            what = "TAISUN"
+        else:
+            what = f"<@{self.holder_id}>"
         why = f" — “{self.reason}”" if self.reason else ""
         until = f", expires {self.expires_at.strftime('%H:%M UTC')}" if self.expires_at else ""
         return f"*{self.environment}* is locked by {what} since {since}{why}{until}"
@@ -44,11 +49,12 @@ class EnvironmentLocked(Exception):
 
     def __init__(self, info: LockInfo):
         self.info = info
-        release = (
-            "It is released when the job finishes."
-            if info.job_id
-            else f"The holder can release it with `/taisun unlock {info.environment}`."
-        )
+        if info.job_id:
+            release = "It is released when the job finishes."
+        elif info.holder_id == "taisun":
+            release = f"Once it is fixed, release it with `/taisun unlock {info.environment}`."
+        else:
+            release = f"The holder can release it with `/taisun unlock {info.environment}`."
         super().__init__(f"{info.describe()}. {release}")
 
 

@@ -21,6 +21,8 @@ def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
     if job is None or job.state == "validating" and not job.message_ts:
         return None  # nothing worth a channel message until the request is checked
     op = REGISTRY.get(job.operation)
+    # A request refused before it had a card concerns only the requester: tell them, not the channel.
+    private = not job.message_ts and job.state in ("invalid", "refused") and bool(job.response_url)
     description = svc.describe(job)
     can_rollback = (
         job.operation in ROLLBACK_OFFERED and not job.dry_run and bool(job.progress.get("rollback_to"))
@@ -29,6 +31,7 @@ def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
         "channel": job.channel or svc.config.slack.ops_channel,
         "fallback_channel": svc.config.slack.ops_channel,
         "ts": job.message_ts,
+        "response_url": job.response_url if private else "",
         "version": job.updated_at.isoformat(),
         "text": blocks.job_text(job, description),
         "blocks": blocks.job_blocks(

@@ -45,6 +45,8 @@ class Services:
     # Extension slots filled by feature modules (incidents, alerts...).
     extras: dict[str, Any] = field(default_factory=dict)
 
+    # Bolt's listener pool (set by create_app); counted so tests and the shell can wait for it.
+    listeners: Any = None
     _pending: int = 0
     _pending_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -66,8 +68,10 @@ class Services:
 
     @property
     def pending_background(self) -> int:
+        """Post-ack work still in flight: background tasks and listeners that go on after ack()."""
         with self._pending_lock:
-            return self._pending
+            pending = self._pending
+        return pending + (self.listeners.inflight if self.listeners is not None else 0)
 
     def start(self) -> None:
         """Start the background threads (job workers, message sender)."""
@@ -103,7 +107,11 @@ def build_services(
         metrics=Metrics(),
     )
     svc.jobs = JobService(svc)
-    svc.runner = JobRunner(svc, threads=workers if workers is not None else settings.taisun_workers)
+    svc.runner = JobRunner(
+        svc,
+        threads=workers if workers is not None else settings.taisun_workers,
+        lease_seconds=settings.taisun_lease_seconds,
+    )
     from bot.render import render_job_message
 
     svc.notifier = Notifier(svc, slack, lambda job_id: render_job_message(svc, job_id))

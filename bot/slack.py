@@ -167,6 +167,9 @@ class Notifier:
             return
         from bot.store.models import Job  # local: keeps this module importable without the store
 
+        if msg.get("response_url"):
+            self._respond(msg["response_url"], msg["text"], msg["blocks"])
+            return
         if msg.get("ts"):
             self._call(
                 "chat_update", channel=msg["channel"], ts=msg["ts"], text=msg["text"], blocks=msg["blocks"]
@@ -189,6 +192,18 @@ class Notifier:
             newer = self.render(job_id)
             if newer is not None and newer.get("version") != msg.get("version"):
                 self.job_changed(job_id)
+
+    def _respond(self, url: str, text: str, blocks: list[Any]) -> None:
+        from slack_sdk.webhook import WebhookClient
+
+        try:
+            resp = WebhookClient(url, timeout=10, retry_handlers=list(self.client.retry_handlers)).send(
+                text=text, blocks=blocks, response_type="ephemeral", replace_original=False
+            )
+            if resp.status_code != 200:
+                log.warning("response_url post failed", extra={"status": resp.status_code})
+        except Exception as e:
+            log.warning("response_url post failed", extra={"error": repr(e)})
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:

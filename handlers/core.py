@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot import audit, blocks, locks
 from bot.backends import http
 from bot.commands import SPECS
-from bot.jobs import audit_refusal
+from bot.jobs import SYSTEM_HOLDER, audit_refusal
 from bot.ops.base import OpError, Request
 from bot.store.models import Job
 from handlers.commands import subcommand
@@ -125,7 +125,8 @@ def unlock(inv: Invocation) -> Reply:
             raise OpError(
                 f"{env.name} is held by a running job `{held.job_id[:8]}`; it is released when the job ends."
             )
-        if held.holder_id != inv.user_id and not inv.svc.policy.has_role(inv.user_id, "admin", env):
+        others = held.holder_id not in (inv.user_id, SYSTEM_HOLDER)
+        if others and not inv.svc.policy.has_role(inv.user_id, "admin", env):
             raise OpError(
                 f"{locks.LockInfo.of(held).describe()}. Only they or an admin can unlock it; "
                 "an approver can take it over from the lock message."

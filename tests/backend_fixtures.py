@@ -24,7 +24,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-PG_ADMIN_DSN = os.environ.get("TAISUN_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Same variable as tests/conftest.py uses for the admin connection.
+PG_ADMIN_DSN = os.environ.get("TAISUN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def free_port() -> int:
@@ -52,7 +53,7 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """AWS_* pointing at moto with fake credentials; moto state is reset around the test."""
+    """AWS_* pointing at moto with fake credentials, on a freshly reset moto."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
@@ -64,9 +65,9 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     # moto runs in this process: skip loading its catalogue of default AMIs (~1.5 s per
     # region); run_instances accepts any ImageId anyway.
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    # Reset before (not after) each test: isolation without paying for it twice.
     httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     yield moto_endpoint
-    httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
 
 
 @dataclass
@@ -107,6 +108,8 @@ def pg_db() -> Iterator[Callable[[], str]]:
             with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         except psycopg.OperationalError as exc:
+            if os.environ.get("CI"):
+                pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}")
             pytest.skip(f"PostgreSQL not available at {PG_ADMIN_DSN}: {exc}")
         created.append(name)
         return dsn_for(name)
@@ -125,6 +128,8 @@ def redis_server(*extra: str) -> Iterator[int]:
     """A private, non-persistent redis-server on a free port; yields the port."""
     binary = shutil.which("redis-server")
     if not binary:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; scripts/services installs it")
         pytest.skip("redis-server not installed")
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *extra]

@@ -7,6 +7,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -53,7 +54,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         if not PG_OK:
             if os.environ.get("CI"):
-                pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}; the test command should start it")
+                pytest.fail(
+                    f"PostgreSQL is not reachable at {PG_ADMIN_URL}; the test command should start it"
+                )
             pytest.skip("PostgreSQL not reachable")
         url = create_pg_database()
     engine = make_engine(url)
@@ -84,7 +87,9 @@ def settings_for(tmp_path: Path, slack: LocalSlack, service: FakeService):  # ty
     """settings_for(db_url, **overrides) -> Settings pointing at the local Slack and a test config."""
 
     def make(db_url: str, config_mutate=None, **overrides) -> Settings:  # type: ignore[no-untyped-def]
-        cfg = write_config(tmp_path / f"taisun-{secrets.token_hex(3)}.yml", service_url=service.url, mutate=config_mutate)
+        cfg = write_config(
+            tmp_path / f"taisun-{secrets.token_hex(3)}.yml", service_url=service.url, mutate=config_mutate
+        )
         base = {
             "slack_bot_token": BOT_TOKEN,
             "slack_signing_secret": "test-signing-secret-" + secrets.token_hex(8),
@@ -105,10 +110,41 @@ def make_bot(settings_for, slack: LocalSlack):  # type: ignore[no-untyped-def]
     bots: list[Bot] = []
 
     def make(db_url: str, start: bool = True, config_mutate=None, settings=None, **overrides) -> Bot:  # type: ignore[no-untyped-def]
-        bot = Bot(settings or settings_for(db_url, config_mutate=config_mutate, **overrides), slack, start=start)
+        bot = Bot(
+            settings or settings_for(db_url, config_mutate=config_mutate, **overrides), slack, start=start
+        )
         bots.append(bot)
         return bot
 
     yield make
     for b in bots:
         b.stop()
+
+
+GITHUB_TOKEN = "ghp_testtoken0000000000000000000000000000"  # noqa: S105 (a test token, proves redaction)
+
+
+@pytest.fixture
+def github(service: FakeService) -> Iterator[Any]:
+    """A fake GitHub with release tags and cd.yml; the fake service reports what the last successful run deployed."""
+    from tests.fakes.github import FakeGitHub
+
+    gh = FakeGitHub("taisun/taisun-v2", token=GITHUB_TOKEN)
+    gh.start()
+    for i, tag in enumerate(["v1.0.0", "v1.1.0", "v1.2.2", "v1.2.3"]):
+        gh.add_commit(f"feat: change {i}")
+        gh.add_tag(tag)
+    gh.declare_workflow("cd.yml", inputs=["environment", "version", "rollback"])
+    gh.run_script = ["queued", "in_progress", ("completed", "success")]
+    service.version = "v1.2.2"
+
+    def live_version() -> str:
+        for run in gh.runs:
+            if run["status"] == "completed" and run["conclusion"] == "success":
+                return str(run["inputs"].get("version", service.version))
+        return service.version
+
+    service.version_fn = live_version
+    yield gh
+    assert gh.errors == []
+    gh.stop()

@@ -22,7 +22,9 @@ CHANNEL = "C0OPS"
 BOT_TOKEN = "xoxb-test-0000-secret"  # noqa: S105 (a test token, also used to prove redaction)
 
 
-def write_config(path: Path, *, service_url: str = "", mutate: Callable[[dict[str, Any]], None] | None = None) -> Path:
+def write_config(
+    path: Path, *, service_url: str = "", mutate: Callable[[dict[str, Any]], None] | None = None
+) -> Path:
     """The example config with test members and, when given, every environment pointed at service_url."""
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     data["roles"] = {
@@ -44,7 +46,9 @@ def write_config(path: Path, *, service_url: str = "", mutate: Callable[[dict[st
     return path
 
 
-def wsgi_post(app: Callable[..., Any], body: str, headers: dict[str, str], path: str = "/slack/events") -> tuple[int, bytes]:
+def wsgi_post(
+    app: Callable[..., Any], body: str, headers: dict[str, str], path: str = "/slack/events"
+) -> tuple[int, bytes]:
     data = body.encode()
     environ = {
         "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "",
@@ -71,8 +75,18 @@ class Bot:
         self.svc = self.wsgi.svc
         self.svc.notifier.min_interval = 0.0
 
-    def post(self, body: str, ctype: str, *, secret: str | None = None, timestamp: int | None = None, extra: dict[str, str] | None = None) -> tuple[int, bytes]:
-        headers = signing.sign(secret or self.settings.slack_signing_secret, body, timestamp) | {"Content-Type": ctype}
+    def post(
+        self,
+        body: str,
+        ctype: str,
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        headers = signing.sign(secret or self.settings.slack_signing_secret, body, timestamp) | {
+            "Content-Type": ctype
+        }
         return wsgi_post(self.wsgi, body, headers | (extra or {}))
 
     def command(self, text: str, user: str = ALICE, channel: str = CHANNEL) -> dict[str, Any]:
@@ -85,7 +99,9 @@ class Bot:
         assert status == 200, (status, data)
         return json.loads(data) if data else {}
 
-    def click(self, action_id: str, value: str, user: str, message: Message | None = None) -> tuple[int, bytes]:
+    def click(
+        self, action_id: str, value: str, user: str, message: Message | None = None
+    ) -> tuple[int, bytes]:
         body, ctype = signing.block_action(
             action_id, value, user_id=user, user_name=NAMES.get(user, user),
             channel_id=message.channel if message else CHANNEL, message_ts=message.ts if message else "",
@@ -102,7 +118,9 @@ class Bot:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.svc.sessions() as s:
-                busy = s.scalar(select(Job.id).where(Job.state.in_(("validating", "queued", "running"))).limit(1))
+                busy = s.scalar(
+                    select(Job.id).where(Job.state.in_(("validating", "queued", "running"))).limit(1)
+                )
             if not busy and not self.svc.pending_background and self.svc.notifier.flush(0.2):
                 time.sleep(0.05)
                 if self.svc.notifier.flush(0.2):

@@ -1,5 +1,8 @@
 """bot.backends.backup against a real PostgreSQL and S3 served by moto."""
 
+# Fixtures are imported from tests.backend_fixtures and then requested as arguments.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import gzip
@@ -8,6 +11,8 @@ import io
 import json
 import sys
 import tarfile
+import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,15 +63,33 @@ def _fill(dsn: str, rows: int = 3000) -> None:
 
 def _fingerprint(dsn: str) -> tuple[int, str]:
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*), md5(string_agg(id || name || blob, ',' ORDER BY id)) FROM items").fetchone()
+        row = conn.execute(
+            "SELECT count(*), md5(string_agg(id || name || blob, ',' ORDER BY id)) FROM items"
+        ).fetchone()
         assert row is not None
         return row[0], row[1]
 
 
 def _tables(dsn: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        ).fetchall()
         return [r[0] for r in rows]
+
+
+def _wait_for_exit(pid: int, timeout_s: float = 10.0) -> None:
+    """Until the process is gone or a zombie (exited, not yet reaped)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} still running")
 
 
 def _no_leftovers(b: Bucket, prefix: str = "db/") -> None:
@@ -174,13 +197,17 @@ def test_tampered_object_is_refused_and_target_untouched(
     with psycopg.connect(dst, autocommit=True) as conn:
         conn.execute("CREATE TABLE marker (x int)")
     with pytest.raises(ChecksumMismatch, match="not touched"):
-        restore_backup(backup_id_or_key=result.key, s3=s3_bucket.s3, bucket=s3_bucket.name, prefix="db/", dsn=dst)
+        restore_backup(
+            backup_id_or_key=result.key, s3=s3_bucket.s3, bucket=s3_bucket.name, prefix="db/", dsn=dst
+        )
     assert _tables(dst) == ["marker"]
 
 
 def test_object_without_checksum_is_refused(s3_bucket: Bucket, pg_db: Callable[[], str]) -> None:
     s3_bucket.s3.put_object(
-        Bucket=s3_bucket.name, Key="db/backup_20261127_020000.sql.gz", Body=gzip.compress(b"CREATE TABLE t (x int);")
+        Bucket=s3_bucket.name,
+        Key="db/backup_20261127_020000.sql.gz",
+        Body=gzip.compress(b"CREATE TABLE t (x int);"),
     )
     dst = pg_db()
     with pytest.raises(ChecksumMismatch, match="no sha256"):
@@ -210,6 +237,37 @@ def test_restore_error_rolls_back_everything(
         restore_backup(backup_id_or_key=result.key, s3=s3_bucket.s3, bucket=s3_bucket.name, dsn=dst)
     assert "rolled back" in str(err.value)
     assert _tables(dst) == ["zzz_later"]  # items was not left behind: single transaction
+
+
+def test_truncated_stream_is_rolled_back_not_committed(
+    s3_bucket: Bucket, pg_db: Callable[[], str], tmp_path: Path
+) -> None:
+    # Complete statements, sync-flushed, then the stream just stops (no gzip trailer).
+    # Closing psql's stdin here would COMMIT "early"; the restore must kill psql instead.
+    comp = zlib.compressobj(6, zlib.DEFLATED, 31)
+    # ~1 MiB of comments after the statements: pushing that through the pipe proves psql
+    # was running (pid written) and had already executed the statements.
+    sql = (
+        b"CREATE TABLE early (x int);\nINSERT INTO early VALUES (1);\n"
+        + (b"-- " + b"x" * 100 + b"\n") * 10_000
+    )
+    data = comp.compress(sql) + comp.flush(zlib.Z_SYNC_FLUSH)
+    key = "db/backup_20261126_020000.sql.gz"
+    s3_bucket.s3.put_object(
+        Bucket=s3_bucket.name, Key=key, Body=data, Metadata={"sha256": hashlib.sha256(data).hexdigest()}
+    )
+    dst = pg_db()
+    # The real psql, exec'ed by a wrapper that records its pid (exec keeps it).
+    pidfile = tmp_path / "psql.pid"
+    psql = _fake_tool(
+        tmp_path,
+        "psql",
+        f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\nos.execvp('psql', ['psql', *sys.argv[1:]])",
+    )
+    with pytest.raises(RestoreFailed, match="truncated"):
+        restore_backup(backup_id_or_key=key, s3=s3_bucket.s3, bucket=s3_bucket.name, dsn=dst, psql=psql)
+    _wait_for_exit(int(pidfile.read_text()))  # psql is gone: whatever it did is final
+    assert _tables(dst) == []
 
 
 def test_pg_dump_failure_leaves_nothing(s3_bucket: Bucket, pg_db: Callable[[], str]) -> None:
@@ -285,7 +343,9 @@ def test_interrupt_cleans_up_and_propagates(
             raise RuntimeError("cancelled by operator")
 
     with pytest.raises(BackupFailed, match="cancelled by operator"):
-        run_backup(dsn=src, s3=s3_bucket.s3, bucket=s3_bucket.name, now=NOW, part_size=small_parts, progress=cancel)
+        run_backup(
+            dsn=src, s3=s3_bucket.s3, bucket=s3_bucket.name, now=NOW, part_size=small_parts, progress=cancel
+        )
     _no_leftovers(s3_bucket)
 
 
@@ -301,7 +361,10 @@ def test_retention_uses_key_timestamp_and_keeps_latest(s3_bucket: Bucket) -> Non
     s3, name = s3_bucket.s3, s3_bucket.name
     now = datetime(2026, 12, 31, 3, 0, tzinfo=UTC)
     days_old = [45, 31, 30, 29, 1]
-    keys = {d: f"db/backup_{(now - timedelta(days=d, minutes=-1 if d == 30 else 0)):%Y%m%d_%H%M%S}.sql.gz" for d in days_old}
+    keys = {
+        d: f"db/backup_{(now - timedelta(days=d, minutes=-1 if d == 30 else 0)):%Y%m%d_%H%M%S}.sql.gz"
+        for d in days_old
+    }
     for key in keys.values():
         s3.put_object(Bucket=name, Key=key, Body=b"x")
     s3.put_object(Bucket=name, Key="db/backup_20200101.sql", Body=b"guide-era manual dump")
@@ -310,7 +373,13 @@ def test_retention_uses_key_timestamp_and_keeps_latest(s3_bucket: Bucket) -> Non
     deleted = apply_retention(s3, name, "db/", 30, now)
     assert sorted(deleted) == sorted([keys[45], keys[31]])
     left = {o["Key"] for o in s3.list_objects_v2(Bucket=name)["Contents"]}
-    assert left == {keys[30], keys[29], keys[1], "db/backup_20200101.sql", "memory/memory_20200101_000000.tar.gz"}
+    assert left == {
+        keys[30],
+        keys[29],
+        keys[1],
+        "db/backup_20200101.sql",
+        "memory/memory_20200101_000000.tar.gz",
+    }
 
     # Everything old: the newest backup still survives.
     much_later = now + timedelta(days=400)
@@ -339,11 +408,42 @@ def test_backup_memory(s3_bucket: Bucket, tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_run_verify_command() -> None:
-    ok, out = run_verify_command([sys.executable, "-c", "import os; print('rows ok', os.environ['X'])"], {"X": "1"})
+    ok, out = run_verify_command(
+        [sys.executable, "-c", "import os; print('rows ok', os.environ['X'])"], {"X": "1"}
+    )
     assert ok and out == "rows ok 1"
     ok, out = run_verify_command(
         [sys.executable, "-c", "import os,sys; print('bad', os.environ['DB_PASSWORD']); sys.exit(2)"],
         {"DB_PASSWORD": "s3cr3tvalue"},
     )
     assert not ok and "exited with code 2" in out and "s3cr3tvalue" not in out
-    assert run_verify_command(["/nonexistent/verify"], {}) == (False, "command not found: /nonexistent/verify")
+    assert run_verify_command(["/nonexistent/verify"], {}) == (
+        False,
+        "command not found: /nonexistent/verify",
+    )
+
+
+def test_large_object_metadata_via_multipart_copy(
+    s3_bucket: Bucket, tmp_path: Path, small_parts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pretend CopyObject's 5 GiB limit is 100 KiB: the stamp goes through UploadPartCopy.
+    monkeypatch.setattr(backup, "COPY_OBJECT_LIMIT", 100 * 1024)
+    monkeypatch.setattr(backup, "COPY_PART_SIZE", small_parts)
+    fake = _fake_tool(tmp_path, "pg_dump", "sys.stdout.buffer.write(os.urandom(300 * 1024))")
+    result = run_backup(
+        dsn="dbname=x", s3=s3_bucket.s3, bucket=s3_bucket.name, now=NOW, pg_dump=fake, part_size=small_parts
+    )
+    obj = s3_bucket.s3.get_object(Bucket=s3_bucket.name, Key=result.key)
+    assert obj["Metadata"]["sha256"] == result.sha256
+    assert hashlib.sha256(obj["Body"].read()).hexdigest() == result.sha256
+    assert s3_bucket.s3.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
+
+
+def test_abort_stale_uploads(s3_bucket: Bucket) -> None:
+    key = "db/backup_20261101_020000.sql.gz"
+    s3_bucket.s3.create_multipart_upload(Bucket=s3_bucket.name, Key=key)
+    # moto reports a fixed 2010 "Initiated" date, so "now" is chosen around that.
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+    assert backup.abort_stale_uploads(s3_bucket.s3, s3_bucket.name, "db/", long_ago) == []
+    assert backup.abort_stale_uploads(s3_bucket.s3, s3_bucket.name, "db/", datetime.now(UTC)) == [key]
+    assert s3_bucket.s3.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []

@@ -1,5 +1,8 @@
 """bot.backends.cache against private redis-server processes and a local HTTP endpoint."""
 
+# Fixtures are imported from tests.backend_fixtures and then requested as arguments.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import http.server
@@ -117,7 +120,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def app_endpoint() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/admin/cache/clear"
     server.shutdown()

@@ -1,5 +1,8 @@
 """bot.backends.pgconn against a real PostgreSQL: only old idle sessions of the target db end."""
 
+# Fixtures are imported from tests.backend_fixtures and then requested as arguments.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import threading

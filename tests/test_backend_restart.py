@@ -1,5 +1,8 @@
 """bot.backends.restart: a fake systemctl on disk, EC2/SSM served by moto."""
 
+# Fixtures are imported from tests.backend_fixtures and then requested as arguments.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import json

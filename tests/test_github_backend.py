@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from bot.backends.github import (
@@ -307,6 +308,17 @@ def test_dispatch_that_times_out_is_not_resent_and_its_run_can_be_found(
     assert backend.find_run(before) is not None
 
 
+def test_dispatch_returns_no_run_id_unless_run_details_are_asked_for(
+    gh: FakeGitHub, make_backend: MakeBackend
+) -> None:
+    assert make_backend().dispatch(deploy_inputs()) is None
+
+    run_id = make_backend(return_run_details=True).dispatch(deploy_inputs())
+
+    assert run_id == gh.runs[0]["id"]
+    assert gh.dispatches[-1]["return_run_details"] is True
+
+
 def test_find_run_ignores_runs_created_before_the_dispatch(gh: FakeGitHub, backend: GitHubBackend) -> None:
     gh.add_run(created_at=datetime.now(UTC) - timedelta(minutes=5), status="in_progress")
     dispatched_at = datetime.now(UTC)
@@ -600,3 +612,41 @@ def test_check_with_a_bad_token_fails_without_the_token(make_backend: MakeBacken
         make_backend(token=wrong).check()
 
     assert err.value.status == 401 and wrong not in str(err.value)
+
+
+def test_check_reads_a_hand_written_workflow_file(gh: FakeGitHub, backend: GitHubBackend) -> None:
+    gh.declare_workflow("cd.yml", source="name: CD\non: [push, workflow_dispatch]\njobs: {}\n")
+
+    with pytest.raises(GitHubError, match="does not declare input\\(s\\) environment"):
+        backend.check(["environment"])
+
+
+# ---------------------------------------------------------------- the fake itself, on the wire
+
+
+def test_fake_speaks_github_wire_protocol(gh: FakeGitHub) -> None:
+    for minor in range(3):
+        gh.add_tag(f"v0.{minor}.0")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=gh.url, headers=auth) as client:
+        page = client.get(f"/repos/{REPO}/tags", params={"per_page": 2})
+        assert page.status_code == 200 and len(page.json()) == 2
+        assert 'rel="next"' in page.headers["link"] and page.headers["link"].startswith(f"<{gh.url}/")
+
+        ok = client.post(f"/repos/{REPO}/actions/workflows/cd.yml/dispatches", json={"ref": "main"})
+        assert ok.status_code == 422  # environment and version are required
+
+        ok = client.post(
+            f"/repos/{REPO}/actions/workflows/cd.yml/dispatches",
+            json={"ref": "main", "inputs": {"environment": "dev", "version": "v0.2.0"}},
+        )
+        assert ok.status_code == 204 and ok.content == b""
+
+        listed = client.get(
+            f"/repos/{REPO}/actions/runs", params={"created": ">=2000-01-01", "event": "workflow_dispatch"}
+        )
+        assert listed.json()["total_count"] == 1
+        assert listed.json()["workflow_runs"][0]["url"].startswith(gh.url)
+
+        assert client.get(f"/repos/{REPO}", headers={"Authorization": "token nope"}).status_code == 401
+        assert client.get("/repos/someone/else").status_code == 404

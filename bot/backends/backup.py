@@ -175,6 +175,10 @@ def _s3_error(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}")
 
 
+def _is_not_found(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
 def _last_line(text: str, password: str | None = None) -> str:
     """The last error line of a tool's stderr (the one that says why), secrets masked."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -207,10 +211,13 @@ class _StderrTail(threading.Thread):
         self.stream, self.limit, self.buf = stream, limit, bytearray()
 
     def run(self) -> None:
-        while chunk := self.stream.read1(65536):  # type: ignore[attr-defined]
-            self.buf += chunk
-            if len(self.buf) > self.limit:
-                del self.buf[: len(self.buf) - self.limit]
+        try:
+            while chunk := self.stream.read1(65536):  # type: ignore[attr-defined]
+                self.buf += chunk
+                if len(self.buf) > self.limit:
+                    del self.buf[: len(self.buf) - self.limit]
+        finally:
+            self.stream.close()
 
     def text(self) -> str:
         self.join(timeout=5)
@@ -371,7 +378,7 @@ def _refuse_existing(s3: Any, bucket: str, key: str) -> None:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if _is_not_found(exc):
             return
         raise BackupFailed(f"cannot check s3://{bucket}/{key}: {_s3_error(exc)}") from None
     raise BackupFailed(f"s3://{bucket}/{key} already exists: another backup ran in the same second; retry")
@@ -460,6 +467,9 @@ def run_backup(
         if not isinstance(exc, Exception):
             raise  # KeyboardInterrupt / SystemExit: cleaned up, now let it through
         raise err from (exc if isinstance(exc, ClientError | BotoCoreError) else None)
+    finally:
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
     seconds = time.monotonic() - started
     if progress:
         progress(f"backup stored: s3://{bucket}/{key}, {_human(upload.size)} in {seconds:.1f}s")
@@ -542,7 +552,12 @@ def list_backups(
                     continue
                 sha = None
                 if with_checksums:
-                    head = s3.head_object(Bucket=bucket, Key=obj["Key"])
+                    try:
+                        head = s3.head_object(Bucket=bucket, Key=obj["Key"])
+                    except ClientError as exc:
+                        if _is_not_found(exc):  # deleted since the listing (retention ran)
+                            continue
+                        raise
                     sha = head.get("Metadata", {}).get(META_SHA256)
                 found.append(BackupInfo(obj["Key"], m["id"], obj["Size"], sha, obj["LastModified"]))
     except (ClientError, BotoCoreError) as exc:
@@ -634,7 +649,7 @@ def restore_backup(
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if _is_not_found(exc):
             raise BackupNotFound(
                 f"no backup s3://{bucket}/{key}: `backup list` shows the ones that exist"
             ) from None

@@ -50,7 +50,7 @@ MAX_TITLES = 20
 PER_PAGE = 100
 DEPLOYMENT_STATES = frozenset({"error", "failure", "inactive", "in_progress", "queued", "pending", "success"})
 
-# Only GETs are retried (twice; 0 s then 0.5 s apart). Connection errors that happen before
+# Only GETs are retried (twice: at once, then after 0.4 s). Connection errors that happen before
 # a request is sent are retried for any method by urllib3, which is safe: nothing reached GitHub.
 _GET_RETRY = Retry(
     total=2,
@@ -60,7 +60,7 @@ _GET_RETRY = Retry(
     other=0,
     allowed_methods=frozenset({"GET", "HEAD"}),
     status_forcelist=(500, 502, 503, 504),
-    backoff_factor=0.25,
+    backoff_factor=0.2,
     raise_on_status=False,  # hand the last 5xx to PyGithub so it raises with status and body
     respect_retry_after_header=False,  # never sleep minutes inside a worker; rate limits surface instead
 )
@@ -157,7 +157,10 @@ class GitHubBackend:
         ref: str,
         tag_pattern: str,
         timeout: float = 10.0,
+        return_run_details: bool = False,
     ) -> None:
+        """``return_run_details`` asks GitHub for the run id in the dispatch answer (github.com
+        supports it; older GitHub Enterprise Server may answer 422 to the unknown key)."""
         try:
             self._tag_re = re.compile(tag_pattern)
         except re.error as exc:
@@ -168,6 +171,7 @@ class GitHubBackend:
         self.workflow = workflow
         self.ref = ref
         self.timeout = timeout
+        self.return_run_details = return_run_details
         self._gh = Github(
             base_url=self._api_url,
             auth=Auth.Token(token) if token else None,
@@ -217,7 +221,7 @@ class GitHubBackend:
                     raise
                 # GitHub says 404 for a missing repository too: tell "no such tag" from
                 # "wrong repository or token" so a config error is not reported as a typo.
-                self._gh.requester.requestJsonAndCheck("GET", f"/repos/{self.repository}")
+                self._gh.requester.requestJsonAndCheck("GET", self._repo.url)
                 return None
             # An annotated tag points at a tag object (possibly a chain of them) that names the commit.
             for _ in range(5):
@@ -257,21 +261,26 @@ class GitHubBackend:
 
     # ------------------------------------------------------------------ workflow runs
 
-    def dispatch(self, inputs: Mapping[str, str]) -> None:
+    def dispatch(self, inputs: Mapping[str, str]) -> int | None:
         """Start the workflow on ``ref`` with these inputs. Sent once; never retried.
 
-        Raises GitHubUnavailable when the outcome is unknown (5xx, timeout): the run may
-        exist anyway, so call find_run() before dispatching again.
+        Returns the run id when GitHub gives it (return_run_details), else None: then
+        find_run() locates the run. Raises GitHubUnavailable when the outcome is unknown
+        (5xx, timeout): the run may exist anyway, so call find_run() before dispatching again.
         """
         for key, value in inputs.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise TypeError(f"workflow inputs must be strings, got {key!r}: {value!r}")
         url = f"{self._workflow_url()}/dispatches"
-        body = {"ref": self.ref, "inputs": dict(inputs)}
+        body: dict[str, Any] = {"ref": self.ref, "inputs": dict(inputs)}
+        if self.return_run_details:
+            body["return_run_details"] = True
         # Workflow.create_dispatch returns False (or raises, depending on version and
         # arguments) without the status; call the requester so errors carry status and body.
         with self._errors(f"the dispatch of {self.workflow} on {self.ref}", dispatch=True):
-            self._gh.requester.requestJsonAndCheck("POST", url, input=body)
+            _, data = self._gh.requester.requestJsonAndCheck("POST", url, input=body)
+        run_id = data.get("workflow_run_id") if isinstance(data, dict) else None
+        return int(run_id) if isinstance(run_id, int) else None
 
     def find_run(
         self,
@@ -443,7 +452,8 @@ class GitHubBackend:
             raise GitHubError(
                 f"workflow {self.workflow} has no workflow_dispatch trigger; add `on: workflow_dispatch` to {path}"
             )
-        inputs = (on.get("workflow_dispatch") or {}).get("inputs") or {}
+        trigger = on.get("workflow_dispatch")
+        inputs = (trigger.get("inputs") if isinstance(trigger, dict) else None) or {}
         if not isinstance(inputs, dict):
             return None
         required = {str(k) for k, v in inputs.items() if isinstance(v, dict) and v.get("required") is True}
@@ -458,13 +468,13 @@ class GitHubBackend:
             raise
         except GithubException as exc:
             raise self._translate(exc, action, not_found=not_found, dispatch=dispatch) from exc
-        except requests.exceptions.Timeout as exc:
-            what = " (the run may have started anyway: check before dispatching again)" if dispatch else ""
-            raise GitHubUnavailable(
-                self._scrub(f"GitHub did not answer {action} within {self.timeout:g} s{what}")
-            ) from exc
         except requests.exceptions.RequestException as exc:
             what = " (the run may have started anyway: check before dispatching again)" if dispatch else ""
+            # Retried GETs that time out surface as ConnectionError("... Read timed out").
+            if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower():
+                raise GitHubUnavailable(
+                    self._scrub(f"GitHub did not answer {action} within {self.timeout:g} s{what}")
+                ) from exc
             raise GitHubUnavailable(
                 self._scrub(
                     f"could not reach GitHub at {self._api_url} for {action}: {type(exc).__name__}{what}"
@@ -495,7 +505,7 @@ class GitHubBackend:
         ):
             wait = self._retry_after(headers)
             return GitHubRateLimited(
-                self._scrub(f"GitHub rate limit reached while {action}; try again in {wait} s"), status, wait
+                self._scrub(f"GitHub rate limit reached ({action}); try again in {wait} s"), status, wait
             )
         if status is not None and status >= 500:
             msg = f"GitHub answered {status} to {action}"

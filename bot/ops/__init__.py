@@ -1,2 +1,3 @@
 """One module per operation; importing this package registers them all."""
+
 from bot.ops import deploy  # noqa: F401

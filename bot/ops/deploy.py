@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import select
 
 from bot.backends import http
-from bot.backends.github import GitHubBackend, GitHubError, GitHubUnavailable, version_key
+from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, version_key
 from bot.config import Config, Environment, Settings
 from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
 from bot.policy import NotAllowed
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FIND_RUN_SECONDS = 60.0
 POLL_SECONDS = 3.0
 
 
@@ -37,7 +36,7 @@ def github_backend(settings: Settings, config: Config) -> GitHubBackend:
     g = config.github
     return GitHubBackend(
         token=settings.github_token, api_url=settings.github_api_url, repository=g.repository,
-        workflow=g.workflow, ref=g.ref, tag_pattern=g.tag_pattern,
+        workflow=g.workflow, ref=g.ref, tag_pattern=g.tag_pattern, return_run_details=g.return_run_details,
     )  # fmt: skip
 
 
@@ -69,7 +68,11 @@ def _claimed_run_ids(svc: Services, job_id: str) -> set[int]:
     """Runs already followed by other jobs: a new job must not adopt them."""
     since = datetime.now(UTC) - timedelta(days=1)
     with svc.sessions() as s:
-        rows = s.scalars(select(Job).where(Job.operation.in_(("deploy", "rollback")), Job.created_at >= since, Job.id != job_id))
+        rows = s.scalars(
+            select(Job).where(
+                Job.operation.in_(("deploy", "rollback")), Job.created_at >= since, Job.id != job_id
+            )
+        )
         return {int(j.progress["run_id"]) for j in rows if j.progress.get("run_id")}
 
 
@@ -100,7 +103,7 @@ class Deploy(Operation):
             raise OpError(
                 f"*{env.name}* is in the freeze window “{window.name}” ({span}). Deploys are refused; "
                 f"in an emergency someone with the break-glass role can use "
-                f"`/taisun deploy {env.name} {req.params.get('version', '<version>')} --force \"<reason>\"`, which still needs approval."
+                f'`/taisun deploy {env.name} {req.params.get("version", "<version>")} --force "<reason>"`, which still needs approval.'
             )
         if not svc.policy.has_role(req.user_id, "break_glass", env):
             raise NotAllowed("break_glass", env, "deploy inside a freeze window")
@@ -117,7 +120,9 @@ class Deploy(Operation):
             return f"{job.environment} に {version} をデプロイ"
         return f"Deploy {version} to {job.environment}"
 
-    def inputs(self, svc: Services, job: Job, *, version: str = "", rollback: bool | None = None) -> dict[str, str]:
+    def inputs(
+        self, svc: Services, job: Job, *, version: str = "", rollback: bool | None = None
+    ) -> dict[str, str]:
         """The workflow inputs, from the config's templates (only what cd.yml declares)."""
         rollback = self.rollback if rollback is None else rollback
         values = {
@@ -145,13 +150,17 @@ class Deploy(Operation):
             sha = gh.resolve_tag(version)
             if sha is None:
                 tags = ", ".join(f"`{t.name}`" for t in gh.latest_tags(5)) or "none"
-                raise OpRefused(f"There is no tag `{version}` in {svc.config.github.repository}. Latest tags: {tags}.")
+                raise OpRefused(
+                    f"There is no tag `{version}` in {svc.config.github.repository}. Latest tags: {tags}."
+                )
             fields.append(("Commit", f"`{sha[:10]}`"))
             if live and live != version and gh.resolve_tag(live):
                 cmp = gh.compare(live, version)
                 titles = "\n".join(f"• {t}" for t in cmp.titles[:8])
                 more = f"\n…and {cmp.total_commits - 8} more" if cmp.total_commits > 8 else ""
-                fields.append(("Changes", f"<{cmp.html_url}|{cmp.total_commits} commits> since {live}\n{titles}{more}"))
+                fields.append(
+                    ("Changes", f"<{cmp.html_url}|{cmp.total_commits} commits> since {live}\n{titles}{more}")
+                )
         except GitHubError as e:
             raise OpRefused(f"Could not check `{version}` on GitHub: {e}") from None
         finally:
@@ -200,9 +209,14 @@ class Deploy(Operation):
         label = "DRY RUN" if ctx.job.dry_run else "SIMULATED"
         g = ctx.svc.config.github
         inputs = self.inputs(ctx.svc, ctx.job)
-        ctx.step(f"{label}: would dispatch `{g.workflow}` on `{g.ref}` of {g.repository} with inputs `{inputs}`", "info")
+        ctx.step(
+            f"{label}: would dispatch `{g.workflow}` on `{g.ref}` of {g.repository} with inputs `{inputs}`",
+            "info",
+        )
         ctx.step(f"{label}: would follow the workflow run to completion", "info")
-        ctx.step(f"{label}: would verify {env.url}/health is 200 and {env.url}/version is `{version}`", "info")
+        ctx.step(
+            f"{label}: would verify {env.url}/health is 200 and {env.url}/version is `{version}`", "info"
+        )
         why = "dry run" if ctx.job.dry_run else ctx.job.params["simulated"]
         ctx.save(result=f"{label}: nothing was changed ({why}).")
 
@@ -222,11 +236,16 @@ class Deploy(Operation):
         if ctx.svc.config.github.create_deployment:
             self._github_deployment(ctx, gh, version)
         try:
-            gh.dispatch(self.inputs(ctx.svc, ctx.job))
+            run_id = gh.dispatch(self.inputs(ctx.svc, ctx.job))
+            if run_id:
+                ctx.save(dispatched_run_id=int(run_id))
         except GitHubUnavailable as e:
             # A 5xx may still have started a run: look for it instead of sending again.
             ctx.save(dispatch_error=str(e))
-            ctx.step(f"GitHub answered with an error ({e}); looking for the run instead of dispatching again", "info")
+            ctx.step(
+                f"GitHub answered with an error ({e}); looking for the run instead of dispatching again",
+                "info",
+            )
             return
         except GitHubError as e:
             raise OpError(f"GitHub refused the dispatch: {e}") from None
@@ -243,7 +262,12 @@ class Deploy(Operation):
         dep = ctx.progress.get("deployment_id")
         if dep:
             try:
-                gh.set_deployment_status(int(dep), state, environment_url=ctx.env.url if ctx.env else "", log_url=ctx.progress.get("run_url", ""))
+                gh.set_deployment_status(
+                    int(dep),
+                    state,
+                    environment_url=ctx.env.url if ctx.env else "",
+                    log_url=ctx.progress.get("run_url", ""),
+                )
             except GitHubError:
                 log.warning("could not update a GitHub deployment status", extra={"job_id": ctx.job.id})
 
@@ -251,17 +275,32 @@ class Deploy(Operation):
         run_id = ctx.progress.get("run_id")
         if not run_id:
             started = datetime.fromisoformat(ctx.progress["dispatch_started_at"])
-            deadline = time.monotonic() + FIND_RUN_SECONDS
+            find_timeout = ctx.svc.config.defaults.find_run_timeout_seconds
+            deadline = time.monotonic() + find_timeout
+            title = ctx.svc.config.github.run_title.format(job_id=ctx.job.id) or None
             run = None
             while run is None and time.monotonic() < deadline:
-                run = gh.find_run(started, exclude_ids=_claimed_run_ids(ctx.svc, ctx.job.id))
+                try:
+                    if ctx.progress.get("dispatched_run_id"):
+                        run = gh.get_run(int(ctx.progress["dispatched_run_id"]))
+                    else:
+                        run = gh.find_run(
+                            started, exclude_ids=_claimed_run_ids(ctx.svc, ctx.job.id), title_contains=title
+                        )
+                except (GitHubUnavailable, GitHubRateLimited) as e:
+                    ctx.step(f"GitHub is not answering well ({e}); still looking for the run", "running")
+                    run = None
                 if run is None:
                     ctx.heartbeat()
                     time.sleep(min(POLL_SECONDS, 1.0))
             if run is None:
-                why = f" (the dispatch answered: {ctx.progress['dispatch_error']})" if ctx.progress.get("dispatch_error") else ""
+                why = (
+                    f" (the dispatch answered: {ctx.progress['dispatch_error']})"
+                    if ctx.progress.get("dispatch_error")
+                    else ""
+                )
                 raise OpError(
-                    f"No workflow run appeared within {int(FIND_RUN_SECONDS)} s{why}. Nothing was deployed "
+                    f"No workflow run appeared within {find_timeout:g} s{why}. Nothing was deployed "
                     "as far as GitHub shows; check the Actions tab, then ask again."
                 )
             ctx.save(run_id=run.id, run_url=run.html_url, links=[("workflow run", run.html_url)])
@@ -272,22 +311,28 @@ class Deploy(Operation):
         while time.monotonic() < deadline:
             try:
                 run = gh.get_run(int(run_id))
-            except GitHubUnavailable:
+            except (GitHubUnavailable, GitHubRateLimited) as e:
                 ctx.heartbeat()
-                time.sleep(POLL_SECONDS)
+                wait = min(getattr(e, "retry_after", POLL_SECONDS), 60)
+                time.sleep(max(POLL_SECONDS, wait))
                 continue
             if run.status != last_status:
                 last_status = run.status
                 if run.status != "completed":
                     ctx.step(f"Workflow {run.status.replace('_', ' ')}…", "running")
             if run.status == "completed":
-                ctx.step(f"Workflow completed: `{run.conclusion}`", "done" if run.conclusion == "success" else "failed")
+                ctx.step(
+                    f"Workflow completed: `{run.conclusion}`",
+                    "done" if run.conclusion == "success" else "failed",
+                )
                 if run.conclusion != "success":
                     self._set_deployment(ctx, gh, "failure")
                 return run
             ctx.heartbeat()
             time.sleep(self.poll_seconds(ctx))
-        raise OpError(f"The workflow run did not finish within {ctx.svc.config.defaults.workflow_timeout_minutes:g} minutes.")
+        raise OpError(
+            f"The workflow run did not finish within {ctx.svc.config.defaults.workflow_timeout_minutes:g} minutes."
+        )
 
     def poll_seconds(self, ctx: JobContext) -> float:
         return min(POLL_SECONDS, ctx.svc.config.defaults.verify_interval_seconds * 5)
@@ -305,21 +350,32 @@ class Deploy(Operation):
                 ctx.step(f"Verified: healthy, version `{version}`", "done")
                 return True, observed
             if time.monotonic() >= deadline:
-                ctx.step(f"Verification failed after {d.verify_timeout_seconds:g} s: {observed} (expected `{version}`)", "failed")
+                ctx.step(
+                    f"Verification failed after {d.verify_timeout_seconds:g} s: {observed} (expected `{version}`)",
+                    "failed",
+                )
                 return False, observed
             ctx.heartbeat()
             time.sleep(d.verify_interval_seconds)
 
-    def _after_failed_verification(self, ctx: JobContext, gh: GitHubBackend, env: Environment, version: str, observed: str) -> None:
+    def _after_failed_verification(
+        self, ctx: JobContext, gh: GitHubBackend, env: Environment, version: str, observed: str
+    ) -> None:
         self._set_deployment(ctx, gh, "failure")
         target = ctx.progress.get("rollback_to", "")
         if env.auto_rollback and target and not self.rollback:
-            ctx.step(f"Rolling back automatically to `{target}` (auto_rollback is on for {env.name})", "running")
+            ctx.step(
+                f"Rolling back automatically to `{target}` (auto_rollback is on for {env.name})", "running"
+            )
             try:
                 gh.dispatch(self.inputs(ctx.svc, ctx.job, version=target, rollback=True))
             except GitHubError as e:
-                raise OpError(f"Verification failed ({observed}) and the automatic rollback could not be dispatched: {e}") from None
-            raise OpError(f"Verification failed ({observed}). Rolled back automatically to `{target}`; follow it in GitHub Actions.")
+                raise OpError(
+                    f"Verification failed ({observed}) and the automatic rollback could not be dispatched: {e}"
+                ) from None
+            raise OpError(
+                f"Verification failed ({observed}). Rolled back automatically to `{target}`; follow it in GitHub Actions."
+            )
         offer = f" Use *Roll back* to return to `{target}`." if target else ""
         raise OpError(f"Verification failed: {observed}, expected `{version}`.{offer}")
 

@@ -124,3 +124,7 @@ class DedupeKey(Base):
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# Feature tables register on the same metadata (Alembic sees them through this import).
+import bot.store.models_incidents  # noqa: E402, F401

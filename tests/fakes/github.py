@@ -13,6 +13,17 @@ fault injection, and a record of every request.
 History is linear: every ``add_commit`` advances the default branch. Responses use
 GitHub's JSON shapes (absolute ``url`` fields on ``fake.url``, since PyGithub follows
 them) and GitHub's real error messages where the bot depends on them.
+
+Knobs for deploy tests:
+- ``run_script``: steps a dispatched run goes through, one per GET of that run
+  (default ``["queued", "in_progress", ("completed", "success")]``); each GET shows the
+  current step, then moves on. ``complete_run``/``set_run``/``script_run`` override one run.
+- ``run_list_lag``: a new run is left out of this many run listings (GitHub's delay).
+- ``clock``: the fake's notion of now (created_at of runs), to simulate clock skew.
+- ``fail_next`` / ``rate_limit_next`` / ``stall_next``: faults for the next matching
+  request(s); ``after_effect=True`` carries the request out before failing it.
+- ``requests``, ``requests_to()``, ``dispatches``, ``runs``, ``deployments``: what happened.
+- ``errors``: exceptions inside the fake (a test fixture should assert it stays empty).
 """
 
 from __future__ import annotations

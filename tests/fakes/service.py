@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -11,9 +12,10 @@ from typing import Any
 class FakeService:
     def __init__(self, version: str = "v1.0.0", healthy: bool = True):
         self.version = version
+        # When set, /version asks it (e.g. "the version of the last successful deploy run").
+        self.version_fn: Callable[[], str] | None = None
         self.healthy = healthy
         self.hits: list[str] = []
-        # A deploy "lands" when the fake GitHub workflow completes: tests set this hook.
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
 
@@ -29,7 +31,7 @@ class FakeService:
                 if self.path == "/health":
                     status, body = (200, {"status": "ok"}) if owner.healthy else (503, {"status": "down"})
                 elif self.path == "/version":
-                    status, body = 200, {"version": owner.version}
+                    status, body = 200, {"version": owner.version_fn() if owner.version_fn else owner.version}
                 else:
                     status, body = 404, {"error": "not found"}
                 data = json.dumps(body).encode()

@@ -1,0 +1,257 @@
+"""Deploy and rollback scenarios against a loopback GitHub and a loopback service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.blocks import Action
+from bot.store.models import AuditEvent, Job
+from tests.conftest import GITHUB_TOKEN
+from tests.harness import ALICE, BOB, CAROL, CHANNEL, buttons, text_of
+
+DAVE = "U0DAVE"  # an operator who is not an approver
+
+
+@pytest.fixture
+def gh_bot(db_url, make_bot, github):
+    def make(**kw):
+        def mutate(cfg):
+            cfg["roles"]["operator"].append(DAVE)
+            if "config_mutate" in kw:
+                kw["config_mutate"](cfg)
+
+        extra = {k: v for k, v in kw.items() if k != "config_mutate"}
+        return make_bot(
+            db_url, github_token=GITHUB_TOKEN, github_api_url=github.url, config_mutate=mutate, **extra
+        )
+
+    return make
+
+
+def card_for(slack, job_id_prefix: str = ""):
+    msgs = [
+        m for m in slack.channel_messages(CHANNEL) if Action.APPROVE in buttons(m) or "job `" in text_of(m)
+    ]
+    return msgs[-1] if msgs else None
+
+
+def the_job(bot) -> Job:
+    with bot.svc.sessions() as s:
+        return s.scalars(select(Job).order_by(Job.created_at.desc())).first()
+
+
+def actions(bot, job_id: str) -> list[str]:
+    with bot.svc.sessions() as s:
+        return [
+            e.action
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.seq))
+        ]
+
+
+def test_production_deploy_goes_from_request_to_verified_success(gh_bot, github, slack, service):
+    bot = gh_bot()
+    ack = bot.command("deploy prod v1.2.3", user=ALICE)
+    assert "Checking" in ack["text"]
+    card = slack.wait_for(
+        lambda: next((m for m in slack.channel_messages(CHANNEL) if Action.APPROVE in buttons(m)), None)
+    )
+    text = text_of(card)
+    assert "v1.2.2 → *v1.2.3*" in text  # live version → target
+    assert "commits>" in text and "feat: change 3" in text  # what changes, from GitHub compare
+    assert github.dispatches == []  # nothing runs before approval
+    job = the_job(bot)
+    status, _ = bot.click(Action.APPROVE, job.id, BOB, card)
+    assert status == 200
+    bot.settle(30)
+    job = the_job(bot)
+    assert job.state == "succeeded", job.result
+    assert len(github.dispatches) == 1
+    assert github.runs[0]["inputs"] == {"environment": "production", "version": "v1.2.3", "rollback": "false"}
+    final = slack.channel_messages(CHANNEL)[-1]
+    assert "Succeeded" in text_of(final) and "Verified: healthy, version `v1.2.3`" in text_of(final)
+    assert "approved by <@U0BOB>" in text_of(final)
+    assert actions(bot, job.id) == [
+        "deploy.requested", "deploy.awaiting_approval", "deploy.approved", "deploy.started", "deploy.succeeded",
+    ]  # fmt: skip
+
+
+def test_requester_cannot_approve_their_own_deploy(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy prod v1.2.3", user=BOB)
+    slack.wait_for(lambda: card_for(slack))
+    job = the_job(bot)
+    bot.click(Action.APPROVE, job.id, BOB)
+    bot.settle()
+    assert the_job(bot).state == "pending_approval"
+    assert "someone else has to approve" in text_of(slack.ephemeral(BOB)[-1])
+    assert "deploy.approval_denied" in actions(bot, job.id)
+    assert github.dispatches == []
+
+
+def test_an_operator_who_is_not_an_approver_cannot_approve(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy prod v1.2.3", user=ALICE)
+    slack.wait_for(lambda: card_for(slack))
+    job = the_job(bot)
+    bot.click(Action.APPROVE, job.id, DAVE)
+    bot.settle()
+    assert the_job(bot).state == "pending_approval"
+    assert "*approver* role" in text_of(slack.ephemeral(DAVE)[-1])
+
+
+def test_an_expired_approval_cannot_start_the_deploy(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy prod v1.2.3", user=ALICE)
+    slack.wait_for(lambda: card_for(slack))
+    job = the_job(bot)
+    with bot.svc.sessions.begin() as s:  # half an hour passes
+        s.execute(
+            update(Job).where(Job.id == job.id).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    bot.click(Action.APPROVE, job.id, BOB)
+    bot.settle()
+    assert the_job(bot).state == "expired"
+    assert "expired" in text_of(slack.ephemeral(BOB)[-1])
+    assert "Expired" in text_of(slack.channel_messages(CHANNEL)[-1])  # the card says so too
+    assert github.dispatches == []
+
+
+def test_a_missing_tag_changes_nothing_and_lists_the_latest_tags(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy prod v9.9.9", user=ALICE)
+    bot.settle()
+    assert the_job(bot).state == "invalid"
+    reply = text_of(slack.ephemeral(ALICE)[-1])
+    assert "no tag `v9.9.9`" in reply and "`v1.2.3`" in reply
+    assert slack.channel_messages(CHANNEL) == []  # not announced to the channel
+    assert github.dispatches == []
+    assert "not locked" in bot.command("unlock prod")["text"]
+
+
+def test_a_malformed_version_is_refused_at_once(gh_bot):
+    bot = gh_bot()
+    reply = bot.command("deploy prod latest")
+    assert "not a release tag" in reply["text"] and "v1.2.3" in reply["text"]
+    with bot.svc.sessions() as s:
+        assert s.scalar(select(Job.id)) is None
+
+
+def test_staging_deploys_without_approval(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    assert the_job(bot).state == "succeeded"
+    assert len(github.dispatches) == 1
+
+
+def test_a_locked_environment_refuses_with_who_and_why(gh_bot, github):
+    bot = gh_bot()
+    bot.command("lock production DB migration running", user=CAROL)
+    reply = bot.command("deploy prod v1.2.3", user=ALICE)
+    text = reply["text"]
+    assert "locked by <@U0CAROL>" in text and "DB migration running" in text
+    assert github.dispatches == []
+
+
+def test_a_freeze_window_refuses_unless_break_glass_forces_it_and_then_needs_approval(gh_bot, slack, github):
+    now = datetime.now(UTC).astimezone()
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo("Asia/Tokyo"))
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    start = {
+        "day": days[local.weekday()],
+        "time": (local - timedelta(minutes=local.minute % 60 + 60)).strftime("%H:00")
+        if local.hour >= 1
+        else "00:00",
+    }
+    end = {"day": days[(local.weekday() + 1) % 7], "time": "23:59"}
+    del now
+
+    def frozen(cfg):
+        cfg["environments"]["staging"]["freeze_windows"] = [
+            {"name": "release freeze", "start": start, "end": end}
+        ]
+
+    bot = gh_bot(config_mutate=frozen)
+    refused = bot.command("deploy stg v1.2.3", user=ALICE)
+    assert "freeze window “release freeze”" in refused["text"] and "--force" in refused["text"]
+    not_break_glass = bot.command('deploy stg v1.2.3 --force "hotfix"', user=ALICE)
+    assert "*break-glass* role" in not_break_glass["text"]
+    bot.command('deploy stg v1.2.3 --force "hotfix for INC-9"', user=BOB)  # bob has break-glass
+    card = slack.wait_for(lambda: card_for(slack))
+    assert "FREEZE OVERRIDE" in text_of(card) and "hotfix for INC-9" in text_of(card)
+    assert the_job(bot).state == "pending_approval"  # staging needs no approval, but a forced deploy does
+    with bot.svc.sessions() as s:
+        refusals = s.scalars(select(AuditEvent).where(AuditEvent.action == "deploy.refused")).all()
+    assert len(refusals) == 2
+
+
+def test_a_failed_health_check_offers_a_one_click_rollback(gh_bot, slack, github, service):
+    bot = gh_bot()
+    service.healthy = False
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    failed = the_job(bot)
+    assert failed.state == "failed" and "Verification failed" in failed.result
+    card = slack.channel_messages(CHANNEL)[-1]
+    assert Action.ROLLBACK in buttons(card)
+    service.healthy = True
+    bot.click(Action.ROLLBACK, failed.id, ALICE, card)
+    bot.settle(30)
+    rollback = the_job(bot)
+    assert rollback.operation == "rollback" and rollback.state == "succeeded", rollback.result
+    assert github.runs[0]["inputs"] == {"environment": "staging", "version": "v1.2.2", "rollback": "true"}
+    # the environment stays locked until someone fixes it
+    text = bot.command("deploy stg v1.2.3", user=ALICE)["text"]
+    assert "rolled back from" in text and "fix before deploying again" in text
+
+
+def test_tag_moved_after_approval_stops_the_deploy(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy prod v1.2.3", user=ALICE)
+    card = slack.wait_for(lambda: card_for(slack))
+    github.move_tag("v1.2.3", github.add_commit("sneaky change"))
+    bot.click(Action.APPROVE, the_job(bot).id, BOB, card)
+    bot.settle(30)
+    job = the_job(bot)
+    assert job.state == "failed" and "now points to" in job.result
+    assert github.dispatches == []
+
+
+def test_dispatch_answered_502_is_never_sent_twice(gh_bot, slack, github):
+    bot = gh_bot()
+    github.fail_next("/dispatches", 502, after_effect=True)
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    job = the_job(bot)
+    assert len(github.dispatches) == 1
+    assert job.state == "succeeded", job.result  # the run it did start was found and followed
+
+
+def test_dry_run_shows_what_would_happen_and_changes_nothing(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy prod v1.2.3 --dry-run", user=ALICE)
+    bot.settle(30)
+    job = the_job(bot)
+    assert job.state == "succeeded" and job.dry_run
+    text = text_of(slack.channel_messages(CHANNEL)[-1])
+    assert "DRY RUN: would dispatch `cd.yml`" in text and "'version': 'v1.2.3'" in text
+    assert github.dispatches == []
+
+
+def test_rollback_without_a_version_picks_the_previous_verified_one(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy stg v1.2.2", user=ALICE)
+    bot.settle(30)
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    bot.command("rollback stg", user=ALICE)
+    bot.settle(30)
+    job = the_job(bot)
+    assert job.operation == "rollback" and job.state == "succeeded", job.result
+    assert job.params["version"] == "v1.2.2" and job.params["from_version"] == "v1.2.3"
+    assert "v1.2.3 → *v1.2.2*" in text_of(slack.channel_messages(CHANNEL)[-1])
