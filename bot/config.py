@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     @property
     def config_path(self) -> Path:
         """The config file: TAISUN_CONFIG, else ./taisun.yml, else the shipped example."""
-        path = Path(self.taisun_config)
-        if not path.exists() and "TAISUN_CONFIG" not in os.environ:
+        path = Path(self.taisun_config or "./taisun.yml")
+        if not path.exists() and not os.environ.get("TAISUN_CONFIG"):
             return EXAMPLE_CONFIG
         return path
 

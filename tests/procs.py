@@ -1,0 +1,102 @@
+"""Real bot processes: `taisun serve` under gunicorn, reached over HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot import signing
+from bot.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "TAISUN_", "DATABASE_URL"))}
+    env.update({
+        "SLACK_BOT_TOKEN": settings.slack_bot_token, "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
+        "SLACK_API_URL": settings.slack_api_url, "DATABASE_URL": settings.database_url,
+        "TAISUN_CONFIG": settings.taisun_config, "GITHUB_TOKEN": settings.github_token,
+        "GITHUB_API_URL": settings.github_api_url, "TAISUN_LEASE_SECONDS": str(settings.taisun_lease_seconds),
+        "TAISUN_WORKERS": str(settings.taisun_workers), "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT),
+        "TAISUN_ALERT_TOKEN": settings.taisun_alert_token,
+    })  # fmt: skip
+    env.update(extra)
+    return env
+
+
+class ServedBot:
+    """`python -m bot serve` in its own process group, with its log captured to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path, workers: int = 2):
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", "8"],
+            cwd=ROOT, env=env_for(settings), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bot exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if self.http.get("/health").status_code in (200, 503):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"bot did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def post(self, body: str, ctype: str, *, secret: str | None = None, timestamp: int | None = None) -> httpx.Response:
+        headers = signing.sign(secret or self.settings.slack_signing_secret, body, timestamp) | {"Content-Type": ctype}
+        return self.http.post("/slack/events", content=body.encode(), headers=headers)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: master and workers die mid-whatever."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.http.close()
+        if not self._log.closed:
+            self._log.close()
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+def run_cli(args: list[str], settings: Settings | None = None, stdin: str | None = None, timeout: float = 120, **extra: str) -> Any:
+    env = env_for(settings, **extra) if settings else {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,208 @@
+"""Real processes: gunicorn-served bots over HTTP, two replicas on one database, SIGKILL mid-deploy."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select, update
+
+from bot import signing
+from bot.blocks import Action
+from bot.store.db import make_engine, session_factory
+from bot.store.models import AuditEvent, Job
+from tests.conftest import GITHUB_TOKEN, PG_OK, create_pg_database, drop_pg_database
+from tests.harness import ALICE, BOB, BOT_TOKEN, CAROL, CHANNEL, buttons, text_of
+from tests.procs import ServedBot, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def served(tmp_path):
+    bots: list[ServedBot] = []
+
+    def start(settings, workers: int = 2) -> ServedBot:
+        bot = ServedBot(settings, tmp_path / f"bot-{len(bots)}.log", workers=workers)
+        bots.append(bot)
+        return bot
+
+    yield start
+    for b in bots:
+        b.stop()
+
+
+@pytest.fixture
+def pg_url():
+    if not PG_OK:
+        pytest.skip("PostgreSQL not reachable")
+    from bot.store.db import migrate
+
+    url = create_pg_database()
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    drop_pg_database(url)
+
+
+def _slash(bot: ServedBot, text: str, user: str, slack) -> dict:
+    body, ctype = signing.slash_command(text, user_id=user, user_name=user, channel_id=CHANNEL, response_url=slack.response_url(f"{user}-x"))
+    resp = bot.post(body, ctype)
+    assert resp.status_code == 200, resp.text
+    return resp.json() if resp.content else {}
+
+
+def _jobs(url: str) -> list[Job]:
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as s:
+            return list(s.scalars(select(Job).order_by(Job.created_at)))
+    finally:
+        engine.dispose()
+
+
+def test_help_over_gunicorn_and_forged_requests_get_401_and_do_nothing(db_url, settings_for, served, slack):
+    bot = served(settings_for(db_url))
+    reply = _slash(bot, "help", ALICE, slack)
+    assert "/taisun deploy" in text_of(reply)
+    body, ctype = signing.slash_command("lock prod evil", user_id=ALICE, channel_id=CHANNEL)
+    assert bot.post(body, ctype, secret="wrong-secret").status_code == 401
+    assert bot.post(body, ctype, timestamp=int(time.time()) - 301).status_code == 401
+    assert "not locked" in _slash(bot, "unlock prod", ALICE, slack)["text"]
+    health = bot.http.get("/health").json()
+    assert health["database"] == "ok"
+    assert "taisun_commands_total" in bot.http.get("/metrics").text
+
+
+def test_twenty_concurrent_approvals_across_two_replicas_dispatch_once(pg_url, settings_for, served, slack, github):
+    settings = settings_for(pg_url, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    a, b = served(settings, workers=2), served(settings, workers=2)
+    _slash(a, "deploy prod v1.2.3", ALICE, slack)
+    card = slack.wait_for(lambda: next((m for m in slack.channel_messages(CHANNEL) if Action.APPROVE in buttons(m)), None), timeout=20)
+    job_id = buttons(card)[Action.APPROVE]
+    start = threading.Barrier(20)
+
+    def click(i: int) -> int:
+        bot, user = (a, BOB) if i % 2 else (b, CAROL)
+        body, ctype = signing.block_action(Action.APPROVE, job_id, user_id=user, channel_id=CHANNEL, message_ts=card.ts,
+                                           response_url=slack.response_url(f"{user}-{i}"))  # fmt: skip
+        start.wait()
+        return bot.post(body, ctype).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(click, range(20)))
+    assert statuses == [200] * 20
+    slack.wait_for(lambda: _jobs(pg_url)[0].state in ("succeeded", "failed"), timeout=60)
+    (job,) = _jobs(pg_url)
+    assert job.state == "succeeded", job.result
+    assert len(github.dispatches) == 1
+    engine = make_engine(pg_url)
+    with session_factory(engine)() as s:
+        approvals = s.scalars(select(AuditEvent).where(AuditEvent.action == "deploy.approved")).all()
+    engine.dispose()
+    assert len(approvals) == 1
+    assert run_cli(["audit", "verify"], settings).returncode == 0  # the chain stayed one line under the race
+
+
+def test_a_bot_killed_mid_deploy_finishes_the_same_run_after_restart(db_url, settings_for, served, slack, github):
+    settings = settings_for(db_url, github_token=GITHUB_TOKEN, github_api_url=github.url, taisun_lease_seconds=2.0)
+    github.run_script = ["queued"] + ["in_progress"] * 400 + [("completed", "success")]
+    first = served(settings, workers=1)
+    _slash(first, "deploy stg v1.2.3", ALICE, slack)
+    slack.wait_for(lambda: (_jobs(db_url) or [None])[0] is not None and _jobs(db_url)[0].progress.get("run_id"), timeout=30)
+    first.kill()
+    run_id = _jobs(db_url)[0].progress["run_id"]
+    github.script_run(run_id, ["in_progress", ("completed", "success")])
+    served(settings, workers=1)
+    slack.wait_for(lambda: _jobs(db_url)[0].state in ("succeeded", "failed"), timeout=60)
+    (job,) = _jobs(db_url)
+    assert job.state == "succeeded", job.result
+    assert len(github.dispatches) == 1  # followed again, never dispatched twice
+    assert job.progress["run_id"] == run_id
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.job_id == job.id).order_by(AuditEvent.seq))]
+    engine.dispose()
+    assert "deploy.resumed" in actions and actions[-1] == "deploy.succeeded"
+    slack.wait_for(lambda: "Succeeded" in text_of(slack.channel_messages(CHANNEL)[-1]), timeout=10)
+
+
+def test_secrets_never_reach_the_logs(db_url, settings_for, served, slack, github):
+    settings = settings_for(db_url, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    github.fail_next("/git/ref/tags", 401)  # a GitHub error whose handling might echo the token
+    bot = served(settings, workers=1)
+    _slash(bot, "deploy stg v1.2.3", ALICE, slack)
+    _slash(bot, "status", ALICE, slack)
+    slack.wait_for(lambda: _jobs(db_url) and _jobs(db_url)[0].state not in ("validating", "queued", "running"), timeout=30)
+    bot.stop()
+    log = bot.log()
+    assert log  # the bot did log
+    for secret in (BOT_TOKEN, GITHUB_TOKEN, settings.slack_signing_secret):
+        assert secret not in log
+    for line in log.splitlines():
+        if line.startswith("{"):
+            json.loads(line)  # every log line is one JSON object
+
+
+def test_bad_config_fails_with_file_field_and_reason_not_a_traceback(tmp_path):
+    bad = tmp_path / "taisun.yml"
+    bad.write_text("environments:\n  production:\n    url: example.com\n    approvers: [alice]\n    colour: blue\n")
+    result = run_cli(["check"], TAISUN_CONFIG=str(bad), DATABASE_URL=f"sqlite:///{tmp_path}/x.db")
+    assert result.returncode == 2
+    err = result.stderr
+    assert str(bad) in err
+    assert "environments.production.url" in err and "http://" in err
+    assert "environments.production.approvers" in err and "'alice'" in err
+    assert "environments.production.colour: unknown setting" in err
+    assert "Traceback" not in err
+    broken = tmp_path / "broken.yml"
+    broken.write_text("environments:\n  production: [\n")
+    result = run_cli(["check"], TAISUN_CONFIG=str(broken), DATABASE_URL=f"sqlite:///{tmp_path}/x.db")
+    assert result.returncode == 2 and "not valid YAML" in result.stderr and "line" in result.stderr
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path, settings_for):
+    settings = settings_for(f"sqlite:///{tmp_path}/empty.db")
+    result = run_cli(["serve", "--bind", "127.0.0.1:0"], settings, timeout=60)
+    assert result.returncode == 2
+    assert "never migrated" in result.stderr and "taisun migrate" in result.stderr
+
+
+def test_audit_verify_names_edited_inserted_and_deleted_rows(db_url, make_bot, settings_for):
+    bot = make_bot(db_url)
+    for i in range(6):
+        bot.command(f"lock stg reason {i}")
+        bot.command("unlock stg")
+    settings = bot.settings
+    assert run_cli(["audit", "verify"], settings).returncode == 0
+    with bot.svc.sessions.begin() as s:
+        s.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(detail="nothing to see"))
+    result = run_cli(["audit", "verify"], settings)
+    assert result.returncode == 1 and "row seq 3" in result.stderr and "edited" in result.stderr
+    with bot.svc.sessions.begin() as s:
+        s.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(detail=""))  # put it back
+        s.delete(s.scalars(select(AuditEvent).where(AuditEvent.seq == 7)).one())
+    result = run_cli(["audit", "verify"], settings)
+    assert result.returncode == 1 and "seq 7 missing" in result.stderr
+    with bot.svc.sessions.begin() as s:
+        last = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+        s.delete(last)
+    result = run_cli(["audit", "verify", "--json"], settings)
+    report = json.loads(result.stdout)
+    assert not report["ok"] and any("newest rows" in p for p in report["problems"])
+    out = run_cli(["audit", "export", "--format", "csv"], settings)
+    assert out.returncode == 0 and out.stdout.startswith("seq,ts,actor_id")
+
+
+def test_the_shell_reads_commands_from_stdin(tmp_path):
+    script = "/taisun help\n/taisun deploy stg v1.2.3\n/taisun audit staging\n"
+    result = run_cli(["shell"], stdin=script, DATABASE_URL=f"sqlite:///{tmp_path}/shell.db", TAISUN_CONFIG="", GITHUB_TOKEN="")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "/taisun deploy <env> <version>" in out
+    assert "SIMULATED" in out and "Succeeded" in out
+    assert "deploy.succeeded" in out
