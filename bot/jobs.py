@@ -16,7 +16,6 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -584,11 +583,37 @@ class JobRunner:
             )
         for job_id in expired:
             self.svc.jobs.expire(job_id)
+        self._sweep_locks()
         for hook in self.svc.sweep_hooks:
             try:
                 hook()
             except Exception:
                 log.exception("sweep hook failed")
 
-
-SweepHook = Callable[[], None]
+    def _sweep_locks(self) -> None:
+        """Remind holders before their manual lock expires; announce expired locks."""
+        d = self.svc.config.defaults
+        with self.svc.sessions.begin() as s:
+            remind, expired = locks.sweep_manual_locks(s, remind_within=timedelta(minutes=d.lock_reminder_minutes))
+            for info in expired:
+                audit.append(
+                    s, actor_id=SYSTEM_HOLDER, actor_name="TAISUN", action="lock.expired",
+                    environment=info.environment, params={"holder": info.holder_id, "reason": info.reason}, outcome="ok",
+                )  # fmt: skip
+        for info in remind:
+            until = info.expires_at.strftime("%H:%M UTC") if info.expires_at else "soon"
+            self.svc.later(
+                lambda info=info, until=until: self.svc.slack.chat_postMessage(
+                    channel=info.holder_id,
+                    text=f"⏰ Your lock on *{info.environment}* (“{info.reason}”) expires at {until}. "
+                    f"Lock it again with `/taisun lock {info.environment} <reason>` if you still need it, "
+                    f"or release it with `/taisun unlock {info.environment}`.",
+                )
+            )
+        for info in expired:
+            channel = self.svc.config.slack.ops_channel
+            self.svc.later(
+                lambda info=info, channel=channel: self.svc.slack.chat_postMessage(
+                    channel=channel, text=f"🔓 The lock on *{info.environment}* held by <@{info.holder_id}> expired."
+                )
+            )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -127,3 +127,33 @@ def release(s: Session, environment: str) -> Lock | None:
     if lock is not None:
         s.delete(lock)
     return lock
+
+
+def sweep_manual_locks(
+    s: Session, *, remind_within: timedelta, now: datetime | None = None
+) -> tuple[list[LockInfo], list[LockInfo]]:
+    """Find manual locks to remind (expiring soon, not yet reminded) and expired ones to drop.
+
+    The caller's transaction marks reminders and deletes expired locks with conditional
+    statements, so several replicas sweeping at once remind and announce each lock once.
+    """
+    now = now or datetime.now(UTC)
+    to_remind: list[LockInfo] = []
+    expired: list[LockInfo] = []
+    for lock in s.scalars(select(Lock).where(Lock.job_id == "", Lock.expires_at.is_not(None))):
+        assert lock.expires_at is not None
+        if lock.expires_at <= now:
+            gone = s.execute(
+                delete(Lock).where(Lock.environment == lock.environment, Lock.acquired_at == lock.acquired_at)
+            )
+            if gone.rowcount:
+                expired.append(LockInfo.of(lock))
+        elif not lock.reminded and lock.expires_at - now <= remind_within:
+            marked = s.execute(
+                update(Lock)
+                .where(Lock.environment == lock.environment, Lock.reminded.is_(False))
+                .values(reminded=True)
+            )
+            if marked.rowcount:
+                to_remind.append(LockInfo.of(lock))
+    return to_remind, expired

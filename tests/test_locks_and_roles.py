@@ -1,0 +1,73 @@
+"""Manual locks (expiry, reminders, take-over) and role resolution through Slack user groups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from bot.blocks import Action
+from bot.store.models import AuditEvent, Lock
+from tests.harness import ALICE, BOB, CAROL, CHANNEL, text_of
+
+
+def test_a_manual_lock_holder_is_reminded_once_before_it_expires_then_it_expires(db_url, make_bot, slack):
+    bot = make_bot(db_url)
+    bot.command("lock stg load test", user=ALICE)
+    with bot.svc.sessions.begin() as s:  # the lock is about to expire
+        s.execute(update(Lock).values(expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+    bot.svc.runner.sweep()
+    bot.svc.runner.sweep()  # a second replica sweeping at once must not remind again
+    bot.settle()
+    reminders = [m for m in slack.channel_messages("DU0ALICE") if "expires at" in m.text]
+    assert len(reminders) == 1 and "staging" in reminders[0].text
+    with bot.svc.sessions.begin() as s:
+        s.execute(update(Lock).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    bot.svc.runner.sweep()
+    bot.settle()
+    assert any("expired" in m.text for m in slack.channel_messages(CHANNEL))
+    assert "not locked" in bot.command("unlock stg")["text"]
+    with bot.svc.sessions() as s:
+        assert s.scalar(select(AuditEvent.action).where(AuditEvent.action == "lock.expired")) == "lock.expired"
+
+
+def test_an_approver_can_take_over_a_lock_and_the_previous_holder_is_told(db_url, make_bot, slack):
+    bot = make_bot(db_url)
+    bot.command("lock prod holiday", user=ALICE)
+    refused = bot.command("lock prod incident", user=BOB)
+    assert Action.LOCK_TAKEOVER in text_of(refused)
+    bot.click(Action.LOCK_TAKEOVER, "production", BOB)
+    bot.settle()
+    assert "You now hold the lock" in text_of(slack.ephemeral(BOB)[-1])
+    assert any("took over your lock" in m.text for m in slack.channel_messages("DU0ALICE"))
+    assert "locked by <@U0BOB>" in bot.command("deploy prod v1.2.3", user=ALICE)["text"]
+
+
+def test_only_approvers_may_take_over_a_lock(db_url, make_bot, slack):
+    def dave_is_operator(cfg):
+        cfg["roles"]["operator"].append("U0DAVE")
+
+    bot = make_bot(db_url, config_mutate=dave_is_operator)
+    bot.command("lock prod holiday", user=ALICE)
+    bot.click(Action.LOCK_TAKEOVER, "production", "U0DAVE")
+    bot.settle()
+    assert "*approver* role" in text_of(slack.ephemeral("U0DAVE")[-1])
+
+
+def test_group_membership_comes_from_slack_and_is_cached(db_url, make_bot, slack):
+    bot = make_bot(db_url)
+    policy = bot.svc.policy
+    assert policy.has_role(CAROL, "approver")
+    calls = slack.count("usergroups.users.list")
+    assert policy.has_role(BOB, "approver")
+    assert slack.count("usergroups.users.list") == calls  # cached
+    slack.add_usergroup("sre-leads", {BOB})  # carol leaves the group
+    assert policy.has_role(CAROL, "approver")  # until the cache expires...
+    bot.svc.policy.directory.invalidate()
+    assert not policy.has_role(CAROL, "approver")  # ...then Slack's answer wins
+
+
+def test_a_slack_outage_never_grants_a_role(db_url, make_bot, slack):
+    bot = make_bot(db_url)
+    slack.fail("usergroups.list", 500, times=10)
+    assert not bot.svc.policy.has_role(BOB, "approver")
