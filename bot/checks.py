@@ -78,6 +78,14 @@ def _runbooks(settings: Settings, config: Config) -> tuple[str, str]:
     return OK, f"{len(books)} runbooks valid"
 
 
+def _why(e: Exception) -> str:
+    from slack_sdk.errors import SlackApiError
+
+    if isinstance(e, SlackApiError) and e.response is not None:
+        return f"Slack answered `{e.response.get('error')}`: check SLACK_BOT_TOKEN"
+    return redact(f"{type(e).__name__}: {e}".splitlines()[0])[:300]
+
+
 CHECKS: list[tuple[str, Callable[[Settings, Config], tuple[str, str]]]] = [
     ("database", _database),
     ("slack", _slack),
@@ -96,7 +104,7 @@ def run_checks(settings: Settings, json_output: bool = False) -> int:
         try:
             status, detail = fn(settings, config)
         except Exception as e:
-            status, detail = FAIL, redact(f"{type(e).__name__}: {e}".splitlines()[0])[:300]
+            status, detail = FAIL, _why(e)
         results.append((name, status, detail))
     if json_output:
         print(json.dumps([{"check": n, "status": s, "detail": d} for n, s, d in results]))
