@@ -132,6 +132,8 @@ class Defaults(Strict):
     verify_timeout_seconds: float = Field(300, gt=0)
     verify_interval_seconds: float = Field(10, gt=0)
     workflow_timeout_minutes: float = Field(60, gt=0)
+    # Slash commands one person may send per minute (a stuck key or a runaway script stops here).
+    commands_per_minute: int = Field(30, ge=1)
     # How long to look for the workflow run a dispatch started before giving up.
     find_run_timeout_seconds: float = Field(60, gt=0)
 
@@ -177,8 +179,15 @@ class InstanceTag(Strict):
 class RestartConfig(Strict):
     backend: Literal["local", "ssm"] = "local"
     instance_tag: InstanceTag | None = None
-    # Seconds to wait for each SSM invocation.
+    # Seconds to wait for each SSM invocation (and for each local systemctl call).
     invocation_timeout_seconds: float = 120
+    # backend local: the systemctl argument prefix, e.g. ["sudo", "-n", "systemctl"].
+    systemctl: list[str] = Field(default_factory=lambda: ["systemctl"], min_length=1)
+    # After each instance's restart, /health is tried this many times, this far apart.
+    health_attempts: int = Field(6, ge=1)
+    health_interval_seconds: float = Field(5.0, gt=0)
+    # How often an SSM invocation's status is polled.
+    poll_seconds: float = Field(2.0, gt=0)
 
     @model_validator(mode="after")
     def _ssm_needs_tag(self) -> RestartConfig:
@@ -207,7 +216,8 @@ class CacheConfig(Strict):
 
 class DatabaseTarget(Strict):
     dsn_env: str
-    idle_age_minutes: int = Field(60, ge=1)
+    # Fractions are allowed (0.5 = 30 s), for drills and tests.
+    idle_age_minutes: float = Field(60.0, gt=0)
 
 
 class Environment(Strict):
@@ -256,6 +266,14 @@ class BackupConfig(Strict):
     retention_days: int = Field(30, ge=1)
     memory_paths: list[str] = Field(default_factory=list)
     verify_command: list[str] = Field(default_factory=list)
+    # Where `backup restore <id>` (without an environment) restores into, by env var name;
+    # empty: the backed-up database itself (dsn_env), as the guide's `psql $DATABASE_URL < backup.sql`.
+    restore_dsn_env: str = ""
+    # PostgreSQL client programs (a versioned path when the server is newer than the default client).
+    pg_dump: str = "pg_dump"
+    psql: str = "psql"
+    # Seconds the verify_command may run.
+    verify_timeout_seconds: float = Field(600.0, gt=0)
 
 
 class Nudges(Strict):

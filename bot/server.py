@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 
 from bot import metrics
@@ -131,11 +132,17 @@ class WsgiApp:
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         if "CONTENT_TYPE" in environ:
             headers["content-type"] = environ["CONTENT_TYPE"]
-        req = BoltRequest(
-            body=body.decode("utf-8", "replace"),
-            query=parse_qs(environ.get("QUERY_STRING", "")),
-            headers=headers,
-        )
+        text_body = body.decode("utf-8", "replace")
+        try:
+            req = BoltRequest(body=text_body, query=parse_qs(environ.get("QUERY_STRING", "")), headers=headers)
+        except Exception:
+            # Bolt cannot even read it (e.g. payload=null). Forged or malformed: say which, never a 500.
+            verifier = SignatureVerifier(self.svc.settings.slack_signing_secret)
+            timestamp = headers.get("x-slack-request-timestamp", "")
+            if not verifier.is_valid(text_body, timestamp, headers.get("x-slack-signature", "")):
+                return _json(start_response, "401 Unauthorized", {"error": "invalid signature"})
+            log.warning("malformed Slack request refused")
+            return _json(start_response, "400 Bad Request", {"error": "malformed request"})
         resp = self.bolt.dispatch(req)
         kind = (
             "command"

@@ -8,9 +8,13 @@ from bot.services import Services
 
 
 def register_listeners(app: App, svc: Services) -> None:
-    from handlers import actions, commands, events, views
+    from handlers import actions, alerts, commands, events, fallback, incident, runbook, views
 
     commands.register(app, svc)
     actions.register(app, svc)
     views.register(app, svc)
     events.register(app, svc)
+    incident.register(app, svc)
+    runbook.register(app, svc)
+    alerts.register(app, svc)
+    fallback.register(app, svc)  # last: takes only what nothing else did

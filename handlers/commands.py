@@ -15,6 +15,7 @@ from bot.commands import UsageError, parse
 from bot.locks import EnvironmentLocked
 from bot.ops.base import OpError
 from bot.policy import NotAllowed
+from bot.ratelimit import RateLimiter
 from bot.services import Services
 from handlers.context import Invocation, Reply
 
@@ -45,11 +46,18 @@ def run_guarded(fn: Callable[[], Reply]) -> Reply:
 
 
 def register(app: App, svc: Services) -> None:
-    from handlers import core, ops  # noqa: F401  (register subcommands)
+    from handlers import core, incident, ops, runbook  # noqa: F401  (register subcommands)
+
+    limiter = RateLimiter(svc.config.defaults.commands_per_minute)
 
     @app.command("/taisun")
     def taisun(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
         text = body.get("text") or ""
+        wait = limiter.allow(str(body.get("user_id", "")))
+        if wait:
+            svc.metrics.command("rate_limited", "refused")
+            ack(**blocks.error(f"That is more than {limiter.limit} commands a minute. Try again in {wait:.0f} s."))
+            return
         after: list[Callable[[], None]] = []
 
         def handle() -> Reply:
