@@ -108,6 +108,10 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self.min_interval = 1.0  # chat.update per message at most once a second
         self._last_sent: dict[str, float] = {}
+        self._not_before: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+        self.max_failures = 8
+        self._sending: str | None = None
         self.sent = 0
 
     def start(self) -> None:
@@ -132,18 +136,25 @@ class Notifier:
         """Wait until every pending update is sent (tests and shutdown)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._dirty and time.monotonic() < deadline:
+            while (self._dirty or self._sending) and time.monotonic() < deadline:
                 self._cond.wait(0.05)
-            return not self._dirty
+            return not (self._dirty or self._sending)
 
     def _next(self) -> str | None:
         with self._cond:
             while not self._stop:
                 now = time.monotonic()
-                ready = [j for j in self._dirty if now - self._last_sent.get(j, 0) >= self.min_interval]
+                ready = [
+                    j
+                    for j in self._dirty
+                    if now - self._last_sent.get(j, 0) >= self.min_interval and now >= self._not_before.get(j, 0)
+                ]
+                if len(self._last_sent) > 5000:  # forget messages not touched for an hour
+                    self._last_sent = {k: v for k, v in self._last_sent.items() if now - v < 3600}
                 if ready:
                     job_id = ready[0]
                     del self._dirty[job_id]
+                    self._sending = job_id
                     self._last_sent[job_id] = now
                     return job_id
                 self._cond.wait(0.1 if self._dirty else 1.0)
@@ -155,26 +166,43 @@ class Notifier:
             if job_id is None:
                 return
             try:
-                self._send(job_id)
+                ok = self._send(job_id)
             except Exception:
                 log.exception("could not update a job message", extra={"job_id": job_id})
+                ok = False
             with self._cond:
+                self._sending = None
+                if ok:
+                    self._failures.pop(job_id, None)
+                else:
+                    self._retry_later(job_id)
                 self._cond.notify_all()
 
-    def _send(self, job_id: str) -> None:
+    def _retry_later(self, job_id: str) -> None:
+        """Called with the condition held: Slack failed even after the client's retries; back off."""
+        n = self._failures.get(job_id, 0) + 1
+        if n > self.max_failures:
+            self._failures.pop(job_id, None)
+            log.error("gave up updating a job message", extra={"job_id": job_id, "attempts": n - 1})
+            return
+        self._failures[job_id] = n
+        self._not_before[job_id] = time.monotonic() + min(2 ** (n - 1), 30)
+        self._dirty.setdefault(job_id, time.monotonic())
+
+    def _send(self, job_id: str) -> bool:
+        """Post or edit the job's message; False when Slack could not be reached (try again later)."""
         msg = self.render(job_id)
         if msg is None:
-            return
+            return True
         from bot.store.models import Job  # local: keeps this module importable without the store
 
         if msg.get("response_url"):
             self._respond(msg["response_url"], msg["text"], msg["blocks"])
-            return
+            return True
         if msg.get("ts"):
-            self._call(
+            return self._call(
                 "chat_update", channel=msg["channel"], ts=msg["ts"], text=msg["text"], blocks=msg["blocks"]
-            )
-            return
+            ) is not None
         resp = self._call("chat_postMessage", channel=msg["channel"], text=msg["text"], blocks=msg["blocks"])
         if resp is None and msg.get("fallback_channel") and msg["fallback_channel"] != msg["channel"]:
             resp = self._call(
@@ -192,6 +220,7 @@ class Notifier:
             newer = self.render(job_id)
             if newer is not None and newer.get("version") != msg.get("version"):
                 self.job_changed(job_id)
+        return resp is not None
 
     def _respond(self, url: str, text: str, blocks: list[Any]) -> None:
         from slack_sdk.webhook import WebhookClient

@@ -1,0 +1,90 @@
+"""Faults in what the bot talks to: its database, Slack's rate limits, a revoked token."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from sqlalchemy import make_url, select
+
+from bot.store.models import Job
+from tests.conftest import PG_ADMIN_URL, PG_OK
+from tests.harness import ALICE, CHANNEL, text_of
+
+
+def _get(bot, path: str) -> tuple[int, dict]:
+    status: list[str] = []
+    body = b"".join(bot.wsgi({"REQUEST_METHOD": "GET", "PATH_INFO": path}, lambda s, h, exc_info=None: status.append(s)))
+    return int(status[0].split()[0]), json.loads(body)
+
+
+def _allow_connections(db: str, allow: bool) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{db}" WITH ALLOW_CONNECTIONS {str(allow).lower()}')
+        if not allow:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+
+
+@pytest.mark.skipif(not PG_OK, reason="needs PostgreSQL")
+def test_database_down_means_nothing_runs_unaudited_and_recovery_is_automatic(make_bot):
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    url = create_pg_database()
+    from bot.store.db import make_engine, migrate
+
+    e = make_engine(url)
+    migrate(e)
+    e.dispose()
+    db = make_url(url).database
+    try:
+        bot = make_bot(url)
+        _allow_connections(db, False)
+        reply = bot.command("deploy stg v1.2.3", user=ALICE)
+        assert "cannot reach my database" in reply["text"] and "nothing was run" in reply["text"]
+        assert "cannot reach my database" in bot.command("lock prod test")["text"]
+        status, health = _get(bot, "/health")
+        assert status == 503 and health["database"].startswith("unreachable")
+        _allow_connections(db, True)
+        assert _get(bot, "/health")[0] == 200
+        assert "Checking" in bot.command("deploy stg v1.2.3", user=ALICE)["text"]
+        bot.settle()
+        with bot.svc.sessions() as s:
+            assert len(s.scalars(select(Job)).all()) == 1  # only the request made after recovery exists
+    finally:
+        _allow_connections(db, True)
+        bot.stop()
+        drop_pg_database(url)
+
+
+def test_slack_rate_limits_delay_the_card_but_not_the_ack_and_it_still_arrives(db_url, make_bot, slack):
+    from bot import metrics
+
+    bot = make_bot(db_url)
+    before = metrics.SLACK_RETRIES.labels("rate_limited")._value.get()
+    slack.fail("chat.postMessage", 429, times=2, retry_after=1)
+    ack = bot.command("deploy stg v1.2.3", user=ALICE)  # answered before any Slack call
+    assert "Checking" in ack["text"]
+    bot.settle(30)
+    assert any("Succeeded" in text_of(m) for m in slack.channel_messages(CHANNEL))
+    assert metrics.SLACK_RETRIES.labels("rate_limited")._value.get() >= before + 2
+
+
+def test_slack_5xx_and_dropped_connections_are_retried(db_url, make_bot, slack):
+    bot = make_bot(db_url)
+    slack.fail("chat.postMessage", 503, times=1)
+    slack.fail("chat.update", 0, times=1)  # connection dropped
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    assert any("Succeeded" in text_of(m) for m in slack.channel_messages(CHANNEL))
+
+
+def test_a_revoked_slack_token_turns_health_red_and_is_logged_loudly(db_url, make_bot, slack, caplog):
+    bot = make_bot(db_url)
+    assert bot.wsgi.auth.check() == "ok"
+    slack.revoked = True
+    with caplog.at_level("ERROR"):
+        assert bot.wsgi.auth.check() == "token_revoked"
+    status, health = _get(bot, "/health")
+    assert status == 503 and health["slack"] == "token_revoked"
+    assert any("SLACK TOKEN REJECTED" in r.getMessage() for r in caplog.records)
