@@ -111,6 +111,14 @@ class JobService:
     def __init__(self, svc: Services):
         self.svc = svc
 
+    def require(self, req: Request, role: str, action: str) -> None:
+        """Check a role; a refusal is audited before it is raised."""
+        try:
+            self.svc.policy.require(req.user_id, role, req.env, action)
+        except NotAllowed as e:
+            audit_refusal(self.svc, req, str(e))
+            raise
+
     def op(self, name: str) -> Operation:
         return REGISTRY[name]
 

@@ -80,7 +80,7 @@ def lock(inv: Invocation) -> Reply:
     req = Request(
         "lock", env, {"reason": inv.cmd.args.get("reason", "")}, inv.user_id, inv.user_name, inv.channel_id
     )
-    inv.svc.policy.require(inv.user_id, "operator", env, "lock an environment")
+    inv.svc.jobs.require(req, "operator", "lock an environment")
     minutes = inv.svc.config.defaults.lock_expiry_minutes
     reason = inv.cmd.args.get("reason") or "locked by hand"
     try:
@@ -116,7 +116,8 @@ def lock(inv: Invocation) -> Reply:
 def unlock(inv: Invocation) -> Reply:
     env = inv.cmd.env
     assert env is not None
-    inv.svc.policy.require(inv.user_id, "operator", env, "unlock an environment")
+    req = Request("unlock", env, {}, inv.user_id, inv.user_name, inv.channel_id)
+    inv.svc.jobs.require(req, "operator", "unlock an environment")
     with inv.svc.sessions.begin() as s:
         held = locks.current(s, env.name)
         if held is None:
