@@ -379,7 +379,8 @@ class JobRunner:
                 self.execute(job_id)
                 continue
             self._wake.wait(self.poll_seconds)
-            self._wake.clear()
+            if not self._stop.is_set():  # keep it set while stopping, so every worker sees it
+                self._wake.clear()
 
     def claim_one(self) -> str | None:
         """Take the oldest runnable job under a lease (a conditional UPDATE decides between replicas)."""

@@ -80,7 +80,7 @@ class LocalSlack:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/"
-        threading.Thread(target=self._server.serve_forever, name="localslack", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="localslack", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -389,6 +389,61 @@ class LocalSlack:
 
     def api_conversations_join(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": {"id": p["channel"]}}
+
+    @staticmethod
+    def _in_range(ts: str, p: dict[str, Any]) -> bool:
+        inclusive = str(p.get("inclusive", "")).lower() in ("1", "true")
+        value = float(ts)
+        if p.get("oldest"):
+            oldest = float(p["oldest"])
+            if value < oldest or (value == oldest and not inclusive):
+                return False
+        if p.get("latest"):
+            latest = float(p["latest"])
+            if value > latest or (value == latest and not inclusive):
+                return False
+        return True
+
+    @staticmethod
+    def _wire(m: Message) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "user": m.user}
+        if m.blocks:
+            out["blocks"] = m.blocks
+        if m.thread_ts:
+            out["thread_ts"] = m.thread_ts
+        return out
+
+    def api_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first (thread replies are not included)."""
+        channel = self._channel_id(p["channel"])
+        limit = int(p.get("limit") or 100)
+        with self._lock:
+            found = [
+                self._wire(m) for m in self.messages
+                if m.channel == channel and not m.ephemeral_to and m.ts[:1].isdigit()
+                and (not m.thread_ts or m.thread_ts == m.ts) and self._in_range(m.ts, p)
+            ]  # fmt: skip
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def api_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent first (always, like Slack), then the replies in the range asked."""
+        channel = self._channel_id(p["channel"])
+        ts = str(p["ts"])
+        limit = int(p.get("limit") or 1000)
+        with self._lock:
+            msgs = [
+                m for m in self.messages if m.channel == channel and not m.ephemeral_to and m.ts[:1].isdigit()
+            ]
+            hit = next((m for m in msgs if m.ts == ts), None)
+            if hit is None:
+                return {"ok": False, "error": "thread_not_found"}
+            root = hit.thread_ts or hit.ts
+            parent = next((m for m in msgs if m.ts == root), None)
+            replies = [m for m in msgs if m.thread_ts == root and m.ts != root and self._in_range(m.ts, p)]
+        replies.sort(key=lambda m: float(m.ts))
+        out = ([self._wire(parent)] if parent else []) + [self._wire(m) for m in replies]
+        return {"ok": True, "messages": out[:limit], "has_more": len(out) > limit}
 
     def api_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
