@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from bot.config import ConfigError, Settings, load_config
+from bot.ops.base import OpError
+from bot.policy import NotAllowed
 from bot.store.db import DatabaseNotMigrated
 
 
@@ -158,8 +161,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         if len(ids) != 1:
             print(f"no single job starts with {args.id!r}", file=sys.stderr)
             return 1
+        actor = f"cli:{getpass.getuser()}"
         job = svc.jobs.cancel(
-            ids[0], "cli", "taisun jobs cancel", reason=args.reason or "cancelled from the command line"
+            ids[0], actor, actor, reason=args.reason or "cancelled from the command line", host_operator=True
         )
         print(f"cancelled {job.id}")
         return 0
@@ -251,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
         print(f"taisun: cannot use the database: {redact(reason)}", file=sys.stderr)
         return 2
+    except (OpError, NotAllowed) as e:
+        print(f"taisun: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -253,10 +253,20 @@ class JobService:
         self.svc.notifier.job_changed(job_id)
         return True
 
-    def cancel(self, job_id: str, user_id: str, user_name: str = "", reason: str = "") -> Job:
-        """Cancel a job that has not started, or one whose worker died (lease expired)."""
+    def cancel(
+        self, job_id: str, user_id: str, user_name: str = "", reason: str = "", *, host_operator: bool = False
+    ) -> Job:
+        """Cancel a job that has not started, or one whose worker died (lease expired).
+
+        host_operator: the caller runs `taisun jobs cancel` on the bot's host, with its database
+        credentials; Slack roles do not apply to them.
+        """
         job = self.get(job_id)
-        if user_id != job.requested_by and not self.svc.policy.has_role(user_id, "admin"):
+        if (
+            not host_operator
+            and user_id != job.requested_by
+            and not self.svc.policy.has_role(user_id, "admin")
+        ):
             raise NotAllowed("admin", None, "cancel someone else's job")
         t = now()
         with self.svc.sessions.begin() as s:
@@ -603,7 +613,9 @@ class JobRunner:
         """Remind holders before their manual lock expires; announce expired locks."""
         d = self.svc.config.defaults
         with self.svc.sessions.begin() as s:
-            remind, expired = locks.sweep_manual_locks(s, remind_within=timedelta(minutes=d.lock_reminder_minutes))
+            remind, expired = locks.sweep_manual_locks(
+                s, remind_within=timedelta(minutes=d.lock_reminder_minutes)
+            )
             for info in expired:
                 audit.append(
                     s, actor_id=SYSTEM_HOLDER, actor_name="TAISUN", action="lock.expired",
@@ -623,6 +635,7 @@ class JobRunner:
             channel = self.svc.config.slack.ops_channel
             self.svc.later(
                 lambda info=info, channel=channel: self.svc.slack.chat_postMessage(
-                    channel=channel, text=f"🔓 The lock on *{info.environment}* held by <@{info.holder_id}> expired."
+                    channel=channel,
+                    text=f"🔓 The lock on *{info.environment}* held by <@{info.holder_id}> expired.",
                 )
             )

@@ -80,7 +80,9 @@ def _drop_templates() -> Iterator[None]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh, migrated database: a SQLite file, and a PostgreSQL database on the real server."""
     if request.param == "sqlite":
         template = make_url(_template("sqlite", tmp_path_factory)).database

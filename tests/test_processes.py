@@ -50,7 +50,9 @@ def pg_url():
 
 
 def _slash(bot: ServedBot, text: str, user: str, slack) -> dict:
-    body, ctype = signing.slash_command(text, user_id=user, user_name=user, channel_id=CHANNEL, response_url=slack.response_url(f"{user}-x"))
+    body, ctype = signing.slash_command(
+        text, user_id=user, user_name=user, channel_id=CHANNEL, response_url=slack.response_url(f"{user}-x")
+    )
     resp = bot.post(body, ctype)
     assert resp.status_code == 200, resp.text
     return resp.json() if resp.content else {}
@@ -78,11 +80,16 @@ def test_help_over_gunicorn_and_forged_requests_get_401_and_do_nothing(db_url, s
     assert "taisun_commands_total" in bot.http.get("/metrics").text
 
 
-def test_twenty_concurrent_approvals_across_two_replicas_dispatch_once(pg_url, settings_for, served, slack, github):
+def test_twenty_concurrent_approvals_across_two_replicas_dispatch_once(
+    pg_url, settings_for, served, slack, github
+):
     settings = settings_for(pg_url, github_token=GITHUB_TOKEN, github_api_url=github.url)
     a, b = served(settings, workers=2), served(settings, workers=2)
     _slash(a, "deploy prod v1.2.3", ALICE, slack)
-    card = slack.wait_for(lambda: next((m for m in slack.channel_messages(CHANNEL) if Action.APPROVE in buttons(m)), None), timeout=20)
+    card = slack.wait_for(
+        lambda: next((m for m in slack.channel_messages(CHANNEL) if Action.APPROVE in buttons(m)), None),
+        timeout=20,
+    )
     job_id = buttons(card)[Action.APPROVE]
     start = threading.Barrier(20)
 
@@ -108,12 +115,19 @@ def test_twenty_concurrent_approvals_across_two_replicas_dispatch_once(pg_url, s
     assert run_cli(["audit", "verify"], settings).returncode == 0  # the chain stayed one line under the race
 
 
-def test_a_bot_killed_mid_deploy_finishes_the_same_run_after_restart(db_url, settings_for, served, slack, github):
-    settings = settings_for(db_url, github_token=GITHUB_TOKEN, github_api_url=github.url, taisun_lease_seconds=2.0)
+def test_a_bot_killed_mid_deploy_finishes_the_same_run_after_restart(
+    db_url, settings_for, served, slack, github
+):
+    settings = settings_for(
+        db_url, github_token=GITHUB_TOKEN, github_api_url=github.url, taisun_lease_seconds=2.0
+    )
     github.run_script = ["queued"] + ["in_progress"] * 400 + [("completed", "success")]
     first = served(settings, workers=1)
     _slash(first, "deploy stg v1.2.3", ALICE, slack)
-    slack.wait_for(lambda: (_jobs(db_url) or [None])[0] is not None and _jobs(db_url)[0].progress.get("run_id"), timeout=30)
+    slack.wait_for(
+        lambda: (_jobs(db_url) or [None])[0] is not None and _jobs(db_url)[0].progress.get("run_id"),
+        timeout=30,
+    )
     first.kill()
     run_id = _jobs(db_url)[0].progress["run_id"]
     github.script_run(run_id, ["in_progress", ("completed", "success")])
@@ -125,7 +139,10 @@ def test_a_bot_killed_mid_deploy_finishes_the_same_run_after_restart(db_url, set
     assert job.progress["run_id"] == run_id
     engine = make_engine(db_url)
     with session_factory(engine)() as s:
-        actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.job_id == job.id).order_by(AuditEvent.seq))]
+        actions = [
+            e.action
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.job_id == job.id).order_by(AuditEvent.seq))
+        ]
     engine.dispose()
     assert "deploy.resumed" in actions and actions[-1] == "deploy.succeeded"
     slack.wait_for(lambda: "Succeeded" in text_of(slack.channel_messages(CHANNEL)[-1]), timeout=10)
@@ -137,7 +154,10 @@ def test_secrets_never_reach_the_logs(db_url, settings_for, served, slack, githu
     bot = served(settings, workers=1)
     _slash(bot, "deploy stg v1.2.3", ALICE, slack)
     _slash(bot, "status", ALICE, slack)
-    slack.wait_for(lambda: _jobs(db_url) and _jobs(db_url)[0].state not in ("validating", "queued", "running"), timeout=30)
+    slack.wait_for(
+        lambda: _jobs(db_url) and _jobs(db_url)[0].state not in ("validating", "queued", "running"),
+        timeout=30,
+    )
     bot.stop()
     log = bot.log()
     assert log  # the bot did log
@@ -150,7 +170,9 @@ def test_secrets_never_reach_the_logs(db_url, settings_for, served, slack, githu
 
 def test_bad_config_fails_with_file_field_and_reason_not_a_traceback(tmp_path):
     bad = tmp_path / "taisun.yml"
-    bad.write_text("environments:\n  production:\n    url: example.com\n    approvers: [alice]\n    colour: blue\n")
+    bad.write_text(
+        "environments:\n  production:\n    url: example.com\n    approvers: [alice]\n    colour: blue\n"
+    )
     result = run_cli(["check"], TAISUN_CONFIG=str(bad), DATABASE_URL=f"sqlite:///{tmp_path}/x.db")
     assert result.returncode == 2
     err = result.stderr
@@ -200,9 +222,96 @@ def test_audit_verify_names_edited_inserted_and_deleted_rows(db_url, make_bot, s
 
 def test_the_shell_reads_commands_from_stdin(tmp_path):
     script = "/taisun help\n/taisun deploy stg v1.2.3\n/taisun audit staging\n"
-    result = run_cli(["shell"], stdin=script, DATABASE_URL=f"sqlite:///{tmp_path}/shell.db", TAISUN_CONFIG="", GITHUB_TOKEN="")
+    result = run_cli(
+        ["shell"],
+        stdin=script,
+        DATABASE_URL=f"sqlite:///{tmp_path}/shell.db",
+        TAISUN_CONFIG="",
+        GITHUB_TOKEN="",
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "/taisun deploy <env> <version>" in out
     assert "SIMULATED" in out and "Succeeded" in out
     assert "deploy.succeeded" in out
+
+
+def _steps(url: str) -> str:
+    jobs = _jobs(url)
+    return " ".join(s["text"] for s in jobs[0].progress.get("steps", [])) if jobs else ""
+
+
+@pytest.mark.parametrize("stage", ["requested", "approved", "verifying"])
+def test_a_bot_killed_at_any_stage_ends_the_job_exactly_once_after_restart(
+    stage, db_url, settings_for, served, slack, github, service
+):
+    settings = settings_for(
+        db_url, github_token=GITHUB_TOKEN, github_api_url=github.url, taisun_lease_seconds=2.0
+    )
+    if stage == "requested":
+        github.stall_next("/git/ref/tags/v1.2.3", 30)  # prepare hangs on GitHub...
+        first = served(settings, workers=1)
+        _slash(first, "deploy stg v1.2.3", ALICE, slack)
+        slack.wait_for(
+            lambda: any(r.method == "GET" and "/git/ref/tags/v1.2.3" in r.path for r in github.requests),
+            timeout=20,
+        )
+    elif stage == "approved":
+        first = served(
+            settings.model_copy(update={"taisun_workers": 0}), workers=1
+        )  # it takes requests, runs nothing
+        _slash(first, "deploy prod v1.2.3", ALICE, slack)
+        engine = make_engine(db_url)
+        with session_factory(engine).begin() as s:  # the check a worker would do, done by hand
+            job = s.scalars(select(Job)).one()
+            job.state = "pending_approval"
+        engine.dispose()
+        body, ctype = signing.block_action(
+            Action.APPROVE,
+            job.id,
+            user_id=BOB,
+            channel_id=CHANNEL,
+            response_url=slack.response_url("U0BOB-k"),
+        )
+        assert first.post(body, ctype).status_code == 200
+        slack.wait_for(lambda: _jobs(db_url)[0].state == "queued", timeout=20)
+    else:
+        service.healthy = False
+        first = served(settings, workers=1)
+        _slash(first, "deploy stg v1.2.3", ALICE, slack)
+        slack.wait_for(lambda: "Verifying" in _steps(db_url), timeout=30)
+    first.kill()  # ...and the bot dies there
+    service.healthy = True
+    github.clear_faults()
+    served(settings, workers=1)
+    slack.wait_for(lambda: _jobs(db_url)[0].state in ("succeeded", "failed", "invalid"), timeout=60)
+    (job,) = _jobs(db_url)
+    assert job.state == "succeeded", (stage, job.state, job.result)
+    assert len(github.dispatches) == 1
+    slack.wait_for(
+        lambda: any("Succeeded" in text_of(m) for m in slack.channel_messages(CHANNEL)), timeout=15
+    )
+
+
+def test_stuck_jobs_are_listed_and_an_operator_can_cancel_one(db_url, settings_for, slack, github):
+    settings = settings_for(db_url, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    engine = make_engine(db_url)
+    from datetime import UTC, datetime, timedelta
+
+    from bot import audit
+
+    with session_factory(engine).begin() as s:  # a job left running by a worker that is gone
+        s.add(Job(id="11111111-2222-3333-4444-555555555555", operation="deploy", environment="staging",
+                  params={"version": "v1.2.3"}, state="running", requested_by=ALICE, lease_owner="dead:1",
+                  lease_expires_at=datetime.now(UTC) - timedelta(minutes=5)))  # fmt: skip
+    listing = run_cli(["jobs", "--json"], settings, TAISUN_WORKERS="0")
+    (row,) = json.loads(listing.stdout)
+    assert row["state"] == "running" and row["lease_owner"] == "dead:1"
+    result = run_cli(
+        ["jobs", "cancel", "11111111", "--reason", "worker host gone"], settings, TAISUN_WORKERS="0"
+    )
+    assert result.returncode == 0, result.stderr
+    with session_factory(engine)() as s:
+        assert s.get(Job, "11111111-2222-3333-4444-555555555555").state == "cancelled"
+        assert audit.recent(s, limit=1)[0].action == "deploy.cancelled"
+    engine.dispose()
