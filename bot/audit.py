@@ -96,6 +96,11 @@ def recent(session: Session, *, environment: str | None = None, limit: int = 10)
     return list(session.scalars(q))
 
 
+def recent_by_actor(session: Session, actor_id: str, limit: int = 5) -> list[AuditEvent]:
+    q = select(AuditEvent).where(AuditEvent.actor_id == actor_id).order_by(AuditEvent.id.desc()).limit(limit)
+    return list(session.scalars(q))
+
+
 @dataclass
 class VerifyReport:
     rows: int = 0

@@ -40,6 +40,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(
             "SLACK_SIGNING_SECRET is not set: HTTP mode cannot verify that requests come from Slack."
         )
+    if not settings.slack_bot_token:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set: the bot could not post anything. "
+            "Copy the xoxb- token from the app's OAuth & Permissions page."
+        )
     from bot.gunicorn_app import serve_http
 
     serve_http(settings, bind=args.bind, workers=args.workers, threads=args.threads)

@@ -27,25 +27,59 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
-    slack_bot_token: str = ""
-    slack_signing_secret: str = ""
-    slack_app_token: str = ""
-    slack_api_url: str = "https://slack.com/api/"
-    github_token: str = ""
-    github_api_url: str = "https://api.github.com"
-    database_url: str = "sqlite:///taisun.db"
-    redis_url: str = ""
-    aws_endpoint_url: str = ""
-    taisun_config: str = "./taisun.yml"
-    taisun_alert_token: str = ""
-    port: int = 3000
-    log_level: str = "INFO"
-    # Worker threads that run jobs (deploys, restarts...) in this process.
-    taisun_workers: int = 4
-    # Threads Bolt uses for listeners; acks never queue behind slow work.
-    taisun_listener_threads: int = 16
-    # A worker holds a job for this long between heartbeats; a dead worker's job is taken over after it.
-    taisun_lease_seconds: float = 30.0
+    slack_bot_token: str = Field(
+        "", description="Bot User OAuth Token (xoxb-…) the bot reads and posts with."
+    )
+    slack_signing_secret: str = Field(
+        "", description="Verifies that HTTP requests come from Slack; required in HTTP mode."
+    )
+    slack_app_token: str = Field(
+        "",
+        description="App-level token (xapp-…, connections:write); when set, `taisun serve` uses Socket Mode.",
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (tests point it at a local stand-in)."
+    )
+    github_token: str = Field(
+        "",
+        description="GitHub token for tags, dispatches and runs (actions:write, contents:read, deployments:write).",
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        description="GitHub API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
+    )
+    database_url: str = Field(
+        "sqlite:///taisun.db",
+        description="The bot's own database: SQLite for one replica, postgresql://… for several.",
+    )
+    redis_url: str = Field(
+        "",
+        description="Optional; each environment's cache Redis is named by environments.<name>.cache.redis_url_env.",
+    )
+    aws_endpoint_url: str = Field(
+        "", description="Another AWS endpoint for S3 and SSM (e.g. a local moto server); empty: AWS itself."
+    )
+    taisun_config: str = Field("./taisun.yml", description="Path of the YAML config file.")
+    taisun_alert_token: str = Field(
+        "", description="Bearer token Alertmanager must send to POST /alerts/alertmanager."
+    )
+    port: int = Field(
+        3000,
+        description="HTTP port for /slack/events, /health, /metrics and /alerts (Socket Mode serves all but the first).",
+    )
+    log_level: str = Field(
+        "INFO", description="Log level; logs are JSON, one object a line, secrets redacted."
+    )
+    taisun_workers: int = Field(
+        4, description="Worker threads that run jobs (deploys, restarts...) in this process."
+    )
+    taisun_listener_threads: int = Field(
+        16, description="Threads Bolt uses for listeners, so acks never queue behind slow work."
+    )
+    taisun_lease_seconds: float = Field(
+        30.0,
+        description="A worker holds a job this long between heartbeats; a dead worker's job is taken over after it.",
+    )
 
     @field_validator("slack_api_url")
     @classmethod
@@ -76,24 +110,43 @@ def _check_members(members: list[str]) -> list[str]:
 
 
 class SlackConfig(Strict):
-    ops_channel: str = "#ops"
-    report_channel: str = "#ops"
+    ops_channel: str = Field(
+        "#ops", description="Channel for approval cards, alerts and backup reports (ID or #name)."
+    )
+    report_channel: str = Field(
+        "#ops", description="Channel where unattended jobs (cron backups) post their result."
+    )
 
 
 class GithubConfig(Strict):
-    repository: str = "owner/repo"
-    workflow: str = "cd.yml"
-    ref: str = "main"
-    tag_pattern: str = r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$"
-    inputs: dict[str, str] = Field(
-        default_factory=lambda: {"environment": "{environment}", "version": "{version}"}
+    repository: str = Field(
+        "owner/repo", description="owner/name of the repository whose workflow deploys the service."
     )
-    create_deployment: bool = False
-    # Ask GitHub for the run id in the dispatch answer (github.com; some GHES versions refuse it).
-    return_run_details: bool = False
-    # When cd.yml sets `run-name` from an input (e.g. the job id), the text every run title
-    # contains, e.g. "{job_id}": the bot then never mistakes another deploy's run for its own.
-    run_title: str = ""
+    workflow: str = Field(
+        "cd.yml",
+        description="The GitHub Actions workflow file that deploys (the guide's `gh workflow run cd.yml`).",
+    )
+    ref: str = Field("main", description="Git ref the workflow is dispatched on.")
+    tag_pattern: str = Field(
+        r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$",
+        description="Regular expression a release tag must match to be accepted as a version.",
+    )
+    inputs: dict[str, str] = Field(
+        default_factory=lambda: {"environment": "{environment}", "version": "{version}"},
+        description="Workflow inputs sent with every dispatch; only inputs the workflow declares (else GitHub answers 422). Values may use {environment} {version} {rollback} {requested_by} {approved_by} {job_id}.",
+    )
+    create_deployment: bool = Field(
+        False,
+        description="Record a GitHub Deployment with statuses (shown on the repository's environments page).",
+    )
+    return_run_details: bool = Field(
+        False,
+        description="Ask for the run id in the dispatch answer (github.com supports it; older GHES answer 422).",
+    )
+    run_title: str = Field(
+        "",
+        description='When cd.yml sets run-name from an input: text every run title contains (e.g. "{job_id}"), so concurrent deploys never mix up runs.',
+    )
 
     @field_validator("repository")
     @classmethod
@@ -113,11 +166,24 @@ class GithubConfig(Strict):
 
 
 class Roles(Strict):
-    operator: list[Member] = Field(default_factory=lambda: ["*"])
-    approver: list[Member] = Field(default_factory=list)
-    responder: list[Member] = Field(default_factory=lambda: ["*"])
-    break_glass: list[Member] = Field(default_factory=list)
-    admin: list[Member] = Field(default_factory=list)
+    operator: list[Member] = Field(
+        default_factory=lambda: ["*"],
+        description="May request deploy, rollback, restart, cache-clear, backup and take locks.",
+    )
+    approver: list[Member] = Field(
+        default_factory=list,
+        description="May approve other people's requests where the environment requires approval.",
+    )
+    responder: list[Member] = Field(
+        default_factory=lambda: ["*"], description="May declare and drive incidents."
+    )
+    break_glass: list[Member] = Field(
+        default_factory=list,
+        description="May deploy inside a freeze window with --force <reason> (still needs approval).",
+    )
+    admin: list[Member] = Field(
+        default_factory=list, description="May cancel stuck jobs and release anyone's lock."
+    )
 
     @field_validator(*ROLES)
     @classmethod
@@ -126,21 +192,37 @@ class Roles(Strict):
 
 
 class Defaults(Strict):
-    approval_expiry_minutes: int = Field(30, ge=1, le=24 * 60)
-    lock_expiry_minutes: int = Field(240, ge=1)
-    lock_reminder_minutes: int = Field(15, ge=0)
-    verify_timeout_seconds: float = Field(300, gt=0)
-    verify_interval_seconds: float = Field(10, gt=0)
-    workflow_timeout_minutes: float = Field(60, gt=0)
-    # Slash commands one person may send per minute (a stuck key or a runaway script stops here).
-    commands_per_minute: int = Field(30, ge=1)
-    # How long to look for the workflow run a dispatch started before giving up.
-    find_run_timeout_seconds: float = Field(60, gt=0)
+    approval_expiry_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="How long an approval card stays valid."
+    )
+    lock_expiry_minutes: int = Field(240, ge=1, description="How long a manual lock lasts before it expires.")
+    lock_reminder_minutes: int = Field(
+        15, ge=0, description="The lock holder is reminded this long before the lock expires."
+    )
+    verify_timeout_seconds: float = Field(
+        300,
+        gt=0,
+        description="After a deploy, GET <url>/health and <url>/version are retried until this deadline.",
+    )
+    verify_interval_seconds: float = Field(
+        10, gt=0, description="Pause between post-deploy verification attempts."
+    )
+    workflow_timeout_minutes: float = Field(
+        60, gt=0, description="How long a deploy's workflow run may take before the bot stops following it."
+    )
+    commands_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Slash commands one person may send per minute (stops a stuck key or a runaway script).",
+    )
+    find_run_timeout_seconds: float = Field(
+        60, gt=0, description="How long to look for the workflow run a dispatch started before giving up."
+    )
 
 
 class WeekTime(Strict):
-    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    time: str
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(description="Day of the week.")
+    time: str = Field(description="Time of day (HH:MM) in the config's timezone.")
 
     @field_validator("time")
     @classmethod
@@ -157,9 +239,9 @@ class WeekTime(Strict):
 
 
 class FreezeWindow(Strict):
-    name: str = "freeze"
-    start: WeekTime
-    end: WeekTime
+    name: str = Field("freeze", description="Name shown when a deploy is refused.")
+    start: WeekTime = Field(description="When the window starts each week.")
+    end: WeekTime = Field(description="When it ends; may wrap over the week's end (Friday to Monday).")
 
     def contains(self, when: datetime, tz: ZoneInfo) -> bool:
         """True when `when` (aware) falls inside this weekly window in `tz`."""
@@ -172,22 +254,31 @@ class FreezeWindow(Strict):
 
 
 class InstanceTag(Strict):
-    key: str
-    value: str
+    key: str = Field(description="EC2 tag key.")
+    value: str = Field(description="EC2 tag value.")
 
 
 class RestartConfig(Strict):
-    backend: Literal["local", "ssm"] = "local"
-    instance_tag: InstanceTag | None = None
-    # Seconds to wait for each SSM invocation (and for each local systemctl call).
-    invocation_timeout_seconds: float = 120
-    # backend local: the systemctl argument prefix, e.g. ["sudo", "-n", "systemctl"].
-    systemctl: list[str] = Field(default_factory=lambda: ["systemctl"], min_length=1)
-    # After each instance's restart, /health is tried this many times, this far apart.
-    health_attempts: int = Field(6, ge=1)
-    health_interval_seconds: float = Field(5.0, gt=0)
-    # How often an SSM invocation's status is polled.
-    poll_seconds: float = Field(2.0, gt=0)
+    backend: Literal["local", "ssm"] = Field(
+        "local",
+        description="local: systemctl on the bot's host; ssm: rolling restart through SSM Run Command.",
+    )
+    instance_tag: InstanceTag | None = Field(
+        None, description="backend ssm: the EC2 tag that selects the environment's instances."
+    )
+    invocation_timeout_seconds: float = Field(
+        120, description="Seconds to wait for each SSM invocation (and each local systemctl call)."
+    )
+    systemctl: list[str] = Field(
+        default_factory=lambda: ["systemctl"],
+        min_length=1,
+        description="backend local: the systemctl command as an argument list, e.g. [sudo, -n, systemctl].",
+    )
+    health_attempts: int = Field(
+        6, ge=1, description="After each instance's restart, /health is tried this many times."
+    )
+    health_interval_seconds: float = Field(5.0, gt=0, description="Pause between those /health attempts.")
+    poll_seconds: float = Field(2.0, gt=0, description="How often an SSM invocation's status is polled.")
 
     @model_validator(mode="after")
     def _ssm_needs_tag(self) -> RestartConfig:
@@ -197,13 +288,21 @@ class RestartConfig(Strict):
 
 
 class CacheConfig(Strict):
-    redis_url_env: str = ""
-    mode: Literal["flushdb", "prefix", "flushall"] = "flushdb"
-    prefix: str = ""
-    allow_flushall: bool = False
-    app_endpoint: str = ""
-    app_token_env: str = ""
-    app_command: list[str] = Field(default_factory=list)
+    redis_url_env: str = Field("", description="Env var holding the environment's cache Redis URL.")
+    mode: Literal["flushdb", "prefix", "flushall"] = Field(
+        "flushdb",
+        description="flushdb: the URL's database; prefix: keys under prefix; flushall: every database.",
+    )
+    prefix: str = Field("", description="mode prefix: the key prefix whose keys are deleted.")
+    allow_flushall: bool = Field(
+        False, description="FLUSHALL is refused unless this is true (it empties every database)."
+    )
+    app_endpoint: str = Field("", description="URL POSTed to clear the application cache.")
+    app_token_env: str = Field("", description="Env var holding the bearer token sent to app_endpoint.")
+    app_command: list[str] = Field(
+        default_factory=list,
+        description="Command (argument list) that clears the application cache, when there is no app_endpoint.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CacheConfig:
@@ -215,27 +314,54 @@ class CacheConfig(Strict):
 
 
 class DatabaseTarget(Strict):
-    dsn_env: str
-    # Fractions are allowed (0.5 = 30 s), for drills and tests.
-    idle_age_minutes: float = Field(60.0, gt=0)
+    dsn_env: str = Field(
+        description="Env var holding the application database's DSN (never the bot's DATABASE_URL)."
+    )
+    idle_age_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="The DB connection reset terminates idle connections older than this (0.5 = 30 s).",
+    )
 
 
 class Environment(Strict):
-    name: str = ""
-    aliases: list[str] = Field(default_factory=list)
-    branch: str = ""
-    url: str = ""
-    approval_required: bool = False
-    approvers: list[Member] = Field(default_factory=list)
-    approval_expiry_minutes: int | None = None
-    auto_rollback: bool = False
-    services: list[str] = Field(default_factory=list)
-    restart: RestartConfig = Field(default_factory=RestartConfig)
-    cache: CacheConfig | None = None
-    database: DatabaseTarget | None = None
-    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
-    # Per-environment role overrides, e.g. {operator: ["@sre"]} for production.
-    roles: dict[str, list[Member]] = Field(default_factory=dict)
+    name: str = Field("", description="Filled in from the key under environments; leave it out.")
+    aliases: list[str] = Field(
+        default_factory=list, description="Other names commands accept for this environment (prod, stg, dev)."
+    )
+    branch: str = Field("", description="Branch the environment follows (shown by status).")
+    url: str = Field(
+        "", description="Base URL; /health and /version are checked there after deploys and restarts."
+    )
+    approval_required: bool = Field(False, description="Changes here need another person's approval.")
+    approvers: list[Member] = Field(
+        default_factory=list, description="Who may approve here; empty: roles.approver."
+    )
+    approval_expiry_minutes: int | None = Field(
+        None, description="Overrides defaults.approval_expiry_minutes here."
+    )
+    auto_rollback: bool = Field(
+        False, description="Roll back automatically when post-deploy verification fails."
+    )
+    services: list[str] = Field(
+        default_factory=list, description="Services `restart` may restart; the first is the default."
+    )
+    restart: RestartConfig = Field(
+        default_factory=RestartConfig, description="How `restart` restarts the services."
+    )
+    cache: CacheConfig | None = Field(
+        None, description="What `cache-clear` clears; absent: no cache to clear here."
+    )
+    database: DatabaseTarget | None = Field(
+        None, description="The application's database, for the DB connection reset runbook."
+    )
+    freeze_windows: list[FreezeWindow] = Field(
+        default_factory=list,
+        description="Weekly windows when deploys are refused unless forced (break_glass).",
+    )
+    roles: dict[str, list[Member]] = Field(
+        default_factory=dict, description='Per-environment role overrides, e.g. {operator: ["@sre"]}.'
+    )
 
     @field_validator("approvers")
     @classmethod
@@ -260,54 +386,102 @@ class Environment(Strict):
 
 
 class BackupConfig(Strict):
-    bucket: str = "taisun-backups"
-    prefix: str = "db/"
-    dsn_env: str = "BACKUP_DATABASE_URL"
-    retention_days: int = Field(30, ge=1)
-    memory_paths: list[str] = Field(default_factory=list)
-    verify_command: list[str] = Field(default_factory=list)
-    # Where `backup restore <id>` (without an environment) restores into, by env var name;
-    # empty: the backed-up database itself (dsn_env), as the guide's `psql $DATABASE_URL < backup.sql`.
-    restore_dsn_env: str = ""
-    # PostgreSQL client programs (a versioned path when the server is newer than the default client).
-    pg_dump: str = "pg_dump"
-    psql: str = "psql"
-    # Seconds the verify_command may run.
-    verify_timeout_seconds: float = Field(600.0, gt=0)
+    bucket: str = Field("taisun-backups", description="S3 bucket backups are written to.")
+    prefix: str = Field("db/", description="Key prefix; keys look like db/backup_20261128_020000.sql.gz.")
+    dsn_env: str = Field(
+        "BACKUP_DATABASE_URL",
+        description="Env var holding the DSN of the database to back up (the guide's $DATABASE_URL).",
+    )
+    retention_days: int = Field(
+        30, ge=1, description="Backups older than this are deleted (the newest is always kept)."
+    )
+    memory_paths: list[str] = Field(
+        default_factory=list,
+        description="Paths tarred next to the dump as memory/memory_<ts>.tar.gz (the guide's memory system).",
+    )
+    verify_command: list[str] = Field(
+        default_factory=list,
+        description="Integrity check after a restore (argument list), run with DATABASE_URL set to the restored database.",
+    )
+    restore_dsn_env: str = Field(
+        "", description="Env var of the database `backup restore <id>` restores into; empty: dsn_env."
+    )
+    pg_dump: str = Field(
+        "pg_dump",
+        description="pg_dump program; a versioned path when the server is newer than the default client.",
+    )
+    psql: str = Field(
+        "psql", description="psql program; a versioned path when the server is newer than the default client."
+    )
+    verify_timeout_seconds: float = Field(600.0, gt=0, description="Seconds verify_command may run.")
 
 
 class Nudges(Strict):
-    no_commander_minutes: int = 5
-    no_status_minutes: int = 30
+    no_commander_minutes: int = Field(
+        5, description="Nudge the incident channel when no commander is assigned after this long."
+    )
+    no_status_minutes: int = Field(
+        30, description="Nudge when no status update has been posted for this long."
+    )
 
 
 class IncidentConfig(Strict):
-    severities: list[str] = Field(default_factory=lambda: ["sev1", "sev2", "sev3", "sev4"])
-    dedicated_channel_severities: list[str] = Field(default_factory=lambda: ["sev1", "sev2"])
-    responders: list[Member] = Field(default_factory=list)
-    contacts: dict[str, str] = Field(default_factory=dict)
-    nudges: Nudges = Field(default_factory=Nudges)
+    severities: list[str] = Field(
+        default_factory=lambda: ["sev1", "sev2", "sev3", "sev4"], description="Severities, most severe first."
+    )
+    dedicated_channel_severities: list[str] = Field(
+        default_factory=lambda: ["sev1", "sev2"],
+        description="These severities get a dedicated incident channel at once.",
+    )
+    responders: list[Member] = Field(
+        default_factory=list,
+        description="Invited to dedicated incident channels (the guide's on-call contacts).",
+    )
+    contacts: dict[str, str] = Field(
+        default_factory=dict, description="Named contacts (oncall, infra, security) shown to responders."
+    )
+    nudges: Nudges = Field(default_factory=Nudges, description="Reminders while an incident is open.")
 
 
 class AlertConfig(Strict):
-    channel: str = "#alerts"
-    runbooks: dict[str, str] = Field(default_factory=dict)
-    auto_declare_severity: str = ""
+    channel: str = Field("#alerts", description="Channel where Alertmanager alerts are posted.")
+    runbooks: dict[str, str] = Field(
+        default_factory=dict,
+        description="alertname → runbook id, for alerts without a runbook_url annotation.",
+    )
+    auto_declare_severity: str = Field(
+        "", description="Critical alerts declare an incident of this severity; empty: they join the open one."
+    )
 
 
 class Config(Strict):
     """The YAML config file."""
 
-    language: Literal["ja", "en"] = "ja"
-    timezone: str = "Asia/Tokyo"
-    slack: SlackConfig = Field(default_factory=SlackConfig)
-    github: GithubConfig = Field(default_factory=GithubConfig)
-    roles: Roles = Field(default_factory=Roles)
-    defaults: Defaults = Field(default_factory=Defaults)
-    environments: dict[str, Environment]
-    backup: BackupConfig = Field(default_factory=BackupConfig)
-    incidents: IncidentConfig = Field(default_factory=IncidentConfig)
-    alerts: AlertConfig = Field(default_factory=AlertConfig)
+    language: Literal["ja", "en"] = Field(
+        "ja", description="Language of messages when the user's Slack locale is unknown."
+    )
+    timezone: str = Field(
+        "Asia/Tokyo",
+        description="Timezone used when the user's Slack timezone is unknown, and for freeze windows.",
+    )
+    slack: SlackConfig = Field(default_factory=SlackConfig, description="Where the bot posts.")
+    github: GithubConfig = Field(
+        default_factory=GithubConfig, description="The repository and workflow that deploy the service."
+    )
+    roles: Roles = Field(
+        default_factory=Roles, description="Who may do what in every environment (environments may override)."
+    )
+    defaults: Defaults = Field(
+        default_factory=Defaults, description="Timeouts and limits for every environment."
+    )
+    environments: dict[str, Environment] = Field(
+        description="The environments by name (the guide's development, staging, production)."
+    )
+    backup: BackupConfig = Field(default_factory=BackupConfig, description="pg_dump backups to S3.")
+    incidents: IncidentConfig = Field(default_factory=IncidentConfig, description="Incident response.")
+    alerts: AlertConfig = Field(
+        default_factory=AlertConfig, description="Alertmanager alerts received at POST /alerts/alertmanager."
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -37,6 +37,7 @@ class Services:
     jobs: JobService = field(init=False)
     runner: JobRunner = field(init=False)
     notifier: Notifier = field(init=False)
+    home: Any = field(init=False)
     sweep_hooks: list[Callable[[], None]] = field(default_factory=list)
     # Short post-ack work (live status checks, follow-up replies); never Bolt's listener pool.
     background: ThreadPoolExecutor = field(
@@ -115,4 +116,8 @@ def build_services(
     from bot.render import render_job_message
 
     svc.notifier = Notifier(svc, slack, lambda job_id: render_job_message(svc, job_id))
+    from bot.home import Home
+
+    svc.home = Home(svc)
+    svc.notifier.changed_hooks.append(svc.home.changed)
     return svc

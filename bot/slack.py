@@ -111,6 +111,7 @@ class Notifier:
         self._not_before: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self.max_failures = 8
+        self.changed_hooks: list[Callable[[], None]] = []  # e.g. refresh App Home views
         self._sending: str | None = None
         self.sent = 0
 
@@ -131,6 +132,8 @@ class Notifier:
         with self._cond:
             self._dirty.setdefault(job_id, time.monotonic())
             self._cond.notify()
+        for hook in self.changed_hooks:
+            hook()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every pending update is sent (tests and shutdown)."""
@@ -147,7 +150,8 @@ class Notifier:
                 ready = [
                     j
                     for j in self._dirty
-                    if now - self._last_sent.get(j, 0) >= self.min_interval and now >= self._not_before.get(j, 0)
+                    if now - self._last_sent.get(j, 0) >= self.min_interval
+                    and now >= self._not_before.get(j, 0)
                 ]
                 if len(self._last_sent) > 5000:  # forget messages not touched for an hour
                     self._last_sent = {k: v for k, v in self._last_sent.items() if now - v < 3600}
@@ -200,9 +204,16 @@ class Notifier:
             self._respond(msg["response_url"], msg["text"], msg["blocks"])
             return True
         if msg.get("ts"):
-            return self._call(
-                "chat_update", channel=msg["channel"], ts=msg["ts"], text=msg["text"], blocks=msg["blocks"]
-            ) is not None
+            return (
+                self._call(
+                    "chat_update",
+                    channel=msg["channel"],
+                    ts=msg["ts"],
+                    text=msg["text"],
+                    blocks=msg["blocks"],
+                )
+                is not None
+            )
         resp = self._call("chat_postMessage", channel=msg["channel"], text=msg["text"], blocks=msg["blocks"])
         if resp is None and msg.get("fallback_channel") and msg["fallback_channel"] != msg["channel"]:
             resp = self._call(

@@ -8,7 +8,7 @@ from bot.services import Services
 
 
 def register_listeners(app: App, svc: Services) -> None:
-    from handlers import actions, alerts, commands, events, fallback, incident, runbook, views
+    from handlers import actions, alerts, commands, events, fallback, home, incident, runbook, views
 
     commands.register(app, svc)
     actions.register(app, svc)
@@ -17,4 +17,5 @@ def register_listeners(app: App, svc: Services) -> None:
     incident.register(app, svc)
     runbook.register(app, svc)
     alerts.register(app, svc)
+    home.register(app, svc)
     fallback.register(app, svc)  # last: takes only what nothing else did

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,9 +73,21 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
+MIGRATION_LOCK = 7_411_873  # pg_advisory_lock key: replicas started together migrate one at a time
+
+
 def migrate(engine: Engine) -> str:
-    """Bring the schema to the newest revision; returns it."""
-    command.upgrade(_alembic_config(engine), "head")
+    """Bring the schema to the newest revision; returns it. Safe to run from several replicas at once."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            try:
+                command.upgrade(_alembic_config(engine), "head")
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
+    else:
+        command.upgrade(_alembic_config(engine), "head")
     return head_revision()
 
 

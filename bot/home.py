@@ -1,0 +1,207 @@
+"""The App Home tab: environments, locks, pending approvals, incidents and the viewer's own actions.
+
+Publishing is off the ack path. Live health comes from a short-lived cache refreshed in the
+background, so opening Home never waits on a slow environment; a refresh is republished
+when the checks come back, and after each job change for people who looked recently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bot import audit, blocks, locks
+from bot.backends import http
+from bot.blocks import Action
+from bot.store.models import Job
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+HEALTH_TTL = 30.0  # seconds a live check stays fresh
+VIEWER_TTL = 15 * 60.0  # people who opened Home this recently get refreshes after changes
+MIN_REFRESH = 5.0  # views.publish per viewer at most this often (Slack allows far more, but it adds nothing)
+
+
+class Home:
+    def __init__(self, svc: Services):
+        self.svc = svc
+        self._health: dict[str, tuple[float, http.HealthReport]] = {}
+        self._viewers: dict[str, float] = {}
+        self._published: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._checking = False
+        self._scheduled: dict[str, threading.Timer] = {}
+
+    # -- entry points ----------------------------------------------------------------
+    def opened(self, user_id: str) -> None:
+        """app_home_opened: publish now from what we know, then again when the live checks return."""
+        with self._lock:
+            self._viewers[user_id] = time.monotonic()
+        self.publish(user_id)
+        if self._stale():
+            self.svc.later(lambda: self._refresh_health_then_publish())
+
+    def changed(self) -> None:
+        """Something changed (a job moved): refresh recent viewers, at most every MIN_REFRESH seconds.
+
+        Debounced on the trailing edge: a burst of changes ends with one publish of the final state.
+        """
+        now = time.monotonic()
+        with self._lock:
+            viewers = [u for u, seen in self._viewers.items() if now - seen < VIEWER_TTL]
+            for user in viewers:
+                if user in self._scheduled:
+                    continue
+                delay = max(0.0, MIN_REFRESH - (now - self._published.get(user, 0.0)))
+                timer = threading.Timer(delay, self._scheduled_publish, args=(user,))
+                timer.daemon = True
+                self._scheduled[user] = timer
+                timer.start()
+
+    def _scheduled_publish(self, user_id: str) -> None:
+        with self._lock:
+            self._scheduled.pop(user_id, None)
+        self.svc.later(lambda: self.publish(user_id))
+
+    def publish(self, user_id: str) -> None:
+        with self._lock:
+            self._published[user_id] = time.monotonic()
+        try:
+            self.svc.slack.views_publish(user_id=user_id, view=self.view(user_id))
+        except Exception as e:
+            log.warning("could not publish the Home tab", extra={"error": repr(e)})
+
+    # -- data ------------------------------------------------------------------------
+    def _stale(self) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(
+                now - self._health.get(e, (0.0, None))[0] > HEALTH_TTL for e in self.svc.config.environments
+            )
+
+    def _refresh_health_then_publish(self) -> None:
+        with self._lock:
+            if self._checking:
+                return
+            self._checking = True
+        try:
+            envs = self.svc.config.environments.values()
+            reports = http.check_many({e.name: e.url for e in envs}, timeout=3.0)
+            now = time.monotonic()
+            with self._lock:
+                for name, report in reports.items():
+                    self._health[name] = (now, report)
+                viewers = [u for u, seen in self._viewers.items() if now - seen < VIEWER_TTL]
+        finally:
+            with self._lock:
+                self._checking = False
+        for user in viewers:
+            self.publish(user)
+
+    def view(self, user_id: str) -> dict[str, Any]:
+        """The Home view for one viewer (pure reads; no network)."""
+        svc = self.svc
+        out: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": "TAISUN ChatOps"}},
+            blocks.context(
+                f"Updated {blocks.slack_time(datetime.now(UTC))} · `/taisun help` for every command"
+            ),
+            {"type": "divider"},
+            blocks.section("*Environments*"),
+        ]
+        with svc.sessions() as s:
+            held = {e: locks.current(s, e) for e in svc.config.environments}
+            last = _last_deploys(s)
+            pending = list(
+                s.scalars(select(Job).where(Job.state == "pending_approval").order_by(Job.created_at))
+            )
+            mine = audit.recent_by_actor(s, user_id, limit=5)
+        with self._lock:
+            health = {name: rep for name, (_, rep) in self._health.items()}
+        for env in svc.config.environments.values():
+            rep = health.get(env.name)
+            icon = "⚪" if rep is None or rep.healthy is None else ("🟢" if rep.healthy else "🔴")
+            state = "checking…" if rep is None else rep.health
+            lines = [f"{icon} *{env.name}* · `{(rep.version if rep else '') or '—'}` · {state}"]
+            lock = held.get(env.name)
+            if lock is not None:
+                lines.append(f"🔒 {locks.LockInfo.of(lock).describe()}")
+            job = last.get(env.name)
+            if job is not None:
+                lines.append(
+                    f"last: {job.operation} `{job.params.get('version', '')}` by <@{job.requested_by}> "
+                    f"{blocks.slack_time(job.finished_at)}"
+                )
+            out.append(blocks.section("\n".join(lines)))
+        actionable = [j for j in pending if self._may_approve(user_id, j)]
+        out += [{"type": "divider"}, blocks.section(f"*Waiting for your approval* ({len(actionable)})")]
+        if not actionable:
+            out.append(blocks.context("Nothing waits for you."))
+        for job in actionable[:10]:
+            out.append(blocks.section(f"{blocks.escape(svc.describe(job))} — asked by <@{job.requested_by}>"))
+            out.append(
+                {
+                    "type": "actions",
+                    "block_id": f"home-job:{job.id}",
+                    "elements": [
+                        blocks.button("Approve", Action.APPROVE, job.id, style="primary",
+                                      confirm=blocks.confirm_dialog("Approve this?", f"{blocks.escape(svc.describe(job))} will start.", yes="Approve")),
+                        blocks.button("Reject", Action.REJECT, job.id, style="danger"),
+                    ],
+                }
+            )  # fmt: skip
+        out += [{"type": "divider"}, blocks.section("*Open incidents*")]
+        incidents = _open_incidents(svc)
+        out.append(
+            blocks.section("\n".join(incidents)) if incidents else blocks.context("No open incidents.")
+        )
+        out += [{"type": "divider"}, blocks.section("*Your recent actions*")]
+        if mine:
+            out.append(
+                blocks.section(
+                    "\n".join(
+                        f"{blocks.slack_time(e.ts)} *{e.action}* {('`' + e.environment + '`') if e.environment else ''} _{e.outcome}_"
+                        for e in mine
+                    )
+                )
+            )
+        else:
+            out.append(blocks.context("Nothing yet."))
+        return {"type": "home", "blocks": out[:100]}
+
+    def _may_approve(self, user_id: str, job: Job) -> bool:
+        env = self.svc.config.environments.get(job.environment)
+        return user_id != job.requested_by and self.svc.policy.has_role(user_id, "approver", env)
+
+
+def _last_deploys(s: Any) -> dict[str, Job]:
+    rows = s.scalars(
+        select(Job)
+        .where(Job.operation.in_(("deploy", "rollback")), Job.state == "succeeded", Job.dry_run.is_(False))
+        .order_by(Job.finished_at.desc())
+        .limit(50)
+    )
+    last: dict[str, Job] = {}
+    for job in rows:
+        last.setdefault(job.environment, job)
+    return last
+
+
+def _open_incidents(svc: Services) -> list[str]:
+    from bot import incidents
+
+    now = datetime.now(UTC)
+    return [
+        f"🚨 *{inc.ref}* {inc.severity} · {blocks.escape(inc.title)} · {inc.phase} · "
+        f"{blocks.duration((now - inc.declared_at).total_seconds())}"
+        + (f" · commander <@{inc.commander}>" if inc.commander else " · *no commander*")
+        for inc in incidents.open_incidents(svc)[:10]
+    ]
