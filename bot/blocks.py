@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import SPECS, Spec
+from bot.i18n import MESSAGES, t
 
 Block = dict[str, Any]
 
@@ -45,19 +46,6 @@ class Action:
     ALERT_START_RUNBOOK = "taisun.alert.start_runbook"
 
 
-STATE_LABEL = {
-    "validating": "Checking",
-    "pending_approval": "Waiting for approval",
-    "queued": "Queued",
-    "running": "Running",
-    "succeeded": "Succeeded",
-    "failed": "Failed",
-    "rejected": "Rejected",
-    "expired": "Expired",
-    "cancelled": "Cancelled",
-    "invalid": "Refused (invalid request)",
-    "refused": "Refused (environment locked)",
-}
 STEP_ICON = {"running": "⏳", "done": "✅", "failed": "❌", "info": "•", "skipped": "⏭️"}
 
 
@@ -132,79 +120,77 @@ def error(text: str) -> dict[str, Any]:
 
 
 def help_blocks(allowed: Iterable[Spec], lang: str = "en") -> list[Block]:
-    allowed = list(allowed)
     allowed_names = {s.name for s in allowed}
     lines = []
     for spec in SPECS:
         desc = spec.ja if lang == "ja" else spec.en
         line = f"`/taisun {spec.usage}`\n      {desc}"
         if spec.name not in allowed_names:
-            line += " _(you lack the role)_" if lang != "ja" else " _（権限がありません）_"
+            line += t("help.no_role", lang)
         lines.append(line)
-    head = "*TAISUN ChatOps* — コマンド一覧" if lang == "ja" else "*TAISUN ChatOps* — commands"
-    tail = "環境名の別名: prod / stg / dev" if lang == "ja" else "Environment aliases: prod / stg / dev"
-    return [section(head), section("\n".join(lines)), context(tail)]
+    return [section(t("help.title", lang)), section("\n".join(lines)), context(t("help.aliases", lang))]
 
 
 # -- status -----------------------------------------------------------------------------
 
 
-def status_blocks(rows: list[dict[str, Any]]) -> list[Block]:
+def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
     """rows: name, branch, url, health (text), healthy (bool|None), version, lock (text|None), latency_ms."""
-    blocks: list[Block] = [section("*Environment status*")]
+    blocks: list[Block] = [section(t("status.title", lang))]
     for r in rows:
         icon = {True: "🟢", False: "🔴", None: "⚪"}[r.get("healthy")]
         lines = [
             f"{icon} *{r['name']}*  ·  branch `{r.get('branch') or '—'}`  ·  {r.get('url') or 'no URL'}",
-            f"health: {r.get('health', '—')}  ·  version: `{r.get('version') or '—'}`",
+            t("status.line", lang, health=r.get("health", "—"), version=r.get("version") or "—"),
         ]
         if r.get("lock"):
             lines.append(f"🔒 {r['lock']}")
         if r.get("last_deploy"):
-            lines.append(f"last deploy: {r['last_deploy']}")
+            lines.append(t("status.last_deploy", lang, what=r["last_deploy"]))
         blocks.append(section("\n".join(lines)))
-    blocks.append(context(f"Checked {slack_time(datetime.now(UTC))}"))
+    blocks.append(context(t("status.checked", lang, time=slack_time(datetime.now(UTC)))))
     return blocks
 
 
 # -- audit ------------------------------------------------------------------------------
 
 
-def audit_blocks(events: list[Any], environment: str | None) -> list[Block]:
-    title = f"*Audit log* — {environment}" if environment else "*Audit log*"
+def audit_blocks(events: list[Any], environment: str | None, lang: str = "en") -> list[Block]:
+    title = t("audit.title", lang) + (f" — {environment}" if environment else "")
     if not events:
-        return [section(f"{title}\nNo entries yet.")]
+        return [section(f"{title}\n{t('audit.empty', lang)}")]
     lines = []
     for ev in events:
         where = f" `{ev.environment}`" if ev.environment else ""
         detail = f" — {escape(ev.detail[:120])}" if ev.detail else ""
         lines.append(f"{slack_time(ev.ts)}  <@{ev.actor_id}>  *{ev.action}*{where}  _{ev.outcome}_{detail}")
-    return [
-        section(title),
-        section("\n".join(lines)),
-        context(f"{len(events)} newest first · `taisun audit verify` checks the chain"),
-    ]
+    return [section(title), section("\n".join(lines)), context(t("audit.footer", lang, n=len(events)))]
 
 
 # -- jobs -------------------------------------------------------------------------------
 
+STATE_EMOJI = {
+    "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀", "succeeded": "✅",
+    "failed": "❌", "rejected": "🚫", "expired": "⌛", "cancelled": "🛑", "invalid": "⚠️", "refused": "🔒",
+}  # fmt: skip
+
+
+def state_label(state: str, lang: str = "en") -> str:
+    return t(f"state.{state}", lang) if f"state.{state}" in MESSAGES else state
+
 
 def job_blocks(
-    job: Any, description: str, *, destructive: bool = False, can_rollback: bool = False
+    job: Any, description: str, *, destructive: bool = False, can_rollback: bool = False, lang: str = "en"
 ) -> list[Block]:
     """The one message a job lives in: approval card, then progress, then outcome."""
     state = job.state
-    emoji = {
-        "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀", "succeeded": "✅",
-        "failed": "❌", "rejected": "🚫", "expired": "⌛", "cancelled": "🛑", "invalid": "⚠️", "refused": "🔒",
-    }.get(state, "•")  # fmt: skip
-    dry = "  `DRY RUN`" if job.dry_run else ""
-    head = f"{emoji} *{escape(description)}*{dry}\n*{STATE_LABEL.get(state, state)}*"
+    dry = f"  `{t('card.dry_run', lang)}`" if job.dry_run else ""
+    head = f"{STATE_EMOJI.get(state, '•')} *{escape(description)}*{dry}\n*{state_label(state, lang)}*"
     blocks: list[Block] = [section(head)]
-    facts = [f"requested by <@{job.requested_by}>"]
+    facts = [t("card.requested_by", lang, user=f"<@{job.requested_by}>")]
     if job.approved_by:
-        facts.append(f"approved by <@{job.approved_by}>")
-    facts.append(f"at {slack_time(job.created_at)}")
+        facts.append(t("card.approved_by", lang, user=f"<@{job.approved_by}>"))
+    facts.append(t("card.at", lang, time=slack_time(job.created_at)))
     blocks.append(context(" · ".join(facts)))
     progress = job.progress or {}
     fields = progress.get("fields") or []
@@ -221,55 +207,53 @@ def job_blocks(
     if links:
         blocks.append(context("  ".join(f"<{url}|{escape(text)}>" for text, url in links)))
     if job.result and state not in ("running", "queued"):
-        blocks.append(section(job.result if state == "succeeded" else f"*Why:* {job.result}"))
+        blocks.append(section(job.result if state == "succeeded" else t("card.why", lang, reason=job.result)))
     if state == "pending_approval":
-        expires = f"Expires {slack_time(job.expires_at, '{time}')}" if job.expires_at else ""
+        expires = t("card.expires", lang, time=slack_time(job.expires_at, "{time}")) if job.expires_at else ""
         confirm = confirm_dialog(
-            "Approve this?", f"{escape(description)} will start as soon as you approve.", yes="Approve"
+            t("card.confirm_approve_title", lang),
+            t("card.confirm_approve_text", lang, what=escape(description)),
+            yes=t("card.approve", lang),
+            no=t("card.cancel", lang),
         )
         blocks.append(
             {
                 "type": "actions",
                 "block_id": f"job:{job.id}",
                 "elements": [
-                    button("Approve", Action.APPROVE, job.id, style="primary", confirm=confirm),
-                    button("Reject", Action.REJECT, job.id, style="danger"),
+                    button(t("card.approve", lang), Action.APPROVE, job.id, style="primary", confirm=confirm),
+                    button(t("card.reject", lang), Action.REJECT, job.id, style="danger"),
                 ],
             }
         )
-        blocks.append(context(f"{expires} · someone other than the requester must approve"))
-    elif state == "running" or state == "queued":
+        blocks.append(context(f"{expires} · {t('card.other_approver', lang)}"))
+    elif state in ("running", "queued"):
         started = job.started_at or job.created_at
-        blocks.append(
-            context(
-                f"running for {duration((datetime.now(UTC) - started).total_seconds())} · job `{job.id[:8]}`"
-            )
-        )
+        elapsed = duration((datetime.now(UTC) - started).total_seconds())
+        blocks.append(context(t("card.running_for", lang, elapsed=elapsed, job=job.id[:8])))
     elif state == "failed" and can_rollback:
+        confirm = confirm_dialog(
+            t("card.confirm_rollback_title", lang),
+            t("card.confirm_rollback_text", lang, env=job.environment),
+            yes=t("card.rollback", lang),
+            no=t("card.cancel", lang),
+        )
         blocks.append(
             {
                 "type": "actions",
                 "block_id": f"job:{job.id}",
-                "elements": [
-                    button(
-                        "Roll back", Action.ROLLBACK, job.id, style="danger",
-                        confirm=confirm_dialog("Roll back?", f"Roll {job.environment} back to the previous verified version.", yes="Roll back"),
-                    )
-                ],
+                "elements": [button(t("card.rollback", lang), Action.ROLLBACK, job.id, style="danger", confirm=confirm)],
             }
-        )  # fmt: skip
-    if job.finished_at and job.started_at:
-        blocks.append(
-            context(
-                f"took {duration((job.finished_at - job.started_at).total_seconds())} · job `{job.id[:8]}`"
-            )
         )
+    if job.finished_at and job.started_at:
+        elapsed = duration((job.finished_at - job.started_at).total_seconds())
+        blocks.append(context(t("card.took", lang, elapsed=elapsed, job=job.id[:8])))
     return blocks
 
 
-def job_text(job: Any, description: str) -> str:
+def job_text(job: Any, description: str, lang: str = "en") -> str:
     """Notification fallback for a job message."""
-    return f"{description}: {STATE_LABEL.get(job.state, job.state)}"
+    return f"{description}: {state_label(job.state, lang)}"
 
 
 def jobs_list_blocks(jobs: list[Any], describe: Any) -> list[Block]:
@@ -282,6 +266,6 @@ def jobs_list_blocks(jobs: list[Any], describe: Any) -> list[Block]:
         if j.state == "running" and j.lease_expires_at and j.lease_expires_at < now:
             stuck = " — *stuck: its worker stopped* (`/taisun jobs cancel " + j.id[:8] + "`)"
         lines.append(
-            f"`{j.id[:8]}` {escape(describe(j))} — {STATE_LABEL.get(j.state, j.state)} · <@{j.requested_by}>{stuck}"
+            f"`{j.id[:8]}` {escape(describe(j))} — {state_label(j.state)} · <@{j.requested_by}>{stuck}"
         )
     return [section("*Active jobs*"), section("\n".join(lines))]

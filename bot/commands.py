@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Config, Environment
+from bot.i18n import t
 
 MAX_TEXT = 2000
 
@@ -45,7 +46,21 @@ ALIASES = {"cache": "cache-clear", "cacheclear": "cache-clear", "h": "help", "?"
 
 
 class UsageError(Exception):
-    """The text could not be understood; the message says what was wrong and what to type."""
+    """The text could not be understood; the message says what was wrong and what to type.
+
+    Raised with `key=` and named fields, it is shown in the reader's language; `guess` becomes
+    the catalogue's "Did you mean …?" in that language.
+    """
+
+    def __init__(self, message: str = "", *, key: str = "", guess: str = "", **fields: Any):
+        self.key, self.guess, self.fields = key, guess, fields
+        super().__init__(message or self.message("en"))
+
+    def message(self, lang: str) -> str:
+        if not self.key:
+            return str(self)
+        hint = t("err.did_you_mean", lang, what=self.guess) if self.guess else ""
+        return t(self.key, lang, hint=hint, **self.fields)
 
 
 @dataclass
@@ -72,17 +87,13 @@ def _tokens(text: str) -> list[str]:
 
 def _env(config: Config, word: str | None, usage: str) -> Environment:
     if not word:
-        raise UsageError(f"Which environment? Usage: `/taisun {usage}` ({_env_list(config)})")
+        raise UsageError(key="err.which_env", usage=usage, envs=_env_list(config))
     env = config.resolve_env(word)
     if env is None:
         names = [n for e in config.environments.values() for n in (e.name, *e.aliases)]
         guess = closest(word, names)
-        hint = (
-            f" Did you mean `{config.resolve_env(guess).name}`?"
-            if guess and config.resolve_env(guess)
-            else ""
-        )
-        raise UsageError(f"Unknown environment `{word}`.{hint} Environments: {_env_list(config)}")
+        guessed = config.resolve_env(guess) if guess else None
+        raise UsageError(key="err.unknown_env", word=word, envs=_env_list(config), guess=guessed.name if guessed else "")
     return env
 
 
@@ -105,9 +116,9 @@ def _pop_flag(tokens: list[str], flag: str, takes_value: bool = False) -> str | 
 
 
 def _reject_unknown_flags(tokens: list[str], usage: str) -> None:
-    for t in tokens:
-        if t.startswith("--"):
-            raise UsageError(f"Unknown option `{t}`. Usage: `/taisun {usage}`")
+    for token in tokens:
+        if token.startswith("--"):
+            raise UsageError(f"Unknown option `{token}`. Usage: `/taisun {usage}`")
 
 
 def _extra(tokens: list[str], usage: str) -> None:
@@ -129,8 +140,7 @@ def parse(text: str, config: Config) -> Command:
     name = ALIASES.get(word, word)
     if name not in SPEC_BY_NAME:
         guess = closest(name, list(SPEC_BY_NAME))
-        hint = f" Did you mean `/taisun {SPEC_BY_NAME[guess].usage}`?" if guess else ""
-        raise UsageError(f"Unknown command `{word}`.{hint} Type `/taisun help` for the list.")
+        raise UsageError(key="err.unknown_command", word=word, guess=f"/taisun {SPEC_BY_NAME[guess].usage}" if guess else "")
     usage = SPEC_BY_NAME[name].usage
     parser = _PARSERS.get(name)
     if parser is None:
@@ -157,7 +167,7 @@ def _parse_deploy(tokens: list[str], config: Config, usage: str) -> Command:
     version = tokens.pop(0)
     _extra(tokens, usage)
     if not re.fullmatch(config.github.tag_pattern, version):
-        raise UsageError(f"`{version}` is not a release tag. Versions look like `v1.2.3` (or `v1.2.3-rc.1`).")
+        raise UsageError(key="err.not_a_tag", version=version)
     return Command("deploy", {"version": version, "dry_run": dry_run, "force": force or ""}, env)
 
 
@@ -233,11 +243,11 @@ def _parse_unlock(tokens: list[str], config: Config, usage: str) -> Command:
 
 def _parse_audit(tokens: list[str], config: Config, usage: str) -> Command:
     env, n = None, 10
-    for t in tokens:
-        if t.isdigit():
-            n = int(t)
+    for token in tokens:
+        if token.isdigit():
+            n = int(token)
         else:
-            env = _env(config, t, usage)
+            env = _env(config, token, usage)
     if not 1 <= n <= 100:
         raise UsageError("Show between 1 and 100 entries, e.g. `/taisun audit production 20`.")
     return Command("audit", {"n": n}, env)

@@ -458,7 +458,12 @@ class Config(Strict):
     """The YAML config file."""
 
     language: Literal["ja", "en"] = Field(
-        "ja", description="Language of messages when the user's Slack locale is unknown."
+        "ja",
+        description="The workspace language: channel cards, and replies when a user's Slack locale is unknown.",
+    )
+    use_user_locale: bool = Field(
+        True,
+        description="Reply to each person in their Slack locale (ja or en); false: always use `language`.",
     )
     timezone: str = Field(
         "Asia/Tokyo",

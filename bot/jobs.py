@@ -168,7 +168,7 @@ class JobService:
         with self.svc.sessions() as s:
             job = s.get(Job, job_id)
         if job is None:
-            raise JobNotFound("That request no longer exists.")
+            raise JobNotFound(key="err.gone")
         return job
 
     def approve(self, job_id: str, user_id: str, user_name: str = "") -> Job:
@@ -180,13 +180,13 @@ class JobService:
             raise AlreadyDecided(_decided_text(job))
         if user_id == job.requested_by:
             self._audit_denied(job, user_id, user_name, "self-approval")
-            raise SelfApproval("You asked for this one, so someone else has to approve it.")
+            raise SelfApproval(key="err.self_approval")
         if not self.svc.policy.has_role(user_id, "approver", env):
             self._audit_denied(job, user_id, user_name, "not an approver")
             raise NotAllowed("approver", env, f"approve {op.name}")
         if job.expires_at and job.expires_at <= now():
             self.expire(job.id)
-            raise ApprovalExpired("This request has expired. Ask again with the same command.")
+            raise ApprovalExpired(key="err.expired")
         try:
             with self.svc.sessions.begin() as s:
                 if op.needs_lock and env is not None:

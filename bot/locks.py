@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.i18n import t
 from bot.store.models import Job, Lock
 
 FINAL_STATES = frozenset({"succeeded", "failed", "rejected", "expired", "cancelled", "invalid", "refused"})
@@ -47,15 +48,28 @@ class LockInfo:
 class EnvironmentLocked(Exception):
     """Someone or something holds the environment; the message says who, why, since when and what to do."""
 
+    key = "err.locked"
+
     def __init__(self, info: LockInfo):
         self.info = info
         if info.job_id:
-            release = "It is released when the job finishes."
+            holder, release = f"a running job `{info.job_id[:8]}`", "err.locked.release_job"
         elif info.holder_id == "taisun":
-            release = f"Once it is fixed, release it with `/taisun unlock {info.environment}`."
+            holder, release = "TAISUN", "err.locked.release_fixed"
         else:
-            release = f"The holder can release it with `/taisun unlock {info.environment}`."
-        super().__init__(f"{info.describe()}. {release}")
+            holder, release = f"<@{info.holder_id}>", "err.locked.release_holder"
+        self.fields = {
+            "env": info.environment,
+            "holder": holder,
+            "since": info.acquired_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "why": f" — “{info.reason}”" if info.reason else "",
+            "release_key": release,
+        }
+        super().__init__(self.message("en"))
+
+    def message(self, lang: str) -> str:
+        release = t(self.fields["release_key"], lang, env=self.fields["env"])
+        return t(self.key, lang, **{k: v for k, v in self.fields.items() if k != "release_key"}, release=release)
 
 
 def _is_stale(s: Session, lock: Lock, now: datetime) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bot.config import Config, Environment, FreezeWindow
+from bot.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +25,19 @@ ROLE_LABELS = {
 class NotAllowed(Exception):
     """The user lacks the role; the message names the role and where it is configured."""
 
+    key = "err.not_allowed"
+
     def __init__(self, role: str, env: Environment | None, action: str):
         self.role, self.env, self.action = role, env, action
-        where = f" in {env.name}" if env else ""
         cfg = f"environments.{env.name}.roles.{role} or roles.{role}" if env else f"roles.{role}"
-        super().__init__(
-            f"You need the *{ROLE_LABELS.get(role, role)}* role{where} to {action}. "
-            f"Ask someone listed in `{cfg}` of the bot's config."
-        )
+        self.fields = {
+            "role": ROLE_LABELS.get(role, role),
+            "where": f" in {env.name}" if env else "",
+            "where_ja": f"{env.name} で" if env else "",
+            "action": action,
+            "config": cfg,
+        }
+        super().__init__(t(self.key, "en", **self.fields))
 
 
 GroupFetcher = Callable[[str], set[str] | None]

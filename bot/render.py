@@ -23,7 +23,9 @@ def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
     op = REGISTRY.get(job.operation)
     # A request refused before it had a card concerns only the requester: tell them, not the channel.
     private = not job.message_ts and job.state in ("invalid", "refused") and bool(job.response_url)
-    description = svc.describe(job)
+    # A channel card is read by many: the workspace language. A private reply: the requester's.
+    lang = svc.lang_for(job.requested_by) if private else svc.config.language
+    description = svc.describe(job, lang)
     can_rollback = (
         job.operation in ROLLBACK_OFFERED and not job.dry_run and bool(job.progress.get("rollback_to"))
     )
@@ -33,8 +35,8 @@ def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
         "ts": job.message_ts,
         "response_url": job.response_url if private else "",
         "version": job.updated_at.isoformat(),
-        "text": blocks.job_text(job, description),
+        "text": blocks.job_text(job, description, lang),
         "blocks": blocks.job_blocks(
-            job, description, destructive=bool(op and op.destructive), can_rollback=can_rollback
+            job, description, destructive=bool(op and op.destructive), can_rollback=can_rollback, lang=lang
         ),
     }

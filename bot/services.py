@@ -38,6 +38,7 @@ class Services:
     runner: JobRunner = field(init=False)
     notifier: Notifier = field(init=False)
     home: Any = field(init=False)
+    languages: Any = field(init=False)
     sweep_hooks: list[Callable[[], None]] = field(default_factory=list)
     # Short post-ack work (live status checks, follow-up replies); never Bolt's listener pool.
     background: ThreadPoolExecutor = field(
@@ -84,6 +85,10 @@ class Services:
         self.notifier.flush(5)
         self.notifier.stop()
 
+    def lang_for(self, user_id: str) -> str:
+        """The language to answer this person in (never waits on Slack: unknown → workspace language)."""
+        return str(self.languages.get(user_id, schedule=self.later))
+
     def describe(self, job: Job, lang: str | None = None) -> str:
         op = REGISTRY.get(job.operation)
         return op.describe(job, lang or self.config.language) if op else job.operation
@@ -117,6 +122,12 @@ def build_services(
 
     svc.notifier = Notifier(svc, slack, lambda job_id: render_job_message(svc, job_id))
     from bot.home import Home
+    from bot.i18n import UserLanguages
+
+    def locale_of(user_id: str) -> str | None:
+        return svc.slack.users_info(user=user_id, include_locale=True).get("user", {}).get("locale")
+
+    svc.languages = UserLanguages(locale_of, default=config.language, use_locale=config.use_user_locale)
 
     svc.home = Home(svc)
     svc.notifier.changed_hooks.append(svc.home.changed)

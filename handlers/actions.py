@@ -33,7 +33,7 @@ def register(app: App, svc: Services) -> None:
         def _handler(ack: Ack, body: dict, respond: Respond) -> None:
             ack()
             user_id, user_name = _user(body)
-            reply = run_guarded(lambda: fn(_value(body), user_id, user_name, body))
+            reply = run_guarded(lambda: fn(_value(body), user_id, user_name, body), svc.lang_for(user_id))
             if reply:
                 respond(replace_original=False, **reply)
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import blocks
 from bot.audit import AuditWriteFailed
 from bot.commands import UsageError, parse
+from bot.i18n import t, user_message
 from bot.locks import EnvironmentLocked
 from bot.ops.base import OpError
 from bot.policy import NotAllowed
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Invocation], Reply]
 SUBCOMMANDS: dict[str, Handler] = {}
-DB_DOWN = "I cannot reach my database, so I could not record this and nothing was run. Try again in a minute."
 
 
 def subcommand(name: str) -> Callable[[Handler], Handler]:
@@ -34,15 +34,15 @@ def subcommand(name: str) -> Callable[[Handler], Handler]:
     return deco
 
 
-def run_guarded(fn: Callable[[], Reply]) -> Reply:
-    """Turn the bot's known refusals into a clear ephemeral message."""
+def run_guarded(fn: Callable[[], Reply], lang: str = "en") -> Reply:
+    """Turn the bot's known refusals into a clear ephemeral message in the reader's language."""
     try:
         return fn()
     except (UsageError, NotAllowed, EnvironmentLocked, OpError, AuditWriteFailed) as e:
-        return blocks.error(str(e))
+        return blocks.error(user_message(e, lang))
     except SQLAlchemyError:
         log.exception("database error while handling a command")
-        return blocks.error(DB_DOWN)
+        return blocks.error(t("reply.db_down", lang))
 
 
 def register(app: App, svc: Services) -> None:
@@ -53,10 +53,12 @@ def register(app: App, svc: Services) -> None:
     @app.command("/taisun")
     def taisun(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
         text = body.get("text") or ""
-        wait = limiter.allow(str(body.get("user_id", "")))
+        user_id = str(body.get("user_id", ""))
+        lang = svc.lang_for(user_id)
+        wait = limiter.allow(user_id)
         if wait:
             svc.metrics.command("rate_limited", "refused")
-            ack(**blocks.error(f"That is more than {limiter.limit} commands a minute. Try again in {wait:.0f} s."))
+            ack(**blocks.error(t("reply.rate_limited", lang, limit=limiter.limit, wait=f"{wait:.0f}")))
             return
         after: list[Callable[[], None]] = []
 
@@ -64,7 +66,7 @@ def register(app: App, svc: Services) -> None:
             cmd = parse(text, svc.config)
             handler = SUBCOMMANDS.get(cmd.name)
             if handler is None:
-                return blocks.error(f"`{cmd.name}` is not available in this version of the bot.")
+                return blocks.error(t("reply.unavailable", lang, name=cmd.name))
             inv = Invocation(
                 svc=svc,
                 cmd=cmd,
@@ -81,7 +83,7 @@ def register(app: App, svc: Services) -> None:
                 after.append(reply.pop("_after"))
             return reply
 
-        reply = run_guarded(handle)
+        reply = run_guarded(handle, lang)
         name = text.split()[0].lower() if text.split() else "help"
         svc.metrics.command(
             name[:20], "refused" if reply and str(reply.get("text", "")).startswith(":warning:") else "ok"

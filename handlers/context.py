@@ -32,7 +32,8 @@ class Invocation:
 
     @property
     def lang(self) -> str:
-        return self.svc.config.language
+        """The language to answer this person in (their Slack locale once known)."""
+        return self.svc.lang_for(self.user_id)
 
     def request(self, operation: str, params: dict[str, Any] | None = None, dry_run: bool = False) -> Request:
         return Request(

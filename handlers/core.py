@@ -9,6 +9,7 @@ from sqlalchemy import select
 from bot import audit, blocks, locks
 from bot.backends import http
 from bot.commands import SPECS
+from bot.i18n import t
 from bot.jobs import SYSTEM_HOLDER, audit_refusal
 from bot.ops.base import OpError, Request
 from bot.store.models import Job
@@ -41,6 +42,7 @@ def _last_deploys(inv: Invocation) -> dict[str, Job]:
 @subcommand("status")
 def status(inv: Invocation) -> Reply:
     envs = [inv.cmd.env] if inv.cmd.env else list(inv.svc.config.environments.values())
+    lang = inv.lang
     # Locks and history come from the database now; the live checks run after the ack.
     with inv.svc.sessions() as s:
         held = {e.name: locks.current(s, e.name) for e in envs}
@@ -58,11 +60,11 @@ def status(inv: Invocation) -> Reply:
                 "version": r.version, "lock": lock_text.get(e.name),
                 "last_deploy": f"{job.params.get('version', '')} by <@{job.requested_by}> {blocks.slack_time(job.finished_at)}" if job else None,
             })  # fmt: skip
-        return blocks.message("Environment status", blocks.status_blocks(rows))
+        return blocks.message("Environment status", blocks.status_blocks(rows, lang))
 
     inv.later(check)
     names = ", ".join(e.name for e in envs)
-    return blocks.message(f"Checking {names}…")
+    return blocks.message(t("reply.status_checking", lang, envs=names))
 
 
 @subcommand("audit")
@@ -70,7 +72,7 @@ def audit_(inv: Invocation) -> Reply:
     env = inv.cmd.env
     with inv.svc.sessions() as s:
         events = audit.recent(s, environment=env.name if env else None, limit=inv.cmd.args.get("n", 10))
-    return blocks.message("Audit log", blocks.audit_blocks(events, env.name if env else None))
+    return blocks.message("Audit log", blocks.audit_blocks(events, env.name if env else None, inv.lang))
 
 
 @subcommand("lock")

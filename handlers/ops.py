@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot import blocks
+from bot.i18n import t
 from bot.ops.base import REGISTRY, OpError
 from handlers.commands import subcommand
 from handlers.context import Invocation, Reply
@@ -11,13 +12,11 @@ from handlers.context import Invocation, Reply
 def request_job(inv: Invocation, operation: str) -> Reply:
     """Record the request (audit + job row) and ack; a worker checks it and posts the card."""
     if operation not in REGISTRY:
-        raise OpError(f"`{operation}` is not available in this version of the bot.")
+        raise OpError(key="reply.unavailable", name=operation)
     job = inv.svc.jobs.request(inv.request(operation))
-    what = inv.svc.describe(job)
-    dry = " (dry run: nothing will change)" if job.dry_run else ""
-    return blocks.message(
-        f"🔎 Checking {what}{dry}… job `{job.id[:8]}`. The card will appear in this channel."
-    )
+    what = inv.svc.describe(job, inv.lang)
+    key = "reply.checking_dry" if job.dry_run else "reply.checking"
+    return blocks.message(t(key, inv.lang, what=what, job=job.id[:8]))
 
 
 @subcommand("deploy")

@@ -35,6 +35,7 @@ def write_config(
         "admin": [CAROL],
     }
     data["slack"] = {"ops_channel": CHANNEL, "report_channel": CHANNEL}
+    data["language"] = "en"  # assertions read English; tests/test_i18n.py covers Japanese
     data["defaults"].update({"verify_timeout_seconds": 3, "verify_interval_seconds": 0.1})
     data["environments"]["production"]["freeze_windows"] = []
     if service_url:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.config import Environment
+from bot.i18n import t
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -15,7 +16,14 @@ if TYPE_CHECKING:
 
 
 class OpError(Exception):
-    """An operation failed or was refused; the message is shown to the user as is."""
+    """An operation failed or was refused; the message is shown to the user as is.
+
+    Raised with `key=` (and named fields) instead of a text, it is shown in each reader's language.
+    """
+
+    def __init__(self, message: str = "", *, key: str = "", **fields: Any):
+        self.key, self.fields = key, fields
+        super().__init__(message or t(key, "en", **fields))
 
 
 class OpRefused(OpError):
