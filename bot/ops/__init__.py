@@ -1,3 +1,3 @@
 """One module per operation; importing this package registers them all."""
 
-from bot.ops import deploy  # noqa: F401
+from bot.ops import backup, cache, dbreset, deploy, restart  # noqa: F401

@@ -1,0 +1,705 @@
+"""Backups: the guide's "バックアップ・リカバリ" — pg_dump to S3 daily, 30 days kept, restore with psql.
+
+    backup run       pg_dump → gzip → S3 (streamed), the memory system's tar next to it,
+                     retention, then a check that the new backup is listed with its checksum
+    backup list      newest first: age, size, checksum
+    backup restore   download → SHA-256 verified → psql in one transaction → verify command
+
+Backups and restores take no environment lock (a backup changes no environment) but
+one pseudo-lock, BACKUP_LOCK, held for the duration of the run: two backups, or a
+backup and a restore, never run at once. The lock is held by the job, so the engine
+releases it however the job ends. `taisun backup run` (cron, the systemd timer) runs
+the same operation in the calling process and posts the result to slack.report_channel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy import or_, select
+
+from bot import audit, blocks, locks
+from bot.backends import aws
+from bot.backends.backup import (
+    BackupError,
+    BackupNotFound,
+    ChecksumMismatch,
+    abort_stale_uploads,
+    apply_retention,
+    backup_key,
+    backup_memory,
+    list_backups,
+    parse_id,
+    resolve_key,
+    restore_backup,
+    run_backup,
+    run_verify_command,
+)
+from bot.backends.pgconn import safe_dsn
+from bot.config import BackupConfig, Environment, Settings
+from bot.locks import EnvironmentLocked
+from bot.logs import redact
+from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
+from bot.ops.restart import Throttled, aws_credentials_problem, flag_for, human_bytes, label_for
+from bot.store.models import Job
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+BACKUP_LOCK = "backup"
+CLI_ACTOR = "taisun-cli"
+CLI_NAME = "taisun backup run"
+BACKUP_OPERATIONS = ("backup", "restore")
+
+
+# --- shared pieces ----------------------------------------------------------------------------
+
+
+def memory_prefix(prefix: str) -> str:
+    """The memory tarballs' folder, a sibling of the dumps': db/ -> memory/, prod/db/ -> prod/memory/."""
+    parts = prefix.strip("/").rsplit("/", 1)
+    return (parts[0] + "/" if len(parts) == 2 else "") + "memory/"
+
+
+def running_backup(svc: Services, exclude: str = "") -> Job | None:
+    """A backup or restore that is queued or running on a live worker (a dead one's lease has run out)."""
+    now = datetime.now(UTC)
+    with svc.sessions() as s:
+        q = select(Job).where(
+            Job.operation.in_(BACKUP_OPERATIONS),
+            Job.state.in_(("queued", "running")),
+            or_(Job.state == "queued", Job.lease_expires_at.is_(None), Job.lease_expires_at > now),
+            Job.id != exclude,
+        )
+        job = s.scalars(q.order_by(Job.created_at)).first()
+        if job is None:
+            held = locks.current(s, BACKUP_LOCK)
+            if held is not None and held.job_id and held.job_id != exclude:
+                job = s.get(Job, held.job_id)
+        return job
+
+
+def _busy_text(job: Job) -> str:
+    who = "the nightly timer" if job.requested_by == CLI_ACTOR else f"<@{job.requested_by}>"
+    what = "A restore" if job.operation == "restore" else "A backup"
+    return (
+        f"{what} is already running (job `{job.id[:8]}`, started by {who}). "
+        "Only one backup or restore runs at a time; try again when it finishes."
+    )
+
+
+def take_backup_lock(ctx: JobContext, what: str) -> None:
+    """The pseudo-lock; released by the engine with the job's other locks when it ends."""
+    job = ctx.job
+    try:
+        with ctx.svc.sessions.begin() as s:
+            locks.acquire(
+                s, BACKUP_LOCK, holder_id=job.requested_by, holder_name=job.requested_by_name,
+                reason=what, job_id=job.id, channel=job.channel,
+            )  # fmt: skip
+    except EnvironmentLocked as e:
+        other = None
+        if e.info.job_id:
+            with ctx.svc.sessions() as s:
+                other = s.get(Job, e.info.job_id)
+        raise OpError(_busy_text(other) if other else f"{e}") from None
+
+
+def s3_error(exc: BaseException) -> str:
+    """'AccessDenied: …' from a botocore error, secrets masked."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return redact(f"{err.get('Code', '?')}: {err.get('Message', '')}".rstrip(": "))
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def _id_of(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    return name.split("_", 1)[1].split(".", 1)[0] if "_" in name else name
+
+
+# --- backup run ---------------------------------------------------------------------------------
+
+
+class Backup(Operation):
+    name = "backup"
+    title: ClassVar[dict[str, str]] = {"en": "Database backup", "ja": "データベースバックアップ"}
+    needs_env = False
+    needs_lock = False
+    # A backup that died mid-way is simply taken again (a new key); a finished one is not.
+    resumable = True
+
+    def check_request(self, svc: Services, req: Request) -> None:
+        b = svc.config.backup
+        busy = running_backup(svc)
+        if busy is not None:
+            raise OpError(_busy_text(busy))
+        problems = []
+        if aws_problem := aws_credentials_problem():
+            problems.append(f"{aws_problem}: nothing is uploaded")
+        if not os.environ.get(b.dsn_env):
+            problems.append(f"{b.dsn_env} is not set: nothing is dumped")
+        req.params["action"] = "run"
+        req.params.pop("simulated", None)
+        if problems:
+            req.params["simulated"] = "; ".join(problems)
+
+    def describe(self, job: Job, lang: str = "en") -> str:
+        if lang == "ja":
+            return "データベースを S3 にバックアップ"
+        return "Back up the database to S3"
+
+    def prepare(self, ctx: JobContext) -> None:
+        b = ctx.svc.config.backup
+        dsn = os.environ.get(b.dsn_env, "")
+        fields = [
+            ("Database", safe_dsn(dsn) if dsn else f"${b.dsn_env} (not set)"),
+            ("Destination", f"s3://{b.bucket}/{b.prefix}"),
+            ("Retention", f"{b.retention_days} days (the newest backup is always kept)"),
+        ]
+        if b.memory_paths:
+            fields.append(
+                ("Memory system", f"{', '.join(b.memory_paths)} → s3://{b.bucket}/{memory_prefix(b.prefix)}")
+            )
+        ctx.save(fields=fields, flag=flag_for(ctx.job))
+
+    def run(self, ctx: JobContext) -> None:
+        b = ctx.svc.config.backup
+        if ctx.dry_run or ctx.params.get("simulated"):
+            self._simulate(ctx, b)
+            return
+        take_backup_lock(ctx, "database backup")
+        dsn = os.environ.get(b.dsn_env, "")
+        if not dsn:
+            raise OpError(f"{b.dsn_env} is no longer set in the bot's environment: nothing was backed up.")
+        s3 = aws.client("s3")
+        if not self._finished_before(ctx, s3, b):
+            self._dump(ctx, s3, b, dsn)
+        self._memory(ctx, s3, b)
+        deleted = self._retention(ctx, s3, b)
+        self._verify(ctx, s3, b)
+        p = ctx.progress
+        gone = (
+            f" Retention deleted {len(deleted)} backup(s) older than {b.retention_days} days."
+            if deleted
+            else (f" Retention: nothing older than {b.retention_days} days.")
+        )
+        ctx.save(
+            result=f"Backup `{p['backup_id']}` stored: {human_bytes(p['size_bytes'])}, sha256 `{p['sha256'][:12]}…`, "
+            f"{p['seconds']:.1f} s.{gone}"
+        )
+
+    def _simulate(self, ctx: JobContext, b: BackupConfig) -> None:
+        label = label_for(ctx.job)
+        dsn = os.environ.get(b.dsn_env, "")
+        source = safe_dsn(dsn) if dsn else f"${b.dsn_env}"
+        key = backup_key(b.prefix, datetime.now(UTC))
+        ctx.step(
+            f"{label}: would run pg_dump on {source}, gzip it and stream it to s3://{b.bucket}/{key}", "info"
+        )
+        if b.memory_paths:
+            ctx.step(
+                f"{label}: would tar {', '.join(b.memory_paths)} to s3://{b.bucket}/{memory_prefix(b.prefix)}",
+                "info",
+            )
+        ctx.step(
+            f"{label}: would delete backups older than {b.retention_days} days (keeping the newest)", "info"
+        )
+        ctx.step(f"{label}: would check that the new backup is listed with its SHA-256", "info")
+        why = "dry run" if ctx.dry_run else ctx.params["simulated"]
+        ctx.save(result=f"{label}: nothing was backed up ({why}).")
+
+    def _finished_before(self, ctx: JobContext, s3: Any, b: BackupConfig) -> bool:
+        """Resumed after the upload had completed: do not take a second backup."""
+        if ctx.progress.get("sha256"):
+            return True
+        key = ctx.progress.get("key")
+        if not key:
+            return False
+        try:
+            head = s3.head_object(Bucket=b.bucket, Key=key)
+        except (ClientError, BotoCoreError):
+            head = {}
+        sha = head.get("Metadata", {}).get("sha256")
+        if not sha:
+            ctx.step(f"Resumed: the previous attempt did not finish `{key}`; taking a new backup", "info")
+            return False
+        ctx.step(f"Resumed: `{key}` had been stored before the bot stopped", "info")
+        ctx.save(backup_id=_id_of(key), size_bytes=int(head.get("ContentLength", 0)), sha256=sha, seconds=0.0)
+        return True
+
+    def _dump(self, ctx: JobContext, s3: Any, b: BackupConfig, dsn: str) -> None:
+        now = datetime.now(UTC)
+        key = backup_key(b.prefix, now)
+        ctx.save(key=key, backup_started_at=now.isoformat())  # before the upload starts
+        ctx.step(f"Dumping {safe_dsn(dsn)} to s3://{b.bucket}/{key}…", "running")
+        progress = Throttled(ctx, "Uploading")
+        try:
+            res = run_backup(
+                dsn=dsn,
+                s3=s3,
+                bucket=b.bucket,
+                prefix=b.prefix,
+                now=now,
+                progress=progress,
+                pg_dump=b.pg_dump,
+            )
+        except BackupError as e:
+            ctx.step(f"Backup failed: {e}", "failed")
+            raise OpError(f"The backup failed: {e}") from None
+        except (ClientError, BotoCoreError) as e:  # e.g. no credentials after all: nothing was stored
+            ctx.step(f"Backup failed: {s3_error(e)}", "failed")
+            raise OpError(f"The backup failed: {s3_error(e)}. Nothing was stored.") from None
+        throughput = f"{human_bytes(res.throughput_bytes_per_s)}/s"
+        ctx.step(
+            f"Stored s3://{b.bucket}/{res.key}: {human_bytes(res.size_bytes)} "
+            f"({human_bytes(res.raw_bytes)} of SQL) in {res.seconds:.1f} s, {throughput}",
+            "done",
+        )
+        fields = list(ctx.progress.get("fields", []))
+        fields += [
+            ("Backup", f"`{_id_of(res.key)}`"),
+            ("Size", f"{human_bytes(res.size_bytes)} gzip ({human_bytes(res.raw_bytes)} of SQL)"),
+            ("SHA-256", f"`{res.sha256}`"),
+            ("Duration", f"{res.seconds:.1f} s · {throughput}"),
+        ]
+        ctx.save(
+            backup_id=_id_of(res.key), size_bytes=res.size_bytes, raw_bytes=res.raw_bytes, sha256=res.sha256,
+            seconds=res.seconds, throughput_bytes_per_s=res.throughput_bytes_per_s, fields=fields,
+        )  # fmt: skip
+
+    def _memory(self, ctx: JobContext, s3: Any, b: BackupConfig) -> None:
+        if not b.memory_paths or ctx.progress.get("memory_done"):
+            return
+        try:
+            res = backup_memory(
+                list(b.memory_paths), s3, b.bucket, memory_prefix(b.prefix), datetime.now(UTC),
+                progress=Throttled(ctx, "Memory system"),
+            )  # fmt: skip
+        except BackupError as e:
+            ctx.step(f"Memory system backup failed: {e}", "failed")
+            raise OpError(
+                f"The database backup `{ctx.progress['backup_id']}` is stored, but the memory system's was not: {e}"
+            ) from None
+        if res is None:
+            ctx.step(
+                f"Memory system: none of {', '.join(b.memory_paths)} exists on this host; skipped", "skipped"
+            )
+        else:
+            ctx.step(f"Memory system: s3://{b.bucket}/{res.key}, {human_bytes(res.size_bytes)}", "done")
+        ctx.save(memory_done=True, memory_key=res.key if res else "")
+
+    def _retention(self, ctx: JobContext, s3: Any, b: BackupConfig) -> list[str]:
+        now = datetime.now(UTC)
+        prefixes = [b.prefix] + ([memory_prefix(b.prefix)] if b.memory_paths else [])
+        deleted: list[str] = []
+        try:
+            for prefix in prefixes:
+                deleted += apply_retention(s3, b.bucket, prefix, b.retention_days, now)
+                abort_stale_uploads(s3, b.bucket, prefix, now)
+        except BackupError as e:
+            ctx.step(f"Retention failed: {e}", "failed")
+            raise OpError(
+                f"The backup `{ctx.progress['backup_id']}` is stored, but retention failed: {e}"
+            ) from None
+        names = ", ".join(f"`{_id_of(k)}`" for k in deleted[:10]) + (" …" if len(deleted) > 10 else "")
+        if deleted:
+            ctx.step(
+                f"Retention: deleted {len(deleted)} backup(s) older than {b.retention_days} days: {names}",
+                "done",
+            )
+        else:
+            ctx.step(f"Retention: nothing older than {b.retention_days} days", "done")
+        fields = list(ctx.progress.get("fields", []))
+        fields.append(("Retention", f"{len(deleted)} deleted (older than {b.retention_days} days)"))
+        ctx.save(retention_deleted=deleted, fields=fields)
+        return deleted
+
+    def _verify(self, ctx: JobContext, s3: Any, b: BackupConfig) -> None:
+        """The backup's own check: listed in S3 with the checksum that was computed while uploading."""
+        backup_id, sha = ctx.progress["backup_id"], ctx.progress["sha256"]
+        try:
+            found = [
+                i
+                for i in list_backups(s3, b.bucket, b.prefix)
+                if i.id == backup_id and i.key.endswith(".sql.gz")
+            ]
+        except BackupError as e:
+            raise OpError(f"The backup `{backup_id}` was uploaded, but listing it failed: {e}") from None
+        if not found or found[0].sha256 != sha:
+            ctx.step(f"Check failed: `{backup_id}` is not listed with sha256 `{sha[:12]}…`", "failed")
+            raise OpError(
+                f"The backup `{backup_id}` is not listed in s3://{b.bucket}/{b.prefix} with its checksum."
+            )
+        ctx.step(f"Checked: `{backup_id}` is listed, sha256 `{sha[:12]}…` recorded", "done")
+
+
+# --- restore --------------------------------------------------------------------------------------
+
+
+def restore_target(svc: Services, env: Environment | None) -> str:
+    """The name of the variable holding the DSN to restore into."""
+    b = svc.config.backup
+    if env is not None:
+        if env.database is None:
+            raise OpError(
+                f"No database is configured for {env.name} (environments.{env.name}.database.dsn_env), "
+                f"so there is nothing to restore into there."
+            )
+        return env.database.dsn_env
+    return b.restore_dsn_env or b.dsn_env
+
+
+class Restore(Operation):
+    name = "restore"
+    title: ClassVar[dict[str, str]] = {"en": "Database restore", "ja": "データベースリストア"}
+    needs_env = False
+    # With an environment named, that environment is locked while its database is replaced.
+    needs_lock = True
+    destructive = True
+    resumable = False  # psql ran in one transaction: after a crash, a person decides whether to run it again
+
+    def check_request(self, svc: Services, req: Request) -> None:
+        b = svc.config.backup
+        backup_id = str(req.params.get("id") or "")
+        try:
+            key = resolve_key(backup_id, b.prefix)
+        except BackupNotFound as e:
+            raise OpError(f"{e}.") from None
+        var = restore_target(svc, req.env)
+        if var.upper() == "DATABASE_URL":
+            raise OpError(
+                "The restore target is DATABASE_URL, the bot's own database. Set backup.restore_dsn_env "
+                "(or the environment's database.dsn_env) to the application database's variable."
+            )
+        dsn = os.environ.get(var, "")
+        if dsn and dsn == svc.settings.database_url:
+            raise OpError(
+                f"{var} holds the bot's own DATABASE_URL; refusing to restore over the bot's database."
+            )
+        busy = running_backup(svc)
+        if busy is not None:
+            raise OpError(_busy_text(busy))
+        problems = []
+        if aws_problem := aws_credentials_problem():
+            problems.append(f"{aws_problem}: nothing is downloaded")
+        if not dsn:
+            problems.append(f"{var} is not set: nothing is restored")
+        req.params.update(action="restore", id=_id_of(key), key=key, target_env=var)
+        req.params.pop("simulated", None)
+        if problems:
+            req.params["simulated"] = "; ".join(problems)
+
+    def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
+        return not job.dry_run  # always: it replaces a database's contents
+
+    def describe(self, job: Job, lang: str = "en") -> str:
+        where = job.environment or job.params.get("target_env", "")
+        if lang == "ja":
+            return f"バックアップ {job.params.get('id', '?')} を {where} にリストア"
+        return f"Restore backup {job.params.get('id', '?')} into {where}"
+
+    def prepare(self, ctx: JobContext) -> None:
+        b = ctx.svc.config.backup
+        var = ctx.params["target_env"]
+        dsn = os.environ.get(var, "")
+        key = ctx.params["key"]
+        fields: list[tuple[str, str]] = [("Backup", f"`{ctx.params['id']}` (s3://{b.bucket}/{key})")]
+        extra: dict[str, Any] = {}
+        if not ctx.params.get("simulated"):
+            s3 = aws.client("s3")
+            try:
+                head = s3.head_object(Bucket=b.bucket, Key=key)
+            except ClientError as e:
+                if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise OpRefused(self._not_found(s3, b, ctx.params["id"])) from None
+                raise OpError(f"Could not read s3://{b.bucket}/{key}: {s3_error(e)}") from None
+            except BotoCoreError as e:
+                raise OpError(f"Could not read s3://{b.bucket}/{key}: {s3_error(e)}") from None
+            sha = head.get("Metadata", {}).get("sha256")
+            if not sha:
+                raise OpRefused(
+                    f"`{ctx.params['id']}` has no recorded SHA-256: it is an unfinished upload and cannot be verified. "
+                    "Pick another backup (`/taisun backup list`)."
+                )
+            try:
+                taken = blocks.slack_time(parse_id(ctx.params["id"]))
+            except ValueError:
+                taken = "?"
+            fields += [
+                ("Taken", taken),
+                ("Size", human_bytes(int(head.get("ContentLength", 0)))),
+                ("SHA-256", f"`{sha}` (verified before anything is restored)"),
+            ]
+            extra["expected_sha256"] = sha
+        fields.append(("Restore into", f"{safe_dsn(dsn) if dsn else '(not set)'} — ${var}"))
+        verify = ctx.svc.config.backup.verify_command
+        fields.append(("Then", f"`{' '.join(verify)}`" if verify else "no backup.verify_command configured"))
+        ctx.save(fields=fields, flag=flag_for(ctx.job), **extra)
+
+    def _not_found(self, s3: Any, b: BackupConfig, backup_id: str) -> str:
+        try:
+            latest = [
+                i.id
+                for i in list_backups(s3, b.bucket, b.prefix, with_checksums=False)
+                if i.key.endswith(".sql.gz")
+            ]
+        except BackupError:
+            latest = []
+        shown = ", ".join(f"`{i}`" for i in latest[:5]) or "none"
+        return f"There is no backup `{backup_id}` in s3://{b.bucket}/{b.prefix}. Latest: {shown}."
+
+    def run(self, ctx: JobContext) -> None:
+        b = ctx.svc.config.backup
+        var, key = ctx.params["target_env"], ctx.params["key"]
+        if ctx.dry_run or ctx.params.get("simulated"):
+            label = label_for(ctx.job)
+            ctx.step(f"{label}: would download s3://{b.bucket}/{key} and verify its SHA-256", "info")
+            ctx.step(f"{label}: would replay it with psql into ${var} in a single transaction", "info")
+            if b.verify_command:
+                ctx.step(f"{label}: would run `{' '.join(b.verify_command)}`", "info")
+            why = "dry run" if ctx.dry_run else ctx.params["simulated"]
+            ctx.save(result=f"{label}: nothing was restored ({why}).")
+            return
+        take_backup_lock(ctx, f"restore of {ctx.params['id']}")
+        dsn = os.environ.get(var, "")
+        if not dsn:
+            raise OpError(f"{var} is no longer set in the bot's environment: nothing was restored.")
+        ctx.step(f"Downloading s3://{b.bucket}/{key}…", "running")
+        progress = Throttled(ctx, "Restore")
+        try:
+            res = restore_backup(
+                backup_id_or_key=key, s3=aws.client("s3"), bucket=b.bucket, prefix=b.prefix, dsn=dsn,
+                progress=progress, psql=b.psql,
+            )  # fmt: skip
+        except ChecksumMismatch as e:
+            ctx.step(f"Checksum check failed: {e}", "failed")
+            raise OpError(str(e)) from None
+        except BackupError as e:
+            ctx.step(f"Restore failed: {e}", "failed")
+            raise OpError(f"The restore failed: {e}") from None
+        expected = ctx.progress.get("expected_sha256")
+        if expected and expected != res.sha256:  # the object changed after approval: it was still verified
+            ctx.step(
+                f"Note: the backup changed after approval (sha256 `{expected[:12]}…` → `{res.sha256[:12]}…`)",
+                "info",
+            )
+        ctx.step(f"Checksum verified: sha256 `{res.sha256[:12]}…` matches the backup's record", "done")
+        ctx.step(f"Restored into {safe_dsn(dsn)} in {res.seconds:.1f} s (one transaction, committed)", "done")
+        ctx.save(restored_sha256=res.sha256, seconds=res.seconds)
+        check = self._verify(ctx, b, dsn)
+        ctx.save(
+            result=f"Backup `{ctx.params['id']}` restored into {safe_dsn(dsn)}: sha256 `{res.sha256[:12]}…` verified, "
+            f"{res.seconds:.1f} s. {check}"
+        )
+
+    def _verify(self, ctx: JobContext, b: BackupConfig, dsn: str) -> str:
+        """The guide's `npm run db:verify`, run with DATABASE_URL pointing at the restored database."""
+        if not b.verify_command:
+            ctx.step("No backup.verify_command configured: the checksum was the only check", "info")
+            return "No integrity command configured."
+        cmd = " ".join(b.verify_command)
+        ctx.step(f"Running `{cmd}`…", "running")
+        ok, tail = run_verify_command(
+            list(b.verify_command), {"DATABASE_URL": dsn}, timeout_s=b.verify_timeout_seconds
+        )
+        last = tail.strip().splitlines()[-1] if tail.strip() else "(no output)"
+        if not ok:
+            ctx.step(f"`{cmd}` failed: {last}", "failed")
+            raise OpError(f"The data was restored, but the integrity check `{cmd}` failed: {last}")
+        ctx.step(f"`{cmd}` passed: {last}", "done")
+        return f"`{cmd}` passed."
+
+
+# --- backup list ------------------------------------------------------------------------------------
+
+
+def list_reply(svc: Services) -> dict[str, Any]:
+    """`/taisun backup list`: the database backups, newest first, with age, size and checksum."""
+    b = svc.config.backup
+    where = f"s3://{b.bucket}/{b.prefix}"
+    problem = aws_credentials_problem()
+    if problem:
+        return blocks.message(
+            f"Cannot list {where}: {problem}.",
+            [
+                blocks.section(
+                    f"Cannot list `{where}`: {problem}. Set the AWS credentials in the bot's environment."
+                )
+            ],
+        )
+    try:
+        items = [i for i in list_backups(aws.client("s3"), b.bucket, b.prefix) if i.key.endswith(".sql.gz")]
+    except BackupError as e:
+        return blocks.error(f"Could not list the backups: {e}")
+    except (ClientError, BotoCoreError) as e:
+        return blocks.error(f"Could not list the backups in {where}: {s3_error(e)}")
+    if not items:
+        return blocks.message(
+            f"No backups in {where} yet.",
+            [blocks.section(f"No backups in `{where}` yet. `/taisun backup run` takes one.")],
+        )
+    now = datetime.now(UTC)
+    lines = []
+    for i in items[:25]:
+        age = blocks.duration((now - i.taken_at).total_seconds())
+        check = f"sha256 `{i.sha256[:12]}…`" if i.sha256 else "⚠️ unfinished (no checksum; cannot be restored)"
+        lines.append(
+            f"`{i.id}` · {blocks.slack_time(i.taken_at)} · {age} ago · {human_bytes(i.size_bytes)} · {check}"
+        )
+    more = f"\n…and {len(items) - 25} older" if len(items) > 25 else ""
+    return blocks.message(
+        f"{len(items)} backup(s) in {where}",
+        [
+            blocks.section(f"*Backups in `{where}`* (newest first, kept {b.retention_days} days)"),
+            blocks.section("\n".join(lines) + more),
+            blocks.context("Restore one with `/taisun backup restore <id>` (needs approval)."),
+        ],
+    )
+
+
+# --- taisun backup run (cron / systemd timer) -----------------------------------------------------------
+
+
+def _supersede_dead_cli_jobs(svc: Services) -> None:
+    """A cron backup killed mid-way leaves a job whose lease ran out; with no server to resume it
+    it would block every later run. Cancel those (audited) before starting."""
+    now = datetime.now(UTC)
+    with svc.sessions() as s:
+        dead = list(
+            s.scalars(
+                select(Job.id).where(
+                    Job.operation == "backup", Job.requested_by == CLI_ACTOR,
+                    Job.state.in_(("validating", "queued", "running")),
+                    Job.lease_expires_at.is_not(None), Job.lease_expires_at < now - timedelta(seconds=5),
+                )
+            )
+        )  # fmt: skip
+    for job_id in dead:
+        # OpError: a server replica picked it up meanwhile; the busy check then reports it.
+        with contextlib.suppress(OpError):
+            svc.jobs.cancel(
+                job_id, CLI_ACTOR, CLI_NAME, reason="its process stopped; superseded by a new run"
+            )
+
+
+def _start_cli_job(svc: Services) -> Job:
+    from bot.jobs import audit_refusal
+
+    channel = svc.config.slack.report_channel
+    req = Request("backup", None, {"action": "run", "trigger": "cli"}, CLI_ACTOR, CLI_NAME, channel)
+    op = REGISTRY_BACKUP
+    try:
+        op.check_request(svc, req)
+    except OpError as e:
+        audit_refusal(svc, req, str(e))
+        raise
+    t = datetime.now(UTC)
+    job = Job(
+        id=str(uuid.uuid4()), operation="backup", environment="", params=req.params, state="validating",
+        requested_by=CLI_ACTOR, requested_by_name=CLI_NAME, channel=channel, created_at=t, updated_at=t,
+        # Leased to this process from the start: no server replica takes it while it runs here.
+        lease_owner=svc.runner.owner, lease_expires_at=t + svc.runner.lease, attempts=1,
+    )  # fmt: skip
+    with svc.sessions.begin() as s:
+        s.add(job)
+        s.flush()
+        audit.append(
+            s, actor_id=CLI_ACTOR, actor_name=CLI_NAME, action="backup.requested", channel=channel,
+            params=job.params, outcome="ok", job_id=job.id,
+        )  # fmt: skip
+    return job
+
+
+def cli_summary(job: Job) -> dict[str, Any]:
+    p = job.progress or {}
+    return {
+        # A simulated nightly backup backed nothing up: for cron that is a failure to notice.
+        "ok": job.state == "succeeded" and not job.params.get("simulated"),
+        "job_id": job.id,
+        "state": job.state,
+        "result": job.result,
+        "simulated": job.params.get("simulated") or None,
+        "id": p.get("backup_id"),
+        "key": p.get("key"),
+        "size_bytes": p.get("size_bytes"),
+        "raw_bytes": p.get("raw_bytes"),
+        "sha256": p.get("sha256"),
+        "seconds": p.get("seconds"),
+        "throughput_bytes_per_s": p.get("throughput_bytes_per_s"),
+        "retention_deleted": p.get("retention_deleted", []),
+        "memory_key": p.get("memory_key") or None,
+    }
+
+
+def report_blocks(job: Job, summary: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    ok = summary["ok"]
+    if ok:
+        head = "✅ Nightly backup succeeded"
+    elif summary["simulated"]:
+        head = "❌ Nightly backup did NOT run (simulated: credentials missing)"
+    else:
+        head = "❌ Nightly backup FAILED"
+    text = f"{head}: {job.result}"
+    body = [blocks.section(f"*{head}*\n{job.result}")]
+    steps = (job.progress or {}).get("steps") or []
+    if steps:
+        body.append(
+            blocks.section(
+                "\n".join(f"{blocks.STEP_ICON.get(s['status'], '•')} {s['text']}" for s in steps)[-3000:]
+            )
+        )
+    body.append(blocks.context(f"`taisun backup run` · job `{job.id[:8]}`"))
+    return text, body
+
+
+def run_from_cli(settings: Settings, *, json_output: bool = False) -> int:
+    """`taisun backup run`: the backup operation in this process, its result on stdout (and in Slack).
+
+    Exit code 0 when the backup was stored, 1 otherwise (a simulation, for missing credentials, too)."""
+    from bot.services import build_services
+    from bot.store.db import ensure_migrated
+
+    svc = build_services(settings, workers=0)
+    try:
+        ensure_migrated(svc.engine)
+        _supersede_dead_cli_jobs(svc)
+        try:
+            job = _start_cli_job(svc)
+        except OpError as e:
+            _print({"ok": False, "state": "refused", "result": str(e)}, json_output, error=True)
+            return 1
+        svc.runner.start()  # with no workers: only the lease heartbeat for this job
+        svc.runner.execute(job.id)
+        job = svc.jobs.get(job.id)
+        summary = cli_summary(job)
+        _print(summary, json_output, error=not summary["ok"])
+        if settings.slack_bot_token:
+            text, body = report_blocks(job, summary)
+            try:
+                svc.slack.chat_postMessage(channel=svc.config.slack.report_channel, text=text, blocks=body)
+            except Exception as e:  # the backup's outcome stands; say the report did not go out
+                print(f"taisun: could not post the result to Slack: {type(e).__name__}: {e}", file=sys.stderr)
+        return 0 if summary["ok"] else 1
+    finally:
+        svc.runner.stop()
+        svc.background.shutdown(wait=False)
+        svc.engine.dispose()
+
+
+def _print(summary: dict[str, Any], json_output: bool, error: bool) -> None:
+    if json_output:
+        print(json.dumps(summary, ensure_ascii=False))
+        return
+    print(summary["result"] or summary["state"], file=sys.stderr if error else sys.stdout)
+
+
+REGISTRY_BACKUP = register(Backup())
+register(Restore())

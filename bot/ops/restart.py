@@ -1,0 +1,419 @@
+"""Service restart: the guide's runbook "サービス再起動" — status → restart → /health.
+
+backend ``ssm``: the running instances tagged ``env.restart.instance_tag`` are restarted
+one at a time through SSM Run Command, /health is checked after each, and the roll
+stops at the first failure, leaving the remaining instances untouched.
+backend ``local``: ``systemctl`` on the bot's own host (``env.restart.systemctl``).
+
+Resumable: the list of instances is saved before the first restart and every
+instance is recorded once it is restarted and healthy, so a job resumed after a
+crash goes on with the next instance instead of restarting a finished one again.
+
+The helpers at the top (credentials, health checks, sizes) are shared by the other
+operations of this family (cache clear, DB connection reset, backup).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bot.backends import aws, http
+from bot.backends.restart import (
+    InvocationResult,
+    LocalRestarter,
+    RestartError,
+    SSMRestarter,
+    check_service_name,
+    rolling_restart,
+)
+from bot.config import Environment
+from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
+from bot.store.models import Job
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+# --- shared helpers ------------------------------------------------------------------------
+
+_AWS_SOURCES = (
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+def _mentions(path: Path, words: tuple[str, ...]) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    except OSError:
+        return False
+    return any(w in text for w in words)
+
+
+def _on_ec2() -> bool:
+    """An EC2 host (its instance role is then the credential), from local files only."""
+    if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+        return False
+    probes = {
+        "/sys/hypervisor/uuid": lambda t: t.lower().startswith("ec2"),
+        "/sys/devices/virtual/dmi/id/board_asset_tag": lambda t: t.startswith("i-"),
+        "/sys/devices/virtual/dmi/id/sys_vendor": lambda t: "amazon" in t.lower(),
+    }
+    for path, test in probes.items():
+        try:
+            if test(Path(path).read_text(errors="replace").strip()):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def aws_credentials_problem() -> str | None:
+    """Why AWS calls cannot work here, or None. Local checks only: this runs on the ack path,
+    where asking the instance metadata service could take seconds off EC2."""
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        return None
+    if any(os.environ.get(name) for name in _AWS_SOURCES):
+        return None
+    try:
+        home = Path.home() / ".aws"
+    except RuntimeError:
+        home = Path("/nonexistent")
+    creds = Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or home / "credentials")
+    conf = Path(os.environ.get("AWS_CONFIG_FILE") or home / "config")
+    if _mentions(creds, ("aws_access_key_id", "credential_process")):
+        return None
+    if _mentions(conf, ("aws_access_key_id", "credential_process", "role_arn", "sso_")):
+        return None
+    if _on_ec2():
+        return None
+    return "no AWS credentials in the environment, a profile or an instance role"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def minutes_text(minutes: float) -> str:
+    """60 -> '60 min', 0.05 -> '3 s'."""
+    return f"{minutes * 60:g} s" if minutes < 1 else f"{minutes:g} min"
+
+
+def flag_for(job: Job) -> str:
+    """The card's red line for dry runs and simulations."""
+    if job.dry_run:
+        return ""  # the card header already says DRY RUN
+    if job.params.get("simulated"):
+        return f"SIMULATED — {job.params['simulated']}"
+    return ""
+
+
+def label_for(job: Job) -> str:
+    return "DRY RUN" if job.dry_run else "SIMULATED"
+
+
+def health_text(report: http.HealthReport) -> str:
+    version = f", version `{report.version}`" if report.version else ""
+    return f"{report.health}{version}"
+
+
+def final_health_check(ctx: JobContext, env: Environment, after: str) -> str:
+    """The guide's last step (curl /health), retried until defaults.verify_timeout_seconds.
+
+    Returns what was seen; raises OpError naming `after` (what was already done) when
+    the service stays unhealthy."""
+    if not env.url:
+        ctx.step(f"No URL configured for {env.name}: /health not checked", "info")
+        return "not checked (no URL)"
+    d = ctx.svc.config.defaults
+    ctx.step(f"Checking {env.url}/health…", "running")
+    deadline = time.monotonic() + d.verify_timeout_seconds
+    while True:
+        report = http.check(env.url, timeout=min(5.0, d.verify_timeout_seconds))
+        if report.healthy:
+            ctx.step(f"Health check: {health_text(report)}", "done")
+            return health_text(report)
+        if time.monotonic() >= deadline:
+            ctx.step(f"Health check failed: {health_text(report)}", "failed")
+            raise OpError(
+                f"{after}, but {env.url}/health answers {report.health} after "
+                f"{d.verify_timeout_seconds:g} s. Check the service now."
+            )
+        ctx.heartbeat()
+        time.sleep(d.verify_interval_seconds)
+
+
+class Throttled:
+    """A backend progress callback that shows the newest line as the running step, at most once a second."""
+
+    def __init__(self, ctx: JobContext, prefix: str, every: float = 1.0) -> None:
+        self.ctx, self.prefix, self.every = ctx, prefix, every
+        self.last = 0.0
+        self.line = ""
+
+    def __call__(self, line: str) -> None:
+        self.line = line
+        self.ctx.heartbeat()
+        if time.monotonic() - self.last >= self.every:
+            self.last = time.monotonic()
+            self.ctx.step(f"{self.prefix}: {line}", "running")
+
+
+# --- restart building blocks (also used by db-connection-reset) ---------------------------
+
+
+def checked_service(env: Environment, service: str | None) -> str:
+    """The service to restart, re-checked against the environment's list (runbooks call this path too)."""
+    if not env.services:
+        raise OpError(f"No services are configured for {env.name} (environments.{env.name}.services).")
+    name = service or env.services[0]
+    if name not in env.services:
+        raise OpError(f"Unknown service `{name}` in {env.name}. Services: {', '.join(env.services)}")
+    try:
+        check_service_name(name)
+    except RestartError as e:
+        raise OpError(str(e)) from None
+    return name
+
+
+def restart_problem(env: Environment) -> str | None:
+    """Why a restart in `env` can only be simulated here, or None."""
+    cfg = env.restart
+    if cfg.backend == "ssm":
+        problem = aws_credentials_problem()
+        return f"{problem}: nothing is sent to SSM" if problem else None
+    exe = cfg.systemctl[0]
+    if shutil.which(exe) is None:
+        return f"`{exe}` was not found on this host: nothing is restarted"
+    # The real systemctl (a bare name, maybe behind sudo) needs a running systemd.
+    if "systemctl" in cfg.systemctl and not os.path.isdir("/run/systemd/system"):
+        return "this host does not run systemd: nothing is restarted"
+    return None
+
+
+def where_text(env: Environment) -> str:
+    cfg = env.restart
+    if cfg.backend == "ssm" and cfg.instance_tag:
+        return f"instances tagged `{cfg.instance_tag.key}={cfg.instance_tag.value}` (SSM)"
+    return f"this host `{socket.gethostname()}` (`{' '.join(cfg.systemctl)}`)"
+
+
+def list_targets(env: Environment, ssm: SSMRestarter | None = None) -> list[str]:
+    """Instances (ssm) or this host (local), in the order the roll goes."""
+    cfg = env.restart
+    if cfg.backend == "ssm":
+        assert cfg.instance_tag is not None
+        # Listing needs EC2 only; a boto3 client costs a few hundred ms to build.
+        ssm = ssm or SSMRestarter(None, aws.client("ec2"))
+        try:
+            return ssm.instances(cfg.instance_tag.key, cfg.instance_tag.value)
+        except RestartError as e:
+            raise OpError(str(e)) from None
+    return [socket.gethostname()]
+
+
+def restart_fields(env: Environment, service: str, targets: list[str] | None) -> list[tuple[str, str]]:
+    fields = [("Environment", f"{env.name} ({env.url or 'no URL'})"), ("Service", f"`{service}`")]
+    if targets is None:
+        fields.append(("Where", where_text(env)))
+    else:
+        shown = ", ".join(f"`{t}`" for t in targets[:10]) + (" …" if len(targets) > 10 else "")
+        fields.append(("Where", f"{where_text(env)}: {len(targets)} — {shown}"))
+    return fields
+
+
+def plan_restart(ctx: JobContext, env: Environment, service: str) -> list[tuple[str, str]]:
+    """Fields for the card; lists the instances when it can (a read-only call)."""
+    if ctx.job.params.get("simulated") or env.restart.backend != "ssm":
+        return restart_fields(env, service, None)
+    targets = list_targets(env)
+    if not targets:
+        tag = env.restart.instance_tag
+        assert tag is not None
+        raise OpRefused(
+            f"No running instances are tagged `{tag.key}={tag.value}`: nothing to restart in {env.name}."
+        )
+    return restart_fields(env, service, targets)
+
+
+def simulate_restart(ctx: JobContext, env: Environment, service: str) -> None:
+    label = label_for(ctx.job)
+    targets = None
+    if env.restart.backend == "ssm" and not ctx.job.params.get("simulated"):
+        targets = list_targets(env)  # a dry run with credentials names the real instances
+    what = ", ".join(f"`{t}`" for t in targets) if targets else where_text(env)
+    ctx.step(f"{label}: would show the status of `{service}` on {what}", "info")
+    ctx.step(
+        f"{label}: would restart `{service}` on {what}, one at a time, checking {env.url or '(no URL)'}/health "
+        f"after each and stopping at the first failure",
+        "info",
+    )
+
+
+def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
+    """Status → rolling restart → /health after each; progress saved per instance. Returns a summary."""
+    cfg = env.restart
+    targets: list[str] | None = ctx.progress.get("restart_targets")
+    local = LocalRestarter(cfg.systemctl, timeout_s=cfg.invocation_timeout_seconds)
+    ssm = SSMRestarter(aws.client("ssm"), aws.client("ec2")) if cfg.backend == "ssm" else None
+    if targets is None:
+        targets = list_targets(env, ssm)
+        if not targets:
+            raise OpError(f"No running instances to restart in {env.name} ({where_text(env)}).")
+        _status(ctx, env, service, local, targets)
+        ctx.save(restart_targets=targets, restart_done=[], restart_current="")
+    done: list[str] = list(ctx.progress.get("restart_done", []))
+    interrupted = ctx.progress.get("restart_current") or ""
+    if interrupted and interrupted not in done:
+        ctx.step(
+            f"Resumed: `{interrupted}` was being restarted when the bot stopped; restarting it again", "info"
+        )
+    elif done:
+        ctx.step(f"Resumed: {len(done)} already restarted and healthy; going on with the next", "info")
+    remaining = [t for t in targets if t not in done]
+    if not remaining:  # resumed after the last instance was done: only the check is left
+        return f"`{service}` restarted on {len(targets)} of {len(targets)} in {env.name}; " + (
+            f"/health {final_health_check(ctx, env, 'Restarted')}"
+        )
+    if cfg.backend == "local" and remaining[0] != socket.gethostname():
+        raise OpError(
+            f"This restart was started on host `{remaining[0]}`; the bot on `{socket.gethostname()}` "
+            f"cannot finish it. Check `{service}` on `{remaining[0]}` by hand."
+        )
+    state: dict[str, Any] = {"target": "", "result": None, "health": ""}
+
+    def restart_one(target: str) -> InvocationResult:
+        state.update(target=target, result=None, health="")
+        ctx.save(restart_current=target)  # before the side effect: a resumed job knows where it was
+        ctx.step(f"`{target}`: restarting `{service}`…", "running")
+        if ssm is not None:
+            result = ssm.restart(
+                target, service, timeout_s=cfg.invocation_timeout_seconds, poll_s=cfg.poll_seconds
+            )
+        else:
+            result = local.restart_one(service)
+        state["result"] = result
+        if result.ok:
+            ctx.step(f"`{target}`: restarted ({result.status}); checking /health…", "running")
+        return result
+
+    def health() -> tuple[bool, str]:
+        ctx.heartbeat()
+        if not env.url:
+            ok, detail = True, "not checked (no URL configured)"
+        else:
+            report = http.check(env.url, timeout=5.0)
+            ok, detail = bool(report.healthy), health_text(report)
+        state["health"] = detail
+        if ok:
+            target = state["target"]
+            done.append(target)
+            ctx.save(restart_done=list(done), restart_current="")
+            ctx.step(f"`{target}`: restarted · /health {detail}", "done")
+        return ok, detail
+
+    def sleep(seconds: float) -> None:
+        ctx.heartbeat()
+        time.sleep(seconds)
+
+    outcome = rolling_restart(
+        remaining,
+        restart_one,
+        health,
+        health_attempts=cfg.health_attempts,
+        health_interval_s=cfg.health_interval_seconds,
+        sleep=sleep,
+    )
+    if not outcome.ok:
+        stopped = outcome.stopped_at or state["target"]
+        result = outcome.results[-1] if outcome.results else None
+        if result is not None and not result.ok:
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            why = lines[-1] if lines else "(no output)"
+            ctx.step(f"`{stopped}`: restart {result.status} — {why}", "failed")
+        else:
+            ctx.step(f"`{stopped}`: restarted, but /health stayed unhealthy: {state['health']}", "failed")
+        untouched = [t for t in remaining if t not in done and t != stopped]
+        for t in untouched:
+            ctx.step(f"`{t}`: not restarted", "skipped")
+        ctx.save(restart_current="")
+        raise OpError(
+            f"Rolling restart of `{service}` in {env.name} stopped at `{stopped}`: {outcome.reason}. "
+            f"{len(done)} of {len(targets)} restarted and healthy"
+            + (f"; left untouched: {', '.join(untouched)}." if untouched else ".")
+        )
+    return f"`{service}` restarted on {len(targets)} of {len(targets)} in {env.name}; /health {state['health'] or 'ok'}"
+
+
+def _status(
+    ctx: JobContext, env: Environment, service: str, local: LocalRestarter, targets: list[str]
+) -> None:
+    """The runbook's first step: `systemctl status` (local) or the instances and live /health (ssm)."""
+    live = http.check(env.url, timeout=3.0) if env.url else None
+    now = f" · /health now {health_text(live)}" if live else ""
+    if env.restart.backend == "local":
+        try:
+            text = local.status(service)
+        except RestartError as e:
+            raise OpError(f"Status check failed, nothing was restarted: {e}") from None
+        active = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("Active:")), "")
+        ctx.step(f"Status of `{service}` on `{targets[0]}`: {active or 'no Active: line'}{now}", "done")
+        return
+    ctx.step(f"Status: {len(targets)} running instance(s) {where_text(env)}{now}", "done")
+
+
+# --- the operation ----------------------------------------------------------------------------
+
+
+class Restart(Operation):
+    name = "restart"
+    title: ClassVar[dict[str, str]] = {"en": "Restart", "ja": "再起動"}
+    resumable = True
+
+    def check_request(self, svc: Services, req: Request) -> None:
+        env = req.env
+        if env is None:
+            raise OpError("Which environment? Usage: `/taisun restart <env> [service]`.")
+        req.params["service"] = checked_service(env, req.params.get("service"))
+        problem = restart_problem(env)
+        if problem:
+            req.params["simulated"] = problem
+        else:
+            req.params.pop("simulated", None)
+
+    def describe(self, job: Job, lang: str = "en") -> str:
+        service = job.params.get("service") or "?"
+        if lang == "ja":
+            return f"{job.environment} の {service} を再起動"
+        return f"Restart {service} on {job.environment}"
+
+    def prepare(self, ctx: JobContext) -> None:
+        env = ctx.env
+        assert env is not None
+        fields = plan_restart(ctx, env, ctx.params["service"])
+        ctx.save(fields=fields, flag=flag_for(ctx.job))
+
+    def run(self, ctx: JobContext) -> None:
+        env = ctx.env
+        assert env is not None
+        service = ctx.params["service"]
+        if ctx.dry_run or ctx.params.get("simulated"):
+            simulate_restart(ctx, env, service)
+            why = "dry run" if ctx.dry_run else ctx.params["simulated"]
+            ctx.save(result=f"{label_for(ctx.job)}: nothing was restarted ({why}).")
+            return
+        summary = rolling_restart_job(ctx, env, service)
+        ctx.save(result=summary + ".")
+
+
+register(Restart())
