@@ -107,7 +107,6 @@ def _step_detail(step: Step, lang: str) -> str:
 
 def _step_buttons(run: RunView, step: Step, view: StepView, lang: str) -> list[Block]:
     value = _step_value(run.id, step.id)
-    title = step.title_for(lang)
     out: list[Block] = []
     if step.action is not None:
         dry = " (dry run)" if run.drill else ""
@@ -126,10 +125,11 @@ def _step_buttons(run: RunView, step: Step, view: StepView, lang: str) -> list[B
             )
         )
     if step.check is not None:
-        out.append(button("Run check again" if view.state == "failed" else "Run check", Action.STEP_RECHECK, value))
+        out.append(
+            button("Run check again" if view.state == "failed" else "Run check", Action.STEP_RECHECK, value)
+        )
     out.append(button("Done", Action.STEP_DONE, value, style=None if step.action else "primary"))
     out.append(button("Skip…", Action.STEP_SKIP, value))
-    del title
     return out
 
 
@@ -149,7 +149,10 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
     if run.state == "completed":
         head = "✅ " + head.removeprefix("📋 ")
     blocks: list[Block] = [section(head)]
-    facts = [f"started by <@{run.started_by}> {slack_time(run.created_at, '{time}')}", f"{done}/{total} steps done"]
+    facts = [
+        f"started by <@{run.started_by}> {slack_time(run.created_at, '{time}')}",
+        f"{done}/{total} steps done",
+    ]
     if run.current_phase:
         facts.append(f"phase: *{escape(Runbook.phase_title(run.current_phase, lang))}*")
     if run.finished_at:
@@ -163,6 +166,9 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
             bits.append("*Causes:* " + "; ".join(escape(c) for c in book.causes_for(lang)))
         blocks.append(context("\n".join(bits)))
 
+    # In an incident flow, the text of later phases' steps stays folded until their phase comes.
+    phases = list(book.phases or [])
+    reached = phases[: phases.index(run.current_phase) + 1] if run.current_phase in phases else phases
     step_blocks: list[tuple[Block, Block | None]] = []
     number = 0
     for phase, steps in book.steps_by_phase().items():
@@ -179,12 +185,16 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
             if status:
                 line += f"\n{status}"
             is_open = view.state in ("pending", "failed") and run.state != "completed"
-            if is_open:
+            if is_open and (phase is None or phase in reached):
                 detail = _step_detail(step, lang)
                 if detail:
                     line += f"\n{detail}"
             actions = (
-                {"type": "actions", "block_id": f"step:{step.id}", "elements": _step_buttons(run, step, view, lang)}
+                {
+                    "type": "actions",
+                    "block_id": f"step:{step.id}",
+                    "elements": _step_buttons(run, step, view, lang),
+                }
                 if is_open
                 else None
             )
@@ -239,6 +249,15 @@ class IncidentView:
     source: str = ""
 
 
+def coarse_duration(seconds: float) -> str:
+    """Whole minutes ("<1m", "12m", "1h 05m"): the header is re-rendered by the sweep, and an
+    elapsed time in seconds would make every sweep an edit."""
+    minutes = int(max(0, seconds)) // 60
+    if minutes < 1:
+        return "<1m"
+    return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+
+
 def _since(start: datetime, end: datetime | None) -> str:
     return f"+{duration((end - start).total_seconds())}" if end else "—"
 
@@ -268,7 +287,7 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
         for name, who in (("Commander", inc.commander), ("Scribe", inc.scribe), ("Comms", inc.comms))
     )
     end = inc.resolved_at or now
-    clock = f"*Elapsed:* {duration((end - inc.detected_at).total_seconds())}"
+    clock = f"*Elapsed:* {coarse_duration((end - inc.detected_at).total_seconds())}"
     lines = [head, f"*Phase:* {phase}", roles, clock, milestone_line(inc)]
     blocks: list[Block] = [section("\n".join(lines))]
     if inc.status_text:
@@ -516,7 +535,9 @@ def alert_group_blocks(group: AlertGroupView) -> list[Block]:
             }
         )
     elif group.runbook_id:
-        blocks.append(context(f"Runbook *{escape(group.runbook_title or group.runbook_id)}* is running in the thread."))
+        blocks.append(
+            context(f"Runbook *{escape(group.runbook_title or group.runbook_id)}* is running in the thread.")
+        )
     return blocks
 
 

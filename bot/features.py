@@ -5,7 +5,10 @@ from __future__ import annotations
 from bot.services import Services
 
 # Each entry is a module path with an install(svc) function.
-FEATURES: list[str] = []
+FEATURES: list[str] = [
+    "bot.incidents",  # incidents and runbook runs (sender thread, nudges)
+    "bot.alerts",  # POST /alerts/alertmanager
+]
 
 
 def install(svc: Services) -> None:

@@ -57,6 +57,8 @@ class Managed:
     blocks: list[dict[str, Any]]
     ts: str = ""
     thread_ts: str = ""
+    # Where to post instead when `channel` refuses (the bot is not in it, a DM...).
+    fallback_channel: str = ""
 
 
 @dataclass
@@ -253,15 +255,25 @@ class MessageSync:
                 if m.thread_ts:
                     kwargs["thread_ts"] = m.thread_ts
                 resp = self._call("chat_postMessage", **kwargs)
+                if (
+                    resp is None
+                    and m.fallback_channel
+                    and m.fallback_channel != m.channel
+                    and not m.thread_ts
+                ):
+                    resp = self._call("chat_postMessage", **{**kwargs, "channel": m.fallback_channel})
                 if resp is None:
                     syncer.store(key, m.slot, "", "")
                     continue
                 syncer.store(key, m.slot, str(resp["channel"]), str(resp["ts"]))
                 self._hash[(key, m.slot)] = digest
                 again = True  # the state may have moved on while we posted
-            elif posted(m.ts) and self._hash.get((key, m.slot)) != digest:
-                if self._call("chat_update", channel=m.channel, ts=m.ts, text=m.text, blocks=m.blocks):
-                    self._hash[(key, m.slot)] = digest
+            elif (
+                posted(m.ts)
+                and self._hash.get((key, m.slot)) != digest
+                and self._call("chat_update", channel=m.channel, ts=m.ts, text=m.text, blocks=m.blocks)
+            ):
+                self._hash[(key, m.slot)] = digest
         self._drain_outbox(key, syncer)
         if syncer.synced:
             syncer.synced(key)
@@ -271,7 +283,9 @@ class MessageSync:
     def _drain_outbox(self, key: str, syncer: Syncer) -> None:
         with self.svc.sessions() as s:
             rows = list(
-                s.scalars(select(Outbox).where(Outbox.subject == key, Outbox.sent_ts == "").order_by(Outbox.id))
+                s.scalars(
+                    select(Outbox).where(Outbox.subject == key, Outbox.sent_ts == "").order_by(Outbox.id)
+                )
             )
         if not rows:
             return
@@ -310,7 +324,9 @@ class MessageSync:
                 .where(
                     Outbox.id == row_id,
                     Outbox.sent_ts == "",
-                    or_(Outbox.claimed_at.is_(None), Outbox.claimed_at < t - timedelta(seconds=CLAIM_SECONDS)),
+                    or_(
+                        Outbox.claimed_at.is_(None), Outbox.claimed_at < t - timedelta(seconds=CLAIM_SECONDS)
+                    ),
                 )
                 .values(claimed_by=self.owner, claimed_at=t)
             )

@@ -359,6 +359,19 @@ class GitHubBackend:
         ):
             self._gh.requester.requestJsonAndCheck("POST", url, input=body)
 
+    # ------------------------------------------------------------------ issues
+
+    def create_issue(self, title: str, body: str, labels: Collection[str] = ()) -> str:
+        """Open an issue (incident follow-ups); returns its html_url. Sent once, never retried."""
+        payload: dict[str, Any] = {"title": title[:256], "body": body[:65000]}
+        if labels:
+            payload["labels"] = list(labels)
+        with self._errors(f"creating an issue in {self.repository}"):
+            _, data = self._gh.requester.requestJsonAndCheck(
+                "POST", f"{self._repo.url}/issues", input=payload
+            )
+        return str(data.get("html_url", "")) if isinstance(data, dict) else ""
+
     # ------------------------------------------------------------------ check
 
     def check(self, inputs: Collection[str] = ()) -> str:

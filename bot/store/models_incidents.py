@@ -63,6 +63,15 @@ class Incident(Base):
         return f"INC-{self.number}"
 
 
+class IncidentCounter(Base):
+    """A single row: the last incident number. Declaring locks it, so replicas number in turn."""
+
+    __tablename__ = "incident_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class IncidentEvent(Base):
     """One timeline entry. `at` is when it happened (a pinned message keeps its post time)."""
 

@@ -67,6 +67,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("number"),
     )
     op.create_index(op.f("ix_incidents_state"), "incidents", ["state"], unique=False)
+    incident_counter = op.create_table(
+        "incident_counter",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("value", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    # One row; declaring an incident takes the next number from it under a row lock.
+    op.bulk_insert(incident_counter, [{"id": 1, "value": 0}])
     op.create_table(
         "nudges",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -206,6 +214,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_slack_outbox_subject"), table_name="slack_outbox")
     op.drop_table("slack_outbox")
     op.drop_table("nudges")
+    op.drop_table("incident_counter")
     op.drop_index(op.f("ix_incidents_state"), table_name="incidents")
     op.drop_table("incidents")
     op.drop_table("alert_groups")

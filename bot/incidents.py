@@ -1,0 +1,1039 @@
+"""Incidents: lifecycle, roles, phases and milestones, timeline, nudges and the postmortem draft.
+
+An incident is INC-<n> (numbers come from the database, so replicas never collide). Its
+header message is the parent of a thread holding the incident-response runbook as a
+checklist; severe ones (config `incidents.dedicated_channel_severities`) or promoted ones
+get their own channel `inc-<n>-<slug>`. Phases follow the checklist: when every step of
+the current phase is finished the incident moves on, stamping a timeline entry (and the
+`mitigated` milestone on reaching Recovery). Every change is audited in the same
+transaction; the Slack side is rendered by the sender thread (bot.message_sync).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import audit, blocks_incident, runbook_runs
+from bot.blocks import duration, escape
+from bot.blocks_incident import IncidentView
+from bot.message_sync import Managed, Syncer, claim_column, outbox, posted, sync_for
+from bot.ops.base import OpError
+from bot.runbooks import INCIDENT_PHASES, Runbook
+from bot.store.models import Job
+from bot.store.models_incidents import (
+    AlertGroup,
+    Incident,
+    IncidentCounter,
+    IncidentEvent,
+    IncidentFollowup,
+    Nudge,
+    RunbookRun,
+    RunbookStep,
+)
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+FLOW_RUNBOOK = "incident-response"
+ROLES = ("commander", "scribe", "comms")
+SNOOZE_MINUTES = 15
+CLAIM_SECONDS = 120
+# Steps of this phase become the postmortem's improvement items.
+IMPROVEMENT = "Improvement"
+
+
+class IncidentError(OpError):
+    """An incident request that cannot be done; the message says why."""
+
+
+class NoGitHub(IncidentError):
+    pass
+
+
+class _AlreadyLinked(Exception):
+    """The alert group got an incident from another replica first."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def subject(incident_id: int) -> str:
+    return f"inc:{incident_id}"
+
+
+def mention(user_id: str) -> str:
+    """<@U…> for Slack users; anything else (Alertmanager, the bot) as plain text."""
+    return f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,}", user_id or "") else (user_id or "someone")
+
+
+def plain(user_id: str) -> str:
+    """@U0123 for timeline texts (they end up in a Markdown code block, where mentions do not render)."""
+    return f"@{user_id}" if user_id else "someone"
+
+
+def add_event(
+    s: Session,
+    incident_id: int,
+    kind: str,
+    text: str,
+    actor_id: str = "",
+    *,
+    at: datetime | None = None,
+    data: dict[str, Any] | None = None,
+    key: str | None = None,
+) -> IncidentEvent:
+    """A timeline entry in the caller's transaction. A `key` makes it unique (IntegrityError on a repeat)."""
+    t = now()
+    ev = IncidentEvent(
+        incident_id=incident_id,
+        at=at or t,
+        recorded_at=t,
+        kind=kind,
+        actor_id=actor_id,
+        text=text[:4000],
+        data=data or {},
+        key=key,
+    )
+    s.add(ev)
+    return ev
+
+
+def _audit(
+    s: Session, inc: Incident, action: str, actor_id: str, actor_name: str = "", **params: Any
+) -> None:
+    audit.append(
+        s,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        action=f"incident.{action}",
+        environment=inc.environment,
+        channel=inc.channel or inc.origin_channel,
+        params={"incident": inc.ref, **params},
+        outcome="ok",
+    )
+
+
+def _locked(s: Session, incident_id: int) -> Incident:
+    inc = s.scalars(select(Incident).where(Incident.id == incident_id).with_for_update()).one_or_none()
+    if inc is None:
+        raise IncidentError("That incident no longer exists.")
+    return inc
+
+
+def get(svc: Services, incident_id: int) -> Incident:
+    with svc.sessions() as s:
+        inc = s.get(Incident, incident_id)
+    if inc is None:
+        raise IncidentError("That incident no longer exists.")
+    return inc
+
+
+def flow_runbook(svc: Services) -> Runbook:
+    """The incident-response checklist (or any incident-flow runbook if that one is missing)."""
+    catalog = runbook_runs.load_catalog()
+    book = catalog.runbooks.get(FLOW_RUNBOOK) or next(
+        (b for b in catalog.runbooks.values() if b.kind == "incident-flow"), None
+    )
+    if book is None:
+        bad = catalog.error_for(FLOW_RUNBOOK)
+        why = ("\n" + "\n".join(bad.problems[:5])) if bad else ""
+        raise IncidentError(f"No valid incident-flow runbook ({FLOW_RUNBOOK}.yml) is available.{why}")
+    return book
+
+
+# --------------------------------------------------------------------------- declaring
+
+
+def declare(
+    svc: Services,
+    *,
+    severity: str,
+    title: str,
+    user_id: str,
+    user_name: str = "",
+    channel: str,
+    detected_at: datetime | None = None,
+    source: str = "",
+    alert_group_id: int | None = None,
+    first_events: Iterable[tuple[str, str, str, datetime]] = (),
+) -> Incident | None:
+    """Create INC-<n> with its checklist; None if the alert group was linked meanwhile by another replica."""
+    cfg = svc.config.incidents
+    if severity not in cfg.severities:
+        raise IncidentError(f"Unknown severity `{severity}`; use one of {', '.join(cfg.severities)}.")
+    title = " ".join(title.split())[:200]
+    if not title:
+        raise IncidentError("An incident needs a title.")
+    book = flow_runbook(svc)
+    env = runbook_runs.default_environment(svc.config)
+    dedicated = severity in cfg.dedicated_channel_severities
+    for _attempt in range(5):
+        t = now()
+        try:
+            with svc.sessions.begin() as s:
+                number = _next_number(s)
+                inc = Incident(
+                    number=number, title=title, severity=severity, state="open",
+                    phase=(book.phases or list(INCIDENT_PHASES))[0],
+                    environment=env.name if env else "", declared_by=user_id, declared_by_name=user_name,
+                    origin_channel=channel, channel="" if dedicated else channel, source=source,
+                    detected_at=detected_at or t, declared_at=t, updated_at=t,
+                )  # fmt: skip
+                inc.phase_times = {inc.phase: t.isoformat()}
+                s.add(inc)
+                s.flush()
+                if alert_group_id is not None:
+                    res = s.execute(
+                        update(AlertGroup)
+                        .where(AlertGroup.id == alert_group_id, AlertGroup.incident_id.is_(None))
+                        .values(incident_id=inc.id)
+                    )
+                    if res.rowcount != 1:
+                        raise _AlreadyLinked
+                runbook_runs.create_run(
+                    s, book, environment=inc.environment, user_id=user_id, user_name=user_name,
+                    channel="", incident_id=inc.id,
+                )  # fmt: skip
+                add_event(
+                    s, inc.id, "declared", f'{inc.ref} declared ({severity}): "{title}" by {user_name or user_id}',
+                    user_id, at=t,
+                )  # fmt: skip
+                for kind, text, actor, at in first_events:
+                    add_event(s, inc.id, kind, text, actor, at=at)
+                _audit(s, inc, "declared", user_id, user_name, severity=severity, title=title, source=source)
+            break
+        except IntegrityError:
+            continue  # a number taken outside the counter (an old row): the counter moved on, try again
+        except _AlreadyLinked:
+            return None
+    else:
+        raise IncidentError("Could not allocate an incident number; try again.")
+    if dedicated:
+        svc.later(lambda: create_channel(svc, inc.id, user_id, announce=True))
+    sync_for(svc).mark(subject(inc.id))
+    with svc.sessions() as s:
+        run_ids = list(s.scalars(select(RunbookRun.id).where(RunbookRun.incident_id == inc.id)))
+    for run_id in run_ids:
+        runbook_runs.schedule_due_checks(svc, run_id)  # the Detection health check runs at once
+    return inc
+
+
+def _next_number(s: Session) -> int:
+    """The next INC number: the counter row is locked until commit, so replicas take turns."""
+    s.execute(update(IncidentCounter).where(IncidentCounter.id == 1).values(value=IncidentCounter.value + 1))
+    value = int(s.scalar(select(IncidentCounter.value).where(IncidentCounter.id == 1)) or 0)
+    highest = int(s.scalar(select(func.max(Incident.number))) or 0)
+    if value <= highest:  # rows from before the counter existed, or a restored database
+        value = highest + 1
+        s.execute(update(IncidentCounter).where(IncidentCounter.id == 1).values(value=value))
+    return value
+
+
+def _slug(title: str) -> str:
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
+    return slug[:40].rstrip("-")
+
+
+def channel_name(inc: Incident) -> str:
+    slug = _slug(inc.title)
+    return f"inc-{inc.number}-{slug}" if slug else f"inc-{inc.number}"
+
+
+def _invitees(svc: Services, inc: Incident, requester: str) -> list[str]:
+    users: set[str] = set()
+    for member in svc.config.incidents.responders:
+        if member.startswith("@"):
+            users |= svc.policy.directory.members(member)
+        elif member != "*":
+            users.add(member)
+    for uid in (requester, inc.declared_by, inc.commander):
+        if re.fullmatch(r"[UW][A-Z0-9]{2,}", uid or ""):
+            users.add(uid)
+    return sorted(users)
+
+
+def create_channel(svc: Services, incident_id: int, requester: str, *, announce: bool = False) -> None:
+    """conversations.create + invite, linked both ways. Runs after the ack; one replica wins the claim."""
+    t = now()
+    stale = f"creating:{(t - timedelta(seconds=CLAIM_SECONDS)).strftime('%Y-%m-%dT%H:%M:%S')}"
+    with svc.sessions.begin() as s:
+        res = s.execute(
+            update(Incident)
+            .where(
+                Incident.id == incident_id,
+                or_(
+                    Incident.dedicated_channel == "",
+                    and_(
+                        Incident.dedicated_channel.startswith("creating:"), Incident.dedicated_channel < stale
+                    ),
+                ),
+            )
+            .values(dedicated_channel=f"creating:{t.strftime('%Y-%m-%dT%H:%M:%S')}")
+        )
+        if res.rowcount != 1:
+            return
+    inc = get(svc, incident_id)
+    name = channel_name(inc)
+    cid = ""
+    error = ""
+    for candidate in (name, f"{name[:74]}-{secrets.token_hex(2)}"):
+        try:
+            resp = svc.slack.conversations_create(name=candidate)
+            cid, name = str(resp["channel"]["id"]), candidate
+            break
+        except SlackApiError as e:
+            error = str(e.response.get("error", "error")) if e.response is not None else "error"
+            if error != "name_taken":
+                break
+        except Exception as e:
+            error = type(e).__name__
+            break
+    if not cid:
+        log.warning("could not create an incident channel", extra={"incident": inc.ref, "error": error})
+        with svc.sessions.begin() as s:
+            row = _locked(s, incident_id)
+            row.dedicated_channel = ""
+            if not row.channel:
+                row.channel = row.origin_channel  # fall back to a thread where it was declared
+            outbox(
+                s, subject(incident_id),
+                f"⚠️ I could not create a channel for {row.ref} (`{error}`; the bot needs the channels:manage "
+                "scope). The incident lives in this thread instead.",
+            )  # fmt: skip
+        sync_for(svc).mark(subject(incident_id))
+        return
+    users = _invitees(svc, inc, requester)
+    if users:
+        try:
+            svc.slack.conversations_invite(channel=cid, users=",".join(users))
+        except SlackApiError as e:
+            log.warning(
+                "could not invite responders",
+                extra={"incident": inc.ref, "error": str(e.response.get("error"))},
+            )
+    with svc.sessions.begin() as s:
+        row = _locked(s, incident_id)
+        home_is_new = not row.channel
+        row.dedicated_channel, row.dedicated_name, row.updated_at = cid, name, now()
+        if home_is_new:
+            row.channel = cid
+        add_event(
+            s, row.id, "channel", f"Channel #{name} created; invited {len(users)} responder(s)", requester
+        )
+        _audit(s, row, "channel_created", requester, channel_id=cid, name=name, invited=users)
+        link = f"<#{cid}>"
+        if home_is_new or announce:
+            if row.origin_channel and row.origin_channel != cid:
+                outbox(
+                    s, subject(row.id),
+                    f"🚨 *{row.ref}* ({row.severity}) declared by {mention(row.declared_by)}: {escape(row.title)} → {link}",
+                    target=row.origin_channel,
+                )  # fmt: skip
+        else:
+            outbox(s, subject(row.id), f"📣 {row.ref} now has its own channel: {link}")
+            outbox(
+                s, subject(row.id),
+                f"🚨 This channel is for *{row.ref}* ({row.severity}): {escape(row.title)}. The checklist and timeline "
+                f"are in the incident thread in <#{row.channel}>; incident commands here apply to {row.ref}.",
+                target=cid,
+            )  # fmt: skip
+    sync_for(svc).mark(subject(incident_id))
+
+
+# --------------------------------------------------------------------------- finding one
+
+
+def open_incidents(svc: Services) -> list[Incident]:
+    with svc.sessions() as s:
+        return list(s.scalars(select(Incident).where(Incident.state == "open").order_by(Incident.number)))
+
+
+def for_channel(svc: Services, channel_id: str) -> Incident | list[Incident]:
+    """The incident a command here means: this channel's own, else the single open one; else the open ones."""
+    with svc.sessions() as s:
+        own = s.scalars(
+            select(Incident).where(Incident.dedicated_channel == channel_id).order_by(Incident.number.desc())
+        ).first()
+        if own is not None:
+            return own
+    candidates = open_incidents(svc)
+    return candidates[0] if len(candidates) == 1 else candidates
+
+
+def by_ref(svc: Services, ref: str) -> Incident | None:
+    m = re.fullmatch(r"(?i)(?:inc-)?(\d+)", ref.strip())
+    if not m:
+        return None
+    with svc.sessions() as s:
+        return s.scalars(select(Incident).where(Incident.number == int(m[1]))).first()
+
+
+# --------------------------------------------------------------------------- changes
+
+
+@contextmanager
+def _change(svc: Services, incident_id: int) -> Iterator[tuple[Session, Incident]]:
+    """A locked incident in a transaction; its messages are re-rendered after the commit."""
+    with svc.sessions.begin() as s:
+        yield s, _locked(s, incident_id)
+    sync_for(svc).mark(subject(incident_id))
+
+
+def set_status(svc: Services, incident_id: int, text: str, user_id: str, user_name: str = "") -> Incident:
+    text = text.strip()
+    if not text:
+        raise IncidentError('Say what is known: `/taisun incident status "rolled back; error rate falling"`.')
+    with _change(svc, incident_id) as (s, inc):
+        t = now()
+        inc.status_text, inc.status_by, inc.status_at, inc.updated_at = text[:2000], user_id, t, t
+        add_event(s, inc.id, "status", f"Status update by {user_name or user_id}: {text}", user_id, at=t)
+        outbox(s, subject(inc.id), f"📣 *Status update* from <@{user_id}>: {escape(text[:2000])}")
+        _audit(s, inc, "status", user_id, user_name, text=text[:500])
+    return inc
+
+
+def assign(
+    svc: Services, incident_id: int, role: str, assignee: str, user_id: str, user_name: str = ""
+) -> Incident:
+    if role not in ROLES:
+        raise IncidentError(f"Roles are {', '.join(ROLES)}.")
+    with _change(svc, incident_id) as (s, inc):
+        t = now()
+        previous = getattr(inc, role)
+        setattr(inc, role, assignee)
+        inc.updated_at = t
+        text = f"{role.title()}: {mention(assignee)}" + (f" (was {mention(previous)})" if previous else "")
+        was = f" (was {plain(previous)})" if previous else ""
+        entry = f"{role.title()}: {plain(assignee)}{was}, assigned by {user_name or user_id}"
+        add_event(s, inc.id, "role", entry, user_id, at=t, data={"role": role, "user": assignee})
+        if role == "commander" and inc.acknowledged_at is None:
+            _milestone(s, inc, "acknowledged", t, user_id, f"first commander {plain(assignee)}")
+        outbox(s, subject(inc.id), f"👤 {text} (by <@{user_id}>)")
+        _audit(s, inc, "assigned", user_id, user_name, role=role, user=assignee, previous=previous)
+    if inc.dedicated_channel.startswith("C"):
+        svc.later(lambda: _invite(svc, inc.dedicated_channel, [assignee]))
+    return inc
+
+
+def _invite(svc: Services, channel: str, users: list[str]) -> None:
+    try:
+        svc.slack.conversations_invite(channel=channel, users=",".join(users))
+    except SlackApiError as e:
+        log.info("invite skipped", extra={"error": str(e.response.get("error"))})
+
+
+def set_severity(
+    svc: Services, incident_id: int, severity: str, user_id: str, user_name: str = ""
+) -> Incident:
+    cfg = svc.config.incidents
+    if severity not in cfg.severities:
+        raise IncidentError(f"Unknown severity `{severity}`; use one of {', '.join(cfg.severities)}.")
+    with _change(svc, incident_id) as (s, inc):
+        previous = inc.severity
+        if previous == severity:
+            raise IncidentError(f"{inc.ref} is already {severity}.")
+        inc.severity, inc.updated_at = severity, now()
+        add_event(
+            s, inc.id, "severity", f"Severity {previous} → {severity} by {user_name or user_id}", user_id
+        )
+        outbox(s, subject(inc.id), f"🔺 Severity {previous} → *{severity}* (by <@{user_id}>)")
+        _audit(s, inc, "severity", user_id, user_name, previous=previous, severity=severity)
+    if severity in cfg.dedicated_channel_severities and not inc.dedicated_channel:
+        svc.later(lambda: create_channel(svc, incident_id, user_id))
+    return inc
+
+
+def promote(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
+    inc = get(svc, incident_id)
+    if inc.dedicated_channel.startswith("C"):
+        raise IncidentError(f"{inc.ref} already has its channel <#{inc.dedicated_channel}>.")
+    if inc.dedicated_channel:
+        raise IncidentError(f"The channel for {inc.ref} is being created.")
+    with _change(svc, incident_id) as (s, row):
+        add_event(s, row.id, "promoted", f"Promoted to its own channel by {user_name or user_id}", user_id)
+        _audit(s, row, "promoted", user_id, user_name)
+    svc.later(lambda: create_channel(svc, incident_id, user_id))
+    return inc
+
+
+def _milestone(s: Session, inc: Incident, name: str, t: datetime, actor: str, why: str) -> None:
+    setattr(inc, f"{name}_at", t)
+    since = duration((t - inc.detected_at).total_seconds())
+    add_event(s, inc.id, "milestone", f"Milestone {name} ({why}), {since} after detection", actor, at=t)
+    _audit(s, inc, name, actor, why=why)
+
+
+def acknowledge(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
+    with _change(svc, incident_id) as (s, inc):
+        if inc.acknowledged_at is not None:
+            raise IncidentError(f"{inc.ref} was already acknowledged.")
+        _milestone(s, inc, "acknowledged", now(), user_id, f"acknowledged by {user_name or user_id}")
+    return inc
+
+
+def mark_mitigated(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
+    with _change(svc, incident_id) as (s, inc):
+        if inc.mitigated_at is not None:
+            raise IncidentError(f"{inc.ref} is already marked mitigated.")
+        _milestone(s, inc, "mitigated", now(), user_id, f"marked by {user_name or user_id}")
+        outbox(s, subject(inc.id), f"🩹 Marked *mitigated* by <@{user_id}>.")
+    return inc
+
+
+def on_checklist_change(svc: Services, s: Session, incident_id: int, run: RunbookRun, t: datetime) -> None:
+    """Move the phase forward past every phase whose steps are all finished (caller holds the locks)."""
+    inc = s.get(Incident, incident_id)
+    if inc is None:
+        return
+    phases: list[str] = list(run.definition.get("phases") or [])
+    if inc.phase not in phases:
+        return
+    states: dict[str, list[str]] = {}
+    for phase, state in s.execute(
+        select(RunbookStep.phase, RunbookStep.state).where(RunbookStep.run_id == run.id)
+    ):
+        states.setdefault(phase, []).append(state)
+    index = phases.index(inc.phase)
+    while index < len(phases) - 1 and all(
+        st in runbook_runs.TERMINAL for st in states.get(phases[index], [])
+    ):
+        old, index = phases[index], index + 1
+        new = phases[index]
+        inc.phase = new
+        inc.phase_times = {**inc.phase_times, new: t.isoformat()}
+        inc.updated_at = t
+        add_event(s, inc.id, "phase", f"Phase {old} → {new}", "taisun", at=t)
+        _audit(s, inc, "phase", "taisun", "TAISUN", previous=old, phase=new)
+        outbox(s, subject(inc.id), f"➡️ Phase *{Runbook.phase_title(new, svc.config.language)}*")
+        if new == "Recovery" and inc.mitigated_at is None:
+            _milestone(s, inc, "mitigated", t, "taisun", "Recovery phase reached")
+
+
+# --------------------------------------------------------------------------- pins
+
+
+def fetch_message(svc: Services, channel: str, ts: str) -> dict[str, Any] | None:
+    """A message by channel and ts, top level or in a thread."""
+    for method, kwargs in (
+        (
+            "conversations_replies",
+            {"channel": channel, "ts": ts, "oldest": ts, "latest": ts, "inclusive": True},
+        ),
+        (
+            "conversations_history",
+            {"channel": channel, "oldest": ts, "latest": ts, "inclusive": True, "limit": 1},
+        ),
+    ):
+        try:
+            resp = getattr(svc.slack, method)(**kwargs)
+        except SlackApiError as e:
+            log.info("message lookup failed", extra={"method": method, "error": str(e.response.get("error"))})
+            continue
+        for msg in resp.get("messages") or []:
+            if msg.get("ts") == ts:
+                return dict(msg)
+    return None
+
+
+def incident_for_message(svc: Services, channel: str, msg: dict[str, Any]) -> Incident | None:
+    """The incident whose channel or thread holds this message (open, or resolved within a week)."""
+    thread = str(msg.get("thread_ts") or msg.get("ts") or "")
+    week = now() - timedelta(days=7)
+    with svc.sessions() as s:
+        return s.scalars(
+            select(Incident)
+            .where(
+                or_(Incident.state == "open", Incident.resolved_at > week),
+                or_(
+                    Incident.dedicated_channel == channel,
+                    and_(Incident.channel == channel, Incident.header_ts == thread),
+                ),
+            )
+            .order_by(Incident.number.desc())
+        ).first()
+
+
+def record_pin(svc: Services, channel: str, ts: str, pinned_by: str) -> bool:
+    """A :pushpin: reaction: the message joins the timeline at its original post time (once)."""
+    msg = fetch_message(svc, channel, ts)
+    if msg is None:
+        return False
+    inc = incident_for_message(svc, channel, msg)
+    if inc is None:
+        return False
+    try:
+        at = datetime.fromtimestamp(float(ts), UTC)
+    except ValueError:
+        at = now()
+    author = str(msg.get("user") or msg.get("bot_id") or "")
+    text = str(msg.get("text") or "").strip() or "(a message without text)"
+    try:
+        with svc.sessions.begin() as s:
+            add_event(
+                s, inc.id, "pin", f"📌 {plain(author)}: {text}", author, at=at,
+                data={"channel": channel, "ts": ts, "pinned_by": pinned_by}, key=f"pin:{channel}:{ts}",
+            )  # fmt: skip
+            s.flush()
+            _audit(s, inc, "pinned", pinned_by, channel_id=channel, ts=ts)
+    except IntegrityError:
+        return False  # pinned before (by someone else, or a retried event)
+    sync_for(svc).mark(subject(inc.id))
+    return True
+
+
+# --------------------------------------------------------------------------- nudges
+
+
+@dataclass
+class Due:
+    kind: str
+    target: str
+    text: str
+
+
+def _due_nudges(svc: Services, s: Session, inc: Incident, t: datetime) -> list[Due]:
+    cfg = svc.config.incidents.nudges
+    due: list[Due] = []
+    if not inc.commander and t - inc.declared_at >= timedelta(minutes=cfg.no_commander_minutes):
+        due.append(Due("no_commander", "", f"No incident commander after {cfg.no_commander_minutes} min: "
+                                            "`/taisun incident assign commander @someone`"))  # fmt: skip
+    last = inc.status_at or inc.declared_at
+    if t - last >= timedelta(minutes=cfg.no_status_minutes):
+        due.append(Due("no_status", last.isoformat(), f"No status update for {cfg.no_status_minutes} min: "
+                                                      '`/taisun incident status "what we know"`'))  # fmt: skip
+    lang = svc.config.language
+    for run in s.scalars(
+        select(RunbookRun).where(RunbookRun.incident_id == inc.id, RunbookRun.state == "open")
+    ):
+        book = Runbook.model_validate(run.definition)
+        open_steps = {
+            st.step_id
+            for st in s.scalars(
+                select(RunbookStep).where(
+                    RunbookStep.run_id == run.id, RunbookStep.state.in_(("pending", "failed", "running"))
+                )
+            )
+        }
+        start = inc.declared_at if runbook_runs.is_flow(run) else run.created_at
+        for step in book.steps:
+            if (
+                step.id in open_steps
+                and step.overdue_minutes
+                and t - start >= timedelta(minutes=step.overdue_minutes)
+            ):
+                due.append(Due("overdue", f"{run.id[:8]}:{step.id}",
+                               f"Step *{step.title_for(lang)}* is overdue (due within {step.overdue_minutes} min)"))  # fmt: skip
+    return due
+
+
+def sweep(svc: Services, at: datetime | None = None) -> int:
+    """Post the nudges that are due, once each (replicas agree through the nudges table)."""
+    t = at or now()
+    posted_count = 0
+    with svc.sessions() as s:
+        incidents = list(s.scalars(select(Incident).where(Incident.state == "open")))
+        due_by_incident = {inc.id: _due_nudges(svc, s, inc, t) for inc in incidents}
+    sync = sync_for(svc)
+    for inc in incidents:
+        claimed: list[tuple[int, Due]] = []
+        key = subject(inc.id)
+        for d in due_by_incident[inc.id]:
+            nudge_id = _claim_nudge(svc, key, d, t)
+            if nudge_id is not None:
+                claimed.append((nudge_id, d))
+        if not claimed:
+            continue
+        lines = "\n".join(f"• {d.text}" for _, d in claimed)
+        who = f"<@{inc.commander}> " if inc.commander else ""
+        text = f"⏰ {who}*{inc.ref}* reminders:\n{lines}"
+        with svc.sessions.begin() as s:
+            row = s.get(Incident, inc.id)
+            assert row is not None
+            outbox(s, key, text, blocks_incident.nudge_blocks(text, [i for i, _ in claimed], SNOOZE_MINUTES))
+            _audit(s, row, "nudged", "taisun", "TAISUN", nudges=[f"{d.kind}:{d.target}" for _, d in claimed])
+        posted_count += len(claimed)
+        sync.mark(key)
+    return posted_count
+
+
+def _claim_nudge(svc: Services, key: str, d: Due, t: datetime) -> int | None:
+    with svc.sessions() as s:
+        existing = s.scalars(
+            select(Nudge).where(Nudge.subject == key, Nudge.kind == d.kind, Nudge.target == d.target)
+        ).first()
+    if existing is None:
+        try:
+            with svc.sessions.begin() as s:
+                row = Nudge(subject=key, kind=d.kind, target=d.target, posted_at=t)
+                s.add(row)
+                s.flush()
+                return row.id
+        except IntegrityError:
+            return None  # another replica posted it
+    if existing.snoozed_until is None or existing.snoozed_until > t:
+        return None
+    with svc.sessions.begin() as s:
+        res = s.execute(
+            update(Nudge)
+            .where(Nudge.id == existing.id, Nudge.snoozed_until == existing.snoozed_until)
+            .values(snoozed_until=None, posted_at=t)
+        )
+        return existing.id if res.rowcount == 1 else None
+
+
+def snooze(svc: Services, nudge_ids: list[int], user_id: str, minutes: int = SNOOZE_MINUTES) -> int:
+    until = now() + timedelta(minutes=minutes)
+    with svc.sessions.begin() as s:
+        res = s.execute(
+            update(Nudge).where(Nudge.id.in_(nudge_ids)).values(snoozed_until=until, snoozed_by=user_id)
+        )
+        audit.append(
+            s, actor_id=user_id, action="incident.nudge_snoozed", params={"nudges": nudge_ids, "minutes": minutes},
+            outcome="ok",
+        )  # fmt: skip
+        return int(res.rowcount or 0)
+
+
+# --------------------------------------------------------------------------- resolve + postmortem
+
+
+def resolve(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
+    """Resolved: stamp the milestone, write the postmortem draft and its follow-up items."""
+    with _change(svc, incident_id) as (s, inc):
+        if inc.state == "resolved":
+            raise IncidentError(f"{inc.ref} is already resolved.")
+        t = now()
+        if inc.mitigated_at is None:
+            _milestone(s, inc, "mitigated", t, user_id, "resolved without an earlier mitigation mark")
+        inc.state, inc.resolved_by, inc.updated_at = "resolved", user_id, t
+        _milestone(s, inc, "resolved", t, user_id, f"resolved by {user_name or user_id}")
+        s.flush()
+        data = _postmortem_data(svc, s, inc)
+        for position, (title, body) in enumerate(data.followups, 1):
+            s.add(IncidentFollowup(incident_id=inc.id, position=position, title=title[:255], body=body))
+        s.flush()
+        markdown = postmortem_markdown(data)
+        inc.postmortem = markdown
+        followups = [
+            (f.id, f.title, f.issue_url)
+            for f in s.scalars(
+                select(IncidentFollowup)
+                .where(IncidentFollowup.incident_id == inc.id)
+                .order_by(IncidentFollowup.position)
+            )
+        ]
+        outbox(
+            s, subject(inc.id), f"✅ {inc.ref} resolved by <@{user_id}> after {duration((t - inc.detected_at).total_seconds())}.",
+        )  # fmt: skip
+        outbox(
+            s, subject(inc.id), f"Postmortem draft for {inc.ref}",
+            blocks_incident.markdown_blocks(f"📝 *Postmortem draft — {inc.ref}* (Markdown: copy it into your doc)", markdown),
+        )  # fmt: skip
+        outbox(
+            s,
+            subject(inc.id),
+            f"Follow-ups for {inc.ref}",
+            blocks_incident.followup_blocks(inc.ref, followups),
+        )
+        _audit(s, inc, "resolved", user_id, user_name)
+    return inc
+
+
+@dataclass
+class PostmortemData:
+    incident: Incident
+    events: list[IncidentEvent]
+    actions: list[str]
+    problems: list[str]
+    followups: list[tuple[str, str]]
+    phases: list[tuple[str, datetime, datetime | None]]
+    lang: str
+
+
+def _fmt(t: datetime | None) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "—"
+
+
+def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData:
+    lang = svc.config.language
+    events = list(
+        s.scalars(
+            select(IncidentEvent)
+            .where(IncidentEvent.incident_id == inc.id)
+            .order_by(IncidentEvent.at, IncidentEvent.id)
+        )
+    )
+    actions: list[str] = []
+    problems: list[str] = []
+    followups: list[tuple[str, str]] = []
+    for run in s.scalars(
+        select(RunbookRun).where(RunbookRun.incident_id == inc.id).order_by(RunbookRun.created_at)
+    ):
+        book = Runbook.model_validate(run.definition)
+        rows = {st.step_id: st for st in s.scalars(select(RunbookStep).where(RunbookStep.run_id == run.id))}
+        drill = " (drill)" if run.drill else ""
+        for n, step in enumerate(book.steps, 1):
+            st = rows.get(step.id)
+            if st is None:
+                continue
+            title = step.title_for(lang)
+            if step.action is not None and st.job_id:
+                job = s.get(Job, st.job_id)
+                desc = svc.describe(job) if job else step.action.describe()
+                approved = f", approved by @{job.approved_by}" if job and job.approved_by else ""
+                dry = " [dry run]" if job and job.dry_run else ""
+                state = job.state if job else st.job_state
+                result = f" — {job.result}" if job and job.result else ""
+                actions.append(
+                    f"{desc}{dry}{drill} (job {st.job_id[:8]}, requested by @{st.actor_id}{approved}): {state}{result}"
+                )
+            elif step.check is not None and st.state in ("passed", "failed"):
+                actions.append(
+                    f"Check `{step.check.describe()}`: {st.state} — {st.result.splitlines()[0] if st.result else ''}"
+                )
+            if st.state == "skipped":
+                problems.append(f"Skipped: {n}. {title} — by @{st.actor_id}: {st.reason}")
+            elif st.state == "failed":
+                problems.append(f"Failed: {n}. {title} — {st.result[:300]}")
+                followups.append((f"{inc.ref}: investigate the failed step “{title}”", st.result[:1000]))
+            if step.phase == IMPROVEMENT and st.state not in ("done", "skipped"):
+                followups.append((f"{inc.ref}: {title}", step.text_for(lang)))
+    phases: list[tuple[str, datetime, datetime | None]] = []
+    entered = sorted(
+        ((name, datetime.fromisoformat(ts)) for name, ts in (inc.phase_times or {}).items()),
+        key=lambda p: p[1],
+    )
+    for i, (name, at) in enumerate(entered):
+        phases.append((name, at, entered[i + 1][1] if i + 1 < len(entered) else None))
+    return PostmortemData(inc, events, actions, problems, followups, phases, lang)
+
+
+def postmortem_markdown(d: PostmortemData) -> str:
+    """The draft: summary, impact, milestone durations, phases, timeline, actions, problems, follow-ups."""
+    inc = d.incident
+    end = inc.resolved_at or now()
+
+    def since(t: datetime | None) -> str:
+        return duration((t - inc.detected_at).total_seconds()) if t else "—"
+
+    lines = [
+        f"# {inc.ref}: {inc.title}",
+        "",
+        "## Summary",
+        f"- Severity: {inc.severity}",
+        f"- Environment: {inc.environment or '—'}",
+        f"- Declared by: @{inc.declared_by_name or inc.declared_by} at {_fmt(inc.declared_at)}",
+        f"- Commander: {'@' + inc.commander if inc.commander else '—'} · Scribe: "
+        f"{'@' + inc.scribe if inc.scribe else '—'} · Comms: {'@' + inc.comms if inc.comms else '—'}",
+        f"- Resolved: {_fmt(inc.resolved_at)} by @{inc.resolved_by or '—'}",
+        f"- Duration (detected → resolved): {duration((end - inc.detected_at).total_seconds())}",
+        f"- Last status: {inc.status_text or '—'}",
+        "",
+        "## Impact",
+        "_Who and what was affected, for how long, and how far the SLOs were missed (fill in)._",
+    ]
+    statuses = [e for e in d.events if e.kind == "status"]
+    lines += [f"- {_fmt(e.at)} {e.text}" for e in statuses]
+    lines += [
+        "",
+        "## Milestones",
+        "| Milestone | Time | Since detection |",
+        "|---|---|---|",
+        f"| Detected | {_fmt(inc.detected_at)} | 0s |",
+        f"| Declared | {_fmt(inc.declared_at)} | {since(inc.declared_at)} |",
+        f"| Acknowledged | {_fmt(inc.acknowledged_at)} | {since(inc.acknowledged_at)} |",
+        f"| Mitigated | {_fmt(inc.mitigated_at)} | {since(inc.mitigated_at)} |",
+        f"| Resolved | {_fmt(inc.resolved_at)} | {since(inc.resolved_at)} |",
+        "",
+        "## Phases",
+        "| Phase | Entered | Time in phase |",
+        "|---|---|---|",
+    ]
+    for name, at, left in d.phases:
+        spent = duration(((left or end) - at).total_seconds())
+        lines.append(f"| {name} | {_fmt(at)} | {spent}{'' if left else ' (current)'} |")
+    lines += ["", "## Timeline"]
+    lines += [f"- {_fmt(e.at)} [{e.kind}] {e.text}" for e in d.events]
+    lines += ["", "## Actions taken"]
+    lines += [f"- {a}" for a in d.actions] or ["- none recorded"]
+    lines += ["", "## Skipped or failed steps"]
+    lines += [f"- {p}" for p in d.problems] or ["- none"]
+    lines += ["", "## Improvement items"]
+    lines += [f"- [ ] {title}" for title, _ in d.followups] or ["- none"]
+    lines += ["", "## Root cause", "_Fill in._", "", "## What went well / what did not", "_Fill in._"]
+    return "\n".join(lines)
+
+
+def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name: str = "") -> str:
+    """Open a GitHub issue for a follow-up item, once (a claim in its row); returns its URL."""
+    if not svc.settings.github_token:
+        raise NoGitHub(
+            "GITHUB_TOKEN is not set, so I cannot open GitHub issues. Copy the item from the postmortem draft "
+            "into an issue by hand, or set GITHUB_TOKEN (issues:write) and click again."
+        )
+    t = now()
+    stale = f"creating:{(t - timedelta(seconds=CLAIM_SECONDS)).strftime('%Y-%m-%dT%H:%M:%S')}"
+    with svc.sessions.begin() as s:
+        res = s.execute(
+            update(IncidentFollowup)
+            .where(
+                IncidentFollowup.id == followup_id,
+                or_(
+                    IncidentFollowup.issue_url == "",
+                    and_(
+                        IncidentFollowup.issue_url.startswith("creating:"), IncidentFollowup.issue_url < stale
+                    ),
+                ),
+            )
+            .values(issue_url=f"creating:{t.strftime('%Y-%m-%dT%H:%M:%S')}", opened_by=user_id)
+        )
+        row = s.get(IncidentFollowup, followup_id)
+        if row is None:
+            raise IncidentError("That follow-up no longer exists.")
+        if res.rowcount != 1:
+            if row.issue_url.startswith("creating:"):
+                raise IncidentError("Someone is opening that issue right now.")
+            raise IncidentError(f"Already opened: {row.issue_url}")
+        inc = s.get(Incident, row.incident_id)
+        assert inc is not None
+        title, body = row.title, row.body
+    body = (
+        f"{body}\n\nFrom the postmortem of {inc.ref} ({inc.severity}): {inc.title}.\n"
+        f"Opened from Slack by {user_name or user_id} via TAISUN ChatOps."
+    ).strip()
+    try:
+        url = _create_issue(svc, title, body)
+    except Exception as e:
+        with svc.sessions.begin() as s:
+            s.execute(update(IncidentFollowup).where(IncidentFollowup.id == followup_id).values(issue_url=""))
+        raise IncidentError(f"GitHub did not create the issue: {e}") from None
+    with svc.sessions.begin() as s:
+        s.execute(update(IncidentFollowup).where(IncidentFollowup.id == followup_id).values(issue_url=url))
+        add_event(s, inc.id, "followup", f"Issue opened: {title} — {url}", user_id)
+        _audit(s, inc, "issue_opened", user_id, user_name, title=title, url=url)
+    return url
+
+
+def _create_issue(svc: Services, title: str, body: str) -> str:
+    from bot.ops.deploy import github_backend
+
+    gh = github_backend(svc.settings, svc.config)
+    try:
+        url = gh.create_issue(title, body)
+    finally:
+        gh.close()
+    if not url:
+        raise IncidentError("GitHub created the issue but did not say where.")
+    return url
+
+
+# --------------------------------------------------------------------------- views + Slack
+
+
+def view(inc: Incident, phases: list[str] | None = None) -> IncidentView:
+    return IncidentView(
+        id=inc.id, ref=inc.ref, title=inc.title, severity=inc.severity, state=inc.state, phase=inc.phase,
+        phases=phases or list(INCIDENT_PHASES), commander=inc.commander, scribe=inc.scribe, comms=inc.comms,
+        status_text=inc.status_text, status_by=inc.status_by, status_at=inc.status_at, detected_at=inc.detected_at,
+        declared_at=inc.declared_at, acknowledged_at=inc.acknowledged_at, mitigated_at=inc.mitigated_at,
+        resolved_at=inc.resolved_at, dedicated_channel=inc.dedicated_channel, environment=inc.environment,
+        source=inc.source,
+    )  # fmt: skip
+
+
+def _phases_of(s: Session, incident_id: int) -> list[str]:
+    for definition in s.scalars(select(RunbookRun.definition).where(RunbookRun.incident_id == incident_id)):
+        if definition.get("kind") == "incident-flow" and definition.get("phases"):
+            return list(definition["phases"])
+    return list(INCIDENT_PHASES)
+
+
+def _messages(svc: Services, key: str) -> list[Managed] | None:
+    with svc.sessions() as s:
+        inc = s.get(Incident, int(key.split(":", 1)[1]))
+        if inc is None:
+            return None
+        phases = _phases_of(s, inc.id)
+    if not inc.channel:
+        return []  # its channel is being created
+    v = view(inc, phases)
+    return [
+        Managed(
+            slot="header",
+            channel=inc.channel,
+            ts=inc.header_ts,
+            text=blocks_incident.incident_text(v),
+            blocks=blocks_incident.incident_header_blocks(v, svc.config.language),
+            fallback_channel=svc.config.slack.ops_channel,
+        )
+    ]
+
+
+def _store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
+    incident_id = int(key.split(":", 1)[1])
+    with svc.sessions.begin() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            return
+        inc.header_ts = ts
+        if ts:
+            inc.channel = channel
+        runs = list(s.scalars(select(RunbookRun.id).where(RunbookRun.incident_id == incident_id)))
+    if ts:
+        # The thread exists now: the checklist can be posted into it.
+        sync_for(svc).mark(*(runbook_runs.subject(r) for r in runs))
+
+
+def _thread(svc: Services, key: str) -> tuple[str, str] | None:
+    with svc.sessions() as s:
+        inc = s.get(Incident, int(key.split(":", 1)[1]))
+    if inc is None or not inc.channel or not posted(inc.header_ts):
+        return None
+    return inc.channel, inc.header_ts
+
+
+def _sweep(svc: Services) -> None:
+    sweep(svc)
+    sync = sync_for(svc)
+    # Headers show the elapsed time: refresh open ones; and send replies a dead replica left.
+    sync.mark(
+        *(subject(i.id) for i in open_incidents(svc)),
+        *(k for k in sync.pending_subjects() if k.startswith("inc:")),
+    )
+
+
+def install(svc: Services) -> None:
+    """Feature hook (bot.features): the sender for incident headers, runbook runs, nudges."""
+    runbook_runs.install(svc)
+    sync = sync_for(svc)
+    if "inc" in sync.syncers:
+        return
+    sync.register(
+        Syncer(
+            prefix="inc",
+            messages=lambda key: _messages(svc, key),
+            claim=lambda key, slot: claim_column(
+                svc.sessions, Incident.header_ts, Incident.id == int(key.split(":", 1)[1])
+            ),
+            store=lambda key, slot, channel, ts: _store(svc, key, slot, channel, ts),
+            thread=lambda key: _thread(svc, key),
+        )
+    )
+    svc.sweep_hooks.append(lambda: _sweep(svc))

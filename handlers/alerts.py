@@ -1,0 +1,23 @@
+"""Alert listeners: the "Start runbook" button on an alert group's message.
+
+(The Alertmanager webhook itself is an HTTP route, bot/alerts.py.)
+"""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot import alerts, blocks
+from bot.blocks import Action
+from bot.services import Services
+from handlers.context import Reply
+from handlers.incident import on_click
+
+
+def register(app: App, svc: Services) -> None:
+    def start_runbook(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        run = alerts.start_runbook(svc, int(value), user_id, user_name)
+        drill = " (drill)" if run.drill else ""
+        return blocks.message(f"📋 Runbook `{run.runbook_id}` started{drill} in the alert's thread.")
+
+    on_click(app, svc, Action.ALERT_START_RUNBOOK, start_runbook)

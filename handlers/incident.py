@@ -1,0 +1,267 @@
+"""Incident listeners: `/taisun incident …`, the header's buttons, the declare modal, the
+"Declare incident from this message" shortcut and :pushpin: reactions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import blocks, blocks_incident, incidents
+from bot.blocks import Action
+from bot.commands import UsageError
+from bot.incidents import IncidentError
+from bot.services import Services
+from handlers.commands import run_guarded, subcommand
+from handlers.context import Invocation, Reply
+
+log = logging.getLogger(__name__)
+
+PIN_REACTIONS = frozenset({"pushpin", "round_pushpin"})
+Click = Callable[[str, str, str, dict[str, Any]], Reply]
+
+
+def user_of(body: dict[str, Any]) -> tuple[str, str]:
+    user = body.get("user") or {}
+    return str(user.get("id", "")), str(user.get("username") or user.get("name") or "")
+
+
+def value_of(body: dict[str, Any]) -> str:
+    actions = body.get("actions") or [{}]
+    return str(actions[0].get("value") or "")[:2000]
+
+
+def on_click(app: App, svc: Services, action_id: str, fn: Click, role: str = "responder") -> None:
+    """A button: check the role, run fn(value, user_id, user_name, body), ack, reply ephemerally.
+
+    fn only writes to the database (Slack calls go to the sender thread), so it ends well
+    inside Slack's 3 s and the click's effect is recorded before the ack.
+    """
+
+    @app.action(action_id)
+    def _handler(ack: Ack, body: dict, respond: Respond) -> None:
+        user_id, user_name = user_of(body)
+
+        def guarded() -> Reply:
+            svc.policy.require(user_id, role, None, "do that")
+            return fn(value_of(body), user_id, user_name, body)
+
+        reply = run_guarded(guarded)
+        ack()
+        if reply:
+            respond(replace_original=False, **reply)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@subcommand("incident")
+def incident(inv: Invocation) -> Reply:
+    svc, args = inv.svc, inv.cmd.args
+    action = args["action"]
+    svc.policy.require(inv.user_id, "responder", None, "run incident commands")
+    if action == "declare":
+        if args.get("modal"):
+            return {
+                "text": "",
+                "_after": lambda: open_declare_modal(inv.client, svc, inv.trigger_id, inv.channel_id),
+            }
+        inc = incidents.declare(
+            svc, severity=args["severity"], title=args["title"], user_id=inv.user_id, user_name=inv.user_name,
+            channel=inv.channel_id,
+        )  # fmt: skip
+        assert inc is not None
+        return blocks.message(_declared_text(svc, inc))
+    if action == "list":
+        views = [incidents.view(i) for i in incidents.open_incidents(svc)]
+        return blocks.message("Open incidents", blocks_incident.incident_list_blocks(views))
+    target: incidents.Incident | list[incidents.Incident]
+    ref = re.match(r"(?i)(INC-\d+)\s+", args.get("text", "") + " ") if action == "status" else None
+    named = incidents.by_ref(svc, ref[1]) if ref else None
+    if named is not None and ref is not None:
+        args = {**args, "text": args["text"][len(ref[1]) :].strip()}
+        target = named
+    else:
+        target = incidents.for_channel(svc, inv.channel_id)
+    if isinstance(target, list):
+        if not target:
+            raise IncidentError("No incident is open. Declare one: `/taisun incident declare <sev> <title>`.")
+        views = [incidents.view(i) for i in target]
+        prompt = (
+            "Several incidents are open. Which one? (In an incident's own channel, commands apply to it.)"
+        )
+        return blocks.message(prompt, blocks_incident.pick_incident_blocks(prompt, views, json.dumps(args)))
+    return apply(svc, target.id, args, inv.user_id, inv.user_name)
+
+
+def _declared_text(svc: Services, inc: incidents.Incident) -> str:
+    where = (
+        "its own channel is being created"
+        if inc.severity in svc.config.incidents.dedicated_channel_severities
+        else "the header and checklist thread are being posted here"
+    )
+    return f"🚨 {inc.ref} declared ({inc.severity}): {inc.title} — {where}."
+
+
+def apply(svc: Services, incident_id: int, args: dict[str, Any], user_id: str, user_name: str) -> Reply:
+    """Run one incident subcommand against a known incident."""
+    action = args.get("action")
+    if action == "status":
+        if not args.get("text"):
+            inc = incidents.get(svc, incident_id)
+            current = (
+                f"“{inc.status_text}” (by <@{inc.status_by}>)" if inc.status_text else "no status update yet"
+            )
+            return blocks.message(
+                f"{inc.ref} — {inc.phase}: {current}. Update it: `/taisun incident status <text>`."
+            )
+        inc = incidents.set_status(svc, incident_id, args["text"], user_id, user_name)
+        return blocks.message(f"📣 Status of {inc.ref} updated.")
+    if action == "assign":
+        inc = incidents.assign(svc, incident_id, args["role"], args["user"], user_id, user_name)
+        return blocks.message(f"👤 <@{args['user']}> is now {args['role']} of {inc.ref}.")
+    if action == "severity":
+        inc = incidents.set_severity(svc, incident_id, args["severity"], user_id, user_name)
+        return blocks.message(f"{inc.ref} is now {inc.severity}.")
+    if action == "promote":
+        inc = incidents.promote(svc, incident_id, user_id, user_name)
+        return blocks.message(f"Creating a channel for {inc.ref}…")
+    if action == "resolve":
+        inc = incidents.resolve(svc, incident_id, user_id, user_name)
+        return blocks.message(f"✅ {inc.ref} resolved. The postmortem draft is in its thread.")
+    raise UsageError(f"Unknown incident action `{action}`.")
+
+
+# --------------------------------------------------------------------------- the declare modal
+
+
+def open_declare_modal(client: WebClient, svc: Services, trigger_id: str, channel: str, **extra: Any) -> None:
+    metadata = json.dumps({"channel": channel, **extra})
+    title = str(extra.get("text", "")).strip().splitlines()[0][:150] if extra.get("text") else ""
+    client.views_open(
+        trigger_id=trigger_id,
+        view=blocks_incident.declare_modal(svc.config.incidents.severities, metadata, title),
+    )
+
+
+def _modal_values(view: dict[str, Any]) -> tuple[str, str]:
+    values = view.get("state", {}).get("values", {})
+    sev = ((values.get("severity", {}).get(Action.INCIDENT_SEVERITY) or {}).get("selected_option") or {}).get(
+        "value", ""
+    )
+    title = (values.get("title", {}).get(Action.INCIDENT_TITLE) or {}).get("value") or ""
+    return str(sev), str(title)
+
+
+# --------------------------------------------------------------------------- listeners
+
+
+def register(app: App, svc: Services) -> None:
+    def ack_incident(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        incidents.acknowledge(svc, int(value), user_id, user_name)
+        return None
+
+    def mitigated(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        incidents.mark_mitigated(svc, int(value), user_id, user_name)
+        return None
+
+    def promote(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        inc = incidents.promote(svc, int(value), user_id, user_name)
+        return blocks.message(f"Creating a channel for {inc.ref}…")
+
+    def resolve(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        inc = incidents.resolve(svc, int(value), user_id, user_name)
+        return blocks.message(f"✅ {inc.ref} resolved. The postmortem draft is in its thread.")
+
+    def pick(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        incident_id, _, payload = value.partition("|")
+        return apply(svc, int(incident_id), json.loads(payload), user_id, user_name)
+
+    def followup(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        url = incidents.open_followup_issue(svc, int(value), user_id, user_name)
+        return blocks.message(f"Opened {url}")
+
+    def snooze(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        ids = [int(v) for v in value.split(",") if v.isdigit()]
+        incidents.snooze(svc, ids, user_id)
+        return blocks.message(
+            f"😴 Snoozed for {incidents.SNOOZE_MINUTES} minutes; I will remind once more if it still applies."
+        )
+
+    on_click(app, svc, Action.INCIDENT_ACK, ack_incident)
+    on_click(app, svc, Action.INCIDENT_MITIGATED, mitigated)
+    on_click(app, svc, Action.INCIDENT_PROMOTE, promote)
+    on_click(app, svc, Action.INCIDENT_RESOLVE, resolve)
+    on_click(app, svc, Action.INCIDENT_PICK, pick)
+    on_click(app, svc, Action.INCIDENT_FOLLOWUP_ISSUE, followup)
+    on_click(app, svc, Action.NUDGE_SNOOZE, snooze)
+
+    @app.view(Action.INCIDENT_DECLARE_MODAL)
+    def submit_declare(ack: Ack, body: dict, view: dict) -> None:
+        user_id, user_name = user_of(body)
+        severity, title = _modal_values(view)
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        channel = str(meta.get("channel") or svc.config.slack.ops_channel)
+        first = []
+        source = ""
+        if meta.get("message_ts"):
+            ts = str(meta["message_ts"])
+            source = f"message:{channel}/{ts}"
+            author = str(meta.get("message_user", ""))
+            at = datetime.fromtimestamp(float(ts), UTC)
+            first.append(
+                (
+                    "message",
+                    f"Declared from a message by {incidents.plain(author)}: {meta.get('text', '')}",
+                    author,
+                    at,
+                )
+            )
+
+        def declare() -> Reply:
+            svc.policy.require(user_id, "responder", None, "declare an incident")
+            incidents.declare(
+                svc, severity=severity, title=title, user_id=user_id, user_name=user_name, channel=channel,
+                source=source, first_events=first,
+            )  # fmt: skip
+            return None
+
+        reply = run_guarded(declare)
+        if reply:
+            ack(response_action="errors", errors={"title": reply["text"].removeprefix(":warning: ")[:150]})
+            return
+        ack()
+
+    @app.shortcut(Action.INCIDENT_FROM_MESSAGE)
+    def from_message(ack: Ack, body: dict, client: WebClient) -> None:
+        ack()
+        user_id, _ = user_of(body)
+        channel = str((body.get("channel") or {}).get("id", ""))
+        message = body.get("message") or {}
+        if not svc.policy.has_role(user_id, "responder"):
+            client.chat_postEphemeral(
+                channel=channel, user=user_id, text="You need the *responder* role to declare an incident."
+            )
+            return
+        open_declare_modal(
+            client, svc, str(body.get("trigger_id", "")), channel,
+            message_ts=str(message.get("ts", "")), message_user=str(message.get("user", "")),
+            text=str(message.get("text", ""))[:1500],
+        )  # fmt: skip
+
+    @app.event("reaction_added")
+    def reaction_added(event: dict) -> None:
+        item = event.get("item") or {}
+        if event.get("reaction") not in PIN_REACTIONS or item.get("type") != "message":
+            return
+        channel, ts, user = str(item.get("channel", "")), str(item.get("ts", "")), str(event.get("user", ""))
+        svc.later(lambda: incidents.record_pin(svc, channel, ts, user))

@@ -1,0 +1,170 @@
+"""Runbook listeners: `/taisun runbook list|run`, the step buttons and their modals."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot import blocks, blocks_incident, incidents, runbook_runs
+from bot.blocks import Action
+from bot.runbook_runs import NeedsVersion
+from bot.services import Services
+from handlers.commands import run_guarded, subcommand
+from handlers.context import Invocation, Reply
+from handlers.incident import on_click, user_of, value_of
+
+
+@subcommand("runbook")
+def runbook(inv: Invocation) -> Reply:
+    svc, args = inv.svc, inv.cmd.args
+    catalog = runbook_runs.load_catalog()
+    if args["action"] == "list":
+        lang = inv.lang
+        lines = [
+            f"`{b.id}` — {blocks.escape(b.title_for(lang))} · _{b.kind}_" for b in catalog.runbooks.values()
+        ] or ["No runbooks found."]
+        out = [blocks.section("*Runbooks*"), blocks.section("\n".join(lines))]
+        if catalog.errors:
+            bad = "\n".join(p for e in catalog.errors for p in e.problems[:3])
+            out.append(
+                blocks.section(f":warning: *Invalid runbook files (not runnable):*\n```{bad[:2800]}```")
+            )
+        out.append(blocks.context("Run one: `/taisun runbook run <id> <env> [--drill]`"))
+        return blocks.message("Runbooks", out)
+    svc.policy.require(inv.user_id, "responder", inv.cmd.env, "run a runbook")
+    book = runbook_runs.find_runbook(args["name"], catalog)
+    incident_id = None
+    here = incidents.for_channel(svc, inv.channel_id)
+    if (
+        isinstance(here, incidents.Incident)
+        and here.dedicated_channel == inv.channel_id
+        and here.state == "open"
+    ):
+        incident_id = here.id  # steps land on that incident's timeline
+    run = runbook_runs.start_run(
+        svc, book, inv.cmd.env, user_id=inv.user_id, user_name=inv.user_name, channel=inv.channel_id,
+        drill=bool(args.get("drill")), incident_id=incident_id,
+    )  # fmt: skip
+    drill = " as a *drill* (actions run as dry runs)" if run.drill else ""
+    return blocks.message(
+        f"📋 Starting *{book.title_for(inv.lang)}*{drill}; the checklist appears in this channel."
+    )
+
+
+def _split(value: str) -> tuple[str, str]:
+    run_id, _, step_id = value.partition("|")
+    return run_id, step_id
+
+
+def register(app: App, svc: Services) -> None:
+    def done(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        runbook_runs.complete_step(svc, *_split(value), user_id, user_name)
+        return None
+
+    def recheck(value: str, user_id: str, user_name: str, body: dict) -> Reply:
+        runbook_runs.recheck(svc, *_split(value), user_id, user_name)
+        return None
+
+    on_click(app, svc, Action.STEP_DONE, done)
+    on_click(app, svc, Action.STEP_RECHECK, recheck)
+
+    @app.action(Action.STEP_SKIP)
+    def skip(ack: Ack, body: dict, client: WebClient, respond: Any) -> None:
+        user_id, _ = user_of(body)
+        value = value_of(body)
+
+        def open_modal() -> Reply:
+            svc.policy.require(user_id, "responder", None, "skip a step")
+            run_id, step_id = _split(value)
+            loaded = runbook_runs.load_run(svc, run_id)
+            title = loaded.book.step(step_id).title_for(svc.config.language)
+            client.views_open(
+                trigger_id=body.get("trigger_id", ""), view=blocks_incident.skip_modal(title, value)
+            )
+            return None
+
+        reply = run_guarded(open_modal)
+        ack()
+        if reply:
+            respond(replace_original=False, **reply)
+
+    @app.action(Action.STEP_RUN)
+    def run(ack: Ack, body: dict, client: WebClient, respond: Any) -> None:
+        user_id, user_name = user_of(body)
+        value = value_of(body)
+        channel = str((body.get("channel") or {}).get("id", ""))
+
+        def request() -> Reply:
+            svc.policy.require(user_id, "responder", None, "run a runbook step")
+            run_id, step_id = _split(value)
+            try:
+                job = runbook_runs.request_action(svc, run_id, step_id, user_id, user_name, channel=channel)
+            except NeedsVersion:
+                loaded = runbook_runs.load_run(svc, run_id)
+                title = loaded.book.step(step_id).title_for(svc.config.language)
+                meta = json.dumps({"value": value, "channel": channel})
+                client.views_open(
+                    trigger_id=body.get("trigger_id", ""), view=blocks_incident.version_modal(title, meta)
+                )
+                return None
+            dry = " (dry run)" if job.dry_run else ""
+            return blocks.message(f"🔎 Requested {svc.describe(job)}{dry}: job `{job.id[:8]}`.")
+
+        reply = run_guarded(request)
+        ack()
+        if reply:
+            respond(replace_original=False, **reply)
+
+    @app.view(Action.STEP_SKIP_MODAL)
+    def submit_skip(ack: Ack, body: dict, view: dict) -> None:
+        user_id, user_name = user_of(body)
+        values = view.get("state", {}).get("values", {})
+        reason = str((values.get("reason", {}).get(Action.STEP_SKIP_REASON) or {}).get("value") or "")
+
+        def record() -> Reply:
+            svc.policy.require(user_id, "responder", None, "skip a step")
+            runbook_runs.skip_step(svc, *_split(view.get("private_metadata", "")), user_id, user_name, reason)
+            return None
+
+        reply = run_guarded(record)
+        if reply:
+            ack(response_action="errors", errors={"reason": reply["text"].removeprefix(":warning: ")[:150]})
+            return
+        ack()
+
+    @app.view(Action.STEP_PARAMS_MODAL)
+    def submit_version(ack: Ack, body: dict, view: dict) -> None:
+        user_id, user_name = user_of(body)
+        values = view.get("state", {}).get("values", {})
+        version = str((values.get("version", {}).get(Action.STEP_VERSION) or {}).get("value") or "").strip()
+        if not re.fullmatch(svc.config.github.tag_pattern, version):
+            ack(
+                response_action="errors",
+                errors={"version": f"`{version}` is not a release tag (like v1.2.3)."},
+            )
+            return
+        meta = json.loads(view.get("private_metadata") or "{}")
+
+        def request() -> Reply:
+            svc.policy.require(user_id, "responder", None, "run a runbook step")
+            run_id, step_id = _split(str(meta.get("value", "")))
+            runbook_runs.request_action(
+                svc,
+                run_id,
+                step_id,
+                user_id,
+                user_name,
+                channel=str(meta.get("channel", "")),
+                version=version,
+            )
+            return None
+
+        reply = run_guarded(request)
+        if reply:
+            ack(response_action="errors", errors={"version": reply["text"].removeprefix(":warning: ")[:150]})
+            return
+        ack()
