@@ -81,6 +81,11 @@ def _runbooks(settings: Settings, config: Config) -> tuple[str, str]:
 def _why(e: Exception) -> str:
     from slack_sdk.errors import SlackApiError
 
+    from bot.runbooks import RunbookError
+
+    if isinstance(e, RunbookError):
+        return "invalid runbooks:\n" + "\n".join(f"            {p}" for p in e.problems)
+
     if isinstance(e, SlackApiError) and e.response is not None:
         return f"Slack answered `{e.response.get('error')}`: check SLACK_BOT_TOKEN"
     return redact(f"{type(e).__name__}: {e}".splitlines()[0])[:300]

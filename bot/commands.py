@@ -39,7 +39,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("jobs", "jobs [cancel <id>]", "Running and stuck jobs", "実行中・停止中のジョブ"),
     Spec("incident", "incident declare <sev> <title> | list | status <text> | assign <role> <@user> | severity <sev> | promote | resolve",
          "Incident response", "インシデント対応", "responder"),
-    Spec("runbook", "runbook list | run <name> [env] [--drill]", "Guided runbooks", "ランブックを実行"),
+    Spec("runbook", "runbook list | run <name> [env] [--drill]", "Guided runbooks", "ランブックを実行", "responder"),
 )  # fmt: skip
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 ALIASES = {"cache": "cache-clear", "cacheclear": "cache-clear", "h": "help", "?": "help", "st": "status"}

@@ -26,7 +26,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import audit, blocks_incident, runbook_runs
+from bot import audit, blocks_incident, metrics, runbook_runs
 from bot.blocks import duration, escape
 from bot.blocks_incident import IncidentView
 from bot.message_sync import Managed, Syncer, claim_column, outbox, posted, sync_for
@@ -1022,6 +1022,7 @@ def _sweep(svc: Services) -> None:
 def install(svc: Services) -> None:
     """Feature hook (bot.features): the sender for incident headers, runbook runs, nudges."""
     runbook_runs.install(svc)
+    svc.sweep_hooks.append(lambda: metrics.OPEN_INCIDENTS.set(len(open_incidents(svc))))
     sync = sync_for(svc)
     if "inc" in sync.syncers:
         return

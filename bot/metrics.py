@@ -9,6 +9,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -41,6 +42,9 @@ APPROVAL_WAIT = Histogram(
 ALERTS = Counter("taisun_alerts_received_total", "Alertmanager alerts received", ["status"])
 SLACK_ERRORS = Counter(
     "taisun_slack_api_errors_total", "Slack Web API calls that failed", ["method", "error"]
+)
+OPEN_INCIDENTS = Gauge(
+    "taisun_open_incidents", "Incidents declared and not resolved", multiprocess_mode="max"
 )
 SLACK_RETRIES = Counter(
     "taisun_slack_api_retries_total", "Slack Web API retries (rate limits, 5xx)", ["reason"]

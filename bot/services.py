@@ -84,6 +84,16 @@ class Services:
         self.runner.stop()
         self.notifier.flush(5)
         self.notifier.stop()
+        sync = self.extras.get("message_sync")
+        if sync is not None:  # incident and alert messages
+            sync.flush(5)
+            sync.stop()
+
+    def flush_messages(self, timeout: float = 0.2) -> bool:
+        """True when no Slack message is waiting to be sent (job cards, incidents, alerts)."""
+        ok = self.notifier.flush(timeout)
+        sync = self.extras.get("message_sync")
+        return (sync.flush(timeout) if sync is not None else True) and ok
 
     def lang_for(self, user_id: str) -> str:
         """The language to answer this person in (never waits on Slack: unknown → workspace language)."""

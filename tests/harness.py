@@ -122,9 +122,9 @@ class Bot:
                 busy = s.scalar(
                     select(Job.id).where(Job.state.in_(("validating", "queued", "running"))).limit(1)
                 )
-            if not busy and not self.svc.pending_background and self.svc.notifier.flush(0.2):
+            if not busy and not self.svc.pending_background and self.svc.flush_messages(0.2):
                 time.sleep(0.05)
-                if self.svc.notifier.flush(0.2):
+                if self.svc.flush_messages(0.2):
                     return
             time.sleep(0.05)
         raise TimeoutError("bot did not settle")

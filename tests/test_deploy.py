@@ -255,3 +255,16 @@ def test_rollback_without_a_version_picks_the_previous_verified_one(gh_bot, slac
     assert job.operation == "rollback" and job.state == "succeeded", job.result
     assert job.params["version"] == "v1.2.2" and job.params["from_version"] == "v1.2.3"
     assert "v1.2.3 → *v1.2.2*" in text_of(slack.channel_messages(CHANNEL)[-1])
+
+
+def test_a_github_deployment_records_the_outcome_when_configured(gh_bot, github):
+    def deployments_on(cfg):
+        cfg["github"]["create_deployment"] = True
+
+    bot = gh_bot(config_mutate=deployments_on)
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    assert the_job(bot).state == "succeeded"
+    (dep,) = github.deployments
+    assert dep["environment"] == "staging" and dep["ref"] == "v1.2.3"
+    assert [s["state"] for s in dep["statuses"]] == ["in_progress", "success"]

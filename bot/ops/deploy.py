@@ -201,6 +201,7 @@ class Deploy(Operation):
             ok, observed = self._verify(ctx, env, version)
             if not ok:
                 self._after_failed_verification(ctx, gh, env, version, observed)
+            self._set_deployment(ctx, gh, "success")
         finally:
             gh.close()
         ctx.save(result=f"{version} is live on {env.name} and healthy.")
@@ -304,6 +305,7 @@ class Deploy(Operation):
                     "as far as GitHub shows; check the Actions tab, then ask again."
                 )
             ctx.save(run_id=run.id, run_url=run.html_url, links=[("workflow run", run.html_url)])
+            self._set_deployment(ctx, gh, "in_progress")
             ctx.step(f"Workflow run <{run.html_url}|#{run.id}> found", "done")
             run_id = run.id
         deadline = time.monotonic() + ctx.svc.config.defaults.workflow_timeout_minutes * 60
