@@ -39,6 +39,11 @@ def _last_deploys(inv: Invocation) -> dict[str, Job]:
         return last
 
 
+def _deploy_line(job: Job) -> str:
+    simulated = " (simulated)" if job.params.get("simulated") else ""
+    return f"{job.params.get('version', '')}{simulated} by <@{job.requested_by}> {blocks.slack_time(job.finished_at)}"
+
+
 @subcommand("status")
 def status(inv: Invocation) -> Reply:
     envs = [inv.cmd.env] if inv.cmd.env else list(inv.svc.config.environments.values())
@@ -58,7 +63,7 @@ def status(inv: Invocation) -> Reply:
             rows.append({
                 "name": e.name, "branch": e.branch, "url": e.url, "health": r.health, "healthy": r.healthy,
                 "version": r.version, "lock": lock_text.get(e.name),
-                "last_deploy": f"{job.params.get('version', '')} by <@{job.requested_by}> {blocks.slack_time(job.finished_at)}" if job else None,
+                "last_deploy": _deploy_line(job) if job else None,
             })  # fmt: skip
         return blocks.message("Environment status", blocks.status_blocks(rows, lang))
 
