@@ -44,6 +44,10 @@ STATE_EMOJI = {
 }  # fmt: skip
 
 
+class LeaseLost(Exception):
+    """This worker no longer holds the job (another replica took it over): stop, touch nothing."""
+
+
 class JobNotFound(OpError):
     pass
 
@@ -458,9 +462,18 @@ class JobRunner:
         env = self.svc.config.environments.get(job.environment)
 
         def save_progress(values: dict[str, Any]) -> None:
-            job.progress = {**job.progress, **values}
+            progress = {**job.progress, **values}
             with self.svc.sessions.begin() as s:
-                s.execute(update(Job).where(Job.id == job.id).values(progress=job.progress, updated_at=now()))
+                # Only while this worker still holds the lease: operations save before each side
+                # effect, so a worker that lost its job to another replica stops before acting.
+                res = s.execute(
+                    update(Job)
+                    .where(Job.id == job.id, Job.lease_owner == self.owner)
+                    .values(progress=progress, updated_at=now())
+                )
+            if res.rowcount != 1:
+                raise LeaseLost(job.id)
+            job.progress = progress
             self.svc.notifier.job_changed(job.id)
 
         return JobContext(
@@ -490,6 +503,8 @@ class JobRunner:
         job = ctx.job
         try:
             op.prepare(ctx)
+        except LeaseLost:
+            return
         except OpRefused as e:
             self._finish(job.id, "invalid", str(e))
             return
@@ -553,6 +568,9 @@ class JobRunner:
         self.svc.notifier.job_changed(job.id)
         try:
             op.run(ctx)
+        except LeaseLost:
+            log.warning("lost the lease on a running job; another worker has it", extra={"job_id": job.id})
+            return
         except OpError as e:
             self._finish(job.id, "failed", str(e))
             return
@@ -569,9 +587,11 @@ class JobRunner:
         """Move to a final state, release (or convert) the lock, audit — all in one transaction."""
         t = now()
         with self.svc.sessions.begin() as s:
-            job = s.get(Job, job_id)
+            job = s.get(Job, job_id, with_for_update=True)
             if job is None or job.state in FINAL_STATES:
                 return
+            if job.lease_owner and job.lease_owner != self.owner:
+                return  # another worker took the job over; it decides how it ends
             job.state, job.result, job.finished_at, job.updated_at = state, result, t, t
             job.lease_owner, job.lease_expires_at = "", None
             if keep_lock:

@@ -1,0 +1,30 @@
+"""The job engine's own rules: leases decide who may act."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from bot.store.models import AuditEvent, Job
+from tests.harness import ALICE
+
+
+def test_a_worker_that_lost_its_lease_stops_before_its_next_step_and_does_not_end_the_job(db_url, make_bot):
+    bot = make_bot(db_url, start=False)  # no background workers: this test drives one by hand
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    runner = bot.svc.runner
+    job_id = runner.claim_one()
+    runner.execute(job_id)  # prepare: staging needs no approval, so it is queued and run
+    with bot.svc.sessions() as s:
+        job = s.get(Job, job_id)
+    assert job.state == "succeeded"
+
+    bot.command("deploy dev v1.2.3", user=ALICE)
+    second = runner.claim_one()
+    with bot.svc.sessions.begin() as s:  # another replica took this one over meanwhile
+        s.execute(update(Job).where(Job.id == second).values(lease_owner="other-replica"))
+    runner.execute(second)
+    with bot.svc.sessions() as s:
+        job = s.get(Job, second)
+        actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.job_id == second)))
+    assert job.state == "validating" and job.lease_owner == "other-replica"  # left alone
+    assert actions == ["deploy.requested"]  # nothing done, nothing ended, by the worker that lost it
