@@ -508,8 +508,8 @@ def _make_syncer(svc: Services) -> Syncer:
                 slot="group",
                 channel=group.channel or svc.config.alerts.channel,
                 ts=group.message_ts,
-                text=blocks_incident.alert_group_text(view),
-                blocks=blocks_incident.alert_group_blocks(view),
+                text=blocks_incident.alert_group_text(view, svc.config.language),
+                blocks=blocks_incident.alert_group_blocks(view, svc.config.language),
             )
         ]
 
@@ -559,16 +559,14 @@ def start_runbook(svc: Services, group_id: int, user_id: str, user_name: str = "
     with svc.sessions() as s:
         group = s.get(AlertGroup, group_id)
         if group is None:
-            raise AlertError("That alert group no longer exists.")
+            raise AlertError(key="alert.err.gone")
         latest = s.scalars(
             select(Alert).where(Alert.group_id == group_id).order_by(Alert.updated_at.desc()).limit(1)
         ).first()
     annotations = latest.annotations if latest else {}
     runbook_id = runbook_for(svc, group.alertname, annotations)
     if not runbook_id:
-        raise AlertError(
-            f"No runbook is linked to {group.alertname} (runbook_url annotation or alerts.runbooks)."
-        )
+        raise AlertError(key="alert.err.no_runbook", name=group.alertname)
     book = runbook_runs.find_runbook(runbook_id)
     labels = latest.labels if latest else {}
     env = None
@@ -579,7 +577,7 @@ def start_runbook(svc: Services, group_id: int, user_id: str, user_name: str = "
                 break
     env = env or runbook_runs.default_environment(svc.config)
     if not posted(group.message_ts):
-        raise AlertError("The alert message is still being posted; try again in a second.")
+        raise AlertError(key="alert.err.posting")
     with svc.sessions.begin() as s:
         res = s.execute(
             update(AlertGroup)
@@ -587,7 +585,7 @@ def start_runbook(svc: Services, group_id: int, user_id: str, user_name: str = "
             .values(run_id="starting")
         )
         if res.rowcount != 1:
-            raise AlertError(f"A runbook is already running for {group.alertname}: see the alert's thread.")
+            raise AlertError(key="alert.err.running", name=group.alertname)
     try:
         run = runbook_runs.start_run(
             svc, book, env, user_id=user_id, user_name=user_name, channel=group.channel, thread_ts=group.message_ts,

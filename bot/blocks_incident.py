@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.blocks import Action, Block, button, confirm_dialog, context, duration, escape, section, slack_time
-from bot.runbooks import Runbook, Step
+from bot.i18n import t
+from bot.runbooks import PHASE_INFO, Runbook, Step
 
 MAX_BLOCKS = 50  # Slack's limit per message
 
@@ -25,12 +26,7 @@ STEP_ICON = {
     "skipped": "⏭️",
 }
 SEVERITY_ICON = {"sev1": "🔴", "sev2": "🟠", "sev3": "🟡", "sev4": "🔵"}
-JOB_STATE_TEXT = {
-    "validating": "being checked",
-    "pending_approval": "waiting for approval",
-    "queued": "queued",
-    "running": "running",
-}
+JOB_STATES = ("validating", "pending_approval", "queued", "running")
 
 
 @dataclass
@@ -71,23 +67,27 @@ def _is_overdue(step: Step, view: StepView, started: datetime, now: datetime) ->
     return (now - started).total_seconds() >= step.overdue_minutes * 60
 
 
-def _status_line(view: StepView) -> str:
-    who = f"<@{view.actor_id}>" if view.actor_id else "the bot"
+def _status_line(view: StepView, lang: str = "en") -> str:
+    who = f"<@{view.actor_id}>" if view.actor_id else t("rb.the_bot", lang)
     when = f" {slack_time(view.updated_at, '{time}')}" if view.updated_at else ""
     if view.state == "done":
-        extra = f": {escape(view.result[:300])}" if view.result else ""
-        return f"done by {who}{when}{extra}"
+        if view.result:
+            return t("rb.status.done_result", lang, who=who, when=when, result=escape(view.result[:300]))
+        return t("rb.status.done", lang, who=who, when=when)
     if view.state == "passed":
-        return f"passed{when}: {escape(view.result[:300])}"
+        return t("rb.status.passed", lang, when=when, result=escape(view.result[:300]))
     if view.state == "failed":
-        return f"*failed*{when}: {escape(view.result[:500])}"
+        return t("rb.status.failed", lang, when=when, result=escape(view.result[:500]))
     if view.state == "skipped":
-        return f"skipped by {who}{when}: _{escape(view.reason[:300])}_"
+        return t("rb.status.skipped", lang, who=who, when=when, reason=escape(view.reason[:300]))
     if view.state == "running":
         if view.job_id:
-            what = JOB_STATE_TEXT.get(view.job_state, view.job_state or "requested")
-            return f"job `{view.job_id[:8]}` {what} (requested by {who})"
-        return "checking…"
+            if view.job_state in JOB_STATES or not view.job_state:
+                what = t(f"rb.job_state.{view.job_state or 'requested'}", lang)
+            else:
+                what = view.job_state
+            return t("rb.status.job", lang, job=view.job_id[:8], what=what, who=who)
+        return t("rb.status.checking", lang)
     return ""
 
 
@@ -109,27 +109,33 @@ def _step_buttons(run: RunView, step: Step, view: StepView, lang: str) -> list[B
     value = _step_value(run.id, step.id)
     out: list[Block] = []
     if step.action is not None:
-        dry = " (dry run)" if run.drill else ""
+        op = step.action.operation
+        action, env = escape(step.action.describe()), run.environment or "?"
         out.append(
             button(
-                f"Run {step.action.operation}{dry}",
+                t("rb.btn.run_dry" if run.drill else "rb.btn.run", lang, operation=op),
                 Action.STEP_RUN,
                 value,
                 style="primary",
                 confirm=confirm_dialog(
-                    f"Run {step.action.operation}?"[:100],
-                    f"{escape(step.action.describe())} on *{run.environment or '?'}*{dry}. "
-                    "The usual approvals and locks apply.",
-                    yes="Run",
+                    t("rb.confirm.run_title", lang, operation=op)[:100],
+                    t(
+                        "rb.confirm.run_text_dry" if run.drill else "rb.confirm.run_text",
+                        lang,
+                        action=action,
+                        env=env,
+                    ),
+                    yes=t("rb.confirm.run_yes", lang),
                 ),
             )
         )
     if step.check is not None:
-        out.append(
-            button("Run check again" if view.state == "failed" else "Run check", Action.STEP_RECHECK, value)
-        )
-    out.append(button("Done", Action.STEP_DONE, value, style=None if step.action else "primary"))
-    out.append(button("Skip…", Action.STEP_SKIP, value))
+        label = t("rb.btn.recheck" if view.state == "failed" else "rb.btn.check", lang)
+        out.append(button(label, Action.STEP_RECHECK, value))
+    out.append(
+        button(t("rb.btn.done", lang), Action.STEP_DONE, value, style=None if step.action else "primary")
+    )
+    out.append(button(t("rb.btn.skip", lang), Action.STEP_SKIP, value))
     return out
 
 
@@ -144,26 +150,26 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
         tags.append(run.incident_ref)
     if run.environment:
         tags.append(f"`{run.environment}`")
-    drill = "  `DRILL — every action runs as a dry run`" if run.drill else ""
+    drill = "  " + t("rb.drill_badge", lang) if run.drill else ""
     head = f"📋 *{escape(book.title_for(lang))}*" + (f" · {' · '.join(tags)}" if tags else "") + drill
     if run.state == "completed":
         head = "✅ " + head.removeprefix("📋 ")
     blocks: list[Block] = [section(head)]
     facts = [
-        f"started by <@{run.started_by}> {slack_time(run.created_at, '{time}')}",
-        f"{done}/{total} steps done",
+        t("rb.started_by", lang, user=f"<@{run.started_by}>", time=slack_time(run.created_at, "{time}")),
+        t("rb.steps_done", lang, done=done, total=total),
     ]
     if run.current_phase:
-        facts.append(f"phase: *{escape(Runbook.phase_title(run.current_phase, lang))}*")
+        facts.append(t("rb.phase", lang, phase=escape(Runbook.phase_title(run.current_phase, lang))))
     if run.finished_at:
-        facts.append(f"completed {slack_time(run.finished_at, '{time}')}")
+        facts.append(t("rb.completed_at", lang, time=slack_time(run.finished_at, "{time}")))
     blocks.append(context(" · ".join(facts)))
     if run.state != "completed" and (book.summary or book.symptoms):
         bits = [escape(book.summary_for(lang))] if book.summary else []
         if book.symptoms:
-            bits.append("*Symptoms:* " + "; ".join(escape(s) for s in book.symptoms_for(lang)))
+            bits.append(t("rb.symptoms", lang, items="; ".join(escape(s) for s in book.symptoms_for(lang))))
         if book.causes:
-            bits.append("*Causes:* " + "; ".join(escape(c) for c in book.causes_for(lang)))
+            bits.append(t("rb.causes", lang, items="; ".join(escape(c) for c in book.causes_for(lang))))
         blocks.append(context("\n".join(bits)))
 
     # In an incident flow, the text of later phases' steps stays folded until their phase comes.
@@ -179,9 +185,9 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
             number += 1
             view = run.steps.get(step.id, StepView())
             icon = STEP_ICON.get(view.state, "•")
-            overdue = " ⏰ *overdue*" if _is_overdue(step, view, run.created_at, now) else ""
+            overdue = " " + t("rb.overdue", lang) if _is_overdue(step, view, run.created_at, now) else ""
             line = f"{icon} *{number}. {escape(step.title_for(lang))}*{overdue}"
-            status = _status_line(view)
+            status = _status_line(view, lang)
             if status:
                 line += f"\n{status}"
             is_open = view.state in ("pending", "failed") and run.state != "completed"
@@ -212,13 +218,15 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
                 continue
             blocks.append(actions)
     if dropped:
-        blocks.append(context(f"Buttons for {dropped} later step(s) appear as earlier ones are finished."))
+        blocks.append(context(t("rb.buttons_later", lang, n=dropped)))
     return blocks
 
 
 def checklist_text(run: RunView, lang: str) -> str:
     done = sum(1 for v in run.steps.values() if v.state in ("done", "passed", "skipped"))
-    return f"{run.runbook.title_for(lang)}: {done}/{len(run.runbook.steps)} steps done"
+    return t(
+        "rb.checklist_text", lang, title=run.runbook.title_for(lang), done=done, total=len(run.runbook.steps)
+    )
 
 
 # -- incidents --------------------------------------------------------------------------
@@ -262,15 +270,15 @@ def _since(start: datetime, end: datetime | None) -> str:
     return f"+{duration((end - start).total_seconds())}" if end else "—"
 
 
-def milestone_line(inc: IncidentView) -> str:
+def milestone_line(inc: IncidentView, lang: str = "en") -> str:
     """detected 02:01 · acknowledged +3m · mitigated +25m · resolved —"""
-    return " · ".join(
-        [
-            f"detected {slack_time(inc.detected_at, '{time}')}",
-            f"acknowledged {_since(inc.detected_at, inc.acknowledged_at)}",
-            f"mitigated {_since(inc.detected_at, inc.mitigated_at)}",
-            f"resolved {_since(inc.detected_at, inc.resolved_at)}",
-        ]
+    return t(
+        "inc.milestones",
+        lang,
+        detected=slack_time(inc.detected_at, "{time}"),
+        acknowledged=_since(inc.detected_at, inc.acknowledged_at),
+        mitigated=_since(inc.detected_at, inc.mitigated_at),
+        resolved=_since(inc.detected_at, inc.resolved_at),
     )
 
 
@@ -278,77 +286,98 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
     """The incident's header message (the thread parent): severity, status, roles, phase, clock."""
     now = now or datetime.now(UTC)
     icon = "✅" if inc.state == "resolved" else SEVERITY_ICON.get(inc.severity, "🚨")
-    state = "RESOLVED" if inc.state == "resolved" else "OPEN"
+    state = t("inc.state.resolved" if inc.state == "resolved" else "inc.state.open", lang)
     head = f"{icon} *{inc.ref} · {inc.severity.upper()} · {escape(inc.title)}*  `{state}`"
     phase_no = inc.phases.index(inc.phase) + 1 if inc.phase in inc.phases else 0
-    phase = f"{escape(Runbook.phase_title(inc.phase, lang))} ({phase_no}/{len(inc.phases)})"
-    roles = " · ".join(
-        f"*{name}:* {f'<@{who}>' if who else '_unassigned_'}"
-        for name, who in (("Commander", inc.commander), ("Scribe", inc.scribe), ("Comms", inc.comms))
-    )
+    phase = escape(Runbook.phase_title(inc.phase, lang))
+    unassigned = t("inc.unassigned", lang)
+    roles = t(
+        "inc.header.roles",
+        lang,
+        **{role: f"<@{who}>" if who else unassigned for role, who in
+           (("commander", inc.commander), ("scribe", inc.scribe), ("comms", inc.comms))},
+    )  # fmt: skip
     end = inc.resolved_at or now
-    clock = f"*Elapsed:* {coarse_duration((end - inc.detected_at).total_seconds())}"
-    lines = [head, f"*Phase:* {phase}", roles, clock, milestone_line(inc)]
+    clock = t("inc.header.elapsed", lang, elapsed=coarse_duration((end - inc.detected_at).total_seconds()))
+    phase_line = t("inc.header.phase", lang, phase=phase, n=phase_no, total=len(inc.phases))
+    lines = [head, phase_line, roles, clock, milestone_line(inc, lang)]
     blocks: list[Block] = [section("\n".join(lines))]
     if inc.status_text:
         blocks.append(
             section(
-                f"*Status:* {escape(inc.status_text[:1500])}\n"
-                f"_by <@{inc.status_by}> {slack_time(inc.status_at, '{time}')}_"
+                t(
+                    "inc.header.status",
+                    lang,
+                    text=escape(inc.status_text[:1500]),
+                    user=f"<@{inc.status_by}>",
+                    time=slack_time(inc.status_at, "{time}"),
+                )
             )
         )
     else:
-        blocks.append(context("No status update yet: `/taisun incident status <what we know>`"))
+        blocks.append(context(t("inc.header.no_status", lang)))
     if inc.state != "resolved":
         elements = []
         if not inc.acknowledged_at:
-            elements.append(button("Acknowledge", Action.INCIDENT_ACK, str(inc.id), style="primary"))
+            elements.append(button(t("inc.btn.ack", lang), Action.INCIDENT_ACK, str(inc.id), style="primary"))
         if not inc.mitigated_at:
-            elements.append(button("Mitigated", Action.INCIDENT_MITIGATED, str(inc.id)))
+            elements.append(button(t("inc.btn.mitigated", lang), Action.INCIDENT_MITIGATED, str(inc.id)))
         if not inc.dedicated_channel:
-            elements.append(button("Promote to channel", Action.INCIDENT_PROMOTE, str(inc.id)))
+            elements.append(button(t("inc.btn.promote", lang), Action.INCIDENT_PROMOTE, str(inc.id)))
         elements.append(
             button(
-                "Resolve",
+                t("inc.btn.resolve", lang),
                 Action.INCIDENT_RESOLVE,
                 str(inc.id),
                 style="danger",
                 confirm=confirm_dialog(
-                    f"Resolve {inc.ref}?", "The postmortem draft is posted in the thread.", yes="Resolve"
+                    t("inc.confirm.resolve_title", lang, ref=inc.ref),
+                    t("inc.confirm.resolve_text", lang),
+                    yes=t("inc.btn.resolve", lang),
                 ),
             )
         )
         blocks.append({"type": "actions", "block_id": f"incident:{inc.id}", "elements": elements})
     where = []
     if inc.dedicated_channel and not inc.dedicated_channel.startswith("creating:"):
-        where.append(f"channel <#{inc.dedicated_channel}>")
+        where.append(t("inc.where.channel", lang, channel=f"<#{inc.dedicated_channel}>"))
     if inc.environment:
-        where.append(f"environment `{inc.environment}`")
-    where.append("checklist and timeline in the thread · react :pushpin: to add a message to the timeline")
+        where.append(t("inc.where.environment", lang, env=inc.environment))
+    where.append(t("inc.where.thread", lang))
     blocks.append(context(" · ".join(where)))
     return blocks
 
 
-def incident_text(inc: IncidentView) -> str:
-    state = "resolved" if inc.state == "resolved" else inc.phase
-    return f"{inc.ref} {inc.severity.upper()}: {inc.title} ({state})"
+def phase_name(phase: str, lang: str) -> str:
+    """A phase's short name ("Triage" / "トリアージ"); unknown phases as they are."""
+    info = PHASE_INFO.get(phase)
+    return str(info.name.get(lang)) if info else phase
 
 
-def incident_list_blocks(incidents: Sequence[IncidentView], now: datetime | None = None) -> list[Block]:
+def incident_text(inc: IncidentView, lang: str = "en") -> str:
+    fields = {"ref": inc.ref, "severity": inc.severity.upper(), "title": inc.title}
+    if inc.state == "resolved":
+        return t("inc.text_resolved", lang, **fields)
+    return t("inc.text", lang, phase=phase_name(inc.phase, lang), **fields)
+
+
+def incident_list_blocks(
+    incidents: Sequence[IncidentView], now: datetime | None = None, lang: str = "en"
+) -> list[Block]:
     now = now or datetime.now(UTC)
     if not incidents:
-        return [section("No open incidents. Declare one with `/taisun incident declare <sev> <title>`.")]
+        return [section(t("inc.list.empty", lang))]
     lines = []
     for inc in incidents:
         icon = SEVERITY_ICON.get(inc.severity, "🚨") if inc.state != "resolved" else "✅"
-        who = f"<@{inc.commander}>" if inc.commander else "_no commander_"
+        who = f"<@{inc.commander}>" if inc.commander else t("inc.list.no_commander", lang)
         end = inc.resolved_at or now
         where = f" · <#{inc.dedicated_channel}>" if inc.dedicated_channel.startswith("C") else ""
         lines.append(
-            f"{icon} *{inc.ref}* {inc.severity} · {escape(inc.title)} — {inc.phase} · {who} · "
+            f"{icon} *{inc.ref}* {inc.severity} · {escape(inc.title)} — {phase_name(inc.phase, lang)} · {who} · "
             f"{duration((end - inc.detected_at).total_seconds())}{where}"
         )
-    return [section("*Incidents*"), section("\n".join(lines))]
+    return [section(t("inc.list.title", lang)), section("\n".join(lines))]
 
 
 def pick_incident_blocks(prompt: str, incidents: Sequence[IncidentView], payload: str) -> list[Block]:
@@ -363,31 +392,33 @@ def pick_incident_blocks(prompt: str, incidents: Sequence[IncidentView], payload
     return out
 
 
-def nudge_blocks(text: str, nudge_ids: Sequence[int], minutes: int = 15) -> list[Block]:
+def nudge_blocks(text: str, nudge_ids: Sequence[int], minutes: int = 15, lang: str = "en") -> list[Block]:
     value = ",".join(str(i) for i in nudge_ids)[:2000]
     return [
         section(text),
         {
             "type": "actions",
             "block_id": "nudge",
-            "elements": [button(f"Snooze {minutes} min", Action.NUDGE_SNOOZE, value)],
+            "elements": [button(t("inc.nudge.snooze", lang, minutes=minutes), Action.NUDGE_SNOOZE, value)],
         },
     ]
 
 
-def followup_blocks(ref: str, followups: Sequence[tuple[int, str, str]]) -> list[Block]:
+def followup_blocks(ref: str, followups: Sequence[tuple[int, str, str]], lang: str = "en") -> list[Block]:
     """(id, title, issue_url) per improvement item, each with an 'Open GitHub issue' button."""
     if not followups:
-        return [context(f"No follow-up items for {ref}.")]
-    blocks: list[Block] = [section(f"*Follow-ups for {ref}*")]
+        return [context(t("inc.followups.none", lang, ref=ref))]
+    blocks: list[Block] = [section(t("inc.followups.title", lang, ref=ref))]
     for fid, title, url in followups[:20]:
         if url and not url.startswith("creating:"):
-            blocks.append(section(f"• {escape(title)} — <{url}|issue>"))
+            blocks.append(section(f"• {escape(title)} — <{url}|{t('inc.followups.issue', lang)}>"))
         else:
             blocks.append(
                 section(
                     f"• {escape(title)}",
-                    accessory=button("Open GitHub issue", Action.INCIDENT_FOLLOWUP_ISSUE, str(fid)),
+                    accessory=button(
+                        t("inc.followups.open_issue", lang), Action.INCIDENT_FOLLOWUP_ISSUE, str(fid)
+                    ),
                 )
             )
     return blocks
@@ -414,13 +445,15 @@ def markdown_blocks(title: str, markdown: str, chunk: int = 2900) -> list[Block]
 # -- modals -----------------------------------------------------------------------------
 
 
-def declare_modal(severities: Sequence[str], metadata: str, title: str = "") -> dict[str, Any]:
+def declare_modal(
+    severities: Sequence[str], metadata: str, title: str = "", lang: str = "en"
+) -> dict[str, Any]:
     options = [{"text": {"type": "plain_text", "text": s}, "value": s} for s in severities]
     title_el: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": Action.INCIDENT_TITLE,
         "max_length": 200,
-        "placeholder": {"type": "plain_text", "text": "API p99 over 1s"},
+        "placeholder": {"type": "plain_text", "text": t("inc.modal.what_placeholder", lang)},
     }
     if title:
         title_el["initial_value"] = title[:200]
@@ -428,46 +461,46 @@ def declare_modal(severities: Sequence[str], metadata: str, title: str = "") -> 
         "type": "modal",
         "callback_id": Action.INCIDENT_DECLARE_MODAL,
         "private_metadata": metadata[:3000],
-        "title": {"type": "plain_text", "text": "Declare incident"},
-        "submit": {"type": "plain_text", "text": "Declare"},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "title": {"type": "plain_text", "text": t("inc.modal.declare_title", lang)},
+        "submit": {"type": "plain_text", "text": t("inc.modal.declare", lang)},
+        "close": {"type": "plain_text", "text": t("inc.modal.cancel", lang)},
         "blocks": [
-            {"type": "input", "block_id": "severity", "label": {"type": "plain_text", "text": "Severity"},
+            {"type": "input", "block_id": "severity", "label": {"type": "plain_text", "text": t("inc.modal.severity", lang)},
              "element": {"type": "static_select", "action_id": Action.INCIDENT_SEVERITY, "options": options}},
-            {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "What is happening?"},
+            {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": t("inc.modal.what", lang)},
              "element": title_el},
         ],
     }  # fmt: skip
 
 
-def skip_modal(step_title: str, metadata: str) -> dict[str, Any]:
+def skip_modal(step_title: str, metadata: str, lang: str = "en") -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": Action.STEP_SKIP_MODAL,
         "private_metadata": metadata[:3000],
-        "title": {"type": "plain_text", "text": "Skip step"},
-        "submit": {"type": "plain_text", "text": "Skip"},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "title": {"type": "plain_text", "text": t("rb.modal.skip_title", lang)},
+        "submit": {"type": "plain_text", "text": t("rb.modal.skip", lang)},
+        "close": {"type": "plain_text", "text": t("inc.modal.cancel", lang)},
         "blocks": [
-            section(f"Skipping *{escape(step_title)}*. Why? (It goes into the timeline and the postmortem.)"),
-            {"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": "Reason"},
+            section(t("rb.modal.skip_why", lang, step=escape(step_title))),
+            {"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": t("rb.modal.reason", lang)},
              "element": {"type": "plain_text_input", "action_id": Action.STEP_SKIP_REASON, "max_length": 500,
-                         "placeholder": {"type": "plain_text", "text": "no deploy preceded the incident"}}},
+                         "placeholder": {"type": "plain_text", "text": t("rb.modal.reason_placeholder", lang)}}},
         ],
     }  # fmt: skip
 
 
-def version_modal(step_title: str, metadata: str) -> dict[str, Any]:
+def version_modal(step_title: str, metadata: str, lang: str = "en") -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": Action.STEP_PARAMS_MODAL,
         "private_metadata": metadata[:3000],
-        "title": {"type": "plain_text", "text": "Which version?"},
-        "submit": {"type": "plain_text", "text": "Run"},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "title": {"type": "plain_text", "text": t("rb.modal.version_title", lang)},
+        "submit": {"type": "plain_text", "text": t("rb.modal.run", lang)},
+        "close": {"type": "plain_text", "text": t("inc.modal.cancel", lang)},
         "blocks": [
-            section(f"*{escape(step_title)}* needs a release tag."),
-            {"type": "input", "block_id": "version", "label": {"type": "plain_text", "text": "Version"},
+            section(t("rb.modal.needs_tag", lang, step=escape(step_title))),
+            {"type": "input", "block_id": "version", "label": {"type": "plain_text", "text": t("rb.modal.version", lang)},
              "element": {"type": "plain_text_input", "action_id": Action.STEP_VERSION,
                          "placeholder": {"type": "plain_text", "text": "v1.2.3"}}},
         ],
@@ -494,29 +527,37 @@ class AlertGroupView:
     since: datetime | None = None
 
 
-def alert_group_blocks(group: AlertGroupView) -> list[Block]:
+def alert_group_blocks(group: AlertGroupView, lang: str = "en") -> list[Block]:
     """One message per alertname: counts, severity, a few instances, and what to do about it."""
     if group.firing:
         icon = "🔥" if group.severity == "critical" else "⚠️"
-        state = f"*{group.firing} firing*"
+        key = "alert.head_firing"
     else:
-        icon, state = "✅", "*all resolved*"
+        icon, key = "✅", "alert.head_resolved"
     sev = f" · `{group.severity}`" if group.severity else ""
-    head = f"{icon} *{escape(group.alertname)}* — {state} · {group.resolved} resolved{sev}"
+    head = t(
+        key,
+        lang,
+        icon=icon,
+        name=escape(group.alertname),
+        firing=group.firing,
+        resolved=group.resolved,
+        severity=sev,
+    )
     blocks: list[Block] = [section(head)]
     if group.summary:
         blocks.append(section(escape(group.summary[:1500])))
     if group.instances:
         more = group.firing - len(group.instances)
         lines = "\n".join(f"• {escape(i[:200])}" for i in group.instances)
-        blocks.append(context(lines + (f"\n…and {more} more firing" if more > 0 else "")))
+        blocks.append(context(lines + ("\n" + t("alert.more_firing", lang, more=more) if more > 0 else "")))
     facts = []
     if group.since:
-        facts.append(f"since {slack_time(group.since, '{date_short_pretty} {time}')}")
+        facts.append(t("alert.since", lang, time=slack_time(group.since, "{date_short_pretty} {time}")))
     if group.incident_ref:
-        facts.append(f"attached to *{group.incident_ref}*")
+        facts.append(t("alert.attached", lang, ref=group.incident_ref))
     if group.generator_url:
-        facts.append(f"<{group.generator_url}|source>")
+        facts.append(f"<{group.generator_url}|{t('alert.source', lang)}>")
     if facts:
         blocks.append(context(" · ".join(facts)))
     if group.runbook_id and not group.run_started:
@@ -526,7 +567,7 @@ def alert_group_blocks(group: AlertGroupView) -> list[Block]:
                 "block_id": f"alert:{group.id}",
                 "elements": [
                     button(
-                        f"Start runbook: {group.runbook_title or group.runbook_id}"[:75],
+                        t("alert.start_runbook", lang, title=group.runbook_title or group.runbook_id)[:75],
                         Action.ALERT_START_RUNBOOK,
                         str(group.id),
                         style="primary",
@@ -536,10 +577,10 @@ def alert_group_blocks(group: AlertGroupView) -> list[Block]:
         )
     elif group.runbook_id:
         blocks.append(
-            context(f"Runbook *{escape(group.runbook_title or group.runbook_id)}* is running in the thread.")
+            context(t("alert.runbook_running", lang, title=escape(group.runbook_title or group.runbook_id)))
         )
     return blocks
 
 
-def alert_group_text(group: AlertGroupView) -> str:
-    return f"{group.alertname}: {group.firing} firing, {group.resolved} resolved"
+def alert_group_text(group: AlertGroupView, lang: str = "en") -> str:
+    return t("alert.text", lang, name=group.alertname, firing=group.firing, resolved=group.resolved)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from bot import audit, blocks, locks
 from bot.backends import http
 from bot.blocks import Action
+from bot.i18n import t
 from bot.store.models import Job
 
 if TYPE_CHECKING:
@@ -109,13 +110,12 @@ class Home:
     def view(self, user_id: str) -> dict[str, Any]:
         """The Home view for one viewer (pure reads; no network)."""
         svc = self.svc
+        lang = svc.lang_for(user_id)
         out: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": "TAISUN ChatOps"}},
-            blocks.context(
-                f"Updated {blocks.slack_time(datetime.now(UTC))} · `/taisun help` for every command"
-            ),
+            blocks.context(t("home.updated", lang, time=blocks.slack_time(datetime.now(UTC)))),
             {"type": "divider"},
-            blocks.section("*Environments*"),
+            blocks.section(t("home.environments", lang)),
         ]
         with svc.sessions() as s:
             held = {e: locks.current(s, e) for e in svc.config.environments}
@@ -129,7 +129,7 @@ class Home:
         for env in svc.config.environments.values():
             rep = health.get(env.name)
             icon = "⚪" if rep is None or rep.healthy is None else ("🟢" if rep.healthy else "🔴")
-            state = "checking…" if rep is None else rep.health
+            state = t("home.checking", lang) if rep is None else rep.health
             lines = [f"{icon} *{env.name}* · `{(rep.version if rep else '') or '—'}` · {state}"]
             lock = held.get(env.name)
             if lock is not None:
@@ -137,33 +137,38 @@ class Home:
             job = last.get(env.name)
             if job is not None:
                 lines.append(
-                    f"last: {job.operation} `{job.params.get('version', '')}` by <@{job.requested_by}> "
-                    f"{blocks.slack_time(job.finished_at)}"
-                )
+                    t("home.last", lang, operation=job.operation, version=job.params.get("version", ""),
+                      user=f"<@{job.requested_by}>", time=blocks.slack_time(job.finished_at))
+                )  # fmt: skip
             out.append(blocks.section("\n".join(lines)))
         actionable = [j for j in pending if self._may_approve(user_id, j)]
-        out += [{"type": "divider"}, blocks.section(f"*Waiting for your approval* ({len(actionable)})")]
+        out += [{"type": "divider"}, blocks.section(t("home.waiting", lang, n=len(actionable)))]
         if not actionable:
-            out.append(blocks.context("Nothing waits for you."))
+            out.append(blocks.context(t("home.nothing_waits", lang)))
         for job in actionable[:10]:
-            out.append(blocks.section(f"{blocks.escape(svc.describe(job))} — asked by <@{job.requested_by}>"))
+            what = blocks.escape(svc.describe(job, lang))
+            out.append(blocks.section(t("home.asked_by", lang, what=what, user=f"<@{job.requested_by}>")))
             out.append(
                 {
                     "type": "actions",
                     "block_id": f"home-job:{job.id}",
                     "elements": [
-                        blocks.button("Approve", Action.APPROVE, job.id, style="primary",
-                                      confirm=blocks.confirm_dialog("Approve this?", f"{blocks.escape(svc.describe(job))} will start.", yes="Approve")),
-                        blocks.button("Reject", Action.REJECT, job.id, style="danger"),
+                        blocks.button(t("home.approve", lang), Action.APPROVE, job.id, style="primary",
+                                      confirm=blocks.confirm_dialog(t("home.confirm_title", lang),
+                                                                    t("home.confirm_text", lang, what=what),
+                                                                    yes=t("home.approve", lang))),
+                        blocks.button(t("home.reject", lang), Action.REJECT, job.id, style="danger"),
                     ],
                 }
             )  # fmt: skip
-        out += [{"type": "divider"}, blocks.section("*Open incidents*")]
-        incidents = _open_incidents(svc)
+        out += [{"type": "divider"}, blocks.section(t("home.open_incidents", lang))]
+        incidents = _open_incidents(svc, lang)
         out.append(
-            blocks.section("\n".join(incidents)) if incidents else blocks.context("No open incidents.")
+            blocks.section("\n".join(incidents))
+            if incidents
+            else blocks.context(t("home.no_incidents", lang))
         )
-        out += [{"type": "divider"}, blocks.section("*Your recent actions*")]
+        out += [{"type": "divider"}, blocks.section(t("home.recent", lang))]
         if mine:
             out.append(
                 blocks.section(
@@ -174,7 +179,7 @@ class Home:
                 )
             )
         else:
-            out.append(blocks.context("Nothing yet."))
+            out.append(blocks.context(t("home.nothing_yet", lang)))
         return {"type": "home", "blocks": out[:100]}
 
     def _may_approve(self, user_id: str, job: Job) -> bool:
@@ -195,13 +200,21 @@ def _last_deploys(s: Any) -> dict[str, Job]:
     return last
 
 
-def _open_incidents(svc: Services) -> list[str]:
+def _open_incidents(svc: Services, lang: str = "en") -> list[str]:
     from bot import incidents
+    from bot.blocks_incident import phase_name
 
     now = datetime.now(UTC)
     return [
-        f"🚨 *{inc.ref}* {inc.severity} · {blocks.escape(inc.title)} · {inc.phase} · "
-        f"{blocks.duration((now - inc.declared_at).total_seconds())}"
-        + (f" · commander <@{inc.commander}>" if inc.commander else " · *no commander*")
+        t(
+            "home.incident" if inc.commander else "home.incident_no_commander",
+            lang,
+            ref=inc.ref,
+            severity=inc.severity,
+            title=blocks.escape(inc.title),
+            phase=phase_name(inc.phase, lang),
+            elapsed=blocks.duration((now - inc.declared_at).total_seconds()),
+            commander=f"<@{inc.commander}>",
+        )  # fmt: skip
         for inc in incidents.open_incidents(svc)[:10]
     ]

@@ -41,7 +41,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "card.reject": {"en": "Reject", "ja": "却下"},
     "card.rollback": {"en": "Roll back", "ja": "ロールバック"},
     "card.confirm_approve_title": {"en": "Approve this?", "ja": "承認しますか？"},
-    "card.confirm_approve_text": {"en": "{what} will start as soon as you approve.", "ja": "承認するとすぐに「{what}」が始まります。"},
+    "card.confirm_approve_text": {
+        "en": "{what} will start as soon as you approve.",
+        "ja": "承認するとすぐに「{what}」が始まります。",
+    },
     "card.confirm_rollback_title": {"en": "Roll back?", "ja": "ロールバックしますか？"},
     "card.confirm_rollback_text": {
         "en": "Roll {env} back to the previous verified version.",
@@ -53,7 +56,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "someone other than the requester must approve",
         "ja": "依頼者以外の承認者が承認してください",
     },
-    "card.running_for": {"en": "running for {elapsed} · job `{job}`", "ja": "経過 {elapsed} · ジョブ `{job}`"},
+    "card.running_for": {
+        "en": "running for {elapsed} · job `{job}`",
+        "ja": "経過 {elapsed} · ジョブ `{job}`",
+    },
     "card.took": {"en": "took {elapsed} · job `{job}`", "ja": "所要 {elapsed} · ジョブ `{job}`"},
     # replies
     "reply.checking": {
@@ -95,7 +101,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "*{env}* is locked by {holder} since {since}{why}. {release}",
         "ja": "*{env}* は {since} から {holder} がロックしています{why}。{release}",
     },
-    "err.locked.release_job": {"en": "It is released when the job finishes.", "ja": "ジョブが終わると解除されます。"},
+    "err.locked.release_job": {
+        "en": "It is released when the job finishes.",
+        "ja": "ジョブが終わると解除されます。",
+    },
     "err.locked.release_holder": {
         "en": "The holder can release it with `/taisun unlock {env}`.",
         "ja": "ロックした人が `/taisun unlock {env}` で解除できます。",
@@ -113,7 +122,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Unknown environment `{word}`.{hint} Environments: {envs}",
         "ja": "`{word}` という環境はありません。{hint} 環境: {envs}",
     },
-    "err.which_env": {"en": "Which environment? Usage: `/taisun {usage}` ({envs})", "ja": "どの環境ですか？ 使い方: `/taisun {usage}`（{envs}）"},
+    "err.which_env": {
+        "en": "Which environment? Usage: `/taisun {usage}` ({envs})",
+        "ja": "どの環境ですか？ 使い方: `/taisun {usage}`（{envs}）",
+    },
     "err.not_a_tag": {
         "en": "`{version}` is not a release tag. Versions look like `v1.2.3` (or `v1.2.3-rc.1`).",
         "ja": "`{version}` はリリースタグではありません。`v1.2.3`（または `v1.2.3-rc.1`）の形式で指定してください。",
@@ -124,7 +136,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "help.aliases": {"en": "Environment aliases: prod / stg / dev", "ja": "環境名の別名: prod / stg / dev"},
     # status
     "status.title": {"en": "*Environment status*", "ja": "*環境ステータス*"},
-    "status.line": {"en": "health: {health} · version: `{version}`", "ja": "ヘルス: {health} · バージョン: `{version}`"},
+    "status.line": {
+        "en": "health: {health} · version: `{version}`",
+        "ja": "ヘルス: {health} · バージョン: `{version}`",
+    },
     "status.last_deploy": {"en": "last deploy: {what}", "ja": "最終デプロイ: {what}"},
     "status.checked": {"en": "Checked {time}", "ja": "確認時刻 {time}"},
     # audit
@@ -133,6 +148,1379 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.footer": {
         "en": "{n} newest first · `taisun audit verify` checks the chain",
         "ja": "新しい順に {n} 件 · `taisun audit verify` で改ざんを検査できます",
+    },
+    # bot/blocks_incident.py: runbook checklists
+    "rb.job_state.validating": {"en": "being checked", "ja": "確認中"},
+    "rb.job_state.pending_approval": {"en": "waiting for approval", "ja": "承認待ち"},
+    "rb.job_state.queued": {"en": "queued", "ja": "実行待ち"},
+    "rb.job_state.running": {"en": "running", "ja": "実行中"},
+    "rb.job_state.requested": {"en": "requested", "ja": "依頼済み"},
+    "rb.the_bot": {"en": "the bot", "ja": "ボット"},
+    "rb.status.done": {"en": "done by {who}{when}", "ja": "{who} が完了{when}"},
+    "rb.status.done_result": {"en": "done by {who}{when}: {result}", "ja": "{who} が完了{when}: {result}"},
+    "rb.status.passed": {"en": "passed{when}: {result}", "ja": "合格{when}: {result}"},
+    "rb.status.failed": {"en": "*failed*{when}: {result}", "ja": "*失敗*{when}: {result}"},
+    "rb.status.skipped": {
+        "en": "skipped by {who}{when}: _{reason}_",
+        "ja": "{who} がスキップ{when}: _{reason}_",
+    },
+    "rb.status.job": {
+        "en": "job `{job}` {what} (requested by {who})",
+        "ja": "ジョブ `{job}` {what}（依頼: {who}）",
+    },
+    "rb.status.checking": {"en": "checking…", "ja": "チェック中…"},
+    "rb.btn.run": {"en": "Run {operation}", "ja": "{operation} を実行"},
+    "rb.btn.run_dry": {"en": "Run {operation} (dry run)", "ja": "{operation} を実行（ドライラン）"},
+    "rb.confirm.run_title": {"en": "Run {operation}?", "ja": "{operation} を実行しますか？"},
+    "rb.confirm.run_text": {
+        "en": "{action} on *{env}*. The usual approvals and locks apply.",
+        "ja": "*{env}* で {action} を実行します。通常どおり承認とロックが適用されます。",
+    },
+    "rb.confirm.run_text_dry": {
+        "en": "{action} on *{env}* (dry run). The usual approvals and locks apply.",
+        "ja": "*{env}* で {action} をドライランで実行します。通常どおり承認とロックが適用されます。",
+    },
+    "rb.confirm.run_yes": {"en": "Run", "ja": "実行"},
+    "rb.btn.recheck": {"en": "Run check again", "ja": "チェックを再実行"},
+    "rb.btn.check": {"en": "Run check", "ja": "チェックを実行"},
+    "rb.btn.done": {"en": "Done", "ja": "完了"},
+    "rb.btn.skip": {"en": "Skip…", "ja": "スキップ…"},
+    "rb.drill_badge": {
+        "en": "`DRILL — every action runs as a dry run`",
+        "ja": "`訓練 — すべてのアクションはドライランで実行されます`",
+    },
+    "rb.started_by": {"en": "started by {user} {time}", "ja": "開始: {user} {time}"},
+    "rb.steps_done": {"en": "{done}/{total} steps done", "ja": "{done}/{total} ステップ完了"},
+    "rb.phase": {"en": "phase: *{phase}*", "ja": "フェーズ: *{phase}*"},
+    "rb.completed_at": {"en": "completed {time}", "ja": "完了 {time}"},
+    "rb.symptoms": {"en": "*Symptoms:* {items}", "ja": "*症状:* {items}"},
+    "rb.causes": {"en": "*Causes:* {items}", "ja": "*原因:* {items}"},
+    "rb.overdue": {"en": "⏰ *overdue*", "ja": "⏰ *期限超過*"},
+    "rb.buttons_later": {
+        "en": "Buttons for {n} later step(s) appear as earlier ones are finished.",
+        "ja": "後続の {n} ステップのボタンは、前のステップが終わると表示されます。",
+    },
+    "rb.checklist_text": {
+        "en": "{title}: {done}/{total} steps done",
+        "ja": "{title}: {done}/{total} ステップ完了",
+    },
+    # bot/blocks_incident.py: incident header, list, nudges, follow-ups
+    "inc.milestones": {
+        "en": "detected {detected} · acknowledged {acknowledged} · mitigated {mitigated} · resolved {resolved}",
+        "ja": "検知 {detected} · 確認 {acknowledged} · 緩和 {mitigated} · 解決 {resolved}",
+    },
+    "inc.state.open": {"en": "OPEN", "ja": "対応中"},
+    "inc.state.resolved": {"en": "RESOLVED", "ja": "解決済み"},
+    "inc.header.phase": {"en": "*Phase:* {phase} ({n}/{total})", "ja": "*フェーズ:* {phase}（{n}/{total}）"},
+    "inc.header.roles": {
+        "en": "*Commander:* {commander} · *Scribe:* {scribe} · *Comms:* {comms}",
+        "ja": "*コマンダー:* {commander} · *記録係:* {scribe} · *広報:* {comms}",
+    },
+    "inc.unassigned": {"en": "_unassigned_", "ja": "_未割り当て_"},
+    "inc.header.elapsed": {"en": "*Elapsed:* {elapsed}", "ja": "*経過時間:* {elapsed}"},
+    "inc.header.status": {
+        "en": "*Status:* {text}\n_by {user} {time}_",
+        "ja": "*状況:* {text}\n_{user} {time}_",
+    },
+    "inc.header.no_status": {
+        "en": "No status update yet: `/taisun incident status <what we know>`",
+        "ja": "まだ状況の更新はありません: `/taisun incident status <what we know>`",
+    },
+    "inc.btn.ack": {"en": "Acknowledge", "ja": "確認"},
+    "inc.btn.mitigated": {"en": "Mitigated", "ja": "緩和済み"},
+    "inc.btn.promote": {"en": "Promote to channel", "ja": "専用チャンネルを作成"},
+    "inc.btn.resolve": {"en": "Resolve", "ja": "解決"},
+    "inc.confirm.resolve_title": {"en": "Resolve {ref}?", "ja": "{ref} を解決しますか？"},
+    "inc.confirm.resolve_text": {
+        "en": "The postmortem draft is posted in the thread.",
+        "ja": "ポストモーテムの下書きがスレッドに投稿されます。",
+    },
+    "inc.where.channel": {"en": "channel {channel}", "ja": "チャンネル {channel}"},
+    "inc.where.environment": {"en": "environment `{env}`", "ja": "環境 `{env}`"},
+    "inc.where.thread": {
+        "en": "checklist and timeline in the thread · react :pushpin: to add a message to the timeline",
+        "ja": "チェックリストとタイムラインはスレッドにあります · :pushpin: のリアクションでメッセージをタイムラインに追加できます",
+    },
+    "inc.text": {"en": "{ref} {severity}: {title} ({phase})", "ja": "{ref} {severity}: {title}（{phase}）"},
+    "inc.text_resolved": {
+        "en": "{ref} {severity}: {title} (resolved)",
+        "ja": "{ref} {severity}: {title}（解決済み）",
+    },
+    "inc.list.empty": {
+        "en": "No open incidents. Declare one with `/taisun incident declare <sev> <title>`.",
+        "ja": "対応中のインシデントはありません。宣言するには `/taisun incident declare <sev> <title>` を使います。",
+    },
+    "inc.list.no_commander": {"en": "_no commander_", "ja": "_コマンダー未定_"},
+    "inc.list.title": {"en": "*Incidents*", "ja": "*インシデント*"},
+    "inc.nudge.snooze": {"en": "Snooze {minutes} min", "ja": "{minutes} 分スヌーズ"},
+    "inc.followups.none": {
+        "en": "No follow-up items for {ref}.",
+        "ja": "{ref} のフォローアップ項目はありません。",
+    },
+    "inc.followups.title": {"en": "*Follow-ups for {ref}*", "ja": "*{ref} のフォローアップ*"},
+    "inc.followups.issue": {"en": "issue", "ja": "Issue"},
+    "inc.followups.open_issue": {"en": "Open GitHub issue", "ja": "GitHub Issue を作成"},
+    # bot/blocks_incident.py: modals
+    "inc.modal.declare_title": {"en": "Declare incident", "ja": "インシデント宣言"},
+    "inc.modal.declare": {"en": "Declare", "ja": "宣言"},
+    "inc.modal.cancel": {"en": "Cancel", "ja": "キャンセル"},
+    "inc.modal.severity": {"en": "Severity", "ja": "重大度"},
+    "inc.modal.what": {"en": "What is happening?", "ja": "何が起きていますか？"},
+    "inc.modal.what_placeholder": {"en": "API p99 over 1s", "ja": "API の p99 が 1 秒超"},
+    "rb.modal.skip_title": {"en": "Skip step", "ja": "ステップをスキップ"},
+    "rb.modal.skip": {"en": "Skip", "ja": "スキップ"},
+    "rb.modal.skip_why": {
+        "en": "Skipping *{step}*. Why? (It goes into the timeline and the postmortem.)",
+        "ja": "*{step}* をスキップします。理由は？（タイムラインとポストモーテムに記録されます）",
+    },
+    "rb.modal.reason": {"en": "Reason", "ja": "理由"},
+    "rb.modal.reason_placeholder": {
+        "en": "no deploy preceded the incident",
+        "ja": "インシデント前にデプロイはなかった",
+    },
+    "rb.modal.version_title": {"en": "Which version?", "ja": "どのバージョン？"},
+    "rb.modal.run": {"en": "Run", "ja": "実行"},
+    "rb.modal.needs_tag": {
+        "en": "*{step}* needs a release tag.",
+        "ja": "*{step}* にはリリースタグが必要です。",
+    },
+    "rb.modal.version": {"en": "Version", "ja": "バージョン"},
+    # bot/blocks_incident.py: alert groups
+    "alert.head_firing": {
+        "en": "{icon} *{name}* — *{firing} firing* · {resolved} resolved{severity}",
+        "ja": "{icon} *{name}* — *{firing} 件発火中* · 解決 {resolved} 件{severity}",
+    },
+    "alert.head_resolved": {
+        "en": "{icon} *{name}* — *all resolved* · {resolved} resolved{severity}",
+        "ja": "{icon} *{name}* — *すべて解決* · 解決 {resolved} 件{severity}",
+    },
+    "alert.more_firing": {"en": "…and {more} more firing", "ja": "…ほか {more} 件が発火中"},
+    "alert.since": {"en": "since {time}", "ja": "{time} から"},
+    "alert.attached": {"en": "attached to *{ref}*", "ja": "*{ref}* に紐付け済み"},
+    "alert.source": {"en": "source", "ja": "ソース"},
+    "alert.start_runbook": {"en": "Start runbook: {title}", "ja": "ランブック開始: {title}"},
+    "alert.runbook_running": {
+        "en": "Runbook *{title}* is running in the thread.",
+        "ja": "ランブック *{title}* をスレッドで実行中です。",
+    },
+    "alert.text": {
+        "en": "{name}: {firing} firing, {resolved} resolved",
+        "ja": "{name}: 発火中 {firing} 件、解決 {resolved} 件",
+    },
+    # bot/incidents.py: errors (each reader's language) and messages in the incident's thread
+    "inc.err.gone": {"en": "That incident no longer exists.", "ja": "そのインシデントはもう存在しません。"},
+    "inc.err.no_flow": {
+        "en": "No valid incident-flow runbook ({file}) is available.{why}",
+        "ja": "有効なインシデント対応ランブック（{file}）がありません。{why}",
+    },
+    "inc.err.severity": {
+        "en": "Unknown severity `{severity}`; use one of {choices}.",
+        "ja": "`{severity}` という重大度はありません。{choices} のいずれかを指定してください。",
+    },
+    "inc.err.no_title": {"en": "An incident needs a title.", "ja": "インシデントにはタイトルが必要です。"},
+    "inc.err.number": {
+        "en": "Could not allocate an incident number; try again.",
+        "ja": "インシデント番号を割り当てられませんでした。もう一度お試しください。",
+    },
+    "inc.err.status_text": {
+        "en": 'Say what is known: `/taisun incident status "rolled back; error rate falling"`.',
+        "ja": 'わかっていることを書いてください: `/taisun incident status "rolled back; error rate falling"`',
+    },
+    "inc.err.roles": {"en": "Roles are {roles}.", "ja": "ロールは {roles} です。"},
+    "inc.err.same_severity": {"en": "{ref} is already {severity}.", "ja": "{ref} はすでに {severity} です。"},
+    "inc.err.has_channel": {
+        "en": "{ref} already has its channel {channel}.",
+        "ja": "{ref} にはすでに専用チャンネル {channel} があります。",
+    },
+    "inc.err.channel_creating": {
+        "en": "The channel for {ref} is being created.",
+        "ja": "{ref} のチャンネルを作成中です。",
+    },
+    "inc.err.already_acknowledged": {
+        "en": "{ref} was already acknowledged.",
+        "ja": "{ref} はすでに確認済みです。",
+    },
+    "inc.err.already_mitigated": {
+        "en": "{ref} is already marked mitigated.",
+        "ja": "{ref} はすでに緩和済みになっています。",
+    },
+    "inc.err.already_resolved": {"en": "{ref} is already resolved.", "ja": "{ref} はすでに解決済みです。"},
+    "inc.err.followup_gone": {
+        "en": "That follow-up no longer exists.",
+        "ja": "そのフォローアップ項目はもう存在しません。",
+    },
+    "inc.err.issue_opening": {
+        "en": "Someone is opening that issue right now.",
+        "ja": "ちょうど他の人がその Issue を作成しているところです。",
+    },
+    "inc.err.issue_opened": {"en": "Already opened: {url}", "ja": "作成済みです: {url}"},
+    "inc.err.github": {
+        "en": "GitHub did not create the issue: {error}",
+        "ja": "GitHub で Issue を作成できませんでした: {error}",
+    },
+    "inc.err.github_no_url": {
+        "en": "GitHub created the issue but did not say where.",
+        "ja": "GitHub で Issue は作成されましたが、URL が返されませんでした。",
+    },
+    "inc.msg.no_channel": {
+        "en": "⚠️ I could not create a channel for {ref} (`{error}`; the bot needs the channels:manage scope). "
+        "The incident lives in this thread instead.",
+        "ja": "⚠️ {ref} のチャンネルを作成できませんでした（`{error}`。ボットには channels:manage スコープが必要です）。"
+        "代わりにこのスレッドでインシデント対応を進めます。",
+    },
+    "inc.msg.declared_elsewhere": {
+        "en": "🚨 *{ref}* ({severity}) declared by {user}: {title} → {link}",
+        "ja": "🚨 *{ref}*（{severity}）が {user} により宣言されました: {title} → {link}",
+    },
+    "inc.msg.own_channel": {
+        "en": "📣 {ref} now has its own channel: {link}",
+        "ja": "📣 {ref} の専用チャンネルができました: {link}",
+    },
+    "inc.msg.channel_intro": {
+        "en": "🚨 This channel is for *{ref}* ({severity}): {title}. The checklist and timeline are in the incident "
+        "thread in {home}; incident commands here apply to {ref}.",
+        "ja": "🚨 このチャンネルは *{ref}*（{severity}）用です: {title}。チェックリストとタイムラインは {home} の"
+        "インシデントスレッドにあります。ここでのインシデントコマンドは {ref} に適用されます。",
+    },
+    "inc.msg.status": {
+        "en": "📣 *Status update* from {user}: {text}",
+        "ja": "📣 {user} からの*状況更新*: {text}",
+    },
+    "inc.role.commander": {"en": "Commander", "ja": "コマンダー"},
+    "inc.role.scribe": {"en": "Scribe", "ja": "記録係"},
+    "inc.role.comms": {"en": "Comms", "ja": "広報"},
+    "inc.msg.assigned": {"en": "👤 {role}: {user} (by {by})", "ja": "👤 {role}: {user}（設定: {by}）"},
+    "inc.msg.reassigned": {
+        "en": "👤 {role}: {user} (was {previous}) (by {by})",
+        "ja": "👤 {role}: {user}（前任: {previous}）（設定: {by}）",
+    },
+    "inc.msg.severity": {
+        "en": "🔺 Severity {previous} → *{severity}* (by {user})",
+        "ja": "🔺 重大度 {previous} → *{severity}*（変更: {user}）",
+    },
+    "inc.msg.mitigated": {
+        "en": "🩹 Marked *mitigated* by {user}.",
+        "ja": "🩹 {user} が*緩和済み*にしました。",
+    },
+    "inc.msg.phase": {"en": "➡️ Phase *{phase}*", "ja": "➡️ フェーズ *{phase}*"},
+    "inc.msg.resolved": {
+        "en": "✅ {ref} resolved by {user} after {elapsed}.",
+        "ja": "✅ {ref} は {user} により解決されました（所要 {elapsed}）。",
+    },
+    "inc.msg.postmortem_text": {"en": "Postmortem draft for {ref}", "ja": "{ref} のポストモーテム下書き"},
+    "inc.msg.postmortem_title": {
+        "en": "📝 *Postmortem draft — {ref}* (Markdown: copy it into your doc)",
+        "ja": "📝 *ポストモーテム下書き — {ref}*（Markdown: ドキュメントにコピーしてください）",
+    },
+    "inc.msg.followups_text": {"en": "Follow-ups for {ref}", "ja": "{ref} のフォローアップ"},
+    "inc.nudge.no_commander": {
+        "en": "No incident commander after {minutes} min: `/taisun incident assign commander @someone`",
+        "ja": "{minutes} 分経ってもインシデントコマンダーがいません: `/taisun incident assign commander @someone`",
+    },
+    "inc.nudge.no_status": {
+        "en": 'No status update for {minutes} min: `/taisun incident status "what we know"`',
+        "ja": '{minutes} 分間状況の更新がありません: `/taisun incident status "what we know"`',
+    },
+    "inc.nudge.overdue": {
+        "en": "Step *{step}* is overdue (due within {minutes} min)",
+        "ja": "ステップ *{step}* が期限を過ぎています（{minutes} 分以内の予定）",
+    },
+    "inc.nudge.head": {
+        "en": "⏰ {who}*{ref}* reminders:\n{lines}",
+        "ja": "⏰ {who}*{ref}* のリマインダー:\n{lines}",
+    },
+    # bot/incidents.py: the postmortem draft's headings (stored in the workspace language)
+    "inc.pm.summary": {"en": "## Summary", "ja": "## 概要"},
+    "inc.pm.severity": {"en": "- Severity: {severity}", "ja": "- 重大度: {severity}"},
+    "inc.pm.environment": {"en": "- Environment: {env}", "ja": "- 環境: {env}"},
+    "inc.pm.declared": {"en": "- Declared by: @{user} at {time}", "ja": "- 宣言: @{user}（{time}）"},
+    "inc.pm.roles": {
+        "en": "- Commander: {commander} · Scribe: {scribe} · Comms: {comms}",
+        "ja": "- コマンダー: {commander} · 記録係: {scribe} · 広報: {comms}",
+    },
+    "inc.pm.resolved": {"en": "- Resolved: {time} by @{user}", "ja": "- 解決: {time}（@{user}）"},
+    "inc.pm.duration": {
+        "en": "- Duration (detected → resolved): {elapsed}",
+        "ja": "- 所要時間（検知 → 解決）: {elapsed}",
+    },
+    "inc.pm.last_status": {"en": "- Last status: {text}", "ja": "- 最終状況: {text}"},
+    "inc.pm.impact": {"en": "## Impact", "ja": "## 影響"},
+    "inc.pm.impact_hint": {
+        "en": "_Who and what was affected, for how long, and how far the SLOs were missed (fill in)._",
+        "ja": "_誰が・何が・どれだけの時間影響を受け、SLO をどれだけ下回ったか（記入してください）。_",
+    },
+    "inc.pm.milestones": {"en": "## Milestones", "ja": "## マイルストーン"},
+    "inc.pm.milestones_head": {
+        "en": "| Milestone | Time | Since detection |",
+        "ja": "| マイルストーン | 時刻 | 検知からの経過 |",
+    },
+    "inc.pm.detected": {"en": "Detected", "ja": "検知"},
+    "inc.pm.declared_row": {"en": "Declared", "ja": "宣言"},
+    "inc.pm.acknowledged": {"en": "Acknowledged", "ja": "確認"},
+    "inc.pm.mitigated": {"en": "Mitigated", "ja": "緩和"},
+    "inc.pm.resolved_row": {"en": "Resolved", "ja": "解決"},
+    "inc.pm.phases": {"en": "## Phases", "ja": "## フェーズ"},
+    "inc.pm.phases_head": {
+        "en": "| Phase | Entered | Time in phase |",
+        "ja": "| フェーズ | 開始 | フェーズ内の時間 |",
+    },
+    "inc.pm.current": {"en": "{spent} (current)", "ja": "{spent}（現在）"},
+    "inc.pm.timeline": {"en": "## Timeline", "ja": "## タイムライン"},
+    "inc.pm.actions": {"en": "## Actions taken", "ja": "## 実施した対応"},
+    "inc.pm.none_recorded": {"en": "- none recorded", "ja": "- 記録なし"},
+    "inc.pm.problems": {"en": "## Skipped or failed steps", "ja": "## スキップ・失敗したステップ"},
+    "inc.pm.none": {"en": "- none", "ja": "- なし"},
+    "inc.pm.improvements": {"en": "## Improvement items", "ja": "## 改善項目"},
+    "inc.pm.root_cause": {"en": "## Root cause", "ja": "## 根本原因"},
+    "inc.pm.fill_in": {"en": "_Fill in._", "ja": "_記入してください。_"},
+    "inc.pm.went_well": {
+        "en": "## What went well / what did not",
+        "ja": "## うまくいったこと / いかなかったこと",
+    },
+    # handlers/incident.py: replies to the person who asked
+    "inc.reply.none_open": {
+        "en": "No incident is open. Declare one: `/taisun incident declare <sev> <title>`.",
+        "ja": "対応中のインシデントはありません。宣言するには: `/taisun incident declare <sev> <title>`",
+    },
+    "inc.reply.which": {
+        "en": "Several incidents are open. Which one? (In an incident's own channel, commands apply to it.)",
+        "ja": "複数のインシデントが対応中です。どれですか？（インシデント専用チャンネルでは、コマンドはそのインシデントに適用されます）",
+    },
+    "inc.reply.open_list": {"en": "Open incidents", "ja": "対応中のインシデント"},
+    "inc.reply.declared_channel": {
+        "en": "🚨 {ref} declared ({severity}): {title} — its own channel is being created.",
+        "ja": "🚨 {ref} を宣言しました（{severity}）: {title} — 専用チャンネルを作成しています。",
+    },
+    "inc.reply.declared_here": {
+        "en": "🚨 {ref} declared ({severity}): {title} — the header and checklist thread are being posted here.",
+        "ja": "🚨 {ref} を宣言しました（{severity}）: {title} — ヘッダーとチェックリストのスレッドをここに投稿しています。",
+    },
+    "inc.reply.status_current": {
+        "en": "{ref} — {phase}: “{text}” (by {user}). Update it: `/taisun incident status <text>`.",
+        "ja": "{ref} — {phase}: 「{text}」（{user}）。更新するには: `/taisun incident status <text>`",
+    },
+    "inc.reply.status_none": {
+        "en": "{ref} — {phase}: no status update yet. Update it: `/taisun incident status <text>`.",
+        "ja": "{ref} — {phase}: まだ状況の更新はありません。更新するには: `/taisun incident status <text>`",
+    },
+    "inc.reply.status_updated": {
+        "en": "📣 Status of {ref} updated.",
+        "ja": "📣 {ref} の状況を更新しました。",
+    },
+    "inc.reply.assigned": {
+        "en": "👤 {user} is now {role} of {ref}.",
+        "ja": "👤 {user} が {ref} の{role}になりました。",
+    },
+    "inc.reply.severity": {
+        "en": "{ref} is now {severity}.",
+        "ja": "{ref} の重大度を {severity} にしました。",
+    },
+    "inc.reply.promoting": {
+        "en": "Creating a channel for {ref}…",
+        "ja": "{ref} のチャンネルを作成しています…",
+    },
+    "inc.reply.resolved": {
+        "en": "✅ {ref} resolved. The postmortem draft is in its thread.",
+        "ja": "✅ {ref} を解決しました。ポストモーテムの下書きはスレッドにあります。",
+    },
+    "inc.reply.unknown_action": {
+        "en": "Unknown incident action `{action}`.",
+        "ja": "`{action}` というインシデント操作はありません。",
+    },
+    "inc.reply.opened": {"en": "Opened {url}", "ja": "作成しました: {url}"},
+    "inc.reply.snoozed": {
+        "en": "😴 Snoozed for {minutes} minutes; I will remind once more if it still applies.",
+        "ja": "😴 {minutes} 分間スヌーズしました。その時点でまだ該当すれば、もう一度リマインドします。",
+    },
+    "inc.reply.need_responder": {
+        "en": "You need the *responder* role to declare an incident.",
+        "ja": "インシデントを宣言するには *responder* ロールが必要です。",
+    },
+    "inc.role_lc.commander": {"en": "commander", "ja": "コマンダー"},
+    "inc.role_lc.scribe": {"en": "scribe", "ja": "記録係"},
+    "inc.role_lc.comms": {"en": "comms", "ja": "広報"},
+    # handlers/runbook.py: replies to the person who asked
+    "rb.list.line": {"en": "`{id}` — {title} · _{kind}_", "ja": "`{id}` — {title} · _{kind}_"},
+    "rb.list.none": {"en": "No runbooks found.", "ja": "ランブックが見つかりません。"},
+    "rb.list.title": {"en": "*Runbooks*", "ja": "*ランブック*"},
+    "rb.list.text": {"en": "Runbooks", "ja": "ランブック"},
+    "rb.list.invalid": {
+        "en": ":warning: *Invalid runbook files (not runnable):*\n```{problems}```",
+        "ja": ":warning: *不正なランブックファイル（実行できません）:*\n```{problems}```",
+    },
+    "rb.list.how": {
+        "en": "Run one: `/taisun runbook run <id> <env> [--drill]`",
+        "ja": "実行するには: `/taisun runbook run <id> <env> [--drill]`",
+    },
+    "rb.reply.starting": {
+        "en": "📋 Starting *{title}*; the checklist appears in this channel.",
+        "ja": "📋 *{title}* を開始します。チェックリストがこのチャンネルに表示されます。",
+    },
+    "rb.reply.starting_drill": {
+        "en": "📋 Starting *{title}* as a *drill* (actions run as dry runs); the checklist appears in this channel.",
+        "ja": "📋 *{title}* を*訓練*として開始します（アクションはドライランで実行）。チェックリストがこのチャンネルに表示されます。",
+    },
+    "rb.reply.requested": {
+        "en": "🔎 Requested {what}: job `{job}`.",
+        "ja": "🔎 {what} を依頼しました: ジョブ `{job}`。",
+    },
+    "rb.reply.requested_dry": {
+        "en": "🔎 Requested {what} (dry run): job `{job}`.",
+        "ja": "🔎 {what} を依頼しました（ドライラン）: ジョブ `{job}`。",
+    },
+    "rb.reply.not_a_tag": {
+        "en": "`{version}` is not a release tag (like v1.2.3).",
+        "ja": "`{version}` はリリースタグではありません（v1.2.3 のような形式）。",
+    },
+    # bot/runbook_runs.py: errors (each reader's language) and notes in the checklist's thread
+    "rb.err.invalid": {
+        "en": "The runbook `{name}` is invalid, so it cannot be run. Fix the file:\n{problems}",
+        "ja": "ランブック `{name}` は不正なため実行できません。ファイルを修正してください:\n{problems}",
+    },
+    "rb.err.unknown": {
+        "en": "There is no runbook `{name}`. Runbooks: {ids}. (`/taisun runbook list`)",
+        "ja": "`{name}` というランブックはありません。ランブック: {ids}（`/taisun runbook list`）",
+    },
+    "rb.err.needs_env": {
+        "en": "`{id}` has check or action steps, so it needs an environment: `/taisun runbook run {id} <env>` ({envs}).",
+        "ja": "`{id}` にはチェックまたはアクションのステップがあるため、環境の指定が必要です: `/taisun runbook run {id} <env>`（{envs}）",
+    },
+    "rb.err.run_gone": {
+        "en": "That runbook run no longer exists.",
+        "ja": "そのランブックの実行はもう存在しません。",
+    },
+    "rb.err.no_step": {
+        "en": "This run has no step `{step}`.",
+        "ja": "この実行には `{step}` というステップはありません。",
+    },
+    "rb.err.done": {"en": "Already done.", "ja": "すでに完了しています。"},
+    "rb.err.done_by": {"en": "Already done by {user}.", "ja": "{user} がすでに完了しています。"},
+    "rb.err.passed": {"en": "That check already passed.", "ja": "そのチェックはすでに合格しています。"},
+    "rb.err.skipped": {"en": "Already skipped: {reason}", "ja": "すでにスキップされています: {reason}"},
+    "rb.err.skipped_by": {
+        "en": "Already skipped by {user}: {reason}",
+        "ja": "{user} がすでにスキップしています: {reason}",
+    },
+    "rb.err.running": {
+        "en": "That step is running right now; its result will appear in the thread.",
+        "ja": "そのステップは実行中です。結果はスレッドに表示されます。",
+    },
+    "rb.err.failed": {
+        "en": "That step failed; run it again or skip it.",
+        "ja": "そのステップは失敗しました。再実行するかスキップしてください。",
+    },
+    "rb.err.pending": {"en": "That step has not started.", "ja": "そのステップはまだ始まっていません。"},
+    "rb.err.state": {"en": "That step is {state}.", "ja": "そのステップの状態は {state} です。"},
+    "rb.err.skip_reason": {
+        "en": "Say why the step is skipped; it goes into the timeline and the postmortem.",
+        "ja": "スキップする理由を書いてください。タイムラインとポストモーテムに記録されます。",
+    },
+    "rb.err.not_check": {"en": "That step is not a check.", "ja": "そのステップはチェックではありません。"},
+    "rb.err.needs_version": {
+        "en": "This deploy step needs a version.",
+        "ja": "このデプロイのステップにはバージョンが必要です。",
+    },
+    "rb.err.not_action": {
+        "en": "That step is not an action.",
+        "ja": "そのステップはアクションではありません。",
+    },
+    "rb.err.op_unavailable": {
+        "en": "The `{op}` operation is not available in this version of the bot, so I cannot run this step. "
+        "Do it by hand (see the runbook text), then mark the step *Done* — or *Skip* it with a reason.",
+        "ja": "`{op}` 操作はこのバージョンのボットでは使えないため、このステップを実行できません。"
+        "手作業で実施し（ランブックの本文を参照）、ステップを*完了*にしてください。または理由を添えて*スキップ*してください。",
+    },
+    "rb.err.no_env": {
+        "en": "This run has no environment, so its actions cannot run. Start it with one: `/taisun runbook run {id} <env>`.",
+        "ja": "この実行には環境が指定されていないため、アクションを実行できません。環境を指定して開始してください: `/taisun runbook run {id} <env>`",
+    },
+    "rb.msg.complete": {
+        "en": "✅ Every step is done or skipped: this runbook is complete.",
+        "ja": "✅ すべてのステップが完了またはスキップされました。このランブックは完了です。",
+    },
+    "rb.msg.check": {
+        "en": "{icon} *{title}* — `{check}`\n{text}{took}",
+        "ja": "{icon} *{title}* — `{check}`\n{text}{took}",
+    },
+    "rb.msg.check_by": {
+        "en": "{icon} *{title}* — `{check}` (run by {user})\n{text}{took}",
+        "ja": "{icon} *{title}* — `{check}`（実行: {user}）\n{text}{took}",
+    },
+    "rb.msg.action": {
+        "en": "▶️ {user} ran *{title}*: {what} — job `{job}`; its card is in the channel.",
+        "ja": "▶️ {user} が *{title}* を実行しました: {what} — ジョブ `{job}`。カードはチャンネルにあります。",
+    },
+    "rb.msg.action_dry": {
+        "en": "▶️ {user} ran *{title}* as a *dry run*: {what} — job `{job}`; its card is in the channel.",
+        "ja": "▶️ {user} が *{title}* を*ドライラン*で実行しました: {what} — ジョブ `{job}`。カードはチャンネルにあります。",
+    },
+    # bot/alerts.py: errors for the person who clicked
+    "alert.err.gone": {
+        "en": "That alert group no longer exists.",
+        "ja": "そのアラートグループはもう存在しません。",
+    },
+    "alert.err.no_runbook": {
+        "en": "No runbook is linked to {name} (runbook_url annotation or alerts.runbooks).",
+        "ja": "{name} にはランブックが紐付いていません（runbook_url アノテーションまたは alerts.runbooks）。",
+    },
+    "alert.err.posting": {
+        "en": "The alert message is still being posted; try again in a second.",
+        "ja": "アラートのメッセージを投稿中です。少し待ってからもう一度お試しください。",
+    },
+    "alert.err.running": {
+        "en": "A runbook is already running for {name}: see the alert's thread.",
+        "ja": "{name} のランブックはすでに実行中です。アラートのスレッドを確認してください。",
+    },
+    "alert.reply.started": {
+        "en": "📋 Runbook `{id}` started in the alert's thread.",
+        "ja": "📋 ランブック `{id}` をアラートのスレッドで開始しました。",
+    },
+    "alert.reply.started_drill": {
+        "en": "📋 Runbook `{id}` started (drill) in the alert's thread.",
+        "ja": "📋 ランブック `{id}` を訓練としてアラートのスレッドで開始しました。",
+    },
+    # bot/home.py: the App Home tab, in each viewer's language
+    "home.updated": {
+        "en": "Updated {time} · `/taisun help` for every command",
+        "ja": "更新 {time} · 全コマンドは `/taisun help` で確認できます",
+    },
+    "home.environments": {"en": "*Environments*", "ja": "*環境*"},
+    "home.checking": {"en": "checking…", "ja": "確認中…"},
+    "home.last": {
+        "en": "last: {operation} `{version}` by {user} {time}",
+        "ja": "前回: {operation} `{version}`（{user}、{time}）",
+    },
+    "home.waiting": {"en": "*Waiting for your approval* ({n})", "ja": "*あなたの承認待ち*（{n} 件）"},
+    "home.nothing_waits": {"en": "Nothing waits for you.", "ja": "承認待ちはありません。"},
+    "home.asked_by": {"en": "{what} — asked by {user}", "ja": "{what} — 依頼: {user}"},
+    "home.approve": {"en": "Approve", "ja": "承認"},
+    "home.reject": {"en": "Reject", "ja": "却下"},
+    "home.confirm_title": {"en": "Approve this?", "ja": "承認しますか？"},
+    "home.confirm_text": {"en": "{what} will start.", "ja": "「{what}」が始まります。"},
+    "home.open_incidents": {"en": "*Open incidents*", "ja": "*対応中のインシデント*"},
+    "home.no_incidents": {"en": "No open incidents.", "ja": "対応中のインシデントはありません。"},
+    "home.recent": {"en": "*Your recent actions*", "ja": "*あなたの最近の操作*"},
+    "home.nothing_yet": {"en": "Nothing yet.", "ja": "まだありません。"},
+    "home.incident": {
+        "en": "🚨 *{ref}* {severity} · {title} · {phase} · {elapsed} · commander {commander}",
+        "ja": "🚨 *{ref}* {severity} · {title} · {phase} · {elapsed} · コマンダー {commander}",
+    },
+    "home.incident_no_commander": {
+        "en": "🚨 *{ref}* {severity} · {title} · {phase} · {elapsed} · *no commander*",
+        "ja": "🚨 *{ref}* {severity} · {title} · {phase} · {elapsed} · *コマンダー未定*",
+    },
+    # bot/ops/*: shared words in operation steps and fields (rendered in the workspace language when recorded)
+    "op.unknown": {"en": "unknown", "ja": "不明"},
+    "op.none": {"en": "none", "ja": "なし"},
+    "op.nothing": {"en": "nothing", "ja": "なし"},
+    "op.label.dry_run": {"en": "DRY RUN", "ja": "ドライラン"},
+    "op.label.simulated": {"en": "SIMULATED", "ja": "シミュレーション"},
+    "op.why.dry_run": {"en": "dry run", "ja": "ドライラン"},
+    "op.field.environment": {"en": "Environment", "ja": "環境"},
+    "op.field.version": {"en": "Version", "ja": "バージョン"},
+    "op.field.commit": {"en": "Commit", "ja": "コミット"},
+    "op.field.changes": {"en": "Changes", "ja": "変更内容"},
+    "op.field.rollback": {"en": "Rollback", "ja": "ロールバック"},
+    # bot/ops/deploy.py: deploy and rollback
+    "op.deploy.freeze": {
+        "en": "*{env}* is in the freeze window “{window}” ({span}). Deploys are refused; in an emergency someone "
+        'with the break-glass role can use `/taisun deploy {env} {version} --force "<reason>"`, which still needs approval.',
+        "ja": "*{env}* はフリーズ期間「{window}」（{span}）中のため、デプロイできません。緊急時は break-glass ロールを"
+        '持つ人が `/taisun deploy {env} {version} --force "<reason>"` を使えます（その場合も承認は必要です）。',
+    },
+    "op.deploy.env_value": {"en": "{env} ({url})", "ja": "{env}（{url}）"},
+    "op.deploy.env_value_no_url": {"en": "{env} (no URL)", "ja": "{env}（URL なし）"},
+    "op.deploy.commit_unchecked": {
+        "en": "not checked (no GITHUB_TOKEN)",
+        "ja": "未確認（GITHUB_TOKEN なし）",
+    },
+    "op.deploy.no_tag": {
+        "en": "There is no tag `{version}` in {repo}. Latest tags: {tags}.",
+        "ja": "{repo} に `{version}` というタグはありません。最新のタグ: {tags}",
+    },
+    "op.deploy.changes": {
+        "en": "<{url}|{n} commits> since {live}\n{titles}",
+        "ja": "{live} 以降の <{url}|{n} 件のコミット>\n{titles}",
+    },
+    "op.deploy.changes_more": {
+        "en": "<{url}|{n} commits> since {live}\n{titles}\n…and {more} more",
+        "ja": "{live} 以降の <{url}|{n} 件のコミット>\n{titles}\n…ほか {more} 件",
+    },
+    "op.deploy.github_check": {
+        "en": "Could not check `{version}` on GitHub: {error}",
+        "ja": "GitHub で `{version}` を確認できませんでした: {error}",
+    },
+    "op.deploy.flag_freeze": {"en": "FREEZE OVERRIDE: {why}", "ja": "フリーズ期間の強制実行: {why}"},
+    "op.deploy.flag_simulated": {"en": "SIMULATED — {why}", "ja": "シミュレーション — {why}"},
+    "op.deploy.no_token": {
+        "en": "no GITHUB_TOKEN: nothing is dispatched, every other step is real",
+        "ja": "GITHUB_TOKEN なし: ワークフローは起動しませんが、それ以外の手順は実際に行います",
+    },
+    "op.deploy.run_ended": {
+        "en": "The workflow run ended `{conclusion}`: <{url}|see its log>.",
+        "ja": "ワークフロー実行が `{conclusion}` で終了しました: <{url}|ログを見る>",
+    },
+    "op.deploy.live": {
+        "en": "{version} is live on {env} and healthy.",
+        "ja": "{env} で {version} が稼働し、正常です。",
+    },
+    "op.deploy.sim_dispatch": {
+        "en": "{label}: would dispatch `{workflow}` on `{ref}` of {repo} with inputs `{inputs}`",
+        "ja": "{label}: {repo} の `{ref}` で `{workflow}` を入力 `{inputs}` で起動するところです",
+    },
+    "op.deploy.sim_follow": {
+        "en": "{label}: would follow the workflow run to completion",
+        "ja": "{label}: ワークフロー実行を完了まで追跡するところです",
+    },
+    "op.deploy.sim_verify": {
+        "en": "{label}: would verify {url}/health is 200 and {url}/version is `{version}`",
+        "ja": "{label}: {url}/health が 200 で {url}/version が `{version}` であることを検証するところです",
+    },
+    "op.deploy.sim_result": {
+        "en": "{label}: nothing was changed ({why}).",
+        "ja": "{label}: 何も変更していません（{why}）。",
+    },
+    "op.deploy.tag_moved": {
+        "en": "The tag `{version}` now points to `{sha}`, not the approved `{approved}`. Nothing was deployed; "
+        "ask again to review the new commit.",
+        "ja": "タグ `{version}` は承認された `{approved}` ではなく `{sha}` を指しています。デプロイは行っていません。"
+        "新しいコミットを確認するため、もう一度依頼してください。",
+    },
+    "op.deploy.dispatching": {"en": "Dispatching the workflow…", "ja": "ワークフローを起動しています…"},
+    "op.deploy.dispatch_error": {
+        "en": "GitHub answered with an error ({error}); looking for the run instead of dispatching again",
+        "ja": "GitHub がエラーを返しました（{error}）。再度起動せず、実行を探しています",
+    },
+    "op.deploy.dispatch_refused": {
+        "en": "GitHub refused the dispatch: {error}",
+        "ja": "GitHub がワークフローの起動を拒否しました: {error}",
+    },
+    "op.deploy.dispatched": {"en": "Dispatched `{workflow}`", "ja": "`{workflow}` を起動しました"},
+    "op.deploy.no_deployment": {
+        "en": "Could not record a GitHub deployment ({error}); continuing",
+        "ja": "GitHub のデプロイメントを記録できませんでした（{error}）。続行します",
+    },
+    "op.deploy.github_slow": {
+        "en": "GitHub is not answering well ({error}); still looking for the run",
+        "ja": "GitHub の応答が不安定です（{error}）。引き続き実行を探しています",
+    },
+    "op.deploy.no_run": {
+        "en": "No workflow run appeared within {seconds} s. Nothing was deployed as far as GitHub shows; "
+        "check the Actions tab, then ask again.",
+        "ja": "{seconds} 秒以内にワークフロー実行が現れませんでした。GitHub 上ではデプロイは行われていません。"
+        "Actions タブを確認してから、もう一度依頼してください。",
+    },
+    "op.deploy.no_run_why": {
+        "en": "No workflow run appeared within {seconds} s (the dispatch answered: {error}). Nothing was deployed "
+        "as far as GitHub shows; check the Actions tab, then ask again.",
+        "ja": "{seconds} 秒以内にワークフロー実行が現れませんでした（起動時の応答: {error}）。GitHub 上ではデプロイは"
+        "行われていません。Actions タブを確認してから、もう一度依頼してください。",
+    },
+    "op.deploy.link_run": {"en": "workflow run", "ja": "ワークフロー実行"},
+    "op.deploy.run_found": {
+        "en": "Workflow run <{url}|#{id}> found",
+        "ja": "ワークフロー実行 <{url}|#{id}> が見つかりました",
+    },
+    "op.deploy.workflow_status": {"en": "Workflow {status}…", "ja": "ワークフロー: {status}…"},
+    "op.deploy.workflow_done": {
+        "en": "Workflow completed: `{conclusion}`",
+        "ja": "ワークフロー完了: `{conclusion}`",
+    },
+    "op.deploy.timeout": {
+        "en": "The workflow run did not finish within {minutes} minutes.",
+        "ja": "ワークフロー実行が {minutes} 分以内に終わりませんでした。",
+    },
+    "op.deploy.verifying": {
+        "en": "Verifying {url}/health and /version…",
+        "ja": "{url}/health と /version を検証しています…",
+    },
+    "op.deploy.observed": {
+        "en": "health {health}, version `{version}`",
+        "ja": "ヘルス {health}、バージョン `{version}`",
+    },
+    "op.deploy.verified": {
+        "en": "Verified: healthy, version `{version}`",
+        "ja": "検証済み: 正常、バージョン `{version}`",
+    },
+    "op.deploy.verify_failed_step": {
+        "en": "Verification failed after {seconds} s: {observed} (expected `{version}`)",
+        "ja": "{seconds} 秒経っても検証に失敗: {observed}（期待値 `{version}`）",
+    },
+    "op.deploy.auto_rollback": {
+        "en": "Rolling back automatically to `{target}` (auto_rollback is on for {env})",
+        "ja": "`{target}` へ自動でロールバックしています（{env} は auto_rollback が有効）",
+    },
+    "op.deploy.auto_rollback_failed": {
+        "en": "Verification failed ({observed}) and the automatic rollback could not be dispatched: {error}",
+        "ja": "検証に失敗し（{observed}）、自動ロールバックも起動できませんでした: {error}",
+    },
+    "op.deploy.auto_rolled_back": {
+        "en": "Verification failed ({observed}). Rolled back automatically to `{target}`; follow it in GitHub Actions.",
+        "ja": "検証に失敗しました（{observed}）。`{target}` へ自動でロールバックしました。GitHub Actions で進行を確認してください。",
+    },
+    "op.deploy.verify_failed": {
+        "en": "Verification failed: {observed}, expected `{version}`.",
+        "ja": "検証に失敗しました: {observed}、期待値 `{version}`。",
+    },
+    "op.deploy.verify_failed_offer": {
+        "en": "Verification failed: {observed}, expected `{version}`. Use *Roll back* to return to `{target}`.",
+        "ja": "検証に失敗しました: {observed}、期待値 `{version}`。*ロールバック* で `{target}` に戻せます。",
+    },
+    "op.rollback.previous": {"en": "the previous version", "ja": "直前のバージョン"},
+    "op.rollback.no_tags": {
+        "en": "Could not list tags to find the previous version: {error}",
+        "ja": "直前のバージョンを探すためのタグ一覧を取得できませんでした: {error}",
+    },
+    "op.rollback.live_one": {"en": "the live one", "ja": "稼働中のもの"},
+    "op.rollback.unknown_target": {
+        "en": "I don't know which version to roll {env} back to (no verified history and no older tag than "
+        "`{current}`). Name it: `/taisun rollback {env} v1.2.2`.",
+        "ja": "{env} をどのバージョンにロールバックすればよいかわかりません（検証済みの履歴がなく、`{current}` より"
+        "古いタグもありません）。バージョンを指定してください: `/taisun rollback {env} v1.2.2`",
+    },
+    # bot/ops/restart.py and the other operations: flags and fields
+    "op.flag.simulated": {"en": "SIMULATED — {why}", "ja": "シミュレーション — {why}"},
+    "op.field.service": {"en": "Service", "ja": "サービス"},
+    "op.field.where": {"en": "Where", "ja": "対象"},
+    # bot/ops/restart.py: health checks (shared with cache-clear and db-connection-reset) and restarts
+    "op.health.version": {"en": "{health}, version `{version}`", "ja": "{health}、バージョン `{version}`"},
+    "op.health.no_url_step": {
+        "en": "No URL configured for {env}: /health not checked",
+        "ja": "{env} に URL が設定されていないため、/health は確認していません",
+    },
+    "op.health.not_checked": {"en": "not checked (no URL)", "ja": "未確認（URL なし）"},
+    "op.health.checking": {"en": "Checking {url}/health…", "ja": "{url}/health を確認しています…"},
+    "op.health.ok": {"en": "Health check: {health}", "ja": "ヘルスチェック: {health}"},
+    "op.health.failed": {"en": "Health check failed: {health}", "ja": "ヘルスチェック失敗: {health}"},
+    "op.restart.unhealthy_after": {
+        "en": "Restarted, but {url}/health answers {health} after {seconds} s. Check the service now.",
+        "ja": "再起動しましたが、{seconds} 秒経っても {url}/health が {health} を返しています。今すぐサービスを確認してください。",
+    },
+    "op.restart.no_services": {
+        "en": "No services are configured for {env} (environments.{env}.services).",
+        "ja": "{env} にはサービスが設定されていません（environments.{env}.services）。",
+    },
+    "op.restart.unknown_service": {
+        "en": "Unknown service `{name}` in {env}. Services: {services}",
+        "ja": "{env} に `{name}` というサービスはありません。サービス: {services}",
+    },
+    "op.restart.where_ssm": {
+        "en": "instances tagged `{tag}={value}` (SSM)",
+        "ja": "タグ `{tag}={value}` の付いたインスタンス（SSM）",
+    },
+    "op.restart.where_local": {
+        "en": "this host `{host}` (`{command}`)",
+        "ja": "このホスト `{host}`（`{command}`）",
+    },
+    "op.restart.no_instances_tagged": {
+        "en": "No running instances are tagged `{tag}={value}`: nothing to restart in {env}.",
+        "ja": "タグ `{tag}={value}` の付いた稼働中のインスタンスがありません。{env} で再起動するものはありません。",
+    },
+    "op.restart.sim_status": {
+        "en": "{label}: would show the status of `{service}` on {what}",
+        "ja": "{label}: {what} の `{service}` の状態を表示するところです",
+    },
+    "op.restart.sim_restart": {
+        "en": "{label}: would restart `{service}` on {what}, one at a time, checking {url}/health after each and "
+        "stopping at the first failure",
+        "ja": "{label}: {what} の `{service}` を 1 台ずつ再起動し、毎回 {url}/health を確認して、最初の失敗で止めるところです",
+    },
+    "op.restart.no_url": {"en": "(no URL)", "ja": "（URL なし）"},
+    "op.restart.none_running": {
+        "en": "No running instances to restart in {env} ({where}).",
+        "ja": "{env} に再起動できる稼働中のインスタンスがありません（{where}）。",
+    },
+    "op.restart.resumed_current": {
+        "en": "Resumed: `{target}` was being restarted when the bot stopped; restarting it again",
+        "ja": "再開: ボットが止まったとき `{target}` を再起動中でした。もう一度再起動します",
+    },
+    "op.restart.resumed_done": {
+        "en": "Resumed: {n} already restarted and healthy; going on with the next",
+        "ja": "再開: {n} 台は再起動済みで正常です。次に進みます",
+    },
+    "op.restart.summary": {
+        "en": "`{service}` restarted on {n} of {total} in {env}; /health {health}",
+        "ja": "{env} で `{service}` を {total} 台中 {n} 台再起動しました。/health {health}",
+    },
+    "op.restart.result": {"en": "{summary}.", "ja": "{summary}。"},
+    "op.restart.other_host": {
+        "en": "This restart was started on host `{host}`; the bot on `{me}` cannot finish it. Check `{service}` on "
+        "`{host}` by hand.",
+        "ja": "この再起動はホスト `{host}` で開始されたため、`{me}` 上のボットでは完了できません。`{host}` の "
+        "`{service}` を手作業で確認してください。",
+    },
+    "op.restart.restarting": {
+        "en": "`{target}`: restarting `{service}`…",
+        "ja": "`{target}`: `{service}` を再起動しています…",
+    },
+    "op.restart.restarted_checking": {
+        "en": "`{target}`: restarted ({status}); checking /health…",
+        "ja": "`{target}`: 再起動しました（{status}）。/health を確認しています…",
+    },
+    "op.restart.no_url_detail": {"en": "not checked (no URL configured)", "ja": "未確認（URL 未設定）"},
+    "op.restart.restarted": {
+        "en": "`{target}`: restarted · /health {detail}",
+        "ja": "`{target}`: 再起動済み · /health {detail}",
+    },
+    "op.restart.step_failed": {
+        "en": "`{target}`: restart {status} — {why}",
+        "ja": "`{target}`: 再起動 {status} — {why}",
+    },
+    "op.restart.no_output": {"en": "(no output)", "ja": "（出力なし）"},
+    "op.restart.unhealthy": {
+        "en": "`{target}`: restarted, but /health stayed unhealthy: {health}",
+        "ja": "`{target}`: 再起動しましたが、/health が異常のままです: {health}",
+    },
+    "op.restart.not_restarted": {"en": "`{target}`: not restarted", "ja": "`{target}`: 再起動していません"},
+    "op.restart.stopped": {
+        "en": "Rolling restart of `{service}` in {env} stopped at `{stopped}`: {reason}. {n} of {total} restarted and healthy.",
+        "ja": "{env} の `{service}` のローリング再起動は `{stopped}` で止まりました: {reason}。{total} 台中 {n} 台が再起動済みで正常です。",
+    },
+    "op.restart.stopped_untouched": {
+        "en": "Rolling restart of `{service}` in {env} stopped at `{stopped}`: {reason}. {n} of {total} restarted and "
+        "healthy; left untouched: {untouched}.",
+        "ja": "{env} の `{service}` のローリング再起動は `{stopped}` で止まりました: {reason}。{total} 台中 {n} 台が"
+        "再起動済みで正常です。未処理: {untouched}。",
+    },
+    "op.restart.status_failed": {
+        "en": "Status check failed, nothing was restarted: {error}",
+        "ja": "状態の確認に失敗しました。何も再起動していません: {error}",
+    },
+    "op.restart.health_now": {"en": " · /health now {health}", "ja": " · 現在の /health: {health}"},
+    "op.restart.no_active": {"en": "no Active: line", "ja": "Active: 行なし"},
+    "op.restart.status_local": {
+        "en": "Status of `{service}` on `{target}`: {active}{now}",
+        "ja": "`{target}` の `{service}` の状態: {active}{now}",
+    },
+    "op.restart.status_ssm": {
+        "en": "Status: {n} running instance(s) {where}{now}",
+        "ja": "状態: {where} の稼働中インスタンス {n} 台{now}",
+    },
+    "op.restart.which_env": {
+        "en": "Which environment? Usage: `/taisun restart <env> [service]`.",
+        "ja": "どの環境ですか？ 使い方: `/taisun restart <env> [service]`",
+    },
+    "op.restart.sim_result": {
+        "en": "{label}: nothing was restarted ({why}).",
+        "ja": "{label}: 何も再起動していません（{why}）。",
+    },
+    # bot/ops/cache.py: cache clear
+    "op.cache.which_env": {
+        "en": "Which environment? Usage: `/taisun cache-clear <env> [redis|app|all]`.",
+        "ja": "どの環境ですか？ 使い方: `/taisun cache-clear <env> [redis|app|all]`",
+    },
+    "op.cache.unknown": {
+        "en": "Unknown cache `{target}`. Choose `redis`, `app` or `all`.",
+        "ja": "`{target}` というキャッシュはありません。`redis`、`app`、`all` のいずれかを選んでください。",
+    },
+    "op.cache.none": {
+        "en": "No cache is configured for {env} (environments.{env}.cache).",
+        "ja": "{env} にはキャッシュが設定されていません（environments.{env}.cache）。",
+    },
+    "op.cache.no_redis": {
+        "en": "No Redis is configured for {env} (environments.{env}.cache.redis_url_env).",
+        "ja": "{env} には Redis が設定されていません（environments.{env}.cache.redis_url_env）。",
+    },
+    "op.cache.no_app": {
+        "en": "No application cache is configured for {env}: set environments.{env}.cache.app_endpoint "
+        "(with app_token_env) or app_command.",
+        "ja": "{env} にはアプリケーションキャッシュが設定されていません。environments.{env}.cache.app_endpoint"
+        "（app_token_env と併せて）または app_command を設定してください。",
+    },
+    "op.cache.nothing": {
+        "en": "Nothing to clear in {env}: its cache section names neither Redis nor an app cache.",
+        "ja": "{env} にはクリアするものがありません。cache の設定に Redis もアプリキャッシュもありません。",
+    },
+    "op.cache.redis_what_prefix": {"en": "keys matching `{prefix}*`", "ja": "`{prefix}*` に一致するキー"},
+    "op.cache.redis_what_flushdb": {
+        "en": "every key of its database (FLUSHDB)",
+        "ja": "そのデータベースの全キー（FLUSHDB）",
+    },
+    "op.cache.redis_what_flushall": {
+        "en": "every database on the server (FLUSHALL)",
+        "ja": "サーバー上の全データベース（FLUSHALL）",
+    },
+    "op.cache.not_set": {"en": "${name} (not set)", "ja": "${name}（未設定）"},
+    "op.cache.redis_field": {
+        "en": "{where} · mode `{mode}`: {what}",
+        "ja": "{where} · モード `{mode}`: {what}",
+    },
+    "op.field.redis": {"en": "Redis", "ja": "Redis"},
+    "op.field.app_cache": {"en": "App cache", "ja": "アプリキャッシュ"},
+    "op.field.deleted": {"en": "Deleted", "ja": "削除"},
+    "op.field.redis_memory": {"en": "Redis memory", "ja": "Redis メモリ"},
+    "op.cache.sim_redis": {
+        "en": "{label}: would clear Redis: {what}",
+        "ja": "{label}: Redis をクリアするところです: {what}",
+    },
+    "op.cache.sim_app": {
+        "en": "{label}: would clear the app cache: {what}",
+        "ja": "{label}: アプリキャッシュをクリアするところです: {what}",
+    },
+    "op.cache.sim_health": {
+        "en": "{label}: would check {url}/health",
+        "ja": "{label}: {url}/health を確認するところです",
+    },
+    "op.cache.sim_result": {
+        "en": "{label}: nothing was cleared ({why}).",
+        "ja": "{label}: 何もクリアしていません（{why}）。",
+    },
+    "op.cache.unhealthy_after": {
+        "en": "The cache was cleared ({notes}), but {url}/health answers {health} after {seconds} s. Check the service now.",
+        "ja": "キャッシュはクリアしました（{notes}）が、{seconds} 秒経っても {url}/health が {health} を返しています。"
+        "今すぐサービスを確認してください。",
+    },
+    "op.cache.result": {
+        "en": "Cleared on {env}: {notes}. /health {health}.",
+        "ja": "{env} でクリアしました: {notes}。/health {health}。",
+    },
+    "op.cache.result_partial": {
+        "en": "Cleared on {env}: {notes}. /health {health}. ({label}: {why})",
+        "ja": "{env} でクリアしました: {notes}。/health {health}。（{label}: {why}）",
+    },
+    "op.cache.redis_unset": {
+        "en": "{name} is no longer set in the bot's environment: Redis was not touched.",
+        "ja": "ボットの環境に {name} が設定されていません。Redis には触れていません。",
+    },
+    "op.cache.redis_clearing": {
+        "en": "Redis {where}: clearing {what}…",
+        "ja": "Redis {where}: {what} をクリアしています…",
+    },
+    "op.cache.redis_failed": {
+        "en": "The Redis cache was not cleared: {error}",
+        "ja": "Redis キャッシュをクリアできませんでした: {error}",
+    },
+    "op.cache.every_key": {"en": "every key", "ja": "全キー"},
+    "op.cache.keys": {"en": "{n} key(s)", "ja": "{n} 件のキー"},
+    "op.cache.redis_done": {
+        "en": "Redis {where} ({mode}): {deleted} deleted · memory {memory}",
+        "ja": "Redis {where}（{mode}）: {deleted} を削除 · メモリ {memory}",
+    },
+    "op.cache.redis_note": {
+        "en": "Redis {deleted} deleted, memory {memory}",
+        "ja": "Redis の {deleted} を削除、メモリ {memory}",
+    },
+    "op.cache.app_running": {"en": "App cache: {what}…", "ja": "アプリキャッシュ: {what}…"},
+    "op.cache.app_step": {"en": "App cache: {text}", "ja": "アプリキャッシュ: {text}"},
+    "op.cache.app_failed": {
+        "en": "The application cache was not cleared: {error}",
+        "ja": "アプリケーションキャッシュをクリアできませんでした: {error}",
+    },
+    "op.cache.app_note": {
+        "en": "app cache cleared ({summary})",
+        "ja": "アプリキャッシュをクリア（{summary}）",
+    },
+    # bot/ops/dbreset.py: DB connection reset
+    "op.db.counts": {
+        "en": "{total} connection(s): {idle} idle, {older} idle > {age}",
+        "ja": "接続 {total} 件: アイドル {idle} 件、{age} 超のアイドル {older} 件",
+    },
+    "op.db.counts_txn": {
+        "en": "{total} connection(s): {idle} idle, {older} idle > {age}, {txn} idle in transaction (left alone)",
+        "ja": "接続 {total} 件: アイドル {idle} 件、{age} 超のアイドル {older} 件、トランザクション中のアイドル {txn} 件（対象外）",
+    },
+    "op.db.dsn_unset": {
+        "en": "{name} is no longer set in the bot's environment: nothing was changed.",
+        "ja": "ボットの環境に {name} が設定されていません。何も変更していません。",
+    },
+    "op.db.which_env": {
+        "en": "Which environment? The DB connection reset works on one environment's database.",
+        "ja": "どの環境ですか？ DB 接続リセットは 1 つの環境のデータベースに対して行います。",
+    },
+    "op.db.none": {
+        "en": "No database is configured for {env} (environments.{env}.database.dsn_env).",
+        "ja": "{env} にはデータベースが設定されていません（environments.{env}.database.dsn_env）。",
+    },
+    "op.db.own_db": {
+        "en": "environments.{env}.database.dsn_env is DATABASE_URL, the bot's own database. "
+        "Name the variable that holds the application's database DSN instead.",
+        "ja": "environments.{env}.database.dsn_env が DATABASE_URL（ボット自身のデータベース）になっています。"
+        "代わりにアプリケーションのデータベース DSN を持つ変数を指定してください。",
+    },
+    "op.db.bad_age": {
+        "en": "idle_age_minutes should be a number of minutes, got {value}.",
+        "ja": "idle_age_minutes には分数を数値で指定してください（指定値: {value}）。",
+    },
+    "op.db.age_positive": {
+        "en": "idle_age_minutes should be more than 0.",
+        "ja": "idle_age_minutes は 0 より大きくしてください。",
+    },
+    "op.db.same_dsn": {
+        "en": "{name} holds the same DSN as the bot's own DATABASE_URL; refusing to end the bot's connections.",
+        "ja": "{name} はボット自身の DATABASE_URL と同じ DSN です。ボットの接続を切断することになるため拒否します。",
+    },
+    "op.field.database": {"en": "Database", "ja": "データベース"},
+    "op.field.terminates": {"en": "Terminates", "ja": "切断対象"},
+    "op.field.connections_now": {"en": "Connections now", "ja": "現在の接続"},
+    "op.field.before": {"en": "Before", "ja": "実行前"},
+    "op.field.terminated": {"en": "Terminated", "ja": "切断数"},
+    "op.field.after": {"en": "After", "ja": "実行後"},
+    "op.db.terminates": {"en": "connections idle for more than {age}", "ja": "{age} を超えてアイドルの接続"},
+    "op.db.pg_stat_failed": {
+        "en": "Could not read pg_stat_activity: {error}",
+        "ja": "pg_stat_activity を読めませんでした: {error}",
+    },
+    "op.db.terminating": {
+        "en": "Terminating connections idle > {age} on {dsn}…",
+        "ja": "{dsn} で {age} 超アイドルの接続を切断しています…",
+    },
+    "op.db.reset_failed_step": {"en": "Reset failed: {error}", "ja": "リセットに失敗: {error}"},
+    "op.db.reset_failed": {
+        "en": "No connection was reset: {error}",
+        "ja": "接続は 1 つもリセットしていません: {error}",
+    },
+    "op.db.pids": {"en": " (pids {pids})", "ja": "（pid {pids}）"},
+    "op.db.not_ended": {
+        "en": "; {n} could not be ended (pids {pids})",
+        "ja": "。{n} 件は切断できませんでした（pid {pids}）",
+    },
+    "op.db.before": {"en": "Before: {counts}", "ja": "実行前: {counts}"},
+    "op.db.terminated": {
+        "en": "Terminated {n} idle connection(s){pids}{failed}",
+        "ja": "アイドル接続を {n} 件切断しました{pids}{failed}",
+    },
+    "op.db.after": {"en": "After: {counts}", "ja": "実行後: {counts}"},
+    "op.db.summary": {
+        "en": "Terminated {n} idle connection(s) on {env}",
+        "ja": "{env} でアイドル接続を {n} 件切断しました",
+    },
+    "op.db.restart_skipped": {
+        "en": "Restart skipped (restart: false)",
+        "ja": "再起動はスキップ（restart: false）",
+    },
+    "op.db.now": {"en": "Now: {counts}", "ja": "現在: {counts}"},
+    "op.db.sim_terminate": {
+        "en": "{label}: would terminate {n} idle connection(s){pids}",
+        "ja": "{label}: アイドル接続を {n} 件切断するところです{pids}",
+    },
+    "op.db.sim_count": {
+        "en": "{label}: would count connections in pg_stat_activity",
+        "ja": "{label}: pg_stat_activity の接続数を数えるところです",
+    },
+    "op.db.sim_terminate_age": {
+        "en": "{label}: would terminate connections idle for more than {age}",
+        "ja": "{label}: {age} を超えてアイドルの接続を切断するところです",
+    },
+    "op.db.sim_result": {
+        "en": "{label}: nothing was changed ({why}).",
+        "ja": "{label}: 何も変更していません（{why}）。",
+    },
+    # bot/ops/backup.py: backup and restore
+    "op.backup.busy_backup": {
+        "en": "A backup is already running (job `{job}`, started by {who}). Only one backup or restore runs at a time; "
+        "try again when it finishes.",
+        "ja": "バックアップがすでに実行中です（ジョブ `{job}`、開始: {who}）。バックアップとリストアは同時に 1 つしか"
+        "実行できません。終わってからもう一度お試しください。",
+    },
+    "op.backup.busy_restore": {
+        "en": "A restore is already running (job `{job}`, started by {who}). Only one backup or restore runs at a time; "
+        "try again when it finishes.",
+        "ja": "リストアがすでに実行中です（ジョブ `{job}`、開始: {who}）。バックアップとリストアは同時に 1 つしか"
+        "実行できません。終わってからもう一度お試しください。",
+    },
+    "op.backup.busy_backup_nightly": {
+        "en": "A backup is already running (job `{job}`, started by the nightly timer). Only one backup or restore runs "
+        "at a time; try again when it finishes.",
+        "ja": "バックアップがすでに実行中です（ジョブ `{job}`、夜間タイマーが開始）。バックアップとリストアは同時に "
+        "1 つしか実行できません。終わってからもう一度お試しください。",
+    },
+    "op.backup.busy_restore_nightly": {
+        "en": "A restore is already running (job `{job}`, started by the nightly timer). Only one backup or restore runs "
+        "at a time; try again when it finishes.",
+        "ja": "リストアがすでに実行中です（ジョブ `{job}`、夜間タイマーが開始）。バックアップとリストアは同時に "
+        "1 つしか実行できません。終わってからもう一度お試しください。",
+    },
+    "op.field.destination": {"en": "Destination", "ja": "保存先"},
+    "op.field.retention": {"en": "Retention", "ja": "保持期間"},
+    "op.field.memory_system": {"en": "Memory system", "ja": "メモリシステム"},
+    "op.field.backup": {"en": "Backup", "ja": "バックアップ"},
+    "op.field.size": {"en": "Size", "ja": "サイズ"},
+    "op.field.sha256": {"en": "SHA-256", "ja": "SHA-256"},
+    "op.field.duration": {"en": "Duration", "ja": "所要時間"},
+    "op.field.taken": {"en": "Taken", "ja": "取得日時"},
+    "op.field.restore_into": {"en": "Restore into", "ja": "リストア先"},
+    "op.field.then": {"en": "Then", "ja": "その後"},
+    "op.backup.retention_value": {
+        "en": "{days} days (the newest backup is always kept)",
+        "ja": "{days} 日（最新のバックアップは常に保持）",
+    },
+    "op.backup.dsn_unset": {
+        "en": "{name} is no longer set in the bot's environment: nothing was backed up.",
+        "ja": "ボットの環境に {name} が設定されていません。何もバックアップしていません。",
+    },
+    "op.backup.result": {
+        "en": "Backup `{id}` stored: {size}, sha256 `{sha}…`, {seconds} s. Retention: nothing older than {days} days.",
+        "ja": "バックアップ `{id}` を保存しました: {size}、sha256 `{sha}…`、{seconds} 秒。保持期間: {days} 日より古いものはありません。",
+    },
+    "op.backup.result_deleted": {
+        "en": "Backup `{id}` stored: {size}, sha256 `{sha}…`, {seconds} s. Retention deleted {n} backup(s) older than {days} days.",
+        "ja": "バックアップ `{id}` を保存しました: {size}、sha256 `{sha}…`、{seconds} 秒。保持期間により {days} 日より古い"
+        "バックアップを {n} 件削除しました。",
+    },
+    "op.backup.sim_dump": {
+        "en": "{label}: would run pg_dump on {source}, gzip it and stream it to s3://{bucket}/{object}",
+        "ja": "{label}: {source} で pg_dump を実行し、gzip して s3://{bucket}/{object} に転送するところです",
+    },
+    "op.backup.sim_memory": {
+        "en": "{label}: would tar {paths} to s3://{bucket}/{prefix}",
+        "ja": "{label}: {paths} を tar にまとめて s3://{bucket}/{prefix} に保存するところです",
+    },
+    "op.backup.sim_retention": {
+        "en": "{label}: would delete backups older than {days} days (keeping the newest)",
+        "ja": "{label}: {days} 日より古いバックアップを削除するところです（最新のものは保持）",
+    },
+    "op.backup.sim_check": {
+        "en": "{label}: would check that the new backup is listed with its SHA-256",
+        "ja": "{label}: 新しいバックアップが SHA-256 付きで一覧にあることを確認するところです",
+    },
+    "op.backup.sim_result": {
+        "en": "{label}: nothing was backed up ({why}).",
+        "ja": "{label}: 何もバックアップしていません（{why}）。",
+    },
+    "op.backup.resumed_unfinished": {
+        "en": "Resumed: the previous attempt did not finish `{object}`; taking a new backup",
+        "ja": "再開: 前回の試行は `{object}` を完了していません。新しくバックアップを取ります",
+    },
+    "op.backup.resumed_stored": {
+        "en": "Resumed: `{object}` had been stored before the bot stopped",
+        "ja": "再開: ボットが止まる前に `{object}` は保存済みでした",
+    },
+    "op.backup.dumping": {
+        "en": "Dumping {dsn} to s3://{bucket}/{object}…",
+        "ja": "{dsn} を s3://{bucket}/{object} にダンプしています…",
+    },
+    "op.backup.progress_upload": {"en": "Uploading", "ja": "アップロード中"},
+    "op.backup.failed_step": {"en": "Backup failed: {error}", "ja": "バックアップ失敗: {error}"},
+    "op.backup.failed": {"en": "The backup failed: {error}", "ja": "バックアップに失敗しました: {error}"},
+    "op.backup.failed_nothing": {
+        "en": "The backup failed: {error}. Nothing was stored.",
+        "ja": "バックアップに失敗しました: {error}。何も保存していません。",
+    },
+    "op.backup.stored": {
+        "en": "Stored s3://{bucket}/{object}: {size} ({raw} of SQL) in {seconds} s, {throughput}",
+        "ja": "s3://{bucket}/{object} に保存しました: {size}（SQL {raw}）、{seconds} 秒、{throughput}",
+    },
+    "op.backup.size_value": {"en": "{size} gzip ({raw} of SQL)", "ja": "{size} gzip（SQL {raw}）"},
+    "op.backup.memory_progress": {"en": "Memory system", "ja": "メモリシステム"},
+    "op.backup.memory_failed_step": {
+        "en": "Memory system backup failed: {error}",
+        "ja": "メモリシステムのバックアップ失敗: {error}",
+    },
+    "op.backup.memory_failed": {
+        "en": "The database backup `{id}` is stored, but the memory system's was not: {error}",
+        "ja": "データベースのバックアップ `{id}` は保存しましたが、メモリシステムのバックアップは保存できませんでした: {error}",
+    },
+    "op.backup.memory_none": {
+        "en": "Memory system: none of {paths} exists on this host; skipped",
+        "ja": "メモリシステム: {paths} はいずれもこのホストにありません。スキップしました",
+    },
+    "op.backup.memory_done": {
+        "en": "Memory system: s3://{bucket}/{object}, {size}",
+        "ja": "メモリシステム: s3://{bucket}/{object}、{size}",
+    },
+    "op.backup.retention_failed_step": {
+        "en": "Retention failed: {error}",
+        "ja": "保持期間の処理に失敗: {error}",
+    },
+    "op.backup.retention_failed": {
+        "en": "The backup `{id}` is stored, but retention failed: {error}",
+        "ja": "バックアップ `{id}` は保存しましたが、保持期間の処理に失敗しました: {error}",
+    },
+    "op.backup.retention_deleted": {
+        "en": "Retention: deleted {n} backup(s) older than {days} days: {names}",
+        "ja": "保持期間: {days} 日より古いバックアップを {n} 件削除しました: {names}",
+    },
+    "op.backup.retention_nothing": {
+        "en": "Retention: nothing older than {days} days",
+        "ja": "保持期間: {days} 日より古いものはありません",
+    },
+    "op.backup.retention_field": {
+        "en": "{n} deleted (older than {days} days)",
+        "ja": "{n} 件削除（{days} 日より古いもの）",
+    },
+    "op.backup.list_failed": {
+        "en": "The backup `{id}` was uploaded, but listing it failed: {error}",
+        "ja": "バックアップ `{id}` はアップロードしましたが、一覧の取得に失敗しました: {error}",
+    },
+    "op.backup.check_failed_step": {
+        "en": "Check failed: `{id}` is not listed with sha256 `{sha}…`",
+        "ja": "確認失敗: `{id}` が sha256 `{sha}…` 付きで一覧にありません",
+    },
+    "op.backup.check_failed": {
+        "en": "The backup `{id}` is not listed in s3://{bucket}/{prefix} with its checksum.",
+        "ja": "バックアップ `{id}` がチェックサム付きで s3://{bucket}/{prefix} の一覧にありません。",
+    },
+    "op.backup.checked": {
+        "en": "Checked: `{id}` is listed, sha256 `{sha}…` recorded",
+        "ja": "確認済み: `{id}` は一覧にあり、sha256 `{sha}…` が記録されています",
+    },
+    "op.restore.no_db": {
+        "en": "No database is configured for {env} (environments.{env}.database.dsn_env), so there is nothing to restore into there.",
+        "ja": "{env} にはデータベースが設定されていない（environments.{env}.database.dsn_env）ため、リストア先がありません。",
+    },
+    "op.restore.own_db": {
+        "en": "The restore target is DATABASE_URL, the bot's own database. Set backup.restore_dsn_env "
+        "(or the environment's database.dsn_env) to the application database's variable.",
+        "ja": "リストア先が DATABASE_URL（ボット自身のデータベース）になっています。backup.restore_dsn_env"
+        "（または環境の database.dsn_env）にアプリケーションのデータベースの変数を設定してください。",
+    },
+    "op.restore.same_dsn": {
+        "en": "{name} holds the bot's own DATABASE_URL; refusing to restore over the bot's database.",
+        "ja": "{name} はボット自身の DATABASE_URL です。ボットのデータベースを上書きすることになるため拒否します。",
+    },
+    "op.restore.read_failed": {
+        "en": "Could not read s3://{bucket}/{object}: {error}",
+        "ja": "s3://{bucket}/{object} を読めませんでした: {error}",
+    },
+    "op.restore.no_sha": {
+        "en": "`{id}` has no recorded SHA-256: it is an unfinished upload and cannot be verified. "
+        "Pick another backup (`/taisun backup list`).",
+        "ja": "`{id}` には SHA-256 が記録されていません。未完了のアップロードのため検証できません。"
+        "別のバックアップを選んでください（`/taisun backup list`）。",
+    },
+    "op.restore.sha_value": {
+        "en": "`{sha}` (verified before anything is restored)",
+        "ja": "`{sha}`（リストア前に検証します）",
+    },
+    "op.restore.not_set": {"en": "(not set)", "ja": "（未設定）"},
+    "op.restore.no_verify": {
+        "en": "no backup.verify_command configured",
+        "ja": "backup.verify_command は未設定",
+    },
+    "op.restore.not_found": {
+        "en": "There is no backup `{id}` in s3://{bucket}/{prefix}. Latest: {latest}.",
+        "ja": "s3://{bucket}/{prefix} に `{id}` というバックアップはありません。最新: {latest}",
+    },
+    "op.restore.sim_download": {
+        "en": "{label}: would download s3://{bucket}/{object} and verify its SHA-256",
+        "ja": "{label}: s3://{bucket}/{object} をダウンロードして SHA-256 を検証するところです",
+    },
+    "op.restore.sim_replay": {
+        "en": "{label}: would replay it with psql into ${var} in a single transaction",
+        "ja": "{label}: psql で ${var} に単一トランザクションで流し込むところです",
+    },
+    "op.restore.sim_verify": {
+        "en": "{label}: would run `{command}`",
+        "ja": "{label}: `{command}` を実行するところです",
+    },
+    "op.restore.sim_result": {
+        "en": "{label}: nothing was restored ({why}).",
+        "ja": "{label}: 何もリストアしていません（{why}）。",
+    },
+    "op.restore.dsn_unset": {
+        "en": "{name} is no longer set in the bot's environment: nothing was restored.",
+        "ja": "ボットの環境に {name} が設定されていません。何もリストアしていません。",
+    },
+    "op.restore.downloading": {
+        "en": "Downloading s3://{bucket}/{object}…",
+        "ja": "s3://{bucket}/{object} をダウンロードしています…",
+    },
+    "op.restore.progress": {"en": "Restore", "ja": "リストア"},
+    "op.restore.checksum_failed_step": {
+        "en": "Checksum check failed: {error}",
+        "ja": "チェックサムの確認に失敗: {error}",
+    },
+    "op.restore.failed_step": {"en": "Restore failed: {error}", "ja": "リストア失敗: {error}"},
+    "op.restore.failed": {"en": "The restore failed: {error}", "ja": "リストアに失敗しました: {error}"},
+    "op.restore.changed": {
+        "en": "Note: the backup changed after approval (sha256 `{before}…` → `{after}…`)",
+        "ja": "注意: 承認後にバックアップが変わりました（sha256 `{before}…` → `{after}…`）",
+    },
+    "op.restore.checksum_ok": {
+        "en": "Checksum verified: sha256 `{sha}…` matches the backup's record",
+        "ja": "チェックサム検証済み: sha256 `{sha}…` はバックアップの記録と一致します",
+    },
+    "op.restore.restored": {
+        "en": "Restored into {dsn} in {seconds} s (one transaction, committed)",
+        "ja": "{dsn} にリストアしました（{seconds} 秒、単一トランザクションでコミット済み）",
+    },
+    "op.restore.result": {
+        "en": "Backup `{id}` restored into {dsn}: sha256 `{sha}…` verified, {seconds} s. {check}",
+        "ja": "バックアップ `{id}` を {dsn} にリストアしました: sha256 `{sha}…` 検証済み、{seconds} 秒。{check}",
+    },
+    "op.restore.no_verify_step": {
+        "en": "No backup.verify_command configured: the checksum was the only check",
+        "ja": "backup.verify_command が未設定のため、チェックサムのみで確認しました",
+    },
+    "op.restore.no_verify_result": {
+        "en": "No integrity command configured.",
+        "ja": "整合性チェックのコマンドは未設定です。",
+    },
+    "op.restore.running": {"en": "Running `{command}`…", "ja": "`{command}` を実行しています…"},
+    "op.restore.verify_failed_step": {"en": "`{command}` failed: {last}", "ja": "`{command}` 失敗: {last}"},
+    "op.restore.verify_failed": {
+        "en": "The data was restored, but the integrity check `{command}` failed: {last}",
+        "ja": "データはリストアしましたが、整合性チェック `{command}` が失敗しました: {last}",
+    },
+    "op.restore.verify_passed_step": {"en": "`{command}` passed: {last}", "ja": "`{command}` 成功: {last}"},
+    "op.restore.verify_passed": {"en": "`{command}` passed.", "ja": "`{command}` は成功しました。"},
+    "op.backup.list.cannot": {
+        "en": "Cannot list {where}: {problem}.",
+        "ja": "{where} の一覧を取得できません: {problem}。",
+    },
+    "op.backup.list.cannot_long": {
+        "en": "Cannot list `{where}`: {problem}. Set the AWS credentials in the bot's environment.",
+        "ja": "`{where}` の一覧を取得できません: {problem}。ボットの環境に AWS の認証情報を設定してください。",
+    },
+    "op.backup.list.failed": {
+        "en": "Could not list the backups: {error}",
+        "ja": "バックアップの一覧を取得できませんでした: {error}",
+    },
+    "op.backup.list.failed_in": {
+        "en": "Could not list the backups in {where}: {error}",
+        "ja": "{where} のバックアップ一覧を取得できませんでした: {error}",
+    },
+    "op.backup.list.empty": {
+        "en": "No backups in {where} yet.",
+        "ja": "{where} にはまだバックアップがありません。",
+    },
+    "op.backup.list.empty_long": {
+        "en": "No backups in `{where}` yet. `/taisun backup run` takes one.",
+        "ja": "`{where}` にはまだバックアップがありません。`/taisun backup run` で取得できます。",
+    },
+    "op.backup.list.unfinished": {
+        "en": "⚠️ unfinished (no checksum; cannot be restored)",
+        "ja": "⚠️ 未完了（チェックサムなし。リストアできません）",
+    },
+    "op.backup.list.line": {
+        "en": "`{id}` · {time} · {age} ago · {size} · {check}",
+        "ja": "`{id}` · {time} · {age} 前 · {size} · {check}",
+    },
+    "op.backup.list.more": {"en": "…and {n} older", "ja": "…ほか古いもの {n} 件"},
+    "op.backup.list.text": {"en": "{n} backup(s) in {where}", "ja": "{where} のバックアップ {n} 件"},
+    "op.backup.list.title": {
+        "en": "*Backups in `{where}`* (newest first, kept {days} days)",
+        "ja": "*`{where}` のバックアップ*（新しい順、{days} 日間保持）",
+    },
+    "op.backup.list.how": {
+        "en": "Restore one with `/taisun backup restore <id>` (needs approval).",
+        "ja": "リストアするには `/taisun backup restore <id>`（承認が必要です）。",
+    },
+    "op.backup.list.listing": {"en": "Listing backups…", "ja": "バックアップを一覧しています…"},
+    "op.backup.report.ok": {"en": "✅ Nightly backup succeeded", "ja": "✅ 夜間バックアップ成功"},
+    "op.backup.report.simulated": {
+        "en": "❌ Nightly backup did NOT run (simulated: credentials missing)",
+        "ja": "❌ 夜間バックアップは実行されませんでした（シミュレーション: 認証情報なし）",
+    },
+    "op.backup.report.failed": {"en": "❌ Nightly backup FAILED", "ja": "❌ 夜間バックアップ失敗"},
+    # bot/runbook_runs.py: how an action step's job ended (the step's result and its thread note)
+    "rb.job_final.succeeded": {"en": "succeeded", "ja": "成功"},
+    "rb.job_final.failed": {"en": "failed", "ja": "失敗"},
+    "rb.job_final.rejected": {"en": "rejected", "ja": "却下"},
+    "rb.job_final.expired": {"en": "expired", "ja": "期限切れ"},
+    "rb.job_final.cancelled": {"en": "cancelled", "ja": "キャンセル"},
+    "rb.job_final.invalid": {"en": "invalid", "ja": "不正なリクエスト"},
+    "rb.job_final.refused": {"en": "refused", "ja": "拒否"},
+    "rb.action.ended": {"en": "{state}", "ja": "{state}"},
+    "rb.action.ended_result": {"en": "{state}: {result}", "ja": "{state}: {result}"},
+    "rb.action.ended_approved": {"en": "{state}, approved by {user}", "ja": "{state}（承認: {user}）"},
+    "rb.action.ended_approved_result": {
+        "en": "{state}, approved by {user}: {result}",
+        "ja": "{state}（承認: {user}）: {result}",
+    },
+    "rb.msg.action_ended": {
+        "en": "{icon} *{title}*: job `{job}` {text}",
+        "ja": "{icon} *{title}*: ジョブ `{job}` {text}",
     },
 }
 
@@ -176,7 +1564,9 @@ class UserLanguages:
     in the background; later replies use it.
     """
 
-    def __init__(self, fetch_locale: Callable[[str], str | None], default: str, use_locale: bool, ttl: float = 86400.0):
+    def __init__(
+        self, fetch_locale: Callable[[str], str | None], default: str, use_locale: bool, ttl: float = 86400.0
+    ):
         self._fetch = fetch_locale
         self.default = default
         self.use_locale = use_locale

@@ -26,7 +26,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import audit, blocks_incident, metrics, runbook_runs
+from bot import audit, blocks_incident, i18n, metrics, runbook_runs
 from bot.blocks import duration, escape
 from bot.blocks_incident import IncidentView
 from bot.message_sync import Managed, Syncer, claim_column, outbox, posted, sync_for
@@ -132,7 +132,7 @@ def _audit(
 def _locked(s: Session, incident_id: int) -> Incident:
     inc = s.scalars(select(Incident).where(Incident.id == incident_id).with_for_update()).one_or_none()
     if inc is None:
-        raise IncidentError("That incident no longer exists.")
+        raise IncidentError(key="inc.err.gone")
     return inc
 
 
@@ -140,7 +140,7 @@ def get(svc: Services, incident_id: int) -> Incident:
     with svc.sessions() as s:
         inc = s.get(Incident, incident_id)
     if inc is None:
-        raise IncidentError("That incident no longer exists.")
+        raise IncidentError(key="inc.err.gone")
     return inc
 
 
@@ -153,7 +153,7 @@ def flow_runbook(svc: Services) -> Runbook:
     if book is None:
         bad = catalog.error_for(FLOW_RUNBOOK)
         why = ("\n" + "\n".join(bad.problems[:5])) if bad else ""
-        raise IncidentError(f"No valid incident-flow runbook ({FLOW_RUNBOOK}.yml) is available.{why}")
+        raise IncidentError(key="inc.err.no_flow", file=f"{FLOW_RUNBOOK}.yml", why=why)
     return book
 
 
@@ -176,10 +176,10 @@ def declare(
     """Create INC-<n> with its checklist; None if the alert group was linked meanwhile by another replica."""
     cfg = svc.config.incidents
     if severity not in cfg.severities:
-        raise IncidentError(f"Unknown severity `{severity}`; use one of {', '.join(cfg.severities)}.")
+        raise IncidentError(key="inc.err.severity", severity=severity, choices=", ".join(cfg.severities))
     title = " ".join(title.split())[:200]
     if not title:
-        raise IncidentError("An incident needs a title.")
+        raise IncidentError(key="inc.err.no_title")
     book = flow_runbook(svc)
     env = runbook_runs.default_environment(svc.config)
     dedicated = severity in cfg.dedicated_channel_severities
@@ -223,7 +223,7 @@ def declare(
         except _AlreadyLinked:
             return None
     else:
-        raise IncidentError("Could not allocate an incident number; try again.")
+        raise IncidentError(key="inc.err.number")
     if dedicated:
         svc.later(lambda: create_channel(svc, inc.id, user_id, announce=True))
     sync_for(svc).mark(subject(inc.id))
@@ -314,8 +314,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
                 row.channel = row.origin_channel  # fall back to a thread where it was declared
             outbox(
                 s, subject(incident_id),
-                f"⚠️ I could not create a channel for {row.ref} (`{error}`; the bot needs the channels:manage "
-                "scope). The incident lives in this thread instead.",
+                i18n.t("inc.msg.no_channel", svc.config.language, ref=row.ref, error=error),
             )  # fmt: skip
         sync_for(svc).mark(subject(incident_id))
         return
@@ -338,20 +337,21 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
             s, row.id, "channel", f"Channel #{name} created; invited {len(users)} responder(s)", requester
         )
         _audit(s, row, "channel_created", requester, channel_id=cid, name=name, invited=users)
-        link = f"<#{cid}>"
+        link, lang = f"<#{cid}>", svc.config.language
         if home_is_new or announce:
             if row.origin_channel and row.origin_channel != cid:
                 outbox(
                     s, subject(row.id),
-                    f"🚨 *{row.ref}* ({row.severity}) declared by {mention(row.declared_by)}: {escape(row.title)} → {link}",
+                    i18n.t("inc.msg.declared_elsewhere", lang, ref=row.ref, severity=row.severity,
+                           user=mention(row.declared_by), title=escape(row.title), link=link),
                     target=row.origin_channel,
                 )  # fmt: skip
         else:
-            outbox(s, subject(row.id), f"📣 {row.ref} now has its own channel: {link}")
+            outbox(s, subject(row.id), i18n.t("inc.msg.own_channel", lang, ref=row.ref, link=link))
             outbox(
                 s, subject(row.id),
-                f"🚨 This channel is for *{row.ref}* ({row.severity}): {escape(row.title)}. The checklist and timeline "
-                f"are in the incident thread in <#{row.channel}>; incident commands here apply to {row.ref}.",
+                i18n.t("inc.msg.channel_intro", lang, ref=row.ref, severity=row.severity, title=escape(row.title),
+                       home=f"<#{row.channel}>"),
                 target=cid,
             )  # fmt: skip
     sync_for(svc).mark(subject(incident_id))
@@ -399,12 +399,16 @@ def _change(svc: Services, incident_id: int) -> Iterator[tuple[Session, Incident
 def set_status(svc: Services, incident_id: int, text: str, user_id: str, user_name: str = "") -> Incident:
     text = text.strip()
     if not text:
-        raise IncidentError('Say what is known: `/taisun incident status "rolled back; error rate falling"`.')
+        raise IncidentError(key="inc.err.status_text")
     with _change(svc, incident_id) as (s, inc):
         t = now()
         inc.status_text, inc.status_by, inc.status_at, inc.updated_at = text[:2000], user_id, t, t
         add_event(s, inc.id, "status", f"Status update by {user_name or user_id}: {text}", user_id, at=t)
-        outbox(s, subject(inc.id), f"📣 *Status update* from <@{user_id}>: {escape(text[:2000])}")
+        outbox(
+            s,
+            subject(inc.id),
+            i18n.t("inc.msg.status", svc.config.language, user=f"<@{user_id}>", text=escape(text[:2000])),
+        )
         _audit(s, inc, "status", user_id, user_name, text=text[:500])
     return inc
 
@@ -413,19 +417,24 @@ def assign(
     svc: Services, incident_id: int, role: str, assignee: str, user_id: str, user_name: str = ""
 ) -> Incident:
     if role not in ROLES:
-        raise IncidentError(f"Roles are {', '.join(ROLES)}.")
+        raise IncidentError(key="inc.err.roles", roles=", ".join(ROLES))
     with _change(svc, incident_id) as (s, inc):
         t = now()
         previous = getattr(inc, role)
         setattr(inc, role, assignee)
         inc.updated_at = t
-        text = f"{role.title()}: {mention(assignee)}" + (f" (was {mention(previous)})" if previous else "")
+        lang = svc.config.language
+        fields = {"role": i18n.t(f"inc.role.{role}", lang), "user": mention(assignee), "by": f"<@{user_id}>"}
+        if previous:
+            text = i18n.t("inc.msg.reassigned", lang, previous=mention(previous), **fields)
+        else:
+            text = i18n.t("inc.msg.assigned", lang, **fields)
         was = f" (was {plain(previous)})" if previous else ""
         entry = f"{role.title()}: {plain(assignee)}{was}, assigned by {user_name or user_id}"
         add_event(s, inc.id, "role", entry, user_id, at=t, data={"role": role, "user": assignee})
         if role == "commander" and inc.acknowledged_at is None:
             _milestone(s, inc, "acknowledged", t, user_id, f"first commander {plain(assignee)}")
-        outbox(s, subject(inc.id), f"👤 {text} (by <@{user_id}>)")
+        outbox(s, subject(inc.id), text)
         _audit(s, inc, "assigned", user_id, user_name, role=role, user=assignee, previous=previous)
     if inc.dedicated_channel.startswith("C"):
         svc.later(lambda: _invite(svc, inc.dedicated_channel, [assignee]))
@@ -444,16 +453,19 @@ def set_severity(
 ) -> Incident:
     cfg = svc.config.incidents
     if severity not in cfg.severities:
-        raise IncidentError(f"Unknown severity `{severity}`; use one of {', '.join(cfg.severities)}.")
+        raise IncidentError(key="inc.err.severity", severity=severity, choices=", ".join(cfg.severities))
     with _change(svc, incident_id) as (s, inc):
         previous = inc.severity
         if previous == severity:
-            raise IncidentError(f"{inc.ref} is already {severity}.")
+            raise IncidentError(key="inc.err.same_severity", ref=inc.ref, severity=severity)
         inc.severity, inc.updated_at = severity, now()
         add_event(
             s, inc.id, "severity", f"Severity {previous} → {severity} by {user_name or user_id}", user_id
         )
-        outbox(s, subject(inc.id), f"🔺 Severity {previous} → *{severity}* (by <@{user_id}>)")
+        outbox(
+            s, subject(inc.id),
+            i18n.t("inc.msg.severity", svc.config.language, previous=previous, severity=severity, user=f"<@{user_id}>"),
+        )  # fmt: skip
         _audit(s, inc, "severity", user_id, user_name, previous=previous, severity=severity)
     if severity in cfg.dedicated_channel_severities and not inc.dedicated_channel:
         svc.later(lambda: create_channel(svc, incident_id, user_id))
@@ -463,9 +475,9 @@ def set_severity(
 def promote(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
     inc = get(svc, incident_id)
     if inc.dedicated_channel.startswith("C"):
-        raise IncidentError(f"{inc.ref} already has its channel <#{inc.dedicated_channel}>.")
+        raise IncidentError(key="inc.err.has_channel", ref=inc.ref, channel=f"<#{inc.dedicated_channel}>")
     if inc.dedicated_channel:
-        raise IncidentError(f"The channel for {inc.ref} is being created.")
+        raise IncidentError(key="inc.err.channel_creating", ref=inc.ref)
     with _change(svc, incident_id) as (s, row):
         add_event(s, row.id, "promoted", f"Promoted to its own channel by {user_name or user_id}", user_id)
         _audit(s, row, "promoted", user_id, user_name)
@@ -483,7 +495,7 @@ def _milestone(s: Session, inc: Incident, name: str, t: datetime, actor: str, wh
 def acknowledge(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
     with _change(svc, incident_id) as (s, inc):
         if inc.acknowledged_at is not None:
-            raise IncidentError(f"{inc.ref} was already acknowledged.")
+            raise IncidentError(key="inc.err.already_acknowledged", ref=inc.ref)
         _milestone(s, inc, "acknowledged", now(), user_id, f"acknowledged by {user_name or user_id}")
     return inc
 
@@ -491,9 +503,9 @@ def acknowledge(svc: Services, incident_id: int, user_id: str, user_name: str = 
 def mark_mitigated(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
     with _change(svc, incident_id) as (s, inc):
         if inc.mitigated_at is not None:
-            raise IncidentError(f"{inc.ref} is already marked mitigated.")
+            raise IncidentError(key="inc.err.already_mitigated", ref=inc.ref)
         _milestone(s, inc, "mitigated", now(), user_id, f"marked by {user_name or user_id}")
-        outbox(s, subject(inc.id), f"🩹 Marked *mitigated* by <@{user_id}>.")
+        outbox(s, subject(inc.id), i18n.t("inc.msg.mitigated", svc.config.language, user=f"<@{user_id}>"))
     return inc
 
 
@@ -521,7 +533,8 @@ def on_checklist_change(svc: Services, s: Session, incident_id: int, run: Runboo
         inc.updated_at = t
         add_event(s, inc.id, "phase", f"Phase {old} → {new}", "taisun", at=t)
         _audit(s, inc, "phase", "taisun", "TAISUN", previous=old, phase=new)
-        outbox(s, subject(inc.id), f"➡️ Phase *{Runbook.phase_title(new, svc.config.language)}*")
+        lang = svc.config.language
+        outbox(s, subject(inc.id), i18n.t("inc.msg.phase", lang, phase=Runbook.phase_title(new, lang)))
         if new == "Recovery" and inc.mitigated_at is None:
             _milestone(s, inc, "mitigated", t, "taisun", "Recovery phase reached")
 
@@ -610,15 +623,21 @@ class Due:
 
 def _due_nudges(svc: Services, s: Session, inc: Incident, t: datetime) -> list[Due]:
     cfg = svc.config.incidents.nudges
+    lang = svc.config.language
     due: list[Due] = []
     if not inc.commander and t - inc.declared_at >= timedelta(minutes=cfg.no_commander_minutes):
-        due.append(Due("no_commander", "", f"No incident commander after {cfg.no_commander_minutes} min: "
-                                            "`/taisun incident assign commander @someone`"))  # fmt: skip
+        due.append(
+            Due("no_commander", "", i18n.t("inc.nudge.no_commander", lang, minutes=cfg.no_commander_minutes))
+        )
     last = inc.status_at or inc.declared_at
     if t - last >= timedelta(minutes=cfg.no_status_minutes):
-        due.append(Due("no_status", last.isoformat(), f"No status update for {cfg.no_status_minutes} min: "
-                                                      '`/taisun incident status "what we know"`'))  # fmt: skip
-    lang = svc.config.language
+        due.append(
+            Due(
+                "no_status",
+                last.isoformat(),
+                i18n.t("inc.nudge.no_status", lang, minutes=cfg.no_status_minutes),
+            )
+        )
     for run in s.scalars(
         select(RunbookRun).where(RunbookRun.incident_id == inc.id, RunbookRun.state == "open")
     ):
@@ -639,7 +658,7 @@ def _due_nudges(svc: Services, s: Session, inc: Incident, t: datetime) -> list[D
                 and t - start >= timedelta(minutes=step.overdue_minutes)
             ):
                 due.append(Due("overdue", f"{run.id[:8]}:{step.id}",
-                               f"Step *{step.title_for(lang)}* is overdue (due within {step.overdue_minutes} min)"))  # fmt: skip
+                               i18n.t("inc.nudge.overdue", lang, step=step.title_for(lang), minutes=step.overdue_minutes)))  # fmt: skip
     return due
 
 
@@ -662,11 +681,17 @@ def sweep(svc: Services, at: datetime | None = None) -> int:
             continue
         lines = "\n".join(f"• {d.text}" for _, d in claimed)
         who = f"<@{inc.commander}> " if inc.commander else ""
-        text = f"⏰ {who}*{inc.ref}* reminders:\n{lines}"
+        lang = svc.config.language
+        text = i18n.t("inc.nudge.head", lang, who=who, ref=inc.ref, lines=lines)
         with svc.sessions.begin() as s:
             row = s.get(Incident, inc.id)
             assert row is not None
-            outbox(s, key, text, blocks_incident.nudge_blocks(text, [i for i, _ in claimed], SNOOZE_MINUTES))
+            outbox(
+                s,
+                key,
+                text,
+                blocks_incident.nudge_blocks(text, [i for i, _ in claimed], SNOOZE_MINUTES, lang),
+            )
             _audit(s, row, "nudged", "taisun", "TAISUN", nudges=[f"{d.kind}:{d.target}" for _, d in claimed])
         posted_count += len(claimed)
         sync.mark(key)
@@ -718,7 +743,7 @@ def resolve(svc: Services, incident_id: int, user_id: str, user_name: str = "") 
     """Resolved: stamp the milestone, write the postmortem draft and its follow-up items."""
     with _change(svc, incident_id) as (s, inc):
         if inc.state == "resolved":
-            raise IncidentError(f"{inc.ref} is already resolved.")
+            raise IncidentError(key="inc.err.already_resolved", ref=inc.ref)
         t = now()
         if inc.mitigated_at is None:
             _milestone(s, inc, "mitigated", t, user_id, "resolved without an earlier mitigation mark")
@@ -739,18 +764,20 @@ def resolve(svc: Services, incident_id: int, user_id: str, user_name: str = "") 
                 .order_by(IncidentFollowup.position)
             )
         ]
+        lang = svc.config.language
+        elapsed = duration((t - inc.detected_at).total_seconds())
         outbox(
-            s, subject(inc.id), f"✅ {inc.ref} resolved by <@{user_id}> after {duration((t - inc.detected_at).total_seconds())}.",
+            s, subject(inc.id), i18n.t("inc.msg.resolved", lang, ref=inc.ref, user=f"<@{user_id}>", elapsed=elapsed),
         )  # fmt: skip
         outbox(
-            s, subject(inc.id), f"Postmortem draft for {inc.ref}",
-            blocks_incident.markdown_blocks(f"📝 *Postmortem draft — {inc.ref}* (Markdown: copy it into your doc)", markdown),
+            s, subject(inc.id), i18n.t("inc.msg.postmortem_text", lang, ref=inc.ref),
+            blocks_incident.markdown_blocks(i18n.t("inc.msg.postmortem_title", lang, ref=inc.ref), markdown),
         )  # fmt: skip
         outbox(
             s,
             subject(inc.id),
-            f"Follow-ups for {inc.ref}",
-            blocks_incident.followup_blocks(inc.ref, followups),
+            i18n.t("inc.msg.followups_text", lang, ref=inc.ref),
+            blocks_incident.followup_blocks(inc.ref, followups, lang),
         )
         _audit(s, inc, "resolved", user_id, user_name)
     return inc
@@ -833,51 +860,59 @@ def postmortem_markdown(d: PostmortemData) -> str:
     def since(t: datetime | None) -> str:
         return duration((t - inc.detected_at).total_seconds()) if t else "—"
 
+    lang = d.lang
+
+    def tr(key: str, **fields: Any) -> str:
+        return i18n.t(key, lang, **fields)
+
+    def at(who: str) -> str:
+        return "@" + who if who else "—"
+
     lines = [
         f"# {inc.ref}: {inc.title}",
         "",
-        "## Summary",
-        f"- Severity: {inc.severity}",
-        f"- Environment: {inc.environment or '—'}",
-        f"- Declared by: @{inc.declared_by_name or inc.declared_by} at {_fmt(inc.declared_at)}",
-        f"- Commander: {'@' + inc.commander if inc.commander else '—'} · Scribe: "
-        f"{'@' + inc.scribe if inc.scribe else '—'} · Comms: {'@' + inc.comms if inc.comms else '—'}",
-        f"- Resolved: {_fmt(inc.resolved_at)} by @{inc.resolved_by or '—'}",
-        f"- Duration (detected → resolved): {duration((end - inc.detected_at).total_seconds())}",
-        f"- Last status: {inc.status_text or '—'}",
+        tr("inc.pm.summary"),
+        tr("inc.pm.severity", severity=inc.severity),
+        tr("inc.pm.environment", env=inc.environment or "—"),
+        tr("inc.pm.declared", user=inc.declared_by_name or inc.declared_by, time=_fmt(inc.declared_at)),
+        tr("inc.pm.roles", commander=at(inc.commander), scribe=at(inc.scribe), comms=at(inc.comms)),
+        tr("inc.pm.resolved", time=_fmt(inc.resolved_at), user=inc.resolved_by or "—"),
+        tr("inc.pm.duration", elapsed=duration((end - inc.detected_at).total_seconds())),
+        tr("inc.pm.last_status", text=inc.status_text or "—"),
         "",
-        "## Impact",
-        "_Who and what was affected, for how long, and how far the SLOs were missed (fill in)._",
+        tr("inc.pm.impact"),
+        tr("inc.pm.impact_hint"),
     ]
     statuses = [e for e in d.events if e.kind == "status"]
     lines += [f"- {_fmt(e.at)} {e.text}" for e in statuses]
     lines += [
         "",
-        "## Milestones",
-        "| Milestone | Time | Since detection |",
+        tr("inc.pm.milestones"),
+        tr("inc.pm.milestones_head"),
         "|---|---|---|",
-        f"| Detected | {_fmt(inc.detected_at)} | 0s |",
-        f"| Declared | {_fmt(inc.declared_at)} | {since(inc.declared_at)} |",
-        f"| Acknowledged | {_fmt(inc.acknowledged_at)} | {since(inc.acknowledged_at)} |",
-        f"| Mitigated | {_fmt(inc.mitigated_at)} | {since(inc.mitigated_at)} |",
-        f"| Resolved | {_fmt(inc.resolved_at)} | {since(inc.resolved_at)} |",
+        f"| {tr('inc.pm.detected')} | {_fmt(inc.detected_at)} | 0s |",
+        f"| {tr('inc.pm.declared_row')} | {_fmt(inc.declared_at)} | {since(inc.declared_at)} |",
+        f"| {tr('inc.pm.acknowledged')} | {_fmt(inc.acknowledged_at)} | {since(inc.acknowledged_at)} |",
+        f"| {tr('inc.pm.mitigated')} | {_fmt(inc.mitigated_at)} | {since(inc.mitigated_at)} |",
+        f"| {tr('inc.pm.resolved_row')} | {_fmt(inc.resolved_at)} | {since(inc.resolved_at)} |",
         "",
-        "## Phases",
-        "| Phase | Entered | Time in phase |",
+        tr("inc.pm.phases"),
+        tr("inc.pm.phases_head"),
         "|---|---|---|",
     ]
-    for name, at, left in d.phases:
-        spent = duration(((left or end) - at).total_seconds())
-        lines.append(f"| {name} | {_fmt(at)} | {spent}{'' if left else ' (current)'} |")
-    lines += ["", "## Timeline"]
+    for name, entered, left in d.phases:
+        spent = duration(((left or end) - entered).total_seconds())
+        lines.append(f"| {name} | {_fmt(entered)} | {spent if left else tr('inc.pm.current', spent=spent)} |")
+    lines += ["", tr("inc.pm.timeline")]
     lines += [f"- {_fmt(e.at)} [{e.kind}] {e.text}" for e in d.events]
-    lines += ["", "## Actions taken"]
-    lines += [f"- {a}" for a in d.actions] or ["- none recorded"]
-    lines += ["", "## Skipped or failed steps"]
-    lines += [f"- {p}" for p in d.problems] or ["- none"]
-    lines += ["", "## Improvement items"]
-    lines += [f"- [ ] {title}" for title, _ in d.followups] or ["- none"]
-    lines += ["", "## Root cause", "_Fill in._", "", "## What went well / what did not", "_Fill in._"]
+    lines += ["", tr("inc.pm.actions")]
+    lines += [f"- {a}" for a in d.actions] or [tr("inc.pm.none_recorded")]
+    lines += ["", tr("inc.pm.problems")]
+    lines += [f"- {p}" for p in d.problems] or [tr("inc.pm.none")]
+    lines += ["", tr("inc.pm.improvements")]
+    lines += [f"- [ ] {title}" for title, _ in d.followups] or [tr("inc.pm.none")]
+    fill = tr("inc.pm.fill_in")
+    lines += ["", tr("inc.pm.root_cause"), fill, "", tr("inc.pm.went_well"), fill]
     return "\n".join(lines)
 
 
@@ -906,11 +941,11 @@ def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name
         )
         row = s.get(IncidentFollowup, followup_id)
         if row is None:
-            raise IncidentError("That follow-up no longer exists.")
+            raise IncidentError(key="inc.err.followup_gone")
         if res.rowcount != 1:
             if row.issue_url.startswith("creating:"):
-                raise IncidentError("Someone is opening that issue right now.")
-            raise IncidentError(f"Already opened: {row.issue_url}")
+                raise IncidentError(key="inc.err.issue_opening")
+            raise IncidentError(key="inc.err.issue_opened", url=row.issue_url)
         inc = s.get(Incident, row.incident_id)
         assert inc is not None
         title, body = row.title, row.body
@@ -923,7 +958,7 @@ def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name
     except Exception as e:
         with svc.sessions.begin() as s:
             s.execute(update(IncidentFollowup).where(IncidentFollowup.id == followup_id).values(issue_url=""))
-        raise IncidentError(f"GitHub did not create the issue: {e}") from None
+        raise IncidentError(key="inc.err.github", error=str(e)) from None
     with svc.sessions.begin() as s:
         s.execute(update(IncidentFollowup).where(IncidentFollowup.id == followup_id).values(issue_url=url))
         add_event(s, inc.id, "followup", f"Issue opened: {title} — {url}", user_id)
@@ -940,7 +975,7 @@ def _create_issue(svc: Services, title: str, body: str) -> str:
     finally:
         gh.close()
     if not url:
-        raise IncidentError("GitHub created the issue but did not say where.")
+        raise IncidentError(key="inc.err.github_no_url")
     return url
 
 
@@ -979,7 +1014,7 @@ def _messages(svc: Services, key: str) -> list[Managed] | None:
             slot="header",
             channel=inc.channel,
             ts=inc.header_ts,
-            text=blocks_incident.incident_text(v),
+            text=blocks_incident.incident_text(v, svc.config.language),
             blocks=blocks_incident.incident_header_blocks(v, svc.config.language),
             fallback_channel=svc.config.slack.ops_channel,
         )

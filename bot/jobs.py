@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from bot import audit, locks
 from bot.audit import AuditWriteFailed
+from bot.i18n import user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
 from bot.ops.base import REGISTRY, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import NotAllowed
@@ -506,10 +507,10 @@ class JobRunner:
         except LeaseLost:
             return
         except OpRefused as e:
-            self._finish(job.id, "invalid", str(e))
+            self._finish(job.id, "invalid", user_message(e, self.svc.config.language))
             return
         except OpError as e:
-            self._finish(job.id, "failed", str(e))
+            self._finish(job.id, "failed", user_message(e, self.svc.config.language))
             return
         env = ctx.env
         t = now()
@@ -572,7 +573,8 @@ class JobRunner:
             log.warning("lost the lease on a running job; another worker has it", extra={"job_id": job.id})
             return
         except OpError as e:
-            self._finish(job.id, "failed", str(e))
+            # Stored on the job and shown on the channel's card: the workspace language.
+            self._finish(job.id, "failed", user_message(e, self.svc.config.language))
             return
         except Exception as e:
             log.error(

@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot import audit, blocks_incident
+from bot import audit, blocks_incident, i18n
 from bot.blocks_incident import RunView, StepView
 from bot.config import Config, Environment
 from bot.locks import FINAL_STATES
@@ -145,12 +145,9 @@ def find_runbook(name: str, catalog: Catalog | None = None) -> Runbook:
         return book
     bad = catalog.error_for(name)
     if bad is not None:
-        raise RunbookRunError(
-            f"The runbook `{name}` is invalid, so it cannot be run. Fix the file:\n"
-            + "\n".join(bad.problems[:10])
-        )
+        raise RunbookRunError(key="rb.err.invalid", name=name, problems="\n".join(bad.problems[:10]))
     ids = ", ".join(f"`{i}`" for i in catalog.runbooks) or "none"
-    raise RunbookRunError(f"There is no runbook `{name}`. Runbooks: {ids}. (`/taisun runbook list`)")
+    raise RunbookRunError(key="rb.err.unknown", name=name, ids=ids)
 
 
 def default_environment(config: Config) -> Environment | None:
@@ -241,10 +238,7 @@ def start_run(
     """Start a run in its own transaction; the checklist is posted by the sender thread."""
     if env is None and needs_environment(book):
         names = ", ".join(svc.config.environments)
-        raise RunbookRunError(
-            f"`{book.id}` has check or action steps, so it needs an environment: "
-            f"`/taisun runbook run {book.id} <env>` ({names})."
-        )
+        raise RunbookRunError(key="rb.err.needs_env", id=book.id, envs=names)
     with svc.sessions.begin() as s:
         run = create_run(
             s,
@@ -284,7 +278,7 @@ def load_run(svc: Services, run_id: str) -> LoadedRun:
     with svc.sessions() as s:
         run = s.get(RunbookRun, run_id)
         if run is None:
-            raise RunbookRunError("That runbook run no longer exists.")
+            raise RunbookRunError(key="rb.err.run_gone")
         steps = {st.step_id: st for st in s.scalars(select(RunbookStep).where(RunbookStep.run_id == run_id))}
         incident = s.get(Incident, run.incident_id) if run.incident_id else None
     return LoadedRun(run, Runbook.model_validate(run.definition), steps, incident)
@@ -338,7 +332,7 @@ def _lock_run(s: Session, run_id: str) -> RunbookRun:
     """Serialise changes to one run (and its incident) so completion and phase moves are seen once."""
     run = s.scalars(select(RunbookRun).where(RunbookRun.id == run_id).with_for_update()).one_or_none()
     if run is None:
-        raise RunbookRunError("That runbook run no longer exists.")
+        raise RunbookRunError(key="rb.err.run_gone")
     if run.incident_id:
         s.execute(select(Incident.id).where(Incident.id == run.incident_id).with_for_update())
     return run
@@ -349,17 +343,14 @@ def _conflict(s: Session, run_id: str, step_id: str) -> RunbookRunError:
         select(RunbookStep).where(RunbookStep.run_id == run_id, RunbookStep.step_id == step_id)
     ).first()
     if st is None:
-        return RunbookRunError(f"This run has no step `{step_id}`.")
-    who = f" by <@{st.actor_id}>" if st.actor_id else ""
-    text = {
-        "done": f"Already done{who}.",
-        "passed": "That check already passed.",
-        "skipped": f"Already skipped{who}: {st.reason}",
-        "running": "That step is running right now; its result will appear in the thread.",
-        "failed": "That step failed; run it again or skip it.",
-        "pending": "That step has not started.",
-    }.get(st.state, f"That step is {st.state}.")
-    return RunbookRunError(text)
+        return RunbookRunError(key="rb.err.no_step", step=step_id)
+    user = f"<@{st.actor_id}>" if st.actor_id else ""
+    if st.state in ("done", "skipped"):
+        key = f"rb.err.{st.state}_by" if user else f"rb.err.{st.state}"
+        return RunbookRunError(key=key, user=user, reason=st.reason)
+    if st.state in ("passed", "running", "failed", "pending"):
+        return RunbookRunError(key=f"rb.err.{st.state}")
+    return RunbookRunError(key="rb.err.state", state=st.state)
 
 
 def _transition(
@@ -434,7 +425,7 @@ def _after_change(svc: Services, s: Session, run: RunbookRun, t: datetime) -> No
             params={"run": run.id, "runbook": run.runbook_id},
             outcome="ok",
         )
-        outbox(s, subject(run.id), "✅ Every step is done or skipped: this runbook is complete.")
+        outbox(s, subject(run.id), i18n.t("rb.msg.complete", svc.config.language))
     if run.incident_id and is_flow(run):
         from bot import incidents
 
@@ -461,7 +452,7 @@ def complete_step(svc: Services, run_id: str, step_id: str, user_id: str, user_n
 def skip_step(svc: Services, run_id: str, step_id: str, user_id: str, user_name: str, reason: str) -> None:
     reason = reason.strip()
     if not reason:
-        raise RunbookRunError("Say why the step is skipped; it goes into the timeline and the postmortem.")
+        raise RunbookRunError(key="rb.err.skip_reason")
     loaded = load_run(svc, run_id)
     title = _title(svc, loaded, step_id)
     _transition(
@@ -539,7 +530,7 @@ def recheck(svc: Services, run_id: str, step_id: str, user_id: str, user_name: s
     """The Run check button: run (again) now."""
     loaded = load_run(svc, run_id)
     if loaded.book.step(step_id).check is None:
-        raise RunbookRunError("That step is not a check.")
+        raise RunbookRunError(key="rb.err.not_check")
     if not _claim_check(svc, run_id, step_id, ("pending", "failed", "passed"), actor_id=user_id):
         with svc.sessions() as s:
             raise _conflict(s, run_id, step_id)
@@ -565,8 +556,10 @@ def run_check(
     took = f" ({int((time.monotonic() - started) * 1000)} ms)"
     title = step.title_for(svc.config.language)
     icon = "✅" if ok else "❌"
-    by = f" (run by <@{requested_by}>)" if requested_by else ""
-    note = f"{icon} *{title}* — `{step.check.describe()}`{by}\n{text}{took}"
+    note = i18n.t(
+        "rb.msg.check_by" if requested_by else "rb.msg.check", svc.config.language,
+        icon=icon, title=title, check=step.check.describe(), user=f"<@{requested_by}>", text=text, took=took,
+    )  # fmt: skip
     try:
         _transition(
             svc, run_id, step_id, from_states=("running",),
@@ -671,7 +664,7 @@ def action_params(action: Action, env: Environment, version: str = "") -> dict[s
     if op == "deploy":
         chosen = str(params.get("version") or version)
         if not chosen:
-            raise NeedsVersion("This deploy step needs a version.")
+            raise NeedsVersion(key="rb.err.needs_version")
         return {"version": chosen, "force": ""}
     if op == "rollback":
         return {"version": str(params.get("version") or version or "")}
@@ -699,19 +692,13 @@ def request_action(
     run = loaded.run
     step = loaded.book.step(step_id)
     if step.action is None:
-        raise RunbookRunError("That step is not an action.")
+        raise RunbookRunError(key="rb.err.not_action")
     op = step.action.operation
     if op not in REGISTRY:
-        raise RunbookRunError(
-            f"The `{op}` operation is not available in this version of the bot, so I cannot run this step. "
-            f"Do it by hand (see the runbook text), then mark the step *Done* — or *Skip* it with a reason."
-        )
+        raise RunbookRunError(key="rb.err.op_unavailable", op=op)
     env = svc.config.environments.get(run.environment)
     if env is None:
-        raise RunbookRunError(
-            "This run has no environment, so its actions cannot run. "
-            f"Start it with one: `/taisun runbook run {run.runbook_id} <env>`."
-        )
+        raise RunbookRunError(key="rb.err.no_env", id=run.runbook_id)
     params = action_params(step.action, env, version)
     current = loaded.steps[step_id].state
     if current not in OPEN:
@@ -744,14 +731,17 @@ def request_action(
             )  # fmt: skip
         raise
     title = step.title_for(svc.config.language)
-    dry = " as a *dry run*" if job.dry_run else ""
     what = svc.describe(job)
+    note = i18n.t(
+        "rb.msg.action_dry" if job.dry_run else "rb.msg.action", svc.config.language,
+        user=f"<@{user_id}>", title=title, what=what, job=job.id[:8],
+    )  # fmt: skip
     _transition(
         svc, run_id, step_id, from_states=("running",),
         values={"job_id": job.id, "job_state": job.state},
         actor_id=user_id, actor_name=user_name, action="runbook.action_requested", job_id=job.id,
         detail=what, timeline=f"Action requested: {title} — {what}{' (dry run)' if job.dry_run else ''}, job {job.id[:8]}",
-        thread_note=f"▶️ <@{user_id}> ran *{title}*{dry}: {what} — job `{job.id[:8]}`; its card is in the channel.",
+        thread_note=note,
         where_extra=(RunbookStep.job_state == "requesting",),
     )  # fmt: skip
     sync_for(svc).tick_soon()
@@ -791,7 +781,10 @@ def _finish_action(svc: Services, step: RunbookStep, job_state: str, result: str
     ok = job_state == "succeeded"
     icon = "✅" if ok else "❌"
     approved = f", approved by <@{approved_by}>" if approved_by else ""
-    text = f"{job_state}{approved}" + (f": {result}" if result else "")
+    lang = svc.config.language
+    key = "rb.action.ended" + ("_approved" if approved_by else "") + ("_result" if result else "")
+    state = i18n.t(f"rb.job_final.{job_state}", lang) if job_state in FINAL_STATES else job_state
+    text = i18n.t(key, lang, state=state, user=f"<@{approved_by}>", result=result)
     try:
         _transition(
             svc, step.run_id, step.step_id, from_states=("running",),
@@ -799,7 +792,7 @@ def _finish_action(svc: Services, step: RunbookStep, job_state: str, result: str
             actor_id="taisun", actor_name="TAISUN", action="runbook.action_finished",
             outcome="ok" if ok else "error", detail=text[:500], job_id=step.job_id,
             timeline=f"Action {job_state}: {title} (job {step.job_id[:8]}{approved}) — {result[:300]}",
-            thread_note=f"{icon} *{title}*: job `{step.job_id[:8]}` {text}",
+            thread_note=i18n.t("rb.msg.action_ended", lang, icon=icon, title=title, job=step.job_id[:8], text=text),
             where_extra=(RunbookStep.job_id == step.job_id, RunbookStep.job_state == step.job_state),
         )  # fmt: skip
     except RunbookRunError:

@@ -9,6 +9,7 @@ from slack_bolt import App
 
 from bot import alerts, blocks
 from bot.blocks import Action
+from bot.i18n import t
 from bot.services import Services
 from handlers.context import Reply
 from handlers.incident import on_click
@@ -17,7 +18,7 @@ from handlers.incident import on_click
 def register(app: App, svc: Services) -> None:
     def start_runbook(value: str, user_id: str, user_name: str, body: dict) -> Reply:
         run = alerts.start_runbook(svc, int(value), user_id, user_name)
-        drill = " (drill)" if run.drill else ""
-        return blocks.message(f"📋 Runbook `{run.runbook_id}` started{drill} in the alert's thread.")
+        key = "alert.reply.started_drill" if run.drill else "alert.reply.started"
+        return blocks.message(t(key, svc.lang_for(user_id), id=run.runbook_id))
 
     on_click(app, svc, Action.ALERT_START_RUNBOOK, start_runbook)

@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from bot import blocks, blocks_incident, incidents
 from bot.blocks import Action
 from bot.commands import UsageError
+from bot.i18n import t
 from bot.incidents import IncidentError
 from bot.services import Services
 from handlers.commands import run_guarded, subcommand
@@ -52,7 +53,7 @@ def on_click(app: App, svc: Services, action_id: str, fn: Click, role: str = "re
             svc.policy.require(user_id, role, None, "do that")
             return fn(value_of(body), user_id, user_name, body)
 
-        reply = run_guarded(guarded)
+        reply = run_guarded(guarded, svc.lang_for(user_id))
         ack()
         if reply:
             respond(replace_original=False, **reply)
@@ -70,17 +71,21 @@ def incident(inv: Invocation) -> Reply:
         if args.get("modal"):
             return {
                 "text": "",
-                "_after": lambda: open_declare_modal(inv.client, svc, inv.trigger_id, inv.channel_id),
+                "_after": lambda: open_declare_modal(
+                    inv.client, svc, inv.trigger_id, inv.channel_id, lang=inv.lang
+                ),
             }
         inc = incidents.declare(
             svc, severity=args["severity"], title=args["title"], user_id=inv.user_id, user_name=inv.user_name,
             channel=inv.channel_id,
         )  # fmt: skip
         assert inc is not None
-        return blocks.message(_declared_text(svc, inc))
+        return blocks.message(_declared_text(svc, inc, inv.lang))
     if action == "list":
         views = [incidents.view(i) for i in incidents.open_incidents(svc)]
-        return blocks.message("Open incidents", blocks_incident.incident_list_blocks(views))
+        return blocks.message(
+            t("inc.reply.open_list", inv.lang), blocks_incident.incident_list_blocks(views, lang=inv.lang)
+        )
     target: incidents.Incident | list[incidents.Incident]
     ref = re.match(r"(?i)(INC-\d+)\s+", args.get("text", "") + " ") if action == "status" else None
     named = incidents.by_ref(svc, ref[1]) if ref else None
@@ -91,62 +96,64 @@ def incident(inv: Invocation) -> Reply:
         target = incidents.for_channel(svc, inv.channel_id)
     if isinstance(target, list):
         if not target:
-            raise IncidentError("No incident is open. Declare one: `/taisun incident declare <sev> <title>`.")
+            raise IncidentError(key="inc.reply.none_open")
         views = [incidents.view(i) for i in target]
-        prompt = (
-            "Several incidents are open. Which one? (In an incident's own channel, commands apply to it.)"
-        )
+        prompt = t("inc.reply.which", inv.lang)
         return blocks.message(prompt, blocks_incident.pick_incident_blocks(prompt, views, json.dumps(args)))
     return apply(svc, target.id, args, inv.user_id, inv.user_name)
 
 
-def _declared_text(svc: Services, inc: incidents.Incident) -> str:
-    where = (
-        "its own channel is being created"
-        if inc.severity in svc.config.incidents.dedicated_channel_severities
-        else "the header and checklist thread are being posted here"
-    )
-    return f"🚨 {inc.ref} declared ({inc.severity}): {inc.title} — {where}."
+def _declared_text(svc: Services, inc: incidents.Incident, lang: str) -> str:
+    own = inc.severity in svc.config.incidents.dedicated_channel_severities
+    key = "inc.reply.declared_channel" if own else "inc.reply.declared_here"
+    return t(key, lang, ref=inc.ref, severity=inc.severity, title=inc.title)
 
 
 def apply(svc: Services, incident_id: int, args: dict[str, Any], user_id: str, user_name: str) -> Reply:
     """Run one incident subcommand against a known incident."""
     action = args.get("action")
+    lang = svc.lang_for(user_id)
     if action == "status":
         if not args.get("text"):
             inc = incidents.get(svc, incident_id)
-            current = (
-                f"“{inc.status_text}” (by <@{inc.status_by}>)" if inc.status_text else "no status update yet"
-            )
-            return blocks.message(
-                f"{inc.ref} — {inc.phase}: {current}. Update it: `/taisun incident status <text>`."
-            )
+            phase = blocks_incident.phase_name(inc.phase, lang)
+            if inc.status_text:
+                return blocks.message(
+                    t("inc.reply.status_current", lang, ref=inc.ref, phase=phase, text=inc.status_text,
+                      user=f"<@{inc.status_by}>")
+                )  # fmt: skip
+            return blocks.message(t("inc.reply.status_none", lang, ref=inc.ref, phase=phase))
         inc = incidents.set_status(svc, incident_id, args["text"], user_id, user_name)
-        return blocks.message(f"📣 Status of {inc.ref} updated.")
+        return blocks.message(t("inc.reply.status_updated", lang, ref=inc.ref))
     if action == "assign":
         inc = incidents.assign(svc, incident_id, args["role"], args["user"], user_id, user_name)
-        return blocks.message(f"👤 <@{args['user']}> is now {args['role']} of {inc.ref}.")
+        role = t(f"inc.role_lc.{args['role']}", lang)
+        return blocks.message(
+            t("inc.reply.assigned", lang, user=f"<@{args['user']}>", role=role, ref=inc.ref)
+        )
     if action == "severity":
         inc = incidents.set_severity(svc, incident_id, args["severity"], user_id, user_name)
-        return blocks.message(f"{inc.ref} is now {inc.severity}.")
+        return blocks.message(t("inc.reply.severity", lang, ref=inc.ref, severity=inc.severity))
     if action == "promote":
         inc = incidents.promote(svc, incident_id, user_id, user_name)
-        return blocks.message(f"Creating a channel for {inc.ref}…")
+        return blocks.message(t("inc.reply.promoting", lang, ref=inc.ref))
     if action == "resolve":
         inc = incidents.resolve(svc, incident_id, user_id, user_name)
-        return blocks.message(f"✅ {inc.ref} resolved. The postmortem draft is in its thread.")
-    raise UsageError(f"Unknown incident action `{action}`.")
+        return blocks.message(t("inc.reply.resolved", lang, ref=inc.ref))
+    raise UsageError(key="inc.reply.unknown_action", action=action)
 
 
 # --------------------------------------------------------------------------- the declare modal
 
 
-def open_declare_modal(client: WebClient, svc: Services, trigger_id: str, channel: str, **extra: Any) -> None:
+def open_declare_modal(
+    client: WebClient, svc: Services, trigger_id: str, channel: str, *, lang: str = "en", **extra: Any
+) -> None:
     metadata = json.dumps({"channel": channel, **extra})
     title = str(extra.get("text", "")).strip().splitlines()[0][:150] if extra.get("text") else ""
     client.views_open(
         trigger_id=trigger_id,
-        view=blocks_incident.declare_modal(svc.config.incidents.severities, metadata, title),
+        view=blocks_incident.declare_modal(svc.config.incidents.severities, metadata, title, lang),
     )
 
 
@@ -173,11 +180,11 @@ def register(app: App, svc: Services) -> None:
 
     def promote(value: str, user_id: str, user_name: str, body: dict) -> Reply:
         inc = incidents.promote(svc, int(value), user_id, user_name)
-        return blocks.message(f"Creating a channel for {inc.ref}…")
+        return blocks.message(t("inc.reply.promoting", svc.lang_for(user_id), ref=inc.ref))
 
     def resolve(value: str, user_id: str, user_name: str, body: dict) -> Reply:
         inc = incidents.resolve(svc, int(value), user_id, user_name)
-        return blocks.message(f"✅ {inc.ref} resolved. The postmortem draft is in its thread.")
+        return blocks.message(t("inc.reply.resolved", svc.lang_for(user_id), ref=inc.ref))
 
     def pick(value: str, user_id: str, user_name: str, body: dict) -> Reply:
         incident_id, _, payload = value.partition("|")
@@ -185,14 +192,12 @@ def register(app: App, svc: Services) -> None:
 
     def followup(value: str, user_id: str, user_name: str, body: dict) -> Reply:
         url = incidents.open_followup_issue(svc, int(value), user_id, user_name)
-        return blocks.message(f"Opened {url}")
+        return blocks.message(t("inc.reply.opened", svc.lang_for(user_id), url=url))
 
     def snooze(value: str, user_id: str, user_name: str, body: dict) -> Reply:
         ids = [int(v) for v in value.split(",") if v.isdigit()]
         incidents.snooze(svc, ids, user_id)
-        return blocks.message(
-            f"😴 Snoozed for {incidents.SNOOZE_MINUTES} minutes; I will remind once more if it still applies."
-        )
+        return blocks.message(t("inc.reply.snoozed", svc.lang_for(user_id), minutes=incidents.SNOOZE_MINUTES))
 
     on_click(app, svc, Action.INCIDENT_ACK, ack_incident)
     on_click(app, svc, Action.INCIDENT_MITIGATED, mitigated)
@@ -235,7 +240,7 @@ def register(app: App, svc: Services) -> None:
             )  # fmt: skip
             return None
 
-        reply = run_guarded(declare)
+        reply = run_guarded(declare, svc.lang_for(user_id))
         if reply:
             ack(response_action="errors", errors={"title": reply["text"].removeprefix(":warning: ")[:150]})
             return
@@ -249,11 +254,11 @@ def register(app: App, svc: Services) -> None:
         message = body.get("message") or {}
         if not svc.policy.has_role(user_id, "responder"):
             client.chat_postEphemeral(
-                channel=channel, user=user_id, text="You need the *responder* role to declare an incident."
+                channel=channel, user=user_id, text=t("inc.reply.need_responder", svc.lang_for(user_id))
             )
             return
         open_declare_modal(
-            client, svc, str(body.get("trigger_id", "")), channel,
+            client, svc, str(body.get("trigger_id", "")), channel, lang=svc.lang_for(user_id),
             message_ts=str(message.get("ts", "")), message_user=str(message.get("user", "")),
             text=str(message.get("text", ""))[:1500],
         )  # fmt: skip

@@ -49,6 +49,7 @@ def backup(inv: Invocation) -> Reply:
     if action == "list":
         from bot.ops.backup import list_reply
 
-        inv.later(lambda: list_reply(inv.svc))
-        return blocks.message("Listing backups…")
+        lang = inv.lang
+        inv.later(lambda: list_reply(inv.svc, lang))
+        return blocks.message(t("op.backup.list.listing", lang))
     return request_job(inv, "backup" if action == "run" else "restore")

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot import blocks, blocks_incident, incidents, runbook_runs
 from bot.blocks import Action
+from bot.i18n import t
 from bot.runbook_runs import NeedsVersion
 from bot.services import Services
 from handlers.commands import run_guarded, subcommand
@@ -25,16 +26,15 @@ def runbook(inv: Invocation) -> Reply:
     if args["action"] == "list":
         lang = inv.lang
         lines = [
-            f"`{b.id}` — {blocks.escape(b.title_for(lang))} · _{b.kind}_" for b in catalog.runbooks.values()
-        ] or ["No runbooks found."]
-        out = [blocks.section("*Runbooks*"), blocks.section("\n".join(lines))]
+            t("rb.list.line", lang, id=b.id, title=blocks.escape(b.title_for(lang)), kind=b.kind)
+            for b in catalog.runbooks.values()
+        ] or [t("rb.list.none", lang)]
+        out = [blocks.section(t("rb.list.title", lang)), blocks.section("\n".join(lines))]
         if catalog.errors:
             bad = "\n".join(p for e in catalog.errors for p in e.problems[:3])
-            out.append(
-                blocks.section(f":warning: *Invalid runbook files (not runnable):*\n```{bad[:2800]}```")
-            )
-        out.append(blocks.context("Run one: `/taisun runbook run <id> <env> [--drill]`"))
-        return blocks.message("Runbooks", out)
+            out.append(blocks.section(t("rb.list.invalid", lang, problems=bad[:2800])))
+        out.append(blocks.context(t("rb.list.how", lang)))
+        return blocks.message(t("rb.list.text", lang), out)
     svc.policy.require(inv.user_id, "responder", inv.cmd.env, "run a runbook")
     book = runbook_runs.find_runbook(args["name"], catalog)
     incident_id = None
@@ -49,10 +49,8 @@ def runbook(inv: Invocation) -> Reply:
         svc, book, inv.cmd.env, user_id=inv.user_id, user_name=inv.user_name, channel=inv.channel_id,
         drill=bool(args.get("drill")), incident_id=incident_id,
     )  # fmt: skip
-    drill = " as a *drill* (actions run as dry runs)" if run.drill else ""
-    return blocks.message(
-        f"📋 Starting *{book.title_for(inv.lang)}*{drill}; the checklist appears in this channel."
-    )
+    key = "rb.reply.starting_drill" if run.drill else "rb.reply.starting"
+    return blocks.message(t(key, inv.lang, title=book.title_for(inv.lang)))
 
 
 def _split(value: str) -> tuple[str, str]:
@@ -81,13 +79,14 @@ def register(app: App, svc: Services) -> None:
             svc.policy.require(user_id, "responder", None, "skip a step")
             run_id, step_id = _split(value)
             loaded = runbook_runs.load_run(svc, run_id)
-            title = loaded.book.step(step_id).title_for(svc.config.language)
+            lang = svc.lang_for(user_id)
+            title = loaded.book.step(step_id).title_for(lang)
             client.views_open(
-                trigger_id=body.get("trigger_id", ""), view=blocks_incident.skip_modal(title, value)
+                trigger_id=body.get("trigger_id", ""), view=blocks_incident.skip_modal(title, value, lang)
             )
             return None
 
-        reply = run_guarded(open_modal)
+        reply = run_guarded(open_modal, svc.lang_for(user_id))
         ack()
         if reply:
             respond(replace_original=False, **reply)
@@ -105,16 +104,18 @@ def register(app: App, svc: Services) -> None:
                 job = runbook_runs.request_action(svc, run_id, step_id, user_id, user_name, channel=channel)
             except NeedsVersion:
                 loaded = runbook_runs.load_run(svc, run_id)
-                title = loaded.book.step(step_id).title_for(svc.config.language)
+                title = loaded.book.step(step_id).title_for(lang)
                 meta = json.dumps({"value": value, "channel": channel})
                 client.views_open(
-                    trigger_id=body.get("trigger_id", ""), view=blocks_incident.version_modal(title, meta)
+                    trigger_id=body.get("trigger_id", ""),
+                    view=blocks_incident.version_modal(title, meta, lang),
                 )
                 return None
-            dry = " (dry run)" if job.dry_run else ""
-            return blocks.message(f"🔎 Requested {svc.describe(job)}{dry}: job `{job.id[:8]}`.")
+            key = "rb.reply.requested_dry" if job.dry_run else "rb.reply.requested"
+            return blocks.message(t(key, lang, what=svc.describe(job, lang), job=job.id[:8]))
 
-        reply = run_guarded(request)
+        lang = svc.lang_for(user_id)
+        reply = run_guarded(request, lang)
         ack()
         if reply:
             respond(replace_original=False, **reply)
@@ -130,7 +131,7 @@ def register(app: App, svc: Services) -> None:
             runbook_runs.skip_step(svc, *_split(view.get("private_metadata", "")), user_id, user_name, reason)
             return None
 
-        reply = run_guarded(record)
+        reply = run_guarded(record, svc.lang_for(user_id))
         if reply:
             ack(response_action="errors", errors={"reason": reply["text"].removeprefix(":warning: ")[:150]})
             return
@@ -144,7 +145,7 @@ def register(app: App, svc: Services) -> None:
         if not re.fullmatch(svc.config.github.tag_pattern, version):
             ack(
                 response_action="errors",
-                errors={"version": f"`{version}` is not a release tag (like v1.2.3)."},
+                errors={"version": t("rb.reply.not_a_tag", svc.lang_for(user_id), version=version)},
             )
             return
         meta = json.loads(view.get("private_metadata") or "{}")
@@ -163,7 +164,7 @@ def register(app: App, svc: Services) -> None:
             )
             return None
 
-        reply = run_guarded(request)
+        reply = run_guarded(request, svc.lang_for(user_id))
         if reply:
             ack(response_action="errors", errors={"version": reply["text"].removeprefix(":warning: ")[:150]})
             return

@@ -206,9 +206,9 @@ def test_a_critical_alert_declares_an_incident_when_configured(db_url, make_bot,
     assert [e.kind for e in events][:2] in (["declared", "alert"], ["alert", "declared"])
     assert any(e.kind == "alert" and e.at == T0 for e in events)
     group = next(m for m in top_level(slack, ALERTS) if m.text.startswith("HighLatencyCritical"))
-    assert "attached to *INC-1*" in text_of(group)
+    assert "*INC-1* に紐付け済み" in text_of(group)  # a Japanese workspace reads Japanese cards
     # The alert channel hears where the incident went.
-    announce = next(m for m in top_level(slack, ALERTS) if "INC-1" in m.text and "declared" in m.text)
+    announce = next(m for m in top_level(slack, ALERTS) if "INC-1" in m.text and "宣言されました" in m.text)
     assert f"<#{inc.dedicated_channel}>" in announce.text
 
 

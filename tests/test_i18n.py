@@ -63,3 +63,52 @@ def test_usage_errors_and_refusals_are_in_the_readers_language(db_url, make_bot,
     assert "Unknown environment" in bot.command("status prd", user=ALICE)["text"]
     bot.command("lock prod 調査中", user=ALICE)
     assert "ロックしています" in bot.command("deploy prod v1.2.3", user=BOB)["text"]
+
+
+def _japanese(cfg):  # type: ignore[no-untyped-def]
+    cfg["language"] = "ja"
+
+
+def test_a_japanese_workspace_gets_japanese_incident_headers_and_checklists(db_url, make_bot, slack):
+    from tests.chatops_helpers import fast, header_of, replies, settle
+
+    bot = fast(make_bot(db_url, config_mutate=_japanese))
+    bot.command('incident declare sev3 "API のレイテンシ悪化"', user=ALICE)
+    settle(bot)
+    header = text_of(header_of(slack, "INC-1"))
+    assert "`対応中`" in header and "*コマンダー:*" in header and "*フェーズ:*" in header
+    assert "*経過時間:*" in header and "検知 " in header and "確認" in header and "解決" in header
+    assert "まだ状況の更新はありません" in header
+    assert "OPEN" not in header and "Commander" not in header
+    checklist = next(m for m in replies(slack, header_of(slack, "INC-1")) if "ステップ完了" in m.text)
+    body = text_of(checklist)
+    assert "開始: <@U0ALICE>" in body and "完了" in body and "スキップ…" in body
+    assert "steps done" not in body and "Skip…" not in body
+
+
+def test_a_japanese_workspace_gets_a_japanese_alert_group_message(db_url, make_bot, slack):
+    from tests.chatops_helpers import fast, post_alerts, settle, top_level
+    from tests.test_alerts import ALERTS, TOKEN, alert, webhook
+
+    bot = fast(make_bot(db_url, taisun_alert_token=TOKEN, config_mutate=_japanese))
+    payload = webhook([alert("DiskAlmostFull", f"db-{k}:9100", severity="warning") for k in range(3)])
+    assert post_alerts(bot, payload, TOKEN)[0] == 200
+    settle(bot)
+    (group,) = top_level(slack, ALERTS)
+    assert group.text == "DiskAlmostFull: 発火中 3 件、解決 0 件"
+    assert "*3 件発火中* · 解決 0 件" in text_of(group)
+    assert "firing" not in text_of(group)
+
+
+def test_an_operation_refuses_a_japanese_reader_in_japanese(db_url, make_bot, slack):
+    slack.add_user(BOB, "bob", locale="ja-JP")
+
+    def no_cache(cfg):  # type: ignore[no-untyped-def]
+        for env in cfg["environments"].values():
+            env.pop("cache", None)
+
+    bot = make_bot(db_url, config_mutate=no_cache)
+    bot.command("help", user=BOB)
+    bot.settle()  # bob's locale is known from now on
+    assert "にはキャッシュが設定されていません" in bot.command("cache-clear stg", user=BOB)["text"]
+    assert "No cache is configured for staging" in bot.command("cache-clear stg", user=ALICE)["text"]

@@ -44,6 +44,7 @@ from bot.backends.backup import (
 )
 from bot.backends.pgconn import safe_dsn
 from bot.config import BackupConfig, Environment, Settings
+from bot.i18n import t
 from bot.locks import EnvironmentLocked
 from bot.logs import redact
 from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
@@ -86,13 +87,11 @@ def running_backup(svc: Services, exclude: str = "") -> Job | None:
         return job
 
 
-def _busy_text(job: Job) -> str:
-    who = "the nightly timer" if job.requested_by == CLI_ACTOR else f"<@{job.requested_by}>"
-    what = "A restore" if job.operation == "restore" else "A backup"
-    return (
-        f"{what} is already running (job `{job.id[:8]}`, started by {who}). "
-        "Only one backup or restore runs at a time; try again when it finishes."
-    )
+def _busy(job: Job) -> OpError:
+    what = "restore" if job.operation == "restore" else "backup"
+    if job.requested_by == CLI_ACTOR:
+        return OpError(key=f"op.backup.busy_{what}_nightly", job=job.id[:8])
+    return OpError(key=f"op.backup.busy_{what}", job=job.id[:8], who=f"<@{job.requested_by}>")
 
 
 def take_backup_lock(ctx: JobContext, what: str) -> None:
@@ -109,7 +108,7 @@ def take_backup_lock(ctx: JobContext, what: str) -> None:
         if e.info.job_id:
             with ctx.svc.sessions() as s:
                 other = s.get(Job, e.info.job_id)
-        raise OpError(_busy_text(other) if other else f"{e}") from None
+        raise (_busy(other) if other else OpError(f"{e}")) from None
 
 
 def s3_error(exc: BaseException) -> str:
@@ -140,7 +139,7 @@ class Backup(Operation):
         b = svc.config.backup
         busy = running_backup(svc)
         if busy is not None:
-            raise OpError(_busy_text(busy))
+            raise _busy(busy)
         problems = []
         if aws_problem := aws_credentials_problem():
             problems.append(f"{aws_problem}: nothing is uploaded")
@@ -160,15 +159,18 @@ class Backup(Operation):
         b = ctx.svc.config.backup
         dsn = os.environ.get(b.dsn_env, "")
         fields = [
-            ("Database", safe_dsn(dsn) if dsn else f"${b.dsn_env} (not set)"),
-            ("Destination", f"s3://{b.bucket}/{b.prefix}"),
-            ("Retention", f"{b.retention_days} days (the newest backup is always kept)"),
+            (ctx.t("op.field.database"), safe_dsn(dsn) if dsn else ctx.t("op.cache.not_set", name=b.dsn_env)),
+            (ctx.t("op.field.destination"), f"s3://{b.bucket}/{b.prefix}"),
+            (ctx.t("op.field.retention"), ctx.t("op.backup.retention_value", days=b.retention_days)),
         ]
         if b.memory_paths:
             fields.append(
-                ("Memory system", f"{', '.join(b.memory_paths)} → s3://{b.bucket}/{memory_prefix(b.prefix)}")
+                (
+                    ctx.t("op.field.memory_system"),
+                    f"{', '.join(b.memory_paths)} → s3://{b.bucket}/{memory_prefix(b.prefix)}",
+                )
             )
-        ctx.save(fields=fields, flag=flag_for(ctx.job))
+        ctx.save(fields=fields, flag=flag_for(ctx.job, ctx.svc.config.language))
 
     def run(self, ctx: JobContext) -> None:
         b = ctx.svc.config.backup
@@ -178,7 +180,7 @@ class Backup(Operation):
         take_backup_lock(ctx, "database backup")
         dsn = os.environ.get(b.dsn_env, "")
         if not dsn:
-            raise OpError(f"{b.dsn_env} is no longer set in the bot's environment: nothing was backed up.")
+            raise OpError(key="op.backup.dsn_unset", name=b.dsn_env)
         s3 = aws.client("s3")
         if not self._finished_before(ctx, s3, b):
             self._dump(ctx, s3, b, dsn)
@@ -186,35 +188,31 @@ class Backup(Operation):
         deleted = self._retention(ctx, s3, b)
         self._verify(ctx, s3, b)
         p = ctx.progress
-        gone = (
-            f" Retention deleted {len(deleted)} backup(s) older than {b.retention_days} days."
-            if deleted
-            else (f" Retention: nothing older than {b.retention_days} days.")
-        )
-        ctx.save(
-            result=f"Backup `{p['backup_id']}` stored: {human_bytes(p['size_bytes'])}, sha256 `{p['sha256'][:12]}…`, "
-            f"{p['seconds']:.1f} s.{gone}"
-        )
+        stored = {
+            "id": p["backup_id"], "size": human_bytes(p["size_bytes"]), "sha": p["sha256"][:12],
+            "seconds": f"{p['seconds']:.1f}", "days": b.retention_days,
+        }  # fmt: skip
+        if deleted:
+            ctx.save(result=ctx.t("op.backup.result_deleted", n=len(deleted), **stored))
+        else:
+            ctx.save(result=ctx.t("op.backup.result", **stored))
 
     def _simulate(self, ctx: JobContext, b: BackupConfig) -> None:
-        label = label_for(ctx.job)
+        label = label_for(ctx.job, ctx.svc.config.language)
         dsn = os.environ.get(b.dsn_env, "")
         source = safe_dsn(dsn) if dsn else f"${b.dsn_env}"
         key = backup_key(b.prefix, datetime.now(UTC))
-        ctx.step(
-            f"{label}: would run pg_dump on {source}, gzip it and stream it to s3://{b.bucket}/{key}", "info"
-        )
+        ctx.step(ctx.t("op.backup.sim_dump", label=label, source=source, bucket=b.bucket, object=key), "info")
         if b.memory_paths:
             ctx.step(
-                f"{label}: would tar {', '.join(b.memory_paths)} to s3://{b.bucket}/{memory_prefix(b.prefix)}",
+                ctx.t("op.backup.sim_memory", label=label, paths=", ".join(b.memory_paths), bucket=b.bucket,
+                      prefix=memory_prefix(b.prefix)),
                 "info",
-            )
-        ctx.step(
-            f"{label}: would delete backups older than {b.retention_days} days (keeping the newest)", "info"
-        )
-        ctx.step(f"{label}: would check that the new backup is listed with its SHA-256", "info")
-        why = "dry run" if ctx.dry_run else ctx.params["simulated"]
-        ctx.save(result=f"{label}: nothing was backed up ({why}).")
+            )  # fmt: skip
+        ctx.step(ctx.t("op.backup.sim_retention", label=label, days=b.retention_days), "info")
+        ctx.step(ctx.t("op.backup.sim_check", label=label), "info")
+        why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params["simulated"]
+        ctx.save(result=ctx.t("op.backup.sim_result", label=label, why=why))
 
     def _finished_before(self, ctx: JobContext, s3: Any, b: BackupConfig) -> bool:
         """Resumed after the upload had completed: do not take a second backup."""
@@ -229,9 +227,9 @@ class Backup(Operation):
             head = {}
         sha = head.get("Metadata", {}).get("sha256")
         if not sha:
-            ctx.step(f"Resumed: the previous attempt did not finish `{key}`; taking a new backup", "info")
+            ctx.step(ctx.t("op.backup.resumed_unfinished", object=key), "info")
             return False
-        ctx.step(f"Resumed: `{key}` had been stored before the bot stopped", "info")
+        ctx.step(ctx.t("op.backup.resumed_stored", object=key), "info")
         ctx.save(backup_id=_id_of(key), size_bytes=int(head.get("ContentLength", 0)), sha256=sha, seconds=0.0)
         return True
 
@@ -239,8 +237,8 @@ class Backup(Operation):
         now = datetime.now(UTC)
         key = backup_key(b.prefix, now)
         ctx.save(key=key, backup_started_at=now.isoformat())  # before the upload starts
-        ctx.step(f"Dumping {safe_dsn(dsn)} to s3://{b.bucket}/{key}…", "running")
-        progress = Throttled(ctx, "Uploading")
+        ctx.step(ctx.t("op.backup.dumping", dsn=safe_dsn(dsn), bucket=b.bucket, object=key), "running")
+        progress = Throttled(ctx, ctx.t("op.backup.progress_upload"))
         try:
             res = run_backup(
                 dsn=dsn,
@@ -252,23 +250,24 @@ class Backup(Operation):
                 pg_dump=b.pg_dump,
             )
         except BackupError as e:
-            ctx.step(f"Backup failed: {e}", "failed")
-            raise OpError(f"The backup failed: {e}") from None
+            ctx.step(ctx.t("op.backup.failed_step", error=e), "failed")
+            raise OpError(key="op.backup.failed", error=str(e)) from None
         except (ClientError, BotoCoreError) as e:  # e.g. no credentials after all: nothing was stored
-            ctx.step(f"Backup failed: {s3_error(e)}", "failed")
-            raise OpError(f"The backup failed: {s3_error(e)}. Nothing was stored.") from None
+            ctx.step(ctx.t("op.backup.failed_step", error=s3_error(e)), "failed")
+            raise OpError(key="op.backup.failed_nothing", error=s3_error(e)) from None
         throughput = f"{human_bytes(res.throughput_bytes_per_s)}/s"
+        size, raw = human_bytes(res.size_bytes), human_bytes(res.raw_bytes)
         ctx.step(
-            f"Stored s3://{b.bucket}/{res.key}: {human_bytes(res.size_bytes)} "
-            f"({human_bytes(res.raw_bytes)} of SQL) in {res.seconds:.1f} s, {throughput}",
+            ctx.t("op.backup.stored", bucket=b.bucket, object=res.key, size=size, raw=raw,
+                  seconds=f"{res.seconds:.1f}", throughput=throughput),
             "done",
-        )
+        )  # fmt: skip
         fields = list(ctx.progress.get("fields", []))
         fields += [
-            ("Backup", f"`{_id_of(res.key)}`"),
-            ("Size", f"{human_bytes(res.size_bytes)} gzip ({human_bytes(res.raw_bytes)} of SQL)"),
-            ("SHA-256", f"`{res.sha256}`"),
-            ("Duration", f"{res.seconds:.1f} s · {throughput}"),
+            (ctx.t("op.field.backup"), f"`{_id_of(res.key)}`"),
+            (ctx.t("op.field.size"), ctx.t("op.backup.size_value", size=size, raw=raw)),
+            (ctx.t("op.field.sha256"), f"`{res.sha256}`"),
+            (ctx.t("op.field.duration"), f"{res.seconds:.1f} s · {throughput}"),
         ]
         ctx.save(
             backup_id=_id_of(res.key), size_bytes=res.size_bytes, raw_bytes=res.raw_bytes, sha256=res.sha256,
@@ -281,19 +280,16 @@ class Backup(Operation):
         try:
             res = backup_memory(
                 list(b.memory_paths), s3, b.bucket, memory_prefix(b.prefix), datetime.now(UTC),
-                progress=Throttled(ctx, "Memory system"),
+                progress=Throttled(ctx, ctx.t("op.backup.memory_progress")),
             )  # fmt: skip
         except BackupError as e:
-            ctx.step(f"Memory system backup failed: {e}", "failed")
-            raise OpError(
-                f"The database backup `{ctx.progress['backup_id']}` is stored, but the memory system's was not: {e}"
-            ) from None
+            ctx.step(ctx.t("op.backup.memory_failed_step", error=e), "failed")
+            raise OpError(key="op.backup.memory_failed", id=ctx.progress["backup_id"], error=str(e)) from None
         if res is None:
-            ctx.step(
-                f"Memory system: none of {', '.join(b.memory_paths)} exists on this host; skipped", "skipped"
-            )
+            ctx.step(ctx.t("op.backup.memory_none", paths=", ".join(b.memory_paths)), "skipped")
         else:
-            ctx.step(f"Memory system: s3://{b.bucket}/{res.key}, {human_bytes(res.size_bytes)}", "done")
+            size = human_bytes(res.size_bytes)
+            ctx.step(ctx.t("op.backup.memory_done", bucket=b.bucket, object=res.key, size=size), "done")
         ctx.save(memory_done=True, memory_key=res.key if res else "")
 
     def _retention(self, ctx: JobContext, s3: Any, b: BackupConfig) -> list[str]:
@@ -305,20 +301,25 @@ class Backup(Operation):
                 deleted += apply_retention(s3, b.bucket, prefix, b.retention_days, now)
                 abort_stale_uploads(s3, b.bucket, prefix, now)
         except BackupError as e:
-            ctx.step(f"Retention failed: {e}", "failed")
+            ctx.step(ctx.t("op.backup.retention_failed_step", error=e), "failed")
             raise OpError(
-                f"The backup `{ctx.progress['backup_id']}` is stored, but retention failed: {e}"
+                key="op.backup.retention_failed", id=ctx.progress["backup_id"], error=str(e)
             ) from None
         names = ", ".join(f"`{_id_of(k)}`" for k in deleted[:10]) + (" …" if len(deleted) > 10 else "")
         if deleted:
             ctx.step(
-                f"Retention: deleted {len(deleted)} backup(s) older than {b.retention_days} days: {names}",
+                ctx.t("op.backup.retention_deleted", n=len(deleted), days=b.retention_days, names=names),
                 "done",
             )
         else:
-            ctx.step(f"Retention: nothing older than {b.retention_days} days", "done")
+            ctx.step(ctx.t("op.backup.retention_nothing", days=b.retention_days), "done")
         fields = list(ctx.progress.get("fields", []))
-        fields.append(("Retention", f"{len(deleted)} deleted (older than {b.retention_days} days)"))
+        fields.append(
+            (
+                ctx.t("op.field.retention"),
+                ctx.t("op.backup.retention_field", n=len(deleted), days=b.retention_days),
+            )
+        )
         ctx.save(retention_deleted=deleted, fields=fields)
         return deleted
 
@@ -332,13 +333,11 @@ class Backup(Operation):
                 if i.id == backup_id and i.key.endswith(".sql.gz")
             ]
         except BackupError as e:
-            raise OpError(f"The backup `{backup_id}` was uploaded, but listing it failed: {e}") from None
+            raise OpError(key="op.backup.list_failed", id=backup_id, error=str(e)) from None
         if not found or found[0].sha256 != sha:
-            ctx.step(f"Check failed: `{backup_id}` is not listed with sha256 `{sha[:12]}…`", "failed")
-            raise OpError(
-                f"The backup `{backup_id}` is not listed in s3://{b.bucket}/{b.prefix} with its checksum."
-            )
-        ctx.step(f"Checked: `{backup_id}` is listed, sha256 `{sha[:12]}…` recorded", "done")
+            ctx.step(ctx.t("op.backup.check_failed_step", id=backup_id, sha=sha[:12]), "failed")
+            raise OpError(key="op.backup.check_failed", id=backup_id, bucket=b.bucket, prefix=b.prefix)
+        ctx.step(ctx.t("op.backup.checked", id=backup_id, sha=sha[:12]), "done")
 
 
 # --- restore --------------------------------------------------------------------------------------
@@ -349,10 +348,7 @@ def restore_target(svc: Services, env: Environment | None) -> str:
     b = svc.config.backup
     if env is not None:
         if env.database is None:
-            raise OpError(
-                f"No database is configured for {env.name} (environments.{env.name}.database.dsn_env), "
-                f"so there is nothing to restore into there."
-            )
+            raise OpError(key="op.restore.no_db", env=env.name)
         return env.database.dsn_env
     return b.restore_dsn_env or b.dsn_env
 
@@ -375,18 +371,13 @@ class Restore(Operation):
             raise OpError(f"{e}.") from None
         var = restore_target(svc, req.env)
         if var.upper() == "DATABASE_URL":
-            raise OpError(
-                "The restore target is DATABASE_URL, the bot's own database. Set backup.restore_dsn_env "
-                "(or the environment's database.dsn_env) to the application database's variable."
-            )
+            raise OpError(key="op.restore.own_db")
         dsn = os.environ.get(var, "")
         if dsn and dsn == svc.settings.database_url:
-            raise OpError(
-                f"{var} holds the bot's own DATABASE_URL; refusing to restore over the bot's database."
-            )
+            raise OpError(key="op.restore.same_dsn", name=var)
         busy = running_backup(svc)
         if busy is not None:
-            raise OpError(_busy_text(busy))
+            raise _busy(busy)
         problems = []
         if aws_problem := aws_credentials_problem():
             problems.append(f"{aws_problem}: nothing is downloaded")
@@ -411,7 +402,9 @@ class Restore(Operation):
         var = ctx.params["target_env"]
         dsn = os.environ.get(var, "")
         key = ctx.params["key"]
-        fields: list[tuple[str, str]] = [("Backup", f"`{ctx.params['id']}` (s3://{b.bucket}/{key})")]
+        fields: list[tuple[str, str]] = [
+            (ctx.t("op.field.backup"), f"`{ctx.params['id']}` (s3://{b.bucket}/{key})")
+        ]
         extra: dict[str, Any] = {}
         if not ctx.params.get("simulated"):
             s3 = aws.client("s3")
@@ -419,32 +412,35 @@ class Restore(Operation):
                 head = s3.head_object(Bucket=b.bucket, Key=key)
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    raise OpRefused(self._not_found(s3, b, ctx.params["id"])) from None
-                raise OpError(f"Could not read s3://{b.bucket}/{key}: {s3_error(e)}") from None
+                    raise self._not_found(s3, b, ctx.params["id"]) from None
+                raise OpError(
+                    key="op.restore.read_failed", bucket=b.bucket, object=key, error=s3_error(e)
+                ) from None
             except BotoCoreError as e:
-                raise OpError(f"Could not read s3://{b.bucket}/{key}: {s3_error(e)}") from None
+                raise OpError(
+                    key="op.restore.read_failed", bucket=b.bucket, object=key, error=s3_error(e)
+                ) from None
             sha = head.get("Metadata", {}).get("sha256")
             if not sha:
-                raise OpRefused(
-                    f"`{ctx.params['id']}` has no recorded SHA-256: it is an unfinished upload and cannot be verified. "
-                    "Pick another backup (`/taisun backup list`)."
-                )
+                raise OpRefused(key="op.restore.no_sha", id=ctx.params["id"])
             try:
                 taken = blocks.slack_time(parse_id(ctx.params["id"]))
             except ValueError:
                 taken = "?"
             fields += [
-                ("Taken", taken),
-                ("Size", human_bytes(int(head.get("ContentLength", 0)))),
-                ("SHA-256", f"`{sha}` (verified before anything is restored)"),
+                (ctx.t("op.field.taken"), taken),
+                (ctx.t("op.field.size"), human_bytes(int(head.get("ContentLength", 0)))),
+                (ctx.t("op.field.sha256"), ctx.t("op.restore.sha_value", sha=sha)),
             ]
             extra["expected_sha256"] = sha
-        fields.append(("Restore into", f"{safe_dsn(dsn) if dsn else '(not set)'} — ${var}"))
+        into = safe_dsn(dsn) if dsn else ctx.t("op.restore.not_set")
+        fields.append((ctx.t("op.field.restore_into"), f"{into} — ${var}"))
         verify = ctx.svc.config.backup.verify_command
-        fields.append(("Then", f"`{' '.join(verify)}`" if verify else "no backup.verify_command configured"))
-        ctx.save(fields=fields, flag=flag_for(ctx.job), **extra)
+        then = f"`{' '.join(verify)}`" if verify else ctx.t("op.restore.no_verify")
+        fields.append((ctx.t("op.field.then"), then))
+        ctx.save(fields=fields, flag=flag_for(ctx.job, ctx.svc.config.language), **extra)
 
-    def _not_found(self, s3: Any, b: BackupConfig, backup_id: str) -> str:
+    def _not_found(self, s3: Any, b: BackupConfig, backup_id: str) -> OpRefused:
         try:
             latest = [
                 i.id
@@ -454,113 +450,112 @@ class Restore(Operation):
         except BackupError:
             latest = []
         shown = ", ".join(f"`{i}`" for i in latest[:5]) or "none"
-        return f"There is no backup `{backup_id}` in s3://{b.bucket}/{b.prefix}. Latest: {shown}."
+        return OpRefused(
+            key="op.restore.not_found", id=backup_id, bucket=b.bucket, prefix=b.prefix, latest=shown
+        )
 
     def run(self, ctx: JobContext) -> None:
         b = ctx.svc.config.backup
         var, key = ctx.params["target_env"], ctx.params["key"]
         if ctx.dry_run or ctx.params.get("simulated"):
-            label = label_for(ctx.job)
-            ctx.step(f"{label}: would download s3://{b.bucket}/{key} and verify its SHA-256", "info")
-            ctx.step(f"{label}: would replay it with psql into ${var} in a single transaction", "info")
+            label = label_for(ctx.job, ctx.svc.config.language)
+            ctx.step(ctx.t("op.restore.sim_download", label=label, bucket=b.bucket, object=key), "info")
+            ctx.step(ctx.t("op.restore.sim_replay", label=label, var=var), "info")
             if b.verify_command:
-                ctx.step(f"{label}: would run `{' '.join(b.verify_command)}`", "info")
-            why = "dry run" if ctx.dry_run else ctx.params["simulated"]
-            ctx.save(result=f"{label}: nothing was restored ({why}).")
+                ctx.step(
+                    ctx.t("op.restore.sim_verify", label=label, command=" ".join(b.verify_command)), "info"
+                )
+            why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params["simulated"]
+            ctx.save(result=ctx.t("op.restore.sim_result", label=label, why=why))
             return
         take_backup_lock(ctx, f"restore of {ctx.params['id']}")
         dsn = os.environ.get(var, "")
         if not dsn:
-            raise OpError(f"{var} is no longer set in the bot's environment: nothing was restored.")
-        ctx.step(f"Downloading s3://{b.bucket}/{key}…", "running")
-        progress = Throttled(ctx, "Restore")
+            raise OpError(key="op.restore.dsn_unset", name=var)
+        ctx.step(ctx.t("op.restore.downloading", bucket=b.bucket, object=key), "running")
+        progress = Throttled(ctx, ctx.t("op.restore.progress"))
         try:
             res = restore_backup(
                 backup_id_or_key=key, s3=aws.client("s3"), bucket=b.bucket, prefix=b.prefix, dsn=dsn,
                 progress=progress, psql=b.psql,
             )  # fmt: skip
         except ChecksumMismatch as e:
-            ctx.step(f"Checksum check failed: {e}", "failed")
+            ctx.step(ctx.t("op.restore.checksum_failed_step", error=e), "failed")
             raise OpError(str(e)) from None
         except BackupError as e:
-            ctx.step(f"Restore failed: {e}", "failed")
-            raise OpError(f"The restore failed: {e}") from None
+            ctx.step(ctx.t("op.restore.failed_step", error=e), "failed")
+            raise OpError(key="op.restore.failed", error=str(e)) from None
         expected = ctx.progress.get("expected_sha256")
         if expected and expected != res.sha256:  # the object changed after approval: it was still verified
-            ctx.step(
-                f"Note: the backup changed after approval (sha256 `{expected[:12]}…` → `{res.sha256[:12]}…`)",
-                "info",
-            )
-        ctx.step(f"Checksum verified: sha256 `{res.sha256[:12]}…` matches the backup's record", "done")
-        ctx.step(f"Restored into {safe_dsn(dsn)} in {res.seconds:.1f} s (one transaction, committed)", "done")
+            ctx.step(ctx.t("op.restore.changed", before=expected[:12], after=res.sha256[:12]), "info")
+        ctx.step(ctx.t("op.restore.checksum_ok", sha=res.sha256[:12]), "done")
+        seconds = f"{res.seconds:.1f}"
+        ctx.step(ctx.t("op.restore.restored", dsn=safe_dsn(dsn), seconds=seconds), "done")
         ctx.save(restored_sha256=res.sha256, seconds=res.seconds)
         check = self._verify(ctx, b, dsn)
         ctx.save(
-            result=f"Backup `{ctx.params['id']}` restored into {safe_dsn(dsn)}: sha256 `{res.sha256[:12]}…` verified, "
-            f"{res.seconds:.1f} s. {check}"
-        )
+            result=ctx.t("op.restore.result", id=ctx.params["id"], dsn=safe_dsn(dsn), sha=res.sha256[:12],
+                         seconds=seconds, check=check)
+        )  # fmt: skip
 
     def _verify(self, ctx: JobContext, b: BackupConfig, dsn: str) -> str:
         """The guide's `npm run db:verify`, run with DATABASE_URL pointing at the restored database."""
         if not b.verify_command:
-            ctx.step("No backup.verify_command configured: the checksum was the only check", "info")
-            return "No integrity command configured."
+            ctx.step(ctx.t("op.restore.no_verify_step"), "info")
+            return ctx.t("op.restore.no_verify_result")
         cmd = " ".join(b.verify_command)
-        ctx.step(f"Running `{cmd}`…", "running")
+        ctx.step(ctx.t("op.restore.running", command=cmd), "running")
         ok, tail = run_verify_command(
             list(b.verify_command), {"DATABASE_URL": dsn}, timeout_s=b.verify_timeout_seconds
         )
-        last = tail.strip().splitlines()[-1] if tail.strip() else "(no output)"
+        last = tail.strip().splitlines()[-1] if tail.strip() else ctx.t("op.restart.no_output")
         if not ok:
-            ctx.step(f"`{cmd}` failed: {last}", "failed")
-            raise OpError(f"The data was restored, but the integrity check `{cmd}` failed: {last}")
-        ctx.step(f"`{cmd}` passed: {last}", "done")
-        return f"`{cmd}` passed."
+            ctx.step(ctx.t("op.restore.verify_failed_step", command=cmd, last=last), "failed")
+            raise OpError(key="op.restore.verify_failed", command=cmd, last=last)
+        ctx.step(ctx.t("op.restore.verify_passed_step", command=cmd, last=last), "done")
+        return ctx.t("op.restore.verify_passed", command=cmd)
 
 
 # --- backup list ------------------------------------------------------------------------------------
 
 
-def list_reply(svc: Services) -> dict[str, Any]:
+def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
     """`/taisun backup list`: the database backups, newest first, with age, size and checksum."""
     b = svc.config.backup
     where = f"s3://{b.bucket}/{b.prefix}"
     problem = aws_credentials_problem()
     if problem:
         return blocks.message(
-            f"Cannot list {where}: {problem}.",
-            [
-                blocks.section(
-                    f"Cannot list `{where}`: {problem}. Set the AWS credentials in the bot's environment."
-                )
-            ],
+            t("op.backup.list.cannot", lang, where=where, problem=problem),
+            [blocks.section(t("op.backup.list.cannot_long", lang, where=where, problem=problem))],
         )
     try:
         items = [i for i in list_backups(aws.client("s3"), b.bucket, b.prefix) if i.key.endswith(".sql.gz")]
     except BackupError as e:
-        return blocks.error(f"Could not list the backups: {e}")
+        return blocks.error(t("op.backup.list.failed", lang, error=e))
     except (ClientError, BotoCoreError) as e:
-        return blocks.error(f"Could not list the backups in {where}: {s3_error(e)}")
+        return blocks.error(t("op.backup.list.failed_in", lang, where=where, error=s3_error(e)))
     if not items:
         return blocks.message(
-            f"No backups in {where} yet.",
-            [blocks.section(f"No backups in `{where}` yet. `/taisun backup run` takes one.")],
+            t("op.backup.list.empty", lang, where=where),
+            [blocks.section(t("op.backup.list.empty_long", lang, where=where))],
         )
     now = datetime.now(UTC)
     lines = []
     for i in items[:25]:
         age = blocks.duration((now - i.taken_at).total_seconds())
-        check = f"sha256 `{i.sha256[:12]}…`" if i.sha256 else "⚠️ unfinished (no checksum; cannot be restored)"
+        check = f"sha256 `{i.sha256[:12]}…`" if i.sha256 else t("op.backup.list.unfinished", lang)
         lines.append(
-            f"`{i.id}` · {blocks.slack_time(i.taken_at)} · {age} ago · {human_bytes(i.size_bytes)} · {check}"
-        )
-    more = f"\n…and {len(items) - 25} older" if len(items) > 25 else ""
+            t("op.backup.list.line", lang, id=i.id, time=blocks.slack_time(i.taken_at), age=age,
+              size=human_bytes(i.size_bytes), check=check)
+        )  # fmt: skip
+    more = "\n" + t("op.backup.list.more", lang, n=len(items) - 25) if len(items) > 25 else ""
     return blocks.message(
-        f"{len(items)} backup(s) in {where}",
+        t("op.backup.list.text", lang, n=len(items), where=where),
         [
-            blocks.section(f"*Backups in `{where}`* (newest first, kept {b.retention_days} days)"),
+            blocks.section(t("op.backup.list.title", lang, where=where, days=b.retention_days)),
             blocks.section("\n".join(lines) + more),
-            blocks.context("Restore one with `/taisun backup restore <id>` (needs approval)."),
+            blocks.context(t("op.backup.list.how", lang)),
         ],
     )
 
@@ -639,14 +634,14 @@ def cli_summary(job: Job) -> dict[str, Any]:
     }
 
 
-def report_blocks(job: Job, summary: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def report_blocks(job: Job, summary: dict[str, Any], lang: str = "en") -> tuple[str, list[dict[str, Any]]]:
     ok = summary["ok"]
     if ok:
-        head = "✅ Nightly backup succeeded"
+        head = t("op.backup.report.ok", lang)
     elif summary["simulated"]:
-        head = "❌ Nightly backup did NOT run (simulated: credentials missing)"
+        head = t("op.backup.report.simulated", lang)
     else:
-        head = "❌ Nightly backup FAILED"
+        head = t("op.backup.report.failed", lang)
     text = f"{head}: {job.result}"
     body = [blocks.section(f"*{head}*\n{job.result}")]
     steps = (job.progress or {}).get("steps") or []
@@ -682,7 +677,7 @@ def run_from_cli(settings: Settings, *, json_output: bool = False) -> int:
         summary = cli_summary(job)
         _print(summary, json_output, error=not summary["ok"])
         if settings.slack_bot_token:
-            text, body = report_blocks(job, summary)
+            text, body = report_blocks(job, summary, svc.config.language)
             try:
                 svc.slack.chat_postMessage(channel=svc.config.slack.report_channel, text=text, blocks=body)
             except Exception as e:  # the backup's outcome stands; say the report did not go out

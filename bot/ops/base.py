@@ -71,6 +71,10 @@ class JobContext:
         """Persist progress at once (before the next side effect), so a resumed job never repeats it."""
         self.save_progress(values)
 
+    def t(self, key: str, **fields: Any) -> str:
+        """A catalogue text in the workspace language: steps, fields and results are stored as shown."""
+        return t(key, self.svc.config.language, **fields)
+
     def step(self, text: str, status: str = "done") -> None:
         """Add a visible step to the job's message: status is running, done, failed, info or skipped."""
         steps = list(self.progress.get("steps", []))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from bot.backends.cache import CacheError, clear_app_cache, clear_redis, redis_location
 from bot.config import CacheConfig, Environment
+from bot.i18n import t
 from bot.logs import redact
 from bot.ops.base import JobContext, Operation, OpError, Request, register
 from bot.ops.restart import Throttled, final_health_check, flag_for, human_bytes, label_for
@@ -25,12 +26,12 @@ if TYPE_CHECKING:
 PARTS = ("redis", "app")
 
 
-def _redis_what(cache: CacheConfig) -> str:
+def _redis_what(cache: CacheConfig, lang: str = "en") -> str:
     if cache.mode == "prefix":
-        return f"keys matching `{cache.prefix}*`"
+        return t("op.cache.redis_what_prefix", lang, prefix=cache.prefix)
     if cache.mode == "flushdb":
-        return "every key of its database (FLUSHDB)"
-    return "every database on the server (FLUSHALL)"
+        return t("op.cache.redis_what_flushdb", lang)
+    return t("op.cache.redis_what_flushall", lang)
 
 
 def _app_what(cache: CacheConfig) -> str:
@@ -49,29 +50,22 @@ class CacheClear(Operation):
     def check_request(self, svc: Services, req: Request) -> None:
         env = req.env
         if env is None:
-            raise OpError("Which environment? Usage: `/taisun cache-clear <env> [redis|app|all]`.")
+            raise OpError(key="op.cache.which_env")
         target = str(req.params.get("target") or "all").lower()
         if target not in ("redis", "app", "all"):
-            raise OpError(f"Unknown cache `{target}`. Choose `redis`, `app` or `all`.")
+            raise OpError(key="op.cache.unknown", target=target)
         cache = env.cache
         if cache is None:
-            raise OpError(f"No cache is configured for {env.name} (environments.{env.name}.cache).")
+            raise OpError(key="op.cache.none", env=env.name)
         has_redis = bool(cache.redis_url_env)
         has_app = bool(cache.app_endpoint or cache.app_command)
         if target == "redis" and not has_redis:
-            raise OpError(
-                f"No Redis is configured for {env.name} (environments.{env.name}.cache.redis_url_env)."
-            )
+            raise OpError(key="op.cache.no_redis", env=env.name)
         if target == "app" and not has_app:
-            raise OpError(
-                f"No application cache is configured for {env.name}: set environments.{env.name}.cache.app_endpoint "
-                "(with app_token_env) or app_command."
-            )
+            raise OpError(key="op.cache.no_app", env=env.name)
         parts = [p for p in PARTS if target in (p, "all") and (has_redis if p == "redis" else has_app)]
         if not parts:
-            raise OpError(
-                f"Nothing to clear in {env.name}: its cache section names neither Redis nor an app cache."
-            )
+            raise OpError(key="op.cache.nothing", env=env.name)
         simulated: dict[str, str] = {}
         if "redis" in parts and not os.environ.get(cache.redis_url_env):
             simulated["redis"] = f"{cache.redis_url_env} is not set: Redis is not touched"
@@ -100,15 +94,22 @@ class CacheClear(Operation):
         env = ctx.env
         assert env is not None and env.cache is not None
         cache = env.cache
-        fields: list[tuple[str, str]] = [("Environment", f"{env.name} ({env.url or 'no URL'})")]
+        lang = ctx.svc.config.language
+        where_env = (
+            ctx.t("op.deploy.env_value", env=env.name, url=env.url)
+            if env.url
+            else ctx.t("op.deploy.env_value_no_url", env=env.name)
+        )
+        fields: list[tuple[str, str]] = [(ctx.t("op.field.environment"), where_env)]
         parts = ctx.params.get("parts", [])
         if "redis" in parts:
             url = os.environ.get(cache.redis_url_env, "")
-            where = redis_location(url) if url else f"${cache.redis_url_env} (not set)"
-            fields.append(("Redis", f"{where} · mode `{cache.mode}`: {_redis_what(cache)}"))
+            where = redis_location(url) if url else ctx.t("op.cache.not_set", name=cache.redis_url_env)
+            redis = ctx.t("op.cache.redis_field", where=where, mode=cache.mode, what=_redis_what(cache, lang))
+            fields.append((ctx.t("op.field.redis"), redis))
         if "app" in parts:
-            fields.append(("App cache", _app_what(cache)))
-        ctx.save(fields=fields, flag=flag_for(ctx.job))
+            fields.append((ctx.t("op.field.app_cache"), _app_what(cache)))
+        ctx.save(fields=fields, flag=flag_for(ctx.job, lang))
 
     def run(self, ctx: JobContext) -> None:
         env = ctx.env
@@ -116,39 +117,46 @@ class CacheClear(Operation):
         cache = env.cache
         cleared: list[str] = list(ctx.progress.get("cleared", []))
         simulated_parts = set(ctx.params.get("simulated_parts", []))
-        label = label_for(ctx.job)
+        lang = ctx.svc.config.language
+        label = label_for(ctx.job, lang)
         notes: list[str] = []
         for part in ctx.params.get("parts", []):
             if part in cleared:
                 continue  # resumed: done before the bot stopped
             if ctx.dry_run or part in simulated_parts:
-                what = (
-                    f"clear Redis: {_redis_what(cache)}"
-                    if part == "redis"
-                    else f"clear the app cache: {_app_what(cache)}"
-                )
-                ctx.step(f"{label}: would {what}", "info")
+                if part == "redis":
+                    ctx.step(ctx.t("op.cache.sim_redis", label=label, what=_redis_what(cache, lang)), "info")
+                else:
+                    ctx.step(ctx.t("op.cache.sim_app", label=label, what=_app_what(cache)), "info")
                 continue
             notes.append(self._redis(ctx, env, cache) if part == "redis" else self._app(ctx, cache))
             cleared.append(part)
             ctx.save(cleared=cleared)
         if ctx.dry_run or (simulated_parts and not cleared):
-            ctx.step(f"{label}: would check {env.url or '(no URL)'}/health", "info")
-            why = "dry run" if ctx.dry_run else ctx.params.get("simulated", "")
-            ctx.save(result=f"{label}: nothing was cleared ({why}).")
+            ctx.step(
+                ctx.t("op.cache.sim_health", label=label, url=env.url or ctx.t("op.restart.no_url")), "info"
+            )
+            why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params.get("simulated", "")
+            ctx.save(result=ctx.t("op.cache.sim_result", label=label, why=why))
             return
-        health = final_health_check(ctx, env, "The cache was cleared (" + "; ".join(notes) + ")")
-        also = f" ({label}: {ctx.params['simulated']})" if simulated_parts else ""
-        ctx.save(result=f"Cleared on {env.name}: {'; '.join(notes)}. /health {health}.{also}")
+        joined = "; ".join(notes)
+        health = final_health_check(ctx, env, "op.cache.unhealthy_after", notes=joined)
+        if simulated_parts:
+            result = ctx.t(
+                "op.cache.result_partial", env=env.name, notes=joined, health=health, label=label,
+                why=ctx.params["simulated"],
+            )  # fmt: skip
+        else:
+            result = ctx.t("op.cache.result", env=env.name, notes=joined, health=health)
+        ctx.save(result=result)
 
     def _redis(self, ctx: JobContext, env: Environment, cache: CacheConfig) -> str:
         url = os.environ.get(cache.redis_url_env, "")
         if not url:
-            raise OpError(
-                f"{cache.redis_url_env} is no longer set in the bot's environment: Redis was not touched."
-            )
+            raise OpError(key="op.cache.redis_unset", name=cache.redis_url_env)
         where = redis_location(url)
-        ctx.step(f"Redis {where}: clearing {_redis_what(cache)}…", "running")
+        what = _redis_what(cache, ctx.svc.config.language)
+        ctx.step(ctx.t("op.cache.redis_clearing", where=where, what=what), "running")
         try:
             res = clear_redis(
                 url, mode=cache.mode, prefix=cache.prefix, allow_flushall=cache.allow_flushall,
@@ -156,33 +164,37 @@ class CacheClear(Operation):
             )  # fmt: skip
         except CacheError as e:
             ctx.step(f"Redis {where}: {e}", "failed")
-            raise OpError(f"The Redis cache was not cleared: {e}") from None
-        deleted = "every key" if res.deleted is None else f"{res.deleted} key(s)"
+            raise OpError(key="op.cache.redis_failed", error=str(e)) from None
+        deleted = (
+            ctx.t("op.cache.every_key") if res.deleted is None else ctx.t("op.cache.keys", n=res.deleted)
+        )
         memory = f"{human_bytes(res.memory_before)} → {human_bytes(res.memory_after)}"
-        ctx.step(f"Redis {where} ({res.mode}): {deleted} deleted · memory {memory}", "done")
+        ctx.step(
+            ctx.t("op.cache.redis_done", where=where, mode=res.mode, deleted=deleted, memory=memory), "done"
+        )
         fields = list(ctx.progress.get("fields", []))
-        fields += [("Deleted", deleted), ("Redis memory", memory)]
+        fields += [(ctx.t("op.field.deleted"), deleted), (ctx.t("op.field.redis_memory"), memory)]
         ctx.save(
             fields=fields,
             redis_deleted=res.deleted,
             memory_before=res.memory_before,
             memory_after=res.memory_after,
         )
-        return f"Redis {deleted} deleted, memory {memory}"
+        return ctx.t("op.cache.redis_note", deleted=deleted, memory=memory)
 
     def _app(self, ctx: JobContext, cache: CacheConfig) -> str:
         token = os.environ.get(cache.app_token_env, "") if cache.app_token_env else ""
-        ctx.step(f"App cache: {_app_what(cache)}…", "running")
+        ctx.step(ctx.t("op.cache.app_running", what=_app_what(cache)), "running")
         try:
             if cache.app_endpoint:
                 summary = clear_app_cache(endpoint=cache.app_endpoint, token=token)
             else:
                 summary = clear_app_cache(command=list(cache.app_command), token=token)
         except CacheError as e:
-            ctx.step(f"App cache: {e}", "failed")
-            raise OpError(f"The application cache was not cleared: {e}") from None
-        ctx.step(f"App cache: {summary}", "done")
-        return f"app cache cleared ({summary})"
+            ctx.step(ctx.t("op.cache.app_step", text=e), "failed")
+            raise OpError(key="op.cache.app_failed", error=str(e)) from None
+        ctx.step(ctx.t("op.cache.app_step", text=summary), "done")
+        return ctx.t("op.cache.app_note", summary=summary)
 
 
 register(CacheClear())

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.backends.pgconn import ConnCounts, PgConnError, connection_counts, reset_idle_connections, safe_dsn
 from bot.config import Environment
+from bot.i18n import t
 from bot.ops.base import JobContext, Operation, OpError, Request, register
 from bot.ops.restart import (
     checked_service,
@@ -35,18 +36,18 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 
-def counts_text(c: ConnCounts, age: float) -> str:
-    txn = f", {c.idle_in_transaction} idle in transaction (left alone)" if c.idle_in_transaction else ""
-    return f"{c.total} connection(s): {c.idle} idle, {c.idle_older} idle > {minutes_text(age)}{txn}"
+def counts_text(c: ConnCounts, age: float, lang: str = "en") -> str:
+    fields = {"total": c.total, "idle": c.idle, "older": c.idle_older, "age": minutes_text(age)}
+    if c.idle_in_transaction:
+        return t("op.db.counts_txn", lang, txn=c.idle_in_transaction, **fields)
+    return t("op.db.counts", lang, **fields)
 
 
 def _dsn(env: Environment, svc: Services) -> str:
     assert env.database is not None
     dsn = os.environ.get(env.database.dsn_env, "")
     if not dsn:
-        raise OpError(
-            f"{env.database.dsn_env} is no longer set in the bot's environment: nothing was changed."
-        )
+        raise OpError(key="op.db.dsn_unset", name=env.database.dsn_env)
     return dsn
 
 
@@ -60,24 +61,19 @@ class DbConnectionReset(Operation):
     def check_request(self, svc: Services, req: Request) -> None:
         env = req.env
         if env is None:
-            raise OpError("Which environment? The DB connection reset works on one environment's database.")
+            raise OpError(key="op.db.which_env")
         db = env.database
         if db is None:
-            raise OpError(
-                f"No database is configured for {env.name} (environments.{env.name}.database.dsn_env)."
-            )
+            raise OpError(key="op.db.none", env=env.name)
         if db.dsn_env.upper() == "DATABASE_URL":
-            raise OpError(
-                f"environments.{env.name}.database.dsn_env is DATABASE_URL, the bot's own database. "
-                "Name the variable that holds the application's database DSN instead."
-            )
+            raise OpError(key="op.db.own_db", env=env.name)
         age = req.params.get("idle_age_minutes") or db.idle_age_minutes
         try:
             age = float(age)
         except (TypeError, ValueError):
-            raise OpError(f"idle_age_minutes should be a number of minutes, got {age!r}.") from None
+            raise OpError(key="op.db.bad_age", value=repr(age)) from None
         if age <= 0:
-            raise OpError("idle_age_minutes should be more than 0.")
+            raise OpError(key="op.db.age_positive")
         req.params["idle_age_minutes"] = age
         restart = req.params.get("restart", True) is not False
         req.params["restart"] = restart
@@ -85,9 +81,7 @@ class DbConnectionReset(Operation):
             req.params["service"] = checked_service(env, req.params.get("service"))
         dsn = os.environ.get(db.dsn_env, "")
         if dsn and dsn == svc.settings.database_url:
-            raise OpError(
-                f"{db.dsn_env} holds the same DSN as the bot's own DATABASE_URL; refusing to end the bot's connections."
-            )
+            raise OpError(key="op.db.same_dsn", name=db.dsn_env)
         problems = [] if dsn else [f"{db.dsn_env} is not set: no connection is terminated"]
         if restart and (problem := restart_problem(env)):
             problems.append(problem)
@@ -105,22 +99,29 @@ class DbConnectionReset(Operation):
         env = ctx.env
         assert env is not None and env.database is not None
         age = float(ctx.params["idle_age_minutes"])
-        fields: list[tuple[str, str]] = [("Environment", f"{env.name} ({env.url or 'no URL'})")]
+        lang = ctx.svc.config.language
+        where_env = (
+            ctx.t("op.deploy.env_value", env=env.name, url=env.url)
+            if env.url
+            else ctx.t("op.deploy.env_value_no_url", env=env.name)
+        )
+        env_label = ctx.t("op.field.environment")
+        fields: list[tuple[str, str]] = [(env_label, where_env)]
         dsn = os.environ.get(env.database.dsn_env, "")
-        target = safe_dsn(dsn) if dsn else f"${env.database.dsn_env} (not set)"
-        fields.append(("Database", target))
-        fields.append(("Terminates", f"connections idle for more than {minutes_text(age)}"))
+        target = safe_dsn(dsn) if dsn else ctx.t("op.cache.not_set", name=env.database.dsn_env)
+        fields.append((ctx.t("op.field.database"), target))
+        fields.append((ctx.t("op.field.terminates"), ctx.t("op.db.terminates", age=minutes_text(age))))
         extra: dict[str, Any] = {}
         if dsn and not ctx.params.get("simulated"):
             try:
                 now = connection_counts(dsn, older_than_minutes=age)
             except PgConnError as e:
-                raise OpError(f"Could not read pg_stat_activity: {e}") from None
-            fields.append(("Connections now", counts_text(now, age)))
+                raise OpError(key="op.db.pg_stat_failed", error=str(e)) from None
+            fields.append((ctx.t("op.field.connections_now"), counts_text(now, age, lang)))
             extra["counts_at_request"] = now.__dict__
         if ctx.params.get("restart"):
-            fields += [f for f in plan_restart(ctx, env, ctx.params["service"]) if f[0] != "Environment"]
-        ctx.save(fields=fields, flag=flag_for(ctx.job), **extra)
+            fields += [f for f in plan_restart(ctx, env, ctx.params["service"]) if f[0] != env_label]
+        ctx.save(fields=fields, flag=flag_for(ctx.job, lang), **extra)
 
     def run(self, ctx: JobContext) -> None:
         env = ctx.env
@@ -131,55 +132,63 @@ class DbConnectionReset(Operation):
             self._simulate(ctx, env, age, restart)
             return
         dsn = _dsn(env, ctx.svc)
+        lang = ctx.svc.config.language
         if not ctx.progress.get("reset_done"):
-            ctx.step(f"Terminating connections idle > {minutes_text(age)} on {safe_dsn(dsn)}…", "running")
+            ctx.step(ctx.t("op.db.terminating", age=minutes_text(age), dsn=safe_dsn(dsn)), "running")
             try:
                 res = reset_idle_connections(dsn, older_than_minutes=age)
             except PgConnError as e:
-                ctx.step(f"Reset failed: {e}", "failed")
-                raise OpError(f"No connection was reset: {e}") from None
-            failed = f"; {len(res.failed)} could not be ended (pids {res.failed})" if res.failed else ""
-            pids = f" (pids {', '.join(map(str, res.terminated[:20]))})" if res.terminated else ""
-            ctx.step(f"Before: {counts_text(res.before, age)}", "done")
-            ctx.step(f"Terminated {len(res.terminated)} idle connection(s){pids}{failed}", "done")
-            ctx.step(f"After: {counts_text(res.after, age)}", "done")
-            fields = [f for f in ctx.progress.get("fields", []) if f[0] != "Connections now"]
+                ctx.step(ctx.t("op.db.reset_failed_step", error=e), "failed")
+                raise OpError(key="op.db.reset_failed", error=str(e)) from None
+            failed = ctx.t("op.db.not_ended", n=len(res.failed), pids=res.failed) if res.failed else ""
+            pids = (
+                ctx.t("op.db.pids", pids=", ".join(map(str, res.terminated[:20]))) if res.terminated else ""
+            )
+            before, after = counts_text(res.before, age, lang), counts_text(res.after, age, lang)
+            ctx.step(ctx.t("op.db.before", counts=before), "done")
+            ctx.step(ctx.t("op.db.terminated", n=len(res.terminated), pids=pids, failed=failed), "done")
+            ctx.step(ctx.t("op.db.after", counts=after), "done")
+            now_label = ctx.t("op.field.connections_now")
+            fields = [f for f in ctx.progress.get("fields", []) if f[0] != now_label]
             fields += [
-                ("Before", counts_text(res.before, age)),
-                ("Terminated", str(len(res.terminated))),
-                ("After", counts_text(res.after, age)),
+                (ctx.t("op.field.before"), before),
+                (ctx.t("op.field.terminated"), str(len(res.terminated))),
+                (ctx.t("op.field.after"), after),
             ]
             ctx.save(
                 reset_done=True, terminated=res.terminated, failed_pids=res.failed, fields=fields,
                 before=res.before.__dict__, after=res.after.__dict__,
             )  # fmt: skip
         terminated = len(ctx.progress.get("terminated", []))
-        summary = f"Terminated {terminated} idle connection(s) on {env.name}"
+        summary = ctx.t("op.db.summary", n=terminated, env=env.name)
         if restart:
             summary += "; " + rolling_restart_job(ctx, env, ctx.params["service"])
         else:
-            ctx.step("Restart skipped (restart: false)", "skipped")
-        ctx.save(result=summary + ".")
+            ctx.step(ctx.t("op.db.restart_skipped"), "skipped")
+        ctx.save(result=ctx.t("op.restart.result", summary=summary))
 
     def _simulate(self, ctx: JobContext, env: Environment, age: float, restart: bool) -> None:
-        label = label_for(ctx.job)
+        lang = ctx.svc.config.language
+        label = label_for(ctx.job, lang)
         assert env.database is not None
         dsn = os.environ.get(env.database.dsn_env, "")
         if ctx.dry_run and dsn:
             try:
                 res = reset_idle_connections(dsn, older_than_minutes=age, dry_run=True)
             except PgConnError as e:
-                raise OpError(f"Could not read pg_stat_activity: {e}") from None
-            ctx.step(f"Now: {counts_text(res.before, age)}", "done")
-            pids = f" (pids {', '.join(map(str, res.terminated[:20]))})" if res.terminated else ""
-            ctx.step(f"{label}: would terminate {len(res.terminated)} idle connection(s){pids}", "info")
+                raise OpError(key="op.db.pg_stat_failed", error=str(e)) from None
+            ctx.step(ctx.t("op.db.now", counts=counts_text(res.before, age, lang)), "done")
+            pids = (
+                ctx.t("op.db.pids", pids=", ".join(map(str, res.terminated[:20]))) if res.terminated else ""
+            )
+            ctx.step(ctx.t("op.db.sim_terminate", label=label, n=len(res.terminated), pids=pids), "info")
         else:
-            ctx.step(f"{label}: would count connections in pg_stat_activity", "info")
-            ctx.step(f"{label}: would terminate connections idle for more than {minutes_text(age)}", "info")
+            ctx.step(ctx.t("op.db.sim_count", label=label), "info")
+            ctx.step(ctx.t("op.db.sim_terminate_age", label=label, age=minutes_text(age)), "info")
         if restart:
             simulate_restart(ctx, env, ctx.params["service"])
-        why = "dry run" if ctx.dry_run else ctx.params["simulated"]
-        ctx.save(result=f"{label}: nothing was changed ({why}).")
+        why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params["simulated"]
+        ctx.save(result=ctx.t("op.db.sim_result", label=label, why=why))
 
 
 register(DbConnectionReset())

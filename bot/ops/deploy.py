@@ -20,6 +20,7 @@ from sqlalchemy import select
 from bot.backends import http
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, version_key
 from bot.config import Config, Environment, Settings
+from bot.i18n import t
 from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
 from bot.policy import NotAllowed
 from bot.store.models import Job
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 3.0
+# Stored in job.params (English, as recorded before); shown in the workspace language.
+SIMULATED_NO_GITHUB = "no GITHUB_TOKEN: nothing is dispatched, every other step is real"
+
+
+def _simulated_why(ctx: JobContext) -> str:
+    why = str(ctx.job.params.get("simulated", ""))
+    return ctx.t("op.deploy.no_token") if why == SIMULATED_NO_GITHUB else why
 
 
 def github_backend(settings: Settings, config: Config) -> GitHubBackend:
@@ -89,7 +97,7 @@ class Deploy(Operation):
         env = req.env
         assert env is not None
         if not svc.settings.github_token:
-            req.params["simulated"] = "no GITHUB_TOKEN: nothing is dispatched, every other step is real"
+            req.params["simulated"] = SIMULATED_NO_GITHUB
         self._check_freeze(svc, req, env)
 
     def _check_freeze(self, svc: Services, req: Request, env: Environment) -> None:
@@ -101,10 +109,9 @@ class Deploy(Operation):
         force = str(req.params.get("force") or "")
         if not force:
             raise OpError(
-                f"*{env.name}* is in the freeze window “{window.name}” ({span}). Deploys are refused; "
-                f"in an emergency someone with the break-glass role can use "
-                f'`/taisun deploy {env.name} {req.params.get("version", "<version>")} --force "<reason>"`, which still needs approval.'
-            )
+                key="op.deploy.freeze", env=env.name, window=window.name, span=span,
+                version=req.params.get("version", "<version>"),
+            )  # fmt: skip
         if not svc.policy.has_role(req.user_id, "break_glass", env):
             raise NotAllowed("break_glass", env, "deploy inside a freeze window")
         req.params["freeze_override"] = f"{window.name} ({span}) — forced by <@{req.user_id}>: {force}"
@@ -138,41 +145,49 @@ class Deploy(Operation):
         assert env is not None
         version = job.params["version"]
         live = http.check(env.url, timeout=3.0).version
-        fields: list[tuple[str, str]] = [("Environment", f"{env.name} ({env.url or 'no URL'})")]
-        fields.append(("Version", f"{live or 'unknown'} → *{version}*" if live else f"*{version}*"))
+        where = (
+            ctx.t("op.deploy.env_value", env=env.name, url=env.url)
+            if env.url
+            else ctx.t("op.deploy.env_value_no_url", env=env.name)
+        )
+        fields: list[tuple[str, str]] = [(ctx.t("op.field.environment"), where)]
+        fields.append((ctx.t("op.field.version"), f"{live} → *{version}*" if live else f"*{version}*"))
         previous = self._previous_version(svc, env, live, version)
         if job.params.get("simulated"):
-            fields.append(("Commit", "not checked (no GITHUB_TOKEN)"))
-            ctx.save(live_version=live, rollback_to=previous, fields=fields, flag=self._flag(job))
+            fields.append((ctx.t("op.field.commit"), ctx.t("op.deploy.commit_unchecked")))
+            ctx.save(live_version=live, rollback_to=previous, fields=fields, flag=self._flag(ctx))
             return
         gh = github_backend(svc.settings, svc.config)
         try:
             sha = gh.resolve_tag(version)
             if sha is None:
-                tags = ", ".join(f"`{t.name}`" for t in gh.latest_tags(5)) or "none"
+                tags = ", ".join(f"`{tag.name}`" for tag in gh.latest_tags(5)) or ctx.t("op.none")
                 raise OpRefused(
-                    f"There is no tag `{version}` in {svc.config.github.repository}. Latest tags: {tags}."
+                    key="op.deploy.no_tag", version=version, repo=svc.config.github.repository, tags=tags
                 )
-            fields.append(("Commit", f"`{sha[:10]}`"))
+            fields.append((ctx.t("op.field.commit"), f"`{sha[:10]}`"))
             if live and live != version and gh.resolve_tag(live):
                 cmp = gh.compare(live, version)
-                titles = "\n".join(f"• {t}" for t in cmp.titles[:8])
-                more = f"\n…and {cmp.total_commits - 8} more" if cmp.total_commits > 8 else ""
-                fields.append(
-                    ("Changes", f"<{cmp.html_url}|{cmp.total_commits} commits> since {live}\n{titles}{more}")
-                )
+                titles = "\n".join(f"• {title}" for title in cmp.titles[:8])
+                changes = {"url": cmp.html_url, "n": cmp.total_commits, "live": live, "titles": titles}
+                if cmp.total_commits > 8:
+                    text = ctx.t("op.deploy.changes_more", more=cmp.total_commits - 8, **changes)
+                else:
+                    text = ctx.t("op.deploy.changes", **changes)
+                fields.append((ctx.t("op.field.changes"), text))
         except GitHubError as e:
-            raise OpRefused(f"Could not check `{version}` on GitHub: {e}") from None
+            raise OpRefused(key="op.deploy.github_check", version=version, error=str(e)) from None
         finally:
             gh.close()
-        ctx.save(sha=sha, live_version=live, rollback_to=previous, fields=fields, flag=self._flag(job))
+        ctx.save(sha=sha, live_version=live, rollback_to=previous, fields=fields, flag=self._flag(ctx))
 
-    def _flag(self, job: Job) -> str:
+    def _flag(self, ctx: JobContext) -> str:
+        job = ctx.job
         bits = []
         if job.params.get("freeze_override"):
-            bits.append(f"FREEZE OVERRIDE: {job.params['freeze_override']}")
+            bits.append(ctx.t("op.deploy.flag_freeze", why=job.params["freeze_override"]))
         if job.params.get("simulated"):
-            bits.append(f"SIMULATED — {job.params['simulated']}")
+            bits.append(ctx.t("op.deploy.flag_simulated", why=_simulated_why(ctx)))
         return " · ".join(bits)
 
     def _previous_version(self, svc: Services, env: Environment, live: str, target: str) -> str:
@@ -197,29 +212,28 @@ class Deploy(Operation):
             self._dispatch_once(ctx, gh, version)
             run = self._follow(ctx, gh)
             if run.conclusion != "success":
-                raise OpError(f"The workflow run ended `{run.conclusion}`: <{run.html_url}|see its log>.")
+                raise OpError(key="op.deploy.run_ended", conclusion=run.conclusion, url=run.html_url)
             ok, observed = self._verify(ctx, env, version)
             if not ok:
                 self._after_failed_verification(ctx, gh, env, version, observed)
             self._set_deployment(ctx, gh, "success")
         finally:
             gh.close()
-        ctx.save(result=f"{version} is live on {env.name} and healthy.")
+        ctx.save(result=ctx.t("op.deploy.live", version=version, env=env.name))
 
     def _simulate(self, ctx: JobContext, env: Environment, version: str) -> None:
-        label = "DRY RUN" if ctx.job.dry_run else "SIMULATED"
+        label = ctx.t("op.label.dry_run" if ctx.job.dry_run else "op.label.simulated")
         g = ctx.svc.config.github
         inputs = self.inputs(ctx.svc, ctx.job)
         ctx.step(
-            f"{label}: would dispatch `{g.workflow}` on `{g.ref}` of {g.repository} with inputs `{inputs}`",
+            ctx.t("op.deploy.sim_dispatch", label=label, workflow=g.workflow, ref=g.ref, repo=g.repository,
+                  inputs=inputs),
             "info",
-        )
-        ctx.step(f"{label}: would follow the workflow run to completion", "info")
-        ctx.step(
-            f"{label}: would verify {env.url}/health is 200 and {env.url}/version is `{version}`", "info"
-        )
-        why = "dry run" if ctx.job.dry_run else ctx.job.params["simulated"]
-        ctx.save(result=f"{label}: nothing was changed ({why}).")
+        )  # fmt: skip
+        ctx.step(ctx.t("op.deploy.sim_follow", label=label), "info")
+        ctx.step(ctx.t("op.deploy.sim_verify", label=label, url=env.url, version=version), "info")
+        why = ctx.t("op.why.dry_run") if ctx.job.dry_run else _simulated_why(ctx)
+        ctx.save(result=ctx.t("op.deploy.sim_result", label=label, why=why))
 
     def _dispatch_once(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
         if ctx.progress.get("dispatch_started_at"):
@@ -228,12 +242,12 @@ class Deploy(Operation):
             sha_now = gh.resolve_tag(version)
             if sha_now != ctx.progress["sha"]:
                 raise OpError(
-                    f"The tag `{version}` now points to `{(sha_now or 'nothing')[:10]}`, not the approved "
-                    f"`{ctx.progress['sha'][:10]}`. Nothing was deployed; ask again to review the new commit."
-                )
+                    key="op.deploy.tag_moved", version=version,
+                    sha=(sha_now or ctx.t("op.nothing"))[:10], approved=ctx.progress["sha"][:10],
+                )  # fmt: skip
         started = datetime.now(UTC)
         ctx.save(dispatch_started_at=started.isoformat())
-        ctx.step("Dispatching the workflow…", "running")
+        ctx.step(ctx.t("op.deploy.dispatching"), "running")
         if ctx.svc.config.github.create_deployment:
             self._github_deployment(ctx, gh, version)
         try:
@@ -243,21 +257,18 @@ class Deploy(Operation):
         except GitHubUnavailable as e:
             # A 5xx may still have started a run: look for it instead of sending again.
             ctx.save(dispatch_error=str(e))
-            ctx.step(
-                f"GitHub answered with an error ({e}); looking for the run instead of dispatching again",
-                "info",
-            )
+            ctx.step(ctx.t("op.deploy.dispatch_error", error=e), "info")
             return
         except GitHubError as e:
-            raise OpError(f"GitHub refused the dispatch: {e}") from None
-        ctx.step(f"Dispatched `{ctx.svc.config.github.workflow}`", "done")
+            raise OpError(key="op.deploy.dispatch_refused", error=str(e)) from None
+        ctx.step(ctx.t("op.deploy.dispatched", workflow=ctx.svc.config.github.workflow), "done")
 
     def _github_deployment(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
         try:
             dep = gh.create_deployment(version, ctx.job.environment, self.describe(ctx.job))
             ctx.save(deployment_id=dep)
         except GitHubError as e:
-            ctx.step(f"Could not record a GitHub deployment ({e}); continuing", "info")
+            ctx.step(ctx.t("op.deploy.no_deployment", error=e), "info")
 
     def _set_deployment(self, ctx: JobContext, gh: GitHubBackend, state: str) -> None:
         dep = ctx.progress.get("deployment_id")
@@ -289,24 +300,21 @@ class Deploy(Operation):
                             started, exclude_ids=_claimed_run_ids(ctx.svc, ctx.job.id), title_contains=title
                         )
                 except (GitHubUnavailable, GitHubRateLimited) as e:
-                    ctx.step(f"GitHub is not answering well ({e}); still looking for the run", "running")
+                    ctx.step(ctx.t("op.deploy.github_slow", error=e), "running")
                     run = None
                 if run is None:
                     ctx.heartbeat()
                     time.sleep(min(POLL_SECONDS, 1.0))
             if run is None:
-                why = (
-                    f" (the dispatch answered: {ctx.progress['dispatch_error']})"
-                    if ctx.progress.get("dispatch_error")
-                    else ""
-                )
-                raise OpError(
-                    f"No workflow run appeared within {find_timeout:g} s{why}. Nothing was deployed "
-                    "as far as GitHub shows; check the Actions tab, then ask again."
-                )
-            ctx.save(run_id=run.id, run_url=run.html_url, links=[("workflow run", run.html_url)])
+                seconds = f"{find_timeout:g}"
+                if ctx.progress.get("dispatch_error"):
+                    raise OpError(
+                        key="op.deploy.no_run_why", seconds=seconds, error=ctx.progress["dispatch_error"]
+                    )
+                raise OpError(key="op.deploy.no_run", seconds=seconds)
+            ctx.save(run_id=run.id, run_url=run.html_url, links=[(ctx.t("op.deploy.link_run"), run.html_url)])
             self._set_deployment(ctx, gh, "in_progress")
-            ctx.step(f"Workflow run <{run.html_url}|#{run.id}> found", "done")
+            ctx.step(ctx.t("op.deploy.run_found", url=run.html_url, id=run.id), "done")
             run_id = run.id
         deadline = time.monotonic() + ctx.svc.config.defaults.workflow_timeout_minutes * 60
         last_status = ""
@@ -321,10 +329,12 @@ class Deploy(Operation):
             if run.status != last_status:
                 last_status = run.status
                 if run.status != "completed":
-                    ctx.step(f"Workflow {run.status.replace('_', ' ')}…", "running")
+                    ctx.step(
+                        ctx.t("op.deploy.workflow_status", status=run.status.replace("_", " ")), "running"
+                    )
             if run.status == "completed":
                 ctx.step(
-                    f"Workflow completed: `{run.conclusion}`",
+                    ctx.t("op.deploy.workflow_done", conclusion=run.conclusion),
                     "done" if run.conclusion == "success" else "failed",
                 )
                 if run.conclusion != "success":
@@ -333,7 +343,7 @@ class Deploy(Operation):
             ctx.heartbeat()
             time.sleep(self.poll_seconds(ctx))
         raise OpError(
-            f"The workflow run did not finish within {ctx.svc.config.defaults.workflow_timeout_minutes:g} minutes."
+            key="op.deploy.timeout", minutes=f"{ctx.svc.config.defaults.workflow_timeout_minutes:g}"
         )
 
     def poll_seconds(self, ctx: JobContext) -> float:
@@ -342,20 +352,23 @@ class Deploy(Operation):
     def _verify(self, ctx: JobContext, env: Environment, version: str) -> tuple[bool, str]:
         """The guide's check: /health is 200 and /version is the one deployed, until a deadline."""
         d = ctx.svc.config.defaults
-        ctx.step(f"Verifying {env.url}/health and /version…", "running")
+        ctx.step(ctx.t("op.deploy.verifying", url=env.url), "running")
         deadline = time.monotonic() + d.verify_timeout_seconds
         observed = ""
         while True:
             report = http.check(env.url, timeout=min(5.0, d.verify_timeout_seconds))
-            observed = f"health {report.health}, version `{report.version or 'unknown'}`"
+            observed = ctx.t(
+                "op.deploy.observed", health=report.health, version=report.version or ctx.t("op.unknown")
+            )
             if report.healthy and report.version == version:
-                ctx.step(f"Verified: healthy, version `{version}`", "done")
+                ctx.step(ctx.t("op.deploy.verified", version=version), "done")
                 return True, observed
             if time.monotonic() >= deadline:
                 ctx.step(
-                    f"Verification failed after {d.verify_timeout_seconds:g} s: {observed} (expected `{version}`)",
+                    ctx.t("op.deploy.verify_failed_step", seconds=f"{d.verify_timeout_seconds:g}", observed=observed,
+                          version=version),
                     "failed",
-                )
+                )  # fmt: skip
                 return False, observed
             ctx.heartbeat()
             time.sleep(d.verify_interval_seconds)
@@ -366,20 +379,17 @@ class Deploy(Operation):
         self._set_deployment(ctx, gh, "failure")
         target = ctx.progress.get("rollback_to", "")
         if env.auto_rollback and target and not self.rollback:
-            ctx.step(
-                f"Rolling back automatically to `{target}` (auto_rollback is on for {env.name})", "running"
-            )
+            ctx.step(ctx.t("op.deploy.auto_rollback", target=target, env=env.name), "running")
             try:
                 gh.dispatch(self.inputs(ctx.svc, ctx.job, version=target, rollback=True))
             except GitHubError as e:
-                raise OpError(
-                    f"Verification failed ({observed}) and the automatic rollback could not be dispatched: {e}"
-                ) from None
+                raise OpError(key="op.deploy.auto_rollback_failed", observed=observed, error=str(e)) from None
+            raise OpError(key="op.deploy.auto_rolled_back", observed=observed, target=target)
+        if target:
             raise OpError(
-                f"Verification failed ({observed}). Rolled back automatically to `{target}`; follow it in GitHub Actions."
+                key="op.deploy.verify_failed_offer", observed=observed, version=version, target=target
             )
-        offer = f" Use *Roll back* to return to `{target}`." if target else ""
-        raise OpError(f"Verification failed: {observed}, expected `{version}`.{offer}")
+        raise OpError(key="op.deploy.verify_failed", observed=observed, version=version)
 
 
 class Rollback(Deploy):
@@ -390,13 +400,13 @@ class Rollback(Deploy):
     def check_request(self, svc: Services, req: Request) -> None:
         # A rollback is how you get out of trouble: freeze windows do not apply to it.
         if not svc.settings.github_token:
-            req.params["simulated"] = "no GITHUB_TOKEN: nothing is dispatched, every other step is real"
+            req.params["simulated"] = SIMULATED_NO_GITHUB
 
     def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
         return bool(env and env.approval_required) and not job.dry_run
 
     def describe(self, job: Job, lang: str = "en") -> str:
-        target = job.params.get("version") or "the previous version"
+        target = job.params.get("version") or t("op.rollback.previous", lang)
         if lang == "ja":
             return f"{job.environment} を {target} にロールバック"
         return f"Roll back {job.environment} to {target}"
@@ -410,8 +420,9 @@ class Rollback(Deploy):
         with svc.sessions.begin() as s:
             s.get(Job, job.id).params = job.params  # type: ignore[union-attr]
         super().prepare(ctx)
-        fields = [f for f in ctx.progress.get("fields", []) if f[0] != "Version"]
-        fields.insert(1, ("Rollback", f"{live or 'unknown'} → *{target}*"))
+        version_label = ctx.t("op.field.version")
+        fields = [f for f in ctx.progress.get("fields", []) if f[0] != version_label]
+        fields.insert(1, (ctx.t("op.field.rollback"), f"{live or ctx.t('op.unknown')} → *{target}*"))
         ctx.save(fields=fields)
 
     def _choose_target(self, ctx: JobContext, env: Environment, live: str) -> str:
@@ -422,16 +433,17 @@ class Rollback(Deploy):
         if ctx.svc.settings.github_token and current:
             gh = github_backend(ctx.svc.settings, ctx.svc.config)
             try:
-                older = [t.name for t in gh.latest_tags(50) if version_key(t.name) < version_key(current)]
+                older = [
+                    tag.name for tag in gh.latest_tags(50) if version_key(tag.name) < version_key(current)
+                ]
             except GitHubError as e:
-                raise OpRefused(f"Could not list tags to find the previous version: {e}") from None
+                raise OpRefused(key="op.rollback.no_tags", error=str(e)) from None
             finally:
                 gh.close()
             if older:
                 return older[0]
         raise OpRefused(
-            f"I don't know which version to roll {env.name} back to (no verified history and no older tag "
-            f"than `{current or 'the live one'}`). Name it: `/taisun rollback {env.name} v1.2.2`."
+            key="op.rollback.unknown_target", env=env.name, current=current or ctx.t("op.rollback.live_one")
         )
 
     def keep_lock_after(self, job: Job) -> str | None:

@@ -32,6 +32,7 @@ from bot.backends.restart import (
     rolling_restart,
 )
 from bot.config import Environment
+from bot.i18n import t
 from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
 from bot.store.models import Job
 
@@ -109,45 +110,50 @@ def minutes_text(minutes: float) -> str:
     return f"{minutes * 60:g} s" if minutes < 1 else f"{minutes:g} min"
 
 
-def flag_for(job: Job) -> str:
+def flag_for(job: Job, lang: str = "en") -> str:
     """The card's red line for dry runs and simulations."""
     if job.dry_run:
         return ""  # the card header already says DRY RUN
     if job.params.get("simulated"):
-        return f"SIMULATED — {job.params['simulated']}"
+        return t("op.flag.simulated", lang, why=job.params["simulated"])
     return ""
 
 
-def label_for(job: Job) -> str:
-    return "DRY RUN" if job.dry_run else "SIMULATED"
+def label_for(job: Job, lang: str = "en") -> str:
+    return t("op.label.dry_run" if job.dry_run else "op.label.simulated", lang)
 
 
-def health_text(report: http.HealthReport) -> str:
-    version = f", version `{report.version}`" if report.version else ""
-    return f"{report.health}{version}"
+def health_text(report: http.HealthReport, lang: str = "en") -> str:
+    if report.version:
+        return t("op.health.version", lang, health=report.health, version=report.version)
+    return report.health
 
 
-def final_health_check(ctx: JobContext, env: Environment, after: str) -> str:
+def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fields: Any) -> str:
     """The guide's last step (curl /health), retried until defaults.verify_timeout_seconds.
 
-    Returns what was seen; raises OpError naming `after` (what was already done) when
-    the service stays unhealthy."""
+    Returns what was seen; raises OpError(failed_key, url, health, seconds and `fields`: what
+    was already done) when the service stays unhealthy."""
     if not env.url:
-        ctx.step(f"No URL configured for {env.name}: /health not checked", "info")
-        return "not checked (no URL)"
+        ctx.step(ctx.t("op.health.no_url_step", env=env.name), "info")
+        return ctx.t("op.health.not_checked")
     d = ctx.svc.config.defaults
-    ctx.step(f"Checking {env.url}/health…", "running")
+    lang = ctx.svc.config.language
+    ctx.step(ctx.t("op.health.checking", url=env.url), "running")
     deadline = time.monotonic() + d.verify_timeout_seconds
     while True:
         report = http.check(env.url, timeout=min(5.0, d.verify_timeout_seconds))
         if report.healthy:
-            ctx.step(f"Health check: {health_text(report)}", "done")
-            return health_text(report)
+            ctx.step(ctx.t("op.health.ok", health=health_text(report, lang)), "done")
+            return health_text(report, lang)
         if time.monotonic() >= deadline:
-            ctx.step(f"Health check failed: {health_text(report)}", "failed")
+            ctx.step(ctx.t("op.health.failed", health=health_text(report, lang)), "failed")
             raise OpError(
-                f"{after}, but {env.url}/health answers {report.health} after "
-                f"{d.verify_timeout_seconds:g} s. Check the service now."
+                key=failed_key,
+                url=env.url,
+                health=report.health,
+                seconds=f"{d.verify_timeout_seconds:g}",
+                **fields,
             )
         ctx.heartbeat()
         time.sleep(d.verify_interval_seconds)
@@ -175,10 +181,12 @@ class Throttled:
 def checked_service(env: Environment, service: str | None) -> str:
     """The service to restart, re-checked against the environment's list (runbooks call this path too)."""
     if not env.services:
-        raise OpError(f"No services are configured for {env.name} (environments.{env.name}.services).")
+        raise OpError(key="op.restart.no_services", env=env.name)
     name = service or env.services[0]
     if name not in env.services:
-        raise OpError(f"Unknown service `{name}` in {env.name}. Services: {', '.join(env.services)}")
+        raise OpError(
+            key="op.restart.unknown_service", name=name, env=env.name, services=", ".join(env.services)
+        )
     try:
         check_service_name(name)
     except RestartError as e:
@@ -201,11 +209,11 @@ def restart_problem(env: Environment) -> str | None:
     return None
 
 
-def where_text(env: Environment) -> str:
+def where_text(env: Environment, lang: str = "en") -> str:
     cfg = env.restart
     if cfg.backend == "ssm" and cfg.instance_tag:
-        return f"instances tagged `{cfg.instance_tag.key}={cfg.instance_tag.value}` (SSM)"
-    return f"this host `{socket.gethostname()}` (`{' '.join(cfg.systemctl)}`)"
+        return t("op.restart.where_ssm", lang, tag=cfg.instance_tag.key, value=cfg.instance_tag.value)
+    return t("op.restart.where_local", lang, host=socket.gethostname(), command=" ".join(cfg.systemctl))
 
 
 def list_targets(env: Environment, ssm: SSMRestarter | None = None) -> list[str]:
@@ -222,42 +230,46 @@ def list_targets(env: Environment, ssm: SSMRestarter | None = None) -> list[str]
     return [socket.gethostname()]
 
 
-def restart_fields(env: Environment, service: str, targets: list[str] | None) -> list[tuple[str, str]]:
-    fields = [("Environment", f"{env.name} ({env.url or 'no URL'})"), ("Service", f"`{service}`")]
+def restart_fields(
+    env: Environment, service: str, targets: list[str] | None, lang: str = "en"
+) -> list[tuple[str, str]]:
+    where_env = (
+        t("op.deploy.env_value", lang, env=env.name, url=env.url)
+        if env.url
+        else t("op.deploy.env_value_no_url", lang, env=env.name)
+    )
+    fields = [(t("op.field.environment", lang), where_env), (t("op.field.service", lang), f"`{service}`")]
     if targets is None:
-        fields.append(("Where", where_text(env)))
+        fields.append((t("op.field.where", lang), where_text(env, lang)))
     else:
-        shown = ", ".join(f"`{t}`" for t in targets[:10]) + (" …" if len(targets) > 10 else "")
-        fields.append(("Where", f"{where_text(env)}: {len(targets)} — {shown}"))
+        shown = ", ".join(f"`{x}`" for x in targets[:10]) + (" …" if len(targets) > 10 else "")
+        fields.append((t("op.field.where", lang), f"{where_text(env, lang)}: {len(targets)} — {shown}"))
     return fields
 
 
 def plan_restart(ctx: JobContext, env: Environment, service: str) -> list[tuple[str, str]]:
     """Fields for the card; lists the instances when it can (a read-only call)."""
+    lang = ctx.svc.config.language
     if ctx.job.params.get("simulated") or env.restart.backend != "ssm":
-        return restart_fields(env, service, None)
+        return restart_fields(env, service, None, lang)
     targets = list_targets(env)
     if not targets:
         tag = env.restart.instance_tag
         assert tag is not None
-        raise OpRefused(
-            f"No running instances are tagged `{tag.key}={tag.value}`: nothing to restart in {env.name}."
-        )
-    return restart_fields(env, service, targets)
+        raise OpRefused(key="op.restart.no_instances_tagged", tag=tag.key, value=tag.value, env=env.name)
+    return restart_fields(env, service, targets, lang)
 
 
 def simulate_restart(ctx: JobContext, env: Environment, service: str) -> None:
-    label = label_for(ctx.job)
+    lang = ctx.svc.config.language
+    label = label_for(ctx.job, lang)
     targets = None
     if env.restart.backend == "ssm" and not ctx.job.params.get("simulated"):
         targets = list_targets(env)  # a dry run with credentials names the real instances
-    what = ", ".join(f"`{t}`" for t in targets) if targets else where_text(env)
-    ctx.step(f"{label}: would show the status of `{service}` on {what}", "info")
-    ctx.step(
-        f"{label}: would restart `{service}` on {what}, one at a time, checking {env.url or '(no URL)'}/health "
-        f"after each and stopping at the first failure",
-        "info",
-    )
+    what = ", ".join(f"`{x}`" for x in targets) if targets else where_text(env, lang)
+    ctx.step(ctx.t("op.restart.sim_status", label=label, service=service, what=what), "info")
+    url = env.url or ctx.t("op.restart.no_url")
+    ctx.step(ctx.t("op.restart.sim_restart", label=label, service=service, what=what, url=url), "info")
 
 
 def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
@@ -269,33 +281,38 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
     if targets is None:
         targets = list_targets(env, ssm)
         if not targets:
-            raise OpError(f"No running instances to restart in {env.name} ({where_text(env)}).")
+            raise OpError(
+                key="op.restart.none_running", env=env.name, where=where_text(env, ctx.svc.config.language)
+            )
         _status(ctx, env, service, local, targets)
         ctx.save(restart_targets=targets, restart_done=[], restart_current="")
     done: list[str] = list(ctx.progress.get("restart_done", []))
     interrupted = ctx.progress.get("restart_current") or ""
     if interrupted and interrupted not in done:
-        ctx.step(
-            f"Resumed: `{interrupted}` was being restarted when the bot stopped; restarting it again", "info"
-        )
+        ctx.step(ctx.t("op.restart.resumed_current", target=interrupted), "info")
     elif done:
-        ctx.step(f"Resumed: {len(done)} already restarted and healthy; going on with the next", "info")
-    remaining = [t for t in targets if t not in done]
+        ctx.step(ctx.t("op.restart.resumed_done", n=len(done)), "info")
+    remaining = [x for x in targets if x not in done]
     if not remaining:  # resumed after the last instance was done: only the check is left
-        return f"`{service}` restarted on {len(targets)} of {len(targets)} in {env.name}; " + (
-            f"/health {final_health_check(ctx, env, 'Restarted')}"
+        health = final_health_check(ctx, env, "op.restart.unhealthy_after")
+        return ctx.t(
+            "op.restart.summary",
+            service=service,
+            n=len(targets),
+            total=len(targets),
+            env=env.name,
+            health=health,
         )
     if cfg.backend == "local" and remaining[0] != socket.gethostname():
         raise OpError(
-            f"This restart was started on host `{remaining[0]}`; the bot on `{socket.gethostname()}` "
-            f"cannot finish it. Check `{service}` on `{remaining[0]}` by hand."
+            key="op.restart.other_host", host=remaining[0], me=socket.gethostname(), service=service
         )
     state: dict[str, Any] = {"target": "", "result": None, "health": ""}
 
     def restart_one(target: str) -> InvocationResult:
         state.update(target=target, result=None, health="")
         ctx.save(restart_current=target)  # before the side effect: a resumed job knows where it was
-        ctx.step(f"`{target}`: restarting `{service}`…", "running")
+        ctx.step(ctx.t("op.restart.restarting", target=target, service=service), "running")
         if ssm is not None:
             result = ssm.restart(
                 target, service, timeout_s=cfg.invocation_timeout_seconds, poll_s=cfg.poll_seconds
@@ -304,22 +321,22 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
             result = local.restart_one(service)
         state["result"] = result
         if result.ok:
-            ctx.step(f"`{target}`: restarted ({result.status}); checking /health…", "running")
+            ctx.step(ctx.t("op.restart.restarted_checking", target=target, status=result.status), "running")
         return result
 
     def health() -> tuple[bool, str]:
         ctx.heartbeat()
         if not env.url:
-            ok, detail = True, "not checked (no URL configured)"
+            ok, detail = True, ctx.t("op.restart.no_url_detail")
         else:
             report = http.check(env.url, timeout=5.0)
-            ok, detail = bool(report.healthy), health_text(report)
+            ok, detail = bool(report.healthy), health_text(report, ctx.svc.config.language)
         state["health"] = detail
         if ok:
             target = state["target"]
             done.append(target)
             ctx.save(restart_done=list(done), restart_current="")
-            ctx.step(f"`{target}`: restarted · /health {detail}", "done")
+            ctx.step(ctx.t("op.restart.restarted", target=target, detail=detail), "done")
         return ok, detail
 
     def sleep(seconds: float) -> None:
@@ -339,37 +356,47 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
         result = outcome.results[-1] if outcome.results else None
         if result is not None and not result.ok:
             lines = (result.stderr or result.stdout).strip().splitlines()
-            why = lines[-1] if lines else "(no output)"
-            ctx.step(f"`{stopped}`: restart {result.status} — {why}", "failed")
+            why = lines[-1] if lines else ctx.t("op.restart.no_output")
+            ctx.step(ctx.t("op.restart.step_failed", target=stopped, status=result.status, why=why), "failed")
         else:
-            ctx.step(f"`{stopped}`: restarted, but /health stayed unhealthy: {state['health']}", "failed")
-        untouched = [t for t in remaining if t not in done and t != stopped]
-        for t in untouched:
-            ctx.step(f"`{t}`: not restarted", "skipped")
+            ctx.step(ctx.t("op.restart.unhealthy", target=stopped, health=state["health"]), "failed")
+        untouched = [x for x in remaining if x not in done and x != stopped]
+        for x in untouched:
+            ctx.step(ctx.t("op.restart.not_restarted", target=x), "skipped")
         ctx.save(restart_current="")
-        raise OpError(
-            f"Rolling restart of `{service}` in {env.name} stopped at `{stopped}`: {outcome.reason}. "
-            f"{len(done)} of {len(targets)} restarted and healthy"
-            + (f"; left untouched: {', '.join(untouched)}." if untouched else ".")
-        )
-    return f"`{service}` restarted on {len(targets)} of {len(targets)} in {env.name}; /health {state['health'] or 'ok'}"
+        stop = {"service": service, "env": env.name, "stopped": stopped, "reason": outcome.reason}
+        if untouched:
+            raise OpError(
+                key="op.restart.stopped_untouched", n=len(done), total=len(targets), untouched=", ".join(untouched),
+                **stop,
+            )  # fmt: skip
+        raise OpError(key="op.restart.stopped", n=len(done), total=len(targets), **stop)
+    return ctx.t(
+        "op.restart.summary", service=service, n=len(targets), total=len(targets), env=env.name,
+        health=state["health"] or "ok",
+    )  # fmt: skip
 
 
 def _status(
     ctx: JobContext, env: Environment, service: str, local: LocalRestarter, targets: list[str]
 ) -> None:
     """The runbook's first step: `systemctl status` (local) or the instances and live /health (ssm)."""
+    lang = ctx.svc.config.language
     live = http.check(env.url, timeout=3.0) if env.url else None
-    now = f" · /health now {health_text(live)}" if live else ""
+    now = ctx.t("op.restart.health_now", health=health_text(live, lang)) if live else ""
     if env.restart.backend == "local":
         try:
             text = local.status(service)
         except RestartError as e:
-            raise OpError(f"Status check failed, nothing was restarted: {e}") from None
+            raise OpError(key="op.restart.status_failed", error=str(e)) from None
         active = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("Active:")), "")
-        ctx.step(f"Status of `{service}` on `{targets[0]}`: {active or 'no Active: line'}{now}", "done")
+        active = active or ctx.t("op.restart.no_active")
+        ctx.step(
+            ctx.t("op.restart.status_local", service=service, target=targets[0], active=active, now=now),
+            "done",
+        )
         return
-    ctx.step(f"Status: {len(targets)} running instance(s) {where_text(env)}{now}", "done")
+    ctx.step(ctx.t("op.restart.status_ssm", n=len(targets), where=where_text(env, lang), now=now), "done")
 
 
 # --- the operation ----------------------------------------------------------------------------
@@ -383,7 +410,7 @@ class Restart(Operation):
     def check_request(self, svc: Services, req: Request) -> None:
         env = req.env
         if env is None:
-            raise OpError("Which environment? Usage: `/taisun restart <env> [service]`.")
+            raise OpError(key="op.restart.which_env")
         req.params["service"] = checked_service(env, req.params.get("service"))
         problem = restart_problem(env)
         if problem:
@@ -401,7 +428,7 @@ class Restart(Operation):
         env = ctx.env
         assert env is not None
         fields = plan_restart(ctx, env, ctx.params["service"])
-        ctx.save(fields=fields, flag=flag_for(ctx.job))
+        ctx.save(fields=fields, flag=flag_for(ctx.job, ctx.svc.config.language))
 
     def run(self, ctx: JobContext) -> None:
         env = ctx.env
@@ -409,11 +436,12 @@ class Restart(Operation):
         service = ctx.params["service"]
         if ctx.dry_run or ctx.params.get("simulated"):
             simulate_restart(ctx, env, service)
-            why = "dry run" if ctx.dry_run else ctx.params["simulated"]
-            ctx.save(result=f"{label_for(ctx.job)}: nothing was restarted ({why}).")
+            why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params["simulated"]
+            label = label_for(ctx.job, ctx.svc.config.language)
+            ctx.save(result=ctx.t("op.restart.sim_result", label=label, why=why))
             return
         summary = rolling_restart_job(ctx, env, service)
-        ctx.save(result=summary + ".")
+        ctx.save(result=ctx.t("op.restart.result", summary=summary))
 
 
 register(Restart())
