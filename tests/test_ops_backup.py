@@ -308,3 +308,27 @@ def test_the_systemd_timer_runs_the_cli_backup_at_two_in_the_morning_tokyo_time(
     argv = shlex.split(service["Service"]["ExecStart"])
     assert argv[0].endswith("/taisun")
     assert build_parser().parse_args(argv[1:]).fn is cmd_backup
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_cli_backup_shows_a_live_progress_line_on_a_terminal_only(db_url, settings_for, monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "BACKUP_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    run_from_cli(settings_for(db_url))
+    shown = terminal.getvalue()
+    assert "\r\033[K" in shown and "would run pg_dump" in shown  # the step line rewrites itself
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", piped)
+    run_from_cli(settings_for(db_url))
+    assert "\r" not in piped.getvalue()  # scripts and cron get plain output

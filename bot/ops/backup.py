@@ -672,7 +672,12 @@ def run_from_cli(settings: Settings, *, json_output: bool = False) -> int:
             _print({"ok": False, "state": "refused", "result": str(e)}, json_output, error=True)
             return 1
         svc.runner.start()  # with no workers: only the lease heartbeat for this job
+        progress = sys.stderr.isatty() and not json_output
+        if progress:
+            svc.notifier.changed_hooks.append(lambda: _show_progress(svc, job.id))
         svc.runner.execute(job.id)
+        if progress:
+            print(file=sys.stderr)
         job = svc.jobs.get(job.id)
         summary = cli_summary(job)
         _print(summary, json_output, error=not summary["ok"])
@@ -687,6 +692,16 @@ def run_from_cli(settings: Settings, *, json_output: bool = False) -> int:
         svc.runner.stop()
         svc.background.shutdown(wait=False)
         svc.engine.dispose()
+
+
+def _show_progress(svc: Services, job_id: str) -> None:
+    """On a terminal, the job's newest step on one line that rewrites itself (bytes so far...)."""
+    with svc.sessions() as s:
+        job = s.get(Job, job_id)
+    steps = (job.progress.get("steps") or []) if job else []
+    if steps:
+        line = steps[-1]["text"].replace("`", "").replace("*", "")
+        print(f"\r\033[K{line[:150]}", end="", file=sys.stderr, flush=True)
 
 
 def _print(summary: dict[str, Any], json_output: bool, error: bool) -> None:
