@@ -67,8 +67,12 @@ def append(
     The first statement is a write to the head row, so concurrent writers (threads,
     processes, replicas) queue on it and the chain stays a single line.
     """
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
-    seq, prev = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+    seq, prev = session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq + 1)
+        .returning(AuditHead.seq, AuditHead.hash)
+    ).one()  # one round trip while holding the chain's head: it serializes every audited write
     ev = AuditEvent(
         seq=seq,
         ts=datetime.now(UTC),

@@ -164,7 +164,23 @@ def audit_blocks(events: list[Any], environment: str | None, lang: str = "en") -
         where = f" `{ev.environment}`" if ev.environment else ""
         detail = f" — {escape(ev.detail[:120])}" if ev.detail else ""
         lines.append(f"{slack_time(ev.ts)}  <@{ev.actor_id}>  *{ev.action}*{where}  _{ev.outcome}_{detail}")
-    return [section(title), section("\n".join(lines)), context(t("audit.footer", lang, n=len(events)))]
+    return [section(title), *sections(lines), context(t("audit.footer", lang, n=len(events)))]
+
+
+def sections(lines: list[str], limit: int = 2900) -> list[Block]:
+    """Lines packed into as many sections as they need (a section holds 3,000 characters)."""
+    out: list[Block] = []
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        if chunk and size + len(line) + 1 > limit:
+            out.append(section("\n".join(chunk)))
+            chunk, size = [], 0
+        chunk.append(line[:limit])
+        size += len(line) + 1
+    if chunk:
+        out.append(section("\n".join(chunk)))
+    return out
 
 
 # -- jobs -------------------------------------------------------------------------------
@@ -242,7 +258,9 @@ def job_blocks(
             {
                 "type": "actions",
                 "block_id": f"job:{job.id}",
-                "elements": [button(t("card.rollback", lang), Action.ROLLBACK, job.id, style="danger", confirm=confirm)],
+                "elements": [
+                    button(t("card.rollback", lang), Action.ROLLBACK, job.id, style="danger", confirm=confirm)
+                ],
             }
         )
     if job.finished_at and job.started_at:

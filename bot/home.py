@@ -117,7 +117,7 @@ class Home:
             {"type": "divider"},
             blocks.section(t("home.environments", lang)),
         ]
-        with svc.sessions() as s:
+        with svc.read_sessions() as s:
             held = {e: locks.current(s, e) for e in svc.config.environments}
             last = _last_deploys(s)
             pending = list(

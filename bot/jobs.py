@@ -135,7 +135,7 @@ class JobService:
             self.svc.policy.require(req.user_id, op.role, env, f"run {op.name}")
             op.check_request(self.svc, req)
             if env is not None and op.needs_lock and not req.dry_run:
-                with self.svc.sessions() as s:
+                with self.svc.read_sessions() as s:
                     held = locks.current(s, env.name)
                     if held is not None and held.holder_id != req.user_id:
                         raise EnvironmentLocked(locks.LockInfo.of(held))
@@ -401,7 +401,7 @@ class JobRunner:
         """Take the oldest runnable job under a lease (a conditional UPDATE decides between replicas)."""
         t = now()
         free = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < t)
-        with self.svc.sessions() as s:
+        with self.svc.read_sessions() as s:
             candidates = list(
                 s.scalars(
                     select(Job.id)
@@ -618,7 +618,7 @@ class JobRunner:
     def sweep(self) -> None:
         """Expire stale approvals and remind lock holders. Safe to run on every replica at once."""
         t = now()
-        with self.svc.sessions() as s:
+        with self.svc.read_sessions() as s:
             expired = list(
                 s.scalars(select(Job.id).where(Job.state == "pending_approval", Job.expires_at <= t))
             )

@@ -69,7 +69,9 @@ class EnvironmentLocked(Exception):
 
     def message(self, lang: str) -> str:
         release = t(self.fields["release_key"], lang, env=self.fields["env"])
-        return t(self.key, lang, **{k: v for k, v in self.fields.items() if k != "release_key"}, release=release)
+        return t(
+            self.key, lang, **{k: v for k, v in self.fields.items() if k != "release_key"}, release=release
+        )
 
 
 def _is_stale(s: Session, lock: Lock, now: datetime) -> bool:
@@ -119,9 +121,12 @@ def acquire(
         environment=environment, holder_id=holder_id, holder_name=holder_name, reason=reason,
         job_id=job_id, acquired_at=now, expires_at=expires_at, channel=channel,
     )  # fmt: skip
-    s.add(lock)
     try:
+        # The INSERT must happen inside the savepoint (begin_nested flushes what is pending
+        # first): losing the race then rolls back only the savepoint, and the caller can say
+        # "locked by ..." instead of failing with an aborted transaction.
         with s.begin_nested():
+            s.add(lock)
             s.flush()
     except IntegrityError:
         winner = s.get(Lock, environment, populate_existing=True)

@@ -16,7 +16,7 @@ ROLLBACK_OFFERED = frozenset({"deploy"})
 
 
 def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
-    with svc.sessions() as s:
+    with svc.read_sessions() as s:
         job = s.get(Job, job_id)
     if job is None or job.state == "validating" and not job.message_ts:
         return None  # nothing worth a channel message until the request is checked

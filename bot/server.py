@@ -134,7 +134,9 @@ class WsgiApp:
             headers["content-type"] = environ["CONTENT_TYPE"]
         text_body = body.decode("utf-8", "replace")
         try:
-            req = BoltRequest(body=text_body, query=parse_qs(environ.get("QUERY_STRING", "")), headers=headers)
+            req = BoltRequest(
+                body=text_body, query=parse_qs(environ.get("QUERY_STRING", "")), headers=headers
+            )
         except Exception:
             # Bolt cannot even read it (e.g. payload=null). Forged or malformed: say which, never a 500.
             verifier = SignatureVerifier(self.svc.settings.slack_signing_secret)
@@ -161,8 +163,8 @@ class WsgiApp:
     def health(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         db = "ok"
         try:
-            with self.svc.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            with self.svc.read_sessions() as s:
+                s.execute(text("SELECT 1"))
         except Exception as e:
             db = f"unreachable: {type(e).__name__}"
         body = {

@@ -31,6 +31,8 @@ class Services:
     config: Config
     engine: Engine
     sessions: sessionmaker[Session]
+    # Read-only sessions (on SQLite a second engine with deferred transactions).
+    read_sessions: sessionmaker[Session]
     slack: WebClient
     policy: Policy
     metrics: Metrics
@@ -112,12 +114,17 @@ def build_services(
 
     config = config or load_config(settings.config_path)
     engine = make_engine(settings.database_url)
+    # SQLite takes its write lock at BEGIN; hot reads (lock checks, polls) must not queue for it.
+    read_engine = (
+        make_engine(settings.database_url, read_only=True) if engine.dialect.name == "sqlite" else engine
+    )
     slack = make_web_client(settings)
     svc = Services(
         settings=settings,
         config=config,
         engine=engine,
         sessions=session_factory(engine),
+        read_sessions=session_factory(read_engine),
         slack=slack,
         policy=Policy(config, Directory(group_fetcher(slack))),
         metrics=Metrics(),

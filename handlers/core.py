@@ -28,7 +28,7 @@ def help_(inv: Invocation) -> Reply:
 
 
 def _last_deploys(inv: Invocation) -> dict[str, Job]:
-    with inv.svc.sessions() as s:
+    with inv.svc.read_sessions() as s:
         rows = s.scalars(
             select(Job).where(Job.operation.in_(("deploy", "rollback")), Job.state == "succeeded", Job.dry_run.is_(False))
             .order_by(Job.finished_at.desc()).limit(50)
@@ -49,7 +49,7 @@ def status(inv: Invocation) -> Reply:
     envs = [inv.cmd.env] if inv.cmd.env else list(inv.svc.config.environments.values())
     lang = inv.lang
     # Locks and history come from the database now; the live checks run after the ack.
-    with inv.svc.sessions() as s:
+    with inv.svc.read_sessions() as s:
         held = {e.name: locks.current(s, e.name) for e in envs}
     lock_text = {name: locks.LockInfo.of(lk).describe() for name, lk in held.items() if lk}
     last = _last_deploys(inv)
@@ -75,7 +75,7 @@ def status(inv: Invocation) -> Reply:
 @subcommand("audit")
 def audit_(inv: Invocation) -> Reply:
     env = inv.cmd.env
-    with inv.svc.sessions() as s:
+    with inv.svc.read_sessions() as s:
         events = audit.recent(s, environment=env.name if env else None, limit=inv.cmd.args.get("n", 10))
     return blocks.message("Audit log", blocks.audit_blocks(events, env.name if env else None, inv.lang))
 
@@ -156,7 +156,7 @@ def unlock(inv: Invocation) -> Reply:
 def jobs(inv: Invocation) -> Reply:
     if inv.cmd.args.get("action") == "cancel":
         prefix = inv.cmd.args["id"]
-        with inv.svc.sessions() as s:
+        with inv.svc.read_sessions() as s:
             matches = list(s.scalars(select(Job.id).where(Job.id.startswith(prefix)).limit(2)))
         if len(matches) != 1:
             raise OpError(f"No single job starts with `{prefix}`. `/taisun jobs` lists them.")

@@ -104,3 +104,16 @@ def test_health_reports_database_and_slack_auth(db_url, make_bot):
     data = json.loads(body)
     assert status[0].startswith("200") and data["database"] == "ok"
     assert wsgi_post(bot.wsgi, "x" * (2 * 1024 * 1024), {"Content-Type": "text/plain"})[0] == 413
+
+
+def test_a_long_audit_listing_shows_every_entry_it_promises(db_url, make_bot):
+    def many(cfg):
+        cfg["defaults"]["commands_per_minute"] = 1000
+
+    bot = make_bot(db_url, config_mutate=many)
+    for i in range(30):
+        bot.command(f"lock stg reason number {i} with a fairly long explanation of why it is locked")
+        bot.command("unlock stg")
+    text = text_of(bot.command("audit staging 60"))
+    # every one of the 60 is shown (one section holds only about 25 such lines)
+    assert text.count("lock.acquired") == 30 and text.count("lock.released") == 30

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from sqlalchemy import select, update
 
 from bot.store.models import AuditEvent, Job
@@ -28,3 +31,34 @@ def test_a_worker_that_lost_its_lease_stops_before_its_next_step_and_does_not_en
         actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.job_id == second)))
     assert job.state == "validating" and job.lease_owner == "other-replica"  # left alone
     assert actions == ["deploy.requested"]  # nothing done, nothing ended, by the worker that lost it
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite writers never overlap
+def test_two_takers_racing_for_a_free_lock_get_one_lock_and_one_clear_refusal(db_url, make_bot):
+    import threading
+
+    from bot import locks
+
+    bot = make_bot(db_url, start=False)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def take(who: str) -> None:
+        try:
+            with bot.svc.sessions.begin() as s:
+                s.get(Job, "none")  # start the transaction first, as a job transition does
+                barrier.wait()
+                locks.acquire(s, "staging", holder_id=who, reason="race")
+                time.sleep(0.2)  # hold the row while the other one inserts
+            outcomes.append("took")
+        except locks.EnvironmentLocked:
+            outcomes.append("refused")
+        except Exception as e:  # an aborted transaction would land here
+            outcomes.append(f"error: {type(e).__name__}")
+
+    threads = [threading.Thread(target=take, args=(w,)) for w in ("U0A", "U0B")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert sorted(outcomes) == ["refused", "took"], outcomes
