@@ -43,11 +43,14 @@ Type a slash command as you would in Slack:   /taisun help
   /quit            leave (Ctrl-D works too)"""
 
 
-def _wsgi_call(app: Callable[..., Any], body: str, ctype: str, headers: dict[str, str]) -> tuple[int, bytes]:
-    """One POST /slack/events through the WSGI app, in process."""
+def wsgi_post(
+    app: Callable[..., Any], body: str, headers: dict[str, str], path: str = "/slack/events"
+) -> tuple[int, bytes]:
+    """One POST through the WSGI app, in process (the shell's and the tests' way in)."""
     data = body.encode()
     environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/slack/events", "QUERY_STRING": "", "CONTENT_TYPE": ctype,
+        "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "",
+        "CONTENT_TYPE": headers.get("Content-Type", "application/x-www-form-urlencoded"),
         "CONTENT_LENGTH": str(len(data)), "wsgi.input": io.BytesIO(data), "SERVER_NAME": "localhost",
         "SERVER_PORT": "0", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
     }  # fmt: skip
@@ -203,7 +206,7 @@ class Shell:
     # -- acting ----------------------------------------------------------------------
     def _post(self, body: str, ctype: str) -> tuple[int, bytes]:
         headers = signing.sign(self.settings.slack_signing_secret, body) | {"Content-Type": ctype}
-        return _wsgi_call(self.wsgi, body, ctype, headers)
+        return wsgi_post(self.wsgi, body, headers)
 
     def command(self, text: str) -> None:
         uid, name = USERS[self.user]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 import time
@@ -15,6 +14,7 @@ import yaml
 from bot import signing
 from bot.config import EXAMPLE_CONFIG, Settings
 from bot.localslack import LocalSlack, Message
+from bot.shell import wsgi_post
 
 ALICE, BOB, CAROL, MALLORY = "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
 NAMES = {ALICE: "alice", BOB: "bob", CAROL: "carol", MALLORY: "mallory"}
@@ -45,23 +45,6 @@ def write_config(
         mutate(data)
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     return path
-
-
-def wsgi_post(
-    app: Callable[..., Any], body: str, headers: dict[str, str], path: str = "/slack/events"
-) -> tuple[int, bytes]:
-    data = body.encode()
-    environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "",
-        "CONTENT_TYPE": headers.get("Content-Type", "application/x-www-form-urlencoded"),
-        "CONTENT_LENGTH": str(len(data)), "wsgi.input": io.BytesIO(data), "SERVER_NAME": "localhost",
-        "SERVER_PORT": "0", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
-    }  # fmt: skip
-    for k, v in headers.items():
-        environ["HTTP_" + k.upper().replace("-", "_")] = v
-    status: list[str] = []
-    out = app(environ, lambda s, h, exc_info=None: status.append(s))
-    return int(status[0].split()[0]), b"".join(out)
 
 
 class Bot:
