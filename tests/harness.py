@@ -134,3 +134,38 @@ def buttons(msg: Message) -> dict[str, str]:
             if el.get("type") == "button":
                 out[el["action_id"]] = el.get("value", "")
     return out
+
+
+def the_job(bot: Bot, operation: str | None = None) -> Any:
+    """The newest job (of that operation, when given)."""
+    from sqlalchemy import select
+
+    from bot.store.models import Job
+
+    q = select(Job).order_by(Job.created_at.desc())
+    if operation:
+        q = q.where(Job.operation == operation)
+    with bot.svc.sessions() as s:
+        return s.scalars(q).first()
+
+
+def actions(bot: Bot, job_id: str) -> list[str]:
+    """The job's audit actions, in order."""
+    from sqlalchemy import select
+
+    from bot.store.models import AuditEvent
+
+    with bot.svc.sessions() as s:
+        rows = s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.seq))
+        return [e.action for e in rows]
+
+
+def locked(bot: Bot, env: str) -> bool:
+    from bot import locks
+
+    with bot.svc.sessions() as s:
+        return locks.current(s, env) is not None
+
+
+def last_card(slack: LocalSlack) -> Message:
+    return slack.channel_messages(CHANNEL)[-1]

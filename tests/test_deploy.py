@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from bot.blocks import Action
 from bot.store.models import AuditEvent, Job
 from tests.conftest import GITHUB_TOKEN
-from tests.harness import ALICE, BOB, CAROL, CHANNEL, buttons, text_of
+from tests.harness import ALICE, BOB, CAROL, CHANNEL, actions, buttons, text_of, the_job
 
 DAVE = "U0DAVE"  # an operator who is not an approver
 
@@ -36,19 +36,6 @@ def card_for(slack, job_id_prefix: str = ""):
         m for m in slack.channel_messages(CHANNEL) if Action.APPROVE in buttons(m) or "job `" in text_of(m)
     ]
     return msgs[-1] if msgs else None
-
-
-def the_job(bot) -> Job:
-    with bot.svc.sessions() as s:
-        return s.scalars(select(Job).order_by(Job.created_at.desc())).first()
-
-
-def actions(bot, job_id: str) -> list[str]:
-    with bot.svc.sessions() as s:
-        return [
-            e.action
-            for e in s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.seq))
-        ]
 
 
 def test_production_deploy_goes_from_request_to_verified_success(gh_bot, github, slack, service):

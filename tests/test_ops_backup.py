@@ -18,7 +18,7 @@ from bot.blocks import Action
 from bot.ops.backup import BACKUP_LOCK, CLI_ACTOR, run_from_cli
 from bot.store.models import AuditEvent, Job
 from tests.backend_fixtures import PG_ADMIN_DSN, Bucket, aws, dsn_for, moto_endpoint, pg_db, s3_bucket  # noqa: F401
-from tests.harness import ALICE, BOB, CHANNEL, buttons, text_of
+from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, text_of, the_job
 
 SOURCE_ENV = "TAISUN_TEST_BACKUP_SOURCE_URL"
 TARGET_ENV = "TAISUN_TEST_RESTORE_TARGET_URL"
@@ -27,20 +27,6 @@ VERIFY = [
     "import os, psycopg; n = psycopg.connect(os.environ['DATABASE_URL']).execute('SELECT count(*) FROM items')"
     ".fetchone()[0]; print(f'db:verify ok: {n} items')",
 ]  # fmt: skip
-
-
-def the_job(bot, operation: str | None = None) -> Job:
-    with bot.svc.sessions() as s:
-        q = select(Job).order_by(Job.created_at.desc())
-        if operation:
-            q = q.where(Job.operation == operation)
-        return s.scalars(q).first()
-
-
-def actions(bot, job_id: str) -> list[str]:
-    with bot.svc.sessions() as s:
-        rows = s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.seq))
-        return [e.action for e in rows]
 
 
 def backup_config(bucket: str, **extra):

@@ -15,34 +15,13 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from bot import locks
 from bot.blocks import Action
 from bot.store.models import AuditEvent, Job
 from tests.backend_fixtures import free_port, redis_base, redis_port  # noqa: F401
-from tests.harness import BOB, CHANNEL, buttons, text_of
+from tests.harness import BOB, CHANNEL, actions, buttons, last_card, locked, text_of, the_job
 
 URL_ENV = "TAISUN_TEST_CACHE_REDIS_URL"
 TOKEN_ENV = "TAISUN_TEST_CACHE_TOKEN"
-
-
-def the_job(bot) -> Job:
-    with bot.svc.sessions() as s:
-        return s.scalars(select(Job).order_by(Job.created_at.desc())).first()
-
-
-def actions(bot, job_id: str) -> list[str]:
-    with bot.svc.sessions() as s:
-        rows = s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.seq))
-        return [e.action for e in rows]
-
-
-def locked(bot, env: str) -> bool:
-    with bot.svc.sessions() as s:
-        return locks.current(s, env) is not None
-
-
-def last_card(slack):
-    return slack.channel_messages(CHANNEL)[-1]
 
 
 @pytest.fixture

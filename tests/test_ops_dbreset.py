@@ -21,22 +21,11 @@ from bot.blocks import Action
 from bot.ops.base import OpError, Request
 from bot.store.models import AuditEvent, Job
 from tests.backend_fixtures import free_port, pg_db  # noqa: F401
-from tests.harness import ALICE, BOB, CHANNEL, buttons, text_of
+from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, text_of, the_job
 from tests.test_ops_restart import calls, systemctl  # noqa: F401
 
 DSN_ENV = "TAISUN_TEST_APP_DATABASE_URL"
 LIMIT_MINUTES = 0.05  # 3 s: the fresh sessions must stay younger than this while the job starts
-
-
-def the_job(bot) -> Job:
-    with bot.svc.sessions() as s:
-        return s.scalars(select(Job).order_by(Job.created_at.desc())).first()
-
-
-def actions(bot, job_id: str) -> list[str]:
-    with bot.svc.sessions() as s:
-        rows = s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.seq))
-        return [e.action for e in rows]
 
 
 def request(bot, env: str, params: dict | None = None, user: str = ALICE) -> Job:

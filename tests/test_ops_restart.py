@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from bot import locks
 from bot.backends import aws as aws_factory
 from bot.blocks import Action
 from bot.ops.base import OpError, Request
 from bot.store.models import AuditEvent, Job
 from tests.backend_fixtures import aws, moto_endpoint  # noqa: F401
-from tests.harness import ALICE, BOB, CHANNEL, buttons, text_of
+from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, last_card, locked, text_of, the_job
 
 FAKE_SYSTEMCTL = """\
 import json, os, sys
@@ -56,26 +55,6 @@ def systemctl(tmp_path: Path) -> Path:
 def calls(systemctl: Path) -> list[list[str]]:
     log = systemctl.parent / "calls.jsonl"
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-def the_job(bot) -> Job:
-    with bot.svc.sessions() as s:
-        return s.scalars(select(Job).order_by(Job.created_at.desc())).first()
-
-
-def actions(bot, job_id: str) -> list[str]:
-    with bot.svc.sessions() as s:
-        rows = s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.seq))
-        return [e.action for e in rows]
-
-
-def locked(bot, env: str) -> bool:
-    with bot.svc.sessions() as s:
-        return locks.current(s, env) is not None
-
-
-def last_card(slack):
-    return slack.channel_messages(CHANNEL)[-1]
 
 
 def fast_restart(cfg, env: str = "staging", **restart) -> None:
