@@ -55,5 +55,9 @@ def serve_http(settings: Settings, *, bind: str | None = None, workers: int = 2,
             "loglevel": "warning",
             "child_exit": _child_exit,
             "proc_name": "taisun",
+            # gunicorn 27's control socket lives in $HOME, which the service user cannot write
+            # (the image's /app, systemd's ProtectSystem=strict): every start logged an ERROR.
+            # Older gunicorn does not know the setting, and load_config skips it there.
+            "control_socket_disable": True,
         },
     ).run()
