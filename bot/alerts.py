@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import audit, blocks_incident, metrics, runbook_runs
+from bot import audit, blocks_incident, i18n, metrics, runbook_runs
 from bot.blocks_incident import AlertGroupView
 from bot.message_sync import Managed, Syncer, claim_column, posted, sync_for
 from bot.ops.base import OpError
@@ -412,7 +412,7 @@ def _maybe_link_incident(svc: Services, group: AlertGroup, view: AlertGroupView)
     if group.incident_id:
         if view.firing == 0:
             _record_on_incident(
-                svc, group, "resolved", f"Alert {group.alertname} resolved ({view.resolved} alert(s))"
+                svc, group, "resolved", i18n.msg("inc.ev.alert_resolved", alertname=group.alertname, n=view.resolved)
             )
         return
     if view.firing == 0 or SEVERITY_RANK.get(view.severity, 0) < SEVERITY_RANK["critical"]:
@@ -423,11 +423,11 @@ def _maybe_link_incident(svc: Services, group: AlertGroup, view: AlertGroupView)
 
         title = f"{group.alertname}: {view.summary.splitlines()[0]}" if view.summary else group.alertname
         first = view.since or datetime.now(UTC)
-        text = f"Alert {group.alertname} firing: {view.firing} alert(s) — {view.summary.splitlines()[0] if view.summary else ''}"
+        text = _firing_event(group, view)
         inc = incidents.declare(
             svc, severity=cfg.auto_declare_severity, title=title, user_id="alertmanager", user_name="Alertmanager",
             channel=group.channel or cfg.channel, detected_at=first, source=f"alert:{group.id}",
-            alert_group_id=group.id, first_events=[("alert", text.strip(" —"), "alertmanager", first)],
+            alert_group_id=group.id, first_events=[("alert", text, "alertmanager", first)],
         )  # fmt: skip
         if inc is not None:
             log.info(
@@ -449,15 +449,19 @@ def _maybe_link_incident(svc: Services, group: AlertGroup, view: AlertGroupView)
         if res.rowcount != 1:
             return
     group.incident_id = newest.id
-    _record_on_incident(
-        svc, group, "firing",
-        f"Alert {group.alertname} firing: {view.firing} alert(s) — {view.summary.splitlines()[0] if view.summary else ''}".strip(" —"),
-        at=view.since,
-    )  # fmt: skip
+    _record_on_incident(svc, group, "firing", _firing_event(group, view), at=view.since)
+
+
+def _firing_event(group: AlertGroup, view: AlertGroupView) -> i18n.Msg:
+    if view.summary:
+        return i18n.msg(
+            "inc.ev.alert_firing", alertname=group.alertname, n=view.firing, summary=view.summary.splitlines()[0]
+        )
+    return i18n.msg("inc.ev.alert_firing_bare", alertname=group.alertname, n=view.firing)
 
 
 def _record_on_incident(
-    svc: Services, group: AlertGroup, what: str, text: str, at: datetime | None = None
+    svc: Services, group: AlertGroup, what: str, text: i18n.Msg, at: datetime | None = None
 ) -> None:
     from bot import incidents
 

@@ -24,7 +24,16 @@ EXPORT_FIELDS = (
 
 
 class AuditWriteFailed(Exception):
-    """The audit row could not be written, so the operation must not run."""
+    """The audit row could not be written, so the operation must not run.
+
+    Raised with `key=`, it is shown in each reader's language (bot.i18n.user_message).
+    """
+
+    def __init__(self, message: str = "", *, key: str = "", **fields: Any):
+        from bot.i18n import t
+
+        self.key, self.fields = key, fields
+        super().__init__(message or t(key, "en", **fields))
 
 
 def _canonical(ev: AuditEvent) -> bytes:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import SPECS, Spec
-from bot.i18n import MESSAGES, t
+from bot.i18n import MESSAGES, duration, t
 
 Block = dict[str, Any]
 
@@ -57,13 +57,6 @@ def slack_time(when: datetime | None, fmt: str = "{date_short_pretty} {time}") -
     return f"<!date^{int(when.timestamp())}^{fmt}|{when.strftime('%Y-%m-%d %H:%M UTC')}>"
 
 
-def duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def escape(text: str) -> str:
@@ -140,7 +133,8 @@ def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
     for r in rows:
         icon = {True: "🟢", False: "🔴", None: "⚪"}[r.get("healthy")]
         lines = [
-            f"{icon} *{r['name']}*  ·  branch `{r.get('branch') or '—'}`  ·  {r.get('url') or 'no URL'}",
+            t("status.head", lang, icon=icon, env=r["name"], branch=r.get("branch") or "—",
+              url=r.get("url") or t("status.no_url", lang)),
             t("status.line", lang, health=r.get("health", "—"), version=r.get("version") or "—"),
         ]
         if r.get("lock"):
@@ -245,7 +239,7 @@ def job_blocks(
         blocks.append(context(f"{expires} · {t('card.other_approver', lang)}"))
     elif state in ("running", "queued"):
         started = job.started_at or job.created_at
-        elapsed = duration((datetime.now(UTC) - started).total_seconds())
+        elapsed = duration((datetime.now(UTC) - started).total_seconds(), lang)
         blocks.append(context(t("card.running_for", lang, elapsed=elapsed, job=job.id[:8])))
     elif state == "failed" and can_rollback:
         confirm = confirm_dialog(
@@ -264,7 +258,7 @@ def job_blocks(
             }
         )
     if job.finished_at and job.started_at:
-        elapsed = duration((job.finished_at - job.started_at).total_seconds())
+        elapsed = duration((job.finished_at - job.started_at).total_seconds(), lang)
         blocks.append(context(t("card.took", lang, elapsed=elapsed, job=job.id[:8])))
     return blocks
 
@@ -274,16 +268,15 @@ def job_text(job: Any, description: str, lang: str = "en") -> str:
     return f"{description}: {state_label(job.state, lang)}"
 
 
-def jobs_list_blocks(jobs: list[Any], describe: Any) -> list[Block]:
+def jobs_list_blocks(jobs: list[Any], describe: Any, lang: str = "en") -> list[Block]:
     if not jobs:
-        return [section("No active jobs.")]
+        return [section(t("jobs.none", lang))]
     lines = []
     now = datetime.now(UTC)
     for j in jobs:
-        stuck = ""
-        if j.state == "running" and j.lease_expires_at and j.lease_expires_at < now:
-            stuck = " — *stuck: its worker stopped* (`/taisun jobs cancel " + j.id[:8] + "`)"
+        stuck = j.state == "running" and j.lease_expires_at and j.lease_expires_at < now
         lines.append(
-            f"`{j.id[:8]}` {escape(describe(j))} — {state_label(j.state)} · <@{j.requested_by}>{stuck}"
-        )
-    return [section("*Active jobs*"), section("\n".join(lines))]
+            t("jobs.line_stuck" if stuck else "jobs.line", lang, job=j.id[:8], what=escape(describe(j, lang)),
+              state=state_label(j.state, lang), user=f"<@{j.requested_by}>")
+        )  # fmt: skip
+    return [section(t("jobs.title", lang)), section("\n".join(lines))]

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.blocks import Action, Block, button, confirm_dialog, context, duration, escape, section, slack_time
-from bot.i18n import t
+from bot.blocks import Action, Block, button, confirm_dialog, context, escape, section, slack_time
+from bot.i18n import coarse_duration, duration, t
 from bot.runbooks import PHASE_INFO, Runbook, Step
 
 MAX_BLOCKS = 50  # Slack's limit per message
@@ -99,10 +99,16 @@ def _step_detail(step: Step, lang: str) -> str:
     if step.manual is not None and step.manual.command:
         lines.append(f"```{step.manual.command}```")
     if step.check is not None:
-        lines.append(f"`check` {escape(step.check.describe())}")
+        lines.append(f"`check` {code(step.check.describe())}")
     if step.action is not None:
-        lines.append(f"`action` {escape(step.action.describe())}")
+        lines.append(f"`action` {code(step.action.describe())}")
     return "\n".join(lines)
+
+
+def code(text: str) -> str:
+    """An identifier or command shown as code (a backtick inside would end the span early)."""
+    inner = escape(text).replace("`", "'")
+    return f"`{inner}`"
 
 
 def _step_buttons(run: RunView, step: Step, view: StepView, lang: str) -> list[Block]:
@@ -110,7 +116,7 @@ def _step_buttons(run: RunView, step: Step, view: StepView, lang: str) -> list[B
     out: list[Block] = []
     if step.action is not None:
         op = step.action.operation
-        action, env = escape(step.action.describe()), run.environment or "?"
+        action, env = code(step.action.describe()), run.environment or "?"
         out.append(
             button(
                 t("rb.btn.run_dry" if run.drill else "rb.btn.run", lang, operation=op),
@@ -257,17 +263,8 @@ class IncidentView:
     source: str = ""
 
 
-def coarse_duration(seconds: float) -> str:
-    """Whole minutes ("<1m", "12m", "1h 05m"): the header is re-rendered by the sweep, and an
-    elapsed time in seconds would make every sweep an edit."""
-    minutes = int(max(0, seconds)) // 60
-    if minutes < 1:
-        return "<1m"
-    return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
-
-
-def _since(start: datetime, end: datetime | None) -> str:
-    return f"+{duration((end - start).total_seconds())}" if end else "—"
+def _since(start: datetime, end: datetime | None, lang: str) -> str:
+    return f"+{duration((end - start).total_seconds(), lang)}" if end else "—"
 
 
 def milestone_line(inc: IncidentView, lang: str = "en") -> str:
@@ -276,9 +273,9 @@ def milestone_line(inc: IncidentView, lang: str = "en") -> str:
         "inc.milestones",
         lang,
         detected=slack_time(inc.detected_at, "{time}"),
-        acknowledged=_since(inc.detected_at, inc.acknowledged_at),
-        mitigated=_since(inc.detected_at, inc.mitigated_at),
-        resolved=_since(inc.detected_at, inc.resolved_at),
+        acknowledged=_since(inc.detected_at, inc.acknowledged_at, lang),
+        mitigated=_since(inc.detected_at, inc.mitigated_at, lang),
+        resolved=_since(inc.detected_at, inc.resolved_at, lang),
     )
 
 
@@ -298,7 +295,7 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
            (("commander", inc.commander), ("scribe", inc.scribe), ("comms", inc.comms))},
     )  # fmt: skip
     end = inc.resolved_at or now
-    clock = t("inc.header.elapsed", lang, elapsed=coarse_duration((end - inc.detected_at).total_seconds()))
+    clock = t("inc.header.elapsed", lang, elapsed=coarse_duration((end - inc.detected_at).total_seconds(), lang))
     phase_line = t("inc.header.phase", lang, phase=phase, n=phase_no, total=len(inc.phases))
     lines = [head, phase_line, roles, clock, milestone_line(inc, lang)]
     blocks: list[Block] = [section("\n".join(lines))]
@@ -375,7 +372,7 @@ def incident_list_blocks(
         where = f" · <#{inc.dedicated_channel}>" if inc.dedicated_channel.startswith("C") else ""
         lines.append(
             f"{icon} *{inc.ref}* {inc.severity} · {escape(inc.title)} — {phase_name(inc.phase, lang)} · {who} · "
-            f"{duration((end - inc.detected_at).total_seconds())}{where}"
+            f"{duration((end - inc.detected_at).total_seconds(), lang)}{where}"
         )
     return [section(t("inc.list.title", lang)), section("\n".join(lines))]
 

@@ -111,19 +111,19 @@ def _pop_flag(tokens: list[str], flag: str, takes_value: bool = False) -> str | 
     if not takes_value:
         return True
     if i >= len(tokens) or tokens[i].startswith("--"):
-        raise UsageError(f'`{flag}` needs a value, e.g. `{flag} "hotfix for INC-12"`.')
+        raise UsageError(key="err.flag_value", flag=flag)
     return tokens.pop(i)
 
 
 def _reject_unknown_flags(tokens: list[str], usage: str) -> None:
     for token in tokens:
         if token.startswith("--"):
-            raise UsageError(f"Unknown option `{token}`. Usage: `/taisun {usage}`")
+            raise UsageError(key="err.unknown_option", token=token, usage=usage)
 
 
 def _extra(tokens: list[str], usage: str) -> None:
     if tokens:
-        raise UsageError(f"Unexpected `{' '.join(tokens)}`. Usage: `/taisun {usage}`")
+        raise UsageError(key="err.unexpected", words=" ".join(tokens), usage=usage)
 
 
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -132,7 +132,7 @@ _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 def parse(text: str, config: Config) -> Command:
     """Parse the text after `/taisun`. Raises UsageError with a specific message."""
     if len(text) > MAX_TEXT:
-        raise UsageError(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.")
+        raise UsageError(key="err.too_long", n=len(text), limit=MAX_TEXT)
     tokens = _tokens(text.strip())
     if not tokens:
         return Command("help")
@@ -163,7 +163,7 @@ def _parse_deploy(tokens: list[str], config: Config, usage: str) -> Command:
         return Command("deploy", {"modal": True, "dry_run": dry_run})
     env = _env(config, tokens.pop(0), usage)
     if not tokens:
-        raise UsageError(f"Which version? Usage: `/taisun {usage}`, e.g. `/taisun deploy {env.name} v1.2.3`.")
+        raise UsageError(key="err.which_version", usage=usage, env=env.name)
     version = tokens.pop(0)
     _extra(tokens, usage)
     if not re.fullmatch(config.github.tag_pattern, version):
@@ -178,7 +178,7 @@ def _parse_rollback(tokens: list[str], config: Config, usage: str) -> Command:
     version = tokens.pop(0) if tokens else ""
     _extra(tokens, usage)
     if version and not re.fullmatch(config.github.tag_pattern, version):
-        raise UsageError(f"`{version}` is not a release tag. Versions look like `v1.2.2`.")
+        raise UsageError(key="err.not_a_tag", version=version)
     return Command("rollback", {"version": version, "dry_run": dry_run}, env)
 
 
@@ -187,11 +187,11 @@ def _parse_restart(tokens: list[str], config: Config, usage: str) -> Command:
     _reject_unknown_flags(tokens, usage)
     env = _env(config, tokens.pop(0) if tokens else None, usage)
     if not env.services:
-        raise UsageError(f"No services are configured for {env.name} (environments.{env.name}.services).")
+        raise UsageError(key="err.no_services", env=env.name)
     service = tokens.pop(0) if tokens else env.services[0]
     _extra(tokens, usage)
     if service not in env.services:
-        raise UsageError(f"Unknown service `{service}` in {env.name}. Services: {', '.join(env.services)}")
+        raise UsageError(key="err.unknown_service", service=service, env=env.name, services=", ".join(env.services))
     return Command("restart", {"service": service, "dry_run": dry_run}, env)
 
 
@@ -202,7 +202,7 @@ def _parse_cache(tokens: list[str], config: Config, usage: str) -> Command:
     target = (tokens.pop(0) if tokens else "all").lower()
     _extra(tokens, usage)
     if target not in ("redis", "app", "all"):
-        raise UsageError(f"Unknown cache `{target}`. Choose `redis`, `app` or `all`.")
+        raise UsageError(key="err.unknown_cache", target=target)
     return Command("cache-clear", {"target": target, "dry_run": dry_run}, env)
 
 
@@ -215,18 +215,13 @@ def _parse_backup(tokens: list[str], config: Config, usage: str) -> Command:
         return Command("backup", {"action": action, "dry_run": dry_run})
     if action == "restore":
         if not tokens:
-            raise UsageError(
-                "Which backup? `/taisun backup list` shows them; then `/taisun backup restore <id>`."
-            )
+            raise UsageError(key="err.which_backup")
         backup_id = tokens.pop(0)
         env = _env(config, tokens.pop(0), usage) if tokens else None
         _extra(tokens, usage)
         return Command("backup", {"action": "restore", "id": backup_id, "dry_run": dry_run}, env)
     hint = closest(action, ["run", "list", "restore"]) if action else None
-    raise UsageError(
-        (f"Unknown backup action `{action}`. Did you mean `{hint}`? " if hint else "")
-        + "Usage: `/taisun backup run`, `/taisun backup list` or `/taisun backup restore <id>`."
-    )
+    raise UsageError(key="err.backup_action", action=action, guess=hint or "")
 
 
 def _parse_lock(tokens: list[str], config: Config, usage: str) -> Command:
@@ -249,7 +244,7 @@ def _parse_audit(tokens: list[str], config: Config, usage: str) -> Command:
         else:
             env = _env(config, token, usage)
     if not 1 <= n <= 100:
-        raise UsageError("Show between 1 and 100 entries, e.g. `/taisun audit production 20`.")
+        raise UsageError(key="err.audit_n")
     return Command("audit", {"n": n}, env)
 
 
@@ -259,7 +254,7 @@ def _parse_jobs(tokens: list[str], config: Config, usage: str) -> Command:
     action = tokens.pop(0).lower()
     if action == "cancel" and len(tokens) == 1:
         return Command("jobs", {"action": "cancel", "id": tokens[0]})
-    raise UsageError("Usage: `/taisun jobs` or `/taisun jobs cancel <id>`.")
+    raise UsageError(key="err.jobs_usage")
 
 
 _INCIDENT_ACTIONS = ("declare", "list", "status", "assign", "severity", "promote", "resolve")
@@ -274,12 +269,10 @@ def _parse_incident(tokens: list[str], config: Config, usage: str) -> Command:
             return Command("incident", {"action": "declare", "modal": True})
         sev = tokens.pop(0).lower()
         if sev not in sevs:
-            raise UsageError(
-                f'Unknown severity `{sev}`. Use one of {", ".join(sevs)}: `/taisun incident declare sev2 "API p99 over 1s"`.'
-            )
+            raise UsageError(key="err.unknown_severity", severity=sev, choices=", ".join(sevs))
         title = " ".join(tokens).strip()
         if not title:
-            raise UsageError('Give the incident a title: `/taisun incident declare sev2 "API p99 over 1s"`.')
+            raise UsageError(key="err.incident_title")
         return Command("incident", {"action": "declare", "severity": sev, "title": title[:200]})
     if action in ("list", "promote", "resolve"):
         _extra(tokens, usage)
@@ -289,20 +282,17 @@ def _parse_incident(tokens: list[str], config: Config, usage: str) -> Command:
     if action == "severity":
         sev = tokens.pop(0).lower() if tokens else ""
         if sev not in sevs:
-            raise UsageError(f"Usage: `/taisun incident severity <{'|'.join(sevs)}>`.")
+            raise UsageError(key="err.usage", usage=f"incident severity <{'|'.join(sevs)}>")
         _extra(tokens, usage)
         return Command("incident", {"action": "severity", "severity": sev})
     if action == "assign":
         if len(tokens) != 2 or tokens[0].lower() not in _INCIDENT_ROLES or not _USER.fullmatch(tokens[1]):
-            raise UsageError(f"Usage: `/taisun incident assign <{'|'.join(_INCIDENT_ROLES)}> @someone`.")
+            raise UsageError(key="err.usage", usage=f"incident assign <{'|'.join(_INCIDENT_ROLES)}> @someone")
         return Command(
             "incident", {"action": "assign", "role": tokens[0].lower(), "user": _USER.fullmatch(tokens[1])[1]}
         )
     guess = closest(action, list(_INCIDENT_ACTIONS)) if action else None
-    raise UsageError(
-        (f"Unknown incident action `{action}`. Did you mean `{guess}`? " if guess else "")
-        + f"Usage: `/taisun {usage}`"
-    )
+    raise UsageError(key="err.incident_action" if action else "err.usage", action=action, usage=usage, guess=guess or "")
 
 
 def _parse_runbook(tokens: list[str], config: Config, usage: str) -> Command:
@@ -314,12 +304,12 @@ def _parse_runbook(tokens: list[str], config: Config, usage: str) -> Command:
         return Command("runbook", {"action": "list"})
     if action == "run":
         if not tokens:
-            raise UsageError("Which runbook? `/taisun runbook list` shows them.")
+            raise UsageError(key="err.which_runbook")
         name = tokens.pop(0)
         env = _env(config, tokens.pop(0), usage) if tokens else None
         _extra(tokens, usage)
         return Command("runbook", {"action": "run", "name": name, "drill": drill}, env)
-    raise UsageError(f"Usage: `/taisun {usage}`")
+    raise UsageError(key="err.usage", usage=usage)
 
 
 _PARSERS = {

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bot import audit, blocks, locks
+from bot import audit, blocks, i18n, locks
 from bot.backends import http
 from bot.blocks import Action
 from bot.i18n import t
@@ -133,7 +133,7 @@ class Home:
             lines = [f"{icon} *{env.name}* · `{(rep.version if rep else '') or '—'}` · {state}"]
             lock = held.get(env.name)
             if lock is not None:
-                lines.append(f"🔒 {locks.LockInfo.of(lock).describe()}")
+                lines.append(f"🔒 {locks.LockInfo.of(lock).describe(lang)}")
             job = last.get(env.name)
             if job is not None:
                 lines.append(
@@ -213,7 +213,7 @@ def _open_incidents(svc: Services, lang: str = "en") -> list[str]:
             severity=inc.severity,
             title=blocks.escape(inc.title),
             phase=phase_name(inc.phase, lang),
-            elapsed=blocks.duration((now - inc.declared_at).total_seconds()),
+            elapsed=i18n.duration((now - inc.declared_at).total_seconds(), lang),
             commander=f"<@{inc.commander}>",
         )  # fmt: skip
         for inc in incidents.open_incidents(svc)[:10]

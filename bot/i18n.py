@@ -19,6 +19,16 @@ log = logging.getLogger(__name__)
 LANGS = ("ja", "en")
 
 MESSAGES: dict[str, dict[str, str]] = {
+    # units and joins
+    "unit.s": {"en": "{s}s", "ja": "{s}秒"},
+    "unit.m_s": {"en": "{m}m {s}s", "ja": "{m}分{s}秒"},
+    "unit.h_m": {"en": "{h}h {m}m", "ja": "{h}時間{m}分"},
+    "unit.m": {"en": "{m}m", "ja": "{m}分"},
+    "unit.under_1m": {"en": "<1m", "ja": "1分未満"},
+    "unit.n_s": {"en": "{n} s", "ja": "{n} 秒"},
+    "unit.n_min": {"en": "{n} min", "ja": "{n} 分"},
+    "list.sep": {"en": "; ", "ja": "、"},
+    "unit.duration": {"en": "{seconds}s", "ja": "{seconds}秒"},  # rendered by render() as a duration
     # job states, as the card shows them
     "state.validating": {"en": "Checking", "ja": "確認中"},
     "state.pending_approval": {"en": "Waiting for approval", "ja": "承認待ち"},
@@ -126,6 +136,73 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Which environment? Usage: `/taisun {usage}` ({envs})",
         "ja": "どの環境ですか？ 使い方: `/taisun {usage}`（{envs}）",
     },
+    "err.flag_value": {
+        "en": '`{flag}` needs a value, e.g. `{flag} "hotfix for INC-12"`.',
+        "ja": '`{flag}` には値が必要です。例: `{flag} "INC-12 の緊急修正"`',
+    },
+    "err.unknown_option": {
+        "en": "Unknown option `{token}`. Usage: `/taisun {usage}`",
+        "ja": "`{token}` というオプションはありません。使い方: `/taisun {usage}`",
+    },
+    "err.unexpected": {
+        "en": "Unexpected `{words}`. Usage: `/taisun {usage}`",
+        "ja": "`{words}` は余分です。使い方: `/taisun {usage}`",
+    },
+    "err.too_long": {
+        "en": "That command is {n} characters long; the limit is {limit}.",
+        "ja": "コマンドが {n} 文字あります。上限は {limit} 文字です。",
+    },
+    "err.which_version": {
+        "en": "Which version? Usage: `/taisun {usage}`, e.g. `/taisun deploy {env} v1.2.3`.",
+        "ja": "どのバージョンですか？ 使い方: `/taisun {usage}`（例: `/taisun deploy {env} v1.2.3`）",
+    },
+    "err.no_services": {
+        "en": "No services are configured for {env} (environments.{env}.services).",
+        "ja": "{env} にはサービスが設定されていません（environments.{env}.services）。",
+    },
+    "err.unknown_service": {
+        "en": "Unknown service `{service}` in {env}. Services: {services}",
+        "ja": "{env} に `{service}` というサービスはありません。サービス: {services}",
+    },
+    "err.unknown_cache": {
+        "en": "Unknown cache `{target}`. Choose `redis`, `app` or `all`.",
+        "ja": "`{target}` というキャッシュはありません。`redis`、`app`、`all` のいずれかを指定してください。",
+    },
+    "err.which_backup": {
+        "en": "Which backup? `/taisun backup list` shows them; then `/taisun backup restore <id>`.",
+        "ja": "どのバックアップですか？ `/taisun backup list` で一覧を確認し、`/taisun backup restore <id>` を実行してください。",
+    },
+    "err.backup_action": {
+        "en": "Unknown backup action `{action}`.{hint} Usage: `/taisun backup run`, `/taisun backup list` or "
+        "`/taisun backup restore <id>`.",
+        "ja": "`{action}` というバックアップ操作はありません。{hint} 使い方: `/taisun backup run`、`/taisun backup list`、"
+        "`/taisun backup restore <id>`",
+    },
+    "err.audit_n": {
+        "en": "Show between 1 and 100 entries, e.g. `/taisun audit production 20`.",
+        "ja": "表示件数は 1〜100 で指定してください。例: `/taisun audit production 20`",
+    },
+    "err.jobs_usage": {
+        "en": "Usage: `/taisun jobs` or `/taisun jobs cancel <id>`.",
+        "ja": "使い方: `/taisun jobs` または `/taisun jobs cancel <id>`",
+    },
+    "err.unknown_severity": {
+        "en": 'Unknown severity `{severity}`. Use one of {choices}: `/taisun incident declare sev2 "API p99 over 1s"`.',
+        "ja": '`{severity}` という重大度はありません。{choices} のいずれかを指定してください: `/taisun incident declare sev2 "API の p99 が 1 秒超"`',
+    },
+    "err.incident_title": {
+        "en": 'Give the incident a title: `/taisun incident declare sev2 "API p99 over 1s"`.',
+        "ja": 'インシデントにタイトルを付けてください: `/taisun incident declare sev2 "API の p99 が 1 秒超"`',
+    },
+    "err.incident_action": {
+        "en": "Unknown incident action `{action}`.{hint} Usage: `/taisun {usage}`",
+        "ja": "`{action}` というインシデント操作はありません。{hint} 使い方: `/taisun {usage}`",
+    },
+    "err.which_runbook": {
+        "en": "Which runbook? `/taisun runbook list` shows them.",
+        "ja": "どのランブックですか？ `/taisun runbook list` で一覧を確認できます。",
+    },
+    "err.usage": {"en": "Usage: `/taisun {usage}`", "ja": "使い方: `/taisun {usage}`"},
     "err.not_a_tag": {
         "en": "`{version}` is not a release tag. Versions look like `v1.2.3` (or `v1.2.3-rc.1`).",
         "ja": "`{version}` はリリースタグではありません。`v1.2.3`（または `v1.2.3-rc.1`）の形式で指定してください。",
@@ -134,8 +211,159 @@ MESSAGES: dict[str, dict[str, str]] = {
     "help.title": {"en": "*TAISUN ChatOps* — commands", "ja": "*TAISUN ChatOps* — コマンド一覧"},
     "help.no_role": {"en": " _(you lack the role)_", "ja": " _（権限がありません）_"},
     "help.aliases": {"en": "Environment aliases: prod / stg / dev", "ja": "環境名の別名: prod / stg / dev"},
+    "modal.deploy.title": {"en": "Deploy", "ja": "デプロイ"},
+    "modal.deploy.submit": {"en": "Request deploy", "ja": "デプロイを依頼"},
+    "modal.deploy.env": {"en": "Environment", "ja": "環境"},
+    "modal.deploy.version": {"en": "Version (release tag)", "ja": "バージョン（リリースタグ）"},
+    "modal.deploy.loading": {"en": "Loading release tags…", "ja": "リリースタグを読み込んでいます…"},
+    "modal.deploy.no_tags": {"en": "No release tags found; type one.", "ja": "リリースタグが見つかりません。入力してください。"},
+    "modal.deploy.tags_failed": {
+        "en": "Could not list tags from GitHub: {error}",
+        "ja": "GitHub からタグの一覧を取得できません: {error}",
+    },
+    "help.text": {"en": "TAISUN ChatOps commands", "ja": "TAISUN ChatOps のコマンド一覧"},
+    # what a role allows, as refusals name it ("You need the operator role to {action}")
+    "act.run": {"en": "run {op}", "ja": "{op} の実行"},
+    "act.approve": {"en": "approve {op}", "ja": "{op} の承認"},
+    "act.reject": {"en": "reject this request", "ja": "この依頼の却下"},
+    "act.cancel_other": {"en": "cancel someone else's job", "ja": "他の人のジョブのキャンセル"},
+    "act.freeze_deploy": {"en": "deploy inside a freeze window", "ja": "フリーズ期間中のデプロイ"},
+    "act.lock": {"en": "lock an environment", "ja": "環境のロック"},
+    "act.unlock": {"en": "unlock an environment", "ja": "環境のロック解除"},
+    "act.take_over": {"en": "take over a lock", "ja": "ロックの引き継ぎ"},
+    "act.incident": {"en": "run incident commands", "ja": "インシデントのコマンド"},
+    "act.declare": {"en": "declare an incident", "ja": "インシデントの宣言"},
+    "act.do_that": {"en": "do that", "ja": "この操作"},
+    "act.runbook": {"en": "run a runbook", "ja": "ランブックの実行"},
+    "act.skip_step": {"en": "skip a step", "ja": "ステップのスキップ"},
+    "act.run_step": {"en": "run a runbook step", "ja": "ランブックのステップの実行"},
+    # days of the week (freeze windows)
+    "day.mon": {"en": "Monday", "ja": "月曜"},
+    "day.tue": {"en": "Tuesday", "ja": "火曜"},
+    "day.wed": {"en": "Wednesday", "ja": "水曜"},
+    "day.thu": {"en": "Thursday", "ja": "木曜"},
+    "day.fri": {"en": "Friday", "ja": "金曜"},
+    "day.sat": {"en": "Saturday", "ja": "土曜"},
+    "day.sun": {"en": "Sunday", "ja": "日曜"},
+    # a click on a card that has moved on
+    "err.decided.queued": {"en": "Already approved; it is queued.", "ja": "承認済みです。実行を待っています。"},
+    "err.decided.queued_by": {"en": "Already approved by {user}; it is queued.", "ja": "{user} が承認済みです。実行を待っています。"},
+    "err.decided.running": {"en": "Already approved; it is running.", "ja": "承認済みです。実行中です。"},
+    "err.decided.running_by": {"en": "Already approved by {user}; it is running.", "ja": "{user} が承認済みです。実行中です。"},
+    "err.decided.succeeded": {"en": "Already done.", "ja": "完了しています。"},
+    "err.decided.expired": {
+        "en": "This request has expired. Ask again with the same command.",
+        "ja": "この依頼は期限切れです。同じコマンドでもう一度依頼してください。",
+    },
+    "err.decided.rejected": {"en": "This request was rejected.", "ja": "この依頼は却下されました。"},
+    "err.decided.cancelled": {"en": "This request was cancelled.", "ja": "この依頼はキャンセルされました。"},
+    "err.decided.other": {"en": "This request is already decided ({state}).", "ja": "この依頼はすでに処理済みです（{state}）。"},
+    "err.cancel_running": {
+        "en": "That job is running right now on a live worker; it can be cancelled only if its worker dies.",
+        "ja": "そのジョブは稼働中のワーカーで実行中です。キャンセルできるのはワーカーが停止した場合だけです。",
+    },
+    "err.audit_request": {
+        "en": "I could not record this request in the audit log, so nothing was run. "
+        "The bot's database may be down; try again in a minute.",
+        "ja": "この依頼を監査ログに記録できなかったため、何も実行していません。"
+        "ボットのデータベースが停止している可能性があります。1 分ほどしてから再実行してください。",
+    },
+    "err.audit_approval": {
+        "en": "I could not record the approval, so nothing was started. Try again.",
+        "ja": "承認を記録できなかったため、何も開始していません。もう一度お試しください。",
+    },
+    # job results stored on the job (the card shows them under "Why")
+    "job.result.expired": {"en": "approval expired", "ja": "承認の期限切れ"},
+    "job.result.cancelled_by": {"en": "cancelled by {user}", "ja": "{user} がキャンセル"},
+    "job.result.rejected_by": {"en": "rejected by {user}", "ja": "{user} が却下"},
+    "job.result.internal_error": {
+        "en": "The bot hit an internal error; see its logs. Nothing more was done.",
+        "ja": "ボットの内部エラーです（詳細はログを参照）。これ以上は何も行っていません。",
+    },
+    "job.result.unknown_op": {
+        "en": "This bot version does not know the operation `{op}`.",
+        "ja": "このバージョンのボットは操作 `{op}` を知りません。",
+    },
+    "job.result.not_resumable": {
+        "en": "The bot restarted while this was running. It is not safe to repeat automatically: "
+        "check the environment, then ask again.",
+        "ja": "実行中にボットが再起動しました。自動で繰り返すのは安全ではありません。環境を確認してから、もう一度依頼してください。",
+    },
+    "job.result.unexpected": {"en": "Unexpected error: {error}", "ja": "予期しないエラー: {error}"},
+    # jobs
+    "jobs.text": {"en": "Active jobs", "ja": "実行中のジョブ"},
+    "jobs.title": {"en": "*Active jobs*", "ja": "*実行中のジョブ*"},
+    "jobs.none": {"en": "No active jobs.", "ja": "実行中のジョブはありません。"},
+    "jobs.line": {"en": "`{job}` {what} — {state} · {user}", "ja": "`{job}` {what} — {state} · {user}"},
+    "jobs.line_stuck": {
+        "en": "`{job}` {what} — {state} · {user} — *stuck: its worker stopped* (`/taisun jobs cancel {job}`)",
+        "ja": "`{job}` {what} — {state} · {user} — *停止中: ワーカーが止まりました*（`/taisun jobs cancel {job}`）",
+    },
+    "jobs.no_single": {
+        "en": "No single job starts with `{prefix}`. `/taisun jobs` lists them.",
+        "ja": "`{prefix}` で始まるジョブが 1 つに絞れません。`/taisun jobs` で一覧を確認してください。",
+    },
+    "jobs.cancelled": {"en": "Cancelled job `{job}`.", "ja": "ジョブ `{job}` をキャンセルしました。"},
+    # locks
+    "lock.by_hand": {"en": "locked by hand", "ja": "手動でロック"},
+    "lock.taken_from": {"en": "taken over from {user}", "ja": "{user} から引き継ぎ"},
+    "lock.holder_job": {"en": "a running job `{job}`", "ja": "実行中のジョブ `{job}`"},
+    "lock.why": {"en": " — “{reason}”", "ja": "（理由:「{reason}」）"},
+    "lock.describe": {"en": "*{env}* is locked by {holder} since {since}{why}", "ja": "*{env}* は {since} から {holder} がロック中{why}"},
+    "lock.describe_until": {
+        "en": "*{env}* is locked by {holder} since {since}{why}, expires {until}",
+        "ja": "*{env}* は {since} から {holder} がロック中{why}、{until} に期限切れ",
+    },
+    "lock.locked_text": {"en": "🔒 {env} is locked: {reason}", "ja": "🔒 {env} をロックしました: {reason}"},
+    "lock.locked": {
+        "en": "🔒 *{env}* is locked by {user}: {reason}\nNo deploys or changes until `/taisun unlock {env}`. "
+        "It expires in {minutes} minutes; you will be reminded before that.",
+        "ja": "🔒 {user} が *{env}* をロックしました: {reason}\n`/taisun unlock {env}` まではデプロイも変更もできません。"
+        "{minutes} 分後に期限が切れます（その前にお知らせします）。",
+    },
+    "lock.unlocked_text": {"en": "🔓 {env} is unlocked", "ja": "🔓 {env} のロックを解除しました"},
+    "lock.unlocked": {"en": "🔓 *{env}* is unlocked by {user}.", "ja": "🔓 {user} が *{env}* のロックを解除しました。"},
+    "lock.not_locked": {"en": "{env} is not locked.", "ja": "{env} はロックされていません。"},
+    "lock.held_by_job": {
+        "en": "{env} is held by a running job `{job}`; it is released when the job ends.",
+        "ja": "{env} は実行中のジョブ `{job}` が保持しています。ジョブが終わると解除されます。",
+    },
+    "lock.not_yours": {
+        "en": "{lock}. Only they or an admin can unlock it; an approver can take it over from the lock message.",
+        "ja": "{lock}。解除できるのはロックした人か admin だけです。approver はロックのメッセージから引き継げます。",
+    },
+    "lock.takeover_button": {"en": "Take over the lock", "ja": "ロックを引き継ぐ"},
+    "lock.takeover_title": {"en": "Take over?", "ja": "引き継ぎますか？"},
+    "lock.takeover_text": {
+        "en": "{user} will be told you took the lock on {env}.",
+        "ja": "{env} のロックを引き継いだことを {user} に知らせます。",
+    },
+    "lock.takeover_yes": {"en": "Take over", "ja": "引き継ぐ"},
+    "lock.env_gone": {"en": "That environment is no longer configured.", "ja": "その環境はもう設定にありません。"},
+    "lock.job_holds_now": {
+        "en": "A running job holds that lock now; it is released when the job ends.",
+        "ja": "いまは実行中のジョブがそのロックを保持しています。ジョブが終わると解除されます。",
+    },
+    "lock.taken_dm": {"en": "{user} took over your lock on {env}.", "ja": "{user} が {env} のロックを引き継ぎました。"},
+    "lock.you_hold": {"en": "🔒 You now hold the lock on {env}.", "ja": "🔒 {env} のロックを引き継ぎました。"},
+    "reply.went_wrong": {
+        "en": "Something went wrong: {error}. The details are in the bot's log.",
+        "ja": "問題が発生しました: {error}。詳細はボットのログにあります。",
+    },
+    "reply.rolling_back": {
+        "en": "Rolling back {env} to {target}… job `{job}`",
+        "ja": "{env} を {target} にロールバックしています… ジョブ `{job}`",
+    },
     # status
     "status.title": {"en": "*Environment status*", "ja": "*環境ステータス*"},
+    "status.text": {"en": "Environment status", "ja": "環境ステータス"},
+    "status.head": {"en": "{icon} *{env}*  ·  branch `{branch}`  ·  {url}", "ja": "{icon} *{env}*  ·  ブランチ `{branch}`  ·  {url}"},
+    "status.no_url": {"en": "no URL", "ja": "URL なし"},
+    "status.deploy": {"en": "{version} by {user} {time}", "ja": "{version}（{user}、{time}）"},
+    "status.deploy_simulated": {
+        "en": "{version} (simulated) by {user} {time}",
+        "ja": "{version}（シミュレーション、{user}、{time}）",
+    },
     "status.line": {
         "en": "health: {health} · version: `{version}`",
         "ja": "ヘルス: {health} · バージョン: `{version}`",
@@ -144,6 +372,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "status.checked": {"en": "Checked {time}", "ja": "確認時刻 {time}"},
     # audit
     "audit.title": {"en": "*Audit log*", "ja": "*監査ログ*"},
+    "audit.text": {"en": "Audit log", "ja": "監査ログ"},
     "audit.empty": {"en": "No entries yet.", "ja": "まだ記録はありません。"},
     "audit.footer": {
         "en": "{n} newest first · `taisun audit verify` checks the chain",
@@ -430,7 +659,160 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "⏰ {who}*{ref}* のリマインダー:\n{lines}",
     },
     # bot/incidents.py: the postmortem draft's headings (stored in the workspace language)
+    # the incident timeline, as the postmortem lists it
+    "inc.err.no_github": {
+        "en": "GITHUB_TOKEN is not set, so I cannot open GitHub issues. Copy the item from the postmortem draft "
+        "into an issue by hand, or set GITHUB_TOKEN (issues:write) and click again.",
+        "ja": "GITHUB_TOKEN が未設定のため GitHub の Issue を作成できません。ポストモーテム草稿の項目を手作業で Issue に"
+        "写すか、GITHUB_TOKEN（issues:write）を設定してからもう一度クリックしてください。",
+    },
+    "inc.ev.declared": {
+        "en": '{ref} declared ({severity}): "{title}" by {user}',
+        "ja": "{ref} を宣言（{severity}）:「{title}」宣言者 {user}",
+    },
+    "inc.ev.channel": {
+        "en": "Channel #{name} created; invited {n} responder(s)",
+        "ja": "チャンネル #{name} を作成し、対応者 {n} 人を招待",
+    },
+    "inc.ev.status": {"en": "Status update by {user}: {text}", "ja": "状況の更新（{user}）: {text}"},
+    "inc.ev.assigned": {"en": "{role}: {user}, assigned by {by}", "ja": "{role}: {user}（割り当て: {by}）"},
+    "inc.ev.reassigned": {
+        "en": "{role}: {user} (was {previous}), assigned by {by}",
+        "ja": "{role}: {user}（前任 {previous}、割り当て: {by}）",
+    },
+    "inc.ev.severity": {"en": "Severity {previous} → {severity} by {user}", "ja": "重大度 {previous} → {severity}（{user}）"},
+    "inc.ev.promoted": {"en": "Promoted to its own channel by {user}", "ja": "{user} が専用チャンネルに移行"},
+    "inc.ev.milestone": {
+        "en": "Milestone {name} ({why}), {since} after detection",
+        "ja": "マイルストーン「{name}」（{why}）、検知から {since}",
+    },
+    "inc.ms.acknowledged": {"en": "acknowledged", "ja": "確認"},
+    "inc.ms.mitigated": {"en": "mitigated", "ja": "緩和"},
+    "inc.ms.resolved": {"en": "resolved", "ja": "解決"},
+    "inc.why.first_commander": {"en": "first commander {user}", "ja": "最初のコマンダー {user}"},
+    "inc.why.acknowledged_by": {"en": "acknowledged by {user}", "ja": "確認者 {user}"},
+    "inc.why.marked_by": {"en": "marked by {user}", "ja": "記録者 {user}"},
+    "inc.why.recovery_reached": {"en": "Recovery phase reached", "ja": "Recovery フェーズに到達"},
+    "inc.why.resolved_unmitigated": {
+        "en": "resolved without an earlier mitigation mark",
+        "ja": "緩和の記録なしで解決",
+    },
+    "inc.why.resolved_by": {"en": "resolved by {user}", "ja": "解決者 {user}"},
+    "inc.ev.phase": {"en": "Phase {old} → {new}", "ja": "フェーズ {old} → {new}"},
+    "inc.ev.pin": {"en": "📌 {user}: {text}", "ja": "📌 {user}: {text}"},
+    "inc.ev.pin_empty": {"en": "📌 {user}: (a message without text)", "ja": "📌 {user}:（テキストのないメッセージ）"},
+    "inc.ev.issue_opened": {"en": "Issue opened: {title} — {url}", "ja": "Issue を作成: {title} — {url}"},
+    "inc.ev.from_message": {
+        "en": "Declared from a message by {user}: {text}",
+        "ja": "{user} のメッセージから宣言: {text}",
+    },
+    "inc.ev.runbook": {"en": "Runbook started: {title}", "ja": "ランブック開始: {title}"},
+    "inc.ev.step_done": {"en": "Step done: {title}", "ja": "ステップ完了: {title}"},
+    "inc.ev.step_skipped": {
+        "en": "Step skipped: {title} — reason: {reason}",
+        "ja": "ステップをスキップ: {title} — 理由: {reason}",
+    },
+    "inc.ev.check_passed": {"en": "Check passed: {title} — {text}", "ja": "チェック成功: {title} — {text}"},
+    "inc.ev.check_failed": {"en": "Check failed: {title} — {text}", "ja": "チェック失敗: {title} — {text}"},
+    "inc.ev.action_requested": {
+        "en": "Action requested: {title} — {what}, job {job}",
+        "ja": "アクション依頼: {title} — {what}、ジョブ {job}",
+    },
+    "inc.ev.action_requested_dry": {
+        "en": "Action requested: {title} — {what} (dry run), job {job}",
+        "ja": "アクション依頼: {title} — {what}（ドライラン）、ジョブ {job}",
+    },
+    "inc.ev.action_ended": {
+        "en": "Action {state}: {title} (job {job}) — {result}",
+        "ja": "アクション{state}: {title}（ジョブ {job}）— {result}",
+    },
+    "inc.ev.action_ended_approved": {
+        "en": "Action {state}: {title} (job {job}, approved by {user}) — {result}",
+        "ja": "アクション{state}: {title}（ジョブ {job}、承認 {user}）— {result}",
+    },
+    "inc.ev.alert_firing": {
+        "en": "Alert {alertname} firing: {n} alert(s) — {summary}",
+        "ja": "アラート {alertname} 発火中: {n} 件 — {summary}",
+    },
+    "inc.ev.alert_firing_bare": {
+        "en": "Alert {alertname} firing: {n} alert(s)",
+        "ja": "アラート {alertname} 発火中: {n} 件",
+    },
+    "inc.ev.alert_resolved": {
+        "en": "Alert {alertname} resolved ({n} alert(s))",
+        "ja": "アラート {alertname} 解決（{n} 件）",
+    },
+    "inc.ev.kind.declared": {"en": "declared", "ja": "宣言"},
+    "inc.ev.kind.channel": {"en": "channel", "ja": "チャンネル"},
+    "inc.ev.kind.status": {"en": "status", "ja": "状況"},
+    "inc.ev.kind.role": {"en": "role", "ja": "役割"},
+    "inc.ev.kind.severity": {"en": "severity", "ja": "重大度"},
+    "inc.ev.kind.promoted": {"en": "promoted", "ja": "移行"},
+    "inc.ev.kind.milestone": {"en": "milestone", "ja": "マイルストーン"},
+    "inc.ev.kind.phase": {"en": "phase", "ja": "フェーズ"},
+    "inc.ev.kind.pin": {"en": "pin", "ja": "ピン"},
+    "inc.ev.kind.followup": {"en": "followup", "ja": "フォローアップ"},
+    "inc.ev.kind.runbook": {"en": "runbook", "ja": "ランブック"},
+    "inc.ev.kind.step": {"en": "step", "ja": "ステップ"},
+    "inc.ev.kind.alert": {"en": "alert", "ja": "アラート"},
+    # postmortem lines
+    "inc.pm.action": {
+        "en": "{what}{flags} (job {job}, requested by @{user}): {state}{result}",
+        "ja": "{what}{flags}（ジョブ {job}、依頼 @{user}）: {state}{result}",
+    },
+    "inc.pm.action_approved": {
+        "en": "{what}{flags} (job {job}, requested by @{user}, approved by @{approver}): {state}{result}",
+        "ja": "{what}{flags}（ジョブ {job}、依頼 @{user}、承認 @{approver}）: {state}{result}",
+    },
+    "inc.pm.flag_dry_run": {"en": " [dry run]", "ja": "［ドライラン］"},
+    "inc.pm.flag_drill": {"en": " (drill)", "ja": "（訓練）"},
+    "inc.pm.result": {"en": " — {result}", "ja": " — {result}"},
+    "inc.pm.check": {"en": "Check `{check}`: {state} — {result}", "ja": "チェック `{check}`: {state} — {result}"},
+    "inc.pm.check_passed": {"en": "passed", "ja": "成功"},
+    "inc.pm.check_failed": {"en": "failed", "ja": "失敗"},
+    "inc.pm.skipped": {"en": "Skipped: {n}. {title} — by @{user}: {reason}", "ja": "スキップ: {n}. {title} — @{user}: {reason}"},
+    "inc.pm.failed": {"en": "Failed: {n}. {title} — {result}", "ja": "失敗: {n}. {title} — {result}"},
+    "inc.pm.followup_failed_step": {
+        "en": "{ref}: investigate the failed step “{title}”",
+        "ja": "{ref}: 失敗したステップ「{title}」を調査する",
+    },
     "inc.pm.summary": {"en": "## Summary", "ja": "## 概要"},
+    # runbook checks: what a check saw (stored on the step, shown in its thread)
+    "chk.crashed": {"en": "the check crashed: {error}", "ja": "チェックがクラッシュしました: {error}"},
+    "chk.no_env": {"en": "this run has no environment to check", "ja": "この実行にはチェック対象の環境がありません"},
+    "chk.no_url": {
+        "en": "{env} has no url in the config (environments.{env}.url)",
+        "ja": "設定に {env} の URL がありません（environments.{env}.url）",
+    },
+    "chk.http_timeout": {"en": "GET {url}: no answer within {seconds} s", "ja": "GET {url}: {seconds} 秒以内に応答なし"},
+    "chk.http_unreachable": {"en": "GET {url}: {error} (unreachable)", "ja": "GET {url}: {error}（到達できません）"},
+    "chk.http_status": {
+        "en": "GET {url} → {status}, expected {expected}: {body}",
+        "ja": "GET {url} → {status}（期待値 {expected}）: {body}",
+    },
+    "chk.http_not_json": {
+        "en": "GET {url} → {status} but the body is not JSON: {body}",
+        "ja": "GET {url} → {status} ですが、本文が JSON ではありません: {body}",
+    },
+    "chk.http_json_mismatch": {
+        "en": "GET {url} → {status} but the JSON does not match {expected}: {body}",
+        "ja": "GET {url} → {status} ですが、JSON が {expected} と一致しません: {body}",
+    },
+    "chk.http_ok": {"en": "GET {url} → {status}: {body}", "ja": "GET {url} → {status}: {body}"},
+    "chk.no_database": {
+        "en": "{env} has no database in the config (environments.{env}.database.dsn_env)",
+        "ja": "設定に {env} のデータベースがありません（environments.{env}.database.dsn_env）",
+    },
+    "chk.dsn_unset": {
+        "en": "the environment variable {name} (the {env} database DSN) is not set",
+        "ja": "環境変数 {name}（{env} のデータベース DSN）が設定されていません",
+    },
+    "chk.sql_timeout": {
+        "en": "the query ran longer than {seconds} s and was cancelled",
+        "ja": "クエリが {seconds} 秒を超えたためキャンセルしました",
+    },
+    "chk.sql_failed": {"en": "the query failed: {error}", "ja": "クエリが失敗しました: {error}"},
+    "chk.sql_rows": {"en": "{n} row(s)\n{table}", "ja": "{n} 行\n{table}"},
     "inc.pm.severity": {"en": "- Severity: {severity}", "ja": "- 重大度: {severity}"},
     "inc.pm.environment": {"en": "- Environment: {env}", "ja": "- 環境: {env}"},
     "inc.pm.declared": {"en": "- Declared by: @{user} at {time}", "ja": "- 宣言: @{user}（{time}）"},
@@ -867,6 +1249,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "検証に失敗しました: {observed}、期待値 `{version}`。*ロールバック* で `{target}` に戻せます。",
     },
     "op.rollback.previous": {"en": "the previous version", "ja": "直前のバージョン"},
+    "op.rollback.lock_reason": {
+        "en": "rolled back from {previous} to {version} — fix before deploying again",
+        "ja": "{previous} から {version} にロールバック済み — 修正してから再デプロイしてください",
+    },
+    "op.deploy.freeze_span": {"en": "{start_day} {start} – {end_day} {end} {tz}", "ja": "{start_day} {start} 〜 {end_day} {end}（{tz}）"},
+    "op.deploy.freeze_note": {
+        "en": "{window} ({span}) — forced by {user}: {reason}",
+        "ja": "{window}（{span}）— {user} が強制実行: {reason}",
+    },
     "op.rollback.no_tags": {
         "en": "Could not list tags to find the previous version: {error}",
         "ja": "直前のバージョンを探すためのタグ一覧を取得できませんでした: {error}",
@@ -880,6 +1271,50 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # bot/ops/restart.py and the other operations: flags and fields
     "op.flag.simulated": {"en": "SIMULATED — {why}", "ja": "シミュレーション — {why}"},
+    # why an operation runs as a labelled simulation (stored in job.params["simulated"])
+    "op.restart.bad_name": {
+        "en": "Invalid service name `{name}`: use letters, digits and @ . _ - only (e.g. taisun or taisun@2).",
+        "ja": "サービス名 `{name}` は使えません。英数字と @ . _ - だけを使ってください（例: taisun、taisun@2）。",
+    },
+    "op.restart.list_failed": {
+        "en": "Could not list the instances to restart: {error}",
+        "ja": "再起動するインスタンスの一覧を取得できません: {error}",
+    },
+    "op.restore.bad_id": {
+        "en": "`{id}` is not a backup id or key: use an id like `20261128_020000` or a key like "
+        "`{prefix}backup_20261128_020000.sql.gz` (`/taisun backup list` shows them).",
+        "ja": "`{id}` はバックアップの ID でもキーでもありません。`20261128_020000` のような ID か "
+        "`{prefix}backup_20261128_020000.sql.gz` のようなキーを指定してください（`/taisun backup list` で一覧を確認できます）。",
+    },
+    "op.sim.no_aws": {
+        "en": "no AWS credentials in the environment, a profile or an instance role",
+        "ja": "AWS の認証情報がありません（環境変数・プロファイル・インスタンスロールのいずれも）",
+    },
+    "op.sim.ssm": {"en": "{problem}: nothing is sent to SSM", "ja": "{problem}: SSM には何も送りません"},
+    "op.sim.no_exe": {
+        "en": "`{exe}` was not found on this host: nothing is restarted",
+        "ja": "このホストに `{exe}` がありません: 何も再起動しません",
+    },
+    "op.sim.no_systemd": {
+        "en": "this host does not run systemd: nothing is restarted",
+        "ja": "このホストでは systemd が動いていません: 何も再起動しません",
+    },
+    "op.sim.no_upload": {"en": "{problem}: nothing is uploaded", "ja": "{problem}: 何もアップロードしません"},
+    "op.sim.no_download": {"en": "{problem}: nothing is downloaded", "ja": "{problem}: 何もダウンロードしません"},
+    "op.sim.unset_dump": {"en": "{name} is not set: nothing is dumped", "ja": "{name} が未設定: 何もダンプしません"},
+    "op.sim.unset_restore": {
+        "en": "{name} is not set: nothing is restored",
+        "ja": "{name} が未設定: 何もリストアしません",
+    },
+    "op.sim.unset_redis": {"en": "{name} is not set: Redis is not touched", "ja": "{name} が未設定: Redis には触れません"},
+    "op.sim.unset_app": {
+        "en": "{name} is not set: the app's cache endpoint is not called",
+        "ja": "{name} が未設定: アプリのキャッシュエンドポイントは呼びません",
+    },
+    "op.sim.unset_db": {
+        "en": "{name} is not set: no connection is terminated",
+        "ja": "{name} が未設定: 接続は終了しません",
+    },
     "op.field.service": {"en": "Service", "ja": "サービス"},
     "op.field.where": {"en": "Where", "ja": "対象"},
     # bot/ops/restart.py: health checks (shared with cache-clear and db-connection-reset) and restarts
@@ -1416,6 +1851,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "s3://{bucket}/{object} をダウンロードしています…",
     },
     "op.restore.progress": {"en": "Restore", "ja": "リストア"},
+    "op.restore.checksum_failed": {
+        "en": "The backup's checksum does not match, so nothing was restored: {error}",
+        "ja": "バックアップのチェックサムが一致しないため、何もリストアしていません: {error}",
+    },
     "op.restore.checksum_failed_step": {
         "en": "Checksum check failed: {error}",
         "ja": "チェックサムの確認に失敗: {error}",
@@ -1525,13 +1964,63 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+Msg = dict[str, Any]
+"""A message to show later: {"key": ..., "fields": {...}}, JSON-storable (job params, timeline data)."""
+
+
+def msg(key: str, **fields: Any) -> Msg:
+    """A stored reference to a catalogue message; fields may themselves be `msg(...)`."""
+    if key not in MESSAGES:
+        raise KeyError(f"no message {key!r} in the catalogue")
+    return {"key": key, "fields": fields}
+
+
+def render(value: Any, lang: str) -> str:
+    """A stored text in `lang`: a `msg(...)` is translated, a list joined, plain text kept as it is."""
+    if isinstance(value, dict) and "key" in value:
+        if value["key"] == "unit.duration":  # a span of time, written out in the reader's units
+            return duration(float((value.get("fields") or {}).get("seconds") or 0), lang)
+        fields = {name: render(v, lang) for name, v in (value.get("fields") or {}).items()}
+        return t(str(value["key"]), lang, **fields)
+    if isinstance(value, list):
+        return t("list.sep", lang).join(render(v, lang) for v in value)
+    return "" if value is None else str(value)
+
+
+def duration(seconds: float, lang: str = "en") -> str:
+    """12s, 3m 05s, 1h 02m (ja: 12秒, 3分05秒, 1時間02分)."""
+    s = int(max(0, seconds))
+    if s < 60:
+        return t("unit.s", lang, s=s)
+    if s < 3600:
+        return t("unit.m_s", lang, m=s // 60, s=f"{s % 60:02d}")
+    return t("unit.h_m", lang, h=s // 3600, m=f"{s % 3600 // 60:02d}")
+
+
+def coarse_duration(seconds: float, lang: str = "en") -> str:
+    """Whole minutes: <1m, 12m, 1h 05m (ja: 1分未満, 12分, 1時間05分)."""
+    minutes = int(max(0, seconds)) // 60
+    if minutes < 1:
+        return t("unit.under_1m", lang)
+    if minutes < 60:
+        return t("unit.m", lang, m=minutes)
+    return t("unit.h_m", lang, h=minutes // 60, m=f"{minutes % 60:02d}")
+
+
+def minutes_text(minutes: float, lang: str = "en") -> str:
+    """A configured span: 60 -> '60 min', 0.05 -> '3 s' (ja: 60 分, 3 秒)."""
+    if minutes < 1:
+        return t("unit.n_s", lang, n=f"{minutes * 60:g}")
+    return t("unit.n_min", lang, n=f"{minutes:g}")
+
+
 def user_message(e: BaseException, lang: str) -> str:
     """An exception's text for its reader: localized when it carries a catalogue key."""
     if hasattr(e, "message") and callable(e.message):
         return str(e.message(lang))
     key = getattr(e, "key", None)
     if key:
-        return t(key, lang, **getattr(e, "fields", {}))
+        return t(key, lang, **{name: render(v, lang) for name, v in getattr(e, "fields", {}).items()})
     return str(e)
 
 

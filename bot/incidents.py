@@ -91,27 +91,40 @@ def add_event(
     s: Session,
     incident_id: int,
     kind: str,
-    text: str,
+    text: str | i18n.Msg,
     actor_id: str = "",
     *,
     at: datetime | None = None,
     data: dict[str, Any] | None = None,
     key: str | None = None,
 ) -> IncidentEvent:
-    """A timeline entry in the caller's transaction. A `key` makes it unique (IntegrityError on a repeat)."""
+    """A timeline entry in the caller's transaction. A `key` makes it unique (IntegrityError on a repeat).
+
+    Given as `i18n.msg(...)`, the entry keeps its message so the postmortem shows it in the
+    workspace's language; `text` holds the English rendering for exports and searches.
+    """
     t = now()
+    data = dict(data or {})
+    if not isinstance(text, str):
+        data["msg"] = text
     ev = IncidentEvent(
         incident_id=incident_id,
         at=at or t,
         recorded_at=t,
         kind=kind,
         actor_id=actor_id,
-        text=text[:4000],
-        data=data or {},
+        text=i18n.render(text, "en")[:4000],
+        data=data,
         key=key,
     )
     s.add(ev)
     return ev
+
+
+def event_text(ev: IncidentEvent, lang: str) -> str:
+    """A timeline entry in `lang` (entries stored as plain text are shown as they are)."""
+    stored = (ev.data or {}).get("msg")
+    return i18n.render(stored, lang)[:4000] if stored else ev.text
 
 
 def _audit(
@@ -171,7 +184,7 @@ def declare(
     detected_at: datetime | None = None,
     source: str = "",
     alert_group_id: int | None = None,
-    first_events: Iterable[tuple[str, str, str, datetime]] = (),
+    first_events: Iterable[tuple[str, str | i18n.Msg, str, datetime]] = (),
 ) -> Incident | None:
     """Create INC-<n> with its checklist; None if the alert group was linked meanwhile by another replica."""
     cfg = svc.config.incidents
@@ -211,7 +224,8 @@ def declare(
                     channel="", incident_id=inc.id,
                 )  # fmt: skip
                 add_event(
-                    s, inc.id, "declared", f'{inc.ref} declared ({severity}): "{title}" by {user_name or user_id}',
+                    s, inc.id, "declared",
+                    i18n.msg("inc.ev.declared", ref=inc.ref, severity=severity, title=title, user=user_name or user_id),
                     user_id, at=t,
                 )  # fmt: skip
                 for kind, text, actor, at in first_events:
@@ -334,7 +348,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
         if home_is_new:
             row.channel = cid
         add_event(
-            s, row.id, "channel", f"Channel #{name} created; invited {len(users)} responder(s)", requester
+            s, row.id, "channel", i18n.msg("inc.ev.channel", name=name, n=len(users)), requester
         )
         _audit(s, row, "channel_created", requester, channel_id=cid, name=name, invited=users)
         link, lang = f"<#{cid}>", svc.config.language
@@ -403,7 +417,7 @@ def set_status(svc: Services, incident_id: int, text: str, user_id: str, user_na
     with _change(svc, incident_id) as (s, inc):
         t = now()
         inc.status_text, inc.status_by, inc.status_at, inc.updated_at = text[:2000], user_id, t, t
-        add_event(s, inc.id, "status", f"Status update by {user_name or user_id}: {text}", user_id, at=t)
+        add_event(s, inc.id, "status", i18n.msg("inc.ev.status", user=user_name or user_id, text=text), user_id, at=t)
         outbox(
             s,
             subject(inc.id),
@@ -429,11 +443,14 @@ def assign(
             text = i18n.t("inc.msg.reassigned", lang, previous=mention(previous), **fields)
         else:
             text = i18n.t("inc.msg.assigned", lang, **fields)
-        was = f" (was {plain(previous)})" if previous else ""
-        entry = f"{role.title()}: {plain(assignee)}{was}, assigned by {user_name or user_id}"
+        entry = i18n.msg(
+            "inc.ev.reassigned" if previous else "inc.ev.assigned", role=i18n.msg(f"inc.role.{role}"),
+            user=plain(assignee), previous=plain(previous), by=user_name or user_id,
+        )  # fmt: skip
         add_event(s, inc.id, "role", entry, user_id, at=t, data={"role": role, "user": assignee})
         if role == "commander" and inc.acknowledged_at is None:
-            _milestone(s, inc, "acknowledged", t, user_id, f"first commander {plain(assignee)}")
+            why = i18n.msg("inc.why.first_commander", user=plain(assignee))
+            _milestone(s, inc, "acknowledged", t, user_id, why)
         outbox(s, subject(inc.id), text)
         _audit(s, inc, "assigned", user_id, user_name, role=role, user=assignee, previous=previous)
     if inc.dedicated_channel.startswith("C"):
@@ -460,8 +477,9 @@ def set_severity(
             raise IncidentError(key="inc.err.same_severity", ref=inc.ref, severity=severity)
         inc.severity, inc.updated_at = severity, now()
         add_event(
-            s, inc.id, "severity", f"Severity {previous} → {severity} by {user_name or user_id}", user_id
-        )
+            s, inc.id, "severity",
+            i18n.msg("inc.ev.severity", previous=previous, severity=severity, user=user_name or user_id), user_id,
+        )  # fmt: skip
         outbox(
             s, subject(inc.id),
             i18n.t("inc.msg.severity", svc.config.language, previous=previous, severity=severity, user=f"<@{user_id}>"),
@@ -479,24 +497,27 @@ def promote(svc: Services, incident_id: int, user_id: str, user_name: str = "") 
     if inc.dedicated_channel:
         raise IncidentError(key="inc.err.channel_creating", ref=inc.ref)
     with _change(svc, incident_id) as (s, row):
-        add_event(s, row.id, "promoted", f"Promoted to its own channel by {user_name or user_id}", user_id)
+        add_event(s, row.id, "promoted", i18n.msg("inc.ev.promoted", user=user_name or user_id), user_id)
         _audit(s, row, "promoted", user_id, user_name)
     svc.later(lambda: create_channel(svc, incident_id, user_id))
     return inc
 
 
-def _milestone(s: Session, inc: Incident, name: str, t: datetime, actor: str, why: str) -> None:
+def _milestone(s: Session, inc: Incident, name: str, t: datetime, actor: str, why: i18n.Msg) -> None:
     setattr(inc, f"{name}_at", t)
-    since = duration((t - inc.detected_at).total_seconds())
-    add_event(s, inc.id, "milestone", f"Milestone {name} ({why}), {since} after detection", actor, at=t)
-    _audit(s, inc, name, actor, why=why)
+    since = i18n.msg("unit.duration", seconds=int((t - inc.detected_at).total_seconds()))
+    add_event(
+        s, inc.id, "milestone",
+        i18n.msg("inc.ev.milestone", name=i18n.msg(f"inc.ms.{name}"), why=why, since=since), actor, at=t,
+    )  # fmt: skip
+    _audit(s, inc, name, actor, why=i18n.render(why, "en"))
 
 
 def acknowledge(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
     with _change(svc, incident_id) as (s, inc):
         if inc.acknowledged_at is not None:
             raise IncidentError(key="inc.err.already_acknowledged", ref=inc.ref)
-        _milestone(s, inc, "acknowledged", now(), user_id, f"acknowledged by {user_name or user_id}")
+        _milestone(s, inc, "acknowledged", now(), user_id, i18n.msg("inc.why.acknowledged_by", user=user_name or user_id))
     return inc
 
 
@@ -504,7 +525,7 @@ def mark_mitigated(svc: Services, incident_id: int, user_id: str, user_name: str
     with _change(svc, incident_id) as (s, inc):
         if inc.mitigated_at is not None:
             raise IncidentError(key="inc.err.already_mitigated", ref=inc.ref)
-        _milestone(s, inc, "mitigated", now(), user_id, f"marked by {user_name or user_id}")
+        _milestone(s, inc, "mitigated", now(), user_id, i18n.msg("inc.why.marked_by", user=user_name or user_id))
         outbox(s, subject(inc.id), i18n.t("inc.msg.mitigated", svc.config.language, user=f"<@{user_id}>"))
     return inc
 
@@ -531,12 +552,12 @@ def on_checklist_change(svc: Services, s: Session, incident_id: int, run: Runboo
         inc.phase = new
         inc.phase_times = {**inc.phase_times, new: t.isoformat()}
         inc.updated_at = t
-        add_event(s, inc.id, "phase", f"Phase {old} → {new}", "taisun", at=t)
+        add_event(s, inc.id, "phase", i18n.msg("inc.ev.phase", old=old, new=new), "taisun", at=t)
         _audit(s, inc, "phase", "taisun", "TAISUN", previous=old, phase=new)
         lang = svc.config.language
         outbox(s, subject(inc.id), i18n.t("inc.msg.phase", lang, phase=Runbook.phase_title(new, lang)))
         if new == "Recovery" and inc.mitigated_at is None:
-            _milestone(s, inc, "mitigated", t, "taisun", "Recovery phase reached")
+            _milestone(s, inc, "mitigated", t, "taisun", i18n.msg("inc.why.recovery_reached"))
 
 
 # --------------------------------------------------------------------------- pins
@@ -596,11 +617,12 @@ def record_pin(svc: Services, channel: str, ts: str, pinned_by: str) -> bool:
     except ValueError:
         at = now()
     author = str(msg.get("user") or msg.get("bot_id") or "")
-    text = str(msg.get("text") or "").strip() or "(a message without text)"
+    text = str(msg.get("text") or "").strip()
+    entry = i18n.msg("inc.ev.pin", user=plain(author), text=text) if text else i18n.msg("inc.ev.pin_empty", user=plain(author))
     try:
         with svc.sessions.begin() as s:
             add_event(
-                s, inc.id, "pin", f"📌 {plain(author)}: {text}", author, at=at,
+                s, inc.id, "pin", entry, author, at=at,
                 data={"channel": channel, "ts": ts, "pinned_by": pinned_by}, key=f"pin:{channel}:{ts}",
             )  # fmt: skip
             s.flush()
@@ -746,9 +768,9 @@ def resolve(svc: Services, incident_id: int, user_id: str, user_name: str = "") 
             raise IncidentError(key="inc.err.already_resolved", ref=inc.ref)
         t = now()
         if inc.mitigated_at is None:
-            _milestone(s, inc, "mitigated", t, user_id, "resolved without an earlier mitigation mark")
+            _milestone(s, inc, "mitigated", t, user_id, i18n.msg("inc.why.resolved_unmitigated"))
         inc.state, inc.resolved_by, inc.updated_at = "resolved", user_id, t
-        _milestone(s, inc, "resolved", t, user_id, f"resolved by {user_name or user_id}")
+        _milestone(s, inc, "resolved", t, user_id, i18n.msg("inc.why.resolved_by", user=user_name or user_id))
         s.flush()
         data = _postmortem_data(svc, s, inc)
         for position, (title, body) in enumerate(data.followups, 1):
@@ -765,7 +787,7 @@ def resolve(svc: Services, incident_id: int, user_id: str, user_name: str = "") 
             )
         ]
         lang = svc.config.language
-        elapsed = duration((t - inc.detected_at).total_seconds())
+        elapsed = duration((t - inc.detected_at).total_seconds(), lang)
         outbox(
             s, subject(inc.id), i18n.t("inc.msg.resolved", lang, ref=inc.ref, user=f"<@{user_id}>", elapsed=elapsed),
         )  # fmt: skip
@@ -815,7 +837,9 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
     ):
         book = Runbook.model_validate(run.definition)
         rows = {st.step_id: st for st in s.scalars(select(RunbookStep).where(RunbookStep.run_id == run.id))}
-        drill = " (drill)" if run.drill else ""
+        def tr(key: str, **fields: Any) -> str:
+            return i18n.t(key, lang, **fields)
+
         for n, step in enumerate(book.steps, 1):
             st = rows.get(step.id)
             if st is None:
@@ -823,23 +847,29 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
             title = step.title_for(lang)
             if step.action is not None and st.job_id:
                 job = s.get(Job, st.job_id)
-                desc = svc.describe(job) if job else step.action.describe()
-                approved = f", approved by @{job.approved_by}" if job and job.approved_by else ""
-                dry = " [dry run]" if job and job.dry_run else ""
                 state = job.state if job else st.job_state
-                result = f" — {job.result}" if job and job.result else ""
-                actions.append(
-                    f"{desc}{dry}{drill} (job {st.job_id[:8]}, requested by @{st.actor_id}{approved}): {state}{result}"
+                flags = (tr("inc.pm.flag_dry_run") if job and job.dry_run else "") + (
+                    tr("inc.pm.flag_drill") if run.drill else ""
                 )
-            elif step.check is not None and st.state in ("passed", "failed"):
                 actions.append(
-                    f"Check `{step.check.describe()}`: {st.state} — {st.result.splitlines()[0] if st.result else ''}"
+                    tr(
+                        "inc.pm.action_approved" if job and job.approved_by else "inc.pm.action",
+                        what=svc.describe(job, lang) if job else step.action.describe(),
+                        flags=flags, job=st.job_id[:8], user=st.actor_id, approver=job.approved_by if job else "",
+                        state=tr(f"rb.job_final.{state}") if f"rb.job_final.{state}" in i18n.MESSAGES else state,
+                        result=tr("inc.pm.result", result=job.result) if job and job.result else "",
+                    )
+                )  # fmt: skip
+            elif step.check is not None and st.state in ("passed", "failed"):
+                first = st.result.splitlines()[0] if st.result else ""
+                actions.append(
+                    tr("inc.pm.check", check=step.check.describe(), state=tr(f"inc.pm.check_{st.state}"), result=first)
                 )
             if st.state == "skipped":
-                problems.append(f"Skipped: {n}. {title} — by @{st.actor_id}: {st.reason}")
+                problems.append(tr("inc.pm.skipped", n=n, title=title, user=st.actor_id, reason=st.reason))
             elif st.state == "failed":
-                problems.append(f"Failed: {n}. {title} — {st.result[:300]}")
-                followups.append((f"{inc.ref}: investigate the failed step “{title}”", st.result[:1000]))
+                problems.append(tr("inc.pm.failed", n=n, title=title, result=st.result[:300]))
+                followups.append((tr("inc.pm.followup_failed_step", ref=inc.ref, title=title), st.result[:1000]))
             if step.phase == IMPROVEMENT and st.state not in ("done", "skipped"):
                 followups.append((f"{inc.ref}: {title}", step.text_for(lang)))
     phases: list[tuple[str, datetime, datetime | None]] = []
@@ -858,7 +888,7 @@ def postmortem_markdown(d: PostmortemData) -> str:
     end = inc.resolved_at or now()
 
     def since(t: datetime | None) -> str:
-        return duration((t - inc.detected_at).total_seconds()) if t else "—"
+        return duration((t - inc.detected_at).total_seconds(), lang) if t else "—"
 
     lang = d.lang
 
@@ -877,14 +907,14 @@ def postmortem_markdown(d: PostmortemData) -> str:
         tr("inc.pm.declared", user=inc.declared_by_name or inc.declared_by, time=_fmt(inc.declared_at)),
         tr("inc.pm.roles", commander=at(inc.commander), scribe=at(inc.scribe), comms=at(inc.comms)),
         tr("inc.pm.resolved", time=_fmt(inc.resolved_at), user=inc.resolved_by or "—"),
-        tr("inc.pm.duration", elapsed=duration((end - inc.detected_at).total_seconds())),
+        tr("inc.pm.duration", elapsed=duration((end - inc.detected_at).total_seconds(), lang)),
         tr("inc.pm.last_status", text=inc.status_text or "—"),
         "",
         tr("inc.pm.impact"),
         tr("inc.pm.impact_hint"),
     ]
     statuses = [e for e in d.events if e.kind == "status"]
-    lines += [f"- {_fmt(e.at)} {e.text}" for e in statuses]
+    lines += [f"- {_fmt(e.at)} {event_text(e, lang)}" for e in statuses]
     lines += [
         "",
         tr("inc.pm.milestones"),
@@ -901,10 +931,10 @@ def postmortem_markdown(d: PostmortemData) -> str:
         "|---|---|---|",
     ]
     for name, entered, left in d.phases:
-        spent = duration(((left or end) - entered).total_seconds())
+        spent = duration(((left or end) - entered).total_seconds(), lang)
         lines.append(f"| {name} | {_fmt(entered)} | {spent if left else tr('inc.pm.current', spent=spent)} |")
     lines += ["", tr("inc.pm.timeline")]
-    lines += [f"- {_fmt(e.at)} [{e.kind}] {e.text}" for e in d.events]
+    lines += [f"- {_fmt(e.at)} [{tr(f'inc.ev.kind.{e.kind}')}] {event_text(e, lang)}" for e in d.events]
     lines += ["", tr("inc.pm.actions")]
     lines += [f"- {a}" for a in d.actions] or [tr("inc.pm.none_recorded")]
     lines += ["", tr("inc.pm.problems")]
@@ -919,10 +949,7 @@ def postmortem_markdown(d: PostmortemData) -> str:
 def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name: str = "") -> str:
     """Open a GitHub issue for a follow-up item, once (a claim in its row); returns its URL."""
     if not svc.settings.github_token:
-        raise NoGitHub(
-            "GITHUB_TOKEN is not set, so I cannot open GitHub issues. Copy the item from the postmortem draft "
-            "into an issue by hand, or set GITHUB_TOKEN (issues:write) and click again."
-        )
+        raise NoGitHub(key="inc.err.no_github")
     t = now()
     stale = f"creating:{(t - timedelta(seconds=CLAIM_SECONDS)).strftime('%Y-%m-%dT%H:%M:%S')}"
     with svc.sessions.begin() as s:
@@ -961,7 +988,7 @@ def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name
         raise IncidentError(key="inc.err.github", error=str(e)) from None
     with svc.sessions.begin() as s:
         s.execute(update(IncidentFollowup).where(IncidentFollowup.id == followup_id).values(issue_url=url))
-        add_event(s, inc.id, "followup", f"Issue opened: {title} — {url}", user_id)
+        add_event(s, inc.id, "followup", i18n.msg("inc.ev.issue_opened", title=title, url=url), user_id)
         _audit(s, inc, "issue_opened", user_id, user_name, title=title, url=url)
     return url
 

@@ -23,9 +23,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import audit, locks
+from bot import audit, i18n, locks
 from bot.audit import AuditWriteFailed
-from bot.i18n import user_message
+from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
 from bot.ops.base import REGISTRY, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import NotAllowed
@@ -97,8 +97,9 @@ def _audit(
     )
 
 
-def audit_refusal(svc: Services, req: Request, reason: str) -> None:
-    """Refusals are audited too; if even that fails, the refusal still stands."""
+def audit_refusal(svc: Services, req: Request, refusal: BaseException | str) -> None:
+    """Refusals are audited too (in the workspace language); if even that fails, the refusal still stands."""
+    reason = user_message(refusal, svc.config.language) if isinstance(refusal, BaseException) else refusal
     try:
         with svc.sessions.begin() as s:
             audit.append(
@@ -121,7 +122,7 @@ class JobService:
         try:
             self.svc.policy.require(req.user_id, role, req.env, action)
         except NotAllowed as e:
-            audit_refusal(self.svc, req, str(e))
+            audit_refusal(self.svc, req, e)
             raise
 
     def op(self, name: str) -> Operation:
@@ -132,7 +133,7 @@ class JobService:
         op = self.op(req.operation)
         env = req.env
         try:
-            self.svc.policy.require(req.user_id, op.role, env, f"run {op.name}")
+            self.svc.policy.require(req.user_id, op.role, env, msg("act.run", op=op.name))
             op.check_request(self.svc, req)
             if env is not None and op.needs_lock and not req.dry_run:
                 with self.svc.read_sessions() as s:
@@ -140,7 +141,7 @@ class JobService:
                     if held is not None and held.holder_id != req.user_id:
                         raise EnvironmentLocked(locks.LockInfo.of(held))
         except (NotAllowed, OpError, EnvironmentLocked) as e:
-            audit_refusal(self.svc, req, str(e))
+            audit_refusal(self.svc, req, e)
             raise
         job = Job(
             id=str(uuid.uuid4()),
@@ -162,10 +163,7 @@ class JobService:
                 s.flush()
                 _audit(s, job, "requested", req.user_id, req.user_name)
         except SQLAlchemyError as e:
-            raise AuditWriteFailed(
-                "I could not record this request in the audit log, so nothing was run. "
-                "The bot's database may be down; try again in a minute."
-            ) from e
+            raise AuditWriteFailed(key="err.audit_request") from e
         self.svc.runner.wake()
         return job
 
@@ -182,13 +180,13 @@ class JobService:
         op = self.op(job.operation)
         env = self.svc.config.environments.get(job.environment)
         if job.state != "pending_approval":
-            raise AlreadyDecided(_decided_text(job))
+            raise _already_decided(job)
         if user_id == job.requested_by:
             self._audit_denied(job, user_id, user_name, "self-approval")
             raise SelfApproval(key="err.self_approval")
         if not self.svc.policy.has_role(user_id, "approver", env):
             self._audit_denied(job, user_id, user_name, "not an approver")
-            raise NotAllowed("approver", env, f"approve {op.name}")
+            raise NotAllowed("approver", env, msg("act.approve", op=op.name))
         if job.expires_at and job.expires_at <= now():
             self.expire(job.id)
             raise ApprovalExpired(key="err.expired")
@@ -197,7 +195,7 @@ class JobService:
                 if op.needs_lock and env is not None:
                     locks.acquire(
                         s, env.name, holder_id=job.requested_by, holder_name=job.requested_by_name,
-                        reason=op.describe(job), job_id=job.id, channel=job.channel,
+                        reason=op.describe(job, self.svc.config.language), job_id=job.id, channel=job.channel,
                     )  # fmt: skip
                 res = s.execute(
                     update(Job)
@@ -210,7 +208,7 @@ class JobService:
                 )
                 if res.rowcount != 1:
                     s.rollback()
-                    raise AlreadyDecided(_decided_text(self.get(job.id)))
+                    raise _already_decided(self.get(job.id))
                 job.state, job.approved_by = "queued", user_id
                 _audit(s, job, "approved", user_id, user_name)
         except EnvironmentLocked:
@@ -218,10 +216,8 @@ class JobService:
         except SQLAlchemyError as e:
             fresh = self.get(job.id)
             if fresh.state != "pending_approval":
-                raise AlreadyDecided(_decided_text(fresh)) from None
-            raise AuditWriteFailed(
-                "I could not record the approval, so nothing was started. Try again."
-            ) from e
+                raise _already_decided(fresh) from None
+            raise AuditWriteFailed(key="err.audit_approval") from e
         self.svc.runner.wake()
         self.svc.notifier.job_changed(job.id)
         return self.get(job.id)
@@ -230,7 +226,7 @@ class JobService:
         job = self.get(job_id)
         env = self.svc.config.environments.get(job.environment)
         if user_id != job.requested_by and not self.svc.policy.has_role(user_id, "approver", env):
-            raise NotAllowed("approver", env, "reject this request")
+            raise NotAllowed("approver", env, msg("act.reject"))
         outcome = "cancelled" if user_id == job.requested_by else "rejected"
         with self.svc.sessions.begin() as s:
             res = s.execute(
@@ -239,7 +235,7 @@ class JobService:
             )  # fmt: skip
             if res.rowcount != 1:
                 s.rollback()
-                raise AlreadyDecided(_decided_text(self.get(job.id)))
+                raise _already_decided(self.get(job.id))
             _audit(s, job, outcome, user_id, user_name, outcome=outcome, detail=reason)
         self.svc.notifier.job_changed(job.id)
         return self.get(job.id)
@@ -248,7 +244,8 @@ class JobService:
         with self.svc.sessions.begin() as s:
             res = s.execute(
                 update(Job).where(Job.id == job_id, Job.state == "pending_approval", Job.expires_at <= now())
-                .values(state="expired", finished_at=now(), updated_at=now(), result="approval expired")
+                .values(state="expired", finished_at=now(), updated_at=now(),
+                        result=i18n.t("job.result.expired", self.svc.config.language))
             )  # fmt: skip
             if res.rowcount != 1:
                 return False
@@ -272,7 +269,7 @@ class JobService:
             and user_id != job.requested_by
             and not self.svc.policy.has_role(user_id, "admin")
         ):
-            raise NotAllowed("admin", None, "cancel someone else's job")
+            raise NotAllowed("admin", None, msg("act.cancel_other"))
         t = now()
         with self.svc.sessions.begin() as s:
             res = s.execute(
@@ -293,17 +290,19 @@ class JobService:
                     ),
                 )
                 .values(
-                    state="cancelled", finished_at=t, updated_at=t, result=reason or f"cancelled by {user_id}"
+                    state="cancelled",
+                    finished_at=t,
+                    updated_at=t,
+                    result=reason
+                    or i18n.t("job.result.cancelled_by", self.svc.config.language, user=f"<@{user_id}>"),
                 )
             )
             if res.rowcount != 1:
                 s.rollback()
                 fresh = self.get(job.id)
                 if fresh.state == "running":
-                    raise OpError(
-                        "That job is running right now on a live worker; it can be cancelled only if its worker dies."
-                    )
-                raise AlreadyDecided(_decided_text(fresh))
+                    raise OpError(key="err.cancel_running")
+                raise _already_decided(fresh)
             locks.release_for_job(s, job.id)
             _audit(s, job, "cancelled", user_id, user_name, outcome="cancelled", detail=reason)
         self.svc.notifier.job_changed(job.id)
@@ -324,16 +323,15 @@ class JobService:
             return list(s.scalars(q))
 
 
-def _decided_text(job: Job) -> str:
-    by = f" by <@{job.approved_by}>" if job.approved_by else ""
-    return {
-        "queued": f"Already approved{by}; it is queued.",
-        "running": f"Already approved{by}; it is running.",
-        "succeeded": "Already done.",
-        "expired": "This request has expired. Ask again with the same command.",
-        "rejected": "This request was rejected.",
-        "cancelled": "This request was cancelled.",
-    }.get(job.state, f"This request is {job.state.replace('_', ' ')}.")
+def _already_decided(job: Job) -> AlreadyDecided:
+    """Why a click on a card that has moved on does nothing, in the clicker's language."""
+    if job.state in ("queued", "running"):
+        if job.approved_by:
+            return AlreadyDecided(key=f"err.decided.{job.state}_by", user=f"<@{job.approved_by}>")
+        return AlreadyDecided(key=f"err.decided.{job.state}")
+    if job.state in ("succeeded", "expired", "rejected", "cancelled"):
+        return AlreadyDecided(key=f"err.decided.{job.state}")
+    return AlreadyDecided(key="err.decided.other", state=msg(f"state.{job.state}"))
 
 
 class JobRunner:
@@ -451,9 +449,7 @@ class JobRunner:
             self._execute(job_id)
         except Exception:
             log.exception("job crashed", extra={"job_id": job_id})
-            self._finish(
-                job_id, "failed", "The bot hit an internal error; see its logs. Nothing more was done."
-            )
+            self._finish(job_id, "failed", i18n.t("job.result.internal_error", self.svc.config.language))
         finally:
             with self._running_lock:
                 self._running.discard(job_id)
@@ -492,7 +488,9 @@ class JobRunner:
             return
         op = REGISTRY.get(job.operation)
         if op is None:
-            self._finish(job_id, "failed", f"This bot version does not know the operation {job.operation!r}.")
+            self._finish(
+                job_id, "failed", i18n.t("job.result.unknown_op", self.svc.config.language, op=job.operation)
+            )
             return
         ctx = self._context(job)
         if job.state == "validating":
@@ -533,12 +531,12 @@ class JobRunner:
                 if op.needs_lock and env is not None and not job.dry_run:
                     locks.acquire(
                         s, env.name, holder_id=job.requested_by, holder_name=job.requested_by_name,
-                        reason=op.describe(job), job_id=job.id, channel=job.channel,
+                        reason=op.describe(job, self.svc.config.language), job_id=job.id, channel=job.channel,
                     )  # fmt: skip
                 s.execute(update(Job).where(Job.id == job.id).values(state="queued", updated_at=t))
                 _audit(s, job, "queued", "taisun", "TAISUN")
         except EnvironmentLocked as e:
-            self._finish(job.id, "refused", str(e))
+            self._finish(job.id, "refused", user_message(e, self.svc.config.language))
             return
         job.state = "queued"
         self._run(op, ctx)
@@ -546,11 +544,7 @@ class JobRunner:
     def _run(self, op: Operation, ctx: JobContext) -> None:
         job = ctx.job
         if job.state == "running" and not op.resumable:
-            self._finish(
-                job.id, "failed",
-                "The bot restarted while this was running. It is not safe to repeat automatically: "
-                "check the environment, then ask again.",
-            )  # fmt: skip
+            self._finish(job.id, "failed", i18n.t("job.result.not_resumable", self.svc.config.language))
             return
         t = now()
         with self.svc.sessions.begin() as s:
@@ -581,9 +575,17 @@ class JobRunner:
                 "operation raised",
                 extra={"job_id": job.id, "error": repr(e), "trace": traceback.format_exc()},
             )
-            self._finish(job.id, "failed", f"Unexpected error: {type(e).__name__}: {e}")
+            self._finish(
+                job.id, "failed",
+                i18n.t("job.result.unexpected", self.svc.config.language, error=f"{type(e).__name__}: {e}"),
+            )  # fmt: skip
             return
-        self._finish(job.id, "succeeded", ctx.progress.get("result", ""), keep_lock=op.keep_lock_after(job))
+        self._finish(
+            job.id,
+            "succeeded",
+            ctx.progress.get("result", ""),
+            keep_lock=op.keep_lock_after(job, self.svc.config.language),
+        )
 
     def _finish(self, job_id: str, state: str, result: str, keep_lock: str | None = None) -> None:
         """Move to a final state, release (or convert) the lock, audit — all in one transaction."""

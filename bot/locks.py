@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.blocks import slack_time
 from bot.i18n import t
 from bot.store.models import Job, Lock
 
@@ -32,17 +33,21 @@ class LockInfo:
             lock.job_id, lock.acquired_at, lock.expires_at,
         )  # fmt: skip
 
-    def describe(self) -> str:
-        since = self.acquired_at.strftime("%Y-%m-%d %H:%M UTC")
+    def holder(self, lang: str = "en") -> str:
         if self.job_id:
-            what = f"a running job `{self.job_id[:8]}`"
-        elif self.holder_id == "taisun":
-            what = "TAISUN"
-        else:
-            what = f"<@{self.holder_id}>"
-        why = f" — “{self.reason}”" if self.reason else ""
-        until = f", expires {self.expires_at.strftime('%H:%M UTC')}" if self.expires_at else ""
-        return f"*{self.environment}* is locked by {what} since {since}{why}{until}"
+            return t("lock.holder_job", lang, job=self.job_id[:8])
+        return "TAISUN" if self.holder_id == "taisun" else f"<@{self.holder_id}>"
+
+    def describe(self, lang: str = "en") -> str:
+        fields = {
+            "env": self.environment,
+            "holder": self.holder(lang),
+            "since": slack_time(self.acquired_at),
+            "why": t("lock.why", lang, reason=self.reason) if self.reason else "",
+        }
+        if self.expires_at:
+            return t("lock.describe_until", lang, until=slack_time(self.expires_at, "{time}"), **fields)
+        return t("lock.describe", lang, **fields)
 
 
 class EnvironmentLocked(Exception):
@@ -53,25 +58,21 @@ class EnvironmentLocked(Exception):
     def __init__(self, info: LockInfo):
         self.info = info
         if info.job_id:
-            holder, release = f"a running job `{info.job_id[:8]}`", "err.locked.release_job"
+            release = "err.locked.release_job"
         elif info.holder_id == "taisun":
-            holder, release = "TAISUN", "err.locked.release_fixed"
+            release = "err.locked.release_fixed"
         else:
-            holder, release = f"<@{info.holder_id}>", "err.locked.release_holder"
-        self.fields = {
-            "env": info.environment,
-            "holder": holder,
-            "since": info.acquired_at.strftime("%Y-%m-%d %H:%M UTC"),
-            "why": f" — “{info.reason}”" if info.reason else "",
-            "release_key": release,
-        }
+            release = "err.locked.release_holder"
+        self.release_key = release
         super().__init__(self.message("en"))
 
     def message(self, lang: str) -> str:
-        release = t(self.fields["release_key"], lang, env=self.fields["env"])
+        info = self.info
         return t(
-            self.key, lang, **{k: v for k, v in self.fields.items() if k != "release_key"}, release=release
-        )
+            self.key, lang, env=info.environment, holder=info.holder(lang), since=slack_time(info.acquired_at),
+            why=t("lock.why", lang, reason=info.reason) if info.reason else "",
+            release=t(self.release_key, lang, env=info.environment),
+        )  # fmt: skip
 
 
 def _is_stale(s: Session, lock: Lock, now: datetime) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bot.config import Config, Environment, FreezeWindow
-from bot.i18n import t
+from bot.i18n import Msg, render, t
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class NotAllowed(Exception):
 
     key = "err.not_allowed"
 
-    def __init__(self, role: str, env: Environment | None, action: str):
+    def __init__(self, role: str, env: Environment | None, action: str | Msg):
         self.role, self.env, self.action = role, env, action
         cfg = f"environments.{env.name}.roles.{role} or roles.{role}" if env else f"roles.{role}"
         self.fields = {
@@ -37,7 +37,10 @@ class NotAllowed(Exception):
             "action": action,
             "config": cfg,
         }
-        super().__init__(t(self.key, "en", **self.fields))
+        super().__init__(self.message("en"))
+
+    def message(self, lang: str) -> str:
+        return t(self.key, lang, **{**self.fields, "action": render(self.fields["action"], lang)})
 
 
 GroupFetcher = Callable[[str], set[str] | None]

@@ -256,7 +256,7 @@ def start_run(
             from bot import incidents
 
             incidents.add_event(
-                s, incident_id, "runbook", f"Runbook started: {book.title_for(svc.config.language)}", user_id
+                s, incident_id, "runbook", i18n.msg("inc.ev.runbook", title=book.title_for(svc.config.language)), user_id
             )
     sync_for(svc).mark(subject(run.id), *([f"inc:{incident_id}"] if incident_id else []))
     schedule_due_checks(svc, run.id)
@@ -365,7 +365,7 @@ def _transition(
     action: str,
     outcome: str = "ok",
     detail: str = "",
-    timeline: str = "",
+    timeline: i18n.Msg | None = None,
     thread_note: str = "",
     where_extra: tuple[Any, ...] = (),
     job_id: str = "",
@@ -444,7 +444,7 @@ def complete_step(svc: Services, run_id: str, step_id: str, user_id: str, user_n
         svc, run_id, step_id, from_states=("pending", "failed"),
         values={"state": "done", "actor_id": user_id},
         actor_id=user_id, actor_name=user_name, action="runbook.step_done",
-        timeline=f"Step done: {title}",
+        timeline=i18n.msg("inc.ev.step_done", title=title),
     )  # fmt: skip
     schedule_due_checks(svc, run_id)
 
@@ -459,7 +459,7 @@ def skip_step(svc: Services, run_id: str, step_id: str, user_id: str, user_name:
         svc, run_id, step_id, from_states=("pending", "failed"),
         values={"state": "skipped", "actor_id": user_id, "reason": reason[:500]},
         actor_id=user_id, actor_name=user_name, action="runbook.step_skipped", outcome="skipped",
-        detail=reason, timeline=f"Step skipped: {title} — reason: {reason}",
+        detail=reason, timeline=i18n.msg("inc.ev.step_skipped", title=title, reason=reason),
     )  # fmt: skip
     schedule_due_checks(svc, run_id)
 
@@ -548,10 +548,10 @@ def run_check(
     env = svc.config.environments.get(loaded.run.environment)
     started = time.monotonic()
     try:
-        ok, text = execute_check(env, step.check)
+        ok, text = execute_check(env, step.check, svc.config.language)
     except Exception as e:  # a check must end in a result, never stay "running"
         log.exception("check crashed", extra={"run": run_id, "step": step_id})
-        ok, text = False, f"the check crashed: {type(e).__name__}"
+        ok, text = False, i18n.t("chk.crashed", svc.config.language, error=type(e).__name__)
     text = redact(text)
     took = f" ({int((time.monotonic() - started) * 1000)} ms)"
     title = step.title_for(svc.config.language)
@@ -567,7 +567,8 @@ def run_check(
             actor_id=requested_by or "taisun", actor_name=requested_by_name or "TAISUN",
             action="runbook.check_passed" if ok else "runbook.check_failed",
             outcome="ok" if ok else "error", detail=text[:500],
-            timeline=f"Check {'passed' if ok else 'failed'}: {title} — {text[:300]}", thread_note=note,
+            timeline=i18n.msg("inc.ev.check_passed" if ok else "inc.ev.check_failed", title=title, text=text[:300]),
+            thread_note=note,
             where_extra=(RunbookStep.job_id == "",),
         )  # fmt: skip
     except RunbookRunError:
@@ -575,13 +576,13 @@ def run_check(
     schedule_due_checks(svc, run_id)
 
 
-def execute_check(env: Environment | None, check: Check) -> tuple[bool, str]:
-    """Run one check against an environment: (passed, what was seen)."""
+def execute_check(env: Environment | None, check: Check, lang: str = "en") -> tuple[bool, str]:
+    """Run one check against an environment: (passed, what was seen in `lang`)."""
     if env is None:
-        return False, "this run has no environment to check"
+        return False, i18n.t("chk.no_env", lang)
     if check.http is not None:
-        return _http_check(env, check)
-    return _sql_check(env, check)
+        return _http_check(env, check, lang)
+    return _sql_check(env, check, lang)
 
 
 def _json_subset(expected: Any, actual: Any) -> bool:
@@ -592,49 +593,44 @@ def _json_subset(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
-def _http_check(env: Environment, check: Check) -> tuple[bool, str]:
+def _http_check(env: Environment, check: Check, lang: str) -> tuple[bool, str]:
     http = check.http
     assert http is not None
     if not env.url:
-        return False, f"{env.name} has no url in the config (environments.{env.name}.url)"
+        return False, i18n.t("chk.no_url", lang, env=env.name)
     url = env.url + http.path
     try:
         with httpx.Client(timeout=CHECK_TIMEOUT_SECONDS, follow_redirects=False) as client:
             resp = client.get(url)
     except httpx.TimeoutException:
-        return False, f"GET {url}: no answer within {CHECK_TIMEOUT_SECONDS:g} s"
+        return False, i18n.t("chk.http_timeout", lang, url=url, seconds=f"{CHECK_TIMEOUT_SECONDS:g}")
     except httpx.HTTPError as e:
-        return False, f"GET {url}: {type(e).__name__} (unreachable)"
+        return False, i18n.t("chk.http_unreachable", lang, url=url, error=type(e).__name__)
     body = resp.text.strip().replace("\n", " ")[:200]
+    fields = {"url": url, "status": resp.status_code, "body": body}
     if resp.status_code != http.expect_status:
-        return False, f"GET {url} → {resp.status_code}, expected {http.expect_status}: {body}"
+        return False, i18n.t("chk.http_status", lang, expected=http.expect_status, **fields)
     if http.expect_json is not None:
         try:
             data = resp.json()
         except ValueError:
-            return False, f"GET {url} → {resp.status_code} but the body is not JSON: {body}"
+            return False, i18n.t("chk.http_not_json", lang, **fields)
         if not _json_subset(http.expect_json, data):
-            return (
-                False,
-                f"GET {url} → {resp.status_code} but the JSON does not match {http.expect_json}: {body}",
-            )
-    return True, f"GET {url} → {resp.status_code}: {body}"
+            return False, i18n.t("chk.http_json_mismatch", lang, expected=http.expect_json, **fields)
+    return True, i18n.t("chk.http_ok", lang, **fields)
 
 
-def _sql_check(env: Environment, check: Check) -> tuple[bool, str]:
+def _sql_check(env: Environment, check: Check, lang: str) -> tuple[bool, str]:
     """A read-only query: READ ONLY transaction, statement timeout, a few rows shown."""
     import psycopg
 
     sql = check.sql
     assert sql is not None
     if env.database is None:
-        return False, f"{env.name} has no database in the config (environments.{env.name}.database.dsn_env)"
+        return False, i18n.t("chk.no_database", lang, env=env.name)
     dsn = os.environ.get(env.database.dsn_env, "")
     if not dsn:
-        return (
-            False,
-            f"the environment variable {env.database.dsn_env} (the {env.name} database DSN) is not set",
-        )
+        return False, i18n.t("chk.dsn_unset", lang, name=env.database.dsn_env, env=env.name)
     dsn = dsn.replace("postgresql+psycopg://", "postgresql://", 1)
     try:
         with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn, conn.transaction():
@@ -644,14 +640,14 @@ def _sql_check(env: Environment, check: Check) -> tuple[bool, str]:
             names = [c.name for c in cur.description or []]
             rows = cur.fetchmany(SQL_MAX_ROWS + 1) if cur.description else []
     except psycopg.errors.QueryCanceled:
-        return False, f"the query ran longer than {SQL_STATEMENT_TIMEOUT_MS // 1000} s and was cancelled"
+        return False, i18n.t("chk.sql_timeout", lang, seconds=SQL_STATEMENT_TIMEOUT_MS // 1000)
     except psycopg.Error as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return False, f"the query failed: {first}"
+        return False, i18n.t("chk.sql_failed", lang, error=first)
     more = "\n…" if len(rows) > SQL_MAX_ROWS else ""
     table = "\n".join(" | ".join(str(v) for v in row) for row in rows[:SQL_MAX_ROWS])
     head = " | ".join(names)
-    return True, f"{len(rows[:SQL_MAX_ROWS])} row(s)\n```{head}\n{table}{more}```"
+    return True, i18n.t("chk.sql_rows", lang, n=len(rows[:SQL_MAX_ROWS]), table=f"```{head}\n{table}{more}```")
 
 
 # --------------------------------------------------------------------------- actions
@@ -740,7 +736,11 @@ def request_action(
         svc, run_id, step_id, from_states=("running",),
         values={"job_id": job.id, "job_state": job.state},
         actor_id=user_id, actor_name=user_name, action="runbook.action_requested", job_id=job.id,
-        detail=what, timeline=f"Action requested: {title} — {what}{' (dry run)' if job.dry_run else ''}, job {job.id[:8]}",
+        detail=what,
+        timeline=i18n.msg(
+            "inc.ev.action_requested_dry" if job.dry_run else "inc.ev.action_requested",
+            title=title, what=what, job=job.id[:8],
+        ),
         thread_note=note,
         where_extra=(RunbookStep.job_state == "requesting",),
     )  # fmt: skip
@@ -780,7 +780,6 @@ def _finish_action(svc: Services, step: RunbookStep, job_state: str, result: str
     title = _title(svc, loaded, step.step_id)
     ok = job_state == "succeeded"
     icon = "✅" if ok else "❌"
-    approved = f", approved by <@{approved_by}>" if approved_by else ""
     lang = svc.config.language
     key = "rb.action.ended" + ("_approved" if approved_by else "") + ("_result" if result else "")
     state = i18n.t(f"rb.job_final.{job_state}", lang) if job_state in FINAL_STATES else job_state
@@ -791,7 +790,11 @@ def _finish_action(svc: Services, step: RunbookStep, job_state: str, result: str
             values={"state": "done" if ok else "failed", "job_state": job_state, "result": text[:2000]},
             actor_id="taisun", actor_name="TAISUN", action="runbook.action_finished",
             outcome="ok" if ok else "error", detail=text[:500], job_id=step.job_id,
-            timeline=f"Action {job_state}: {title} (job {step.job_id[:8]}{approved}) — {result[:300]}",
+            timeline=i18n.msg(
+                "inc.ev.action_ended_approved" if approved_by else "inc.ev.action_ended",
+                state=i18n.msg(f"rb.job_final.{job_state}") if job_state in FINAL_STATES else job_state,
+                title=title, job=step.job_id[:8], user=f"@{approved_by}", result=result[:300],
+            ),
             thread_note=i18n.t("rb.msg.action_ended", lang, icon=icon, title=title, job=step.job_id[:8], text=text),
             where_extra=(RunbookStep.job_id == step.job_id, RunbookStep.job_state == step.job_state),
         )  # fmt: skip

@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot import audit, blocks, locks
 from bot.blocks import Action
+from bot.i18n import msg, t
 from bot.ops.base import Request
 from bot.services import Services
 from handlers.commands import run_guarded
@@ -43,7 +44,12 @@ def register(app: App, svc: Services) -> None:
         return None  # the card itself changes to show who approved
 
     def reject(job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
-        svc.jobs.reject(job_id, user_id, user_name, reason=f"rejected by {user_name or user_id}")
+        svc.jobs.reject(
+            job_id,
+            user_id,
+            user_name,
+            reason=t("job.result.rejected_by", svc.config.language, user=f"<@{user_id}>"),
+        )
         return None
 
     def cancel(job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
@@ -65,22 +71,25 @@ def register(app: App, svc: Services) -> None:
                 channel,
             )
         )
+        lang = svc.lang_for(user_id)
         return blocks.message(
-            f"Rolling back {failed.environment} to {target or 'the previous version'}… job `{job.id[:8]}`"
-        )
+            t("reply.rolling_back", lang, env=failed.environment, target=target or t("op.rollback.previous", lang),
+              job=job.id[:8])
+        )  # fmt: skip
 
     def take_over(env_name: str, user_id: str, user_name: str, body: dict) -> Reply:
         env = svc.config.environments.get(env_name)
+        lang, ws = svc.lang_for(user_id), svc.config.language
         if env is None:
-            return blocks.error("That environment is no longer configured.")
-        svc.policy.require(user_id, "approver", env, "take over a lock")
+            return blocks.error(t("lock.env_gone", lang))
+        svc.policy.require(user_id, "approver", env, msg("act.take_over"))
         minutes = svc.config.defaults.lock_expiry_minutes
         with svc.sessions.begin() as s:
             held = locks.current(s, env.name)
             if held is not None and held.job_id:
-                return blocks.error("A running job holds that lock now; it is released when the job ends.")
+                return blocks.error(t("lock.job_holds_now", lang))
             previous = held.holder_id if held else ""
-            reason = f"taken over from <@{previous}>" if previous else "locked by hand"
+            reason = t("lock.taken_from", ws, user=f"<@{previous}>") if previous else t("lock.by_hand", ws)
             if held is not None:
                 locks.release(s, env.name)
                 s.flush()
@@ -91,10 +100,11 @@ def register(app: App, svc: Services) -> None:
         if previous:
             svc.later(
                 lambda: svc.slack.chat_postMessage(
-                    channel=previous, text=f"<@{user_id}> took over your lock on {env.name}."
+                    channel=previous,
+                    text=t("lock.taken_dm", svc.lang_for(previous), user=f"<@{user_id}>", env=env.name),
                 )
             )
-        return blocks.message(f"🔒 You now hold the lock on {env.name}.")
+        return blocks.message(t("lock.you_hold", lang, env=env.name))
 
     on_click(Action.APPROVE, approve)
     on_click(Action.REJECT, reject)

@@ -10,6 +10,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot import blocks
+from bot.i18n import t
 from bot.commands import Command
 from bot.ops.base import Request
 from bot.services import Services
@@ -51,16 +52,14 @@ class Invocation:
 
     def later(self, fn: Callable[[], Reply]) -> None:
         """Run slow work (network checks) off the ack path and reply to the user when done."""
-        respond = self.respond
+        respond, lang = self.respond, self.lang
 
         def run() -> None:
             try:
                 reply = fn()
             except Exception as e:  # the user must hear about it, not just the log
                 log.exception("background reply failed")
-                reply = blocks.error(
-                    f"Something went wrong: {type(e).__name__}. The details are in the bot's log."
-                )
+                reply = blocks.error(t("reply.went_wrong", lang, error=type(e).__name__))
             if reply:
                 respond(**reply)
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot import audit, blocks, locks
 from bot.backends import http
 from bot.commands import SPECS
-from bot.i18n import t
+from bot.i18n import msg, t
 from bot.jobs import SYSTEM_HOLDER, audit_refusal
 from bot.ops.base import OpError, Request
 from bot.store.models import Job
@@ -24,7 +24,7 @@ def help_(inv: Invocation) -> Reply:
         s for s in SPECS
         if s.role is None or any(policy.has_role(inv.user_id, s.role, env) for env in [None, *inv.svc.config.environments.values()])
     ]  # fmt: skip
-    return blocks.message("TAISUN ChatOps commands", blocks.help_blocks(allowed, inv.lang))
+    return blocks.message(t("help.text", inv.lang), blocks.help_blocks(allowed, inv.lang))
 
 
 def _last_deploys(inv: Invocation) -> dict[str, Job]:
@@ -39,9 +39,12 @@ def _last_deploys(inv: Invocation) -> dict[str, Job]:
         return last
 
 
-def _deploy_line(job: Job) -> str:
-    simulated = " (simulated)" if job.params.get("simulated") else ""
-    return f"{job.params.get('version', '')}{simulated} by <@{job.requested_by}> {blocks.slack_time(job.finished_at)}"
+def _deploy_line(job: Job, lang: str) -> str:
+    return t(
+        "status.deploy_simulated" if job.params.get("simulated") else "status.deploy",
+        lang, version=job.params.get("version", ""), user=f"<@{job.requested_by}>",
+        time=blocks.slack_time(job.finished_at),
+    )  # fmt: skip
 
 
 @subcommand("status")
@@ -51,7 +54,7 @@ def status(inv: Invocation) -> Reply:
     # Locks and history come from the database now; the live checks run after the ack.
     with inv.svc.read_sessions() as s:
         held = {e.name: locks.current(s, e.name) for e in envs}
-    lock_text = {name: locks.LockInfo.of(lk).describe() for name, lk in held.items() if lk}
+    lock_text = {name: locks.LockInfo.of(lk).describe(lang) for name, lk in held.items() if lk}
     last = _last_deploys(inv)
 
     def check() -> Reply:
@@ -63,9 +66,9 @@ def status(inv: Invocation) -> Reply:
             rows.append({
                 "name": e.name, "branch": e.branch, "url": e.url, "health": r.health, "healthy": r.healthy,
                 "version": r.version, "lock": lock_text.get(e.name),
-                "last_deploy": _deploy_line(job) if job else None,
+                "last_deploy": _deploy_line(job, lang) if job else None,
             })  # fmt: skip
-        return blocks.message("Environment status", blocks.status_blocks(rows, lang))
+        return blocks.message(t("status.text", lang), blocks.status_blocks(rows, lang))
 
     inv.later(check)
     names = ", ".join(e.name for e in envs)
@@ -77,7 +80,9 @@ def audit_(inv: Invocation) -> Reply:
     env = inv.cmd.env
     with inv.svc.read_sessions() as s:
         events = audit.recent(s, environment=env.name if env else None, limit=inv.cmd.args.get("n", 10))
-    return blocks.message("Audit log", blocks.audit_blocks(events, env.name if env else None, inv.lang))
+    return blocks.message(
+        t("audit.text", inv.lang), blocks.audit_blocks(events, env.name if env else None, inv.lang)
+    )
 
 
 @subcommand("lock")
@@ -87,9 +92,10 @@ def lock(inv: Invocation) -> Reply:
     req = Request(
         "lock", env, {"reason": inv.cmd.args.get("reason", "")}, inv.user_id, inv.user_name, inv.channel_id
     )
-    inv.svc.jobs.require(req, "operator", "lock an environment")
+    inv.svc.jobs.require(req, "operator", msg("act.lock"))
     minutes = inv.svc.config.defaults.lock_expiry_minutes
-    reason = inv.cmd.args.get("reason") or "locked by hand"
+    lang = inv.lang
+    reason = inv.cmd.args.get("reason") or t("lock.by_hand", inv.svc.config.language)
     try:
         with inv.svc.sessions.begin() as s:
             locks.acquire(
@@ -101,20 +107,29 @@ def lock(inv: Invocation) -> Reply:
                 channel=inv.channel_id, params={"reason": reason, "expires_in_minutes": minutes}, outcome="ok",
             )  # fmt: skip
     except locks.EnvironmentLocked as e:
-        audit_refusal(inv.svc, req, str(e))
+        audit_refusal(inv.svc, req, e)
         held = e.info
-        reply = blocks.error(str(e))
+        reply = blocks.error(e.message(lang))
         if not held.job_id and inv.svc.policy.has_role(inv.user_id, "approver", env):
-            reply["blocks"].append(
-                {"type": "actions", "elements": [blocks.button("Take over the lock", blocks.Action.LOCK_TAKEOVER, env.name, style="danger",
-                 confirm=blocks.confirm_dialog("Take over?", f"<@{held.holder_id}> will be told you took the lock on {env.name}.", yes="Take over"))]}
+            confirm = blocks.confirm_dialog(
+                t("lock.takeover_title", lang), t("lock.takeover_text", lang, user=f"<@{held.holder_id}>", env=env.name),
+                yes=t("lock.takeover_yes", lang), no=t("card.cancel", lang),
             )  # fmt: skip
+            button = blocks.button(
+                t("lock.takeover_button", lang),
+                blocks.Action.LOCK_TAKEOVER,
+                env.name,
+                style="danger",
+                confirm=confirm,
+            )
+            reply["blocks"].append({"type": "actions", "elements": [button]})
         return reply
+    # Posted in the channel for everyone: the workspace language.
+    ws = inv.svc.config.language
     return blocks.message(
-        f"🔒 {env.name} is locked: {reason}",
-        [blocks.section(f"🔒 *{env.name}* is locked by <@{inv.user_id}>: {blocks.escape(reason)}\n"
-                        f"No deploys or changes until `/taisun unlock {env.name}`. It expires in {minutes} minutes; "
-                        "you will be reminded before that.")],
+        t("lock.locked_text", ws, env=env.name, reason=reason),
+        [blocks.section(t("lock.locked", ws, env=env.name, user=f"<@{inv.user_id}>", reason=blocks.escape(reason),
+                          minutes=minutes))],
         ephemeral=False,
     )  # fmt: skip
 
@@ -124,30 +139,27 @@ def unlock(inv: Invocation) -> Reply:
     env = inv.cmd.env
     assert env is not None
     req = Request("unlock", env, {}, inv.user_id, inv.user_name, inv.channel_id)
-    inv.svc.jobs.require(req, "operator", "unlock an environment")
+    inv.svc.jobs.require(req, "operator", msg("act.unlock"))
+    lang = inv.lang
     with inv.svc.sessions.begin() as s:
         held = locks.current(s, env.name)
         if held is None:
-            return blocks.message(f"{env.name} is not locked.")
+            return blocks.message(t("lock.not_locked", lang, env=env.name))
         if held.job_id:
-            raise OpError(
-                f"{env.name} is held by a running job `{held.job_id[:8]}`; it is released when the job ends."
-            )
+            raise OpError(key="lock.held_by_job", env=env.name, job=held.job_id[:8])
         others = held.holder_id not in (inv.user_id, SYSTEM_HOLDER)
         if others and not inv.svc.policy.has_role(inv.user_id, "admin", env):
-            raise OpError(
-                f"{locks.LockInfo.of(held).describe()}. Only they or an admin can unlock it; "
-                "an approver can take it over from the lock message."
-            )
+            raise OpError(key="lock.not_yours", lock=locks.LockInfo.of(held).describe(lang))
         previous = held.holder_id
         locks.release(s, env.name)
         audit.append(
             s, actor_id=inv.user_id, actor_name=inv.user_name, action="lock.released", environment=env.name,
             channel=inv.channel_id, params={"holder": previous}, outcome="ok",
         )  # fmt: skip
+    ws = inv.svc.config.language
     return blocks.message(
-        f"🔓 {env.name} is unlocked",
-        [blocks.section(f"🔓 *{env.name}* is unlocked by <@{inv.user_id}>.")],
+        t("lock.unlocked_text", ws, env=env.name),
+        [blocks.section(t("lock.unlocked", ws, env=env.name, user=f"<@{inv.user_id}>"))],
         ephemeral=False,
     )
 
@@ -159,10 +171,11 @@ def jobs(inv: Invocation) -> Reply:
         with inv.svc.read_sessions() as s:
             matches = list(s.scalars(select(Job.id).where(Job.id.startswith(prefix)).limit(2)))
         if len(matches) != 1:
-            raise OpError(f"No single job starts with `{prefix}`. `/taisun jobs` lists them.")
-        job = inv.svc.jobs.cancel(
-            matches[0], inv.user_id, inv.user_name, reason=f"cancelled by {inv.user_name or inv.user_id}"
-        )
-        return blocks.message(f"Cancelled job {job.id[:8]}.")
+            raise OpError(key="jobs.no_single", prefix=prefix)
+        reason = t("job.result.cancelled_by", inv.svc.config.language, user=f"<@{inv.user_id}>")
+        job = inv.svc.jobs.cancel(matches[0], inv.user_id, inv.user_name, reason=reason)
+        return blocks.message(t("jobs.cancelled", inv.lang, job=job.id[:8]))
     active = inv.svc.jobs.active()
-    return blocks.message("Active jobs", blocks.jobs_list_blocks(active, inv.svc.describe))
+    return blocks.message(
+        t("jobs.text", inv.lang), blocks.jobs_list_blocks(active, inv.svc.describe, inv.lang)
+    )

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from bot import blocks, blocks_incident, incidents
 from bot.blocks import Action
 from bot.commands import UsageError
-from bot.i18n import t
+from bot.i18n import msg, t
 from bot.incidents import IncidentError
 from bot.services import Services
 from handlers.commands import run_guarded, subcommand
@@ -50,7 +50,7 @@ def on_click(app: App, svc: Services, action_id: str, fn: Click, role: str = "re
         user_id, user_name = user_of(body)
 
         def guarded() -> Reply:
-            svc.policy.require(user_id, role, None, "do that")
+            svc.policy.require(user_id, role, None, msg("act.do_that"))
             return fn(value_of(body), user_id, user_name, body)
 
         reply = run_guarded(guarded, svc.lang_for(user_id))
@@ -66,7 +66,7 @@ def on_click(app: App, svc: Services, action_id: str, fn: Click, role: str = "re
 def incident(inv: Invocation) -> Reply:
     svc, args = inv.svc, inv.cmd.args
     action = args["action"]
-    svc.policy.require(inv.user_id, "responder", None, "run incident commands")
+    svc.policy.require(inv.user_id, "responder", None, msg("act.incident"))
     if action == "declare":
         if args.get("modal"):
             return {
@@ -226,14 +226,14 @@ def register(app: App, svc: Services) -> None:
             first.append(
                 (
                     "message",
-                    f"Declared from a message by {incidents.plain(author)}: {meta.get('text', '')}",
+                    msg("inc.ev.from_message", user=incidents.plain(author), text=str(meta.get("text", ""))),
                     author,
                     at,
                 )
             )
 
         def declare() -> Reply:
-            svc.policy.require(user_id, "responder", None, "declare an incident")
+            svc.policy.require(user_id, "responder", None, msg("act.declare"))
             incidents.declare(
                 svc, severity=severity, title=title, user_id=user_id, user_name=user_name, channel=channel,
                 source=source, first_events=first,

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 from bot import blocks, blocks_incident, incidents, runbook_runs
 from bot.blocks import Action
-from bot.i18n import t
+from bot.i18n import msg, t
 from bot.runbook_runs import NeedsVersion
 from bot.services import Services
 from handlers.commands import run_guarded, subcommand
@@ -35,7 +35,7 @@ def runbook(inv: Invocation) -> Reply:
             out.append(blocks.section(t("rb.list.invalid", lang, problems=bad[:2800])))
         out.append(blocks.context(t("rb.list.how", lang)))
         return blocks.message(t("rb.list.text", lang), out)
-    svc.policy.require(inv.user_id, "responder", inv.cmd.env, "run a runbook")
+    svc.policy.require(inv.user_id, "responder", inv.cmd.env, msg("act.runbook"))
     book = runbook_runs.find_runbook(args["name"], catalog)
     incident_id = None
     here = incidents.for_channel(svc, inv.channel_id)
@@ -76,7 +76,7 @@ def register(app: App, svc: Services) -> None:
         value = value_of(body)
 
         def open_modal() -> Reply:
-            svc.policy.require(user_id, "responder", None, "skip a step")
+            svc.policy.require(user_id, "responder", None, msg("act.skip_step"))
             run_id, step_id = _split(value)
             loaded = runbook_runs.load_run(svc, run_id)
             lang = svc.lang_for(user_id)
@@ -98,7 +98,7 @@ def register(app: App, svc: Services) -> None:
         channel = str((body.get("channel") or {}).get("id", ""))
 
         def request() -> Reply:
-            svc.policy.require(user_id, "responder", None, "run a runbook step")
+            svc.policy.require(user_id, "responder", None, msg("act.run_step"))
             run_id, step_id = _split(value)
             try:
                 job = runbook_runs.request_action(svc, run_id, step_id, user_id, user_name, channel=channel)
@@ -127,7 +127,7 @@ def register(app: App, svc: Services) -> None:
         reason = str((values.get("reason", {}).get(Action.STEP_SKIP_REASON) or {}).get("value") or "")
 
         def record() -> Reply:
-            svc.policy.require(user_id, "responder", None, "skip a step")
+            svc.policy.require(user_id, "responder", None, msg("act.skip_step"))
             runbook_runs.skip_step(svc, *_split(view.get("private_metadata", "")), user_id, user_name, reason)
             return None
 
@@ -151,7 +151,7 @@ def register(app: App, svc: Services) -> None:
         meta = json.loads(view.get("private_metadata") or "{}")
 
         def request() -> Reply:
-            svc.policy.require(user_id, "responder", None, "run a runbook step")
+            svc.policy.require(user_id, "responder", None, msg("act.run_step"))
             run_id, step_id = _split(str(meta.get("value", "")))
             runbook_runs.request_action(
                 svc,

@@ -10,6 +10,7 @@ from slack_bolt import Ack, App
 from bot import blocks
 from bot.blocks import Action
 from bot.commands import UsageError, parse
+from bot.i18n import t
 from bot.services import Services
 from handlers.commands import run_guarded
 
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def deploy_modal(svc: Services, channel_id: str, tags: list[str] | None, note: str = "") -> dict[str, Any]:
+def deploy_modal(
+    svc: Services, channel_id: str, tags: list[str] | None, note: str = "", lang: str = "en"
+) -> dict[str, Any]:
     envs = [{"text": {"type": "plain_text", "text": name}, "value": name} for name in svc.config.environments]
     if tags:
         version: dict[str, Any] = {
@@ -35,9 +38,9 @@ def deploy_modal(svc: Services, channel_id: str, tags: list[str] | None, note: s
             "placeholder": {"type": "plain_text", "text": "v1.2.3"},
         }
     view_blocks = [
-        {"type": "input", "block_id": "env", "label": {"type": "plain_text", "text": "Environment"},
+        {"type": "input", "block_id": "env", "label": {"type": "plain_text", "text": t("modal.deploy.env", lang)},
          "element": {"type": "static_select", "action_id": Action.DEPLOY_ENV, "options": envs}},
-        {"type": "input", "block_id": "version", "label": {"type": "plain_text", "text": "Version (release tag)"},
+        {"type": "input", "block_id": "version", "label": {"type": "plain_text", "text": t("modal.deploy.version", lang)},
          "element": version},
     ]  # fmt: skip
     if note:
@@ -46,18 +49,18 @@ def deploy_modal(svc: Services, channel_id: str, tags: list[str] | None, note: s
         "type": "modal",
         "callback_id": Action.DEPLOY_MODAL,
         "private_metadata": channel_id,
-        "title": {"type": "plain_text", "text": "Deploy"},
-        "submit": {"type": "plain_text", "text": "Request deploy"},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "title": {"type": "plain_text", "text": t("modal.deploy.title", lang)},
+        "submit": {"type": "plain_text", "text": t("modal.deploy.submit", lang)},
+        "close": {"type": "plain_text", "text": t("card.cancel", lang)},
         "blocks": view_blocks,
     }
 
 
 def open_deploy_modal(inv: Invocation) -> None:
     """Open at once (trigger_id lives 3 s), then fill the version list from GitHub."""
-    svc = inv.svc
+    svc, lang = inv.svc, inv.lang
     resp = inv.client.views_open(
-        trigger_id=inv.trigger_id, view=deploy_modal(svc, inv.channel_id, None, "Loading release tags…")
+        trigger_id=inv.trigger_id, view=deploy_modal(svc, inv.channel_id, None, t("modal.deploy.loading", lang), lang)
     )
     view_id = resp["view"]["id"]
 
@@ -66,10 +69,10 @@ def open_deploy_modal(inv: Invocation) -> None:
 
         try:
             tags = latest_tag_names(svc)
-            view = deploy_modal(svc, inv.channel_id, tags, "" if tags else "No release tags found; type one.")
+            view = deploy_modal(svc, inv.channel_id, tags, "" if tags else t("modal.deploy.no_tags", lang), lang)
         except Exception as e:
             log.warning("could not list tags for the deploy form", extra={"error": repr(e)})
-            view = deploy_modal(svc, inv.channel_id, None, f"Could not list tags from GitHub: {e}")
+            view = deploy_modal(svc, inv.channel_id, None, t("modal.deploy.tags_failed", lang, error=e), lang)
         inv.client.views_update(view_id=view_id, view=view)
 
     svc.later(fill)
@@ -84,12 +87,13 @@ def register(app: App, svc: Services) -> None:
         )
         version_el = values.get("version", {}).get(Action.DEPLOY_VERSION) or {}
         version = (version_el.get("selected_option") or {}).get("value") or version_el.get("value") or ""
+        user = body.get("user", {})
+        lang = svc.lang_for(str(user.get("id", "")))
         try:
             cmd = parse(f"deploy {env} {version}", svc.config)
         except UsageError as e:
-            ack(response_action="errors", errors={"version": str(e)[:150]})
+            ack(response_action="errors", errors={"version": e.message(lang)[:150]})
             return
-        user = body.get("user", {})
         channel = view.get("private_metadata") or svc.config.slack.ops_channel
         from bot.ops.base import Request
 
@@ -105,7 +109,7 @@ def register(app: App, svc: Services) -> None:
         def request() -> None:
             svc.jobs.request(req)
 
-        reply = run_guarded(request)
+        reply = run_guarded(request, lang)
         if reply:
             ack(response_action="errors", errors={"version": reply["text"].removeprefix(":warning: ")[:150]})
             return

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import or_, select
 
-from bot import audit, blocks, locks
+from bot import audit, blocks, i18n, locks
 from bot.backends import aws
 from bot.backends.backup import (
     BackupError,
@@ -44,10 +44,10 @@ from bot.backends.backup import (
 )
 from bot.backends.pgconn import safe_dsn
 from bot.config import BackupConfig, Environment, Settings
-from bot.i18n import t
+from bot.i18n import msg, render, t
 from bot.locks import EnvironmentLocked
 from bot.logs import redact
-from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
+from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register, simulated_why
 from bot.ops.restart import Throttled, aws_credentials_problem, flag_for, human_bytes, label_for
 from bot.store.models import Job
 
@@ -108,7 +108,7 @@ def take_backup_lock(ctx: JobContext, what: str) -> None:
         if e.info.job_id:
             with ctx.svc.sessions() as s:
                 other = s.get(Job, e.info.job_id)
-        raise (_busy(other) if other else OpError(f"{e}")) from None
+        raise (_busy(other) if other else OpError(e.message(ctx.lang))) from None
 
 
 def s3_error(exc: BaseException) -> str:
@@ -142,13 +142,13 @@ class Backup(Operation):
             raise _busy(busy)
         problems = []
         if aws_problem := aws_credentials_problem():
-            problems.append(f"{aws_problem}: nothing is uploaded")
+            problems.append(msg("op.sim.no_upload", problem=aws_problem))
         if not os.environ.get(b.dsn_env):
-            problems.append(f"{b.dsn_env} is not set: nothing is dumped")
+            problems.append(msg("op.sim.unset_dump", name=b.dsn_env))
         req.params["action"] = "run"
         req.params.pop("simulated", None)
         if problems:
-            req.params["simulated"] = "; ".join(problems)
+            req.params["simulated"] = problems
 
     def describe(self, job: Job, lang: str = "en") -> str:
         if lang == "ja":
@@ -211,7 +211,7 @@ class Backup(Operation):
             )  # fmt: skip
         ctx.step(ctx.t("op.backup.sim_retention", label=label, days=b.retention_days), "info")
         ctx.step(ctx.t("op.backup.sim_check", label=label), "info")
-        why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params["simulated"]
+        why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
         ctx.save(result=ctx.t("op.backup.sim_result", label=label, why=why))
 
     def _finished_before(self, ctx: JobContext, s3: Any, b: BackupConfig) -> bool:
@@ -367,8 +367,8 @@ class Restore(Operation):
         backup_id = str(req.params.get("id") or "")
         try:
             key = resolve_key(backup_id, b.prefix)
-        except BackupNotFound as e:
-            raise OpError(f"{e}.") from None
+        except BackupNotFound:
+            raise OpError(key="op.restore.bad_id", id=backup_id, prefix=b.prefix) from None
         var = restore_target(svc, req.env)
         if var.upper() == "DATABASE_URL":
             raise OpError(key="op.restore.own_db")
@@ -380,13 +380,13 @@ class Restore(Operation):
             raise _busy(busy)
         problems = []
         if aws_problem := aws_credentials_problem():
-            problems.append(f"{aws_problem}: nothing is downloaded")
+            problems.append(msg("op.sim.no_download", problem=aws_problem))
         if not dsn:
-            problems.append(f"{var} is not set: nothing is restored")
+            problems.append(msg("op.sim.unset_restore", name=var))
         req.params.update(action="restore", id=_id_of(key), key=key, target_env=var)
         req.params.pop("simulated", None)
         if problems:
-            req.params["simulated"] = "; ".join(problems)
+            req.params["simulated"] = problems
 
     def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
         return not job.dry_run  # always: it replaces a database's contents
@@ -465,7 +465,7 @@ class Restore(Operation):
                 ctx.step(
                     ctx.t("op.restore.sim_verify", label=label, command=" ".join(b.verify_command)), "info"
                 )
-            why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params["simulated"]
+            why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
             ctx.save(result=ctx.t("op.restore.sim_result", label=label, why=why))
             return
         take_backup_lock(ctx, f"restore of {ctx.params['id']}")
@@ -481,7 +481,7 @@ class Restore(Operation):
             )  # fmt: skip
         except ChecksumMismatch as e:
             ctx.step(ctx.t("op.restore.checksum_failed_step", error=e), "failed")
-            raise OpError(str(e)) from None
+            raise OpError(key="op.restore.checksum_failed", error=str(e)) from None
         except BackupError as e:
             ctx.step(ctx.t("op.restore.failed_step", error=e), "failed")
             raise OpError(key="op.restore.failed", error=str(e)) from None
@@ -523,7 +523,7 @@ def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
     """`/taisun backup list`: the database backups, newest first, with age, size and checksum."""
     b = svc.config.backup
     where = f"s3://{b.bucket}/{b.prefix}"
-    problem = aws_credentials_problem()
+    problem = render(aws_credentials_problem(), lang)
     if problem:
         return blocks.message(
             t("op.backup.list.cannot", lang, where=where, problem=problem),
@@ -543,7 +543,7 @@ def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
     now = datetime.now(UTC)
     lines = []
     for i in items[:25]:
-        age = blocks.duration((now - i.taken_at).total_seconds())
+        age = i18n.duration((now - i.taken_at).total_seconds(), lang)
         check = f"sha256 `{i.sha256[:12]}…`" if i.sha256 else t("op.backup.list.unfinished", lang)
         lines.append(
             t("op.backup.list.line", lang, id=i.id, time=blocks.slack_time(i.taken_at), age=age,
@@ -594,7 +594,7 @@ def _start_cli_job(svc: Services) -> Job:
     try:
         op.check_request(svc, req)
     except OpError as e:
-        audit_refusal(svc, req, str(e))
+        audit_refusal(svc, req, e)
         raise
     t = datetime.now(UTC)
     job = Job(
@@ -621,7 +621,7 @@ def cli_summary(job: Job) -> dict[str, Any]:
         "job_id": job.id,
         "state": job.state,
         "result": job.result,
-        "simulated": job.params.get("simulated") or None,
+        "simulated": simulated_why(job, "en") or None,
         "id": p.get("backup_id"),
         "key": p.get("key"),
         "size_bytes": p.get("size_bytes"),

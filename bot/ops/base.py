@@ -8,11 +8,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.config import Environment
-from bot.i18n import t
+from bot.i18n import render, t
 
 if TYPE_CHECKING:
     from bot.services import Services
     from bot.store.models import Job
+
+
+def simulated_why(job: Job, lang: str) -> str:
+    """Why the job is a labelled simulation, in `lang` (job.params["simulated"] holds i18n messages)."""
+    return render(job.params.get("simulated"), lang)
 
 
 class OpError(Exception):
@@ -23,7 +28,7 @@ class OpError(Exception):
 
     def __init__(self, message: str = "", *, key: str = "", **fields: Any):
         self.key, self.fields = key, fields
-        super().__init__(message or t(key, "en", **fields))
+        super().__init__(message or t(key, "en", **{name: render(v, "en") for name, v in fields.items()}))
 
 
 class OpRefused(OpError):
@@ -71,6 +76,11 @@ class JobContext:
         """Persist progress at once (before the next side effect), so a resumed job never repeats it."""
         self.save_progress(values)
 
+    @property
+    def lang(self) -> str:
+        """The workspace language, in which steps, fields and results are stored."""
+        return self.svc.config.language
+
     def t(self, key: str, **fields: Any) -> str:
         """A catalogue text in the workspace language: steps, fields and results are stored as shown."""
         return t(key, self.svc.config.language, **fields)
@@ -115,8 +125,8 @@ class Operation:
         title = self.title.get(lang) or self.title["en"]
         return f"{title} · {job.environment}" if job.environment else title
 
-    def keep_lock_after(self, job: Job) -> str | None:
-        """A reason to leave the environment locked after success (rollback does), or None."""
+    def keep_lock_after(self, job: Job, lang: str = "en") -> str | None:
+        """A reason (in `lang`) to leave the environment locked after success (rollback does), or None."""
         return None
 
 

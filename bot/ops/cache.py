@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from bot.backends.cache import CacheError, clear_app_cache, clear_redis, redis_location
 from bot.config import CacheConfig, Environment
-from bot.i18n import t
+from bot.i18n import Msg, msg, t
 from bot.logs import redact
-from bot.ops.base import JobContext, Operation, OpError, Request, register
+from bot.ops.base import JobContext, Operation, OpError, Request, register, simulated_why
 from bot.ops.restart import Throttled, final_health_check, flag_for, human_bytes, label_for
 from bot.store.models import Job
 
@@ -66,21 +66,21 @@ class CacheClear(Operation):
         parts = [p for p in PARTS if target in (p, "all") and (has_redis if p == "redis" else has_app)]
         if not parts:
             raise OpError(key="op.cache.nothing", env=env.name)
-        simulated: dict[str, str] = {}
+        simulated: dict[str, Msg] = {}
         if "redis" in parts and not os.environ.get(cache.redis_url_env):
-            simulated["redis"] = f"{cache.redis_url_env} is not set: Redis is not touched"
+            simulated["redis"] = msg("op.sim.unset_redis", name=cache.redis_url_env)
         if (
             "app" in parts
             and cache.app_endpoint
             and cache.app_token_env
             and not os.environ.get(cache.app_token_env)
         ):
-            simulated["app"] = f"{cache.app_token_env} is not set: the app's cache endpoint is not called"
+            simulated["app"] = msg("op.sim.unset_app", name=cache.app_token_env)
         req.params.update(target=target, parts=parts)
         req.params.pop("simulated", None)
         req.params.pop("simulated_parts", None)
         if simulated:
-            req.params["simulated"] = "; ".join(simulated.values())
+            req.params["simulated"] = list(simulated.values())
             req.params["simulated_parts"] = sorted(simulated)
 
     def describe(self, job: Job, lang: str = "en") -> str:
@@ -136,7 +136,7 @@ class CacheClear(Operation):
             ctx.step(
                 ctx.t("op.cache.sim_health", label=label, url=env.url or ctx.t("op.restart.no_url")), "info"
             )
-            why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params.get("simulated", "")
+            why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
             ctx.save(result=ctx.t("op.cache.sim_result", label=label, why=why))
             return
         joined = "; ".join(notes)
@@ -144,7 +144,7 @@ class CacheClear(Operation):
         if simulated_parts:
             result = ctx.t(
                 "op.cache.result_partial", env=env.name, notes=joined, health=health, label=label,
-                why=ctx.params["simulated"],
+                why=simulated_why(ctx.job, ctx.lang),
             )  # fmt: skip
         else:
             result = ctx.t("op.cache.result", env=env.name, notes=joined, health=health)

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.backends.pgconn import ConnCounts, PgConnError, connection_counts, reset_idle_connections, safe_dsn
 from bot.config import Environment
-from bot.i18n import t
-from bot.ops.base import JobContext, Operation, OpError, Request, register
+from bot.i18n import minutes_text, msg, t
+from bot.ops.base import JobContext, Operation, OpError, Request, register, simulated_why
 from bot.ops.restart import (
     checked_service,
     flag_for,
     label_for,
-    minutes_text,
     plan_restart,
     restart_problem,
     rolling_restart_job,
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
 
 
 def counts_text(c: ConnCounts, age: float, lang: str = "en") -> str:
-    fields = {"total": c.total, "idle": c.idle, "older": c.idle_older, "age": minutes_text(age)}
+    fields = {"total": c.total, "idle": c.idle, "older": c.idle_older, "age": minutes_text(age, lang)}
     if c.idle_in_transaction:
         return t("op.db.counts_txn", lang, txn=c.idle_in_transaction, **fields)
     return t("op.db.counts", lang, **fields)
@@ -82,12 +81,12 @@ class DbConnectionReset(Operation):
         dsn = os.environ.get(db.dsn_env, "")
         if dsn and dsn == svc.settings.database_url:
             raise OpError(key="op.db.same_dsn", name=db.dsn_env)
-        problems = [] if dsn else [f"{db.dsn_env} is not set: no connection is terminated"]
+        problems = [] if dsn else [msg("op.sim.unset_db", name=db.dsn_env)]
         if restart and (problem := restart_problem(env)):
             problems.append(problem)
         req.params.pop("simulated", None)
         if problems:
-            req.params["simulated"] = "; ".join(problems)
+            req.params["simulated"] = problems
 
     def describe(self, job: Job, lang: str = "en") -> str:
         then = " and restart" if job.params.get("restart", True) else ""
@@ -110,7 +109,7 @@ class DbConnectionReset(Operation):
         dsn = os.environ.get(env.database.dsn_env, "")
         target = safe_dsn(dsn) if dsn else ctx.t("op.cache.not_set", name=env.database.dsn_env)
         fields.append((ctx.t("op.field.database"), target))
-        fields.append((ctx.t("op.field.terminates"), ctx.t("op.db.terminates", age=minutes_text(age))))
+        fields.append((ctx.t("op.field.terminates"), ctx.t("op.db.terminates", age=minutes_text(age, ctx.lang))))
         extra: dict[str, Any] = {}
         if dsn and not ctx.params.get("simulated"):
             try:
@@ -134,7 +133,7 @@ class DbConnectionReset(Operation):
         dsn = _dsn(env, ctx.svc)
         lang = ctx.svc.config.language
         if not ctx.progress.get("reset_done"):
-            ctx.step(ctx.t("op.db.terminating", age=minutes_text(age), dsn=safe_dsn(dsn)), "running")
+            ctx.step(ctx.t("op.db.terminating", age=minutes_text(age, ctx.lang), dsn=safe_dsn(dsn)), "running")
             try:
                 res = reset_idle_connections(dsn, older_than_minutes=age)
             except PgConnError as e:
@@ -184,10 +183,10 @@ class DbConnectionReset(Operation):
             ctx.step(ctx.t("op.db.sim_terminate", label=label, n=len(res.terminated), pids=pids), "info")
         else:
             ctx.step(ctx.t("op.db.sim_count", label=label), "info")
-            ctx.step(ctx.t("op.db.sim_terminate_age", label=label, age=minutes_text(age)), "info")
+            ctx.step(ctx.t("op.db.sim_terminate_age", label=label, age=minutes_text(age, ctx.lang)), "info")
         if restart:
             simulate_restart(ctx, env, ctx.params["service"])
-        why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params["simulated"]
+        why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
         ctx.save(result=ctx.t("op.db.sim_result", label=label, why=why))
 
 

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from bot.backends import http
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, version_key
 from bot.config import Config, Environment, Settings
-from bot.i18n import t
-from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
+from bot.i18n import msg, render, t
+from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register, simulated_why
 from bot.policy import NotAllowed
 from bot.store.models import Job
 
@@ -31,13 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 3.0
-# Stored in job.params (English, as recorded before); shown in the workspace language.
-SIMULATED_NO_GITHUB = "no GITHUB_TOKEN: nothing is dispatched, every other step is real"
-
-
-def _simulated_why(ctx: JobContext) -> str:
-    why = str(ctx.job.params.get("simulated", ""))
-    return ctx.t("op.deploy.no_token") if why == SIMULATED_NO_GITHUB else why
+# Stored in job.params; shown in the reader's language.
+SIMULATED_NO_GITHUB = [msg("op.deploy.no_token")]
 
 
 def github_backend(settings: Settings, config: Config) -> GitHubBackend:
@@ -105,7 +100,10 @@ class Deploy(Operation):
         if window is None:
             req.params.pop("force", None)
             return
-        span = f"{window.start.day.title()} {window.start.time} – {window.end.day.title()} {window.end.time} {svc.config.timezone}"
+        span = msg(
+            "op.deploy.freeze_span", start_day=msg(f"day.{window.start.day}"), start=window.start.time,
+            end_day=msg(f"day.{window.end.day}"), end=window.end.time, tz=svc.config.timezone,
+        )  # fmt: skip
         force = str(req.params.get("force") or "")
         if not force:
             raise OpError(
@@ -113,8 +111,12 @@ class Deploy(Operation):
                 version=req.params.get("version", "<version>"),
             )  # fmt: skip
         if not svc.policy.has_role(req.user_id, "break_glass", env):
-            raise NotAllowed("break_glass", env, "deploy inside a freeze window")
-        req.params["freeze_override"] = f"{window.name} ({span}) — forced by <@{req.user_id}>: {force}"
+            raise NotAllowed("break_glass", env, msg("act.freeze_deploy"))
+        lang = svc.config.language
+        req.params["freeze_override"] = t(
+            "op.deploy.freeze_note", lang, window=window.name, span=render(span, lang), user=f"<@{req.user_id}>",
+            reason=force,
+        )  # fmt: skip
 
     def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
         if job.dry_run:
@@ -187,7 +189,7 @@ class Deploy(Operation):
         if job.params.get("freeze_override"):
             bits.append(ctx.t("op.deploy.flag_freeze", why=job.params["freeze_override"]))
         if job.params.get("simulated"):
-            bits.append(ctx.t("op.deploy.flag_simulated", why=_simulated_why(ctx)))
+            bits.append(ctx.t("op.deploy.flag_simulated", why=simulated_why(job, ctx.lang)))
         return " · ".join(bits)
 
     def _previous_version(self, svc: Services, env: Environment, live: str, target: str) -> str:
@@ -232,7 +234,7 @@ class Deploy(Operation):
         )  # fmt: skip
         ctx.step(ctx.t("op.deploy.sim_follow", label=label), "info")
         ctx.step(ctx.t("op.deploy.sim_verify", label=label, url=env.url, version=version), "info")
-        why = ctx.t("op.why.dry_run") if ctx.job.dry_run else _simulated_why(ctx)
+        why = ctx.t("op.why.dry_run") if ctx.job.dry_run else simulated_why(ctx.job, ctx.lang)
         ctx.save(result=ctx.t("op.deploy.sim_result", label=label, why=why))
 
     def _dispatch_once(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
@@ -446,10 +448,11 @@ class Rollback(Deploy):
             key="op.rollback.unknown_target", env=env.name, current=current or ctx.t("op.rollback.live_one")
         )
 
-    def keep_lock_after(self, job: Job) -> str | None:
+    def keep_lock_after(self, job: Job, lang: str = "en") -> str | None:
         if job.dry_run:
             return None
-        return f"rolled back from {job.params.get('from_version') or 'unknown'} to {job.params.get('version')} — fix before deploying again"
+        previous = job.params.get("from_version") or t("op.unknown", lang)
+        return t("op.rollback.lock_reason", lang, previous=previous, version=job.params.get("version"))
 
 
 register(Deploy())

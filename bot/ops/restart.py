@@ -32,8 +32,8 @@ from bot.backends.restart import (
     rolling_restart,
 )
 from bot.config import Environment
-from bot.i18n import t
-from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register
+from bot.i18n import Msg, msg, t
+from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register, simulated_why
 from bot.store.models import Job
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def _on_ec2() -> bool:
     return False
 
 
-def aws_credentials_problem() -> str | None:
+def aws_credentials_problem() -> Msg | None:
     """Why AWS calls cannot work here, or None. Local checks only: this runs on the ack path,
     where asking the instance metadata service could take seconds off EC2."""
     if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
@@ -94,7 +94,7 @@ def aws_credentials_problem() -> str | None:
         return None
     if _on_ec2():
         return None
-    return "no AWS credentials in the environment, a profile or an instance role"
+    return msg("op.sim.no_aws")
 
 
 def human_bytes(n: float) -> str:
@@ -105,17 +105,12 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GiB"  # pragma: no cover
 
 
-def minutes_text(minutes: float) -> str:
-    """60 -> '60 min', 0.05 -> '3 s'."""
-    return f"{minutes * 60:g} s" if minutes < 1 else f"{minutes:g} min"
-
-
 def flag_for(job: Job, lang: str = "en") -> str:
     """The card's red line for dry runs and simulations."""
     if job.dry_run:
         return ""  # the card header already says DRY RUN
     if job.params.get("simulated"):
-        return t("op.flag.simulated", lang, why=job.params["simulated"])
+        return t("op.flag.simulated", lang, why=simulated_why(job, lang))
     return ""
 
 
@@ -189,23 +184,23 @@ def checked_service(env: Environment, service: str | None) -> str:
         )
     try:
         check_service_name(name)
-    except RestartError as e:
-        raise OpError(str(e)) from None
+    except RestartError:
+        raise OpError(key="op.restart.bad_name", name=name) from None
     return name
 
 
-def restart_problem(env: Environment) -> str | None:
+def restart_problem(env: Environment) -> Msg | None:
     """Why a restart in `env` can only be simulated here, or None."""
     cfg = env.restart
     if cfg.backend == "ssm":
         problem = aws_credentials_problem()
-        return f"{problem}: nothing is sent to SSM" if problem else None
+        return msg("op.sim.ssm", problem=problem) if problem else None
     exe = cfg.systemctl[0]
     if shutil.which(exe) is None:
-        return f"`{exe}` was not found on this host: nothing is restarted"
+        return msg("op.sim.no_exe", exe=exe)
     # The real systemctl (a bare name, maybe behind sudo) needs a running systemd.
     if "systemctl" in cfg.systemctl and not os.path.isdir("/run/systemd/system"):
-        return "this host does not run systemd: nothing is restarted"
+        return msg("op.sim.no_systemd")
     return None
 
 
@@ -226,7 +221,7 @@ def list_targets(env: Environment, ssm: SSMRestarter | None = None) -> list[str]
         try:
             return ssm.instances(cfg.instance_tag.key, cfg.instance_tag.value)
         except RestartError as e:
-            raise OpError(str(e)) from None
+            raise OpError(key="op.restart.list_failed", error=str(e)) from None
     return [socket.gethostname()]
 
 
@@ -414,7 +409,7 @@ class Restart(Operation):
         req.params["service"] = checked_service(env, req.params.get("service"))
         problem = restart_problem(env)
         if problem:
-            req.params["simulated"] = problem
+            req.params["simulated"] = [problem]
         else:
             req.params.pop("simulated", None)
 
@@ -436,7 +431,7 @@ class Restart(Operation):
         service = ctx.params["service"]
         if ctx.dry_run or ctx.params.get("simulated"):
             simulate_restart(ctx, env, service)
-            why = ctx.t("op.why.dry_run") if ctx.dry_run else ctx.params["simulated"]
+            why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
             label = label_for(ctx.job, ctx.svc.config.language)
             ctx.save(result=ctx.t("op.restart.sim_result", label=label, why=why))
             return

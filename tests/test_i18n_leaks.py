@@ -1,0 +1,196 @@
+"""A Japanese team sees Japanese: every text the bot shows in a whole working day, checked for English.
+
+The scenario drives every operation (simulated where a backend is not configured, as on a
+first install), an incident from declaration to postmortem, a runbook drill, and the App Home,
+all in a Japanese workspace whose members have Japanese Slack locales. Everything the bot
+showed — channel messages and every earlier version of them, ephemeral replies, command
+answers, modals, Home tabs — is then searched for English prose. Commands, identifiers, URLs
+and mentions are not prose: code spans, links and names are taken out first.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot import signing
+from bot.blocks import Action
+from tests.chatops_helpers import fast, header_of, incident, replies, settle
+from tests.harness import ALICE, BOB, CAROL, MALLORY, buttons, last_card
+
+# Words that are names, not English: products, units of the guide, identifiers shown bare.
+NAMES = {
+    "taisun", "chatops", "github", "actions", "slack", "redis", "postgresql", "aws", "s3", "ssm",
+    "production", "staging", "development", "prod", "stg", "dev", "sev1", "sev2", "sev3", "sev4",
+    "inc", "api", "gzip", "pg_dump", "sha256", "flushdb", "flushall", "unlink", "scan", "url",
+    "health", "version", "get", "post", "http", "ok", "systemctl", "taisun-api", "cd", "yml",
+    "p99", "latency", "grafana", "dry", "run",
+}
+PROSE = re.compile(r"\b[A-Za-z][a-z']+(?:[ ,]+[A-Za-z][a-z']+){1,}\b")
+
+
+def _strip(text: str) -> str:
+    """Take out what is not prose: code, links and mentions, URLs, user-typed quotes."""
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"`[^`]*`", " ", text)
+    text = re.sub(r"<[^>]*>", " ", text)
+    text = re.sub(r"https?://\S+", " ", text)
+    text = re.sub(r"「[^」]*」|“[^”]*”|\"[^\"]*\"", " ", text)
+    return text
+
+
+def english_prose(text: str, typed: set[str]) -> list[str]:
+    text = _strip(text)
+    for phrase in typed:  # what the users typed comes back verbatim, as it should
+        text = text.replace(phrase, " ")
+    found = []
+    for m in PROSE.finditer(text):
+        words = [w for w in re.split(r"[ ,]+", m.group(0).lower()) if w not in NAMES]
+        if len(words) >= 2:
+            found.append(m.group(0))
+    return found
+
+
+def _texts(obj: Any) -> list[str]:
+    """Every "text"/"title"/"placeholder" string in a message, a block list or a view."""
+    out: list[str] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, str) and k in ("text", "title", "placeholder", "label", "value", "alt_text"):
+                if k != "value" or not v.startswith(("{", "[")):
+                    out.append(v)
+            else:
+                out += _texts(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            out += _texts(v)
+    return out
+
+
+def _japanese_with_a_staging_freeze(cfg: dict[str, Any]) -> None:
+    """Japanese, and staging inside a freeze window for the whole week."""
+    cfg["language"] = "ja"
+    cfg["defaults"]["commands_per_minute"] = 200  # a whole day in a few seconds
+    cfg["environments"]["staging"]["freeze_windows"] = [
+        {"name": "リリース凍結", "start": {"day": "mon", "time": "00:00"}, "end": {"day": "sun", "time": "23:59"}}
+    ]
+
+
+def _open_home(bot, user: str) -> None:  # type: ignore[no-untyped-def]
+    body, ctype = signing.event_callback(
+        {"type": "app_home_opened", "user": user, "tab": "home", "channel": "D1"},
+        event_id=f"Ev-home-{user}-leaks",
+    )
+    assert bot.post(body, ctype)[0] == 200
+
+
+def test_a_japanese_team_sees_no_english_prose_in_a_whole_day_of_work(db_url, make_bot, slack):
+    for user, name in ((ALICE, "alice"), (BOB, "bob"), (CAROL, "carol")):
+        slack.add_user(user, name, locale="ja-JP")
+    bot = fast(make_bot(db_url, config_mutate=_japanese_with_a_staging_freeze))
+    answers: list[dict[str, Any]] = []
+
+    def say(text: str, user: str = ALICE) -> dict[str, Any]:
+        answer = bot.command(text, user=user)
+        answers.append(answer)
+        return answer
+
+    for user in (ALICE, BOB, CAROL):
+        say("help", user)
+    settle(bot)  # everyone's locale is known from here on
+
+    # Typing mistakes and refusals: each says what was wrong and what to type.
+    for mistake in (
+        "deploy prod", "deploy prod 1.2", "restart stg nosuch", "cache-clear stg foo", "audit 500", "jobs foo",
+        'incident declare sev9 "x"', "incident declare sev2", "incident frobnicate", "backup frob", "runbook run",
+        "deploy prod v1.2.3 --fast", "unlock prod extra words", "lokc prod",
+    ):
+        say(mistake)
+    say("deploy prod v1.2.3", MALLORY)
+    say("jobs cancel 0000", BOB)
+
+    say("deploy")  # the form, with the release tags (none here: no GitHub)
+    say("incident declare")  # the form
+    say("status")
+    say("deploy stg v1.2.3")  # refused: staging is frozen
+    say('deploy stg v1.2.3 --force "決済の緊急修正"', BOB)  # break-glass: needs approval, flagged
+    settle(bot)
+    card = last_card(slack)
+    bot.click(Action.APPROVE, buttons(card)[Action.APPROVE], CAROL, card)
+    settle(bot)
+    say("deploy prod v1.2.3")
+    settle(bot)
+    bot.click(Action.APPROVE, buttons(last_card(slack))[Action.APPROVE], BOB, last_card(slack))
+    settle(bot)
+    say("rollback prod v1.2.2")
+    settle(bot)
+    card = last_card(slack)
+    if Action.APPROVE in buttons(card):
+        bot.click(Action.APPROVE, buttons(card)[Action.APPROVE], BOB, card)
+        settle(bot)
+    say("status prod")
+    say("deploy prod v1.2.3")  # refused: the rollback left production locked
+    say("unlock prod", CAROL)
+    say("restart stg")
+    say("cache-clear stg")
+    say("backup run")
+    settle(bot)
+    say("backup list")
+    say("runbook list")
+    say("runbook run db-connection-reset stg --drill")
+    say("lock stg 負荷試験中", BOB)
+    say("lock stg 別件", CAROL)  # refused, with the take-over button for an approver
+    say("unlock stg", ALICE)  # not theirs
+    say("audit prod 10")
+    say("jobs")
+    settle(bot)
+
+    say('incident declare sev3 "決済 API の遅延"')
+    settle(bot)
+    say(f"incident assign commander <@{BOB}>")
+    say('incident status "原因を調査中"', BOB)
+    say("incident severity sev2", BOB)
+    settle(bot)
+    say("incident resolve", BOB)
+    settle(bot)
+    followups = next(m for m in replies(slack, header_of(slack, "INC-1")) if "フォローアップ" in m.text)
+    issue = next(b["accessory"] for b in followups.blocks if b.get("accessory"))
+    bot.click(Action.INCIDENT_FOLLOWUP_ISSUE, issue["value"], ALICE, followups)  # no GITHUB_TOKEN: says so
+    settle(bot)
+    for user in (ALICE, BOB):
+        _open_home(bot, user)
+    settle(bot)
+    header_of(slack, "INC-1")
+
+    shown: list[tuple[str, str]] = []
+    for m in slack.messages:
+        for version in [*m.history, {"text": m.text, "blocks": m.blocks}]:
+            shown += [(f"message in {m.channel}", t) for t in [version["text"], *_texts(version["blocks"])]]
+    shown += [("command answer", t) for a in answers for t in _texts(a)]
+    shown += [("modal", t) for v in slack.views.values() for t in _texts(v)]
+    shown += [("home", t) for v in slack.home.values() for t in _texts(v)]
+    shown.append(("postmortem draft", incident(bot, 1).postmortem))
+    # The day happened as written: refusals, the freeze override, the rollback's lock, the draft.
+    everything = "\n".join(text for _, text in shown)
+    assert len(shown) > 100
+    assert all(a["text"].startswith(":warning:") for a in answers[3:17]), [a["text"] for a in answers[3:17]]
+    assert "*operator* ロールが必要です" in everything
+    assert "フリーズ期間の強制実行: リリース凍結（月曜 00:00 〜 日曜 23:59" in everything
+    assert "v1.2.2 にロールバック済み — 修正してから再デプロイしてください" in everything
+    assert "マイルストーン「確認」（最初のコマンダー @U0BOB）" in everything
+    assert "GITHUB_TOKEN が未設定のため" in everything
+    assert "バージョン（リリースタグ）" in everything  # the deploy form
+
+    typed = {"決済 API の遅延", "原因を調査中", "負荷試験中"}
+    leaks = [(where, text, english_prose(text, typed)) for where, text in shown]
+    leaks = [leak for leak in leaks if leak[2]]
+    assert not leaks, "\n".join(f"{where}: {found} in {text[:200]!r}" for where, text, found in leaks)
+
+
+def test_the_detector_finds_english_and_lets_names_and_code_through():
+    assert english_prose("rolled back from v1 to v2 — fix before deploying again", set())
+    assert english_prose("REDIS_URL is not set: Redis is not touched", set())
+    assert english_prose("Take over", set()) and english_prose("ロック — expires soon", set())
+    assert not english_prose("`/taisun unlock production` で解除してください", set())
+    assert not english_prose("GitHub Actions の cd.yml を実行しました <https://x.y/a b c|run 12>", set())
+    assert not english_prose("<@U0ALICE> が staging を v1.2.3 にデプロイ", set())
