@@ -412,7 +412,10 @@ def _maybe_link_incident(svc: Services, group: AlertGroup, view: AlertGroupView)
     if group.incident_id:
         if view.firing == 0:
             _record_on_incident(
-                svc, group, "resolved", i18n.msg("inc.ev.alert_resolved", alertname=group.alertname, n=view.resolved)
+                svc,
+                group,
+                "resolved",
+                i18n.msg("inc.ev.alert_resolved", alertname=group.alertname, n=view.resolved),
             )
         return
     if view.firing == 0 or SEVERITY_RANK.get(view.severity, 0) < SEVERITY_RANK["critical"]:
@@ -455,7 +458,10 @@ def _maybe_link_incident(svc: Services, group: AlertGroup, view: AlertGroupView)
 def _firing_event(group: AlertGroup, view: AlertGroupView) -> i18n.Msg:
     if view.summary:
         return i18n.msg(
-            "inc.ev.alert_firing", alertname=group.alertname, n=view.firing, summary=view.summary.splitlines()[0]
+            "inc.ev.alert_firing",
+            alertname=group.alertname,
+            n=view.firing,
+            summary=view.summary.splitlines()[0],
         )
     return i18n.msg("inc.ev.alert_firing_bare", alertname=group.alertname, n=view.firing)
 

@@ -57,8 +57,6 @@ def slack_time(when: datetime | None, fmt: str = "{date_short_pretty} {time}") -
     return f"<!date^{int(when.timestamp())}^{fmt}|{when.strftime('%Y-%m-%d %H:%M UTC')}>"
 
 
-
-
 def escape(text: str) -> str:
     """Slack mrkdwn control characters; user text must never become a mention or link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -133,8 +131,14 @@ def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
     for r in rows:
         icon = {True: "🟢", False: "🔴", None: "⚪"}[r.get("healthy")]
         lines = [
-            t("status.head", lang, icon=icon, env=r["name"], branch=r.get("branch") or "—",
-              url=r.get("url") or t("status.no_url", lang)),
+            t(
+                "status.head",
+                lang,
+                icon=icon,
+                env=r["name"],
+                branch=r.get("branch") or "—",
+                url=r.get("url") or t("status.no_url", lang),
+            ),
             t("status.line", lang, health=r.get("health", "—"), version=r.get("version") or "—"),
         ]
         if r.get("lock"):

@@ -295,7 +295,9 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
            (("commander", inc.commander), ("scribe", inc.scribe), ("comms", inc.comms))},
     )  # fmt: skip
     end = inc.resolved_at or now
-    clock = t("inc.header.elapsed", lang, elapsed=coarse_duration((end - inc.detected_at).total_seconds(), lang))
+    clock = t(
+        "inc.header.elapsed", lang, elapsed=coarse_duration((end - inc.detected_at).total_seconds(), lang)
+    )
     phase_line = t("inc.header.phase", lang, phase=phase, n=phase_no, total=len(inc.phases))
     lines = [head, phase_line, roles, clock, milestone_line(inc, lang)]
     blocks: list[Block] = [section("\n".join(lines))]

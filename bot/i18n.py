@@ -216,7 +216,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "modal.deploy.env": {"en": "Environment", "ja": "環境"},
     "modal.deploy.version": {"en": "Version (release tag)", "ja": "バージョン（リリースタグ）"},
     "modal.deploy.loading": {"en": "Loading release tags…", "ja": "リリースタグを読み込んでいます…"},
-    "modal.deploy.no_tags": {"en": "No release tags found; type one.", "ja": "リリースタグが見つかりません。入力してください。"},
+    "modal.deploy.no_tags": {
+        "en": "No release tags found; type one.",
+        "ja": "リリースタグが見つかりません。入力してください。",
+    },
     "modal.deploy.tags_failed": {
         "en": "Could not list tags from GitHub: {error}",
         "ja": "GitHub からタグの一覧を取得できません: {error}",
@@ -246,10 +249,19 @@ MESSAGES: dict[str, dict[str, str]] = {
     "day.sat": {"en": "Saturday", "ja": "土曜"},
     "day.sun": {"en": "Sunday", "ja": "日曜"},
     # a click on a card that has moved on
-    "err.decided.queued": {"en": "Already approved; it is queued.", "ja": "承認済みです。実行を待っています。"},
-    "err.decided.queued_by": {"en": "Already approved by {user}; it is queued.", "ja": "{user} が承認済みです。実行を待っています。"},
+    "err.decided.queued": {
+        "en": "Already approved; it is queued.",
+        "ja": "承認済みです。実行を待っています。",
+    },
+    "err.decided.queued_by": {
+        "en": "Already approved by {user}; it is queued.",
+        "ja": "{user} が承認済みです。実行を待っています。",
+    },
     "err.decided.running": {"en": "Already approved; it is running.", "ja": "承認済みです。実行中です。"},
-    "err.decided.running_by": {"en": "Already approved by {user}; it is running.", "ja": "{user} が承認済みです。実行中です。"},
+    "err.decided.running_by": {
+        "en": "Already approved by {user}; it is running.",
+        "ja": "{user} が承認済みです。実行中です。",
+    },
     "err.decided.succeeded": {"en": "Already done.", "ja": "完了しています。"},
     "err.decided.expired": {
         "en": "This request has expired. Ask again with the same command.",
@@ -257,7 +269,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "err.decided.rejected": {"en": "This request was rejected.", "ja": "この依頼は却下されました。"},
     "err.decided.cancelled": {"en": "This request was cancelled.", "ja": "この依頼はキャンセルされました。"},
-    "err.decided.other": {"en": "This request is already decided ({state}).", "ja": "この依頼はすでに処理済みです（{state}）。"},
+    "err.decided.other": {
+        "en": "This request is already decided ({state}).",
+        "ja": "この依頼はすでに処理済みです（{state}）。",
+    },
     "err.cancel_running": {
         "en": "That job is running right now on a live worker; it can be cancelled only if its worker dies.",
         "ja": "そのジョブは稼働中のワーカーで実行中です。キャンセルできるのはワーカーが停止した場合だけです。",
@@ -309,7 +324,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lock.taken_from": {"en": "taken over from {user}", "ja": "{user} から引き継ぎ"},
     "lock.holder_job": {"en": "a running job `{job}`", "ja": "実行中のジョブ `{job}`"},
     "lock.why": {"en": " — “{reason}”", "ja": "（理由:「{reason}」）"},
-    "lock.describe": {"en": "*{env}* is locked by {holder} since {since}{why}", "ja": "*{env}* は {since} から {holder} がロック中{why}"},
+    "lock.describe": {
+        "en": "*{env}* is locked by {holder} since {since}{why}",
+        "ja": "*{env}* は {since} から {holder} がロック中{why}",
+    },
     "lock.describe_until": {
         "en": "*{env}* is locked by {holder} since {since}{why}, expires {until}",
         "ja": "*{env}* は {since} から {holder} がロック中{why}、{until} に期限切れ",
@@ -322,7 +340,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "{minutes} 分後に期限が切れます（その前にお知らせします）。",
     },
     "lock.unlocked_text": {"en": "🔓 {env} is unlocked", "ja": "🔓 {env} のロックを解除しました"},
-    "lock.unlocked": {"en": "🔓 *{env}* is unlocked by {user}.", "ja": "🔓 {user} が *{env}* のロックを解除しました。"},
+    "lock.unlocked": {
+        "en": "🔓 *{env}* is unlocked by {user}.",
+        "ja": "🔓 {user} が *{env}* のロックを解除しました。",
+    },
     "lock.not_locked": {"en": "{env} is not locked.", "ja": "{env} はロックされていません。"},
     "lock.held_by_job": {
         "en": "{env} is held by a running job `{job}`; it is released when the job ends.",
@@ -339,13 +360,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{env} のロックを引き継いだことを {user} に知らせます。",
     },
     "lock.takeover_yes": {"en": "Take over", "ja": "引き継ぐ"},
-    "lock.env_gone": {"en": "That environment is no longer configured.", "ja": "その環境はもう設定にありません。"},
+    "lock.env_gone": {
+        "en": "That environment is no longer configured.",
+        "ja": "その環境はもう設定にありません。",
+    },
     "lock.job_holds_now": {
         "en": "A running job holds that lock now; it is released when the job ends.",
         "ja": "いまは実行中のジョブがそのロックを保持しています。ジョブが終わると解除されます。",
     },
-    "lock.taken_dm": {"en": "{user} took over your lock on {env}.", "ja": "{user} が {env} のロックを引き継ぎました。"},
-    "lock.you_hold": {"en": "🔒 You now hold the lock on {env}.", "ja": "🔒 {env} のロックを引き継ぎました。"},
+    "lock.taken_dm": {
+        "en": "{user} took over your lock on {env}.",
+        "ja": "{user} が {env} のロックを引き継ぎました。",
+    },
+    "lock.you_hold": {
+        "en": "🔒 You now hold the lock on {env}.",
+        "ja": "🔒 {env} のロックを引き継ぎました。",
+    },
     "reply.went_wrong": {
         "en": "Something went wrong: {error}. The details are in the bot's log.",
         "ja": "問題が発生しました: {error}。詳細はボットのログにあります。",
@@ -357,7 +387,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     # status
     "status.title": {"en": "*Environment status*", "ja": "*環境ステータス*"},
     "status.text": {"en": "Environment status", "ja": "環境ステータス"},
-    "status.head": {"en": "{icon} *{env}*  ·  branch `{branch}`  ·  {url}", "ja": "{icon} *{env}*  ·  ブランチ `{branch}`  ·  {url}"},
+    "status.head": {
+        "en": "{icon} *{env}*  ·  branch `{branch}`  ·  {url}",
+        "ja": "{icon} *{env}*  ·  ブランチ `{branch}`  ·  {url}",
+    },
     "status.no_url": {"en": "no URL", "ja": "URL なし"},
     "status.deploy": {"en": "{version} by {user} {time}", "ja": "{version}（{user}、{time}）"},
     "status.deploy_simulated": {
@@ -680,7 +713,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{role}: {user} (was {previous}), assigned by {by}",
         "ja": "{role}: {user}（前任 {previous}、割り当て: {by}）",
     },
-    "inc.ev.severity": {"en": "Severity {previous} → {severity} by {user}", "ja": "重大度 {previous} → {severity}（{user}）"},
+    "inc.ev.severity": {
+        "en": "Severity {previous} → {severity} by {user}",
+        "ja": "重大度 {previous} → {severity}（{user}）",
+    },
     "inc.ev.promoted": {"en": "Promoted to its own channel by {user}", "ja": "{user} が専用チャンネルに移行"},
     "inc.ev.milestone": {
         "en": "Milestone {name} ({why}), {since} after detection",
@@ -700,7 +736,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "inc.why.resolved_by": {"en": "resolved by {user}", "ja": "解決者 {user}"},
     "inc.ev.phase": {"en": "Phase {old} → {new}", "ja": "フェーズ {old} → {new}"},
     "inc.ev.pin": {"en": "📌 {user}: {text}", "ja": "📌 {user}: {text}"},
-    "inc.ev.pin_empty": {"en": "📌 {user}: (a message without text)", "ja": "📌 {user}:（テキストのないメッセージ）"},
+    "inc.ev.pin_empty": {
+        "en": "📌 {user}: (a message without text)",
+        "ja": "📌 {user}:（テキストのないメッセージ）",
+    },
     "inc.ev.issue_opened": {"en": "Issue opened: {title} — {url}", "ja": "Issue を作成: {title} — {url}"},
     "inc.ev.from_message": {
         "en": "Declared from a message by {user}: {text}",
@@ -767,10 +806,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "inc.pm.flag_dry_run": {"en": " [dry run]", "ja": "［ドライラン］"},
     "inc.pm.flag_drill": {"en": " (drill)", "ja": "（訓練）"},
     "inc.pm.result": {"en": " — {result}", "ja": " — {result}"},
-    "inc.pm.check": {"en": "Check `{check}`: {state} — {result}", "ja": "チェック `{check}`: {state} — {result}"},
+    "inc.pm.check": {
+        "en": "Check `{check}`: {state} — {result}",
+        "ja": "チェック `{check}`: {state} — {result}",
+    },
     "inc.pm.check_passed": {"en": "passed", "ja": "成功"},
     "inc.pm.check_failed": {"en": "failed", "ja": "失敗"},
-    "inc.pm.skipped": {"en": "Skipped: {n}. {title} — by @{user}: {reason}", "ja": "スキップ: {n}. {title} — @{user}: {reason}"},
+    "inc.pm.skipped": {
+        "en": "Skipped: {n}. {title} — by @{user}: {reason}",
+        "ja": "スキップ: {n}. {title} — @{user}: {reason}",
+    },
     "inc.pm.failed": {"en": "Failed: {n}. {title} — {result}", "ja": "失敗: {n}. {title} — {result}"},
     "inc.pm.followup_failed_step": {
         "en": "{ref}: investigate the failed step “{title}”",
@@ -779,13 +824,22 @@ MESSAGES: dict[str, dict[str, str]] = {
     "inc.pm.summary": {"en": "## Summary", "ja": "## 概要"},
     # runbook checks: what a check saw (stored on the step, shown in its thread)
     "chk.crashed": {"en": "the check crashed: {error}", "ja": "チェックがクラッシュしました: {error}"},
-    "chk.no_env": {"en": "this run has no environment to check", "ja": "この実行にはチェック対象の環境がありません"},
+    "chk.no_env": {
+        "en": "this run has no environment to check",
+        "ja": "この実行にはチェック対象の環境がありません",
+    },
     "chk.no_url": {
         "en": "{env} has no url in the config (environments.{env}.url)",
         "ja": "設定に {env} の URL がありません（environments.{env}.url）",
     },
-    "chk.http_timeout": {"en": "GET {url}: no answer within {seconds} s", "ja": "GET {url}: {seconds} 秒以内に応答なし"},
-    "chk.http_unreachable": {"en": "GET {url}: {error} (unreachable)", "ja": "GET {url}: {error}（到達できません）"},
+    "chk.http_timeout": {
+        "en": "GET {url}: no answer within {seconds} s",
+        "ja": "GET {url}: {seconds} 秒以内に応答なし",
+    },
+    "chk.http_unreachable": {
+        "en": "GET {url}: {error} (unreachable)",
+        "ja": "GET {url}: {error}（到達できません）",
+    },
     "chk.http_status": {
         "en": "GET {url} → {status}, expected {expected}: {body}",
         "ja": "GET {url} → {status}（期待値 {expected}）: {body}",
@@ -1253,7 +1307,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "rolled back from {previous} to {version} — fix before deploying again",
         "ja": "{previous} から {version} にロールバック済み — 修正してから再デプロイしてください",
     },
-    "op.deploy.freeze_span": {"en": "{start_day} {start} – {end_day} {end} {tz}", "ja": "{start_day} {start} 〜 {end_day} {end}（{tz}）"},
+    "op.deploy.freeze_span": {
+        "en": "{start_day} {start} – {end_day} {end} {tz}",
+        "ja": "{start_day} {start} 〜 {end_day} {end}（{tz}）",
+    },
     "op.deploy.freeze_note": {
         "en": "{window} ({span}) — forced by {user}: {reason}",
         "ja": "{window}（{span}）— {user} が強制実行: {reason}",
@@ -1300,13 +1357,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "このホストでは systemd が動いていません: 何も再起動しません",
     },
     "op.sim.no_upload": {"en": "{problem}: nothing is uploaded", "ja": "{problem}: 何もアップロードしません"},
-    "op.sim.no_download": {"en": "{problem}: nothing is downloaded", "ja": "{problem}: 何もダウンロードしません"},
-    "op.sim.unset_dump": {"en": "{name} is not set: nothing is dumped", "ja": "{name} が未設定: 何もダンプしません"},
+    "op.sim.no_download": {
+        "en": "{problem}: nothing is downloaded",
+        "ja": "{problem}: 何もダウンロードしません",
+    },
+    "op.sim.unset_dump": {
+        "en": "{name} is not set: nothing is dumped",
+        "ja": "{name} が未設定: 何もダンプしません",
+    },
     "op.sim.unset_restore": {
         "en": "{name} is not set: nothing is restored",
         "ja": "{name} が未設定: 何もリストアしません",
     },
-    "op.sim.unset_redis": {"en": "{name} is not set: Redis is not touched", "ja": "{name} が未設定: Redis には触れません"},
+    "op.sim.unset_redis": {
+        "en": "{name} is not set: Redis is not touched",
+        "ja": "{name} が未設定: Redis には触れません",
+    },
     "op.sim.unset_app": {
         "en": "{name} is not set: the app's cache endpoint is not called",
         "ja": "{name} が未設定: アプリのキャッシュエンドポイントは呼びません",

@@ -347,9 +347,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
         row.dedicated_channel, row.dedicated_name, row.updated_at = cid, name, now()
         if home_is_new:
             row.channel = cid
-        add_event(
-            s, row.id, "channel", i18n.msg("inc.ev.channel", name=name, n=len(users)), requester
-        )
+        add_event(s, row.id, "channel", i18n.msg("inc.ev.channel", name=name, n=len(users)), requester)
         _audit(s, row, "channel_created", requester, channel_id=cid, name=name, invited=users)
         link, lang = f"<#{cid}>", svc.config.language
         if home_is_new or announce:
@@ -417,7 +415,14 @@ def set_status(svc: Services, incident_id: int, text: str, user_id: str, user_na
     with _change(svc, incident_id) as (s, inc):
         t = now()
         inc.status_text, inc.status_by, inc.status_at, inc.updated_at = text[:2000], user_id, t, t
-        add_event(s, inc.id, "status", i18n.msg("inc.ev.status", user=user_name or user_id, text=text), user_id, at=t)
+        add_event(
+            s,
+            inc.id,
+            "status",
+            i18n.msg("inc.ev.status", user=user_name or user_id, text=text),
+            user_id,
+            at=t,
+        )
         outbox(
             s,
             subject(inc.id),
@@ -517,7 +522,14 @@ def acknowledge(svc: Services, incident_id: int, user_id: str, user_name: str = 
     with _change(svc, incident_id) as (s, inc):
         if inc.acknowledged_at is not None:
             raise IncidentError(key="inc.err.already_acknowledged", ref=inc.ref)
-        _milestone(s, inc, "acknowledged", now(), user_id, i18n.msg("inc.why.acknowledged_by", user=user_name or user_id))
+        _milestone(
+            s,
+            inc,
+            "acknowledged",
+            now(),
+            user_id,
+            i18n.msg("inc.why.acknowledged_by", user=user_name or user_id),
+        )
     return inc
 
 
@@ -525,7 +537,9 @@ def mark_mitigated(svc: Services, incident_id: int, user_id: str, user_name: str
     with _change(svc, incident_id) as (s, inc):
         if inc.mitigated_at is not None:
             raise IncidentError(key="inc.err.already_mitigated", ref=inc.ref)
-        _milestone(s, inc, "mitigated", now(), user_id, i18n.msg("inc.why.marked_by", user=user_name or user_id))
+        _milestone(
+            s, inc, "mitigated", now(), user_id, i18n.msg("inc.why.marked_by", user=user_name or user_id)
+        )
         outbox(s, subject(inc.id), i18n.t("inc.msg.mitigated", svc.config.language, user=f"<@{user_id}>"))
     return inc
 
@@ -618,7 +632,11 @@ def record_pin(svc: Services, channel: str, ts: str, pinned_by: str) -> bool:
         at = now()
     author = str(msg.get("user") or msg.get("bot_id") or "")
     text = str(msg.get("text") or "").strip()
-    entry = i18n.msg("inc.ev.pin", user=plain(author), text=text) if text else i18n.msg("inc.ev.pin_empty", user=plain(author))
+    entry = (
+        i18n.msg("inc.ev.pin", user=plain(author), text=text)
+        if text
+        else i18n.msg("inc.ev.pin_empty", user=plain(author))
+    )
     try:
         with svc.sessions.begin() as s:
             add_event(
@@ -837,6 +855,7 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
     ):
         book = Runbook.model_validate(run.definition)
         rows = {st.step_id: st for st in s.scalars(select(RunbookStep).where(RunbookStep.run_id == run.id))}
+
         def tr(key: str, **fields: Any) -> str:
             return i18n.t(key, lang, **fields)
 
@@ -863,13 +882,20 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
             elif step.check is not None and st.state in ("passed", "failed"):
                 first = st.result.splitlines()[0] if st.result else ""
                 actions.append(
-                    tr("inc.pm.check", check=step.check.describe(), state=tr(f"inc.pm.check_{st.state}"), result=first)
+                    tr(
+                        "inc.pm.check",
+                        check=step.check.describe(),
+                        state=tr(f"inc.pm.check_{st.state}"),
+                        result=first,
+                    )
                 )
             if st.state == "skipped":
                 problems.append(tr("inc.pm.skipped", n=n, title=title, user=st.actor_id, reason=st.reason))
             elif st.state == "failed":
                 problems.append(tr("inc.pm.failed", n=n, title=title, result=st.result[:300]))
-                followups.append((tr("inc.pm.followup_failed_step", ref=inc.ref, title=title), st.result[:1000]))
+                followups.append(
+                    (tr("inc.pm.followup_failed_step", ref=inc.ref, title=title), st.result[:1000])
+                )
             if step.phase == IMPROVEMENT and st.state not in ("done", "skipped"):
                 followups.append((f"{inc.ref}: {title}", step.text_for(lang)))
     phases: list[tuple[str, datetime, datetime | None]] = []

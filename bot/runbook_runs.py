@@ -256,7 +256,11 @@ def start_run(
             from bot import incidents
 
             incidents.add_event(
-                s, incident_id, "runbook", i18n.msg("inc.ev.runbook", title=book.title_for(svc.config.language)), user_id
+                s,
+                incident_id,
+                "runbook",
+                i18n.msg("inc.ev.runbook", title=book.title_for(svc.config.language)),
+                user_id,
             )
     sync_for(svc).mark(subject(run.id), *([f"inc:{incident_id}"] if incident_id else []))
     schedule_due_checks(svc, run.id)
@@ -647,7 +651,9 @@ def _sql_check(env: Environment, check: Check, lang: str) -> tuple[bool, str]:
     more = "\n…" if len(rows) > SQL_MAX_ROWS else ""
     table = "\n".join(" | ".join(str(v) for v in row) for row in rows[:SQL_MAX_ROWS])
     head = " | ".join(names)
-    return True, i18n.t("chk.sql_rows", lang, n=len(rows[:SQL_MAX_ROWS]), table=f"```{head}\n{table}{more}```")
+    return True, i18n.t(
+        "chk.sql_rows", lang, n=len(rows[:SQL_MAX_ROWS]), table=f"```{head}\n{table}{more}```"
+    )
 
 
 # --------------------------------------------------------------------------- actions

@@ -10,8 +10,8 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot import blocks
-from bot.i18n import t
 from bot.commands import Command
+from bot.i18n import t
 from bot.ops.base import Request
 from bot.services import Services
 

@@ -60,7 +60,8 @@ def open_deploy_modal(inv: Invocation) -> None:
     """Open at once (trigger_id lives 3 s), then fill the version list from GitHub."""
     svc, lang = inv.svc, inv.lang
     resp = inv.client.views_open(
-        trigger_id=inv.trigger_id, view=deploy_modal(svc, inv.channel_id, None, t("modal.deploy.loading", lang), lang)
+        trigger_id=inv.trigger_id,
+        view=deploy_modal(svc, inv.channel_id, None, t("modal.deploy.loading", lang), lang),
     )
     view_id = resp["view"]["id"]
 
@@ -69,7 +70,9 @@ def open_deploy_modal(inv: Invocation) -> None:
 
         try:
             tags = latest_tag_names(svc)
-            view = deploy_modal(svc, inv.channel_id, tags, "" if tags else t("modal.deploy.no_tags", lang), lang)
+            view = deploy_modal(
+                svc, inv.channel_id, tags, "" if tags else t("modal.deploy.no_tags", lang), lang
+            )
         except Exception as e:
             log.warning("could not list tags for the deploy form", extra={"error": repr(e)})
             view = deploy_modal(svc, inv.channel_id, None, t("modal.deploy.tags_failed", lang, error=e), lang)

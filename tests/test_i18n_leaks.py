@@ -20,11 +20,51 @@ from tests.harness import ALICE, BOB, CAROL, MALLORY, buttons, last_card
 
 # Words that are names, not English: products, units of the guide, identifiers shown bare.
 NAMES = {
-    "taisun", "chatops", "github", "actions", "slack", "redis", "postgresql", "aws", "s3", "ssm",
-    "production", "staging", "development", "prod", "stg", "dev", "sev1", "sev2", "sev3", "sev4",
-    "inc", "api", "gzip", "pg_dump", "sha256", "flushdb", "flushall", "unlink", "scan", "url",
-    "health", "version", "get", "post", "http", "ok", "systemctl", "taisun-api", "cd", "yml",
-    "p99", "latency", "grafana", "dry", "run",
+    "taisun",
+    "chatops",
+    "github",
+    "actions",
+    "slack",
+    "redis",
+    "postgresql",
+    "aws",
+    "s3",
+    "ssm",
+    "production",
+    "staging",
+    "development",
+    "prod",
+    "stg",
+    "dev",
+    "sev1",
+    "sev2",
+    "sev3",
+    "sev4",
+    "inc",
+    "api",
+    "gzip",
+    "pg_dump",
+    "sha256",
+    "flushdb",
+    "flushall",
+    "unlink",
+    "scan",
+    "url",
+    "health",
+    "version",
+    "get",
+    "post",
+    "http",
+    "ok",
+    "systemctl",
+    "taisun-api",
+    "cd",
+    "yml",
+    "p99",
+    "latency",
+    "grafana",
+    "dry",
+    "run",
 }
 PROSE = re.compile(r"\b[A-Za-z][a-z']+(?:[ ,]+[A-Za-z][a-z']+){1,}\b")
 
@@ -72,7 +112,11 @@ def _japanese_with_a_staging_freeze(cfg: dict[str, Any]) -> None:
     cfg["language"] = "ja"
     cfg["defaults"]["commands_per_minute"] = 200  # a whole day in a few seconds
     cfg["environments"]["staging"]["freeze_windows"] = [
-        {"name": "リリース凍結", "start": {"day": "mon", "time": "00:00"}, "end": {"day": "sun", "time": "23:59"}}
+        {
+            "name": "リリース凍結",
+            "start": {"day": "mon", "time": "00:00"},
+            "end": {"day": "sun", "time": "23:59"},
+        }
     ]
 
 
@@ -101,9 +145,20 @@ def test_a_japanese_team_sees_no_english_prose_in_a_whole_day_of_work(db_url, ma
 
     # Typing mistakes and refusals: each says what was wrong and what to type.
     for mistake in (
-        "deploy prod", "deploy prod 1.2", "restart stg nosuch", "cache-clear stg foo", "audit 500", "jobs foo",
-        'incident declare sev9 "x"', "incident declare sev2", "incident frobnicate", "backup frob", "runbook run",
-        "deploy prod v1.2.3 --fast", "unlock prod extra words", "lokc prod",
+        "deploy prod",
+        "deploy prod 1.2",
+        "restart stg nosuch",
+        "cache-clear stg foo",
+        "audit 500",
+        "jobs foo",
+        'incident declare sev9 "x"',
+        "incident declare sev2",
+        "incident frobnicate",
+        "backup frob",
+        "runbook run",
+        "deploy prod v1.2.3 --fast",
+        "unlock prod extra words",
+        "lokc prod",
     ):
         say(mistake)
     say("deploy prod v1.2.3", MALLORY)

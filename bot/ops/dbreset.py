@@ -109,7 +109,9 @@ class DbConnectionReset(Operation):
         dsn = os.environ.get(env.database.dsn_env, "")
         target = safe_dsn(dsn) if dsn else ctx.t("op.cache.not_set", name=env.database.dsn_env)
         fields.append((ctx.t("op.field.database"), target))
-        fields.append((ctx.t("op.field.terminates"), ctx.t("op.db.terminates", age=minutes_text(age, ctx.lang))))
+        fields.append(
+            (ctx.t("op.field.terminates"), ctx.t("op.db.terminates", age=minutes_text(age, ctx.lang)))
+        )
         extra: dict[str, Any] = {}
         if dsn and not ctx.params.get("simulated"):
             try:
@@ -133,7 +135,9 @@ class DbConnectionReset(Operation):
         dsn = _dsn(env, ctx.svc)
         lang = ctx.svc.config.language
         if not ctx.progress.get("reset_done"):
-            ctx.step(ctx.t("op.db.terminating", age=minutes_text(age, ctx.lang), dsn=safe_dsn(dsn)), "running")
+            ctx.step(
+                ctx.t("op.db.terminating", age=minutes_text(age, ctx.lang), dsn=safe_dsn(dsn)), "running"
+            )
             try:
                 res = reset_idle_connections(dsn, older_than_minutes=age)
             except PgConnError as e:
