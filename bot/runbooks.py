@@ -157,7 +157,7 @@ PHASE_INFO: dict[str, PhaseInfo] = {
         ("Eradication", "根絶", "Fix Root Cause", "根本原因の修正"),
         ("Recovery", "復旧", "Restore Service", "サービスの復旧"),
         ("Post-Mortem", "ポストモーテム", "Document Findings", "調査結果の文書化"),
-        ("Improvement", "改善", "Update Runbooks", "Runbook の更新"),
+        ("Improvement", "改善", "Update Runbooks", "ランブックの更新"),
     ]
 }
 
