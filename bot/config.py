@@ -116,6 +116,14 @@ class SlackConfig(Strict):
     report_channel: str = Field(
         "#ops", description="Channel where unattended jobs (cron backups) post their result."
     )
+    ack_deadline_seconds: float = Field(
+        2.5,
+        gt=0,
+        le=3,
+        description="Slack stops waiting for an answer after 3 s and tells the user the command failed. "
+        "A command or click that has waited longer than this for a free worker is not run, and the "
+        "user is told so, so that nothing happens after Slack said it failed.",
+    )
 
 
 class GithubConfig(Strict):

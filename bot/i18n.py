@@ -376,6 +376,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "🔒 You now hold the lock on {env}.",
         "ja": "🔒 {env} のロックを引き継ぎました。",
     },
+    "reply.too_late": {
+        "en": "I was too busy to answer within Slack's 3 seconds (your request waited {seconds} s), so I did "
+        "nothing. Please send it again.",
+        "ja": "混み合っていて Slack の 3 秒以内に応答できませんでした（{seconds} 秒待機）。何も実行していません。"
+        "もう一度送ってください。",
+    },
     "reply.went_wrong": {
         "en": "Something went wrong: {error}. The details are in the bot's log.",
         "ja": "問題が発生しました: {error}。詳細はボットのログにあります。",

@@ -20,6 +20,7 @@ from bot import metrics
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+RECEIVED_HEADER = "x-taisun-received"  # time.monotonic() when the HTTP request reached this process
 
 MAX_BODY = 1024 * 1024  # Slack payloads are a few KB; anything near this is not Slack
 StartResponse = Callable[..., Any]
@@ -132,6 +133,7 @@ class WsgiApp:
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         if "CONTENT_TYPE" in environ:
             headers["content-type"] = environ["CONTENT_TYPE"]
+        headers[RECEIVED_HEADER] = f"{start:.6f}"  # set here, never taken from the client
         text_body = body.decode("utf-8", "replace")
         try:
             req = BoltRequest(

@@ -6,13 +6,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from slack_bolt import Ack, App, Respond
+from slack_bolt.request import BoltRequest
 
 from bot import audit, blocks, locks
 from bot.blocks import Action
 from bot.i18n import msg, t
 from bot.ops.base import Request
 from bot.services import Services
-from handlers.commands import run_guarded
+from handlers.commands import run_guarded, too_late
 from handlers.context import Reply
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,11 @@ def _value(body: dict) -> str:
 def register(app: App, svc: Services) -> None:
     def on_click(action_id: str, fn) -> None:  # type: ignore[no-untyped-def]
         @app.action(action_id)
-        def _handler(ack: Ack, body: dict, respond: Respond) -> None:
-            ack()
+        def _handler(ack: Ack, body: dict, respond: Respond, request: BoltRequest) -> None:
             user_id, user_name = _user(body)
+            if too_late(svc, request, ack, respond, svc.lang_for(user_id), what=action_id):
+                return
+            ack()
             reply = run_guarded(lambda: fn(_value(body), user_id, user_name, body), svc.lang_for(user_id))
             if reply:
                 respond(replace_original=False, **reply)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from slack_bolt import Ack, App, Respond
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -18,7 +19,7 @@ from bot.ops.base import OpError
 from bot.policy import NotAllowed
 from bot.ratelimit import RateLimiter
 from bot.services import Services
-from handlers.context import Invocation, Reply
+from handlers.context import Invocation, Reply, waited_too_long
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +46,38 @@ def run_guarded(fn: Callable[[], Reply], lang: str = "en") -> Reply:
         return blocks.error(t("reply.db_down", lang))
 
 
+def too_late(svc: Services, request: BoltRequest, ack: Ack, respond: Respond, lang: str, what: str) -> bool:
+    """True when the request waited past the ack deadline: nothing is run, and the user hears why.
+
+    Slack has told them (or is about to) that the command failed; running it anyway would make a
+    deploy they were told did not happen, and a retry would make a second one.
+    """
+    waited = waited_too_long(svc, request)
+    if waited is None:
+        return False
+    ack()
+    svc.metrics.command(what[:20], "late")
+    log.warning(
+        "request not run: it waited too long for a worker", extra={"waited_s": round(waited, 2), "what": what}
+    )
+    svc.later(lambda: respond(**blocks.error(t("reply.too_late", lang, seconds=f"{waited:.1f}"))))
+    return True
+
+
 def register(app: App, svc: Services) -> None:
     from handlers import core, incident, ops, runbook  # noqa: F401  (register subcommands)
 
     limiter = RateLimiter(svc.config.defaults.commands_per_minute)
 
     @app.command("/taisun")
-    def taisun(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
+    def taisun(ack: Ack, body: dict, client: WebClient, respond: Respond, request: BoltRequest) -> None:
         text = body.get("text") or ""
         user_id = str(body.get("user_id", ""))
         lang = svc.lang_for(user_id)
+        if too_late(
+            svc, request, ack, respond, lang, what=text.split()[0].lower() if text.split() else "help"
+        ):
+            return
         wait = limiter.allow(user_id)
         if wait:
             svc.metrics.command("rate_limited", "refused")

@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
 from bot import blocks
 from bot.commands import Command
 from bot.i18n import t
 from bot.ops.base import Request
+from bot.server import RECEIVED_HEADER
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 Reply = dict[str, Any] | None
+
+
+def waited_too_long(svc: Services, request: BoltRequest) -> float | None:
+    """Seconds the request has waited, when that is past the ack deadline; None otherwise.
+
+    Under load a request can wait in the listener pool. Slack gives up at 3 s and tells the user
+    it failed, so a request that is about to miss that must not start anything. (Socket Mode and
+    the shell carry no arrival time: never late.)
+    """
+    raw = (request.headers.get(RECEIVED_HEADER) or [""])[0]
+    try:
+        waited = time.monotonic() - float(raw)
+    except ValueError:
+        return None
+    return waited if waited > svc.config.slack.ack_deadline_seconds else None
 
 
 @dataclass

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from sqlalchemy import make_url, select
 
-from bot.store.models import Job
+from bot.store.models import AuditEvent, Job
 from tests.conftest import PG_ADMIN_URL, PG_OK
 from tests.harness import ALICE, CHANNEL, text_of
 
@@ -88,3 +88,35 @@ def test_a_revoked_slack_token_turns_health_red_and_is_logged_loudly(db_url, mak
     status, health = _get(bot, "/health")
     assert status == 503 and health["slack"] == "token_revoked"
     assert any("SLACK TOKEN REJECTED" in r.getMessage() for r in caplog.records)
+
+
+def test_a_request_that_waited_past_slacks_deadline_runs_nothing_and_says_so(db_url, make_bot, slack):
+    """Slack tells the user a command failed after 3 s; the bot must not then run it anyway."""
+    from bot.blocks import Action
+    from tests.harness import BOB, buttons, last_card
+
+    normal = make_bot(db_url)
+    normal.command("deploy prod v1.2.3", user=ALICE)
+    normal.settle()
+    card = last_card(slack)
+    assert Action.APPROVE in buttons(card)
+
+    def instant_deadline(cfg):  # type: ignore[no-untyped-def]
+        cfg["slack"]["ack_deadline_seconds"] = 1e-9  # every request arrives "too late"
+
+    late = make_bot(db_url, config_mutate=instant_deadline)
+    with late.svc.sessions() as s:
+        jobs_before = len(list(s.scalars(select(Job))))
+        audit_before = len(list(s.scalars(select(AuditEvent))))
+    answer = late.command("deploy prod v1.2.2", user=ALICE)
+    assert answer == {}  # acked empty: Slack already shows its own timeout
+    late.click(Action.APPROVE, buttons(card)[Action.APPROVE], BOB, card)
+    late.settle()
+
+    with late.svc.sessions() as s:
+        jobs = list(s.scalars(select(Job)))
+        assert len(list(s.scalars(select(AuditEvent)))) == audit_before  # nothing happened to audit
+    assert len(jobs) == jobs_before  # the late deploy made no job
+    assert [j.state for j in jobs] == ["pending_approval"]  # the late click approved nothing
+    told = [m.text for m in slack.ephemeral()]
+    assert sum("did nothing" in text for text in told) == 2, told
