@@ -264,7 +264,7 @@ def render(results: dict[str, Any]) -> str:
                     "pipeline s",
                     "run_backup s",
                     "ratio",
-                    "S3 wait s",
+                    "in S3 calls s",
                     "gzip MB",
                     "RSS before MB",
                     "peak RSS MB",

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import re
 import subprocess
 import tarfile
@@ -239,13 +240,20 @@ def _exit_text(tool: str, rc: int) -> str:
 
 
 class _MultipartUpload:
-    """A write()-able S3 multipart upload that hashes what it stores."""
+    """A write()-able S3 multipart upload that hashes what it stores.
+
+    Finished parts go to S3 from one uploader thread while the producer (pg_dump's pipe, gzip)
+    goes on, so the dump does not stall during each upload. At most one finished part waits for
+    the uploader: memory stays at about three parts whatever the size of the database. An error,
+    from S3 or from the progress callback, comes back to the producer at its next write.
+    """
 
     def __init__(self, s3: Any, bucket: str, key: str, part_size: int, progress: Progress) -> None:
         self.s3, self.bucket, self.key = s3, bucket, key
         self.part_size, self.progress = part_size, progress
         self.buf = bytearray()
-        self.parts: list[dict[str, Any]] = []
+        self.parts: list[dict[str, Any]] = []  # uploaded, in order (one uploader)
+        self.queued = 0  # parts handed to the uploader
         self.size = 0  # bytes written (hashed)
         self.uploaded = 0  # bytes acknowledged by S3
         self.raw_bytes = 0  # set by the producer, for progress lines
@@ -253,40 +261,83 @@ class _MultipartUpload:
         self.completed = False
         resp = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/gzip")
         self.upload_id: str = resp["UploadId"]
+        self._pending: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._stopping = threading.Event()
+        self._uploader = threading.Thread(target=self._upload_parts, name="s3-part-uploader", daemon=True)
+        self._uploader.start()
 
     def _current_part_size(self) -> int:
         # Double the part size every 2,000 parts so a huge dump never hits S3's
         # 10,000-part ceiling (8 MiB parts alone would stop at 78 GiB).
-        return self.part_size * (2 ** (len(self.parts) // 2000))
+        return self.part_size * (2 ** (self.queued // 2000))
 
     def write(self, data: bytes) -> int:
+        self._raise_uploader_error()
         self.sha.update(data)
         self.size += len(data)
         self.buf += data
         while len(self.buf) >= self._current_part_size():
             n = self._current_part_size()
-            self._upload(bytes(self.buf[:n]))
+            self._hand_off(bytes(self.buf[:n]))
             del self.buf[:n]
         return len(data)
 
-    def _upload(self, chunk: bytes) -> None:
-        number = len(self.parts) + 1
+    def _hand_off(self, chunk: bytes) -> None:
+        number = self.queued + 1
         if number > MAX_PARTS:
             raise BackupFailed(f"the upload exceeded {MAX_PARTS} parts: raise part_size")
-        resp = self.s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=chunk
-        )
-        self.parts.append({"ETag": resp["ETag"], "PartNumber": number})
-        self.uploaded += len(chunk)
-        if self.progress:
-            raw = f" ({_human(self.raw_bytes)} before compression)" if self.raw_bytes else ""
-            self.progress(f"part {number} uploaded: {_human(self.uploaded)} so far{raw}")
+        self._put((number, chunk))
+        self.queued = number
+
+    def _put(self, item: tuple[int, bytes] | None) -> None:
+        """Wait for room in the queue (back-pressure on pg_dump), but not on a dead uploader."""
+        while True:
+            self._raise_uploader_error()
+            try:
+                self._pending.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_uploader_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _upload_parts(self) -> None:
+        while (item := self._pending.get()) is not None and not self._stopping.is_set():
+            number, chunk = item
+            try:
+                resp = self.s3.upload_part(
+                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=chunk
+                )
+                self.parts.append({"ETag": resp["ETag"], "PartNumber": number})
+                self.uploaded += len(chunk)
+                if self.progress:
+                    raw = f" ({_human(self.raw_bytes)} before compression)" if self.raw_bytes else ""
+                    self.progress(f"part {number} uploaded: {_human(self.uploaded)} so far{raw}")
+            except BaseException as exc:  # handed to the producer, which cleans up
+                self._error = exc
+                return
+
+    def _stop_uploader(self) -> None:
+        """Let the uploader finish the part it is sending (an abort must come after it), then end."""
+        self._stopping.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._pending.get_nowait()
+        with contextlib.suppress(queue.Full):
+            self._pending.put_nowait(None)
+        self._uploader.join(timeout=120)
 
     def complete(self, metadata: dict[str, str]) -> None:
-        if self.buf or not self.parts:  # the last part may be small (or the only one)
+        if self.buf or not self.queued:  # the last part may be small (or the only one)
             chunk = bytes(self.buf)
             self.buf.clear()
-            self._upload(chunk)
+            self._hand_off(chunk)
+        self._put(None)  # no more parts: the uploader ends after sending what it has
+        self._uploader.join()
+        self._raise_uploader_error()
         resp = self.s3.complete_multipart_upload(
             Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
         )
@@ -295,6 +346,7 @@ class _MultipartUpload:
 
     def abort(self) -> str:
         """Remove whatever this upload left; '' or a note on what could not be removed."""
+        self._stop_uploader()
         try:
             if self.completed:  # completed but not stamped: not a valid backup, delete it
                 self.s3.delete_object(Bucket=self.bucket, Key=self.key)
