@@ -106,11 +106,36 @@ def acquire(
 ) -> Lock:
     """Take the lock in the caller's transaction or raise EnvironmentLocked.
 
-    A concurrent taker loses on the primary key (IntegrityError); the caller's
-    transaction is then unusable, so the caller must roll back.
+    A concurrent taker loses on the primary key inside a savepoint and is told who won. When the
+    winner has already let go again (a short job), the lock is free: try again.
     """
+    for attempt in range(5):
+        try:
+            return _acquire_once(s, environment, holder_id=holder_id, holder_name=holder_name, reason=reason,
+                                 job_id=job_id, expires_at=expires_at, channel=channel)  # fmt: skip
+        except _WinnerGone:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _WinnerGone(Exception):
+    """Lost the INSERT race, but the winner's lock was released before it could be read."""
+
+
+def _acquire_once(
+    s: Session,
+    environment: str,
+    *,
+    holder_id: str,
+    holder_name: str,
+    reason: str,
+    job_id: str,
+    expires_at: datetime | None,
+    channel: str,
+) -> Lock:
     now = datetime.now(UTC)
-    existing = s.get(Lock, environment, with_for_update=True)
+    existing = s.get(Lock, environment, with_for_update=True, populate_existing=True)
     if existing is not None:
         if existing.job_id and existing.job_id == job_id:
             return existing
@@ -132,7 +157,7 @@ def acquire(
     except IntegrityError:
         winner = s.get(Lock, environment, populate_existing=True)
         if winner is None:
-            raise
+            raise _WinnerGone from None
         raise EnvironmentLocked(LockInfo.of(winner)) from None
     return lock
 

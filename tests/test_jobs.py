@@ -34,6 +34,36 @@ def test_a_worker_that_lost_its_lease_stops_before_its_next_step_and_does_not_en
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite writers never overlap
+def test_a_taker_that_lost_the_race_to_a_lock_released_meanwhile_takes_it(db_url, make_bot):
+    """Found by the benchmark: a short job took and released the lock between our failed INSERT
+    and our look at the winner; the job crashed instead of taking the now free lock."""
+    from sqlalchemy import event
+
+    from bot import locks
+
+    bot = make_bot(db_url, start=False)
+    other = bot.svc.sessions  # another replica's transactions
+    with bot.svc.sessions.begin() as s:
+        assert s.get(locks.Lock, "staging") is None  # free when we looked
+
+        @event.listens_for(s, "before_flush", once=True)
+        def other_takes_it(*_):  # type: ignore[no-untyped-def]
+            with other.begin() as o:
+                locks.acquire(o, "staging", holder_id="U0OTHER", reason="short job", job_id="j-other")
+
+        @event.listens_for(s, "after_transaction_end")
+        def other_lets_go(_session, transaction):  # type: ignore[no-untyped-def]
+            if transaction.nested:
+                with other.begin() as o:
+                    locks.release_for_job(o, "j-other")
+
+        lock = locks.acquire(s, "staging", holder_id=ALICE, reason="mine")
+    with bot.svc.sessions() as s:
+        held = s.get(locks.Lock, "staging")
+    assert lock.holder_id == ALICE and held is not None and held.holder_id == ALICE
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite writers never overlap
 def test_two_takers_racing_for_a_free_lock_get_one_lock_and_one_clear_refusal(db_url, make_bot):
     import threading
 
