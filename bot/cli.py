@@ -102,15 +102,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from bot import audit
-    from bot.store.db import ensure_migrated, make_engine
+    from bot.store.db import ensure_migrated, make_engine, session_factory
 
     settings = _settings()
     engine = make_engine(settings.database_url)
     ensure_migrated(engine)
+    # Rows written moments ago (or while no bot ran) are linked first, as a bot would.
+    chained = audit.chain_all(session_factory(engine).begin)
     if args.action == "verify":
         report = audit.verify(engine)
         if args.json:
-            print(json.dumps({"ok": report.ok, "rows": report.rows, "problems": report.problems}))
+            print(json.dumps({"ok": report.ok, "rows": report.rows, "chained_now": chained,
+                              "problems": report.problems}))  # fmt: skip
         elif report.ok:
             print(f"audit log intact: {report.rows} rows, hash chain unbroken")
         else:

@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.audit import AuditChainer
 from bot.config import Config, Settings, load_config
 from bot.jobs import JobRunner, JobService
 from bot.metrics import Metrics
@@ -39,6 +40,7 @@ class Services:
     jobs: JobService = field(init=False)
     runner: JobRunner = field(init=False)
     notifier: Notifier = field(init=False)
+    chainer: AuditChainer = field(init=False)
     home: Any = field(init=False)
     languages: Any = field(init=False)
     sweep_hooks: list[Callable[[], None]] = field(default_factory=list)
@@ -78,12 +80,14 @@ class Services:
         return pending + (self.listeners.inflight if self.listeners is not None else 0)
 
     def start(self) -> None:
-        """Start the background threads (job workers, message sender)."""
+        """Start the background threads (audit chainer, job workers, message sender)."""
+        self.chainer.start()
         self.notifier.start()
         self.runner.start()
 
     def stop(self) -> None:
         self.runner.stop()
+        self.chainer.stop()
         self.notifier.flush(5)
         self.notifier.stop()
         sync = self.extras.get("message_sync")
@@ -130,6 +134,7 @@ def build_services(
         metrics=Metrics(),
     )
     svc.jobs = JobService(svc)
+    svc.chainer = AuditChainer(svc.sessions.begin)
     svc.runner = JobRunner(
         svc,
         threads=workers if workers is not None else settings.taisun_workers,

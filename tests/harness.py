@@ -156,7 +156,7 @@ def actions(bot: Bot, job_id: str) -> list[str]:
     from bot.store.models import AuditEvent
 
     with bot.svc.sessions() as s:
-        rows = s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.seq))
+        rows = s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.id))
         return [e.action for e in rows]
 
 

@@ -238,7 +238,7 @@ def test_cli_backup_posts_to_the_report_channel_and_exits_by_outcome(
 
     engine = create_engine(settings.database_url)
     with engine.connect() as conn:
-        rows = conn.execute(select(AuditEvent.actor_id, AuditEvent.action).order_by(AuditEvent.seq)).all()
+        rows = conn.execute(select(AuditEvent.actor_id, AuditEvent.action).order_by(AuditEvent.id)).all()
     engine.dispose()
     assert [a for _, a in rows] == [
         "backup.requested", "backup.queued", "backup.started", "backup.failed",

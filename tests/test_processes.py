@@ -141,7 +141,7 @@ def test_a_bot_killed_mid_deploy_finishes_the_same_run_after_restart(
     with session_factory(engine)() as s:
         actions = [
             e.action
-            for e in s.scalars(select(AuditEvent).where(AuditEvent.job_id == job.id).order_by(AuditEvent.seq))
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.job_id == job.id).order_by(AuditEvent.id))
         ]
     engine.dispose()
     assert "deploy.resumed" in actions and actions[-1] == "deploy.succeeded"
@@ -211,7 +211,7 @@ def test_audit_verify_names_edited_inserted_and_deleted_rows(db_url, make_bot, s
     result = run_cli(["audit", "verify"], settings)
     assert result.returncode == 1 and "seq 7 missing" in result.stderr
     with bot.svc.sessions.begin() as s:
-        last = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+        last = s.scalars(select(AuditEvent).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq.desc())).first()
         s.delete(last)
     result = run_cli(["audit", "verify", "--json"], settings)
     report = json.loads(result.stdout)

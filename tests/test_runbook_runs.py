@@ -199,7 +199,7 @@ def test_action_step_runs_the_real_operation_with_approval_and_records_the_outco
         actions = [
             (e.action, e.job_id)
             for e in s.scalars(
-                select(AuditEvent).where(AuditEvent.action.startswith("runbook.")).order_by(AuditEvent.seq)
+                select(AuditEvent).where(AuditEvent.action.startswith("runbook.")).order_by(AuditEvent.id)
             )
         ]
     assert ("runbook.action_requested", job.id) in actions and ("runbook.action_finished", job.id) in actions

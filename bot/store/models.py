@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, TypeDecorator, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -37,12 +37,16 @@ class Base(DeclarativeBase):
 
 
 class AuditEvent(Base):
-    """One append-only, hash-chained audit row."""
+    """One append-only, hash-chained audit row.
+
+    Written in the transaction of the change it records, without seq/prev_hash/hash; the
+    chainer (bot.audit.AuditChainer) links it into the chain moments later.
+    """
 
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)
     ts: Mapped[datetime]
     actor_id: Mapped[str] = mapped_column(String(64))
     actor_name: Mapped[str] = mapped_column(String(255), default="")
@@ -53,14 +57,23 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
     job_id: Mapped[str] = mapped_column(String(36), default="")
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_audit_env_id", "environment", "id"),)
+    __table_args__ = (
+        Index("ix_audit_env_id", "environment", "id"),
+        # The rows still waiting for the chainer: a handful at any time, found without a scan.
+        Index(
+            "ix_audit_unchained",
+            "id",
+            postgresql_where=text("seq IS NULL"),
+            sqlite_where=text("seq IS NULL"),
+        ),
+    )
 
 
 class AuditHead(Base):
-    """A single row: the last sequence number and hash. Writers lock it to chain rows in order."""
+    """A single row: the last sequence number and hash. The chainer locks it to chain rows in order."""
 
     __tablename__ = "audit_head"
 
