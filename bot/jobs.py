@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot import audit, i18n, locks
@@ -135,12 +135,7 @@ class JobService:
         try:
             self.svc.policy.require(req.user_id, op.role, env, msg("act.run", op=op.name))
             op.check_request(self.svc, req)
-            if env is not None and op.needs_lock and not req.dry_run:
-                with self.svc.read_sessions() as s:
-                    held = locks.current(s, env.name)
-                    if held is not None and held.holder_id != req.user_id:
-                        raise EnvironmentLocked(locks.LockInfo.of(held))
-        except (NotAllowed, OpError, EnvironmentLocked) as e:
+        except (NotAllowed, OpError) as e:
             audit_refusal(self.svc, req, e)
             raise
         job = Job(
@@ -158,10 +153,19 @@ class JobService:
             updated_at=now(),
         )
         try:
+            # One transaction for the lock check and the rows: the ack path's only round trips.
             with self.svc.sessions.begin() as s:
+                if env is not None and op.needs_lock and not req.dry_run:
+                    held = locks.current(s, env.name)
+                    if held is not None and held.holder_id != req.user_id:
+                        raise EnvironmentLocked(locks.LockInfo.of(held))
                 s.add(job)
-                s.flush()
                 _audit(s, job, "requested", req.user_id, req.user_name)
+        except EnvironmentLocked as e:
+            audit_refusal(self.svc, req, e)
+            raise
+        except OperationalError:
+            raise  # the database is unreachable: the caller says so ("nothing was run")
         except SQLAlchemyError as e:
             raise AuditWriteFailed(key="err.audit_request") from e
         self.svc.runner.wake()

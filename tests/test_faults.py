@@ -15,7 +15,9 @@ from tests.harness import ALICE, CHANNEL, text_of
 
 def _get(bot, path: str) -> tuple[int, dict]:
     status: list[str] = []
-    body = b"".join(bot.wsgi({"REQUEST_METHOD": "GET", "PATH_INFO": path}, lambda s, h, exc_info=None: status.append(s)))
+    body = b"".join(
+        bot.wsgi({"REQUEST_METHOD": "GET", "PATH_INFO": path}, lambda s, h, exc_info=None: status.append(s))
+    )
     return int(status[0].split()[0]), json.loads(body)
 
 
@@ -120,3 +122,37 @@ def test_a_request_that_waited_past_slacks_deadline_runs_nothing_and_says_so(db_
     assert [j.state for j in jobs] == ["pending_approval"]  # the late click approved nothing
     told = [m.text for m in slack.ephemeral()]
     assert sum("did nothing" in text for text in told) == 2, told
+
+
+@pytest.mark.skipif(not PG_OK, reason="needs PostgreSQL")
+def test_after_the_database_restarts_the_next_command_works(make_bot):
+    """Every server connection dies (a restart, a failover); the pool must not hand a dead one to a user."""
+    import time
+
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    url = create_pg_database()
+    from bot.store.db import make_engine, migrate
+
+    e = make_engine(url)
+    migrate(e)
+    e.dispose()
+    db = make_url(url).database
+    bot = make_bot(url)
+    try:
+        assert "Checking" in bot.command("deploy stg v1.2.3", user=ALICE)["text"]
+        bot.settle()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (db,)
+            ).fetchone()
+        assert killed and killed[0] >= 1
+        time.sleep(3)  # the server is back at once; the bot's pool still holds the dead connections
+        assert "Checking" in bot.command("deploy stg v1.2.2", user=ALICE)["text"]
+        assert _get(bot, "/health")[0] == 200
+        bot.settle()
+        with bot.svc.sessions() as s:
+            assert len(s.scalars(select(Job)).all()) == 2
+    finally:
+        bot.stop()
+        drop_pg_database(url)
