@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -460,6 +460,7 @@ def assign(
         _audit(s, inc, "assigned", user_id, user_name, role=role, user=assignee, previous=previous)
     if inc.dedicated_channel.startswith("C"):
         svc.later(lambda: _invite(svc, inc.dedicated_channel, [assignee]))
+    svc.user_name(assignee)  # read their name now, for the postmortem draft
     return inc
 
 
@@ -832,6 +833,10 @@ class PostmortemData:
     followups: list[tuple[str, str]]
     phases: list[tuple[str, datetime, datetime | None]]
     lang: str
+    name_of: Callable[[str], str] = str  # user ID -> display name (the ID while unknown)
+
+
+_USER_REF = re.compile(r"@([UW][A-Z0-9]{2,})\b")
 
 
 def _fmt(t: datetime | None) -> str:
@@ -905,7 +910,7 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
     )
     for i, (name, at) in enumerate(entered):
         phases.append((name, at, entered[i + 1][1] if i + 1 < len(entered) else None))
-    return PostmortemData(inc, events, actions, problems, followups, phases, lang)
+    return PostmortemData(inc, events, actions, problems, followups, phases, lang, svc.user_name)
 
 
 def postmortem_markdown(d: PostmortemData) -> str:
@@ -969,7 +974,8 @@ def postmortem_markdown(d: PostmortemData) -> str:
     lines += [f"- [ ] {title}" for title, _ in d.followups] or [tr("inc.pm.none")]
     fill = tr("inc.pm.fill_in")
     lines += ["", tr("inc.pm.root_cause"), fill, "", tr("inc.pm.went_well"), fill]
-    return "\n".join(lines)
+    # Mentions do not render in a code block or a pasted document: @U0123 -> @name where known.
+    return _USER_REF.sub(lambda m: "@" + d.name_of(m[1]), "\n".join(lines))
 
 
 def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name: str = "") -> str:

@@ -105,6 +105,10 @@ class Services:
         """The language to answer this person in (never waits on Slack: unknown → workspace language)."""
         return str(self.languages.get(user_id, schedule=self.later))
 
+    def user_name(self, user_id: str) -> str:
+        """A person's Slack display name when known (read in the background), else their user ID."""
+        return str(self.languages.name(user_id, schedule=self.later)) or user_id
+
     def describe(self, job: Job, lang: str | None = None) -> str:
         op = REGISTRY.get(job.operation)
         return op.describe(job, lang or self.config.language) if op else job.operation
@@ -146,10 +150,10 @@ def build_services(
     from bot.home import Home
     from bot.i18n import UserLanguages
 
-    def locale_of(user_id: str) -> str | None:
-        return svc.slack.users_info(user=user_id, include_locale=True).get("user", {}).get("locale")
+    def user_of(user_id: str) -> dict[str, Any] | None:
+        return svc.slack.users_info(user=user_id, include_locale=True).get("user")
 
-    svc.languages = UserLanguages(locale_of, default=config.language, use_locale=config.use_user_locale)
+    svc.languages = UserLanguages(user_of, default=config.language, use_locale=config.use_user_locale)
 
     svc.home = Home(svc)
     svc.notifier.changed_hooks.append(svc.home.changed)

@@ -232,7 +232,8 @@ def test_a_japanese_team_sees_no_english_prose_in_a_whole_day_of_work(db_url, ma
     assert "*operator* ロールが必要です" in everything
     assert "フリーズ期間の強制実行: リリース凍結（月曜 00:00 〜 日曜 23:59" in everything
     assert "v1.2.2 にロールバック済み — 修正してから再デプロイしてください" in everything
-    assert "マイルストーン「確認」（最初のコマンダー @U0BOB）" in everything
+    assert "マイルストーン「確認」（最初のコマンダー @bob）" in everything  # names, not IDs, in the draft
+    assert "@U0" not in incident(bot, 1).postmortem
     assert "GITHUB_TOKEN が未設定のため" in everything
     assert "バージョン（リリースタグ）" in everything  # the deploy form
 
