@@ -36,6 +36,7 @@ from bot.runbooks import runbook_id_from_url
 from bot.store.models_incidents import Alert, AlertGroup, Incident
 
 if TYPE_CHECKING:
+    from bot.config import Environment
     from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -427,10 +428,12 @@ def _maybe_link_incident(svc: Services, group: AlertGroup, view: AlertGroupView)
         title = f"{group.alertname}: {view.summary.splitlines()[0]}" if view.summary else group.alertname
         first = view.since or datetime.now(UTC)
         text = _firing_event(group, view)
+        env = environment_of(svc, _latest_labels(svc, group.id))
         inc = incidents.declare(
             svc, severity=cfg.auto_declare_severity, title=title, user_id="alertmanager", user_name="Alertmanager",
             channel=group.channel or cfg.channel, detected_at=first, source=f"alert:{group.id}",
             alert_group_id=group.id, first_events=[("alert", text, "alertmanager", first)],
+            environment=env.name if env else "",
         )  # fmt: skip
         if inc is not None:
             log.info(
@@ -453,6 +456,24 @@ def _maybe_link_incident(svc: Services, group: AlertGroup, view: AlertGroupView)
             return
     group.incident_id = newest.id
     _record_on_incident(svc, group, "firing", _firing_event(group, view), at=view.since)
+
+
+def environment_of(svc: Services, labels: dict[str, Any]) -> Environment | None:
+    """The configured environment an alert's `environment` (or `env`) label names, if any."""
+    for key in ("environment", "env"):
+        if labels.get(key):
+            env = svc.config.resolve_env(str(labels[key]))
+            if env:
+                return env
+    return None
+
+
+def _latest_labels(svc: Services, group_id: int) -> dict[str, Any]:
+    with svc.read_sessions() as s:
+        latest = s.scalars(
+            select(Alert).where(Alert.group_id == group_id).order_by(Alert.updated_at.desc()).limit(1)
+        ).first()
+    return dict(latest.labels) if latest else {}
 
 
 def _firing_event(group: AlertGroup, view: AlertGroupView) -> i18n.Msg:
@@ -578,14 +599,7 @@ def start_runbook(svc: Services, group_id: int, user_id: str, user_name: str = "
     if not runbook_id:
         raise AlertError(key="alert.err.no_runbook", name=group.alertname)
     book = runbook_runs.find_runbook(runbook_id)
-    labels = latest.labels if latest else {}
-    env = None
-    for key in ("environment", "env"):
-        if labels.get(key):
-            env = svc.config.resolve_env(str(labels[key]))
-            if env:
-                break
-    env = env or runbook_runs.default_environment(svc.config)
+    env = environment_of(svc, latest.labels if latest else {}) or runbook_runs.default_environment(svc.config)
     if not posted(group.message_ts):
         raise AlertError(key="alert.err.posting")
     with svc.sessions.begin() as s:

@@ -28,6 +28,7 @@ class Action:
     INCIDENT_FROM_MESSAGE = "taisun.incident.from_message"  # message shortcut callback id
     INCIDENT_SEVERITY = "taisun.incident.severity"
     INCIDENT_TITLE = "taisun.incident.title"
+    INCIDENT_ENV = "taisun.incident.environment"
     INCIDENT_ACK = "taisun.incident.ack"
     INCIDENT_MITIGATED = "taisun.incident.mitigated"
     INCIDENT_PROMOTE = "taisun.incident.promote"

@@ -445,9 +445,23 @@ def markdown_blocks(title: str, markdown: str, chunk: int = 2900) -> list[Block]
 
 
 def declare_modal(
-    severities: Sequence[str], metadata: str, title: str = "", lang: str = "en"
+    severities: Sequence[str],
+    metadata: str,
+    title: str = "",
+    lang: str = "en",
+    *,
+    environments: Sequence[str] = (),
+    environment: str = "",
 ) -> dict[str, Any]:
     options = [{"text": {"type": "plain_text", "text": s}, "value": s} for s in severities]
+    env_options = [{"text": {"type": "plain_text", "text": e}, "value": e} for e in environments]
+    env_el: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": Action.INCIDENT_ENV,
+        "options": env_options,
+    }
+    if environment in environments:
+        env_el["initial_option"] = {"text": {"type": "plain_text", "text": environment}, "value": environment}
     title_el: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": Action.INCIDENT_TITLE,
@@ -468,6 +482,8 @@ def declare_modal(
              "element": {"type": "static_select", "action_id": Action.INCIDENT_SEVERITY, "options": options}},
             {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": t("inc.modal.what", lang)},
              "element": title_el},
+            *([{"type": "input", "block_id": "environment", "optional": True, "element": env_el,
+                "label": {"type": "plain_text", "text": t("inc.modal.environment", lang)}}] if env_options else []),
         ],
     }  # fmt: skip
 

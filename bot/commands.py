@@ -37,7 +37,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("unlock", "unlock <env>", "Release your lock", "ロックを解除", "operator"),
     Spec("audit", "audit [env] [n]", "Recent audit log entries", "最近の監査ログ"),
     Spec("jobs", "jobs [cancel <id>]", "Running and stuck jobs", "実行中・停止中のジョブ"),
-    Spec("incident", "incident declare <sev> <title> | list | status <text> | assign <role> <@user> | severity <sev> | promote | resolve",
+    Spec("incident", "incident declare <sev> <title> [--env <env>] | list | status <text> | assign <role> <@user> | severity <sev> | promote | resolve",
          "Incident response", "インシデント対応", "responder"),
     Spec("runbook", "runbook list | run <name> [env] [--drill]", "Guided runbooks", "ランブックを実行", "responder"),
 )  # fmt: skip
@@ -93,7 +93,9 @@ def _env(config: Config, word: str | None, usage: str) -> Environment:
         names = [n for e in config.environments.values() for n in (e.name, *e.aliases)]
         guess = closest(word, names)
         guessed = config.resolve_env(guess) if guess else None
-        raise UsageError(key="err.unknown_env", word=word, envs=_env_list(config), guess=guessed.name if guessed else "")
+        raise UsageError(
+            key="err.unknown_env", word=word, envs=_env_list(config), guess=guessed.name if guessed else ""
+        )
     return env
 
 
@@ -140,7 +142,11 @@ def parse(text: str, config: Config) -> Command:
     name = ALIASES.get(word, word)
     if name not in SPEC_BY_NAME:
         guess = closest(name, list(SPEC_BY_NAME))
-        raise UsageError(key="err.unknown_command", word=word, guess=f"/taisun {SPEC_BY_NAME[guess].usage}" if guess else "")
+        raise UsageError(
+            key="err.unknown_command",
+            word=word,
+            guess=f"/taisun {SPEC_BY_NAME[guess].usage}" if guess else "",
+        )
     usage = SPEC_BY_NAME[name].usage
     parser = _PARSERS.get(name)
     if parser is None:
@@ -191,7 +197,9 @@ def _parse_restart(tokens: list[str], config: Config, usage: str) -> Command:
     service = tokens.pop(0) if tokens else env.services[0]
     _extra(tokens, usage)
     if service not in env.services:
-        raise UsageError(key="err.unknown_service", service=service, env=env.name, services=", ".join(env.services))
+        raise UsageError(
+            key="err.unknown_service", service=service, env=env.name, services=", ".join(env.services)
+        )
     return Command("restart", {"service": service, "dry_run": dry_run}, env)
 
 
@@ -265,15 +273,17 @@ def _parse_incident(tokens: list[str], config: Config, usage: str) -> Command:
     action = (tokens.pop(0) if tokens else "").lower()
     sevs = config.incidents.severities
     if action == "declare":
+        env_word = _pop_flag(tokens, "--env", takes_value=True)
+        env = _env(config, str(env_word), usage) if env_word else None
         if not tokens:
-            return Command("incident", {"action": "declare", "modal": True})
+            return Command("incident", {"action": "declare", "modal": True}, env)
         sev = tokens.pop(0).lower()
         if sev not in sevs:
             raise UsageError(key="err.unknown_severity", severity=sev, choices=", ".join(sevs))
         title = " ".join(tokens).strip()
         if not title:
             raise UsageError(key="err.incident_title")
-        return Command("incident", {"action": "declare", "severity": sev, "title": title[:200]})
+        return Command("incident", {"action": "declare", "severity": sev, "title": title[:200]}, env)
     if action in ("list", "promote", "resolve"):
         _extra(tokens, usage)
         return Command("incident", {"action": action})
@@ -292,7 +302,9 @@ def _parse_incident(tokens: list[str], config: Config, usage: str) -> Command:
             "incident", {"action": "assign", "role": tokens[0].lower(), "user": _USER.fullmatch(tokens[1])[1]}
         )
     guess = closest(action, list(_INCIDENT_ACTIONS)) if action else None
-    raise UsageError(key="err.incident_action" if action else "err.usage", action=action, usage=usage, guess=guess or "")
+    raise UsageError(
+        key="err.incident_action" if action else "err.usage", action=action, usage=usage, guess=guess or ""
+    )
 
 
 def _parse_runbook(tokens: list[str], config: Config, usage: str) -> Command:

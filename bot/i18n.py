@@ -699,6 +699,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # bot/incidents.py: the postmortem draft's headings (stored in the workspace language)
     # the incident timeline, as the postmortem lists it
+    "inc.modal.environment": {"en": "Environment", "ja": "環境"},
     "inc.err.no_github": {
         "en": "GITHUB_TOKEN is not set, so I cannot open GitHub issues. Copy the item from the postmortem draft "
         "into an issue by hand, or set GITHUB_TOKEN (issues:write) and click again.",

@@ -185,6 +185,7 @@ def declare(
     source: str = "",
     alert_group_id: int | None = None,
     first_events: Iterable[tuple[str, str | i18n.Msg, str, datetime]] = (),
+    environment: str = "",
 ) -> Incident | None:
     """Create INC-<n> with its checklist; None if the alert group was linked meanwhile by another replica."""
     cfg = svc.config.incidents
@@ -194,7 +195,9 @@ def declare(
     if not title:
         raise IncidentError(key="inc.err.no_title")
     book = flow_runbook(svc)
-    env = runbook_runs.default_environment(svc.config)
+    # Where it happens: as named (--env, the form, the alert's environment label), else production.
+    env = svc.config.resolve_env(environment) if environment else None
+    env = env or runbook_runs.default_environment(svc.config)
     dedicated = severity in cfg.dedicated_channel_severities
     for _attempt in range(5):
         t = now()

@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, blocks_incident, incidents
+from bot import blocks, blocks_incident, incidents, runbook_runs
 from bot.blocks import Action
 from bot.commands import UsageError
 from bot.i18n import msg, t
@@ -72,12 +72,17 @@ def incident(inv: Invocation) -> Reply:
             return {
                 "text": "",
                 "_after": lambda: open_declare_modal(
-                    inv.client, svc, inv.trigger_id, inv.channel_id, lang=inv.lang
+                    inv.client,
+                    svc,
+                    inv.trigger_id,
+                    inv.channel_id,
+                    lang=inv.lang,
+                    environment=inv.cmd.env.name if inv.cmd.env else "",
                 ),
             }
         inc = incidents.declare(
             svc, severity=args["severity"], title=args["title"], user_id=inv.user_id, user_name=inv.user_name,
-            channel=inv.channel_id,
+            channel=inv.channel_id, environment=inv.cmd.env.name if inv.cmd.env else "",
         )  # fmt: skip
         assert inc is not None
         return blocks.message(_declared_text(svc, inc, inv.lang))
@@ -147,23 +152,44 @@ def apply(svc: Services, incident_id: int, args: dict[str, Any], user_id: str, u
 
 
 def open_declare_modal(
-    client: WebClient, svc: Services, trigger_id: str, channel: str, *, lang: str = "en", **extra: Any
+    client: WebClient,
+    svc: Services,
+    trigger_id: str,
+    channel: str,
+    *,
+    lang: str = "en",
+    environment: str = "",
+    **extra: Any,
 ) -> None:
     metadata = json.dumps({"channel": channel, **extra})
     title = str(extra.get("text", "")).strip().splitlines()[0][:150] if extra.get("text") else ""
+    default = runbook_runs.default_environment(svc.config)
+    envs = list(svc.config.environments)
     client.views_open(
         trigger_id=trigger_id,
-        view=blocks_incident.declare_modal(svc.config.incidents.severities, metadata, title, lang),
+        view=blocks_incident.declare_modal(
+            svc.config.incidents.severities,
+            metadata,
+            title,
+            lang,
+            environments=envs,
+            environment=environment or (default.name if default else ""),
+        ),  # fmt: skip
     )
 
 
-def _modal_values(view: dict[str, Any]) -> tuple[str, str]:
+def _modal_values(view: dict[str, Any]) -> tuple[str, str, str]:
     values = view.get("state", {}).get("values", {})
-    sev = ((values.get("severity", {}).get(Action.INCIDENT_SEVERITY) or {}).get("selected_option") or {}).get(
-        "value", ""
-    )
+
+    def selected(block: str, action: str) -> str:
+        return str(((values.get(block, {}).get(action) or {}).get("selected_option") or {}).get("value", ""))
+
     title = (values.get("title", {}).get(Action.INCIDENT_TITLE) or {}).get("value") or ""
-    return str(sev), str(title)
+    return (
+        selected("severity", Action.INCIDENT_SEVERITY),
+        str(title),
+        selected("environment", Action.INCIDENT_ENV),
+    )
 
 
 # --------------------------------------------------------------------------- listeners
@@ -210,7 +236,7 @@ def register(app: App, svc: Services) -> None:
     @app.view(Action.INCIDENT_DECLARE_MODAL)
     def submit_declare(ack: Ack, body: dict, view: dict) -> None:
         user_id, user_name = user_of(body)
-        severity, title = _modal_values(view)
+        severity, title, environment = _modal_values(view)
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
         except ValueError:
@@ -236,7 +262,7 @@ def register(app: App, svc: Services) -> None:
             svc.policy.require(user_id, "responder", None, msg("act.declare"))
             incidents.declare(
                 svc, severity=severity, title=title, user_id=user_id, user_name=user_name, channel=channel,
-                source=source, first_events=first,
+                source=source, first_events=first, environment=environment,
             )  # fmt: skip
             return None
 

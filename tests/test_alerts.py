@@ -187,12 +187,14 @@ def test_a_critical_alert_declares_an_incident_when_configured(db_url, make_bot,
             for k in range(2)
         ]
     )
+    for a in critical["alerts"]:
+        a["labels"]["environment"] = "staging"  # where it fires: the incident's environment
     # Both replicas get it (Alertmanager HA sends to every receiver): one incident only.
     with ThreadPoolExecutor(2) as pool:
         assert [s for s, _ in pool.map(lambda b: post_alerts(b, critical, TOKEN), replicas)] == [200, 200]
     settle(*replicas)
     inc = incident(replicas[0], 1)
-    assert inc.severity == "sev2" and inc.declared_by == "alertmanager"
+    assert inc.severity == "sev2" and inc.declared_by == "alertmanager" and inc.environment == "staging"
     assert inc.title.startswith("HighLatencyCritical: Response Time (p99) が 1000ms 超")
     assert inc.detected_at == T0  # the alert's start, not the time it reached the bot
     assert inc.dedicated_channel.startswith("C")  # sev2 gets a channel

@@ -276,6 +276,7 @@ def test_declare_from_a_message_shortcut_opens_a_form_and_keeps_the_message(db_u
     (empty,) = slack.wait_for(lambda: list(slack.views.values()))
     assert empty["callback_id"] == Action.INCIDENT_DECLARE_MODAL
     assert "initial_value" not in empty["blocks"][1]["element"]
+    assert empty["blocks"][2]["element"]["initial_option"]["value"] == "production"  # where, by default
     slack.views.clear()
     source = user_message(slack, CHANNEL, "Users report 502s on /checkout since 10:02", CAROL)
     payload = {
@@ -295,18 +296,48 @@ def test_declare_from_a_message_shortcut_opens_a_form_and_keeps_the_message(db_u
             Action.INCIDENT_SEVERITY: {"type": "static_select", "selected_option": {"value": "sev3"}}
         },
         "title": {Action.INCIDENT_TITLE: {"type": "plain_text_input", "value": "Checkout 502s"}},
+        "environment": {
+            Action.INCIDENT_ENV: {"type": "static_select", "selected_option": {"value": "staging"}}
+        },
     }
     status, body = submit_view(bot, view, values, ALICE)
     assert status == 200 and b"errors" not in body
     settle(bot)
     inc = incident(bot, 1)
     assert inc.title == "Checkout 502s" and inc.source == f"message:{CHANNEL}/{source.ts}"
+    assert inc.environment == "staging"
     (first,) = [e for e in timeline(bot, inc.id) if e.kind == "message"]
     assert "Users report 502s" in first.text and first.at == datetime.fromtimestamp(float(source.ts), UTC)
     # The form refuses an unknown severity with a message on the field.
     values["severity"][Action.INCIDENT_SEVERITY]["selected_option"]["value"] = "sev9"
     status, body = submit_view(bot, view, values, ALICE)
     assert b"Unknown severity" in body
+
+
+def test_an_incident_happens_where_it_is_declared_and_its_checks_look_there(db_url, make_bot, slack):
+    bot = fast(make_bot(db_url))
+    ack = bot.command('incident declare sev3 "staging login fails" --env stg', user=ALICE)
+    assert "INC-1" in ack["text"]
+    settle(bot)
+    inc = incident(bot, 1)
+    assert inc.environment == "staging"
+    (run,) = runs_of(bot)
+    assert run.environment == "staging"  # the checklist's checks and actions target staging
+    assert "`staging`" in text_of(header_of(slack, "INC-1"))
+    refused = bot.command('incident declare sev3 "x" --env nowhere', user=ALICE)
+    assert "Unknown environment" in refused["text"] and incident_count(bot) == 1
+    bot.command('incident declare sev3 "no env named"', user=ALICE)
+    settle(bot)
+    assert incident(bot, 2).environment == "production"  # the default, as before
+
+
+def incident_count(bot) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from bot.store.models_incidents import Incident
+
+    with bot.svc.sessions() as s:
+        return int(s.scalar(select(func.count(Incident.id))) or 0)
 
 
 def test_incident_numbers_stay_unique_when_replicas_declare_at_once(db_url, make_bot):
