@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         "",
-        description="Optional; each environment's cache Redis is named by environments.<name>.cache.redis_url_env.",
+        description="Optional: the bot's own Redis, which makes the per-person command limit "
+        "(defaults.commands_per_minute) one limit across all replicas. The environments' cache "
+        "Redis servers are named by environments.<name>.cache.redis_url_env instead.",
     )
     aws_endpoint_url: str = Field(
         "", description="Another AWS endpoint for S3 and SSM (e.g. a local moto server); empty: AWS itself."

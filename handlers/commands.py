@@ -67,7 +67,11 @@ def too_late(svc: Services, request: BoltRequest, ack: Ack, respond: Respond, la
 def register(app: App, svc: Services) -> None:
     from handlers import core, incident, ops, runbook  # noqa: F401  (register subcommands)
 
-    limiter = RateLimiter(svc.config.defaults.commands_per_minute)
+    # One window per person for every replica sharing this database (Redis when REDIS_URL is set).
+    limiter = RateLimiter(
+        svc.config.defaults.commands_per_minute, redis_url=svc.settings.redis_url,
+        namespace=svc.settings.database_url,
+    )  # fmt: skip
 
     @app.command("/taisun")
     def taisun(ack: Ack, body: dict, client: WebClient, respond: Respond, request: BoltRequest) -> None:

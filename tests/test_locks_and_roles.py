@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from bot.blocks import Action
 from bot.store.models import AuditEvent, Lock
+from tests.backend_fixtures import redis_base, redis_port  # noqa: F401  (fixtures, requested by name)
 from tests.harness import ALICE, BOB, CAROL, CHANNEL, text_of
 
 
@@ -28,7 +29,9 @@ def test_a_manual_lock_holder_is_reminded_once_before_it_expires_then_it_expires
     assert any("expired" in m.text for m in slack.channel_messages(CHANNEL))
     assert "not locked" in bot.command("unlock stg")["text"]
     with bot.svc.sessions() as s:
-        assert s.scalar(select(AuditEvent.action).where(AuditEvent.action == "lock.expired")) == "lock.expired"
+        assert (
+            s.scalar(select(AuditEvent.action).where(AuditEvent.action == "lock.expired")) == "lock.expired"
+        )
 
 
 def test_an_approver_can_take_over_a_lock_and_the_previous_holder_is_told(db_url, make_bot, slack):
@@ -71,3 +74,29 @@ def test_a_slack_outage_never_grants_a_role(db_url, make_bot, slack):
     bot = make_bot(db_url)
     slack.fail("usergroups.list", 500, times=10)
     assert not bot.svc.policy.has_role(BOB, "approver")
+
+
+def test_the_per_person_command_limit_is_one_limit_across_replicas_with_redis(db_url, make_bot, redis_base):  # noqa: F811
+    """Two replicas behind a load balancer: with REDIS_URL the person gets the limit once, not twice."""
+
+    def three_a_minute(cfg):  # type: ignore[no-untyped-def]
+        cfg["defaults"]["commands_per_minute"] = 3
+
+    a = make_bot(db_url, config_mutate=three_a_minute, redis_url=redis_base)
+    b = make_bot(db_url, config_mutate=three_a_minute, redis_url=redis_base)
+    answers = [(a, b)[i % 2].command("help", user=BOB)["text"] for i in range(5)]
+    refused = [text for text in answers if "more than 3 commands a minute" in text]
+    assert len(refused) == 2, answers  # 3 allowed in all, wherever they landed
+    assert "commands" in a.command("help", user=ALICE)["text"]  # someone else is not limited
+
+
+def test_without_redis_answering_the_limit_is_counted_in_each_process(db_url, make_bot):
+    def three_a_minute(cfg):  # type: ignore[no-untyped-def]
+        cfg["defaults"]["commands_per_minute"] = 3
+
+    from tests.backend_fixtures import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}"  # nothing listens: fail open, count locally
+    bot = make_bot(db_url, config_mutate=three_a_minute, redis_url=dead)
+    answers = [bot.command("help", user=BOB)["text"] for _ in range(4)]
+    assert ["more than 3 commands a minute" in text for text in answers] == [False, False, False, True]
