@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -28,17 +29,26 @@ def _allow_connections(db: str, allow: bool) -> None:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
 
 
-@pytest.mark.skipif(not PG_OK, reason="needs PostgreSQL")
-def test_database_down_means_nothing_runs_unaudited_and_recovery_is_automatic(make_bot):
+@pytest.fixture
+def own_pg_database() -> Iterator[tuple[str, str]]:
+    """A migrated PostgreSQL database of this test's own (its connections get cut): (url, name)."""
+    if not PG_OK:
+        pytest.skip("needs PostgreSQL")
+    from bot.store.db import make_engine, migrate
     from tests.conftest import create_pg_database, drop_pg_database
 
     url = create_pg_database()
-    from bot.store.db import make_engine, migrate
-
     e = make_engine(url)
     migrate(e)
     e.dispose()
-    db = make_url(url).database
+    try:
+        yield url, str(make_url(url).database)
+    finally:
+        drop_pg_database(url)
+
+
+def test_database_down_means_nothing_runs_unaudited_and_recovery_is_automatic(make_bot, own_pg_database):
+    url, db = own_pg_database
     try:
         bot = make_bot(url)
         _allow_connections(db, False)
@@ -56,7 +66,6 @@ def test_database_down_means_nothing_runs_unaudited_and_recovery_is_automatic(ma
     finally:
         _allow_connections(db, True)
         bot.stop()
-        drop_pg_database(url)
 
 
 def test_slack_rate_limits_delay_the_card_but_not_the_ack_and_it_still_arrives(db_url, make_bot, slack):
@@ -124,20 +133,11 @@ def test_a_request_that_waited_past_slacks_deadline_runs_nothing_and_says_so(db_
     assert sum("did nothing" in text for text in told) == 2, told
 
 
-@pytest.mark.skipif(not PG_OK, reason="needs PostgreSQL")
-def test_after_the_database_restarts_the_next_command_works(make_bot):
+def test_after_the_database_restarts_the_next_command_works(make_bot, own_pg_database):
     """Every server connection dies (a restart, a failover); the pool must not hand a dead one to a user."""
     import time
 
-    from tests.conftest import create_pg_database, drop_pg_database
-
-    url = create_pg_database()
-    from bot.store.db import make_engine, migrate
-
-    e = make_engine(url)
-    migrate(e)
-    e.dispose()
-    db = make_url(url).database
+    url, db = own_pg_database
     bot = make_bot(url)
     try:
         assert "Checking" in bot.command("deploy stg v1.2.3", user=ALICE)["text"]
@@ -155,4 +155,3 @@ def test_after_the_database_restarts_the_next_command_works(make_bot):
             assert len(s.scalars(select(Job)).all()) == 2
     finally:
         bot.stop()
-        drop_pg_database(url)
