@@ -95,7 +95,9 @@ class Home:
             self._checking = True
         try:
             envs = self.svc.config.environments.values()
-            reports = http.check_many({e.name: e.url for e in envs}, timeout=3.0)
+            reports = http.check_many(
+                {e.name: e.url for e in envs}, timeout=3.0, recent=self.svc.recent_checks
+            )
             now = time.monotonic()
             with self._lock:
                 for name, report in reports.items():

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.audit import AuditChainer
+from bot.backends.http import RecentChecks
 from bot.config import Config, Settings, load_config
 from bot.jobs import JobRunner, JobService
 from bot.metrics import Metrics
@@ -41,6 +42,8 @@ class Services:
     runner: JobRunner = field(init=False)
     notifier: Notifier = field(init=False)
     chainer: AuditChainer = field(init=False)
+    # Live /health + /version results people look at, shared for 2 s between those asking at once.
+    recent_checks: RecentChecks = field(default_factory=RecentChecks)
     home: Any = field(init=False)
     languages: Any = field(init=False)
     sweep_hooks: list[Callable[[], None]] = field(default_factory=list)

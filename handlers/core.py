@@ -58,7 +58,7 @@ def status(inv: Invocation) -> Reply:
     last = _last_deploys(inv)
 
     def check() -> Reply:
-        reports = http.check_many({e.name: e.url for e in envs}, timeout=3.0)
+        reports = http.check_many({e.name: e.url for e in envs}, timeout=3.0, recent=inv.svc.recent_checks)
         rows = []
         for e in envs:
             r = reports[e.name]

@@ -13,7 +13,17 @@ def test_help_lists_every_command_and_marks_what_the_user_may_not_run(db_url, ma
     bot = make_bot(db_url)
     reply = bot.command("help", user="U0NOBODY")
     text = text_of(reply)
-    for word in ("deploy", "rollback", "restart", "cache-clear", "backup", "lock", "audit", "incident", "runbook"):
+    for word in (
+        "deploy",
+        "rollback",
+        "restart",
+        "cache-clear",
+        "backup",
+        "lock",
+        "audit",
+        "incident",
+        "runbook",
+    ):
         assert f"/taisun {word}" in text
     assert reply["response_type"] == "ephemeral"
     assert "権限がありません" in text or "lack the role" in text  # U0NOBODY is no operator
@@ -86,9 +96,15 @@ def test_forged_signature_and_stale_timestamp_get_401_and_change_nothing(db_url,
 
 def test_slack_event_retry_is_processed_once(db_url, make_bot, slack):
     bot = make_bot(db_url)
-    body, ctype = signing.event_callback({"type": "app_mention", "text": "<@UBOT> hi", "user": ALICE, "channel": CHANNEL, "ts": "1.1"}, event_id="Ev123")
+    body, ctype = signing.event_callback(
+        {"type": "app_mention", "text": "<@UBOT> hi", "user": ALICE, "channel": CHANNEL, "ts": "1.1"},
+        event_id="Ev123",
+    )
     assert bot.post(body, ctype)[0] == 200
-    assert bot.post(body, ctype, extra={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})[0] == 200
+    assert (
+        bot.post(body, ctype, extra={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})[0]
+        == 200
+    )
     bot.settle()
     time.sleep(0.3)
     assert len(slack.channel_messages(CHANNEL)) == 1
@@ -117,3 +133,26 @@ def test_a_long_audit_listing_shows_every_entry_it_promises(db_url, make_bot):
     text = text_of(bot.command("audit staging 60"))
     # every one of the 60 is shown (one section holds only about 25 such lines)
     assert text.count("lock.acquired") == 30 and text.count("lock.released") == 30
+
+
+def test_people_asking_for_status_at_once_share_one_round_of_checks(db_url, make_bot, slack, service):
+    """An incident: ten people type /taisun status; the service is asked once, not ten times."""
+    import threading
+    import time
+
+    bot = make_bot(db_url)
+    before = service.hits.count("/health")
+    threads = [threading.Thread(target=bot.command, args=("status",)) for _ in range(10)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    bot.settle()
+    answers = [m for m in slack.ephemeral(ALICE) if "Environment status" in m.text]
+    assert len(answers) == 10  # everyone got the status
+    shared = service.hits.count("/health")
+    assert shared - before <= 2  # 3 environments on one URL, 10 people: 1-2 checks
+    time.sleep(2.2)  # older than that is checked again: nobody is shown a stale answer
+    bot.command("status")
+    bot.settle()
+    assert service.hits.count("/health") > shared

@@ -80,10 +80,58 @@ def _reason(e: httpx.HTTPError) -> str:
     return redact(type(e).__name__)
 
 
-def check_many(urls: dict[str, str], *, timeout: float = 3.0) -> dict[str, HealthReport]:
-    """Check several environments in parallel: the slowest one sets the total time."""
+def check_many(
+    urls: dict[str, str], *, timeout: float = 3.0, recent: RecentChecks | None = None
+) -> dict[str, HealthReport]:
+    """Check several environments in parallel: the slowest one sets the total time.
+
+    With `recent` (what people look at: status, App Home), a result a couple of seconds old is
+    shared by everyone who asks meanwhile; deploy verification and restarts always check afresh.
+    """
     if not urls:
         return {}
+
+    def one(url: str) -> HealthReport:
+        return recent.check(url, timeout=timeout) if recent is not None else check(url, timeout=timeout)
+
     with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
-        futures = {name: pool.submit(check, url, timeout=timeout) for name, url in urls.items()}
+        futures = {name: pool.submit(one, url) for name, url in urls.items()}
         return {name: f.result() for name, f in futures.items()}
+
+
+class RecentChecks:
+    """check(), unless one no older than max_age exists or is under way (then wait for that one).
+
+    Ten people typing `/taisun status` in the same incident make one round of requests to the
+    service, not ten.
+    """
+
+    def __init__(self, max_age: float = 2.0):
+        self.max_age = max_age
+        self._recent: dict[str, tuple[float, HealthReport]] = {}
+        self._inflight: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def check(self, url: str, *, timeout: float = 3.0) -> HealthReport:
+        while True:
+            with self._lock:
+                hit = self._recent.get(url)
+                if hit and time.monotonic() - hit[0] <= self.max_age:
+                    return hit[1]
+                done = self._inflight.get(url)
+                leader = done is None
+                if leader:
+                    done = self._inflight[url] = threading.Event()
+            assert done is not None
+            if not leader:
+                done.wait(2 * timeout + 1)
+                continue  # the leader's result, or (if it failed) become the leader
+            try:
+                report = check(url, timeout=timeout)
+                with self._lock:
+                    self._recent[url] = (time.monotonic(), report)
+                return report
+            finally:
+                with self._lock:
+                    self._inflight.pop(url, None)
+                done.set()
