@@ -66,3 +66,38 @@ def test_rows_left_unchained_are_reported_when_stale_and_chained_by_the_cli(db_u
     report = json.loads(result.stdout)
     assert result.returncode == 0 and report["ok"] and report["chained_now"] >= 1 and report["rows"] >= 1
     assert audit.verify(bot.svc.engine).unchained == 0
+
+
+def test_sqlite_writers_queue_in_the_process_and_a_failed_transaction_lets_the_next_one_in(tmp_path):
+    """SQLite's single writer: threads queue on a lock of the process; an error must release it."""
+    import pytest
+
+    from bot.store.db import migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate(engine)
+    writes = session_factory(engine)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), writes.begin() as s:  # fails mid-transaction: rolled back
+        audit.append(s, actor_id="U1", action="test.fail", outcome="error")
+        raise Boom
+    with pytest.raises(Exception), writes.begin() as s:  # fails at the database (NOT NULL)
+        audit.append(s, actor_id=None, action="test.null", outcome="error")  # type: ignore[arg-type]
+
+    def writer(n: int) -> None:
+        for i in range(20):
+            with writes.begin() as s:
+                audit.append(s, actor_id=f"U{n}", action="test.write", outcome="ok", detail=str(i))
+
+    threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads)  # nobody is left waiting for a lock never released
+    assert audit.chain_all(writes.begin) == 160
+    assert audit.verify(engine).ok
+    engine.dispose()
