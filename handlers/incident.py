@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
 from bot import blocks, blocks_incident, incidents, runbook_runs
@@ -19,7 +20,7 @@ from bot.commands import UsageError
 from bot.i18n import msg, t
 from bot.incidents import IncidentError
 from bot.services import Services
-from handlers.commands import run_guarded, subcommand
+from handlers.commands import run_guarded, subcommand, too_late
 from handlers.context import Invocation, Reply
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ def on_click(app: App, svc: Services, action_id: str, fn: Click, role: str = "re
     """
 
     @app.action(action_id)
-    def _handler(ack: Ack, body: dict, respond: Respond) -> None:
+    def _handler(ack: Ack, body: dict, respond: Respond, request: BoltRequest) -> None:
         user_id, user_name = user_of(body)
+        if too_late(svc, request, ack, respond, svc.lang_for(user_id), what=action_id):
+            return
 
         def guarded() -> Reply:
             svc.policy.require(user_id, role, None, msg("act.do_that"))

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from slack_bolt import Ack, App
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
 from bot import blocks, blocks_incident, incidents, runbook_runs
@@ -14,7 +15,7 @@ from bot.blocks import Action
 from bot.i18n import msg, t
 from bot.runbook_runs import NeedsVersion
 from bot.services import Services
-from handlers.commands import run_guarded, subcommand
+from handlers.commands import run_guarded, subcommand, too_late
 from handlers.context import Invocation, Reply
 from handlers.incident import on_click, user_of, value_of
 
@@ -92,12 +93,14 @@ def register(app: App, svc: Services) -> None:
             respond(replace_original=False, **reply)
 
     @app.action(Action.STEP_RUN)
-    def run(ack: Ack, body: dict, client: WebClient, respond: Any) -> None:
+    def run(ack: Ack, body: dict, client: WebClient, respond: Any, request: BoltRequest) -> None:
         user_id, user_name = user_of(body)
+        if too_late(svc, request, ack, respond, svc.lang_for(user_id), what=Action.STEP_RUN):
+            return
         value = value_of(body)
         channel = str((body.get("channel") or {}).get("id", ""))
 
-        def request() -> Reply:
+        def request_step() -> Reply:
             svc.policy.require(user_id, "responder", None, msg("act.run_step"))
             run_id, step_id = _split(value)
             try:
@@ -115,7 +118,7 @@ def register(app: App, svc: Services) -> None:
             return blocks.message(t(key, lang, what=svc.describe(job, lang), job=job.id[:8]))
 
         lang = svc.lang_for(user_id)
-        reply = run_guarded(request, lang)
+        reply = run_guarded(request_step, lang)
         ack()
         if reply:
             respond(replace_original=False, **reply)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import make_url, select
 
 from bot.store.models import AuditEvent, Job
+from bot.store.models_incidents import Incident
 from tests.conftest import PG_ADMIN_URL, PG_OK
 from tests.harness import ALICE, CHANNEL, text_of
 
@@ -123,14 +124,22 @@ def test_a_request_that_waited_past_slacks_deadline_runs_nothing_and_says_so(db_
     assert answer == {}  # acked empty: Slack already shows its own timeout
     late.click(Action.APPROVE, buttons(card)[Action.APPROVE], BOB, card)
     late.settle()
-
     with late.svc.sessions() as s:
         jobs = list(s.scalars(select(Job)))
         assert len(list(s.scalars(select(AuditEvent)))) == audit_before  # nothing happened to audit
     assert len(jobs) == jobs_before  # the late deploy made no job
     assert [j.state for j in jobs] == ["pending_approval"]  # the late click approved nothing
+
+    normal.command('incident declare sev3 "checkout slow"', user=ALICE)
+    normal.settle()
+    with normal.svc.sessions() as s:
+        inc = s.scalars(select(Incident)).one()
+    late.click(Action.INCIDENT_ACK, str(inc.id), BOB)  # an incident button, too
+    late.settle()
+    with late.svc.sessions() as s:
+        assert s.get(Incident, inc.id).acknowledged_at is None  # the late click acknowledged nothing
     told = [m.text for m in slack.ephemeral()]
-    assert sum("did nothing" in text for text in told) == 2, told
+    assert sum("did nothing" in text for text in told) == 3, told
 
 
 def test_after_the_database_restarts_the_next_command_works(make_bot, own_pg_database):
