@@ -107,9 +107,8 @@ def _texts(obj: Any) -> list[str]:
     return out
 
 
-def _japanese_with_a_staging_freeze(cfg: dict[str, Any]) -> None:
-    """Japanese, and staging inside a freeze window for the whole week."""
-    cfg["language"] = "ja"
+def _with_a_staging_freeze(cfg: dict[str, Any]) -> None:
+    """Staging inside a freeze window for the whole week (its name typed in Japanese)."""
     cfg["defaults"]["commands_per_minute"] = 200  # a whole day in a few seconds
     cfg["environments"]["staging"]["freeze_windows"] = [
         {
@@ -128,10 +127,17 @@ def _open_home(bot, user: str) -> None:  # type: ignore[no-untyped-def]
     assert bot.post(body, ctype)[0] == 200
 
 
-def test_a_japanese_team_sees_no_english_prose_in_a_whole_day_of_work(db_url, make_bot, slack):
+def _a_day_of_work(db_url, make_bot, slack, lang: str):  # type: ignore[no-untyped-def]
+    """Everyone in `lang` (workspace and Slack locales); returns the bot, the answers and all shown."""
+    locale = {"ja": "ja-JP", "en": "en-US"}[lang]
     for user, name in ((ALICE, "alice"), (BOB, "bob"), (CAROL, "carol")):
-        slack.add_user(user, name, locale="ja-JP")
-    bot = fast(make_bot(db_url, config_mutate=_japanese_with_a_staging_freeze))
+        slack.add_user(user, name, locale=locale)
+
+    def config(cfg: dict[str, Any]) -> None:
+        _with_a_staging_freeze(cfg)
+        cfg["language"] = lang
+
+    bot = fast(make_bot(db_url, config_mutate=config))
     answers: list[dict[str, Any]] = []
 
     def say(text: str, user: str = ALICE) -> dict[str, Any]:
@@ -208,7 +214,11 @@ def test_a_japanese_team_sees_no_english_prose_in_a_whole_day_of_work(db_url, ma
     settle(bot)
     say("incident resolve", BOB)
     settle(bot)
-    followups = next(m for m in replies(slack, header_of(slack, "INC-1")) if "フォローアップ" in m.text)
+    followups = next(
+        m
+        for m in replies(slack, header_of(slack, "INC-1"))
+        if "フォローアップ" in m.text or "Follow-ups" in m.text
+    )
     issue = next(b["accessory"] for b in followups.blocks if b.get("accessory"))
     bot.click(Action.INCIDENT_FOLLOWUP_ISSUE, issue["value"], ALICE, followups)  # no GITHUB_TOKEN: says so
     settle(bot)
@@ -225,6 +235,14 @@ def test_a_japanese_team_sees_no_english_prose_in_a_whole_day_of_work(db_url, ma
     shown += [("modal", t) for v in slack.views.values() for t in _texts(v)]
     shown += [("home", t) for v in slack.home.values() for t in _texts(v)]
     shown.append(("postmortem draft", incident(bot, 1).postmortem))
+    return bot, answers, shown
+
+
+TYPED = {"決済 API の遅延", "原因を調査中", "負荷試験中", "別件", "決済の緊急修正", "リリース凍結"}
+
+
+def test_a_japanese_team_sees_no_english_prose_in_a_whole_day_of_work(db_url, make_bot, slack):
+    bot, answers, shown = _a_day_of_work(db_url, make_bot, slack, "ja")
     # The day happened as written: refusals, the freeze override, the rollback's lock, the draft.
     everything = "\n".join(text for _, text in shown)
     assert len(shown) > 100
@@ -237,10 +255,31 @@ def test_a_japanese_team_sees_no_english_prose_in_a_whole_day_of_work(db_url, ma
     assert "GITHUB_TOKEN が未設定のため" in everything
     assert "バージョン（リリースタグ）" in everything  # the deploy form
 
-    typed = {"決済 API の遅延", "原因を調査中", "負荷試験中"}
-    leaks = [(where, text, english_prose(text, typed)) for where, text in shown]
+    leaks = [(where, text, english_prose(text, TYPED)) for where, text in shown]
     leaks = [leak for leak in leaks if leak[2]]
     assert not leaks, "\n".join(f"{where}: {found} in {text[:200]!r}" for where, text, found in leaks)
+
+
+def test_an_english_team_sees_no_japanese_in_a_whole_day_of_work(db_url, make_bot, slack):
+    """The other way round: nothing falls back to the Japanese of the guide (runbooks included)."""
+    bot, answers, shown = _a_day_of_work(db_url, make_bot, slack, "en")
+    everything = "\n".join(text for _, text in shown)
+    assert len(shown) > 100
+    assert all(a["text"].startswith(":warning:") for a in answers[3:17]), [a["text"] for a in answers[3:17]]
+    assert "You need the *operator* role" in everything
+    assert "FREEZE OVERRIDE: リリース凍結 (Monday 00:00 – Sunday 23:59" in everything
+    assert "to v1.2.2 — fix before deploying again" in everything
+    assert "Milestone acknowledged (first commander @bob)" in incident(bot, 1).postmortem
+    assert "GITHUB_TOKEN is not set" in everything
+
+    japanese = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff01-\uff5e]+")
+    leaks = []
+    for where, text in shown:
+        for phrase in TYPED:
+            text = text.replace(phrase, " ")
+        if found := japanese.findall(text):
+            leaks.append(f"{where}: {found} in {text[:200]!r}")
+    assert not leaks, "\n".join(leaks)
 
 
 def test_the_detector_finds_english_and_lets_names_and_code_through():
