@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -109,14 +110,12 @@ def acquire(
     A concurrent taker loses on the primary key inside a savepoint and is told who won. When the
     winner has already let go again (a short job), the lock is free: try again.
     """
-    for attempt in range(5):
-        try:
-            return _acquire_once(s, environment, holder_id=holder_id, holder_name=holder_name, reason=reason,
-                                 job_id=job_id, expires_at=expires_at, channel=channel)  # fmt: skip
-        except _WinnerGone:
-            if attempt == 4:
-                raise
-    raise AssertionError("unreachable")
+    what = {"holder_id": holder_id, "holder_name": holder_name, "reason": reason, "job_id": job_id,
+            "expires_at": expires_at, "channel": channel}  # fmt: skip
+    for _ in range(4):
+        with contextlib.suppress(_WinnerGone):
+            return _acquire_once(s, environment, **what)
+    return _acquire_once(s, environment, **what)  # a fifth lost race in a row is an error
 
 
 class _WinnerGone(Exception):
