@@ -266,3 +266,77 @@ def test_promtool_thresholds_fire_on_the_right_side(tmp_path: Path) -> None:
         [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --------------------------------------------------------------------------- the bot's own alerts
+
+BOT_ALERTS = ROOT / "deploy" / "prometheus" / "taisun-bot-alerts.yml"
+
+
+def test_the_bots_own_alerts_use_metrics_the_bot_exports() -> None:
+    """A renamed metric must not leave a rule that can never fire."""
+    from prometheus_client import generate_latest
+
+    from bot import metrics
+
+    metrics.COMMANDS.labels("help", "late")  # children exist once touched, as in a running bot
+    metrics.ACK_SECONDS.labels("command")
+    metrics.JOBS.labels("deploy", "failed")
+    metrics.SLACK_ERRORS.labels("chat.postMessage", "ratelimited")
+    exported = generate_latest().decode()
+    doc = yaml.safe_load(BOT_ALERTS.read_text(encoding="utf-8"))
+    rules = [r for g in doc["groups"] for r in g["rules"]]
+    assert {r["alert"] for r in rules} >= {"TaisunBotDown", "TaisunRequestsNotRun", "TaisunJobsFailing"}
+    for rule in rules:
+        for name in re.findall(r"\b(taisun_[a-z_]+)", rule["expr"]):
+            assert re.search(rf"^{name}[{{ ]", exported, re.M), f"{rule['alert']}: {name} is not exported"
+        assert rule["annotations"]["summary_ja"] and rule["labels"]["severity"] in ("warning", "critical")
+
+
+@needs_promtool
+def test_the_bots_own_alerts_fire_when_they_should(tmp_path: Path) -> None:
+    doc = yaml.safe_load(BOT_ALERTS.read_text(encoding="utf-8"))
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations")
+    rules_file = tmp_path / "bot-rules.yml"
+    rules_file.write_text(yaml.safe_dump(doc), encoding="utf-8")
+
+    def expect(alert: str, fires: bool, severity: str = "warning", **labels: str) -> dict[str, Any]:
+        exp = [{"exp_labels": {"severity": severity, **labels}}] if fires else []
+        return {"eval_time": "15m", "alertname": alert, "exp_alerts": exp}
+
+    cases = [
+        # two late requests a few minutes ago → fires; none → quiet
+        _case(
+            [_series("taisun_commands_total", "0x5 2x15", command="deploy", outcome="late")],
+            [expect("TaisunRequestsNotRun", True)],
+        ),
+        _case(
+            [_series("taisun_commands_total", "0+10x20", command="deploy", outcome="ok")],
+            [expect("TaisunRequestsNotRun", False)],
+        ),
+        # 4 failed jobs in the last 30 minutes → fires; 2 → quiet
+        _case(
+            [_series("taisun_jobs_finished_total", "0x5 4x15", operation="deploy", outcome="failed")],
+            [expect("TaisunJobsFailing", True)],
+        ),
+        _case(
+            [_series("taisun_jobs_finished_total", "0x5 2x15", operation="deploy", outcome="failed")],
+            [expect("TaisunJobsFailing", False)],
+        ),
+        # a replica that stopped answering the scrape for over 2 minutes
+        _case(
+            [_series("up", "1x5 0x15", job="taisun-bot", instance="bot-1:3000")],
+            [expect("TaisunBotDown", True, "critical", job="taisun-bot", instance="bot-1:3000")],
+        ),
+    ]
+    tests_file = tmp_path / "bot-tests.yml"
+    tests_file.write_text(
+        yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m", "tests": cases}),
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [promtool, "test", "rules", str(tests_file)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
