@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from bot import signing
 from bot.blocks import Action
 from tests.chatops_helpers import fast, header_of, incident, replies, settle
@@ -241,45 +243,52 @@ def _a_day_of_work(db_url, make_bot, slack, lang: str):  # type: ignore[no-untyp
 TYPED = {"決済 API の遅延", "原因を調査中", "負荷試験中", "別件", "決済の緊急修正", "リリース凍結"}
 
 
-def test_a_japanese_team_sees_no_english_prose_in_a_whole_day_of_work(db_url, make_bot, slack):
-    bot, answers, shown = _a_day_of_work(db_url, make_bot, slack, "ja")
-    # The day happened as written: refusals, the freeze override, the rollback's lock, the draft.
+# What the day must show, in each language: refusals, the freeze override, the rollback's lock,
+# names (not IDs) in the postmortem draft, the missing GitHub token, the deploy form.
+DAY_SHOWS = {
+    "ja": [
+        "*operator* ロールが必要です",
+        "フリーズ期間の強制実行: リリース凍結（月曜 00:00 〜 日曜 23:59",
+        "v1.2.2 にロールバック済み — 修正してから再デプロイしてください",
+        "マイルストーン「確認」（最初のコマンダー @bob）",
+        "GITHUB_TOKEN が未設定のため",
+        "バージョン（リリースタグ）",
+    ],
+    "en": [
+        "You need the *operator* role",
+        "FREEZE OVERRIDE: リリース凍結 (Monday 00:00 – Sunday 23:59",
+        "to v1.2.2 — fix before deploying again",
+        "Milestone acknowledged (first commander @bob)",
+        "GITHUB_TOKEN is not set",
+        "Version (release tag)",
+    ],
+}
+JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff01-\uff5e]+")
+
+
+def other_language(text: str, lang: str) -> list[str]:
+    """English prose in a Japanese day; any Japanese in an English one (what people typed aside)."""
+    if lang == "ja":
+        return english_prose(text, TYPED)
+    for phrase in TYPED:
+        text = text.replace(phrase, " ")
+    return JAPANESE.findall(text)
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_a_team_sees_only_its_own_language_in_a_whole_day_of_work(lang, db_url, make_bot, slack):
+    """Japanese: no English prose. English: nothing falls back to the guide's Japanese."""
+    bot, answers, shown = _a_day_of_work(db_url, make_bot, slack, lang)
     everything = "\n".join(text for _, text in shown)
     assert len(shown) > 100
     assert all(a["text"].startswith(":warning:") for a in answers[3:17]), [a["text"] for a in answers[3:17]]
-    assert "*operator* ロールが必要です" in everything
-    assert "フリーズ期間の強制実行: リリース凍結（月曜 00:00 〜 日曜 23:59" in everything
-    assert "v1.2.2 にロールバック済み — 修正してから再デプロイしてください" in everything
-    assert "マイルストーン「確認」（最初のコマンダー @bob）" in everything  # names, not IDs, in the draft
+    for expected in DAY_SHOWS[lang]:
+        assert expected in everything, expected
     assert "@U0" not in incident(bot, 1).postmortem
-    assert "GITHUB_TOKEN が未設定のため" in everything
-    assert "バージョン（リリースタグ）" in everything  # the deploy form
 
-    leaks = [(where, text, english_prose(text, TYPED)) for where, text in shown]
+    leaks = [(where, text, other_language(text, lang)) for where, text in shown]
     leaks = [leak for leak in leaks if leak[2]]
     assert not leaks, "\n".join(f"{where}: {found} in {text[:200]!r}" for where, text, found in leaks)
-
-
-def test_an_english_team_sees_no_japanese_in_a_whole_day_of_work(db_url, make_bot, slack):
-    """The other way round: nothing falls back to the Japanese of the guide (runbooks included)."""
-    bot, answers, shown = _a_day_of_work(db_url, make_bot, slack, "en")
-    everything = "\n".join(text for _, text in shown)
-    assert len(shown) > 100
-    assert all(a["text"].startswith(":warning:") for a in answers[3:17]), [a["text"] for a in answers[3:17]]
-    assert "You need the *operator* role" in everything
-    assert "FREEZE OVERRIDE: リリース凍結 (Monday 00:00 – Sunday 23:59" in everything
-    assert "to v1.2.2 — fix before deploying again" in everything
-    assert "Milestone acknowledged (first commander @bob)" in incident(bot, 1).postmortem
-    assert "GITHUB_TOKEN is not set" in everything
-
-    japanese = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff01-\uff5e]+")
-    leaks = []
-    for where, text in shown:
-        for phrase in TYPED:
-            text = text.replace(phrase, " ")
-        if found := japanese.findall(text):
-            leaks.append(f"{where}: {found} in {text[:200]!r}")
-    assert not leaks, "\n".join(leaks)
 
 
 def test_the_detector_finds_english_and_lets_names_and_code_through():
