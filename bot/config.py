@@ -477,7 +477,8 @@ class Config(Strict):
     )
     timezone: str = Field(
         "Asia/Tokyo",
-        description="Timezone used when the user's Slack timezone is unknown, and for freeze windows.",
+        description="Timezone used when the user's Slack timezone is unknown, for freeze windows, and for "
+        "the times in postmortem drafts.",
     )
     slack: SlackConfig = Field(default_factory=SlackConfig, description="Where the bot posts.")
     github: GithubConfig = Field(

@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -837,13 +837,15 @@ class PostmortemData:
     phases: list[tuple[str, datetime, datetime | None]]
     lang: str
     name_of: Callable[[str], str] = str  # user ID -> display name (the ID while unknown)
+    tz: tzinfo = UTC  # the config's timezone: a draft is read as a document, not in Slack
 
 
 _USER_REF = re.compile(r"@([UW][A-Z0-9]{2,})\b")
 
 
-def _fmt(t: datetime | None) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "—"
+def _fmt(t: datetime | None, tz: tzinfo = UTC) -> str:
+    """A time in the team's timezone (the config's), named: 2026-11-29 02:01:07 JST."""
+    return t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z") if t else "—"
 
 
 def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData:
@@ -913,7 +915,9 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
     )
     for i, (name, at) in enumerate(entered):
         phases.append((name, at, entered[i + 1][1] if i + 1 < len(entered) else None))
-    return PostmortemData(inc, events, actions, problems, followups, phases, lang, svc.user_name)
+    return PostmortemData(
+        inc, events, actions, problems, followups, phases, lang, svc.user_name, svc.config.tz
+    )
 
 
 def postmortem_markdown(d: PostmortemData) -> str:
@@ -938,9 +942,9 @@ def postmortem_markdown(d: PostmortemData) -> str:
         tr("inc.pm.summary"),
         tr("inc.pm.severity", severity=inc.severity),
         tr("inc.pm.environment", env=inc.environment or "—"),
-        tr("inc.pm.declared", user=inc.declared_by_name or inc.declared_by, time=_fmt(inc.declared_at)),
+        tr("inc.pm.declared", user=inc.declared_by_name or inc.declared_by, time=_fmt(inc.declared_at, d.tz)),
         tr("inc.pm.roles", commander=at(inc.commander), scribe=at(inc.scribe), comms=at(inc.comms)),
-        tr("inc.pm.resolved", time=_fmt(inc.resolved_at), user=inc.resolved_by or "—"),
+        tr("inc.pm.resolved", time=_fmt(inc.resolved_at, d.tz), user=inc.resolved_by or "—"),
         tr("inc.pm.duration", elapsed=duration((end - inc.detected_at).total_seconds(), lang)),
         tr("inc.pm.last_status", text=inc.status_text or "—"),
         "",
@@ -948,17 +952,17 @@ def postmortem_markdown(d: PostmortemData) -> str:
         tr("inc.pm.impact_hint"),
     ]
     statuses = [e for e in d.events if e.kind == "status"]
-    lines += [f"- {_fmt(e.at)} {event_text(e, lang)}" for e in statuses]
+    lines += [f"- {_fmt(e.at, d.tz)} {event_text(e, lang)}" for e in statuses]
     lines += [
         "",
         tr("inc.pm.milestones"),
         tr("inc.pm.milestones_head"),
         "|---|---|---|",
-        f"| {tr('inc.pm.detected')} | {_fmt(inc.detected_at)} | 0s |",
-        f"| {tr('inc.pm.declared_row')} | {_fmt(inc.declared_at)} | {since(inc.declared_at)} |",
-        f"| {tr('inc.pm.acknowledged')} | {_fmt(inc.acknowledged_at)} | {since(inc.acknowledged_at)} |",
-        f"| {tr('inc.pm.mitigated')} | {_fmt(inc.mitigated_at)} | {since(inc.mitigated_at)} |",
-        f"| {tr('inc.pm.resolved_row')} | {_fmt(inc.resolved_at)} | {since(inc.resolved_at)} |",
+        f"| {tr('inc.pm.detected')} | {_fmt(inc.detected_at, d.tz)} | {duration(0, lang)} |",
+        f"| {tr('inc.pm.declared_row')} | {_fmt(inc.declared_at, d.tz)} | {since(inc.declared_at)} |",
+        f"| {tr('inc.pm.acknowledged')} | {_fmt(inc.acknowledged_at, d.tz)} | {since(inc.acknowledged_at)} |",
+        f"| {tr('inc.pm.mitigated')} | {_fmt(inc.mitigated_at, d.tz)} | {since(inc.mitigated_at)} |",
+        f"| {tr('inc.pm.resolved_row')} | {_fmt(inc.resolved_at, d.tz)} | {since(inc.resolved_at)} |",
         "",
         tr("inc.pm.phases"),
         tr("inc.pm.phases_head"),
@@ -966,9 +970,11 @@ def postmortem_markdown(d: PostmortemData) -> str:
     ]
     for name, entered, left in d.phases:
         spent = duration(((left or end) - entered).total_seconds(), lang)
-        lines.append(f"| {name} | {_fmt(entered)} | {spent if left else tr('inc.pm.current', spent=spent)} |")
+        lines.append(
+            f"| {name} | {_fmt(entered, d.tz)} | {spent if left else tr('inc.pm.current', spent=spent)} |"
+        )
     lines += ["", tr("inc.pm.timeline")]
-    lines += [f"- {_fmt(e.at)} [{tr(f'inc.ev.kind.{e.kind}')}] {event_text(e, lang)}" for e in d.events]
+    lines += [f"- {_fmt(e.at, d.tz)} [{tr(f'inc.ev.kind.{e.kind}')}] {event_text(e, lang)}" for e in d.events]
     lines += ["", tr("inc.pm.actions")]
     lines += [f"- {a}" for a in d.actions] or [tr("inc.pm.none_recorded")]
     lines += ["", tr("inc.pm.problems")]

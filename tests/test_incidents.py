@@ -158,6 +158,7 @@ def test_incident_driven_to_resolution_by_two_users_has_milestones_and_a_complet
     assert "Grafana: p99 jumped" in inc.postmortem
     assert "Skipped: 7. " in inc.postmortem and "no deploy preceded the incident (rollback)" in inc.postmortem
     assert "| Acknowledged |" in inc.postmortem and "| Resolved |" in inc.postmortem
+    assert " JST" in inc.postmortem and " UTC" not in inc.postmortem  # the team's time (config timezone)
     assert "- [ ] INC-1: " in inc.postmortem  # Improvement steps not done yet
     thread_text = "\n".join(text_of(m) for m in replies(slack, header))
     assert "Postmortem draft" in thread_text and "Grafana: p99 jumped" in thread_text
