@@ -1316,7 +1316,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "op.deploy.freeze_span": {
         "en": "{start_day} {start} – {end_day} {end} {tz}",
-        "ja": "{start_day} {start} 〜 {end_day} {end}（{tz}）",
+        "ja": "{start_day} {start} 〜 {end_day} {end} {tz}",
     },
     "op.deploy.freeze_note": {
         "en": "{window} ({span}) — forced by {user}: {reason}",
