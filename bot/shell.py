@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import secrets
 import sys
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
@@ -279,9 +281,9 @@ class Shell:
         except ValueError:
             return
         if reply.get("text") or reply.get("blocks"):
-            self.renderer.show(
-                "taisun (only you)", reply.get("text", ""), reply.get("blocks") or [], {"channel": CHANNEL}
-            )
+            # An in_channel answer (a lock, an unlock) is what everyone in the channel sees.
+            who = "#ops taisun" if reply.get("response_type") == "in_channel" else "taisun (only you)"
+            self.renderer.show(who, reply.get("text", ""), reply.get("blocks") or [], {"channel": CHANNEL})
 
     def settle(self, timeout: float = 60.0) -> None:
         """Wait until jobs stop moving and messages stop arriving (used when reading a script)."""
@@ -304,6 +306,16 @@ class Shell:
         self.slack.stop()
 
 
+def _log_path(database_url: str) -> Path:
+    """taisun-shell.log beside the SQLite file (the current directory for another database)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).with_name("taisun-shell.log")
+    return Path("taisun-shell.log")
+
+
 def run_shell(
     as_user: str = "alice",
     database_url: str | None = None,
@@ -316,12 +328,16 @@ def run_shell(
     settings = Settings()
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
-    setup_logging("WARNING")
+    # The bot's JSON log lines would interleave with the conversation: they go to a file.
+    log_path = _log_path(settings.database_url)
+    log_file = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (open for the shell's lifetime)
+    setup_logging("INFO", stream=log_file)
     interactive = stdin.isatty()
     shell = Shell(settings, out, as_user)
     simulated = [] if settings.github_token else ["GitHub"]
     out.write(
-        f"TAISUN ChatOps shell — config {settings.config_path}, database {settings.database_url}\n"
+        f"TAISUN ChatOps shell — config {settings.config_path}, database {settings.database_url}, "
+        f"log {log_path}\n"
         f"You are {shell.user}. "
         + (
             f"No credentials for {', '.join(simulated)}: those operations run as labelled simulations.\n"
@@ -372,4 +388,6 @@ def run_shell(
                 shell.settle()
     finally:
         shell.close()
+        logging.getLogger().handlers.clear()
+        log_file.close()
     return 0

@@ -235,6 +235,9 @@ def test_the_shell_reads_commands_from_stdin(tmp_path):
     # the example config's workspace language is Japanese: the card and its steps read Japanese
     assert "シミュレーション" in out and "成功" in out
     assert "deploy.succeeded" in out
+    # the bot's JSON log goes to a file beside the database, not between the messages
+    assert '"level"' not in out and '"level"' not in result.stderr and "log " in out.splitlines()[0]
+    assert (tmp_path / "taisun-shell.log").exists()
 
 
 def _steps(url: str) -> str:
