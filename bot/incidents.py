@@ -286,10 +286,17 @@ def _invitees(svc: Services, inc: Incident, requester: str) -> list[str]:
     return sorted(users)
 
 
+def _claim_marks() -> tuple[str, str]:
+    """("creating:<now>", "creating:<now - CLAIM_SECONDS>"): a claim written into a column, and the
+    mark below which an unfinished claim is stale (its replica died) and may be taken over."""
+    t = now()
+    fmt = "creating:%Y-%m-%dT%H:%M:%S"
+    return t.strftime(fmt), (t - timedelta(seconds=CLAIM_SECONDS)).strftime(fmt)
+
+
 def create_channel(svc: Services, incident_id: int, requester: str, *, announce: bool = False) -> None:
     """conversations.create + invite, linked both ways. Runs after the ack; one replica wins the claim."""
-    t = now()
-    stale = f"creating:{(t - timedelta(seconds=CLAIM_SECONDS)).strftime('%Y-%m-%dT%H:%M:%S')}"
+    claim, stale = _claim_marks()
     with svc.sessions.begin() as s:
         res = s.execute(
             update(Incident)
@@ -302,7 +309,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
                     ),
                 ),
             )
-            .values(dedicated_channel=f"creating:{t.strftime('%Y-%m-%dT%H:%M:%S')}")
+            .values(dedicated_channel=claim)
         )
         if res.rowcount != 1:
             return
@@ -991,8 +998,7 @@ def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name
     """Open a GitHub issue for a follow-up item, once (a claim in its row); returns its URL."""
     if not svc.settings.github_token:
         raise NoGitHub(key="inc.err.no_github")
-    t = now()
-    stale = f"creating:{(t - timedelta(seconds=CLAIM_SECONDS)).strftime('%Y-%m-%dT%H:%M:%S')}"
+    claim, stale = _claim_marks()
     with svc.sessions.begin() as s:
         res = s.execute(
             update(IncidentFollowup)
@@ -1005,7 +1011,7 @@ def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name
                     ),
                 ),
             )
-            .values(issue_url=f"creating:{t.strftime('%Y-%m-%dT%H:%M:%S')}", opened_by=user_id)
+            .values(issue_url=claim, opened_by=user_id)
         )
         row = s.get(IncidentFollowup, followup_id)
         if row is None:
