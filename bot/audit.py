@@ -18,13 +18,17 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.logs import redact, redact_obj
 from bot.store.models import AuditEvent, AuditHead
+
+if TYPE_CHECKING:
+    from bot.policy import Attempt, RefusalRecorder
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,31 @@ def append(
     session.add(ev)
     session.info["audit_appended"] = True
     return ev
+
+
+def refusal_recorder(begin: Callable[[], Any]) -> RefusalRecorder:
+    """The policy's refusal log: one `<thing>.refused` row per refusal, in its own transaction.
+
+    Returns whether the row was written; when it cannot be (the database is down) the refusal
+    still stands, and the log says so.
+    """
+
+    def record(
+        actor_id: str, attempt: Attempt, environment: str, reason: str, params: dict[str, Any]
+    ) -> bool:
+        try:
+            with begin() as s:
+                append(
+                    s, actor_id=actor_id, actor_name=attempt.user_name, action=f"{attempt.thing}.{attempt.event}",
+                    environment=environment, channel=attempt.channel, params=params, outcome="refused",
+                    detail=reason, job_id=attempt.job_id,
+                )  # fmt: skip
+            return True
+        except SQLAlchemyError:
+            log.exception("could not audit a refusal", extra={"action": f"{attempt.thing}.{attempt.event}"})
+            return False
+
+    return record
 
 
 _chain_wanted = threading.Event()

@@ -975,10 +975,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "😴 Snoozed for {minutes} minutes; I will remind once more if it still applies.",
         "ja": "😴 {minutes} 分間スヌーズしました。その時点でまだ該当すれば、もう一度リマインドします。",
     },
-    "inc.reply.need_responder": {
-        "en": "You need the *responder* role to declare an incident.",
-        "ja": "インシデントを宣言するには *responder* ロールが必要です。",
-    },
     "inc.role_lc.commander": {"en": "commander", "ja": "コマンダー"},
     "inc.role_lc.scribe": {"en": "scribe", "ja": "記録係"},
     "inc.role_lc.comms": {"en": "comms", "ja": "広報"},

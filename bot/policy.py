@@ -1,12 +1,18 @@
-"""Who may do what where: roles, user groups, approvals and freeze windows."""
+"""Who may do what where: roles, user groups, approvals and freeze windows.
+
+Every refusal of a role check is written to the audit log by the check itself
+(`Policy.require`), so a new listener cannot refuse someone without a trace.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.config import Config, Environment, FreezeWindow
 from bot.i18n import Msg, render, t
@@ -23,19 +29,19 @@ ROLE_LABELS = {
 
 
 class NotAllowed(Exception):
-    """The user lacks the role; the message names the role and where it is configured."""
+    """The user lacks the role; the message names the role and the config field that decides it."""
 
     key = "err.not_allowed"
 
-    def __init__(self, role: str, env: Environment | None, action: str | Msg):
-        self.role, self.env, self.action = role, env, action
-        cfg = f"environments.{env.name}.roles.{role} or roles.{role}" if env else f"roles.{role}"
+    def __init__(self, role: str, env: Environment | None, action: str | Msg, *, config: str):
+        self.role, self.env, self.action, self.config = role, env, action, config
+        self.audited = False  # set once the refusal's audit row is written
         self.fields = {
             "role": ROLE_LABELS.get(role, role),
             "where": f" in {env.name}" if env else "",
             "where_ja": f"{env.name} で" if env else "",
             "action": action,
-            "config": cfg,
+            "config": config,
         }
         super().__init__(self.message("en"))
 
@@ -43,6 +49,21 @@ class NotAllowed(Exception):
         return t(self.key, lang, **{**self.fields, "action": render(self.fields["action"], lang)})
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What someone tried: the audit row its refusal writes (action `<thing>.<event>`)."""
+
+    thing: str  # deploy, incident, runbook, lock...: what the row's action starts with
+    user_name: str = ""
+    channel: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    job_id: str = ""
+    environment: str | None = None  # None: the environment the role was checked in
+    event: str = "refused"
+
+
+# (actor_id, attempt, environment, reason in the workspace language, params) -> written?
+RefusalRecorder = Callable[[str, Attempt, str, str, dict[str, Any]], bool]
 GroupFetcher = Callable[[str], set[str] | None]
 
 
@@ -79,16 +100,21 @@ class Directory:
 
 
 class Policy:
-    def __init__(self, config: Config, directory: Directory):
+    def __init__(self, config: Config, directory: Directory, record: RefusalRecorder | None = None):
         self.config = config
         self.directory = directory
+        self.record = record
+
+    def decided_by(self, role: str, env: Environment | None = None) -> tuple[list[str], str]:
+        """The members who hold `role` in `env`, and the config field that lists them."""
+        if env is not None and role == "approver" and env.approvers:
+            return list(env.approvers), f"environments.{env.name}.approvers"
+        if env is not None and role in env.roles:
+            return list(env.roles[role]), f"environments.{env.name}.roles.{role}"
+        return list(getattr(self.config.roles, role)), f"roles.{role}"
 
     def members_of(self, role: str, env: Environment | None = None) -> list[str]:
-        if env is not None and role == "approver" and env.approvers:
-            return env.approvers
-        if env is not None and role in env.roles:
-            return env.roles[role]
-        return list(getattr(self.config.roles, role))
+        return self.decided_by(role, env)[0]
 
     def is_member(self, user_id: str, members: list[str]) -> bool:
         for m in members:
@@ -101,9 +127,21 @@ class Policy:
     def has_role(self, user_id: str, role: str, env: Environment | None = None) -> bool:
         return self.is_member(user_id, self.members_of(role, env))
 
-    def require(self, user_id: str, role: str, env: Environment | None, action: str) -> None:
-        if not self.has_role(user_id, role, env):
-            raise NotAllowed(role, env, action)
+    def require(
+        self, user_id: str, role: str, env: Environment | None, action: str | Msg, attempt: Attempt
+    ) -> None:
+        """Raise NotAllowed unless the user has the role here; a refusal is audited before it is raised."""
+        members, source = self.decided_by(role, env)
+        if self.is_member(user_id, members):
+            return
+        refusal = NotAllowed(role, env, action, config=source)
+        environment = attempt.environment if attempt.environment is not None else (env.name if env else "")
+        params = {**attempt.params, "role": role, "decided_by": source}
+        if self.record is not None:
+            refusal.audited = self.record(
+                user_id, attempt, environment, refusal.message(self.config.language), params
+            )
+        raise refusal
 
     def freeze_window(self, env: Environment, when: datetime | None = None) -> FreezeWindow | None:
         when = when or datetime.now(UTC)

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.audit import AuditChainer
+from bot.audit import AuditChainer, refusal_recorder
 from bot.backends.http import RecentChecks
 from bot.config import Config, Settings, load_config
 from bot.jobs import JobRunner, JobService
@@ -130,14 +130,15 @@ def build_services(
         make_engine(settings.database_url, read_only=True) if engine.dialect.name == "sqlite" else engine
     )
     slack = make_web_client(settings)
+    sessions = session_factory(engine)
     svc = Services(
         settings=settings,
         config=config,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         read_sessions=session_factory(read_engine),
         slack=slack,
-        policy=Policy(config, Directory(group_fetcher(slack))),
+        policy=Policy(config, Directory(group_fetcher(slack)), record=refusal_recorder(sessions.begin)),
         metrics=Metrics(),
     )
     svc.jobs = JobService(svc)
