@@ -31,7 +31,14 @@ def _slack(settings: Settings, config: Config) -> tuple[str, str]:
     from bot.slack import make_web_client
 
     resp = make_web_client(settings).auth_test()
-    return OK, f"authenticated to team {resp.get('team')} as {resp.get('user')}"
+    team = str(resp.get("team_id") or "")
+    named = config.slack.team_id
+    if named and team and named != team:
+        return FAIL, (
+            f"the token belongs to workspace {team} ({resp.get('team')}), but slack.team_id names {named}: "
+            '"*" in roles would mean the members of a workspace the bot is not in'
+        )
+    return OK, f"authenticated to team {resp.get('team')} ({team}) as {resp.get('user')}"
 
 
 def _github(settings: Settings, config: Config) -> tuple[str, str]:

@@ -112,6 +112,17 @@ def _check_members(members: list[str]) -> list[str]:
 
 
 class SlackConfig(Strict):
+    team_id: str = Field(
+        "",
+        description='The workspace (T…) the bot is installed in; `"*"` in a role means its members only, so '
+        "people of another organisation in a Slack Connect channel act only where a role names them. "
+        "Empty: learned from Slack (auth.test) at start, and `*` admits no one until Slack has answered.",
+    )
+    enterprise_id: str = Field(
+        "",
+        description="For an org-wide Enterprise Grid install: the organisation (E…) whose members, in any "
+        "of its workspaces, `*` covers.",
+    )
     ops_channel: str = Field(
         "#ops", description="Channel for approval cards, alerts and backup reports (ID or #name)."
     )
@@ -126,6 +137,22 @@ class SlackConfig(Strict):
         "A command or click that has waited longer than this for a free worker is not run, and the "
         "user is told so, so that nothing happens after Slack said it failed.",
     )
+
+    @field_validator("team_id")
+    @classmethod
+    def _team(cls, v: str) -> str:
+        if v and not re.fullmatch(r"T[A-Z0-9]{2,}", v):
+            raise ValueError(
+                f"{v!r} is not a Slack workspace ID (T0123ABCD; `taisun check` shows the token's)"
+            )
+        return v
+
+    @field_validator("enterprise_id")
+    @classmethod
+    def _enterprise(cls, v: str) -> str:
+        if v and not re.fullmatch(r"E[A-Z0-9]{2,}", v):
+            raise ValueError(f"{v!r} is not an Enterprise Grid organisation ID (E0123ABCD)")
+        return v
 
 
 class GithubConfig(Strict):
