@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import logging
 import threading
@@ -170,7 +171,7 @@ def chain_pending(begin: Callable[[], Any], limit: int = CHAIN_BATCH) -> int:
 
 
 def chain_all(begin: Callable[[], Any]) -> int:
-    """Link every unchained row (the CLI does this before verify and export)."""
+    """Link every unchained row (the chainer, and `taisun audit chain`)."""
     total = 0
     while n := chain_pending(begin):
         total += n
@@ -210,7 +211,7 @@ class AuditChainer:
         try:
             chain_all(self.begin)  # what this process wrote last
         except Exception as e:
-            log.warning("audit rows left unchained at stop; any bot or `taisun audit verify` chains them",
+            log.warning("audit rows left unchained at stop; any bot or `taisun audit chain` links them",
                         extra={"error": repr(e)[:300]})  # fmt: skip
 
 
@@ -267,7 +268,8 @@ def verify(engine: Engine) -> VerifyReport:
     if oldest is not None and datetime.now(UTC) - oldest.astimezone(UTC) > STALE_UNCHAINED:
         report.problems.append(
             f"{report.unchained} row(s) written since {oldest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC are not "
-            "chained yet: no bot has been running to chain them (`taisun audit verify` chains them first)"
+            "chained yet: no bot has been running to chain them, or they were inserted past the bot "
+            "(`taisun audit chain` links them)"
         )
     expected_seq, prev_hash = 1, GENESIS
     for ev in _iter_rows(engine):
@@ -313,13 +315,22 @@ def _export_row(ev: AuditEvent) -> dict[str, Any]:
     }
 
 
-def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = None) -> int:
-    """Write every row as JSON lines or CSV; returns the number of rows."""
+def _unchained_rows(engine: Engine) -> list[AuditEvent]:
+    with Session(engine) as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id)))
+
+
+def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = None) -> tuple[int, int]:
+    """Write every row as JSON lines or CSV, chained rows in seq order, then rows not chained yet.
+
+    Reads only. Returns (rows written, of which not chained yet).
+    """
     n = 0
     writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS) if fmt == "csv" else None
     if writer:
         writer.writeheader()
-    for ev in _iter_rows(engine):
+    unchained = _unchained_rows(engine)
+    for ev in itertools.chain(_iter_rows(engine), unchained):
         row = redact_obj(_export_row(ev))
         if writer:
             row["params"] = json.dumps(row["params"], ensure_ascii=False, sort_keys=True)
@@ -329,4 +340,4 @@ def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = Non
         n += 1
         if progress:
             progress(n)
-    return n
+    return n, len(unchained)

@@ -107,15 +107,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
     settings = _settings()
     engine = make_engine(settings.database_url)
     ensure_migrated(engine)
-    # Rows written moments ago (or while no bot ran) are linked first, as a bot would.
-    chained = audit.chain_all(session_factory(engine).begin)
+    if args.action == "chain":
+        # The bot links rows itself within a second; this is for a database no bot runs on.
+        chained = audit.chain_all(session_factory(engine).begin)
+        print(f"chained {chained} row(s)")
+        return 0
+    # verify and export only read: rows nobody has chained are reported, never chained here.
     if args.action == "verify":
         report = audit.verify(engine)
         if args.json:
-            print(json.dumps({"ok": report.ok, "rows": report.rows, "chained_now": chained,
+            print(json.dumps({"ok": report.ok, "rows": report.rows, "unchained": report.unchained,
                               "problems": report.problems}))  # fmt: skip
         elif report.ok:
             print(f"audit log intact: {report.rows} rows, hash chain unbroken")
+            if report.unchained:
+                print(f"  {report.unchained} row(s) written in the last minute are not chained yet")
         else:
             print(
                 f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.rows} rows",
@@ -127,10 +133,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
     progress = _progress("exporting", enabled=bool(args.output) and sys.stderr.isatty())
     try:
-        n = audit.export(engine, out, fmt=args.format, progress=progress)
+        n, unchained = audit.export(engine, out, fmt=args.format, progress=progress)
     finally:
         if args.output:
             out.close()
+    if unchained:
+        print(f"{unchained} of the rows are not chained yet (no seq or hash): no bot has linked them",
+              file=sys.stderr)  # fmt: skip
     if args.output:
         print(f"\nexported {n} rows to {args.output}", file=sys.stderr)
     return 0
@@ -225,9 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("audit", help="verify or export the audit log")
     a = s.add_subparsers(dest="action", required=True)
-    v = a.add_parser("verify", help="check the hash chain; names every edited, inserted or deleted row")
+    v = a.add_parser(
+        "verify", help="check the hash chain (read-only); names every edited, inserted or deleted row"
+    )
     v.add_argument("--json", action="store_true")
-    e = a.add_parser("export", help="write the log as JSON lines or CSV")
+    a.add_parser("chain", help="link rows no bot has chained yet into the chain (a running bot does this)")
+    e = a.add_parser("export", help="write the log as JSON lines or CSV (read-only; unchained rows last)")
     e.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     e.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
     s.set_defaults(fn=cmd_audit)
