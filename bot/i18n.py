@@ -442,6 +442,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{n} newest first · `taisun audit verify` checks the chain",
         "ja": "新しい順に {n} 件 · `taisun audit verify` で改ざんを検査できます",
     },
+    "audit.anchor.text": {
+        "en": "Audit log anchor: seq {seq}, {alg} `{hash}`. Check the log against it with "
+        "`taisun audit verify --anchor {seq}:{hash}`",
+        "ja": "監査ログのアンカー: seq {seq}、{alg} `{hash}`。`taisun audit verify --anchor {seq}:{hash}` "
+        "で監査ログをこの時点の記録と照合できます",
+    },
     # bot/blocks_incident.py: runbook checklists
     "rb.job_state.validating": {"en": "being checked", "ja": "確認中"},
     "rb.job_state.pending_approval": {"en": "waiting for approval", "ja": "承認待ち"},
