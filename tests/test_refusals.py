@@ -68,7 +68,9 @@ def test_clicks_on_someone_elses_job_are_refused_and_audited(db_url, make_bot, s
         ("deploy.refused", job.id, "production"),  # Cancel
     ]
     details = " / ".join(r.detail for r in rows)
-    assert "reject this request" in details and "cancel someone else's job" in details and "approve" in details
+    assert (
+        "reject this request" in details and "cancel someone else's job" in details and "approve" in details
+    )
     assert all(r.params["version"] == "v1.2.3" for r in rows)
 
 
