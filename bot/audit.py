@@ -6,25 +6,37 @@ the single chain moments later, in batches, one chainer at a time across all rep
 waits on the chain's head, which used to be one lock every audited write in every process took
 turns on (BENCHMARKS.md). The price: a row is tamper-evident from the moment it is chained (well
 under a second after its commit when a bot runs), not from its commit.
+
+With TAISUN_AUDIT_KEY set, each row's hash is an HMAC-SHA256 under that key, which never enters the
+database: someone who can write the database but does not hold the key cannot edit a row and
+recompute the chain. Rows chained before the key existed keep their SHA-256. Anchors
+(bot/anchors.py) write the head outside the database, so deleting the newest rows shows too.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
+import itertools
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.logs import redact, redact_obj
+from bot.logs import redact, redact_obj, register_secret
 from bot.store.models import AuditEvent, AuditHead
+
+if TYPE_CHECKING:
+    from bot.anchors import Anchor
+    from bot.policy import Attempt, RefusalRecorder
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +45,9 @@ CHAIN_BATCH = 500  # rows linked per chainer transaction
 STALE_UNCHAINED = timedelta(minutes=1)  # verify calls older unchained rows a problem
 EXPORT_FIELDS = (
     "seq", "ts", "actor_id", "actor_name", "action", "environment", "channel",
-    "params", "outcome", "detail", "job_id", "prev_hash", "hash",
+    "params", "outcome", "detail", "job_id", "prev_hash", "hash", "keyed",
 )  # fmt: skip
+KEY_MIN_CHARS = 32
 
 
 class AuditWriteFailed(Exception):
@@ -50,7 +63,8 @@ class AuditWriteFailed(Exception):
         super().__init__(message or t(key, "en", **fields))
 
 
-def _canonical(ev: AuditEvent) -> bytes:
+def canonical(ev: AuditEvent) -> bytes:
+    """The row's content as it is hashed: public, so anyone can check an unkeyed chain."""
     body = {
         "seq": ev.seq,
         "ts": ev.ts.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -68,8 +82,46 @@ def _canonical(ev: AuditEvent) -> bytes:
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def compute_hash(ev: AuditEvent) -> str:
-    return hashlib.sha256(_canonical(ev)).hexdigest()
+class AuditKey:
+    """The chain's secret (TAISUN_AUDIT_KEY). Only its id, a MAC of a fixed text, is ever stored."""
+
+    def __init__(self, secret: str):
+        self._secret = secret.encode()
+        self.id = hmac.new(self._secret, b"taisun audit key id", hashlib.sha256).hexdigest()[:16]
+
+    def mac(self, data: bytes) -> str:
+        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"AuditKey(id={self.id})"  # never the secret
+
+
+def audit_key(secret: str) -> AuditKey | None:
+    """The key from TAISUN_AUDIT_KEY, or None when it is not set; a short one is refused."""
+    if not secret:
+        return None
+    register_secret(secret)  # never in a log line, whatever prints it
+    if len(secret) < KEY_MIN_CHARS:
+        from bot.config import ConfigError
+
+        raise ConfigError(
+            f"TAISUN_AUDIT_KEY has {len(secret)} characters; use {KEY_MIN_CHARS} or more random ones "
+            "(e.g. `openssl rand -hex 32`): anyone who guesses it can rewrite the audit log unnoticed."
+        )
+    return AuditKey(secret)
+
+
+class AuditKeyMismatch(Exception):
+    """The chain is keyed with another key (or this process has none): rows wait for one that has it."""
+
+
+def compute_hash(ev: AuditEvent, key: AuditKey | None = None) -> str:
+    """The row's hash: HMAC-SHA256 under the key for a keyed row, else SHA-256."""
+    if getattr(ev, "keyed", False):
+        if key is None:
+            raise AuditKeyMismatch("a keyed row needs TAISUN_AUDIT_KEY")
+        return key.mac(canonical(ev))
+    return hashlib.sha256(canonical(ev)).hexdigest()
 
 
 def append(
@@ -106,6 +158,31 @@ def append(
     return ev
 
 
+def refusal_recorder(begin: Callable[[], Any]) -> RefusalRecorder:
+    """The policy's refusal log: one `<thing>.refused` row per refusal, in its own transaction.
+
+    Returns whether the row was written; when it cannot be (the database is down) the refusal
+    still stands, and the log says so.
+    """
+
+    def record(
+        actor_id: str, attempt: Attempt, environment: str, reason: str, params: dict[str, Any]
+    ) -> bool:
+        try:
+            with begin() as s:
+                append(
+                    s, actor_id=actor_id, actor_name=attempt.user_name, action=f"{attempt.thing}.{attempt.event}",
+                    environment=environment, channel=attempt.channel, params=params, outcome="refused",
+                    detail=reason, job_id=attempt.job_id,
+                )  # fmt: skip
+            return True
+        except SQLAlchemyError:
+            log.exception("could not audit a refusal", extra={"action": f"{attempt.thing}.{attempt.event}"})
+            return False
+
+    return record
+
+
 _chain_wanted = threading.Event()
 
 
@@ -120,40 +197,68 @@ def _forget_appended(session: Session) -> None:
     session.info.pop("audit_appended", None)
 
 
-def chain_pending(begin: Callable[[], Any], limit: int = CHAIN_BATCH) -> int:
+def chain_pending(begin: Callable[[], Any], limit: int = CHAIN_BATCH, key: AuditKey | None = None) -> int:
     """Link up to `limit` unchained rows, oldest first, into the chain; returns how many.
 
     `begin()` opens a write transaction (sessionmaker.begin). Locking the head row first makes
-    chainers in every process and replica take turns, so the chain stays one line.
+    chainers in every process and replica take turns, so the chain stays one line. With a key the
+    rows are keyed; the first time, an `audit.keyed` row marks where the keyed chain starts. A
+    keyed chain is never continued without its key (AuditKeyMismatch): rows wait for a process
+    that has it, and verify reports them when they wait too long.
     """
     with begin() as s:
         head = s.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+        if head.key_id and (key is None or key.id != head.key_id):
+            mine = f"key {key.id}" if key else "no TAISUN_AUDIT_KEY"
+            raise AuditKeyMismatch(
+                f"the audit chain is keyed with key {head.key_id} and this process has {mine}"
+            )
+        marker = None
+        if key is not None and head.key_id is None:
+            marker = append(
+                s, actor_id="taisun", actor_name="TAISUN", action="audit.keyed", outcome="ok",
+                params={"key_id": key.id, "from_seq": head.seq + 1},
+                detail="from this row on, the chain is keyed with TAISUN_AUDIT_KEY (HMAC-SHA256)",
+            )  # fmt: skip
+            s.flush()
+            head.key_id = key.id
         rows = list(
             s.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(limit))
         )
+        if marker is not None:  # the keyed chain starts with its marker
+            rows = [marker, *(r for r in rows if r is not marker)]
         seq, prev = head.seq, head.hash
         for ev in rows:
             seq += 1
-            ev.seq, ev.prev_hash = seq, prev
-            ev.hash = prev = compute_hash(ev)
+            ev.seq, ev.prev_hash, ev.keyed = seq, prev, key is not None
+            ev.hash = prev = compute_hash(ev, key)
         head.seq, head.hash = seq, prev
         return len(rows)
 
 
-def chain_all(begin: Callable[[], Any]) -> int:
-    """Link every unchained row (the CLI does this before verify and export)."""
+def chain_all(begin: Callable[[], Any], key: AuditKey | None = None) -> int:
+    """Link every unchained row (the chainer, and `taisun audit chain`)."""
     total = 0
-    while n := chain_pending(begin):
+    while n := chain_pending(begin, key=key):
         total += n
     return total
 
 
 class AuditChainer:
-    """A thread that links new audit rows soon after they are committed, and at least every second."""
+    """A thread that links new audit rows soon after they are committed, and at least every second.
 
-    def __init__(self, begin: Callable[[], Any], interval: float = 1.0):
+    After chaining it gives the anchorer (bot/anchors.py) its turn to write the head outside the
+    database when one is due.
+    """
+
+    def __init__(
+        self, begin: Callable[[], Any], interval: float = 1.0, key: AuditKey | None = None,
+        anchorer: Any = None,
+    ):  # fmt: skip
         self.begin = begin
         self.interval = interval
+        self.key = key
+        self.anchorer = anchorer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -167,11 +272,19 @@ class AuditChainer:
             _chain_wanted.wait(self.interval if not failures else min(30.0, 2.0**failures))
             _chain_wanted.clear()
             try:
-                chain_all(self.begin)
+                chain_all(self.begin, self.key)
                 failures = 0
+            except AuditKeyMismatch as e:  # a misconfigured replica must not fork the chain
+                failures += 1
+                log.error("AUDIT ROWS NOT CHAINED: this bot's TAISUN_AUDIT_KEY is not the chain's key",
+                          extra={"error": str(e)})  # fmt: skip
+                continue
             except Exception as e:  # the database is down or busy: rows wait, nothing is lost
                 failures += 1
                 log.warning("could not chain audit rows yet", extra={"error": repr(e)[:300]})
+                continue
+            if self.anchorer is not None:
+                self.anchorer.tick()
 
     def stop(self) -> None:
         self._stop.set()
@@ -179,9 +292,9 @@ class AuditChainer:
         if self._thread is not None:
             self._thread.join(10)
         try:
-            chain_all(self.begin)  # what this process wrote last
+            chain_all(self.begin, self.key)  # what this process wrote last
         except Exception as e:
-            log.warning("audit rows left unchained at stop; any bot or `taisun audit verify` chains them",
+            log.warning("audit rows left unchained at stop; any bot or `taisun audit chain` links them",
                         extra={"error": repr(e)[:300]})  # fmt: skip
 
 
@@ -202,6 +315,9 @@ class VerifyReport:
     rows: int = 0  # chained rows checked
     problems: list[str] = field(default_factory=list)
     unchained: int = 0  # rows written but not linked yet (seconds old, when a bot runs)
+    keyed: int = 0  # rows whose hash is an HMAC under TAISUN_AUDIT_KEY
+    anchors_checked: int = 0
+    notes: list[str] = field(default_factory=list)  # what this verification could not detect
 
     @property
     def ok(self) -> bool:
@@ -224,46 +340,139 @@ def _iter_rows(engine: Engine, batch: int = 5000) -> Iterator[AuditEvent]:
         last = rows[-1].seq or last
 
 
-def verify(engine: Engine) -> VerifyReport:
-    """Walk the chain and name every row that was edited, inserted or deleted.
+def _seqs(first: int, last: int) -> str:
+    return f"seq {first}" if first == last else f"seq {first}–{last}"
 
-    Rows not chained yet are counted; one left unchained for over a minute is a problem (no bot
-    has been running to chain it, or one was removed from the chain's view).
+
+def verify(engine: Engine, key: AuditKey | None = None, anchors: Sequence[Anchor] = ()) -> VerifyReport:
+    """Walk the chain and name every row that was edited, inserted or deleted. Reads only.
+
+    Keyed rows are checked with `key` (their MAC cannot be recomputed without it). Each anchor (the
+    head as it was written outside the database) must still be in the log, unchanged: an anchor
+    beyond the log's end means the newest rows were deleted. Rows not chained yet are counted; one
+    left unchained for over a minute is a problem (no bot has been running to chain it, or it was
+    inserted past the bot).
     """
     report = VerifyReport()
     with Session(engine) as s:
         report.unchained, oldest = s.execute(
             select(func.count(AuditEvent.id), func.min(AuditEvent.ts)).where(AuditEvent.seq.is_(None))
         ).one()
+        head_seq, head_hash, head_key = s.execute(
+            select(AuditHead.seq, AuditHead.hash, AuditHead.key_id).where(AuditHead.id == 1)
+        ).one()
     if oldest is not None and datetime.now(UTC) - oldest.astimezone(UTC) > STALE_UNCHAINED:
         report.problems.append(
             f"{report.unchained} row(s) written since {oldest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC are not "
-            "chained yet: no bot has been running to chain them (`taisun audit verify` chains them first)"
+            "chained yet: no bot has been running to chain them, or they were inserted past the bot "
+            "(`taisun audit chain` links them)"
         )
+    wrong_key = key is not None and head_key is not None and head_key != key.id
+    if wrong_key:
+        assert key is not None
+        report.problems.append(
+            f"TAISUN_AUDIT_KEY here (key id {key.id}) is not the key the chain is keyed with ({head_key}): "
+            "keyed rows cannot be checked"
+        )
+    by_seq: dict[int, list[Anchor]] = {}
+    for a in anchors:
+        by_seq.setdefault(a.seq, []).append(a)
+    unchecked: list[int] = []  # keyed rows this process has no (right) key for
+    first_keyed = 0
     expected_seq, prev_hash = 1, GENESIS
     for ev in _iter_rows(engine):
         report.rows += 1
         assert ev.seq is not None
         label = f"row seq {ev.seq} (id {ev.id}, {ev.action} by {ev.actor_id})"
         if ev.seq > expected_seq:
-            gap = f"seq {expected_seq}" if ev.seq == expected_seq + 1 else f"seq {expected_seq}–{ev.seq - 1}"
-            report.problems.append(f"{gap} missing: rows were deleted before {label}")
-        if compute_hash(ev) != ev.hash:
-            report.problems.append(f"{label} was edited: its content no longer matches its hash")
+            report.problems.append(
+                f"{_seqs(expected_seq, ev.seq - 1)} missing: rows were deleted before {label}"
+            )
+        if ev.keyed:
+            report.keyed += 1
+            first_keyed = first_keyed or ev.seq
+        elif first_keyed:
+            report.problems.append(
+                f"{label} is not keyed but follows keyed rows: it was written or rewritten by someone without "
+                "TAISUN_AUDIT_KEY"
+            )
+        if ev.keyed and (key is None or wrong_key):
+            unchecked.append(ev.seq)
+        elif compute_hash(ev, key) != ev.hash:
+            what = "MAC (HMAC-SHA256 under TAISUN_AUDIT_KEY)" if ev.keyed else "hash"
+            report.problems.append(f"{label} was edited: its content no longer matches its {what}")
         elif ev.prev_hash != prev_hash and ev.seq == expected_seq:
             report.problems.append(
                 f"{label} does not chain to the row before it: a row was inserted or replaced"
             )
+        for a in by_seq.pop(ev.seq, []):
+            if a.hash != ev.hash:
+                report.problems.append(
+                    f"{label} is not the row anchored {a.describe()}: the log was rewritten at or before "
+                    f"seq {ev.seq} (its {'MAC' if ev.keyed else 'hash'} differs from the anchor's)"
+                )
+            else:
+                report.anchors_checked += 1
         expected_seq, prev_hash = ev.seq + 1, ev.hash
-    with Session(engine) as s:
-        head_seq, head_hash = s.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
-    if head_seq >= expected_seq:
+    last = expected_seq - 1
+    for seq, missing in sorted(by_seq.items()):
+        for a in missing:
+            if seq > last:
+                report.problems.append(
+                    f"the log was truncated: the anchor {a.describe()} records seq {seq}, but the log ends at seq "
+                    f"{last}; the newest rows were deleted (and audit_head rewritten to match)"
+                )
+            else:
+                report.problems.append(f"row seq {seq}, anchored {a.describe()}, was deleted")
+    if head_seq > last:
         report.problems.append(
-            f"the newest rows (seq {expected_seq}–{head_seq}) were deleted: the log ends at seq {expected_seq - 1}"
+            f"the newest rows ({_seqs(last + 1, head_seq)}) were deleted: the log ends at seq {last}"
         )
-    elif head_seq == expected_seq - 1 and head_hash != prev_hash:
+    elif head_seq == last and head_hash != prev_hash:
         report.problems.append(f"row seq {head_seq} is not the row that was written last: it was replaced")
+    if unchecked:
+        report.problems.append(
+            f"{len(unchecked)} keyed row(s) ({_seqs(unchecked[0], unchecked[-1])}) were not checked: "
+            + ("TAISUN_AUDIT_KEY is not set here" if key is None else "it is not this chain's key")
+        )
+    if key is not None and not report.keyed and not wrong_key:
+        report.problems.append(
+            "TAISUN_AUDIT_KEY is set, but no row is keyed: no bot has chained with it yet (start one, or run "
+            "`taisun audit chain`), or the keyed rows were replaced by someone without the key"
+        )
+    _explain_limits(report, key, first_keyed)
     return report
+
+
+def _explain_limits(report: VerifyReport, key: AuditKey | None, first_keyed: int) -> None:
+    """Say plainly what this verification cannot have detected."""
+    if key is None and not report.keyed:
+        report.notes.append(
+            "the chain is unkeyed (plain SHA-256): anyone who can write the database can edit rows and "
+            "recompute the chain, or delete the newest rows and rewrite audit_head, and verify cannot tell. "
+            "Set TAISUN_AUDIT_KEY for every bot and here to make it a keyed (HMAC-SHA256) chain."
+        )
+    elif first_keyed > 1:
+        report.notes.append(
+            f"{_seqs(1, first_keyed - 1)} were chained before the key was set and carry a plain SHA-256: an "
+            "anchor taken after them protects them, the key does not"
+        )
+    if not report.anchors_checked:
+        report.notes.append(
+            "no anchor was checked: deleting the newest rows and rewriting audit_head to match goes unnoticed, "
+            "and so does any rewrite by someone holding the key. Configure audit.anchor, or pass "
+            "--anchor SEQ:MAC from an anchor message."
+        )
+    elif report.keyed:
+        report.notes.append(
+            "rows after the newest anchor are protected by the key alone: someone holding the key and "
+            "write access to the database can rewrite or delete them"
+        )
+    else:
+        report.notes.append(
+            "rows after the newest anchor are not protected: anyone who can write the database can rewrite "
+            "or delete them"
+        )
 
 
 def _export_row(ev: AuditEvent) -> dict[str, Any]:
@@ -281,16 +490,26 @@ def _export_row(ev: AuditEvent) -> dict[str, Any]:
         "job_id": ev.job_id,
         "prev_hash": ev.prev_hash,
         "hash": ev.hash,
+        "keyed": ev.keyed,
     }
 
 
-def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = None) -> int:
-    """Write every row as JSON lines or CSV; returns the number of rows."""
+def _unchained_rows(engine: Engine) -> list[AuditEvent]:
+    with Session(engine) as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id)))
+
+
+def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = None) -> tuple[int, int]:
+    """Write every row as JSON lines or CSV, chained rows in seq order, then rows not chained yet.
+
+    Reads only. Returns (rows written, of which not chained yet).
+    """
     n = 0
     writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS) if fmt == "csv" else None
     if writer:
         writer.writeheader()
-    for ev in _iter_rows(engine):
+    unchained = _unchained_rows(engine)
+    for ev in itertools.chain(_iter_rows(engine), unchained):
         row = redact_obj(_export_row(ev))
         if writer:
             row["params"] = json.dumps(row["params"], ensure_ascii=False, sort_keys=True)
@@ -300,4 +519,4 @@ def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = Non
         n += 1
         if progress:
             progress(n)
-    return n
+    return n, len(unchained)

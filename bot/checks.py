@@ -31,7 +31,14 @@ def _slack(settings: Settings, config: Config) -> tuple[str, str]:
     from bot.slack import make_web_client
 
     resp = make_web_client(settings).auth_test()
-    return OK, f"authenticated to team {resp.get('team')} as {resp.get('user')}"
+    team = str(resp.get("team_id") or "")
+    named = config.slack.team_id
+    if named and team and named != team:
+        return FAIL, (
+            f"the token belongs to workspace {team} ({resp.get('team')}), but slack.team_id names {named}: "
+            '"*" in roles would mean the members of a workspace the bot is not in'
+        )
+    return OK, f"authenticated to team {resp.get('team')} ({team}) as {resp.get('user')}"
 
 
 def _github(settings: Settings, config: Config) -> tuple[str, str]:
@@ -69,6 +76,45 @@ def _aws(settings: Settings, config: Config) -> tuple[str, str]:
     return OK, f"bucket {config.backup.bucket} reachable"
 
 
+def _audit(settings: Settings, config: Config) -> tuple[str, str]:
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.audit import audit_key
+    from bot.store.db import make_engine
+    from bot.store.models import AuditHead
+
+    key = audit_key(settings.taisun_audit_key)  # a too-short key is a ConfigError: FAIL with why
+    anchor = config.audit.anchor
+    where = [f"s3://{anchor.s3_bucket}/{anchor.s3_prefix}"] if anchor.s3_bucket else []
+    where += [f"Slack {anchor.slack_channel}"] if anchor.slack_channel else []
+    anchored = (
+        f"anchored every {anchor.interval_minutes:g} min to {' and '.join(where)}"
+        if where
+        else "not anchored (audit.anchor): deleting the newest rows and rewriting audit_head goes unnoticed"
+    )
+    if key is None:
+        return SKIP, (
+            "the chain is unkeyed (plain SHA-256): anyone who can write the database can edit rows and "
+            "recompute the chain, or delete the newest rows and rewrite audit_head, and `taisun audit verify` "
+            f"cannot tell; set TAISUN_AUDIT_KEY to make it an HMAC chain. {anchored}"
+        )
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            chain_key = conn.execute(select(AuditHead.key_id).where(AuditHead.id == 1)).scalar()
+    except SQLAlchemyError:
+        chain_key = None  # the database check says why
+    finally:
+        engine.dispose()
+    if chain_key and chain_key != key.id:
+        return FAIL, (
+            f"TAISUN_AUDIT_KEY (key id {key.id}) is not the key the chain is keyed with ({chain_key}): "
+            "the bot would leave new rows unchained"
+        )
+    return OK, f"keyed (HMAC-SHA256, key id {key.id}); {anchored}"
+
+
 def _runbooks(settings: Settings, config: Config) -> tuple[str, str]:
     try:
         from bot.runbooks import default_runbook_dir, load_runbooks
@@ -97,6 +143,7 @@ CHECKS: list[tuple[str, Callable[[Settings, Config], tuple[str, str]]]] = [
     ("github", _github),
     ("redis", _redis),
     ("aws", _aws),
+    ("audit", _audit),
     ("runbooks", _runbooks),
 ]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
+from bot.audit import AuditKeyMismatch
 from bot.config import ConfigError, Settings, load_config
 from bot.ops.base import OpError
 from bot.policy import NotAllowed
@@ -105,35 +106,112 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from bot.store.db import ensure_migrated, make_engine, session_factory
 
     settings = _settings()
+    key = audit.audit_key(settings.taisun_audit_key)
     engine = make_engine(settings.database_url)
     ensure_migrated(engine)
-    # Rows written moments ago (or while no bot ran) are linked first, as a bot would.
-    chained = audit.chain_all(session_factory(engine).begin)
+    if args.action == "chain":
+        # The bot links rows itself within a second; this is for a database no bot runs on.
+        chained = audit.chain_all(session_factory(engine).begin, key)
+        print(f"chained {chained} row(s)" + ("" if key else " (unkeyed: TAISUN_AUDIT_KEY is not set)"))
+        return 0
+    if args.action == "anchor":
+        return _audit_anchor(args, settings, engine, key)
+    # verify and export only read: rows nobody has chained are reported, never chained here.
     if args.action == "verify":
-        report = audit.verify(engine)
-        if args.json:
-            print(json.dumps({"ok": report.ok, "rows": report.rows, "chained_now": chained,
-                              "problems": report.problems}))  # fmt: skip
-        elif report.ok:
-            print(f"audit log intact: {report.rows} rows, hash chain unbroken")
-        else:
-            print(
-                f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.rows} rows",
-                file=sys.stderr,
-            )
-            for p in report.problems:
-                print(f"  - {p}", file=sys.stderr)
-        return 0 if report.ok else 1
+        return _audit_verify(args, settings, engine, key)
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
     progress = _progress("exporting", enabled=bool(args.output) and sys.stderr.isatty())
     try:
-        n = audit.export(engine, out, fmt=args.format, progress=progress)
+        n, unchained = audit.export(engine, out, fmt=args.format, progress=progress)
     finally:
         if args.output:
             out.close()
+    if unchained:
+        print(f"{unchained} of the rows are not chained yet (no seq or hash): no bot has linked them",
+              file=sys.stderr)  # fmt: skip
     if args.output:
         print(f"\nexported {n} rows to {args.output}", file=sys.stderr)
     return 0
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings, engine: Any, key: Any) -> int:
+    """Check the chain (with the key, when set) against every anchor it can read."""
+    from bot import anchors, audit
+
+    found: list[anchors.Anchor] = []
+    unreadable: list[str] = []
+    try:
+        found += [anchors.parse_anchor(a) for a in args.anchor]
+        for path in args.anchors:
+            found += anchors.read_anchor_file(path)
+    except anchors.AnchorError as e:
+        raise ConfigError(str(e)) from None
+    bucket = load_config(settings.config_path).audit.anchor
+    if bucket.s3_bucket and not args.no_s3:
+        try:
+            found += anchors.S3Anchors(bucket.s3_bucket, bucket.s3_prefix).newest()
+        except anchors.AnchorError as e:
+            unreadable.append(str(e))
+    report = audit.verify(engine, key, found)
+    report.problems += unreadable
+    if args.json:
+        print(json.dumps({"ok": report.ok, "rows": report.rows, "keyed": report.keyed,
+                          "unchained": report.unchained, "anchors_checked": report.anchors_checked,
+                          "problems": report.problems, "notes": report.notes}))  # fmt: skip
+        return 0 if report.ok else 1
+    if report.ok:
+        kind = f"{report.keyed} keyed (HMAC-SHA256)" if report.keyed else "none keyed"
+        print(f"audit log intact: {report.rows} rows ({kind}), hash chain unbroken, "
+              f"{report.anchors_checked} anchor(s) matched")  # fmt: skip
+        if report.unchained:
+            print(f"  {report.unchained} row(s) written in the last minute are not chained yet")
+    else:
+        print(f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.rows} rows", file=sys.stderr)
+        for p in report.problems:
+            print(f"  - {p}", file=sys.stderr)
+    for note in report.notes:
+        print(f"  note: {note}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _audit_anchor(args: argparse.Namespace, settings: Settings, engine: Any, key: Any) -> int:
+    """Chain what is waiting, then write the head to the configured sinks and/or a file now."""
+    from datetime import timedelta
+
+    from bot import anchors, audit
+    from bot.store.db import session_factory
+
+    config = load_config(settings.config_path)
+    post = None
+    if settings.slack_bot_token:
+        from bot.slack import make_web_client
+
+        client = make_web_client(settings)
+
+        def post(channel: str, text: str) -> str:
+            return str(client.chat_postMessage(channel=channel, text=text)["ts"])
+
+    sinks = anchors.configured_sinks(config.audit.anchor, post, config.language)
+    if args.output:
+        sinks.append(anchors.file_sink(args.output))
+    if not sinks:
+        raise ConfigError(
+            "nowhere to anchor: set audit.anchor.s3_bucket or audit.anchor.slack_channel in the config, "
+            "or pass -o FILE"
+        )
+    begin = session_factory(engine).begin
+    audit.chain_all(begin, key)
+    anchorer = anchors.Anchorer(begin, sinks, timedelta(minutes=config.audit.anchor.interval_minutes))
+    result = anchorer.anchor(force=True)
+    if result is None:
+        print("nothing to anchor: the log is empty")
+        return 0
+    print(f"anchored seq {result.anchor.seq}: {result.anchor.hash}")
+    for where in result.written:
+        print(f"  → {where}")
+    for failure in result.failed:
+        print(f"  ✗ {failure}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 def _progress(label: str, enabled: bool) -> Callable[[int], None] | None:
@@ -225,9 +303,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("audit", help="verify or export the audit log")
     a = s.add_subparsers(dest="action", required=True)
-    v = a.add_parser("verify", help="check the hash chain; names every edited, inserted or deleted row")
+    v = a.add_parser(
+        "verify",
+        help="check the chain (read-only) and the newest anchors; names every edited, inserted or deleted row",
+    )
     v.add_argument("--json", action="store_true")
-    e = a.add_parser("export", help="write the log as JSON lines or CSV")
+    v.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="SEQ:MAC",
+        help="an anchor, as its Slack message shows it",
+    )
+    v.add_argument(
+        "--anchors",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file of anchors (taisun audit anchor -o)",
+    )
+    v.add_argument("--no-s3", action="store_true", help="do not read anchors from audit.anchor.s3_bucket")
+    a.add_parser("chain", help="link rows no bot has chained yet into the chain (a running bot does this)")
+    n = a.add_parser("anchor", help="write the chain's head to S3 / Slack (audit.anchor) and/or a file now")
+    n.add_argument("--output", "-o", default=None, help="also append the anchor to this file (JSON lines)")
+    e = a.add_parser("export", help="write the log as JSON lines or CSV (read-only; unchained rows last)")
     e.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     e.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
     s.set_defaults(fn=cmd_audit)
@@ -263,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
         print(f"taisun: cannot use the database: {redact(reason)}", file=sys.stderr)
         return 2
-    except (OpError, NotAllowed) as e:
+    except (OpError, NotAllowed, AuditKeyMismatch) as e:
         print(f"taisun: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

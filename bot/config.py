@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     taisun_listener_threads: int = Field(
         16, description="Threads Bolt uses for listeners, so acks never queue behind slow work."
     )
+    taisun_audit_key: str = Field(
+        "",
+        description="Secret (32 characters or more, e.g. `openssl rand -hex 32`) that makes the audit log an "
+        "HMAC-SHA256 chain nobody without it can recompute. Never stored in the database; every replica and "
+        "`taisun audit verify` need the same one. Empty: a plain SHA-256 chain, which anyone who can write the "
+        "database can recompute after editing it.",
+    )
     taisun_lease_seconds: float = Field(
         30.0,
         description="A worker holds a job this long between heartbeats; a dead worker's job is taken over after it.",
@@ -112,6 +119,17 @@ def _check_members(members: list[str]) -> list[str]:
 
 
 class SlackConfig(Strict):
+    team_id: str = Field(
+        "",
+        description='The workspace (T…) the bot is installed in; `"*"` in a role means its members only, so '
+        "people of another organisation in a Slack Connect channel act only where a role names them. "
+        "Empty: learned from Slack (auth.test) at start, and `*` admits no one until Slack has answered.",
+    )
+    enterprise_id: str = Field(
+        "",
+        description="For an org-wide Enterprise Grid install: the organisation (E…) whose members, in any "
+        "of its workspaces, `*` covers.",
+    )
     ops_channel: str = Field(
         "#ops", description="Channel for approval cards, alerts and backup reports (ID or #name)."
     )
@@ -126,6 +144,22 @@ class SlackConfig(Strict):
         "A command or click that has waited longer than this for a free worker is not run, and the "
         "user is told so, so that nothing happens after Slack said it failed.",
     )
+
+    @field_validator("team_id")
+    @classmethod
+    def _team(cls, v: str) -> str:
+        if v and not re.fullmatch(r"T[A-Z0-9]{2,}", v):
+            raise ValueError(
+                f"{v!r} is not a Slack workspace ID (T0123ABCD; `taisun check` shows the token's)"
+            )
+        return v
+
+    @field_validator("enterprise_id")
+    @classmethod
+    def _enterprise(cls, v: str) -> str:
+        if v and not re.fullmatch(r"E[A-Z0-9]{2,}", v):
+            raise ValueError(f"{v!r} is not an Enterprise Grid organisation ID (E0123ABCD)")
+        return v
 
 
 class GithubConfig(Strict):
@@ -464,6 +498,33 @@ class AlertConfig(Strict):
     )
 
 
+class AuditAnchorConfig(Strict):
+    interval_minutes: float = Field(
+        60,
+        gt=0,
+        description="How often the chain's head (seq and MAC) is written outside the database, when rows "
+        "were added since the last time. Rows after the newest anchor can be deleted unnoticed.",
+    )
+    s3_bucket: str = Field(
+        "",
+        description="S3 bucket each anchor is written to as an object (turn on Object Lock with a default "
+        "retention to make anchored history immutable); `taisun audit verify` reads the newest. Empty: none.",
+    )
+    s3_prefix: str = Field("audit-anchors/", description="Key prefix of the anchor objects.")
+    slack_channel: str = Field(
+        "",
+        description="Channel (ID or #name) each anchor is posted to as a short message everyone there can read; "
+        "`taisun audit verify --anchor SEQ:MAC` checks the log against one. Empty: none.",
+    )
+
+
+class AuditConfig(Strict):
+    anchor: AuditAnchorConfig = Field(
+        default_factory=AuditAnchorConfig,
+        description="Anchors: the chain's head written where the database's writers cannot rewrite it.",
+    )
+
+
 class Config(Strict):
     """The YAML config file."""
 
@@ -498,6 +559,7 @@ class Config(Strict):
     alerts: AlertConfig = Field(
         default_factory=AlertConfig, description="Alertmanager alerts received at POST /alerts/alertmanager."
     )
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="The audit log's anchors.")
 
     @field_validator("timezone")
     @classmethod

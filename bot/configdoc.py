@@ -266,7 +266,9 @@ def render() -> str:
         f"A key path like `environments.{DICT_KEY}.cache.mode` means the `mode` key inside the `cache`",
         f"section of any environment; `[]` marks the items of a list (`environments.{DICT_KEY}.freeze_windows[].start`).",
         'A section whose default is "not set" may be left out. A *member* (in roles and approvers) is a',
-        'Slack user ID (`U0123ABCD`), a user-group handle (`@sre-team`) or `"*"` (everyone).',
+        'Slack user ID (`U0123ABCD`), a user-group handle (`@sre-team`) or `"*"` (every member of the',
+        "installed workspace, `slack.team_id`; people of another organisation in a Slack Connect channel",
+        "act only where a role names their user ID).",
         "",
     ]
     by_section: dict[str, list[Key]] = {}

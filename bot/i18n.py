@@ -98,6 +98,31 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "You need the *{role}* role{where} to {action}. Ask someone listed in `{config}` of the bot's config.",
         "ja": "この操作（{action}）には{where_ja}*{role}* ロールが必要です。ボット設定の `{config}` に載っている人に依頼してください。",
     },
+    "err.not_allowed_external": {
+        "en": "You need the *{role}* role{where} to {action}. `*` in `{config}` means members of this workspace, "
+        "and you are signed in from another organisation: people from outside act only where `{config}` names "
+        "their user ID (yours is `{user}`).",
+        "ja": "この操作（{action}）には{where_ja}*{role}* ロールが必要です。`{config}` の `*` はこのワークスペースの"
+        "メンバーだけを指し、あなたは別の組織のアカウントです。外部の人が操作できるのは、`{config}` にユーザー ID"
+        "（あなたは `{user}`）が書かれている場合だけです。",
+    },
+    "err.not_allowed_team_unknown": {
+        "en": "You need the *{role}* role{where} to {action}. `*` in `{config}` means members of this workspace, "
+        "and this request did not say which workspace you belong to. Someone listed in `{config}` can add your "
+        "user ID (`{user}`) there.",
+        "ja": "この操作（{action}）には{where_ja}*{role}* ロールが必要です。`{config}` の `*` はこのワークスペースの"
+        "メンバーだけを指しますが、このリクエストにはあなたの所属ワークスペースが含まれていませんでした。"
+        "`{config}` に載っている人に、あなたのユーザー ID（`{user}`）を追加してもらってください。",
+    },
+    "err.not_allowed_home_unknown": {
+        "en": "You need the *{role}* role{where} to {action}. `*` in `{config}` means members of this workspace, "
+        "and the bot does not know yet which workspace it is installed in (Slack has not answered auth.test). "
+        "Try again in a minute; an admin can name it as `slack.team_id` in the bot's config.",
+        "ja": "この操作（{action}）には{where_ja}*{role}* ロールが必要です。`{config}` の `*` はこのワークスペースの"
+        "メンバーだけを指しますが、ボットはまだ自分がどのワークスペースにインストールされているかを確認できていません"
+        "（Slack の auth.test に応答がありません）。少し待ってから再度お試しください。管理者はボット設定の "
+        "`slack.team_id` で指定できます。",
+    },
     "err.self_approval": {
         "en": "You asked for this one, so someone else has to approve it.",
         "ja": "自分の依頼は自分で承認できません。別の承認者に依頼してください。",
@@ -416,6 +441,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.footer": {
         "en": "{n} newest first · `taisun audit verify` checks the chain",
         "ja": "新しい順に {n} 件 · `taisun audit verify` で改ざんを検査できます",
+    },
+    "audit.anchor.text": {
+        "en": "Audit log anchor: seq {seq}, {alg} `{hash}`. Check the log against it with "
+        "`taisun audit verify --anchor {seq}:{hash}`",
+        "ja": "監査ログのアンカー: seq {seq}、{alg} `{hash}`。`taisun audit verify --anchor {seq}:{hash}` "
+        "で監査ログをこの時点の記録と照合できます",
     },
     # bot/blocks_incident.py: runbook checklists
     "rb.job_state.validating": {"en": "being checked", "ja": "確認中"},
@@ -974,10 +1005,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "inc.reply.snoozed": {
         "en": "😴 Snoozed for {minutes} minutes; I will remind once more if it still applies.",
         "ja": "😴 {minutes} 分間スヌーズしました。その時点でまだ該当すれば、もう一度リマインドします。",
-    },
-    "inc.reply.need_responder": {
-        "en": "You need the *responder* role to declare an incident.",
-        "ja": "インシデントを宣言するには *responder* ロールが必要です。",
     },
     "inc.role_lc.commander": {"en": "commander", "ja": "コマンダー"},
     "inc.role_lc.scribe": {"en": "scribe", "ja": "記録係"},

@@ -28,7 +28,7 @@ from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
 from bot.ops.base import REGISTRY, JobContext, Operation, OpError, OpRefused, Request
-from bot.policy import NotAllowed
+from bot.policy import Attempt, NotAllowed
 from bot.store.models import Job, Lock
 
 if TYPE_CHECKING:
@@ -98,7 +98,12 @@ def _audit(
 
 
 def audit_refusal(svc: Services, req: Request, refusal: BaseException | str) -> None:
-    """Refusals are audited too (in the workspace language); if even that fails, the refusal still stands."""
+    """Refusals are audited too (in the workspace language); if even that fails, the refusal still stands.
+
+    A role refusal (NotAllowed) was audited by the policy check that raised it: not twice.
+    """
+    if getattr(refusal, "audited", False):
+        return
     reason = user_message(refusal, svc.config.language) if isinstance(refusal, BaseException) else refusal
     try:
         with svc.sessions.begin() as s:
@@ -118,12 +123,8 @@ class JobService:
         self.svc = svc
 
     def require(self, req: Request, role: str, action: str) -> None:
-        """Check a role; a refusal is audited before it is raised."""
-        try:
-            self.svc.policy.require(req.user_id, role, req.env, action)
-        except NotAllowed as e:
-            audit_refusal(self.svc, req, e)
-            raise
+        """Check a role; a refusal is audited (by the policy) before it is raised."""
+        self.svc.policy.require(req.user_id, role, req.env, action, req.attempt())
 
     def op(self, name: str) -> Operation:
         return REGISTRY[name]
@@ -133,7 +134,7 @@ class JobService:
         op = self.op(req.operation)
         env = req.env
         try:
-            self.svc.policy.require(req.user_id, op.role, env, msg("act.run", op=op.name))
+            self.svc.policy.require(req.user_id, op.role, env, msg("act.run", op=op.name), req.attempt())
             op.check_request(self.svc, req)
         except (NotAllowed, OpError) as e:
             audit_refusal(self.svc, req, e)
@@ -186,11 +187,12 @@ class JobService:
         if job.state != "pending_approval":
             raise _already_decided(job)
         if user_id == job.requested_by:
-            self._audit_denied(job, user_id, user_name, "self-approval")
+            self._audit_denied(job, user_id, user_name, i18n.t("err.self_approval", self.svc.config.language))
             raise SelfApproval(key="err.self_approval")
-        if not self.svc.policy.has_role(user_id, "approver", env):
-            self._audit_denied(job, user_id, user_name, "not an approver")
-            raise NotAllowed("approver", env, msg("act.approve", op=op.name))
+        self.svc.policy.require(
+            user_id, "approver", env, msg("act.approve", op=op.name),
+            _attempt_on(job, user_name, event="approval_denied"),
+        )  # fmt: skip
         if job.expires_at and job.expires_at <= now():
             self.expire(job.id)
             raise ApprovalExpired(key="err.expired")
@@ -229,8 +231,8 @@ class JobService:
     def reject(self, job_id: str, user_id: str, user_name: str = "", reason: str = "") -> Job:
         job = self.get(job_id)
         env = self.svc.config.environments.get(job.environment)
-        if user_id != job.requested_by and not self.svc.policy.has_role(user_id, "approver", env):
-            raise NotAllowed("approver", env, msg("act.reject"))
+        if user_id != job.requested_by:
+            self.svc.policy.require(user_id, "approver", env, msg("act.reject"), _attempt_on(job, user_name))
         outcome = "cancelled" if user_id == job.requested_by else "rejected"
         with self.svc.sessions.begin() as s:
             res = s.execute(
@@ -268,12 +270,10 @@ class JobService:
         credentials; Slack roles do not apply to them.
         """
         job = self.get(job_id)
-        if (
-            not host_operator
-            and user_id != job.requested_by
-            and not self.svc.policy.has_role(user_id, "admin")
-        ):
-            raise NotAllowed("admin", None, msg("act.cancel_other"))
+        if not host_operator and user_id != job.requested_by:
+            self.svc.policy.require(
+                user_id, "admin", None, msg("act.cancel_other"), _attempt_on(job, user_name)
+            )
         t = now()
         with self.svc.sessions.begin() as s:
             res = s.execute(
@@ -325,6 +325,14 @@ class JobService:
             if environment:
                 q = q.where(Job.environment == environment)
             return list(s.scalars(q))
+
+
+def _attempt_on(job: Job, user_name: str, event: str = "refused") -> Attempt:
+    """A click or command on an existing job, as its refusal is audited (`<operation>.<event>`)."""
+    params = {k: v for k, v in job.params.items() if k != "steps"} | (
+        {"dry_run": True} if job.dry_run else {}
+    )
+    return Attempt(job.operation, user_name, job.channel, params, job.id, job.environment, event)
 
 
 def _already_decided(job: Job) -> AlreadyDecided:

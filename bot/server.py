@@ -45,6 +45,11 @@ class SlackAuthWatch:
         try:
             resp = self.svc.slack.auth_test()
             self.status, self.team = "ok", str(resp.get("team", ""))
+            # `*` in a role means members of this workspace: the policy needs to know which it is.
+            self.svc.policy.workspaces.installed_in(
+                str(resp.get("team_id") or ""), str(resp.get("enterprise_id") or ""),
+                bool(resp.get("is_enterprise_install")),
+            )  # fmt: skip
         except SlackApiError as e:
             err = str(e.response.get("error", "error")) if e.response is not None else "error"
             self.status = err

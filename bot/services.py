@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.audit import AuditChainer
+from bot.audit import AuditChainer, audit_key, refusal_recorder
 from bot.backends.http import RecentChecks
 from bot.config import Config, Settings, load_config
 from bot.jobs import JobRunner, JobService
@@ -117,6 +117,20 @@ class Services:
         return op.describe(job, lang or self.config.language) if op else job.operation
 
 
+def _anchorer(svc: Services) -> Any:
+    """Writes the audit chain's head to S3 / Slack as audit.anchor says; None when it names neither."""
+    from datetime import timedelta
+
+    from bot.anchors import Anchorer, configured_sinks
+
+    def post(channel: str, text: str) -> str:
+        return str(svc.slack.chat_postMessage(channel=channel, text=text)["ts"])
+
+    anchor = svc.config.audit.anchor
+    sinks = configured_sinks(anchor, post if svc.settings.slack_bot_token else None, svc.config.language)
+    return Anchorer(svc.sessions.begin, sinks, timedelta(minutes=anchor.interval_minutes)) if sinks else None
+
+
 def build_services(
     settings: Settings, config: Config | None = None, *, workers: int | None = None
 ) -> Services:
@@ -130,18 +144,21 @@ def build_services(
         make_engine(settings.database_url, read_only=True) if engine.dialect.name == "sqlite" else engine
     )
     slack = make_web_client(settings)
+    sessions = session_factory(engine)
     svc = Services(
         settings=settings,
         config=config,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         read_sessions=session_factory(read_engine),
         slack=slack,
-        policy=Policy(config, Directory(group_fetcher(slack))),
+        policy=Policy(config, Directory(group_fetcher(slack)), record=refusal_recorder(sessions.begin)),
         metrics=Metrics(),
     )
     svc.jobs = JobService(svc)
-    svc.chainer = AuditChainer(svc.sessions.begin)
+    svc.chainer = AuditChainer(
+        svc.sessions.begin, key=audit_key(settings.taisun_audit_key), anchorer=_anchorer(svc)
+    )
     svc.runner = JobRunner(
         svc,
         threads=workers if workers is not None else settings.taisun_workers,

@@ -172,6 +172,8 @@ class Shell:
 
         self.wsgi = build_wsgi(self.settings)
         self.svc = self.wsgi.svc
+        # Learn the workspace before the first command: `*` in a role admits its members only.
+        self.wsgi.auth.check()
 
     def _group_handles(self) -> set[str]:
         members: list[str] = []

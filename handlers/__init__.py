@@ -8,8 +8,20 @@ from bot.services import Services
 
 
 def register_listeners(app: App, svc: Services) -> None:
-    from handlers import actions, alerts, commands, events, fallback, home, incident, runbook, views
+    from handlers import (
+        actions,
+        alerts,
+        commands,
+        events,
+        fallback,
+        home,
+        incident,
+        runbook,
+        views,
+        workspace,
+    )
 
+    workspace.register(app, svc)  # first: notes who is acting from which workspace, before any role check
     commands.register(app, svc)
     actions.register(app, svc)
     views.register(app, svc)

@@ -12,6 +12,7 @@ from bot import audit, blocks, locks
 from bot.blocks import Action
 from bot.i18n import msg, t
 from bot.ops.base import Request
+from bot.policy import Attempt
 from bot.services import Services
 from handlers.commands import run_guarded, too_late
 from handlers.context import Reply
@@ -85,7 +86,11 @@ def register(app: App, svc: Services) -> None:
         lang, ws = svc.lang_for(user_id), svc.config.language
         if env is None:
             return blocks.error(t("lock.env_gone", lang))
-        svc.policy.require(user_id, "approver", env, msg("act.take_over"))
+        channel = body.get("channel")
+        attempt = Attempt(
+            "lock", user_name, channel.get("id", "") if isinstance(channel, dict) else "", {"take_over": True}
+        )
+        svc.policy.require(user_id, "approver", env, msg("act.take_over"), attempt)
         minutes = svc.config.defaults.lock_expiry_minutes
         with svc.sessions.begin() as s:
             held = locks.current(s, env.name)

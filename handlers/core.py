@@ -140,23 +140,31 @@ def unlock(inv: Invocation) -> Reply:
     assert env is not None
     req = Request("unlock", env, {}, inv.user_id, inv.user_name, inv.channel_id)
     inv.svc.jobs.require(req, "operator", msg("act.unlock"))
-    lang = inv.lang
+    lang, ws = inv.lang, inv.svc.config.language
+    refusal: OpError | None = None
     with inv.svc.sessions.begin() as s:
         held = locks.current(s, env.name)
         if held is None:
             return blocks.message(t("lock.not_locked", lang, env=env.name))
+        info = locks.LockInfo.of(held)
         if held.job_id:
-            raise OpError(key="lock.held_by_job", env=env.name, job=held.job_id[:8])
-        others = held.holder_id not in (inv.user_id, SYSTEM_HOLDER)
-        if others and not inv.svc.policy.has_role(inv.user_id, "admin", env):
-            raise OpError(key="lock.not_yours", lock=locks.LockInfo.of(held).describe(lang))
-        previous = held.holder_id
-        locks.release(s, env.name)
-        audit.append(
-            s, actor_id=inv.user_id, actor_name=inv.user_name, action="lock.released", environment=env.name,
-            channel=inv.channel_id, params={"holder": previous}, outcome="ok",
-        )  # fmt: skip
-    ws = inv.svc.config.language
+            refusal = OpError(key="lock.held_by_job", env=env.name, job=held.job_id[:8])
+        elif held.holder_id not in (inv.user_id, SYSTEM_HOLDER) and not inv.svc.policy.has_role(
+            inv.user_id, "admin", env
+        ):
+            refusal = OpError(key="lock.not_yours", lock=info.describe(lang))
+        else:
+            locks.release(s, env.name)
+            audit.append(
+                s, actor_id=inv.user_id, actor_name=inv.user_name, action="lock.released", environment=env.name,
+                channel=inv.channel_id, params={"holder": held.holder_id}, outcome="ok",
+            )  # fmt: skip
+    if refusal is not None:  # audited in its own transaction, in the workspace language
+        reason = (
+            t("lock.not_yours", ws, lock=info.describe(ws)) if refusal.key == "lock.not_yours" else refusal
+        )
+        audit_refusal(inv.svc, req, reason)
+        raise refusal
     return blocks.message(
         t("lock.unlocked_text", ws, env=env.name),
         [blocks.section(t("lock.unlocked", ws, env=env.name, user=f"<@{inv.user_id}>"))],

@@ -19,6 +19,7 @@ from bot.blocks import Action
 from bot.commands import UsageError
 from bot.i18n import msg, t
 from bot.incidents import IncidentError
+from bot.policy import Attempt, NotAllowed
 from bot.services import Services
 from handlers.commands import run_guarded, subcommand, too_late
 from handlers.context import Invocation, Reply
@@ -39,8 +40,17 @@ def value_of(body: dict[str, Any]) -> str:
     return str(actions[0].get("value") or "")[:2000]
 
 
-def on_click(app: App, svc: Services, action_id: str, fn: Click, role: str = "responder") -> None:
+def channel_of(body: dict[str, Any]) -> str:
+    channel = body.get("channel")
+    return str(channel.get("id", "")) if isinstance(channel, dict) else ""
+
+
+def on_click(
+    app: App, svc: Services, action_id: str, fn: Click, role: str = "responder", thing: str = "incident"
+) -> None:
     """A button: check the role, run fn(value, user_id, user_name, body), ack, reply ephemerally.
+
+    A refusal is audited as `<thing>.refused`, naming the button and its value.
 
     fn only writes to the database (Slack calls go to the sender thread), so it ends well
     inside Slack's 3 s and the click's effect is recorded before the ack.
@@ -53,7 +63,10 @@ def on_click(app: App, svc: Services, action_id: str, fn: Click, role: str = "re
             return
 
         def guarded() -> Reply:
-            svc.policy.require(user_id, role, None, msg("act.do_that"))
+            attempt = Attempt(
+                thing, user_name, channel_of(body), {"button": action_id, "value": value_of(body)}
+            )
+            svc.policy.require(user_id, role, None, msg("act.do_that"), attempt)
             return fn(value_of(body), user_id, user_name, body)
 
         reply = run_guarded(guarded, svc.lang_for(user_id))
@@ -69,7 +82,9 @@ def on_click(app: App, svc: Services, action_id: str, fn: Click, role: str = "re
 def incident(inv: Invocation) -> Reply:
     svc, args = inv.svc, inv.cmd.args
     action = args["action"]
-    svc.policy.require(inv.user_id, "responder", None, msg("act.incident"))
+    where = inv.cmd.env.name if inv.cmd.env else ""
+    attempt = Attempt("incident", inv.user_name, inv.channel_id, args, environment=where)
+    svc.policy.require(inv.user_id, "responder", None, msg("act.incident"), attempt)
     if action == "declare":
         if args.get("modal"):
             return {
@@ -262,7 +277,10 @@ def register(app: App, svc: Services) -> None:
             )
 
         def declare() -> Reply:
-            svc.policy.require(user_id, "responder", None, msg("act.declare"))
+            attempt = Attempt(
+                "incident", user_name, channel, {"action": "declare", "severity": severity, "title": title}
+            )
+            svc.policy.require(user_id, "responder", None, msg("act.declare"), attempt)
             incidents.declare(
                 svc, severity=severity, title=title, user_id=user_id, user_name=user_name, channel=channel,
                 source=source, first_events=first, environment=environment,
@@ -278,13 +296,14 @@ def register(app: App, svc: Services) -> None:
     @app.shortcut(Action.INCIDENT_FROM_MESSAGE)
     def from_message(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
-        user_id, _ = user_of(body)
-        channel = str((body.get("channel") or {}).get("id", ""))
+        user_id, user_name = user_of(body)
+        channel = channel_of(body)
         message = body.get("message") or {}
-        if not svc.policy.has_role(user_id, "responder"):
-            client.chat_postEphemeral(
-                channel=channel, user=user_id, text=t("inc.reply.need_responder", svc.lang_for(user_id))
-            )
+        try:
+            attempt = Attempt("incident", user_name, channel, {"action": "declare_from_message"})
+            svc.policy.require(user_id, "responder", None, msg("act.declare"), attempt)
+        except NotAllowed as e:
+            client.chat_postEphemeral(channel=channel, user=user_id, text=e.message(svc.lang_for(user_id)))
             return
         open_declare_modal(
             client, svc, str(body.get("trigger_id", "")), channel, lang=svc.lang_for(user_id),

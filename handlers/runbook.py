@@ -13,11 +13,12 @@ from slack_sdk import WebClient
 from bot import blocks, blocks_incident, incidents, runbook_runs
 from bot.blocks import Action
 from bot.i18n import msg, t
+from bot.policy import Attempt
 from bot.runbook_runs import NeedsVersion
 from bot.services import Services
 from handlers.commands import run_guarded, subcommand, too_late
 from handlers.context import Invocation, Reply
-from handlers.incident import on_click, user_of, value_of
+from handlers.incident import channel_of, on_click, user_of, value_of
 
 
 @subcommand("runbook")
@@ -36,7 +37,8 @@ def runbook(inv: Invocation) -> Reply:
             out.append(blocks.section(t("rb.list.invalid", lang, problems=bad[:2800])))
         out.append(blocks.context(t("rb.list.how", lang)))
         return blocks.message(t("rb.list.text", lang), out)
-    svc.policy.require(inv.user_id, "responder", inv.cmd.env, msg("act.runbook"))
+    attempt = Attempt("runbook", inv.user_name, inv.channel_id, {"action": "run", "name": args["name"]})
+    svc.policy.require(inv.user_id, "responder", inv.cmd.env, msg("act.runbook"), attempt)
     book = runbook_runs.find_runbook(args["name"], catalog)
     incident_id = None
     here = incidents.for_channel(svc, inv.channel_id)
@@ -68,16 +70,21 @@ def register(app: App, svc: Services) -> None:
         runbook_runs.recheck(svc, *_split(value), user_id, user_name)
         return None
 
-    on_click(app, svc, Action.STEP_DONE, done)
-    on_click(app, svc, Action.STEP_RECHECK, recheck)
+    on_click(app, svc, Action.STEP_DONE, done, thing="runbook")
+    on_click(app, svc, Action.STEP_RECHECK, recheck, thing="runbook")
+
+    def step_attempt(user_name: str, channel: str, what: str, value: str) -> Attempt:
+        run_id, step_id = _split(value)
+        return Attempt("runbook", user_name, channel, {"action": what, "run": run_id, "step": step_id})
 
     @app.action(Action.STEP_SKIP)
     def skip(ack: Ack, body: dict, client: WebClient, respond: Any) -> None:
-        user_id, _ = user_of(body)
+        user_id, user_name = user_of(body)
         value = value_of(body)
 
         def open_modal() -> Reply:
-            svc.policy.require(user_id, "responder", None, msg("act.skip_step"))
+            attempt = step_attempt(user_name, channel_of(body), "skip_step", value)
+            svc.policy.require(user_id, "responder", None, msg("act.skip_step"), attempt)
             run_id, step_id = _split(value)
             loaded = runbook_runs.load_run(svc, run_id)
             lang = svc.lang_for(user_id)
@@ -101,7 +108,8 @@ def register(app: App, svc: Services) -> None:
         channel = str((body.get("channel") or {}).get("id", ""))
 
         def request_step() -> Reply:
-            svc.policy.require(user_id, "responder", None, msg("act.run_step"))
+            attempt = step_attempt(user_name, channel, "run_step", value)
+            svc.policy.require(user_id, "responder", None, msg("act.run_step"), attempt)
             run_id, step_id = _split(value)
             try:
                 job = runbook_runs.request_action(svc, run_id, step_id, user_id, user_name, channel=channel)
@@ -130,7 +138,8 @@ def register(app: App, svc: Services) -> None:
         reason = str((values.get("reason", {}).get(Action.STEP_SKIP_REASON) or {}).get("value") or "")
 
         def record() -> Reply:
-            svc.policy.require(user_id, "responder", None, msg("act.skip_step"))
+            attempt = step_attempt(user_name, "", "skip_step", view.get("private_metadata", ""))
+            svc.policy.require(user_id, "responder", None, msg("act.skip_step"), attempt)
             runbook_runs.skip_step(svc, *_split(view.get("private_metadata", "")), user_id, user_name, reason)
             return None
 
@@ -154,7 +163,10 @@ def register(app: App, svc: Services) -> None:
         meta = json.loads(view.get("private_metadata") or "{}")
 
         def request() -> Reply:
-            svc.policy.require(user_id, "responder", None, msg("act.run_step"))
+            attempt = step_attempt(
+                user_name, str(meta.get("channel", "")), "run_step", str(meta.get("value", ""))
+            )
+            svc.policy.require(user_id, "responder", None, msg("act.run_step"), attempt)
             run_id, step_id = _split(str(meta.get("value", "")))
             runbook_runs.request_action(
                 svc,

@@ -19,6 +19,8 @@ from bot.shell import wsgi_post
 ALICE, BOB, CAROL, MALLORY = "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
 NAMES = {ALICE: "alice", BOB: "bob", CAROL: "carol", MALLORY: "mallory"}
 CHANNEL = "C0OPS"
+TEAM = "T0LOCAL"  # the workspace the bot is installed in (the local Slack's auth.test says so)
+OTHER_TEAM = "T0PARTNER"  # another organisation sharing a Slack Connect channel
 BOT_TOKEN = "xoxb-test-0000-secret"  # noqa: S105 (a test token, also used to prove redaction)
 
 
@@ -73,10 +75,12 @@ class Bot:
         }
         return wsgi_post(self.wsgi, body, headers | (extra or {}))
 
-    def command(self, text: str, user: str = ALICE, channel: str = CHANNEL) -> dict[str, Any]:
-        """Run `/taisun <text>` as `user`; returns the ack body (what the user sees at once)."""
+    def command(
+        self, text: str, user: str = ALICE, channel: str = CHANNEL, team: str = TEAM
+    ) -> dict[str, Any]:
+        """Run `/taisun <text>` as `user` (of workspace `team`); returns the ack body (what they see at once)."""
         body, ctype = signing.slash_command(
-            text, user_id=user, user_name=NAMES.get(user, user), channel_id=channel,
+            text, user_id=user, user_name=NAMES.get(user, user), channel_id=channel, team_id=team,
             response_url=self.slack.response_url(f"{user}-{secrets.token_hex(4)}"),
         )  # fmt: skip
         status, data = self.post(body, ctype)
@@ -84,10 +88,10 @@ class Bot:
         return json.loads(data) if data else {}
 
     def click(
-        self, action_id: str, value: str, user: str, message: Message | None = None
+        self, action_id: str, value: str, user: str, message: Message | None = None, team: str = TEAM
     ) -> tuple[int, bytes]:
         body, ctype = signing.block_action(
-            action_id, value, user_id=user, user_name=NAMES.get(user, user),
+            action_id, value, user_id=user, user_name=NAMES.get(user, user), team_id=team,
             channel_id=message.channel if message else CHANNEL, message_ts=message.ts if message else "",
             response_url=self.slack.response_url(f"{user}-{secrets.token_hex(4)}"),
         )  # fmt: skip

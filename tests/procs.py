@@ -33,7 +33,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         "TAISUN_CONFIG": settings.taisun_config, "GITHUB_TOKEN": settings.github_token,
         "GITHUB_API_URL": settings.github_api_url, "TAISUN_LEASE_SECONDS": str(settings.taisun_lease_seconds),
         "TAISUN_WORKERS": str(settings.taisun_workers), "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT),
-        "TAISUN_ALERT_TOKEN": settings.taisun_alert_token,
+        "TAISUN_ALERT_TOKEN": settings.taisun_alert_token, "TAISUN_AUDIT_KEY": settings.taisun_audit_key,
     })  # fmt: skip
     env.update(extra)
     return env

@@ -47,7 +47,8 @@ def test_many_writers_and_two_replicas_chainers_make_one_unbroken_chain(db_url):
             e.dispose()
 
 
-def test_rows_left_unchained_are_reported_when_stale_and_chained_by_the_cli(db_url, make_bot):
+def test_rows_left_unchained_are_reported_when_stale_and_verify_leaves_them_alone(db_url, make_bot):
+    """verify and export only read; `taisun audit chain` (or a running bot) links what is waiting."""
     bot = make_bot(db_url, start=False)  # no chainer runs: as if every bot had stopped
     bot.command("lock stg maintenance", user=ALICE)
     fresh = audit.verify(bot.svc.engine)
@@ -59,13 +60,29 @@ def test_rows_left_unchained_are_reported_when_stale_and_chained_by_the_cli(db_u
             .where(AuditEvent.seq.is_(None))
             .values(ts=datetime.now(UTC) - timedelta(minutes=2))
         )
+        # and a row slipped in by whoever can write the table, unchained and backdated
+        s.add(AuditEvent(seq=None, ts=datetime.now(UTC) - timedelta(hours=1), actor_id="U0MALLORY",
+                         action="deploy.approved", outcome="ok", params={}, prev_hash=None, hash=None))  # fmt: skip
     stale = audit.verify(bot.svc.engine)
     assert not stale.ok and "not chained yet" in stale.problems[0]
+    unchained_before = stale.unchained
 
     result = run_cli(["audit", "verify", "--json"], bot.settings)
     report = json.loads(result.stdout)
-    assert result.returncode == 0 and report["ok"] and report["chained_now"] >= 1 and report["rows"] >= 1
-    assert audit.verify(bot.svc.engine).unchained == 0
+    assert result.returncode == 1 and not report["ok"] and report["unchained"] == unchained_before
+    assert any("not chained yet" in p for p in report["problems"])
+    export = run_cli(["audit", "export"], bot.settings)
+    exported = [json.loads(line) for line in export.stdout.splitlines()]
+    assert export.returncode == 0 and "not chained yet" in export.stderr
+    assert [r["action"] for r in exported if r["seq"] is None][-1] == "deploy.approved"  # shown, unchained
+    assert audit.verify(bot.svc.engine).unchained == unchained_before  # verify and export wrote nothing
+    with bot.svc.sessions() as s:
+        assert s.scalar(select(audit.AuditHead.seq)) == 0
+
+    chained = run_cli(["audit", "chain"], bot.settings)
+    assert chained.returncode == 0 and f"chained {unchained_before} row(s)" in chained.stdout
+    after = audit.verify(bot.svc.engine)
+    assert after.ok and after.unchained == 0 and after.rows == unchained_before
 
 
 def test_sqlite_writers_queue_in_the_process_and_a_failed_transaction_lets_the_next_one_in(tmp_path):

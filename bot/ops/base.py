@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.config import Environment
 from bot.i18n import render, t
+from bot.policy import Attempt
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -47,6 +48,11 @@ class Request:
     channel: str = ""
     response_url: str = ""
     dry_run: bool = False
+
+    def attempt(self) -> Attempt:
+        """This request as the policy audits its refusal (`<operation>.refused`)."""
+        params = self.params | ({"dry_run": True} if self.dry_run else {})
+        return Attempt(self.operation, self.user_name, self.channel, params)
 
 
 @dataclass

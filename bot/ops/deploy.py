@@ -22,7 +22,6 @@ from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, G
 from bot.config import Config, Environment, Settings
 from bot.i18n import msg, render, t
 from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register, simulated_why
-from bot.policy import NotAllowed
 from bot.store.models import Job
 
 if TYPE_CHECKING:
@@ -110,8 +109,7 @@ class Deploy(Operation):
                 key="op.deploy.freeze", env=env.name, window=window.name, span=span,
                 version=req.params.get("version", "<version>"),
             )  # fmt: skip
-        if not svc.policy.has_role(req.user_id, "break_glass", env):
-            raise NotAllowed("break_glass", env, msg("act.freeze_deploy"))
+        svc.policy.require(req.user_id, "break_glass", env, msg("act.freeze_deploy"), req.attempt())
         lang = svc.config.language
         req.params["freeze_override"] = t(
             "op.deploy.freeze_note", lang, window=window.name, span=render(span, lang), user=f"<@{req.user_id}>",

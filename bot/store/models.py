@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, TypeDecorator, text
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, TypeDecorator, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -58,7 +58,10 @@ class AuditEvent(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     job_id: Mapped[str] = mapped_column(String(36), default="")
     prev_hash: Mapped[str | None] = mapped_column(String(64))
+    # hash is an HMAC-SHA256 with TAISUN_AUDIT_KEY when keyed, else a plain SHA-256 (rows chained
+    # before the database had a key keep theirs).
     hash: Mapped[str | None] = mapped_column(String(64))
+    keyed: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_audit_env_id", "environment", "id"),
@@ -80,6 +83,11 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    # The id (not the secret) of the key the chain is keyed with since the audit.keyed row; None: unkeyed.
+    key_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    # The last head written outside the database (S3 / Slack), so replicas anchor in turn.
+    anchored_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    anchored_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Job(Base):
