@@ -249,7 +249,13 @@ def job_blocks(
     elif state == "failed" and can_rollback:
         confirm = confirm_dialog(
             t("card.confirm_rollback_title", lang),
-            t("card.confirm_rollback_text", lang, env=job.environment),
+            # The version named here is the one the click dispatches (Rollback.check_request).
+            t(
+                "card.confirm_rollback_text",
+                lang,
+                env=job.environment,
+                version=progress.get("rollback_to", ""),
+            ),
             yes=t("card.rollback", lang),
             no=t("card.cancel", lang),
         )
@@ -265,6 +271,8 @@ def job_blocks(
     if job.finished_at and job.started_at:
         elapsed = duration((job.finished_at - job.started_at).total_seconds(), lang)
         blocks.append(context(t("card.took", lang, elapsed=elapsed, job=job.id[:8])))
+    elif job.finished_at:  # rejected, expired, cancelled before it started: still name the job
+        blocks.append(context(t("card.job", lang, job=job.id[:8])))
     return blocks
 
 

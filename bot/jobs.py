@@ -27,7 +27,7 @@ from bot import audit, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
-from bot.ops.base import REGISTRY, JobContext, Operation, OpError, OpRefused, Request
+from bot.ops.base import REGISTRY, AuditNote, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import NotAllowed
 from bot.store.models import Job, Lock
 
@@ -462,7 +462,7 @@ class JobRunner:
     def _context(self, job: Job) -> JobContext:
         env = self.svc.config.environments.get(job.environment)
 
-        def save_progress(values: dict[str, Any]) -> None:
+        def save_progress(values: dict[str, Any], notes: tuple[AuditNote, ...] = ()) -> None:
             progress = {**job.progress, **values}
             with self.svc.sessions.begin() as s:
                 # Only while this worker still holds the lease: operations save before each side
@@ -472,8 +472,14 @@ class JobRunner:
                     .where(Job.id == job.id, Job.lease_owner == self.owner)
                     .values(progress=progress, updated_at=now())
                 )
-            if res.rowcount != 1:
-                raise LeaseLost(job.id)
+                if res.rowcount != 1:
+                    raise LeaseLost(job.id)  # rolls back: no audit row for a step this worker does not own
+                for note in notes:  # the step's audit rows commit with the step, or neither does
+                    audit.append(
+                        s, actor_id=SYSTEM_HOLDER, actor_name="TAISUN", action=f"{job.operation}.{note.event}",
+                        environment=job.environment, channel=job.channel, params=note.facts, outcome=note.outcome,
+                        detail=note.detail, job_id=job.id,
+                    )  # fmt: skip
             job.progress = progress
             self.svc.notifier.job_changed(job.id)
 

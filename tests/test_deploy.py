@@ -61,7 +61,9 @@ def test_production_deploy_goes_from_request_to_verified_success(gh_bot, github,
     assert "Succeeded" in text_of(final) and "Verified: healthy, version `v1.2.3`" in text_of(final)
     assert "approved by <@U0BOB>" in text_of(final)
     assert actions(bot, job.id) == [
-        "deploy.requested", "deploy.awaiting_approval", "deploy.approved", "deploy.started", "deploy.succeeded",
+        "deploy.requested", "deploy.checked", "deploy.awaiting_approval", "deploy.approved", "deploy.started",
+        "deploy.dispatch", "deploy.dispatched", "deploy.run_found", "deploy.run_completed",
+        "deploy.verify_attempt", "deploy.verified", "deploy.succeeded",
     ]  # fmt: skip
 
 
@@ -116,6 +118,60 @@ def test_a_missing_tag_changes_nothing_and_lists_the_latest_tags(gh_bot, slack, 
     assert slack.channel_messages(CHANNEL) == []  # not announced to the channel
     assert github.dispatches == []
     assert "not locked" in bot.command("unlock prod")["text"]
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [
+        (502, "GitHub answered 502 to comparing v1.2.2...v1.2.3"),
+        (404, "GitHub answered 404 to comparing v1.2.2...v1.2.3"),
+    ],
+)
+def test_a_failing_github_compare_shows_changes_unknown_and_the_deploy_goes_on(
+    gh_bot, slack, github, status, why
+):
+    bot = gh_bot()
+    github.fail_next("/compare/", status, times=3)  # every retry of the GET fails too
+    bot.command("deploy prod v1.2.3", user=ALICE)
+    card = slack.wait_for(lambda: card_for(slack))
+    text = text_of(card)
+    assert f"changes unknown: {why}" in text and "(the deploy goes on)" in text
+    assert the_job(bot).state == "pending_approval"  # information never blocks a deploy
+    bot.click(Action.APPROVE, the_job(bot).id, BOB, card)
+    bot.settle(30)
+    assert the_job(bot).state == "succeeded"
+    with bot.svc.sessions() as s:
+        checked = s.scalars(select(AuditEvent).where(AuditEvent.action == "deploy.checked")).one()
+    assert checked.params["changes"] == "unknown" and why in checked.params["changes_unknown_why"]
+
+
+def test_a_live_version_that_is_not_a_tag_shows_changes_unknown(gh_bot, slack, github, service):
+    service.version = "main-3f9c2e1"  # a branch build is live
+    bot = gh_bot()
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    assert the_job(bot).state == "succeeded"
+    text = text_of(slack.channel_messages(CHANNEL)[-1])
+    assert "changes unknown: the live version `main-3f9c2e1` is not a tag in taisun/taisun-v2" in text
+
+
+def test_only_the_tag_check_refuses_a_deploy(gh_bot, slack, github):
+    bot = gh_bot()
+    github.fail_next("/git/ref/tags/v1.2.3", 502, times=3)
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    assert the_job(bot).state == "invalid"
+    assert "Could not check `v1.2.3` on GitHub: GitHub answered 502" in text_of(slack.ephemeral(ALICE)[-1])
+    assert github.dispatches == []
+
+
+def test_one_commit_is_one_commit(gh_bot, slack, github, service):
+    github.add_tag("v1.2.4", github.add_commit("fix: the one change"))
+    service.version = "v1.2.3"
+    bot = gh_bot()
+    bot.command("deploy prod v1.2.4", user=ALICE)  # v1.2.3 is live: one commit apart
+    text = text_of(slack.wait_for(lambda: card_for(slack)))
+    assert "|1 commit> since v1.2.3" in text and "1 commits" not in text
 
 
 def test_a_malformed_version_is_refused_at_once(gh_bot):
@@ -184,17 +240,91 @@ def test_a_failed_health_check_offers_a_one_click_rollback(gh_bot, slack, github
     bot.settle(30)
     failed = the_job(bot)
     assert failed.state == "failed" and "Verification failed" in failed.result
+    # Only /health failed, and the result says so (the version was the expected one).
+    assert "the health check failed: /health answered 503 Service Unavailable" in failed.result
+    assert "(/version is `v1.2.3` as expected)" in failed.result
     card = slack.channel_messages(CHANNEL)[-1]
     assert Action.ROLLBACK in buttons(card)
+    dialog = rollback_dialog(card)
+    assert "Roll staging back to `v1.2.2`" in dialog  # a concrete version, not "the previous one"
     service.healthy = True
     bot.click(Action.ROLLBACK, failed.id, ALICE, card)
     bot.settle(30)
     rollback = the_job(bot)
     assert rollback.operation == "rollback" and rollback.state == "succeeded", rollback.result
+    # The version the dialog named is the version dispatched.
     assert github.runs[0]["inputs"] == {"environment": "staging", "version": "v1.2.2", "rollback": "true"}
+    assert "Rolling back staging to v1.2.2" in text_of(slack.ephemeral(ALICE)[-1])
     # the environment stays locked until someone fixes it
     text = bot.command("deploy stg v1.2.3", user=ALICE)["text"]
     assert "rolled back from" in text and "fix before deploying again" in text
+
+
+def rollback_dialog(card) -> str:
+    """The text of the Roll back button's confirm dialog."""
+    for block in card.blocks:
+        for el in block.get("elements", []) if block.get("type") == "actions" else []:
+            if el.get("action_id") == Action.ROLLBACK:
+                return el["confirm"]["text"]["text"]
+    raise AssertionError("no Roll back button")
+
+
+def test_a_stale_roll_back_button_refuses_once_the_environment_has_moved_on(gh_bot, slack, github, service):
+    for tag in ("v1.2.4", "v1.2.5"):
+        github.add_commit(f"feat: {tag}")
+        github.add_tag(tag)
+    bot = gh_bot()
+    service.healthy = False
+    bot.command("deploy stg v1.2.4", user=ALICE)
+    bot.settle(30)
+    failed = the_job(bot)
+    assert failed.state == "failed"
+    old_card = slack.channel_messages(CHANNEL)[-1]
+    assert "Roll staging back to `v1.2.2`" in rollback_dialog(old_card)
+    service.healthy = True
+    for version in ("v1.2.3", "v1.2.5"):  # newer releases go out after the failed one
+        bot.command(f"deploy stg {version}", user=ALICE)
+        bot.settle(30)
+        assert the_job(bot).state == "succeeded"
+    dispatched = list(github.dispatches)
+    status, _ = bot.click(Action.ROLLBACK, failed.id, BOB, old_card)
+    assert status == 200
+    bot.settle(30)
+    reply = text_of(slack.ephemeral(BOB)[-1])
+    assert (
+        "staging has moved on to v1.2.5 since this deploy" in reply and "`/taisun rollback staging`" in reply
+    )
+    assert github.dispatches == dispatched  # nothing was dispatched: v1.2.5 stays live
+    assert service.version_fn() == "v1.2.5"
+    assert the_job(bot).operation == "deploy"  # no rollback job was made
+    with bot.svc.sessions() as s:
+        refused = s.scalars(select(AuditEvent).where(AuditEvent.action == "rollback.refused")).one()
+    assert refused.actor_id == BOB and "moved on to v1.2.5" in refused.detail
+
+
+def test_a_roll_back_button_refuses_while_a_newer_deploy_is_under_way(gh_bot, slack, github, service):
+    def approval_on_staging(cfg):
+        cfg["environments"]["staging"]["approval_required"] = True
+
+    bot = gh_bot(config_mutate=approval_on_staging)
+    service.healthy = False
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    card = slack.wait_for(lambda: card_for(slack))
+    bot.click(Action.APPROVE, the_job(bot).id, BOB, card)
+    bot.settle(30)
+    failed = the_job(bot)
+    assert failed.state == "failed"
+    card = slack.channel_messages(CHANNEL)[-1]
+    service.healthy = True
+    bot.command("deploy dev v1.2.3", user=ALICE)  # another environment: does not count
+    bot.settle(30)
+    bot.command("deploy stg v1.2.3", user=BOB)  # staging again, waiting for approval
+    bot.settle(30)
+    assert the_job(bot).state == "pending_approval"
+    bot.click(Action.ROLLBACK, failed.id, ALICE, card)
+    bot.settle(30)
+    assert "A newer change to staging (v1.2.3" in text_of(slack.ephemeral(ALICE)[-1])
+    assert [j for j in github.dispatches if j["inputs"]["rollback"] == "true"] == []
 
 
 def test_tag_moved_after_approval_stops_the_deploy(gh_bot, slack, github):
