@@ -23,6 +23,7 @@ class Action:
     DEPLOY_MODAL = "taisun.deploy.modal"
     DEPLOY_ENV = "taisun.deploy.env"
     DEPLOY_VERSION = "taisun.deploy.version"
+    DEPLOY_OPTIONS = "taisun.deploy.options"  # the form's checkboxes (dry run)
     # Incidents, runbook runs and alerts (messages in bot/blocks_incident.py).
     INCIDENT_DECLARE_MODAL = "taisun.incident.declare_modal"
     INCIDENT_FROM_MESSAGE = "taisun.incident.from_message"  # message shortcut callback id

@@ -76,8 +76,20 @@ MESSAGES: dict[str, dict[str, str]] = {
     "card.job": {"en": "job `{job}`", "ja": "ジョブ `{job}`"},
     # replies
     "reply.checking": {
-        "en": "🔎 Checking {what}… job `{job}`. The card will appear in this channel.",
-        "ja": "🔎 「{what}」を確認しています… ジョブ `{job}`。カードがこのチャンネルに表示されます。",
+        "en": "🔎 Checking {what}… job `{job}`. If it checks out, I'll post its card in this channel; if not, "
+        "I'll tell you why, here.",
+        "ja": "🔎 「{what}」を確認しています… ジョブ `{job}`。問題がなければこのチャンネルにカードを投稿し、"
+        "問題があればその理由をここでお知らせします。",
+    },
+    "reply.checking_form": {
+        "en": "🔎 Checking {what}… job `{job}`. Its card, or why it was refused, will be posted in this channel.",
+        "ja": "🔎 「{what}」を確認しています… ジョブ `{job}`。カード、または拒否した理由をこのチャンネルに投稿します。",
+    },
+    "reply.checking_form_dry": {
+        "en": "🔎 Checking {what} (dry run: nothing will change)… job `{job}`. Its card, or why it was refused, "
+        "will be posted in this channel.",
+        "ja": "🔎 「{what}」を確認しています（ドライラン: 何も変更しません）… ジョブ `{job}`。カード、または拒否した"
+        "理由をこのチャンネルに投稿します。",
     },
     "reply.checking_dry": {
         "en": "🔎 Checking {what} (dry run: nothing will change)… job `{job}`.",
@@ -218,6 +230,17 @@ MESSAGES: dict[str, dict[str, str]] = {
     "modal.deploy.submit": {"en": "Request deploy", "ja": "デプロイを依頼"},
     "modal.deploy.env": {"en": "Environment", "ja": "環境"},
     "modal.deploy.version": {"en": "Version (release tag)", "ja": "バージョン（リリースタグ）"},
+    "modal.deploy.options": {"en": "Options", "ja": "オプション"},
+    "modal.deploy.dry_run": {
+        "en": "Dry run: show what would happen, change nothing",
+        "ja": "ドライラン: 何が起きるかを表示するだけで、何も変更しない",
+    },
+    "modal.deploy.pick_env": {"en": "Pick an environment.", "ja": "環境を選んでください。"},
+    "modal.deploy.bad_version": {
+        "en": "“{text}” is not a release tag. Type one tag, like v1.2.3; for a dry run, tick “Dry run” below.",
+        "ja": "「{text}」はリリースタグではありません。v1.2.3 のようにタグを 1 つだけ入力してください。"
+        "ドライランは下の「ドライラン」にチェックを入れてください。",
+    },
     "modal.deploy.loading": {"en": "Loading release tags…", "ja": "リリースタグを読み込んでいます…"},
     "modal.deploy.no_tags": {
         "en": "No release tags found; type one.",
