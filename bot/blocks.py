@@ -207,6 +207,12 @@ def job_blocks(
     if job.approved_by:
         facts.append(t("card.approved_by", lang, user=f"<@{job.approved_by}>"))
     facts.append(t("card.at", lang, time=slack_time(job.created_at)))
+    own = (job.params or {}).get("through_own_lock")
+    if own is not None:  # the requester holds the environment's lock and goes through it
+        why = t("lock.why", lang, reason=escape(own.get("reason", ""))) if own.get("reason") else ""
+        facts.append(
+            t("card.through_own_lock", lang, user=f"<@{job.requested_by}>", env=job.environment, why=why)
+        )
     blocks.append(context(" · ".join(facts)))
     progress = job.progress or {}
     fields = progress.get("fields") or []

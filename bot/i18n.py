@@ -350,6 +350,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lock.taken_from": {"en": "taken over from {user}", "ja": "{user} から引き継ぎ"},
     "lock.holder_job": {"en": "a running job `{job}`", "ja": "実行中のジョブ `{job}`"},
     "lock.why": {"en": " — “{reason}”", "ja": "（理由:「{reason}」）"},
+    "card.through_own_lock": {
+        "en": "🔒 goes through {user}'s own lock on {env}{why}",
+        "ja": "🔒 {user} 自身の {env} のロック{why}を通して実行",
+    },
+    "reply.through_own_lock": {
+        "en": "🔒 You hold the lock on {env}, so this goes through your own lock (it stays held until you "
+        "`/taisun unlock {env}`).",
+        "ja": "🔒 {env} のロックはあなたが持っているため、あなた自身のロックを通して実行します（ロックは "
+        "`/taisun unlock {env}` するまで保持されます）。",
+    },
     "lock.describe": {
         "en": "*{env}* is locked by {holder} since {since}{why}",
         "ja": "*{env}* は {since} から {holder} がロック中{why}",

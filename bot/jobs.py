@@ -157,7 +157,10 @@ class JobService:
             with self.svc.sessions.begin() as s:
                 if env is not None and op.needs_lock and not req.dry_run:
                     held = locks.current(s, env.name)
-                    if held is not None and held.holder_id != req.user_id:
+                    if locks.through_own_lock(held, req.user_id):
+                        assert held is not None
+                        job.params = req.params = {**req.params, "through_own_lock": {"reason": held.reason}}
+                    elif held is not None:  # refused now, not after "Checking…" (a job's lock too)
                         raise EnvironmentLocked(locks.LockInfo.of(held))
                 s.add(job)
                 _audit(s, job, "requested", req.user_id, req.user_name)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from bot import locks
 from bot.blocks import Action
 from bot.store.models import AuditEvent, Job
 from tests.conftest import GITHUB_TOKEN
@@ -110,7 +111,9 @@ def test_an_expired_approval_cannot_start_the_deploy(gh_bot, slack, github):
 
 def test_a_missing_tag_changes_nothing_and_lists_the_latest_tags(gh_bot, slack, github):
     bot = gh_bot()
-    bot.command("deploy prod v9.9.9", user=ALICE)
+    ack = bot.command("deploy prod v9.9.9", user=ALICE)["text"]
+    # The ack promises nothing untrue: this request gets no card, only a private answer.
+    assert "If it checks out, I'll post its card in this channel; if not, I'll tell you why, here." in ack
     bot.settle()
     assert the_job(bot).state == "invalid"
     reply = text_of(slack.ephemeral(ALICE)[-1])
@@ -197,6 +200,42 @@ def test_a_locked_environment_refuses_with_who_and_why(gh_bot, github):
     text = reply["text"]
     assert "locked by <@U0CAROL>" in text and "DB migration running" in text
     assert github.dispatches == []
+
+
+def test_the_lock_holder_deploys_through_their_own_lock_and_keeps_it(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("lock staging checking the migration", user=ALICE)
+    ack = bot.command("deploy staging v1.2.3", user=ALICE)["text"]
+    assert "Checking" in ack and "goes through your own lock" in ack
+    bot.settle(30)
+    job = the_job(bot)
+    assert job.state == "succeeded", job.result  # not refused later, at prepare
+    card = text_of(slack.channel_messages(CHANNEL)[-1])
+    assert "goes through <@U0ALICE>'s own lock on staging — “checking the migration”" in card
+    assert len(github.dispatches) == 1
+    with bot.svc.sessions() as s:
+        lock = locks.current(s, "staging")
+        assert lock is not None and lock.holder_id == ALICE and lock.job_id == ""  # still held, by hand
+    # Anyone else is still refused at once, with who holds it.
+    assert "locked by <@U0ALICE>" in bot.command("deploy staging v1.2.2", user=BOB)["text"]
+
+
+def test_two_jobs_never_run_through_the_same_lock_at_once(gh_bot, slack, github):
+    github.run_script = ["queued"] + ["in_progress"] * 200 + [("completed", "success")]
+    bot = gh_bot()
+    bot.command("lock staging hotfix window", user=ALICE)
+    bot.command("deploy staging v1.2.3", user=ALICE)
+    slack.wait_for(lambda: the_job(bot).state == "running" and github.dispatches, timeout=20)
+    first = the_job(bot)
+    bot.command("restart staging", user=ALICE)
+    slack.wait_for(lambda: the_job(bot).state == "refused", timeout=20)
+    assert f"locked by a running job `{first.id[:8]}`" in the_job(bot).result
+    github.complete_run(github.runs[0]["id"], "success")  # the deploy finishes
+    bot.settle(30)
+    assert the_job(bot, "deploy").state == "succeeded"
+    bot.command("restart staging", user=ALICE)  # and then the holder's next job goes through again
+    bot.settle(30)
+    assert the_job(bot).state == "succeeded"
 
 
 def test_a_freeze_window_refuses_unless_break_glass_forces_it_and_then_needs_approval(gh_bot, slack, github):
