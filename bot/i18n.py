@@ -24,6 +24,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "unit.m_s": {"en": "{m}m {s}s", "ja": "{m}分{s}秒"},
     "unit.h_m": {"en": "{h}h {m}m", "ja": "{h}時間{m}分"},
     "unit.m": {"en": "{m}m", "ja": "{m}分"},
+    "unit.d_h": {"en": "{d}d {h}h", "ja": "{d}日{h}時間"},
+    "unit.days": {"en": "{d} days", "ja": "{d}日"},
     "unit.under_1m": {"en": "<1m", "ja": "1分未満"},
     "unit.n_s": {"en": "{n} s", "ja": "{n} 秒"},
     "unit.n_min": {"en": "{n} min", "ja": "{n} 分"},
@@ -2172,13 +2174,18 @@ def duration(seconds: float, lang: str = "en") -> str:
 
 
 def coarse_duration(seconds: float, lang: str = "en") -> str:
-    """Whole minutes: <1m, 12m, 1h 05m (ja: 1分未満, 12分, 1時間05分)."""
+    """An age at a glance: <1m, 12m, 1h 05m, 2d 3h, 29 days (ja: 1分未満, 12分, 1時間05分, 2日3時間, 29日)."""
     minutes = int(max(0, seconds)) // 60
     if minutes < 1:
         return t("unit.under_1m", lang)
     if minutes < 60:
         return t("unit.m", lang, m=minutes)
-    return t("unit.h_m", lang, h=minutes // 60, m=f"{minutes % 60:02d}")
+    hours = minutes // 60
+    if hours < 24:
+        return t("unit.h_m", lang, h=hours, m=f"{minutes % 60:02d}")
+    if hours < 7 * 24:
+        return t("unit.d_h", lang, d=hours // 24, h=hours % 24)
+    return t("unit.days", lang, d=hours // 24)
 
 
 def minutes_text(minutes: float, lang: str = "en") -> str:

@@ -92,6 +92,22 @@ def test_an_operator_who_is_not_an_approver_cannot_approve(gh_bot, slack, github
     assert "*approver* role" in text_of(slack.ephemeral(DAVE)[-1])
 
 
+def test_a_rejected_card_keeps_its_job_id_and_the_rejecter_is_told(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy prod v1.2.3", user=ALICE)
+    card = slack.wait_for(lambda: card_for(slack))
+    job = the_job(bot)
+    status, _ = bot.click(Action.REJECT, job.id, BOB, card)
+    assert status == 200
+    bot.settle()
+    assert the_job(bot).state == "rejected"
+    final = text_of(slack.channel_messages(CHANNEL)[-1])
+    assert "Rejected" in final and f"job `{job.id[:8]}`" in final
+    told = text_of(slack.wait_for(lambda: slack.ephemeral(BOB)[-1] if slack.ephemeral(BOB) else None))
+    assert f"You rejected “Deploy v1.2.3 to production” (job `{job.id[:8]}`)" in told
+    assert github.dispatches == []
+
+
 def test_an_expired_approval_cannot_start_the_deploy(gh_bot, slack, github):
     bot = gh_bot()
     bot.command("deploy prod v1.2.3", user=ALICE)

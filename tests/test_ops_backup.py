@@ -202,6 +202,19 @@ def test_a_second_backup_while_one_runs_is_refused_with_who_runs_it(db_url, make
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_backup_list_gives_long_ages_in_days(db_url, make_bot, slack, s3_bucket):
+    for age in (timedelta(days=29, hours=1), timedelta(days=2, hours=3, minutes=5), timedelta(hours=5)):
+        key = f"db/backup_{datetime.now(UTC) - age:%Y%m%d_%H%M%S}.sql.gz"
+        s3_bucket.s3.put_object(Bucket=s3_bucket.name, Key=key, Body=b"x", Metadata={"sha256": "ab" * 32})
+    bot = make_bot(db_url, config_mutate=backup_config(s3_bucket.name))
+    bot.command("backup list")
+    bot.settle()
+    listing = text_of(slack.ephemeral(ALICE)[-1])
+    assert "· 29 days ago ·" in listing and "· 2d 3h ago ·" in listing and "· 5h 00m ago ·" in listing
+    assert "696h" not in listing
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_restoring_a_backup_that_does_not_exist_lists_the_latest(
     db_url, make_bot, slack, s3_bucket, databases
 ):
@@ -270,6 +283,10 @@ def test_without_credentials_a_backup_is_a_labelled_simulation(
     # From cron, a simulation backed nothing up: that must not look like success.
     assert run_from_cli(settings_for(db_url)) == 1
     assert "SIMULATED: nothing was backed up" in capsys.readouterr().err
+    assert run_from_cli(settings_for(db_url), json_output=True) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is False and out["state"] == "simulated" and out["job_state"] == "succeeded"
+    assert out["simulated"].startswith("no AWS credentials")
     assert "Nightly backup did NOT run" in text_of(slack.channel_messages(CHANNEL)[-1])
 
 

@@ -155,3 +155,30 @@ def test_environments_without_a_database_or_pointing_at_the_bots_own_are_refused
         assert s.scalar(select(Job.id)) is None
         refusals = s.scalars(select(AuditEvent.action).where(AuditEvent.outcome == "refused")).all()
     assert refusals == ["db-connection-reset.refused", "db-connection-reset.refused"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_runbook_step_terminates_by_the_environments_configured_idle_age(
+    db_url, make_bot, slack, monkeypatch
+):
+    """`database.idle_age_minutes` decides; the shipped runbook used to pin 60 over it."""
+    from tests.chatops_helpers import click, runs_of, settle, step_value, top_level
+
+    monkeypatch.delenv(DSN_ENV, raising=False)  # a labelled simulation: the card still names the limit
+
+    def half_a_minute(cfg):
+        cfg["environments"]["staging"]["database"] = {"dsn_env": DSN_ENV, "idle_age_minutes": 0.5}
+
+    bot = make_bot(db_url, config_mutate=half_a_minute)
+    bot.command("runbook run db-connection-reset staging", user=ALICE)
+    (run,) = slack.wait_for(lambda: runs_of(bot))
+    checklist = slack.wait_for(
+        lambda: next((m for m in top_level(slack, CHANNEL) if run.id in text_of(m)), None)
+    )
+    click(bot, Action.STEP_RUN, step_value(checklist, "terminate-idle", Action.STEP_RUN), ALICE, checklist)
+    job = slack.wait_for(lambda: the_job(bot, "db-connection-reset"))
+    settle(bot)
+    assert job.params["idle_age_minutes"] == 0.5
+    card = next(m for m in top_level(slack, CHANNEL) if job.id[:8] in text_of(m))
+    assert "*Terminates*: connections idle for more than 30 s" in text_of(card)
+    assert "60 min" not in text_of(card)

@@ -543,7 +543,7 @@ def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
     now = datetime.now(UTC)
     lines = []
     for i in items[:25]:
-        age = i18n.duration((now - i.taken_at).total_seconds(), lang)
+        age = i18n.coarse_duration((now - i.taken_at).total_seconds(), lang)  # "29 days", not "696h 00m"
         check = f"sha256 `{i.sha256[:12]}…`" if i.sha256 else t("op.backup.list.unfinished", lang)
         lines.append(
             t("op.backup.list.line", lang, id=i.id, time=blocks.slack_time(i.taken_at), age=age,
@@ -614,12 +614,18 @@ def _start_cli_job(svc: Services) -> Job:
 
 
 def cli_summary(job: Job) -> dict[str, Any]:
+    """What `taisun backup run --json` prints: `state` is the backup's outcome (succeeded, failed,
+    simulated, ...), `job_state` the job's; `ok` is true only when a backup was stored."""
     p = job.progress or {}
+    # A simulated nightly backup backed nothing up: for cron that is a failure to notice, so it
+    # is never called "succeeded" (its job did succeed at simulating: job_state says so).
+    simulated = bool(job.params.get("simulated")) and not job.dry_run
+    state = "simulated" if simulated and job.state == "succeeded" else job.state
     return {
-        # A simulated nightly backup backed nothing up: for cron that is a failure to notice.
-        "ok": job.state == "succeeded" and not job.params.get("simulated"),
+        "ok": state == "succeeded",
         "job_id": job.id,
-        "state": job.state,
+        "state": state,
+        "job_state": job.state,
         "result": job.result,
         "simulated": simulated_why(job, "en") or None,
         "id": p.get("backup_id"),
@@ -658,7 +664,8 @@ def report_blocks(job: Job, summary: dict[str, Any], lang: str = "en") -> tuple[
 def run_from_cli(settings: Settings, *, json_output: bool = False) -> int:
     """`taisun backup run`: the backup operation in this process, its result on stdout (and in Slack).
 
-    Exit code 0 when the backup was stored, 1 otherwise (a simulation, for missing credentials, too)."""
+    Exit code 0 when the backup was stored ("ok": true, "state": "succeeded"), 1 otherwise: failed,
+    refused, or "simulated" (credentials or the DSN variable missing: nothing was backed up)."""
     from bot.services import build_services
     from bot.store.db import ensure_migrated
 
