@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import select, update
 from bot import locks
 from bot.blocks import Action
 from bot.store.models import AuditEvent, Job
+from tests.audit_helpers import exported_audit, facts
 from tests.conftest import GITHUB_TOKEN
 from tests.harness import ALICE, BOB, CAROL, CHANNEL, actions, buttons, text_of, the_job
 
@@ -66,6 +68,116 @@ def test_production_deploy_goes_from_request_to_verified_success(gh_bot, github,
         "deploy.dispatch", "deploy.dispatched", "deploy.run_found", "deploy.run_completed",
         "deploy.verify_attempt", "deploy.verified", "deploy.succeeded",
     ]  # fmt: skip
+
+
+def test_an_auditor_can_tie_a_deploy_to_its_run_and_see_what_was_checked(gh_bot, slack, github):
+    bot = gh_bot()
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    job = the_job(bot)
+    assert job.state == "succeeded", job.result
+    rows = exported_audit(bot.settings, job.id)  # `taisun audit export`, after `audit verify` passed
+    assert [r["action"] for r in rows] == [
+        "deploy.requested", "deploy.checked", "deploy.queued", "deploy.started", "deploy.dispatch",
+        "deploy.dispatched", "deploy.run_found", "deploy.run_completed", "deploy.verify_attempt", "deploy.verified",
+        "deploy.succeeded",
+    ]  # fmt: skip
+    run = github.runs[0]
+    inputs = {"environment": "staging", "version": "v1.2.3", "rollback": "false"}
+    where = {"repository": "taisun/taisun-v2", "workflow": "cd.yml", "ref": bot.svc.config.github.ref}
+    (checked,) = facts(rows, "deploy.checked")
+    assert (
+        checked["version"] == "v1.2.3" and checked["live_version"] == "v1.2.2" and len(checked["sha"]) == 40
+    )
+    assert (
+        checked["changes"] == "known"
+        and checked["commits"] == 2
+        and "/compare/v1.2.2...v1.2.3" in checked["compare_url"]
+    )
+    assert facts(rows, "deploy.dispatch") == [
+        {**where, "inputs": inputs, "tag": "v1.2.3", "sha": checked["sha"]}
+    ]
+    assert facts(rows, "deploy.dispatched") == [
+        {**where, "inputs": inputs, "run_id": None}
+    ]  # found by listing
+    assert facts(rows, "deploy.run_found") == [
+        {"run_id": run["id"], "run_url": run["html_url"], "found_by": "run listing"}
+    ]
+    assert facts(rows, "deploy.run_completed") == [
+        {"run_id": run["id"], "run_url": run["html_url"], "conclusion": "success"}
+    ]
+    seen = {
+        "url": bot.svc.config.environments["staging"].url, "health": "ok (200)", "health_ok": True,
+        "version": "v1.2.3", "expected_version": "v1.2.3", "version_ok": True,
+    }  # fmt: skip
+    assert facts(rows, "deploy.verify_attempt") == [{"attempt": 1, **seen}]
+    assert facts(rows, "deploy.verified") == [{"attempts": 1, "failed_checks": [], **seen}]
+    assert [r["outcome"] for r in rows if r["action"] == "deploy.dispatch"] == ["pending"]
+    assert all(r["actor_id"] == "taisun" for r in rows[1:] if r["action"] != "deploy.requested")
+    assert GITHUB_TOKEN not in json.dumps(rows)
+
+
+def test_a_failed_verification_and_its_rollback_are_audited_attempt_by_attempt(
+    gh_bot, slack, github, service
+):
+    bot = gh_bot()
+    service.healthy = False
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    failed = the_job(bot)
+    card = slack.channel_messages(CHANNEL)[-1]
+    service.healthy = True
+    bot.click(Action.ROLLBACK, failed.id, BOB, card)
+    bot.settle(30)
+    rollback = the_job(bot)
+    assert rollback.state == "succeeded", rollback.result
+    rows = exported_audit(bot.settings)
+    deploy_rows = [r for r in rows if r["job_id"] == failed.id]
+    attempts = [r for r in deploy_rows if r["action"] == "deploy.verify_attempt"]
+    assert len(attempts) >= 2 and {r["outcome"] for r in attempts} == {"failed"}
+    assert [r["params"]["attempt"] for r in attempts] == list(range(1, len(attempts) + 1))
+    assert {r["params"]["health"] for r in attempts} == {"503 Service Unavailable"}
+    (verdict,) = [r for r in deploy_rows if r["action"] == "deploy.verified"]
+    assert verdict["outcome"] == "failed" and verdict["params"]["failed_checks"] == ["health"]
+    assert deploy_rows[-1]["action"] == "deploy.failed"
+    back = [r for r in rows if r["job_id"] == rollback.id]
+    assert [r["action"] for r in back] == [
+        "rollback.requested", "rollback.checked", "rollback.queued", "rollback.started", "rollback.dispatch",
+        "rollback.dispatched", "rollback.run_found", "rollback.run_completed", "rollback.verify_attempt",
+        "rollback.verified", "rollback.succeeded",
+    ]  # fmt: skip
+    assert back[0]["actor_id"] == BOB and back[0]["params"]["after_failed_job"] == failed.id
+    (dispatch,) = facts(back, "rollback.dispatch")
+    assert dispatch["inputs"] == {"environment": "staging", "version": "v1.2.2", "rollback": "true"}
+    assert facts(back, "rollback.run_found")[0]["run_id"] == github.runs[0]["id"]
+
+
+def test_an_automatic_rollback_dispatch_is_audited(gh_bot, slack, github, service):
+    def auto(cfg):
+        cfg["environments"]["staging"]["auto_rollback"] = True
+
+    bot = gh_bot(config_mutate=auto)
+    service.healthy = False
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    bot.settle(30)
+    job = the_job(bot)
+    assert job.state == "failed" and "Rolled back automatically to `v1.2.2`" in job.result
+    assert Action.ROLLBACK not in buttons(slack.channel_messages(CHANNEL)[-1])  # already rolled back
+    rows = exported_audit(bot.settings, job.id)
+    actions_ = [r["action"] for r in rows]
+    assert actions_[-4:] == [
+        "deploy.verified",
+        "deploy.auto_rollback_dispatch",
+        "deploy.auto_rollback_dispatched",
+        "deploy.failed",
+    ]
+    (sent,) = facts(rows, "deploy.auto_rollback_dispatched")
+    assert (
+        sent["target"] == "v1.2.2"
+        and sent["inputs"]["rollback"] == "true"
+        and sent["inputs"]["version"] == "v1.2.2"
+    )
+    assert len(github.dispatches) == 2
 
 
 def test_requester_cannot_approve_their_own_deploy(gh_bot, slack, github):
@@ -440,3 +552,5 @@ def test_a_github_deployment_records_the_outcome_when_configured(gh_bot, github)
     (dep,) = github.deployments
     assert dep["environment"] == "staging" and dep["ref"] == "v1.2.3"
     assert [s["state"] for s in dep["statuses"]] == ["in_progress", "success"]
+    steps = [a for a in actions(bot, the_job(bot).id) if a.startswith("deploy.deployment")]
+    assert steps == ["deploy.deployment_created", "deploy.deployment_status", "deploy.deployment_status"]

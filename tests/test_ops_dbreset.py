@@ -17,9 +17,11 @@ import pytest
 from sqlalchemy import select
 
 from bot import locks
+from bot.backends.pgconn import safe_dsn
 from bot.blocks import Action
 from bot.ops.base import OpError, Request
 from bot.store.models import AuditEvent, Job
+from tests.audit_helpers import exported_audit, facts
 from tests.backend_fixtures import free_port, pg_db  # noqa: F401
 from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, text_of, the_job
 from tests.test_ops_restart import calls, systemctl  # noqa: F401
@@ -88,10 +90,19 @@ def test_reset_terminates_only_idle_connections_older_than_the_limit_then_restar
         # then the runbook's "restart the application", with its health check
         assert calls(systemctl) == [["status", "--no-pager", "taisun"], ["restart", "taisun"]]
         assert "restarted · /health ok (200)" in card
-        assert actions(bot, job.id) == [
+        rows = exported_audit(bot.settings, job.id)
+        assert [r["action"] for r in rows] == [
             "db-connection-reset.requested", "db-connection-reset.queued", "db-connection-reset.started",
+            "db-connection-reset.connections_terminated", "db-connection-reset.instance_restarted",
             "db-connection-reset.succeeded",
         ]  # fmt: skip
+        (ended,) = facts(rows, "db-connection-reset.connections_terminated")
+        assert ended["terminated"] == 2 and sorted(ended["pids"]) == sorted(job.progress["terminated"])
+        assert ended["idle_age_minutes"] == LIMIT_MINUTES and ended["not_ended"] == []
+        assert ended["before"]["idle_older"] == 2 and ended["after"]["idle_older"] == 0
+        assert ended["database"] == safe_dsn(dsn)  # where, never the password
+        (restarted,) = facts(rows, "db-connection-reset.instance_restarted")
+        assert restarted["service"] == "taisun" and restarted["backend"] == "local"
     finally:
         for c in [*old, fresh, in_txn, busy]:
             c.close()
