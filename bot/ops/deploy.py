@@ -230,22 +230,20 @@ class Deploy(Operation):
         """
         if live == version:
             return ctx.t("op.deploy.changes_none", version=version), {"changes": "none"}
-        why = ""
+        cmp = None
         if not live:
             why = ctx.t("op.deploy.why_no_live", env=env.name) if env.url else ctx.t("op.deploy.why_no_url")
         else:
             try:
-                if not gh.resolve_tag(live):
-                    why = ctx.t("op.deploy.why_not_a_tag", live=live, repo=ctx.svc.config.github.repository)
-                else:
+                if gh.resolve_tag(live):
                     cmp = gh.compare(live, version)
-            except GitHubError as e:
+                else:
+                    why = ctx.t("op.deploy.why_not_a_tag", live=live, repo=ctx.svc.config.github.repository)
+            except GitHubError as e:  # 404, 5xx, a timeout on a huge range
                 why = str(e)
-        if why:
-            return ctx.t("op.deploy.changes_unknown", why=why), {
-                "changes": "unknown",
-                "changes_unknown_why": why,
-            }
+        if cmp is None:
+            unknown = {"changes": "unknown", "changes_unknown_why": why}
+            return ctx.t("op.deploy.changes_unknown", why=why), unknown
         titles = "\n".join(f"• {title}" for title in cmp.titles[:8])
         commits = ctx.t("unit.commit_one" if cmp.total_commits == 1 else "unit.commits", n=cmp.total_commits)
         changes = {"url": cmp.html_url, "commits": commits, "live": live, "titles": titles}
