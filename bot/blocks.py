@@ -23,6 +23,7 @@ class Action:
     DEPLOY_MODAL = "taisun.deploy.modal"
     DEPLOY_ENV = "taisun.deploy.env"
     DEPLOY_VERSION = "taisun.deploy.version"
+    DEPLOY_OPTIONS = "taisun.deploy.options"  # the form's checkboxes (dry run)
     # Incidents, runbook runs and alerts (messages in bot/blocks_incident.py).
     INCIDENT_DECLARE_MODAL = "taisun.incident.declare_modal"
     INCIDENT_FROM_MESSAGE = "taisun.incident.from_message"  # message shortcut callback id
@@ -206,6 +207,12 @@ def job_blocks(
     if job.approved_by:
         facts.append(t("card.approved_by", lang, user=f"<@{job.approved_by}>"))
     facts.append(t("card.at", lang, time=slack_time(job.created_at)))
+    own = (job.params or {}).get("through_own_lock")
+    if own is not None:  # the requester holds the environment's lock and goes through it
+        why = t("lock.why", lang, reason=escape(own.get("reason", ""))) if own.get("reason") else ""
+        facts.append(
+            t("card.through_own_lock", lang, user=f"<@{job.requested_by}>", env=job.environment, why=why)
+        )
     blocks.append(context(" · ".join(facts)))
     progress = job.progress or {}
     fields = progress.get("fields") or []
@@ -249,7 +256,13 @@ def job_blocks(
     elif state == "failed" and can_rollback:
         confirm = confirm_dialog(
             t("card.confirm_rollback_title", lang),
-            t("card.confirm_rollback_text", lang, env=job.environment),
+            # The version named here is the one the click dispatches (Rollback.check_request).
+            t(
+                "card.confirm_rollback_text",
+                lang,
+                env=job.environment,
+                version=progress.get("rollback_to", ""),
+            ),
             yes=t("card.rollback", lang),
             no=t("card.cancel", lang),
         )
@@ -265,6 +278,8 @@ def job_blocks(
     if job.finished_at and job.started_at:
         elapsed = duration((job.finished_at - job.started_at).total_seconds(), lang)
         blocks.append(context(t("card.took", lang, elapsed=elapsed, job=job.id[:8])))
+    elif job.finished_at:  # rejected, expired, cancelled before it started: still name the job
+        blocks.append(context(t("card.job", lang, job=job.id[:8])))
     return blocks
 
 

@@ -333,8 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("backup", help="backups for cron / systemd timers")
     b = s.add_subparsers(dest="action", required=True)
-    r = b.add_parser("run", help="back up the configured database to S3 and post the result")
-    r.add_argument("--json", action="store_true")
+    r = b.add_parser(
+        "run",
+        help="back up the configured database to S3 and post the result",
+        description="Back up the configured database to S3 and post the result to slack.report_channel.",
+        epilog="Exit code 0 when a backup was stored; 1 when it failed, was refused, or was only simulated "
+        '(credentials or the DSN variable missing: --json then says "state": "simulated", "ok": false).',
+    )
+    r.add_argument("--json", action="store_true", help='print {"ok", "state", "job_state", "result", ...}')
     s.set_defaults(fn=cmd_backup)
 
     s = sub.add_parser("jobs", help="list active or stuck jobs, or cancel one")

@@ -24,6 +24,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "unit.m_s": {"en": "{m}m {s}s", "ja": "{m}分{s}秒"},
     "unit.h_m": {"en": "{h}h {m}m", "ja": "{h}時間{m}分"},
     "unit.m": {"en": "{m}m", "ja": "{m}分"},
+    "unit.d_h": {"en": "{d}d {h}h", "ja": "{d}日{h}時間"},
+    "unit.days": {"en": "{d} days", "ja": "{d}日"},
     "unit.under_1m": {"en": "<1m", "ja": "1分未満"},
     "unit.n_s": {"en": "{n} s", "ja": "{n} 秒"},
     "unit.n_min": {"en": "{n} min", "ja": "{n} 分"},
@@ -57,8 +59,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "card.confirm_rollback_title": {"en": "Roll back?", "ja": "ロールバックしますか？"},
     "card.confirm_rollback_text": {
-        "en": "Roll {env} back to the previous verified version.",
-        "ja": "{env} を直前の検証済みバージョンに戻します。",
+        "en": "Roll {env} back to `{version}`. If {env} has been deployed again since this card, the bot refuses "
+        "and points you to `/taisun rollback {env}`.",
+        "ja": "{env} を `{version}` に戻します。このカードの後に {env} へ別のデプロイがあった場合は実行せず、"
+        "`/taisun rollback {env}` をご案内します。",
     },
     "card.cancel": {"en": "Cancel", "ja": "キャンセル"},
     "card.expires": {"en": "Expires {time}", "ja": "有効期限 {time}"},
@@ -71,10 +75,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "経過 {elapsed} · ジョブ `{job}`",
     },
     "card.took": {"en": "took {elapsed} · job `{job}`", "ja": "所要 {elapsed} · ジョブ `{job}`"},
+    "card.job": {"en": "job `{job}`", "ja": "ジョブ `{job}`"},
     # replies
     "reply.checking": {
-        "en": "🔎 Checking {what}… job `{job}`. The card will appear in this channel.",
-        "ja": "🔎 「{what}」を確認しています… ジョブ `{job}`。カードがこのチャンネルに表示されます。",
+        "en": "🔎 Checking {what}… job `{job}`. If it checks out, I'll post its card in this channel; if not, "
+        "I'll tell you why, here.",
+        "ja": "🔎 「{what}」を確認しています… ジョブ `{job}`。問題がなければこのチャンネルにカードを投稿し、"
+        "問題があればその理由をここでお知らせします。",
+    },
+    "reply.checking_form": {
+        "en": "🔎 Checking {what}… job `{job}`. Its card, or why it was refused, will be posted in this channel.",
+        "ja": "🔎 「{what}」を確認しています… ジョブ `{job}`。カード、または拒否した理由をこのチャンネルに投稿します。",
+    },
+    "reply.checking_form_dry": {
+        "en": "🔎 Checking {what} (dry run: nothing will change)… job `{job}`. Its card, or why it was refused, "
+        "will be posted in this channel.",
+        "ja": "🔎 「{what}」を確認しています（ドライラン: 何も変更しません）… ジョブ `{job}`。カード、または拒否した"
+        "理由をこのチャンネルに投稿します。",
     },
     "reply.checking_dry": {
         "en": "🔎 Checking {what} (dry run: nothing will change)… job `{job}`.",
@@ -240,6 +257,17 @@ MESSAGES: dict[str, dict[str, str]] = {
     "modal.deploy.submit": {"en": "Request deploy", "ja": "デプロイを依頼"},
     "modal.deploy.env": {"en": "Environment", "ja": "環境"},
     "modal.deploy.version": {"en": "Version (release tag)", "ja": "バージョン（リリースタグ）"},
+    "modal.deploy.options": {"en": "Options", "ja": "オプション"},
+    "modal.deploy.dry_run": {
+        "en": "Dry run: show what would happen, change nothing",
+        "ja": "ドライラン: 何が起きるかを表示するだけで、何も変更しない",
+    },
+    "modal.deploy.pick_env": {"en": "Pick an environment.", "ja": "環境を選んでください。"},
+    "modal.deploy.bad_version": {
+        "en": "“{text}” is not a release tag. Type one tag, like v1.2.3; for a dry run, tick “Dry run” below.",
+        "ja": "「{text}」はリリースタグではありません。v1.2.3 のようにタグを 1 つだけ入力してください。"
+        "ドライランは下の「ドライラン」にチェックを入れてください。",
+    },
     "modal.deploy.loading": {"en": "Loading release tags…", "ja": "リリースタグを読み込んでいます…"},
     "modal.deploy.no_tags": {
         "en": "No release tags found; type one.",
@@ -349,6 +377,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lock.taken_from": {"en": "taken over from {user}", "ja": "{user} から引き継ぎ"},
     "lock.holder_job": {"en": "a running job `{job}`", "ja": "実行中のジョブ `{job}`"},
     "lock.why": {"en": " — “{reason}”", "ja": "（理由:「{reason}」）"},
+    "card.through_own_lock": {
+        "en": "🔒 goes through {user}'s own lock on {env}{why}",
+        "ja": "🔒 {user} 自身の {env} のロック{why}を通して実行",
+    },
+    "reply.through_own_lock": {
+        "en": "🔒 You hold the lock on {env}, so this goes through your own lock (it stays held until you "
+        "`/taisun unlock {env}`).",
+        "ja": "🔒 {env} のロックはあなたが持っているため、あなた自身のロックを通して実行します（ロックは "
+        "`/taisun unlock {env}` するまで保持されます）。",
+    },
     "lock.describe": {
         "en": "*{env}* is locked by {holder} since {since}{why}",
         "ja": "*{env}* は {since} から {holder} がロック中{why}",
@@ -414,6 +452,36 @@ MESSAGES: dict[str, dict[str, str]] = {
     "reply.rolling_back": {
         "en": "Rolling back {env} to {target}… job `{job}`",
         "ja": "{env} を {target} にロールバックしています… ジョブ `{job}`",
+    },
+    "reply.rejected": {
+        "en": "You rejected “{what}” (job `{job}`). Nothing was run; the card says so.",
+        "ja": "「{what}」を却下しました（ジョブ `{job}`）。何も実行していません。カードにも表示しています。",
+    },
+    "reply.withdrawn": {
+        "en": "You withdrew your request “{what}” (job `{job}`). Nothing was run; the card says so.",
+        "ja": "依頼「{what}」を取り下げました（ジョブ `{job}`）。何も実行していません。カードにも表示しています。",
+    },
+    "err.rollback.not_offered": {
+        "en": "This card no longer offers a rollback. Use `/taisun rollback <env>` to roll back.",
+        "ja": "このカードのロールバックはもう使えません。`/taisun rollback <env>` でロールバックしてください。",
+    },
+    "err.rollback.auto_done": {
+        "en": "{env} was already rolled back to `{target}` automatically when this deploy failed. To roll back "
+        "again, use `/taisun rollback {env}`.",
+        "ja": "このデプロイが失敗したときに {env} はすでに `{target}` へ自動でロールバックされています。さらに戻すには "
+        "`/taisun rollback {env}` を使ってください。",
+    },
+    "err.rollback.moved_on": {
+        "en": "{env} has moved on to {version} since this deploy (job `{job}`), so this button would undo newer "
+        "releases and does nothing. Use `/taisun rollback {env}` (or `/taisun rollback {env} <version>`).",
+        "ja": "このデプロイの後、{env} は {version} に進んでいます（ジョブ `{job}`）。このボタンは新しいリリースを"
+        "戻してしまうため、何もしません。`/taisun rollback {env}`（または `/taisun rollback {env} <version>`）を使ってください。",
+    },
+    "err.rollback.newer_active": {
+        "en": "A newer change to {env} ({version}, job `{job}`) is under way, so this button no longer applies "
+        "and does nothing. Once it has finished, use `/taisun rollback {env}` if you still need to.",
+        "ja": "{env} への新しい変更（{version}、ジョブ `{job}`）が進行中のため、このボタンはもう使えず、何もしません。"
+        "終わった後も必要なら `/taisun rollback {env}` を使ってください。",
     },
     # status
     "status.title": {"en": "*Environment status*", "ja": "*環境ステータス*"},
@@ -1209,12 +1277,34 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{repo} に `{version}` というタグはありません。最新のタグ: {tags}",
     },
     "op.deploy.changes": {
-        "en": "<{url}|{n} commits> since {live}\n{titles}",
-        "ja": "{live} 以降の <{url}|{n} 件のコミット>\n{titles}",
+        "en": "<{url}|{commits}> since {live}\n{titles}",
+        "ja": "{live} 以降の <{url}|{commits}>\n{titles}",
     },
     "op.deploy.changes_more": {
-        "en": "<{url}|{n} commits> since {live}\n{titles}\n…and {more} more",
-        "ja": "{live} 以降の <{url}|{n} 件のコミット>\n{titles}\n…ほか {more} 件",
+        "en": "<{url}|{commits}> since {live}\n{titles}\n…and {more} more",
+        "ja": "{live} 以降の <{url}|{commits}>\n{titles}\n…ほか {more} 件",
+    },
+    "unit.commit_one": {"en": "{n} commit", "ja": "{n} 件のコミット"},
+    "unit.commits": {"en": "{n} commits", "ja": "{n} 件のコミット"},
+    "op.deploy.changes_none": {
+        "en": "none: `{version}` is already live",
+        "ja": "なし: `{version}` はすでに稼働中です",
+    },
+    "op.deploy.changes_unknown": {
+        "en": "changes unknown: {why} (the deploy goes on)",
+        "ja": "変更内容は不明: {why}（デプロイは続行します）",
+    },
+    "op.deploy.why_no_live": {
+        "en": "{env}'s /version did not tell the live version",
+        "ja": "{env} の /version から稼働中のバージョンがわかりません",
+    },
+    "op.deploy.why_no_url": {
+        "en": "the environment has no URL to read the live version from",
+        "ja": "稼働中のバージョンを読む URL が環境に設定されていません",
+    },
+    "op.deploy.why_not_a_tag": {
+        "en": "the live version `{live}` is not a tag in {repo}",
+        "ja": "稼働中のバージョン `{live}` は {repo} のタグではありません",
     },
     "op.deploy.github_check": {
         "en": "Could not check `{version}` on GitHub: {error}",
@@ -1304,37 +1394,50 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Verifying {url}/health and /version…",
         "ja": "{url}/health と /version を検証しています…",
     },
-    "op.deploy.observed": {
-        "en": "health {health}, version `{version}`",
-        "ja": "ヘルス {health}、バージョン `{version}`",
+    "op.deploy.failed_unreachable": {
+        "en": "the service did not answer /health ({health})",
+        "ja": "サービスが /health に応答しません（{health}）",
+    },
+    "op.deploy.failed_health": {
+        "en": "the health check failed: /health answered {health} (/version is `{version}` as expected)",
+        "ja": "ヘルスチェックに失敗: /health の応答は {health}（/version は期待どおり `{version}`）",
+    },
+    "op.deploy.failed_version": {
+        "en": "the version check failed: /version is `{seen}`, expected `{version}` (/health answered {health})",
+        "ja": "バージョンチェックに失敗: /version は `{seen}`、期待値は `{version}`（/health の応答は {health}）",
+    },
+    "op.deploy.failed_both": {
+        "en": "both checks failed: /health answered {health}, and /version is `{seen}`, expected `{version}`",
+        "ja": "ヘルスチェックとバージョンチェックの両方に失敗: /health の応答は {health}、/version は `{seen}`"
+        "（期待値 `{version}`）",
     },
     "op.deploy.verified": {
         "en": "Verified: healthy, version `{version}`",
         "ja": "検証済み: 正常、バージョン `{version}`",
     },
     "op.deploy.verify_failed_step": {
-        "en": "Verification failed after {seconds} s: {observed} (expected `{version}`)",
-        "ja": "{seconds} 秒経っても検証に失敗: {observed}（期待値 `{version}`）",
+        "en": "Verification failed after {seconds} s: {failed}",
+        "ja": "{seconds} 秒経っても検証に失敗: {failed}",
     },
     "op.deploy.auto_rollback": {
         "en": "Rolling back automatically to `{target}` (auto_rollback is on for {env})",
         "ja": "`{target}` へ自動でロールバックしています（{env} は auto_rollback が有効）",
     },
     "op.deploy.auto_rollback_failed": {
-        "en": "Verification failed ({observed}) and the automatic rollback could not be dispatched: {error}",
-        "ja": "検証に失敗し（{observed}）、自動ロールバックも起動できませんでした: {error}",
+        "en": "Verification failed ({failed}) and the automatic rollback could not be dispatched: {error}",
+        "ja": "検証に失敗し（{failed}）、自動ロールバックも起動できませんでした: {error}",
     },
     "op.deploy.auto_rolled_back": {
-        "en": "Verification failed ({observed}). Rolled back automatically to `{target}`; follow it in GitHub Actions.",
-        "ja": "検証に失敗しました（{observed}）。`{target}` へ自動でロールバックしました。GitHub Actions で進行を確認してください。",
+        "en": "Verification failed ({failed}). Rolled back automatically to `{target}`; follow it in GitHub Actions.",
+        "ja": "検証に失敗しました（{failed}）。`{target}` へ自動でロールバックしました。GitHub Actions で進行を確認してください。",
     },
     "op.deploy.verify_failed": {
-        "en": "Verification failed: {observed}, expected `{version}`.",
-        "ja": "検証に失敗しました: {observed}、期待値 `{version}`。",
+        "en": "Verification failed: {failed}.",
+        "ja": "検証に失敗しました: {failed}。",
     },
     "op.deploy.verify_failed_offer": {
-        "en": "Verification failed: {observed}, expected `{version}`. Use *Roll back* to return to `{target}`.",
-        "ja": "検証に失敗しました: {observed}、期待値 `{version}`。*ロールバック* で `{target}` に戻せます。",
+        "en": "Verification failed: {failed}. Use *Roll back* to return to `{target}`.",
+        "ja": "検証に失敗しました: {failed}。*ロールバック* で `{target}` に戻せます。",
     },
     "op.rollback.previous": {"en": "the previous version", "ja": "直前のバージョン"},
     "op.rollback.lock_reason": {
@@ -2098,13 +2201,18 @@ def duration(seconds: float, lang: str = "en") -> str:
 
 
 def coarse_duration(seconds: float, lang: str = "en") -> str:
-    """Whole minutes: <1m, 12m, 1h 05m (ja: 1分未満, 12分, 1時間05分)."""
+    """An age at a glance: <1m, 12m, 1h 05m, 2d 3h, 29 days (ja: 1分未満, 12分, 1時間05分, 2日3時間, 29日)."""
     minutes = int(max(0, seconds)) // 60
     if minutes < 1:
         return t("unit.under_1m", lang)
     if minutes < 60:
         return t("unit.m", lang, m=minutes)
-    return t("unit.h_m", lang, h=minutes // 60, m=f"{minutes % 60:02d}")
+    hours = minutes // 60
+    if hours < 24:
+        return t("unit.h_m", lang, h=hours, m=f"{minutes % 60:02d}")
+    if hours < 7 * 24:
+        return t("unit.d_h", lang, d=hours // 24, h=hours % 24)
+    return t("unit.days", lang, d=hours // 24)
 
 
 def minutes_text(minutes: float, lang: str = "en") -> str:

@@ -27,7 +27,7 @@ from bot import audit, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
-from bot.ops.base import REGISTRY, JobContext, Operation, OpError, OpRefused, Request
+from bot.ops.base import REGISTRY, AuditNote, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import Attempt, NotAllowed
 from bot.store.models import Job, Lock
 
@@ -158,7 +158,10 @@ class JobService:
             with self.svc.sessions.begin() as s:
                 if env is not None and op.needs_lock and not req.dry_run:
                     held = locks.current(s, env.name)
-                    if held is not None and held.holder_id != req.user_id:
+                    if locks.through_own_lock(held, req.user_id):
+                        assert held is not None
+                        job.params = req.params = {**req.params, "through_own_lock": {"reason": held.reason}}
+                    elif held is not None:  # refused now, not after "Checking…" (a job's lock too)
                         raise EnvironmentLocked(locks.LockInfo.of(held))
                 s.add(job)
                 _audit(s, job, "requested", req.user_id, req.user_name)
@@ -470,7 +473,7 @@ class JobRunner:
     def _context(self, job: Job) -> JobContext:
         env = self.svc.config.environments.get(job.environment)
 
-        def save_progress(values: dict[str, Any]) -> None:
+        def save_progress(values: dict[str, Any], notes: tuple[AuditNote, ...] = ()) -> None:
             progress = {**job.progress, **values}
             with self.svc.sessions.begin() as s:
                 # Only while this worker still holds the lease: operations save before each side
@@ -480,8 +483,14 @@ class JobRunner:
                     .where(Job.id == job.id, Job.lease_owner == self.owner)
                     .values(progress=progress, updated_at=now())
                 )
-            if res.rowcount != 1:
-                raise LeaseLost(job.id)
+                if res.rowcount != 1:
+                    raise LeaseLost(job.id)  # rolls back: no audit row for a step this worker does not own
+                for note in notes:  # the step's audit rows commit with the step, or neither does
+                    audit.append(
+                        s, actor_id=SYSTEM_HOLDER, actor_name="TAISUN", action=f"{job.operation}.{note.event}",
+                        environment=job.environment, channel=job.channel, params=note.facts, outcome=note.outcome,
+                        detail=note.detail, job_id=job.id,
+                    )  # fmt: skip
             job.progress = progress
             self.svc.notifier.job_changed(job.id)
 

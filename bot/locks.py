@@ -139,6 +139,9 @@ def _acquire_once(
         if existing.job_id and existing.job_id == job_id:
             return existing
         if not _is_stale(s, existing, now):
+            if job_id and not existing.job_id and existing.holder_id == holder_id:
+                _one_job_through(s, existing, job_id)
+                return existing  # the holder's own jobs go through their lock, which stays as it is
             raise EnvironmentLocked(LockInfo.of(existing))
         s.delete(existing)
         s.flush()
@@ -159,6 +162,39 @@ def _acquire_once(
             raise _WinnerGone from None
         raise EnvironmentLocked(LockInfo.of(winner)) from None
     return lock
+
+
+def through_own_lock(lock: Lock | None, user_id: str) -> bool:
+    """A person's jobs go through a lock they took by hand (branch-deploy's rule)."""
+    return lock is not None and not lock.job_id and lock.holder_id == user_id
+
+
+def _one_job_through(s: Session, lock: Lock, job_id: str) -> None:
+    """One change at a time still: refuse while another job runs through the same manual lock.
+
+    The caller holds the lock row (FOR UPDATE; SQLite writes one at a time), so two jobs cannot
+    both pass this check."""
+    from bot.ops.base import REGISTRY  # the operations register themselves at import
+
+    locking = [name for name, op in REGISTRY.items() if op.needs_lock]
+    other = s.scalars(
+        select(Job).where(
+            Job.environment == lock.environment, Job.id != job_id, Job.dry_run.is_(False),
+            Job.state.in_(("queued", "running")), Job.operation.in_(locking),
+        ).limit(1)
+    ).first()  # fmt: skip
+    if other is not None:
+        raise EnvironmentLocked(
+            LockInfo(
+                lock.environment,
+                lock.holder_id,
+                lock.holder_name,
+                lock.reason,
+                other.id,
+                other.started_at or other.updated_at,
+                None,
+            )  # fmt: skip
+        )
 
 
 def release_for_job(s: Session, job_id: str) -> bool:

@@ -27,7 +27,10 @@ def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
     lang = svc.lang_for(job.requested_by) if private else svc.config.language
     description = svc.describe(job, lang)
     can_rollback = (
-        job.operation in ROLLBACK_OFFERED and not job.dry_run and bool(job.progress.get("rollback_to"))
+        job.operation in ROLLBACK_OFFERED
+        and not job.dry_run
+        and bool(job.progress.get("rollback_to"))
+        and not job.progress.get("auto_rollback_started_at")  # the bot already rolled it back
     )
     return {
         "channel": job.channel or svc.config.slack.ops_channel,

@@ -48,38 +48,39 @@ def register(app: App, svc: Services) -> None:
         return None  # the card itself changes to show who approved
 
     def reject(job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
-        svc.jobs.reject(
+        job = svc.jobs.reject(
             job_id,
             user_id,
             user_name,
             reason=t("job.result.rejected_by", svc.config.language, user=f"<@{user_id}>"),
         )
-        return None
+        lang = svc.lang_for(user_id)
+        key = "reply.withdrawn" if job.state == "cancelled" else "reply.rejected"
+        return blocks.message(t(key, lang, what=svc.describe(job, lang), job=job.id[:8]))
 
     def cancel(job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
         svc.jobs.cancel(job_id, user_id, user_name)
         return None
 
     def rollback(job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
+        """The failed deploy card's button: back to the version its dialog named, or a refusal
+        when the environment has moved on since (the check is Rollback.check_request's)."""
         failed = svc.jobs.get(job_id)
         env = svc.config.environments.get(failed.environment)
-        target = str(failed.progress.get("rollback_to", ""))
         channel = str((body.get("channel") or {}).get("id") or failed.channel)
         job = svc.jobs.request(
-            Request(
-                "rollback",
-                env,
-                {"version": target, "after_failed_job": failed.id[:8]},
-                user_id,
-                user_name,
-                channel,
-            )
+            Request("rollback", env, {"after_failed_job": failed.id}, user_id, user_name, channel)
         )
         lang = svc.lang_for(user_id)
         return blocks.message(
-            t("reply.rolling_back", lang, env=failed.environment, target=target or t("op.rollback.previous", lang),
-              job=job.id[:8])
-        )  # fmt: skip
+            t(
+                "reply.rolling_back",
+                lang,
+                env=failed.environment,
+                target=job.params["version"],
+                job=job.id[:8],
+            )
+        )
 
     def take_over(env_name: str, user_id: str, user_name: str, body: dict) -> Reply:
         env = svc.config.environments.get(env_name)

@@ -16,7 +16,10 @@ def request_job(inv: Invocation, operation: str) -> Reply:
     job = inv.svc.jobs.request(inv.request(operation))
     what = inv.svc.describe(job, inv.lang)
     key = "reply.checking_dry" if job.dry_run else "reply.checking"
-    return blocks.message(t(key, inv.lang, what=what, job=job.id[:8]))
+    text = t(key, inv.lang, what=what, job=job.id[:8])
+    if job.params.get("through_own_lock") is not None:
+        text += "\n" + t("reply.through_own_lock", inv.lang, env=job.environment)
+    return blocks.message(text)
 
 
 @subcommand("deploy")

@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
+from slack_bolt.request import BoltRequest
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks
+from bot.audit import AuditWriteFailed
 from bot.blocks import Action
-from bot.commands import UsageError, parse
-from bot.i18n import t
+from bot.i18n import t, user_message
+from bot.locks import EnvironmentLocked
+from bot.ops.base import OpError, Request
+from bot.policy import NotAllowed
 from bot.services import Services
-from handlers.commands import run_guarded
+from handlers.commands import too_late
 
 if TYPE_CHECKING:
     from handlers.context import Invocation
 
 log = logging.getLogger(__name__)
 
+DRY_RUN = "dry_run"  # the value of the form's "Dry run" checkbox
+
 
 def deploy_modal(
-    svc: Services, channel_id: str, tags: list[str] | None, note: str = "", lang: str = "en"
+    svc: Services,
+    channel_id: str,
+    tags: list[str] | None,
+    note: str = "",
+    lang: str = "en",
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     envs = [{"text": {"type": "plain_text", "text": name}, "value": name} for name in svc.config.environments]
     if tags:
@@ -37,11 +50,18 @@ def deploy_modal(
             "action_id": Action.DEPLOY_VERSION,
             "placeholder": {"type": "plain_text", "text": "v1.2.3"},
         }
+    # Flags are form controls, never text typed into the version field.
+    dry = {"text": {"type": "plain_text", "text": t("modal.deploy.dry_run", lang)}, "value": DRY_RUN}
+    options: dict[str, Any] = {"type": "checkboxes", "action_id": Action.DEPLOY_OPTIONS, "options": [dry]}
+    if dry_run:
+        options["initial_options"] = [dry]
     view_blocks = [
         {"type": "input", "block_id": "env", "label": {"type": "plain_text", "text": t("modal.deploy.env", lang)},
          "element": {"type": "static_select", "action_id": Action.DEPLOY_ENV, "options": envs}},
         {"type": "input", "block_id": "version", "label": {"type": "plain_text", "text": t("modal.deploy.version", lang)},
          "element": version},
+        {"type": "input", "block_id": "options", "optional": True,
+         "label": {"type": "plain_text", "text": t("modal.deploy.options", lang)}, "element": options},
     ]  # fmt: skip
     if note:
         view_blocks.append(blocks.context(note))
@@ -59,9 +79,10 @@ def deploy_modal(
 def open_deploy_modal(inv: Invocation) -> None:
     """Open at once (trigger_id lives 3 s), then fill the version list from GitHub."""
     svc, lang = inv.svc, inv.lang
+    dry_run = bool(inv.cmd.args.get("dry_run"))  # `/taisun deploy --dry-run` ticks the box
     resp = inv.client.views_open(
         trigger_id=inv.trigger_id,
-        view=deploy_modal(svc, inv.channel_id, None, t("modal.deploy.loading", lang), lang),
+        view=deploy_modal(svc, inv.channel_id, None, t("modal.deploy.loading", lang), lang, dry_run),
     )
     view_id = resp["view"]["id"]
 
@@ -70,50 +91,76 @@ def open_deploy_modal(inv: Invocation) -> None:
 
         try:
             tags = latest_tag_names(svc)
-            view = deploy_modal(
-                svc, inv.channel_id, tags, "" if tags else t("modal.deploy.no_tags", lang), lang
-            )
+            note = "" if tags else t("modal.deploy.no_tags", lang)
+            view = deploy_modal(svc, inv.channel_id, tags, note, lang, dry_run)
         except Exception as e:
             log.warning("could not list tags for the deploy form", extra={"error": repr(e)})
-            view = deploy_modal(svc, inv.channel_id, None, t("modal.deploy.tags_failed", lang, error=e), lang)
+            note = t("modal.deploy.tags_failed", lang, error=e)
+            view = deploy_modal(svc, inv.channel_id, None, note, lang, dry_run)
         inv.client.views_update(view_id=view_id, view=view)
 
     svc.later(fill)
 
 
+def _selected(values: dict[str, Any], block: str, action: str) -> dict[str, Any]:
+    return values.get(block, {}).get(action) or {}
+
+
 def register(app: App, svc: Services) -> None:
     @app.view(Action.DEPLOY_MODAL)
-    def submit_deploy(ack: Ack, body: dict, view: dict, client: Any) -> None:
-        values = view.get("state", {}).get("values", {})
-        env = ((values.get("env", {}).get(Action.DEPLOY_ENV) or {}).get("selected_option") or {}).get(
-            "value", ""
-        )
-        version_el = values.get("version", {}).get(Action.DEPLOY_VERSION) or {}
-        version = (version_el.get("selected_option") or {}).get("value") or version_el.get("value") or ""
-        user = body.get("user", {})
-        lang = svc.lang_for(str(user.get("id", "")))
-        try:
-            cmd = parse(f"deploy {env} {version}", svc.config)
-        except UsageError as e:
-            ack(response_action="errors", errors={"version": e.message(lang)[:150]})
-            return
+    def submit_deploy(ack: Ack, body: dict, view: dict, request: BoltRequest) -> None:
+        """Check the form strictly, then request the deploy as `/taisun deploy` would."""
+        user = body.get("user") or {}
+        user_id = str(user.get("id", ""))
+        lang = svc.lang_for(user_id)
         channel = view.get("private_metadata") or svc.config.slack.ops_channel
-        from bot.ops.base import Request
 
+        def tell(**reply: Any) -> None:
+            """A private note in the form's channel (a form submission has no response_url)."""
+            svc.slack.chat_postEphemeral(
+                channel=channel, user=user_id, text=reply.get("text", ""), blocks=reply.get("blocks")
+            )
+
+        if too_late(svc, request, ack, tell, lang, what="deploy-form"):
+            return
+        values = (view.get("state") or {}).get("values") or {}
+        env_name = str(
+            (_selected(values, "env", Action.DEPLOY_ENV).get("selected_option") or {}).get("value", "")
+        )
+        version_el = _selected(values, "version", Action.DEPLOY_VERSION)
+        typed = (version_el.get("selected_option") or {}).get("value") or version_el.get("value") or ""
+        version = str(typed).strip()
+        ticked = _selected(values, "options", Action.DEPLOY_OPTIONS).get("selected_options") or []
+        dry_run = any(o.get("value") == DRY_RUN for o in ticked)
+        env = svc.config.environments.get(env_name)
+        errors: dict[str, str] = {}
+        if env is None:
+            errors["env"] = t("modal.deploy.pick_env", lang)
+        if not re.fullmatch(svc.config.github.tag_pattern, version):
+            # One release tag and nothing else: "v1.2.3 --dry-run" typed here is not a dry run.
+            errors["version"] = t("modal.deploy.bad_version", lang, text=version[:40])
+        if errors:
+            ack(response_action="errors", errors={k: v[:150] for k, v in errors.items()})
+            return
         req = Request(
             "deploy",
-            cmd.env,
-            {"version": cmd.args["version"]},
-            user.get("id", ""),
-            user.get("username", ""),
+            env,
+            {"version": version},
+            user_id,
+            str(user.get("username") or ""),
             channel,
+            dry_run=dry_run,
         )
-
-        def request() -> None:
-            svc.jobs.request(req)
-
-        reply = run_guarded(request, lang)
-        if reply:
-            ack(response_action="errors", errors={"version": reply["text"].removeprefix(":warning: ")[:150]})
+        try:
+            job = svc.jobs.request(req)
+        except (NotAllowed, EnvironmentLocked, OpError, AuditWriteFailed) as e:
+            ack(response_action="errors", errors={"version": user_message(e, lang)[:150]})
+            return
+        except SQLAlchemyError:
+            log.exception("database error while handling the deploy form")
+            ack(response_action="errors", errors={"version": t("reply.db_down", lang)[:150]})
             return
         ack()
+        key = "reply.checking_form_dry" if dry_run else "reply.checking_form"
+        text = t(key, lang, what=svc.describe(job, lang), job=job.id[:8])
+        svc.later(lambda: tell(**blocks.message(text)))

@@ -17,6 +17,7 @@ from bot import locks
 from bot.blocks import Action
 from bot.ops.backup import BACKUP_LOCK, CLI_ACTOR, run_from_cli
 from bot.store.models import AuditEvent, Job
+from tests.audit_helpers import exported_audit, facts
 from tests.backend_fixtures import PG_ADMIN_DSN, Bucket, aws, dsn_for, moto_endpoint, pg_db, s3_bucket  # noqa: F401
 from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, text_of, the_job
 
@@ -103,7 +104,19 @@ def test_backup_round_trips_through_s3_and_restore_brings_the_data_back(
     assert "Retention: deleted 2 backup(s) older than 30 days" in card
     assert f"Checked: `{backup_id}` is listed" in card
     assert "Retention deleted 2 backup(s)" in job.result
-    assert actions(bot, job.id) == ["backup.requested", "backup.queued", "backup.started", "backup.succeeded"]
+    rows = exported_audit(bot.settings, job.id)
+    assert [r["action"] for r in rows] == [
+        "backup.requested", "backup.queued", "backup.started", "backup.stored", "backup.retention_applied",
+        "backup.checked", "backup.succeeded",
+    ]  # fmt: skip
+    (stored,) = facts(rows, "backup.stored")
+    assert stored["key"] == f"db/backup_{backup_id}.sql.gz" and stored["bucket"] == s3_bucket.name
+    assert stored["sha256"] == sha and stored["size_bytes"] == job.progress["size_bytes"] > 0
+    (retention,) = facts(rows, "backup.retention_applied")
+    assert sorted(retention["deleted"]) == ["db/backup_20200101_000000.sql.gz", f"db/backup_{old}.sql.gz"]
+    assert facts(rows, "backup.checked") == [
+        {"id": backup_id, "sha256": sha, "listed": True, "listed_sha256": sha}
+    ]
     assert not backup_locked(bot)
 
     # 2. /taisun backup list
@@ -130,9 +143,16 @@ def test_backup_round_trips_through_s3_and_restore_brings_the_data_back(
     final = text_of(slack.channel_messages(CHANNEL)[-1])
     assert f"Checksum verified: sha256 `{sha[:12]}…` matches" in final
     assert "passed: db:verify ok: 3000 items" in final
-    assert actions(bot, restore.id) == [
-        "restore.requested", "restore.awaiting_approval", "restore.approved", "restore.started", "restore.succeeded",
+    rows = exported_audit(bot.settings, restore.id)
+    assert [r["action"] for r in rows] == [
+        "restore.requested", "restore.awaiting_approval", "restore.approved", "restore.started", "restore.restored",
+        "restore.verify_command", "restore.succeeded",
     ]  # fmt: skip
+    (restored,) = facts(rows, "restore.restored")
+    assert restored["key"] == f"db/backup_{backup_id}.sql.gz" and restored["sha256"] == sha
+    assert restored["expected_sha256"] == sha and restored["into"].startswith("postgresql://")
+    (verified,) = facts(rows, "restore.verify_command")
+    assert verified["last_line"] == "db:verify ok: 3000 items"
     assert not backup_locked(bot)
 
 
@@ -179,7 +199,12 @@ def test_a_failing_pg_dump_stores_nothing_and_releases_the_backup_lock(
     assert keys(s3_bucket) == []
     assert s3_bucket.s3.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
     assert "Backup failed: pg_dump exited" in text_of(slack.channel_messages(CHANNEL)[-1])
-    assert actions(bot, job.id) == ["backup.requested", "backup.queued", "backup.started", "backup.failed"]
+    assert actions(bot, job.id) == [
+        "backup.requested", "backup.queued", "backup.started", "backup.stored", "backup.failed",
+    ]  # fmt: skip
+    with bot.svc.sessions() as s:
+        attempt = s.scalars(select(AuditEvent).where(AuditEvent.action == "backup.stored")).one()
+    assert attempt.outcome == "error" and "pg_dump exited with code 1" in attempt.detail
     assert not backup_locked(bot)
 
 
@@ -199,6 +224,19 @@ def test_a_second_backup_while_one_runs_is_refused_with_who_runs_it(db_url, make
     with bot.svc.sessions() as s:
         assert s.scalars(select(Job.id)).all() == ["11111111-2222-3333-4444-555555555555"]
     assert keys(s3_bucket) == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_backup_list_gives_long_ages_in_days(db_url, make_bot, slack, s3_bucket):
+    for age in (timedelta(days=29, hours=1), timedelta(days=2, hours=3, minutes=5), timedelta(hours=5)):
+        key = f"db/backup_{datetime.now(UTC) - age:%Y%m%d_%H%M%S}.sql.gz"
+        s3_bucket.s3.put_object(Bucket=s3_bucket.name, Key=key, Body=b"x", Metadata={"sha256": "ab" * 32})
+    bot = make_bot(db_url, config_mutate=backup_config(s3_bucket.name))
+    bot.command("backup list")
+    bot.settle()
+    listing = text_of(slack.ephemeral(ALICE)[-1])
+    assert "· 29 days ago ·" in listing and "· 2d 3h ago ·" in listing and "· 5h 00m ago ·" in listing
+    assert "696h" not in listing
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -241,8 +279,9 @@ def test_cli_backup_posts_to_the_report_channel_and_exits_by_outcome(
         rows = conn.execute(select(AuditEvent.actor_id, AuditEvent.action).order_by(AuditEvent.id)).all()
     engine.dispose()
     assert [a for _, a in rows] == [
-        "backup.requested", "backup.queued", "backup.started", "backup.failed",
-        "backup.requested", "backup.queued", "backup.started", "backup.succeeded",
+        "backup.requested", "backup.queued", "backup.started", "backup.stored", "backup.failed",
+        "backup.requested", "backup.queued", "backup.started", "backup.stored", "backup.retention_applied",
+        "backup.checked", "backup.succeeded",
     ]  # fmt: skip
     assert rows[0][0] == CLI_ACTOR
 
@@ -270,6 +309,10 @@ def test_without_credentials_a_backup_is_a_labelled_simulation(
     # From cron, a simulation backed nothing up: that must not look like success.
     assert run_from_cli(settings_for(db_url)) == 1
     assert "SIMULATED: nothing was backed up" in capsys.readouterr().err
+    assert run_from_cli(settings_for(db_url), json_output=True) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is False and out["state"] == "simulated" and out["job_state"] == "succeeded"
+    assert out["simulated"].startswith("no AWS credentials")
     assert "Nightly backup did NOT run" in text_of(slack.channel_messages(CHANNEL)[-1])
 
 

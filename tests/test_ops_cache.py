@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 import threading
@@ -17,6 +18,7 @@ from sqlalchemy import select
 
 from bot.blocks import Action
 from bot.store.models import AuditEvent, Job
+from tests.audit_helpers import exported_audit, facts
 from tests.backend_fixtures import free_port, redis_base, redis_port  # noqa: F401
 from tests.harness import BOB, CHANNEL, actions, buttons, last_card, locked, text_of, the_job
 
@@ -103,9 +105,19 @@ def test_prefix_clear_deletes_exactly_the_matching_keys(
     assert f"127.0.0.1:{url.rsplit(':', 1)[1]} (prefix): 3 key(s) deleted · memory" in card
     assert "Health check: ok (200)" in card  # the job ends with the guide's check
     assert job.progress["redis_deleted"] == 3 and job.progress["memory_before"] > 0
-    assert actions(bot, job.id) == [
-        "cache-clear.requested", "cache-clear.queued", "cache-clear.started", "cache-clear.succeeded",
+    # What was deleted and the memory before/after, then the health check, each its own audit row.
+    rows = exported_audit(bot.settings, job.id)
+    assert [r["action"] for r in rows] == [
+        "cache-clear.requested", "cache-clear.queued", "cache-clear.started", "cache-clear.redis_cleared",
+        "cache-clear.health_checked", "cache-clear.succeeded",
     ]  # fmt: skip
+    (cleared,) = facts(rows, "cache-clear.redis_cleared")
+    assert cleared["keys_deleted"] == 3 and cleared["mode"] == "prefix" and cleared["prefix"] == prefix
+    assert cleared["memory_before_bytes"] == job.progress["memory_before"] > 0
+    assert cleared["memory_after_bytes"] == job.progress["memory_after"]
+    assert cleared["where"] == f"127.0.0.1:{url.rsplit(':', 1)[1]}"
+    (health,) = facts(rows, "cache-clear.health_checked")
+    assert health["health"] == "ok (200)" and health["attempts"] == 1
 
 
 def test_unreachable_redis_fails_with_where_and_why_and_releases_the_lock(
@@ -122,8 +134,13 @@ def test_unreachable_redis_fails_with_where_and_why_and_releases_the_lock(
     card = text_of(last_card(slack))
     assert "cannot reach Redis" in card and "s3cret-pass" not in card
     assert actions(bot, job.id) == [
-        "cache-clear.requested", "cache-clear.queued", "cache-clear.started", "cache-clear.failed",
+        "cache-clear.requested", "cache-clear.queued", "cache-clear.started", "cache-clear.redis_cleared",
+        "cache-clear.failed",
     ]  # fmt: skip
+    rows = exported_audit(bot.settings, job.id)
+    (tried,) = [r for r in rows if r["action"] == "cache-clear.redis_cleared"]
+    assert tried["outcome"] == "error" and "cannot reach Redis" in tried["detail"]
+    assert "s3cret-pass" not in json.dumps(rows)  # the URL's password never reaches the audit log
     assert not locked(bot, "staging")
 
 
@@ -158,6 +175,13 @@ def test_production_clear_of_redis_and_app_needs_approval_then_calls_both(
     assert "2 key(s) deleted" in final and "App cache: POST" in final and "-> 200" in final
     assert "app-cache-token-123" not in final
     assert "cache-clear.approved" in actions(bot, job.id)
+    rows = exported_audit(bot.settings, job.id)
+    assert [r["action"] for r in rows][-4:] == [
+        "cache-clear.redis_cleared", "cache-clear.app_cleared", "cache-clear.health_checked", "cache-clear.succeeded",
+    ]  # fmt: skip
+    (app,) = facts(rows, "cache-clear.app_cleared")
+    assert app["via"] == f"POST {app_endpoint.url}" and "200" in app["answer"]
+    assert "app-cache-token-123" not in json.dumps(rows)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -17,9 +17,11 @@ import pytest
 from sqlalchemy import select
 
 from bot import locks
+from bot.backends.pgconn import safe_dsn
 from bot.blocks import Action
 from bot.ops.base import OpError, Request
 from bot.store.models import AuditEvent, Job
+from tests.audit_helpers import exported_audit, facts
 from tests.backend_fixtures import free_port, pg_db  # noqa: F401
 from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, text_of, the_job
 from tests.test_ops_restart import calls, systemctl  # noqa: F401
@@ -88,10 +90,19 @@ def test_reset_terminates_only_idle_connections_older_than_the_limit_then_restar
         # then the runbook's "restart the application", with its health check
         assert calls(systemctl) == [["status", "--no-pager", "taisun"], ["restart", "taisun"]]
         assert "restarted · /health ok (200)" in card
-        assert actions(bot, job.id) == [
+        rows = exported_audit(bot.settings, job.id)
+        assert [r["action"] for r in rows] == [
             "db-connection-reset.requested", "db-connection-reset.queued", "db-connection-reset.started",
+            "db-connection-reset.connections_terminated", "db-connection-reset.instance_restarted",
             "db-connection-reset.succeeded",
         ]  # fmt: skip
+        (ended,) = facts(rows, "db-connection-reset.connections_terminated")
+        assert ended["terminated"] == 2 and sorted(ended["pids"]) == sorted(job.progress["terminated"])
+        assert ended["idle_age_minutes"] == LIMIT_MINUTES and ended["not_ended"] == []
+        assert ended["before"]["idle_older"] == 2 and ended["after"]["idle_older"] == 0
+        assert ended["database"] == safe_dsn(dsn)  # where, never the password
+        (restarted,) = facts(rows, "db-connection-reset.instance_restarted")
+        assert restarted["service"] == "taisun" and restarted["backend"] == "local"
     finally:
         for c in [*old, fresh, in_txn, busy]:
             c.close()
@@ -155,3 +166,30 @@ def test_environments_without_a_database_or_pointing_at_the_bots_own_are_refused
         assert s.scalar(select(Job.id)) is None
         refusals = s.scalars(select(AuditEvent.action).where(AuditEvent.outcome == "refused")).all()
     assert refusals == ["db-connection-reset.refused", "db-connection-reset.refused"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_runbook_step_terminates_by_the_environments_configured_idle_age(
+    db_url, make_bot, slack, monkeypatch
+):
+    """`database.idle_age_minutes` decides; the shipped runbook used to pin 60 over it."""
+    from tests.chatops_helpers import click, runs_of, settle, step_value, top_level
+
+    monkeypatch.delenv(DSN_ENV, raising=False)  # a labelled simulation: the card still names the limit
+
+    def half_a_minute(cfg):
+        cfg["environments"]["staging"]["database"] = {"dsn_env": DSN_ENV, "idle_age_minutes": 0.5}
+
+    bot = make_bot(db_url, config_mutate=half_a_minute)
+    bot.command("runbook run db-connection-reset staging", user=ALICE)
+    (run,) = slack.wait_for(lambda: runs_of(bot))
+    checklist = slack.wait_for(
+        lambda: next((m for m in top_level(slack, CHANNEL) if run.id in text_of(m)), None)
+    )
+    click(bot, Action.STEP_RUN, step_value(checklist, "terminate-idle", Action.STEP_RUN), ALICE, checklist)
+    job = slack.wait_for(lambda: the_job(bot, "db-connection-reset"))
+    settle(bot)
+    assert job.params["idle_age_minutes"] == 0.5
+    card = next(m for m in top_level(slack, CHANNEL) if job.id[:8] in text_of(m))
+    assert "*Terminates*: connections idle for more than 30 s" in text_of(card)
+    assert "60 min" not in text_of(card)

@@ -19,6 +19,7 @@ from bot.backends import aws as aws_factory
 from bot.blocks import Action
 from bot.ops.base import OpError, Request
 from bot.store.models import AuditEvent, Job
+from tests.audit_helpers import exported_audit, facts
 from tests.backend_fixtures import aws, moto_endpoint  # noqa: F401
 from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, last_card, locked, text_of, the_job
 
@@ -143,12 +144,18 @@ def test_staging_rolling_restart_goes_one_instance_at_a_time_with_health_after_e
     for iid in ids:
         assert f"`{iid}`: restarted · /health ok (200)" in card
     assert "restarted on 3 of 3 in staging" in job.result
-    assert actions(bot, job.id) == [
-        "restart.requested",
-        "restart.queued",
-        "restart.started",
+    # Each instance is its own audit row: which instance, the SSM command id, /health after.
+    rows = exported_audit(bot.settings, job.id)
+    assert [r["action"] for r in rows] == [
+        "restart.requested", "restart.queued", "restart.started",
+        "restart.instance_restarted", "restart.instance_restarted", "restart.instance_restarted",
         "restart.succeeded",
-    ]
+    ]  # fmt: skip
+    restarted = facts(rows, "restart.instance_restarted")
+    assert [r["instance"] for r in restarted] == ids
+    assert all(r["command_id"] and r["status"] == "Success" and r["backend"] == "ssm" for r in restarted)
+    assert len({r["command_id"] for r in restarted}) == 3
+    assert all(r["health"].startswith("ok (200)") and r["service"] == "taisun" for r in restarted)
     assert not locked(bot, "staging")
 
 
@@ -178,6 +185,14 @@ def test_rolling_restart_stops_at_the_first_instance_whose_health_check_fails(
     assert f"`{ids[2]}`: not restarted" in card
     assert job.progress["restart_done"] == [ids[0]]
     assert actions(bot, job.id)[-1] == "restart.failed"
+    rows = exported_audit(bot.settings, job.id)
+    assert [r["instance"] for r in facts(rows, "restart.instance_restarted")] == [ids[0]]
+    (stopped,) = [r for r in rows if r["action"] == "restart.instance_failed"]
+    assert stopped["outcome"] == "failed" and stopped["params"]["instance"] == ids[1]
+    assert (
+        stopped["params"]["status"] == "Success" and stopped["params"]["command_id"]
+    )  # restarted, then sick
+    assert "503" in stopped["params"]["health"] and stopped["params"]["untouched"] == [ids[2]]
     assert not locked(bot, "staging")  # released: the next attempt is not blocked
 
 
@@ -249,6 +264,13 @@ def test_local_restart_runs_status_then_restart_then_health(db_url, make_bot, sl
     card = text_of(last_card(slack))
     assert "Status of `taisun`" in card and "Active: active (running)" in card
     assert "restarted · /health ok (200)" in card
+    rows = exported_audit(bot.settings, job.id)
+    (restarted,) = facts(rows, "restart.instance_restarted")
+    assert (
+        restarted["backend"] == "local"
+        and restarted["status"] == "Success"
+        and restarted["service"] == "taisun"
+    )
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -268,6 +290,7 @@ def test_a_failing_systemctl_restart_stops_with_its_message_and_releases_the_loc
         "restart.requested",
         "restart.queued",
         "restart.started",
+        "restart.instance_failed",
         "restart.failed",
     ]
     assert not locked(bot, "development")

@@ -230,7 +230,12 @@ class Backup(Operation):
             ctx.step(ctx.t("op.backup.resumed_unfinished", object=key), "info")
             return False
         ctx.step(ctx.t("op.backup.resumed_stored", object=key), "info")
-        ctx.save(backup_id=_id_of(key), size_bytes=int(head.get("ContentLength", 0)), sha256=sha, seconds=0.0)
+        size = int(head.get("ContentLength", 0))
+        # The worker that stored it may have died before its audit row: record what is in S3.
+        ctx.record(
+            "stored", save={"backup_id": _id_of(key), "size_bytes": size, "sha256": sha, "seconds": 0.0},
+            bucket=b.bucket, key=key, size_bytes=size, sha256=sha, found_on_resume=True,
+        )  # fmt: skip
         return True
 
     def _dump(self, ctx: JobContext, s3: Any, b: BackupConfig, dsn: str) -> None:
@@ -250,9 +255,11 @@ class Backup(Operation):
                 pg_dump=b.pg_dump,
             )
         except BackupError as e:
+            ctx.record("stored", outcome="error", detail=str(e), bucket=b.bucket, key=key)
             ctx.step(ctx.t("op.backup.failed_step", error=e), "failed")
             raise OpError(key="op.backup.failed", error=str(e)) from None
         except (ClientError, BotoCoreError) as e:  # e.g. no credentials after all: nothing was stored
+            ctx.record("stored", outcome="error", detail=s3_error(e), bucket=b.bucket, key=key)
             ctx.step(ctx.t("op.backup.failed_step", error=s3_error(e)), "failed")
             raise OpError(key="op.backup.failed_nothing", error=s3_error(e)) from None
         throughput = f"{human_bytes(res.throughput_bytes_per_s)}/s"
@@ -269,9 +276,14 @@ class Backup(Operation):
             (ctx.t("op.field.sha256"), f"`{res.sha256}`"),
             (ctx.t("op.field.duration"), f"{res.seconds:.1f} s · {throughput}"),
         ]
-        ctx.save(
-            backup_id=_id_of(res.key), size_bytes=res.size_bytes, raw_bytes=res.raw_bytes, sha256=res.sha256,
-            seconds=res.seconds, throughput_bytes_per_s=res.throughput_bytes_per_s, fields=fields,
+        save = {
+            "backup_id": _id_of(res.key), "size_bytes": res.size_bytes, "raw_bytes": res.raw_bytes,
+            "sha256": res.sha256, "seconds": res.seconds, "throughput_bytes_per_s": res.throughput_bytes_per_s,
+            "fields": fields,
+        }  # fmt: skip
+        ctx.record(
+            "stored", save=save, bucket=b.bucket, key=res.key, size_bytes=res.size_bytes, raw_bytes=res.raw_bytes,
+            sha256=res.sha256, seconds=round(res.seconds, 3),
         )  # fmt: skip
 
     def _memory(self, ctx: JobContext, s3: Any, b: BackupConfig) -> None:
@@ -283,24 +295,37 @@ class Backup(Operation):
                 progress=Throttled(ctx, ctx.t("op.backup.memory_progress")),
             )  # fmt: skip
         except BackupError as e:
+            ctx.record(
+                "memory_stored", outcome="error", detail=str(e), bucket=b.bucket, paths=list(b.memory_paths)
+            )
             ctx.step(ctx.t("op.backup.memory_failed_step", error=e), "failed")
             raise OpError(key="op.backup.memory_failed", id=ctx.progress["backup_id"], error=str(e)) from None
+        save = {"memory_done": True, "memory_key": res.key if res else ""}
         if res is None:
+            ctx.record("memory_stored", outcome="skipped", save=save, paths=list(b.memory_paths), key=None)
             ctx.step(ctx.t("op.backup.memory_none", paths=", ".join(b.memory_paths)), "skipped")
         else:
+            ctx.record(
+                "memory_stored", save=save, bucket=b.bucket, key=res.key, size_bytes=res.size_bytes,
+                sha256=res.sha256, paths=list(b.memory_paths),
+            )  # fmt: skip
             size = human_bytes(res.size_bytes)
             ctx.step(ctx.t("op.backup.memory_done", bucket=b.bucket, object=res.key, size=size), "done")
-        ctx.save(memory_done=True, memory_key=res.key if res else "")
 
     def _retention(self, ctx: JobContext, s3: Any, b: BackupConfig) -> list[str]:
         now = datetime.now(UTC)
         prefixes = [b.prefix] + ([memory_prefix(b.prefix)] if b.memory_paths else [])
         deleted: list[str] = []
+        aborted: list[str] = []
         try:
             for prefix in prefixes:
                 deleted += apply_retention(s3, b.bucket, prefix, b.retention_days, now)
-                abort_stale_uploads(s3, b.bucket, prefix, now)
+                aborted += abort_stale_uploads(s3, b.bucket, prefix, now)
         except BackupError as e:
+            ctx.record(
+                "retention_applied", outcome="error", detail=str(e), bucket=b.bucket, days=b.retention_days,
+                deleted=deleted, aborted_uploads=aborted,
+            )  # fmt: skip
             ctx.step(ctx.t("op.backup.retention_failed_step", error=e), "failed")
             raise OpError(
                 key="op.backup.retention_failed", id=ctx.progress["backup_id"], error=str(e)
@@ -320,7 +345,10 @@ class Backup(Operation):
                 ctx.t("op.backup.retention_field", n=len(deleted), days=b.retention_days),
             )
         )
-        ctx.save(retention_deleted=deleted, fields=fields)
+        ctx.record(
+            "retention_applied", save={"retention_deleted": deleted, "fields": fields}, bucket=b.bucket,
+            days=b.retention_days, deleted=deleted, aborted_uploads=aborted,
+        )  # fmt: skip
         return deleted
 
     def _verify(self, ctx: JobContext, s3: Any, b: BackupConfig) -> None:
@@ -334,9 +362,17 @@ class Backup(Operation):
             ]
         except BackupError as e:
             raise OpError(key="op.backup.list_failed", id=backup_id, error=str(e)) from None
+        listed = {
+            "id": backup_id,
+            "sha256": sha,
+            "listed": bool(found),
+            "listed_sha256": found[0].sha256 if found else None,
+        }
         if not found or found[0].sha256 != sha:
+            ctx.record("checked", outcome="failed", **listed)
             ctx.step(ctx.t("op.backup.check_failed_step", id=backup_id, sha=sha[:12]), "failed")
             raise OpError(key="op.backup.check_failed", id=backup_id, bucket=b.bucket, prefix=b.prefix)
+        ctx.record("checked", **listed)
         ctx.step(ctx.t("op.backup.checked", id=backup_id, sha=sha[:12]), "done")
 
 
@@ -480,9 +516,15 @@ class Restore(Operation):
                 progress=progress, psql=b.psql,
             )  # fmt: skip
         except ChecksumMismatch as e:
+            ctx.record(
+                "restored", outcome="refused", detail=str(e), bucket=b.bucket, key=key, into=safe_dsn(dsn)
+            )
             ctx.step(ctx.t("op.restore.checksum_failed_step", error=e), "failed")
             raise OpError(key="op.restore.checksum_failed", error=str(e)) from None
         except BackupError as e:
+            ctx.record(
+                "restored", outcome="error", detail=str(e), bucket=b.bucket, key=key, into=safe_dsn(dsn)
+            )
             ctx.step(ctx.t("op.restore.failed_step", error=e), "failed")
             raise OpError(key="op.restore.failed", error=str(e)) from None
         expected = ctx.progress.get("expected_sha256")
@@ -491,7 +533,10 @@ class Restore(Operation):
         ctx.step(ctx.t("op.restore.checksum_ok", sha=res.sha256[:12]), "done")
         seconds = f"{res.seconds:.1f}"
         ctx.step(ctx.t("op.restore.restored", dsn=safe_dsn(dsn), seconds=seconds), "done")
-        ctx.save(restored_sha256=res.sha256, seconds=res.seconds)
+        ctx.record(
+            "restored", save={"restored_sha256": res.sha256, "seconds": res.seconds}, bucket=b.bucket, key=key,
+            sha256=res.sha256, expected_sha256=expected, into=safe_dsn(dsn), seconds=round(res.seconds, 3),
+        )  # fmt: skip
         check = self._verify(ctx, b, dsn)
         ctx.save(
             result=ctx.t("op.restore.result", id=ctx.params["id"], dsn=safe_dsn(dsn), sha=res.sha256[:12],
@@ -509,6 +554,7 @@ class Restore(Operation):
             list(b.verify_command), {"DATABASE_URL": dsn}, timeout_s=b.verify_timeout_seconds
         )
         last = tail.strip().splitlines()[-1] if tail.strip() else ctx.t("op.restart.no_output")
+        ctx.record("verify_command", outcome="ok" if ok else "failed", command=cmd, last_line=last)
         if not ok:
             ctx.step(ctx.t("op.restore.verify_failed_step", command=cmd, last=last), "failed")
             raise OpError(key="op.restore.verify_failed", command=cmd, last=last)
@@ -543,7 +589,7 @@ def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
     now = datetime.now(UTC)
     lines = []
     for i in items[:25]:
-        age = i18n.duration((now - i.taken_at).total_seconds(), lang)
+        age = i18n.coarse_duration((now - i.taken_at).total_seconds(), lang)  # "29 days", not "696h 00m"
         check = f"sha256 `{i.sha256[:12]}…`" if i.sha256 else t("op.backup.list.unfinished", lang)
         lines.append(
             t("op.backup.list.line", lang, id=i.id, time=blocks.slack_time(i.taken_at), age=age,
@@ -614,12 +660,18 @@ def _start_cli_job(svc: Services) -> Job:
 
 
 def cli_summary(job: Job) -> dict[str, Any]:
+    """What `taisun backup run --json` prints: `state` is the backup's outcome (succeeded, failed,
+    simulated, ...), `job_state` the job's; `ok` is true only when a backup was stored."""
     p = job.progress or {}
+    # A simulated nightly backup backed nothing up: for cron that is a failure to notice, so it
+    # is never called "succeeded" (its job did succeed at simulating: job_state says so).
+    simulated = bool(job.params.get("simulated")) and not job.dry_run
+    state = "simulated" if simulated and job.state == "succeeded" else job.state
     return {
-        # A simulated nightly backup backed nothing up: for cron that is a failure to notice.
-        "ok": job.state == "succeeded" and not job.params.get("simulated"),
+        "ok": state == "succeeded",
         "job_id": job.id,
-        "state": job.state,
+        "state": state,
+        "job_state": job.state,
         "result": job.result,
         "simulated": simulated_why(job, "en") or None,
         "id": p.get("backup_id"),
@@ -658,7 +710,8 @@ def report_blocks(job: Job, summary: dict[str, Any], lang: str = "en") -> tuple[
 def run_from_cli(settings: Settings, *, json_output: bool = False) -> int:
     """`taisun backup run`: the backup operation in this process, its result on stdout (and in Slack).
 
-    Exit code 0 when the backup was stored, 1 otherwise (a simulation, for missing credentials, too)."""
+    Exit code 0 when the backup was stored ("ok": true, "state": "succeeded"), 1 otherwise: failed,
+    refused, or "simulated" (credentials or the DSN variable missing: nothing was backed up)."""
     from bot.services import build_services
     from bot.store.db import ensure_migrated
 

@@ -55,6 +55,16 @@ class Request:
         return Attempt(self.operation, self.user_name, self.channel, params)
 
 
+@dataclass(frozen=True)
+class AuditNote:
+    """An audit row `<operation>.<event>` a job writes in the transaction of a progress save."""
+
+    event: str
+    facts: dict[str, Any]
+    outcome: str = "ok"
+    detail: str = ""
+
+
 @dataclass
 class JobContext:
     """Handed to prepare/run: the job, the services, and ways to record progress durably."""
@@ -62,7 +72,8 @@ class JobContext:
     job: Job
     svc: Services
     env: Environment | None
-    save_progress: Callable[[dict[str, Any]], None]
+    # Saves progress values and writes the audit notes, all in one transaction.
+    save_progress: Callable[[dict[str, Any], tuple[AuditNote, ...]], None]
     heartbeat: Callable[[], None]
     log: list[str] = field(default_factory=list)
 
@@ -80,7 +91,19 @@ class JobContext:
 
     def save(self, **values: Any) -> None:
         """Persist progress at once (before the next side effect), so a resumed job never repeats it."""
-        self.save_progress(values)
+        self.save_progress(values, ())
+
+    def record(
+        self,
+        event: str,
+        outcome: str = "ok",
+        detail: str = "",
+        save: dict[str, Any] | None = None,
+        **facts: Any,
+    ) -> None:
+        """Audit a side effect or a check as `<operation>.<event>` with `facts`, in one transaction
+        with the progress `save` that records the same step (call it before the next side effect)."""
+        self.save_progress(dict(save or {}), (AuditNote(event, facts, outcome, detail),))
 
     @property
     def lang(self) -> str:

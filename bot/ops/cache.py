@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, ClassVar
 
 from bot.backends.cache import CacheError, clear_app_cache, clear_redis, redis_location
-from bot.config import CacheConfig, Environment
+from bot.config import CacheConfig
 from bot.i18n import Msg, msg, t
 from bot.logs import redact
 from bot.ops.base import JobContext, Operation, OpError, Request, register, simulated_why
@@ -129,9 +129,11 @@ class CacheClear(Operation):
                 else:
                     ctx.step(ctx.t("op.cache.sim_app", label=label, what=_app_what(cache)), "info")
                 continue
-            notes.append(self._redis(ctx, env, cache) if part == "redis" else self._app(ctx, cache))
+            # Each clear saves itself as done, with its audit row, before the next one starts.
             cleared.append(part)
-            ctx.save(cleared=cleared)
+            notes.append(
+                self._redis(ctx, cache, cleared) if part == "redis" else self._app(ctx, cache, cleared)
+            )
         if ctx.dry_run or (simulated_parts and not cleared):
             ctx.step(
                 ctx.t("op.cache.sim_health", label=label, url=env.url or ctx.t("op.restart.no_url")), "info"
@@ -150,7 +152,7 @@ class CacheClear(Operation):
             result = ctx.t("op.cache.result", env=env.name, notes=joined, health=health)
         ctx.save(result=result)
 
-    def _redis(self, ctx: JobContext, env: Environment, cache: CacheConfig) -> str:
+    def _redis(self, ctx: JobContext, cache: CacheConfig, cleared: list[str]) -> str:
         url = os.environ.get(cache.redis_url_env, "")
         if not url:
             raise OpError(key="op.cache.redis_unset", name=cache.redis_url_env)
@@ -163,6 +165,7 @@ class CacheClear(Operation):
                 progress=Throttled(ctx, f"Redis {where}"),
             )  # fmt: skip
         except CacheError as e:
+            ctx.record("redis_cleared", outcome="error", detail=str(e), where=where, mode=cache.mode)
             ctx.step(f"Redis {where}: {e}", "failed")
             raise OpError(key="op.cache.redis_failed", error=str(e)) from None
         deleted = (
@@ -174,15 +177,17 @@ class CacheClear(Operation):
         )
         fields = list(ctx.progress.get("fields", []))
         fields += [(ctx.t("op.field.deleted"), deleted), (ctx.t("op.field.redis_memory"), memory)]
-        ctx.save(
-            fields=fields,
-            redis_deleted=res.deleted,
-            memory_before=res.memory_before,
-            memory_after=res.memory_after,
-        )
+        save = {
+            "fields": fields, "redis_deleted": res.deleted, "memory_before": res.memory_before,
+            "memory_after": res.memory_after, "cleared": list(cleared),
+        }  # fmt: skip
+        ctx.record(
+            "redis_cleared", save=save, where=where, mode=res.mode, prefix=cache.prefix if cache.mode == "prefix" else None,
+            keys_deleted=res.deleted, memory_before_bytes=res.memory_before, memory_after_bytes=res.memory_after,
+        )  # fmt: skip
         return ctx.t("op.cache.redis_note", deleted=deleted, memory=memory)
 
-    def _app(self, ctx: JobContext, cache: CacheConfig) -> str:
+    def _app(self, ctx: JobContext, cache: CacheConfig, cleared: list[str]) -> str:
         token = os.environ.get(cache.app_token_env, "") if cache.app_token_env else ""
         ctx.step(ctx.t("op.cache.app_running", what=_app_what(cache)), "running")
         try:
@@ -191,8 +196,10 @@ class CacheClear(Operation):
             else:
                 summary = clear_app_cache(command=list(cache.app_command), token=token)
         except CacheError as e:
+            ctx.record("app_cleared", outcome="error", detail=str(e), via=_app_what(cache))
             ctx.step(ctx.t("op.cache.app_step", text=e), "failed")
             raise OpError(key="op.cache.app_failed", error=str(e)) from None
+        ctx.record("app_cleared", save={"cleared": list(cleared)}, via=_app_what(cache), answer=summary)
         ctx.step(ctx.t("op.cache.app_step", text=summary), "done")
         return ctx.t("op.cache.app_note", summary=summary)
 

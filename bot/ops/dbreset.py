@@ -141,6 +141,7 @@ class DbConnectionReset(Operation):
             try:
                 res = reset_idle_connections(dsn, older_than_minutes=age)
             except PgConnError as e:
+                ctx.record("connections_terminated", outcome="error", detail=str(e), database=safe_dsn(dsn))
                 ctx.step(ctx.t("op.db.reset_failed_step", error=e), "failed")
                 raise OpError(key="op.db.reset_failed", error=str(e)) from None
             failed = ctx.t("op.db.not_ended", n=len(res.failed), pids=res.failed) if res.failed else ""
@@ -158,8 +159,13 @@ class DbConnectionReset(Operation):
                 (ctx.t("op.field.terminated"), str(len(res.terminated))),
                 (ctx.t("op.field.after"), after),
             ]
-            ctx.save(
-                reset_done=True, terminated=res.terminated, failed_pids=res.failed, fields=fields,
+            save = {
+                "reset_done": True, "terminated": res.terminated, "failed_pids": res.failed, "fields": fields,
+                "before": res.before.__dict__, "after": res.after.__dict__,
+            }  # fmt: skip
+            ctx.record(
+                "connections_terminated", save=save, database=safe_dsn(dsn), idle_age_minutes=age,
+                terminated=len(res.terminated), pids=res.terminated, not_ended=res.failed,
                 before=res.before.__dict__, after=res.after.__dict__,
             )  # fmt: skip
         terminated = len(ctx.progress.get("terminated", []))

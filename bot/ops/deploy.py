@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from bot.backends import http
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, version_key
@@ -64,6 +64,39 @@ def verified_history(svc: Services, environment: str, limit: int = 20) -> list[s
         )  # fmt: skip
         versions = [j.params.get("version", "") for j in jobs if not j.params.get("simulated")]
     return [v for v in versions if v][:limit]
+
+
+def newer_change(svc: Services, job: Job) -> Job | None:
+    """The newest deploy or rollback of job's environment requested after it that has started or
+    is under way (dry runs and requests that never started do not count)."""
+    with svc.sessions() as s:
+        return s.scalars(
+            select(Job).where(
+                Job.environment == job.environment, Job.operation.in_(("deploy", "rollback")),
+                Job.created_at > job.created_at, Job.id != job.id, Job.dry_run.is_(False),
+                or_(Job.started_at.is_not(None), Job.state.in_(("validating", "pending_approval", "queued", "running"))),
+            ).order_by(Job.created_at.desc()).limit(1)
+        ).first()  # fmt: skip
+
+
+def rollback_button_target(svc: Services, failed_id: str) -> str:
+    """The version a failed deploy card's Roll back button returns to — the one its confirm dialog
+    names — or OpError when the button no longer applies (the environment has moved on since)."""
+    with svc.sessions() as s:
+        failed = s.get(Job, failed_id)
+    target = str(failed.progress.get("rollback_to") or "") if failed else ""
+    if failed is None or failed.operation != "deploy" or failed.state != "failed" or not target:
+        raise OpError(key="err.rollback.not_offered")
+    env = failed.environment
+    if failed.progress.get("auto_rollback_started_at"):
+        raise OpError(key="err.rollback.auto_done", env=env, target=target)
+    newer = newer_change(svc, failed)
+    if newer is not None:
+        version = str(newer.params.get("version") or "?")
+        if newer.state in ("validating", "pending_approval", "queued", "running"):
+            raise OpError(key="err.rollback.newer_active", env=env, version=version, job=newer.id[:8])
+        raise OpError(key="err.rollback.moved_on", env=env, version=version, job=newer.id[:8])
+    return target
 
 
 def _claimed_run_ids(svc: Services, job_id: str) -> set[int]:
@@ -153,33 +186,70 @@ class Deploy(Operation):
         fields: list[tuple[str, str]] = [(ctx.t("op.field.environment"), where)]
         fields.append((ctx.t("op.field.version"), f"{live} → *{version}*" if live else f"*{version}*"))
         previous = self._previous_version(svc, env, live, version)
+        checked = {"version": version, "live_version": live or None, "rollback_to": previous or None}
         if job.params.get("simulated"):
             fields.append((ctx.t("op.field.commit"), ctx.t("op.deploy.commit_unchecked")))
-            ctx.save(live_version=live, rollback_to=previous, fields=fields, flag=self._flag(ctx))
+            save = {"live_version": live, "rollback_to": previous, "fields": fields, "flag": self._flag(ctx)}
+            ctx.record("checked", save=save, sha=None, **checked)
             return
         gh = github_backend(svc.settings, svc.config)
         try:
-            sha = gh.resolve_tag(version)
-            if sha is None:
-                tags = ", ".join(f"`{tag.name}`" for tag in gh.latest_tags(5)) or ctx.t("op.none")
-                raise OpRefused(
-                    key="op.deploy.no_tag", version=version, repo=svc.config.github.repository, tags=tags
-                )
+            # The tag → commit check is the only one that may refuse the request.
+            try:
+                sha = gh.resolve_tag(version)
+                if sha is None:
+                    tags = ", ".join(f"`{tag.name}`" for tag in gh.latest_tags(5)) or ctx.t("op.none")
+                    raise OpRefused(
+                        key="op.deploy.no_tag", version=version, repo=svc.config.github.repository, tags=tags
+                    )
+            except GitHubError as e:
+                raise OpRefused(key="op.deploy.github_check", version=version, error=str(e)) from None
             fields.append((ctx.t("op.field.commit"), f"`{sha[:10]}`"))
-            if live and live != version and gh.resolve_tag(live):
-                cmp = gh.compare(live, version)
-                titles = "\n".join(f"• {title}" for title in cmp.titles[:8])
-                changes = {"url": cmp.html_url, "n": cmp.total_commits, "live": live, "titles": titles}
-                if cmp.total_commits > 8:
-                    text = ctx.t("op.deploy.changes_more", more=cmp.total_commits - 8, **changes)
-                else:
-                    text = ctx.t("op.deploy.changes", **changes)
-                fields.append((ctx.t("op.field.changes"), text))
-        except GitHubError as e:
-            raise OpRefused(key="op.deploy.github_check", version=version, error=str(e)) from None
+            changes, facts = self._changes(ctx, gh, env, live, version)
         finally:
             gh.close()
-        ctx.save(sha=sha, live_version=live, rollback_to=previous, fields=fields, flag=self._flag(ctx))
+        if changes:
+            fields.append((ctx.t("op.field.changes"), changes))
+        save = {
+            "sha": sha,
+            "live_version": live,
+            "rollback_to": previous,
+            "fields": fields,
+            "flag": self._flag(ctx),
+        }
+        ctx.record("checked", save=save, sha=sha, **checked, **facts)
+
+    def _changes(
+        self, ctx: JobContext, gh: GitHubBackend, env: Environment, live: str, version: str
+    ) -> tuple[str, dict[str, Any]]:
+        """What the deploy changes (GitHub compare), for the card and the audit row.
+
+        Only information: when it cannot be found, the card says why and the deploy goes on.
+        """
+        if live == version:
+            return ctx.t("op.deploy.changes_none", version=version), {"changes": "none"}
+        cmp = None
+        if not live:
+            why = ctx.t("op.deploy.why_no_live", env=env.name) if env.url else ctx.t("op.deploy.why_no_url")
+        else:
+            try:
+                if gh.resolve_tag(live):
+                    cmp = gh.compare(live, version)
+                else:
+                    why = ctx.t("op.deploy.why_not_a_tag", live=live, repo=ctx.svc.config.github.repository)
+            except GitHubError as e:  # 404, 5xx, a timeout on a huge range
+                why = str(e)
+        if cmp is None:
+            unknown = {"changes": "unknown", "changes_unknown_why": why}
+            return ctx.t("op.deploy.changes_unknown", why=why), unknown
+        titles = "\n".join(f"• {title}" for title in cmp.titles[:8])
+        commits = ctx.t("unit.commit_one" if cmp.total_commits == 1 else "unit.commits", n=cmp.total_commits)
+        changes = {"url": cmp.html_url, "commits": commits, "live": live, "titles": titles}
+        if cmp.total_commits > 8:
+            text = ctx.t("op.deploy.changes_more", more=cmp.total_commits - 8, **changes)
+        else:
+            text = ctx.t("op.deploy.changes", **changes)
+        return text, {"changes": "known", "commits": cmp.total_commits, "compare_url": cmp.html_url}
 
     def _flag(self, ctx: JobContext) -> str:
         job = ctx.job
@@ -213,9 +283,9 @@ class Deploy(Operation):
             run = self._follow(ctx, gh)
             if run.conclusion != "success":
                 raise OpError(key="op.deploy.run_ended", conclusion=run.conclusion, url=run.html_url)
-            ok, observed = self._verify(ctx, env, version)
+            ok, failed = self._verify(ctx, env, version)
             if not ok:
-                self._after_failed_verification(ctx, gh, env, version, observed)
+                self._after_failed_verification(ctx, gh, env, version, failed)
             self._set_deployment(ctx, gh, "success")
         finally:
             gh.close()
@@ -238,37 +308,50 @@ class Deploy(Operation):
     def _dispatch_once(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
         if ctx.progress.get("dispatch_started_at"):
             return  # resumed: the dispatch may have gone out; find its run, never send it again
+        sha_now = ""
         if self.checks_tag_again and ctx.progress.get("sha"):
-            sha_now = gh.resolve_tag(version)
+            sha_now = gh.resolve_tag(version) or ""
             if sha_now != ctx.progress["sha"]:
                 raise OpError(
                     key="op.deploy.tag_moved", version=version,
                     sha=(sha_now or ctx.t("op.nothing"))[:10], approved=ctx.progress["sha"][:10],
                 )  # fmt: skip
-        started = datetime.now(UTC)
-        ctx.save(dispatch_started_at=started.isoformat())
-        ctx.step(ctx.t("op.deploy.dispatching"), "running")
         if ctx.svc.config.github.create_deployment:
             self._github_deployment(ctx, gh, version)
+        g = ctx.svc.config.github
+        inputs = self.inputs(ctx.svc, ctx.job)
+        what = {"repository": g.repository, "workflow": g.workflow, "ref": g.ref, "inputs": inputs}
+        # Written before the request goes out: if the bot dies meanwhile, the log still shows a
+        # dispatch that may have started a run (and the resumed job looks for it, never re-sends).
+        ctx.record(
+            "dispatch", outcome="pending", save={"dispatch_started_at": datetime.now(UTC).isoformat()},
+            tag=version, sha=sha_now or ctx.progress.get("sha"), **what,
+        )  # fmt: skip
+        ctx.step(ctx.t("op.deploy.dispatching"), "running")
         try:
-            run_id = gh.dispatch(self.inputs(ctx.svc, ctx.job))
-            if run_id:
-                ctx.save(dispatched_run_id=int(run_id))
+            run_id = gh.dispatch(inputs)
         except GitHubUnavailable as e:
             # A 5xx may still have started a run: look for it instead of sending again.
-            ctx.save(dispatch_error=str(e))
+            ctx.record(
+                "dispatched", outcome="unknown", detail=str(e), save={"dispatch_error": str(e)}, **what
+            )
             ctx.step(ctx.t("op.deploy.dispatch_error", error=e), "info")
             return
         except GitHubError as e:
+            ctx.record("dispatched", outcome="refused", detail=str(e), **what)
             raise OpError(key="op.deploy.dispatch_refused", error=str(e)) from None
-        ctx.step(ctx.t("op.deploy.dispatched", workflow=ctx.svc.config.github.workflow), "done")
+        save = {"dispatched_run_id": int(run_id)} if run_id else {}
+        ctx.record("dispatched", save=save, run_id=int(run_id) if run_id else None, **what)
+        ctx.step(ctx.t("op.deploy.dispatched", workflow=g.workflow), "done")
 
     def _github_deployment(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
         try:
             dep = gh.create_deployment(version, ctx.job.environment, self.describe(ctx.job))
-            ctx.save(deployment_id=dep)
         except GitHubError as e:
+            ctx.record("deployment_created", outcome="error", detail=str(e), ref=version)
             ctx.step(ctx.t("op.deploy.no_deployment", error=e), "info")
+            return
+        ctx.record("deployment_created", save={"deployment_id": dep}, deployment_id=dep, ref=version)
 
     def _set_deployment(self, ctx: JobContext, gh: GitHubBackend, state: str) -> None:
         dep = ctx.progress.get("deployment_id")
@@ -280,8 +363,13 @@ class Deploy(Operation):
                     environment_url=ctx.env.url if ctx.env else "",
                     log_url=ctx.progress.get("run_url", ""),
                 )
-            except GitHubError:
+            except GitHubError as e:
                 log.warning("could not update a GitHub deployment status", extra={"job_id": ctx.job.id})
+                ctx.record(
+                    "deployment_status", outcome="error", detail=str(e), deployment_id=dep, state=state
+                )
+                return
+            ctx.record("deployment_status", deployment_id=dep, state=state)
 
     def _follow(self, ctx: JobContext, gh: GitHubBackend) -> Any:
         run_id = ctx.progress.get("run_id")
@@ -312,7 +400,11 @@ class Deploy(Operation):
                         key="op.deploy.no_run_why", seconds=seconds, error=ctx.progress["dispatch_error"]
                     )
                 raise OpError(key="op.deploy.no_run", seconds=seconds)
-            ctx.save(run_id=run.id, run_url=run.html_url, links=[(ctx.t("op.deploy.link_run"), run.html_url)])
+            found_by = "dispatch response" if ctx.progress.get("dispatched_run_id") else "run listing"
+            ctx.record(
+                "run_found", run_id=run.id, run_url=run.html_url, found_by=found_by,
+                save={"run_id": run.id, "run_url": run.html_url, "links": [(ctx.t("op.deploy.link_run"), run.html_url)]},
+            )  # fmt: skip
             self._set_deployment(ctx, gh, "in_progress")
             ctx.step(ctx.t("op.deploy.run_found", url=run.html_url, id=run.id), "done")
             run_id = run.id
@@ -333,6 +425,10 @@ class Deploy(Operation):
                         ctx.t("op.deploy.workflow_status", status=run.status.replace("_", " ")), "running"
                     )
             if run.status == "completed":
+                ctx.record(
+                    "run_completed", outcome="ok" if run.conclusion == "success" else "failed",
+                    run_id=run.id, run_url=run.html_url, conclusion=run.conclusion,
+                )  # fmt: skip
                 ctx.step(
                     ctx.t("op.deploy.workflow_done", conclusion=run.conclusion),
                     "done" if run.conclusion == "success" else "failed",
@@ -350,46 +446,78 @@ class Deploy(Operation):
         return min(POLL_SECONDS, ctx.svc.config.defaults.verify_interval_seconds * 5)
 
     def _verify(self, ctx: JobContext, env: Environment, version: str) -> tuple[bool, str]:
-        """The guide's check: /health is 200 and /version is the one deployed, until a deadline."""
+        """The guide's check: /health is 200 and /version is the one deployed, until a deadline.
+
+        Returns (ok, which check failed and what was seen); every attempt and the verdict are audited."""
         d = ctx.svc.config.defaults
         ctx.step(ctx.t("op.deploy.verifying", url=env.url), "running")
         deadline = time.monotonic() + d.verify_timeout_seconds
-        observed = ""
+        attempt = 0
         while True:
+            attempt += 1
             report = http.check(env.url, timeout=min(5.0, d.verify_timeout_seconds))
-            observed = ctx.t(
-                "op.deploy.observed", health=report.health, version=report.version or ctx.t("op.unknown")
-            )
-            if report.healthy and report.version == version:
+            health_ok, version_ok = bool(report.healthy), report.version == version
+            seen = {
+                "url": env.url, "health": report.health, "health_ok": health_ok, "version": report.version or None,
+                "expected_version": version, "version_ok": version_ok,
+            }  # fmt: skip
+            ok = health_ok and version_ok
+            ctx.record("verify_attempt", outcome="ok" if ok else "failed", attempt=attempt, **seen)
+            if ok:
+                ctx.record("verified", attempts=attempt, failed_checks=[], **seen)
                 ctx.step(ctx.t("op.deploy.verified", version=version), "done")
-                return True, observed
+                return True, ""
             if time.monotonic() >= deadline:
+                failed = [name for name, good in (("health", health_ok), ("version", version_ok)) if not good]
+                ctx.record("verified", outcome="failed", attempts=attempt, failed_checks=failed, **seen)
+                why = self._failed_checks(ctx, report, version)
                 ctx.step(
-                    ctx.t("op.deploy.verify_failed_step", seconds=f"{d.verify_timeout_seconds:g}", observed=observed,
-                          version=version),
+                    ctx.t(
+                        "op.deploy.verify_failed_step", seconds=f"{d.verify_timeout_seconds:g}", failed=why
+                    ),
                     "failed",
-                )  # fmt: skip
-                return False, observed
+                )
+                return False, why
             ctx.heartbeat()
             time.sleep(d.verify_interval_seconds)
 
+    def _failed_checks(self, ctx: JobContext, report: http.HealthReport, version: str) -> str:
+        """Which check failed (health, version or both) and what each answered."""
+        seen = report.version or ctx.t("op.unknown")
+        if report.healthy is None:
+            return ctx.t("op.deploy.failed_unreachable", health=report.health)
+        if not report.healthy and report.version == version:
+            return ctx.t("op.deploy.failed_health", health=report.health, version=version)
+        if report.healthy:
+            return ctx.t("op.deploy.failed_version", seen=seen, version=version, health=report.health)
+        return ctx.t("op.deploy.failed_both", health=report.health, seen=seen, version=version)
+
     def _after_failed_verification(
-        self, ctx: JobContext, gh: GitHubBackend, env: Environment, version: str, observed: str
+        self, ctx: JobContext, gh: GitHubBackend, env: Environment, version: str, failed: str
     ) -> None:
         self._set_deployment(ctx, gh, "failure")
         target = ctx.progress.get("rollback_to", "")
         if env.auto_rollback and target and not self.rollback:
+            if ctx.progress.get("auto_rollback_started_at"):  # resumed: never dispatch it twice
+                raise OpError(key="op.deploy.auto_rolled_back", failed=failed, target=target)
+            g = ctx.svc.config.github
+            inputs = self.inputs(ctx.svc, ctx.job, version=target, rollback=True)
+            what = {"repository": g.repository, "workflow": g.workflow, "ref": g.ref, "inputs": inputs}
+            ctx.record(
+                "auto_rollback_dispatch", outcome="pending", target=target, **what,
+                save={"auto_rollback_started_at": datetime.now(UTC).isoformat()},
+            )  # fmt: skip
             ctx.step(ctx.t("op.deploy.auto_rollback", target=target, env=env.name), "running")
             try:
-                gh.dispatch(self.inputs(ctx.svc, ctx.job, version=target, rollback=True))
+                run_id = gh.dispatch(inputs)
             except GitHubError as e:
-                raise OpError(key="op.deploy.auto_rollback_failed", observed=observed, error=str(e)) from None
-            raise OpError(key="op.deploy.auto_rolled_back", observed=observed, target=target)
+                ctx.record("auto_rollback_dispatched", outcome="error", detail=str(e), target=target, **what)
+                raise OpError(key="op.deploy.auto_rollback_failed", failed=failed, error=str(e)) from None
+            ctx.record("auto_rollback_dispatched", target=target, run_id=run_id, **what)
+            raise OpError(key="op.deploy.auto_rolled_back", failed=failed, target=target)
         if target:
-            raise OpError(
-                key="op.deploy.verify_failed_offer", observed=observed, version=version, target=target
-            )
-        raise OpError(key="op.deploy.verify_failed", observed=observed, version=version)
+            raise OpError(key="op.deploy.verify_failed_offer", failed=failed, target=target)
+        raise OpError(key="op.deploy.verify_failed", failed=failed)
 
 
 class Rollback(Deploy):
@@ -401,6 +529,8 @@ class Rollback(Deploy):
         # A rollback is how you get out of trouble: freeze windows do not apply to it.
         if not svc.settings.github_token:
             req.params["simulated"] = SIMULATED_NO_GITHUB
+        if req.params.get("after_failed_job"):
+            req.params["version"] = rollback_button_target(svc, str(req.params["after_failed_job"]))
 
     def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
         return bool(env and env.approval_required) and not job.dry_run

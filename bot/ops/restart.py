@@ -130,18 +130,29 @@ def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fie
     Returns what was seen; raises OpError(failed_key, url, health, seconds and `fields`: what
     was already done) when the service stays unhealthy."""
     if not env.url:
+        ctx.record("health_checked", outcome="skipped", detail="no URL configured", url=None)
         ctx.step(ctx.t("op.health.no_url_step", env=env.name), "info")
         return ctx.t("op.health.not_checked")
     d = ctx.svc.config.defaults
     lang = ctx.svc.config.language
     ctx.step(ctx.t("op.health.checking", url=env.url), "running")
     deadline = time.monotonic() + d.verify_timeout_seconds
+    attempts = 0
     while True:
+        attempts += 1
         report = http.check(env.url, timeout=min(5.0, d.verify_timeout_seconds))
+        seen = {
+            "url": env.url,
+            "health": report.health,
+            "version": report.version or None,
+            "attempts": attempts,
+        }
         if report.healthy:
+            ctx.record("health_checked", **seen)
             ctx.step(ctx.t("op.health.ok", health=health_text(report, lang)), "done")
             return health_text(report, lang)
         if time.monotonic() >= deadline:
+            ctx.record("health_checked", outcome="failed", **seen)
             ctx.step(ctx.t("op.health.failed", health=health_text(report, lang)), "failed")
             raise OpError(
                 key=failed_key,
@@ -330,7 +341,12 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
         if ok:
             target = state["target"]
             done.append(target)
-            ctx.save(restart_done=list(done), restart_current="")
+            result: InvocationResult = state["result"]
+            ctx.record(
+                "instance_restarted", save={"restart_done": list(done), "restart_current": ""},
+                instance=target, service=service, backend=cfg.backend, command_id=result.command_id or None,
+                status=result.status, health=detail,
+            )  # fmt: skip
             ctx.step(ctx.t("op.restart.restarted", target=target, detail=detail), "done")
         return ok, detail
 
@@ -349,16 +365,30 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
     if not outcome.ok:
         stopped = outcome.stopped_at or state["target"]
         result = outcome.results[-1] if outcome.results else None
+        untouched = [x for x in remaining if x not in done and x != stopped]
+        failed = {
+            "instance": stopped, "service": service, "backend": cfg.backend,
+            "command_id": (result.command_id if result else "") or None, "status": result.status if result else None,
+            "health": state["health"] or None, "untouched": untouched,
+        }  # fmt: skip
         if result is not None and not result.ok:
             lines = (result.stderr or result.stdout).strip().splitlines()
             why = lines[-1] if lines else ctx.t("op.restart.no_output")
+            ctx.record(
+                "instance_failed", outcome="failed", detail=why, save={"restart_current": ""}, **failed
+            )
             ctx.step(ctx.t("op.restart.step_failed", target=stopped, status=result.status, why=why), "failed")
         else:
+            ctx.record(
+                "instance_failed",
+                outcome="failed",
+                detail=outcome.reason,
+                save={"restart_current": ""},
+                **failed,
+            )
             ctx.step(ctx.t("op.restart.unhealthy", target=stopped, health=state["health"]), "failed")
-        untouched = [x for x in remaining if x not in done and x != stopped]
         for x in untouched:
             ctx.step(ctx.t("op.restart.not_restarted", target=x), "skipped")
-        ctx.save(restart_current="")
         stop = {"service": service, "env": env.name, "stopped": stopped, "reason": outcome.reason}
         if untouched:
             raise OpError(
