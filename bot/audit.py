@@ -24,6 +24,7 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from bot.logs import redact, redact_obj
+from bot.mrkdwn import Mrkdwn, to_plain
 from bot.store.models import AuditEvent, AuditHead
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def append(
         channel=channel,
         params=redact_obj(params or {}),
         outcome=outcome,
-        detail=redact(detail),
+        detail=redact(to_plain(detail) if isinstance(detail, Mrkdwn) else detail),  # plain text for auditors
         job_id=job_id,
         prev_hash=None,
         hash=None,

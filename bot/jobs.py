@@ -27,6 +27,7 @@ from bot import audit, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
+from bot.mrkdwn import mention
 from bot.ops.base import REGISTRY, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import NotAllowed
 from bot.store.models import Job, Lock
@@ -298,7 +299,7 @@ class JobService:
                     finished_at=t,
                     updated_at=t,
                     result=reason
-                    or i18n.t("job.result.cancelled_by", self.svc.config.language, user=f"<@{user_id}>"),
+                    or i18n.t("job.result.cancelled_by", self.svc.config.language, user=mention(user_id)),
                 )
             )
             if res.rowcount != 1:
@@ -331,7 +332,7 @@ def _already_decided(job: Job) -> AlreadyDecided:
     """Why a click on a card that has moved on does nothing, in the clicker's language."""
     if job.state in ("queued", "running"):
         if job.approved_by:
-            return AlreadyDecided(key=f"err.decided.{job.state}_by", user=f"<@{job.approved_by}>")
+            return AlreadyDecided(key=f"err.decided.{job.state}_by", user=mention(job.approved_by))
         return AlreadyDecided(key=f"err.decided.{job.state}")
     if job.state in ("succeeded", "expired", "rejected", "cancelled"):
         return AlreadyDecided(key=f"err.decided.{job.state}")

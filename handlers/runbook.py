@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from bot import blocks, blocks_incident, incidents, runbook_runs
 from bot.blocks import Action
 from bot.i18n import msg, t
+from bot.mrkdwn import to_plain
 from bot.runbook_runs import NeedsVersion
 from bot.services import Services
 from handlers.commands import run_guarded, subcommand, too_late
@@ -136,7 +137,10 @@ def register(app: App, svc: Services) -> None:
 
         reply = run_guarded(record, svc.lang_for(user_id))
         if reply:
-            ack(response_action="errors", errors={"reason": reply["text"].removeprefix(":warning: ")[:150]})
+            ack(
+                response_action="errors",
+                errors={"reason": to_plain(reply["text"]).removeprefix(":warning: ")[:150]},
+            )
             return
         ack()
 
@@ -169,6 +173,9 @@ def register(app: App, svc: Services) -> None:
 
         reply = run_guarded(request, svc.lang_for(user_id))
         if reply:
-            ack(response_action="errors", errors={"version": reply["text"].removeprefix(":warning: ")[:150]})
+            ack(
+                response_action="errors",
+                errors={"version": to_plain(reply["text"]).removeprefix(":warning: ")[:150]},
+            )
             return
         ack()

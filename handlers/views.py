@@ -11,6 +11,7 @@ from bot import blocks
 from bot.blocks import Action
 from bot.commands import UsageError, parse
 from bot.i18n import t
+from bot.mrkdwn import to_plain
 from bot.services import Services
 from handlers.commands import run_guarded
 
@@ -95,7 +96,7 @@ def register(app: App, svc: Services) -> None:
         try:
             cmd = parse(f"deploy {env} {version}", svc.config)
         except UsageError as e:
-            ack(response_action="errors", errors={"version": e.message(lang)[:150]})
+            ack(response_action="errors", errors={"version": to_plain(e.message(lang))[:150]})
             return
         channel = view.get("private_metadata") or svc.config.slack.ops_channel
         from bot.ops.base import Request
@@ -114,6 +115,9 @@ def register(app: App, svc: Services) -> None:
 
         reply = run_guarded(request, lang)
         if reply:
-            ack(response_action="errors", errors={"version": reply["text"].removeprefix(":warning: ")[:150]})
+            ack(
+                response_action="errors",
+                errors={"version": to_plain(reply["text"]).removeprefix(":warning: ")[:150]},
+            )
             return
         ack()
