@@ -227,6 +227,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "GitHub からタグの一覧を取得できません: {error}",
     },
     "help.text": {"en": "TAISUN ChatOps commands", "ja": "TAISUN ChatOps のコマンド一覧"},
+    "help.mention_reply": {
+        "en": "Type `/taisun help` to see what I can do.",
+        "ja": "`/taisun help` と入力すると、できることの一覧が表示されます。",
+    },
     # what a role allows, as refusals name it ("You need the operator role to {action}")
     "act.run": {"en": "run {op}", "ja": "{op} の実行"},
     "act.approve": {"en": "approve {op}", "ja": "{op} の承認"},
@@ -373,6 +377,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lock.taken_dm": {
         "en": "{user} took over your lock on {env}.",
         "ja": "{user} が {env} のロックを引き継ぎました。",
+    },
+    "lock.reminder_dm": {
+        "en": "⏰ Your lock on *{env}* (“{reason}”) expires at {until}. Lock it again with "
+        "`/taisun lock {env} <reason>` if you still need it, or release it with `/taisun unlock {env}`.",
+        "ja": "⏰ *{env}* のロック（理由:「{reason}」）は {until} に期限が切れます。まだ必要なら "
+        "`/taisun lock {env} <理由>` でロックし直し、不要なら `/taisun unlock {env}` で解除してください。",
+    },
+    "lock.expired_notice": {
+        "en": "🔓 The lock on *{env}* held by {user} (“{reason}”) expired.",
+        "ja": "🔓 {user} による *{env}* のロック（理由:「{reason}」）は期限が切れて解除されました。",
     },
     "lock.you_hold": {
         "en": "🔒 You now hold the lock on {env}.",

@@ -27,7 +27,7 @@ from bot import audit, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
-from bot.mrkdwn import mention
+from bot.mrkdwn import mention, slack_time
 from bot.ops.base import REGISTRY, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import NotAllowed
 from bot.store.models import Job, Lock
@@ -651,20 +651,22 @@ class JobRunner:
                     environment=info.environment, params={"holder": info.holder_id, "reason": info.reason}, outcome="ok",
                 )  # fmt: skip
         for info in remind:
-            until = info.expires_at.strftime("%H:%M UTC") if info.expires_at else "soon"
+            # A DM: the holder's language; the reason they typed is escaped like any other field.
+            text = i18n.t(
+                "lock.reminder_dm", self.svc.lang_for(info.holder_id), env=info.environment, reason=info.reason,
+                until=slack_time(info.expires_at, "{time}"),
+            )  # fmt: skip
             self.svc.later(
-                lambda info=info, until=until: self.svc.slack.chat_postMessage(
-                    channel=info.holder_id,
-                    text=f"⏰ Your lock on *{info.environment}* (“{info.reason}”) expires at {until}. "
-                    f"Lock it again with `/taisun lock {info.environment} <reason>` if you still need it, "
-                    f"or release it with `/taisun unlock {info.environment}`.",
+                lambda info=info, text=text: self.svc.slack.chat_postMessage(
+                    channel=info.holder_id, text=text
                 )
             )
         for info in expired:
             channel = self.svc.config.slack.ops_channel
+            text = i18n.t(
+                "lock.expired_notice", self.svc.config.language, env=info.environment,
+                user=mention(info.holder_id), reason=info.reason,
+            )  # fmt: skip
             self.svc.later(
-                lambda info=info, channel=channel: self.svc.slack.chat_postMessage(
-                    channel=channel,
-                    text=f"🔓 The lock on *{info.environment}* held by <@{info.holder_id}> expired.",
-                )
+                lambda channel=channel, text=text: self.svc.slack.chat_postMessage(channel=channel, text=text)
             )

@@ -15,19 +15,20 @@ import json
 import re
 import shlex
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from bot import signing
 from bot.blocks import Action
 from bot.localslack import LocalSlack
 from bot.mrkdwn import LOOKALIKES, escape_text
-from bot.store.models import Job
+from bot.store.models import Job, Lock
 from tests.chatops_helpers import (
     checklist_in,
     fast,
@@ -336,3 +337,63 @@ def _newest_incident(bot: Bot) -> int:
 
     with bot.svc.sessions() as s:
         return int(s.scalar(select(Incident.number).order_by(Incident.number.desc())) or 0)
+
+
+# -------------------------------------------------------------------- small truths
+
+
+def test_the_lock_reminder_and_expiry_speak_the_readers_language_and_escape_the_reason(
+    db_url, make_bot, slack
+):
+    def japanese(cfg: dict[str, Any]) -> None:
+        cfg["language"] = "ja"
+
+    bot = make_bot(db_url, config_mutate=japanese)
+    slack.add_user(ALICE, "alice", locale="ja-JP")
+    reason = "<!channel> maintenance <https://evil.example|runbook>"
+    bot.command(f"lock stg {shlex.quote(reason)}", user=ALICE)
+    with bot.svc.sessions.begin() as s:  # the lock is about to expire
+        s.execute(update(Lock).values(expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+    start = _mark(slack)
+    bot.svc.runner.sweep()
+    bot.settle()
+    [reminder] = [m for m in slack.channel_messages("DU0ALICE") if "⏰" in m.text]
+    assert "*staging* のロック" in reminder.text and "期限が切れます" in reminder.text
+    assert escape_text(reason) in reminder.text
+    with bot.svc.sessions.begin() as s:
+        s.execute(update(Lock).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    bot.svc.runner.sweep()
+    bot.settle()
+    [expired] = [m for m in slack.channel_messages(CHANNEL) if "🔓" in m.text]
+    assert "期限が切れて解除されました" in expired.text and "<@U0ALICE>" in expired.text
+    assert escape_text(reason) in expired.text
+    assert_never_markup(received(slack, start))
+
+
+def test_the_lock_reminder_dm_follows_the_holders_locale_in_an_english_workspace(db_url, make_bot, slack):
+    bot = make_bot(db_url)
+    slack.add_user(ALICE, "alice", locale="ja-JP")
+    bot.svc.lang_for(ALICE)  # Slack is asked once; the next message knows her locale
+    bot.settle()
+    bot.command("lock stg load test", user=ALICE)
+    with bot.svc.sessions.begin() as s:
+        s.execute(update(Lock).values(expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+    bot.svc.runner.sweep()
+    bot.settle()
+    [reminder] = [m for m in slack.channel_messages("DU0ALICE") if "⏰" in m.text]
+    assert "期限が切れます" in reminder.text and "load test" in reminder.text
+
+
+def test_an_app_mention_is_answered_in_the_workspace_language(db_url, make_bot, slack):
+    def japanese(cfg: dict[str, Any]) -> None:
+        cfg["language"] = "ja"
+
+    bot = make_bot(db_url, config_mutate=japanese)
+    event = {"type": "app_mention", "user": ALICE, "text": "<@UBOT> help", "channel": CHANNEL,
+             "ts": "1700000000.000100", "event_ts": "1700000000.000100"}  # fmt: skip
+    body, ctype = signing.event_callback(event, event_id="Ev0MENTION1")
+    assert bot.post(body, ctype)[0] == 200
+    reply = slack.wait_for(
+        lambda: next((m for m in slack.channel_messages(CHANNEL) if "/taisun help" in m.text), None)
+    )
+    assert "できること" in reply.text and reply.thread_ts == "1700000000.000100"
