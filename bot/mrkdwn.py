@@ -147,6 +147,20 @@ def to_plain(
     return unescape_text(text)
 
 
+# GitHub turns @login and @org/team into mentions (a notification) after a non-word character.
+_GITHUB_MENTION = re.compile(r"(?<!\w)@(?=[A-Za-z0-9])")
+ZERO_WIDTH_JOINER = "\u200d"
+
+
+def without_github_mentions(text: str) -> str:
+    """Text for GitHub (issue titles and bodies, deployment descriptions) that @-mentions nobody.
+
+    A zero-width joiner after the @ keeps the words as they were typed, but GitHub no longer
+    links, notifies or subscribes the user or team named.
+    """
+    return _GITHUB_MENTION.sub("@" + ZERO_WIDTH_JOINER, text)
+
+
 # -- templates ---------------------------------------------------------------------------
 
 _FORMATTER = string.Formatter()

@@ -31,6 +31,7 @@ from bot.mrkdwn import LOOKALIKES, escape_text
 from bot.store.models import Job, Lock
 from tests.chatops_helpers import (
     checklist_in,
+    click,
     fast,
     header_of,
     incident,
@@ -41,6 +42,7 @@ from tests.chatops_helpers import (
     submit_view,
 )
 from tests.harness import ALICE, CAROL, CHANNEL, Bot
+from tests.test_incidents import github_issues  # noqa: F401  (a fixture, requested by name)
 
 ALERT_TOKEN = "alert-token-" + "e" * 20
 # The control sequences a person might type to ping people or disguise a link.
@@ -337,6 +339,24 @@ def _newest_incident(bot: Bot) -> int:
 
     with bot.svc.sessions() as s:
         return int(s.scalar(select(Incident.number).order_by(Incident.number.desc())) or 0)
+
+
+# -------------------------------------------------------------------- GitHub
+
+
+def test_a_follow_up_issue_never_mentions_anyone_on_github(db_url, make_bot, slack, github_issues):  # noqa: F811
+    bot = fast(make_bot(db_url, github_token="ghp_" + "x" * 36, github_api_url=github_issues.url))
+    bot.command("incident declare sev4 '@octocat and @taisun/sre-leads: checkout <!here> down'", user=ALICE)
+    settle(bot)
+    bot.command("incident resolve", user=ALICE)
+    settle(bot)
+    followups = next(m for m in replies(slack, header_of(slack, "INC-1")) if m.text.startswith("Follow-ups"))
+    button = next(b["accessory"] for b in followups.blocks if b.get("accessory"))
+    click(bot, Action.INCIDENT_FOLLOWUP_ISSUE, button["value"], ALICE, followups)
+    (issue,) = github_issues.created
+    # The words are all there, as typed; a zero-width joiner after each @ means GitHub mentions nobody.
+    assert "@\u200doctocat and @\u200dtaisun/sre-leads: checkout <!here> down" in issue["body"]
+    assert not re.search(r"(?<!\w)@[A-Za-z0-9]", issue["title"] + issue["body"])
 
 
 # -------------------------------------------------------------------- small truths
