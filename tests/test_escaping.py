@@ -42,6 +42,7 @@ from tests.chatops_helpers import (
     submit_view,
 )
 from tests.harness import ALICE, CAROL, CHANNEL, Bot
+from tests.procs import run_cli
 from tests.test_incidents import github_issues  # noqa: F401  (a fixture, requested by name)
 
 ALERT_TOKEN = "alert-token-" + "e" * 20
@@ -341,7 +342,7 @@ def _newest_incident(bot: Bot) -> int:
         return int(s.scalar(select(Incident.number).order_by(Incident.number.desc())) or 0)
 
 
-# -------------------------------------------------------------------- GitHub
+# -------------------------------------------------------------------- GitHub and the terminal
 
 
 def test_a_follow_up_issue_never_mentions_anyone_on_github(db_url, make_bot, slack, github_issues):  # noqa: F811
@@ -357,6 +358,23 @@ def test_a_follow_up_issue_never_mentions_anyone_on_github(db_url, make_bot, sla
     # The words are all there, as typed; a zero-width joiner after each @ means GitHub mentions nobody.
     assert "@\u200doctocat and @\u200dtaisun/sre-leads: checkout <!here> down" in issue["body"]
     assert not re.search(r"(?<!\w)@[A-Za-z0-9]", issue["title"] + issue["body"])
+
+
+def test_the_shell_draws_escaped_text_as_the_person_typed_it(tmp_path):
+    """The terminal reads Slack's escaped text back as typed: no &lt; entities, no link made of a reason."""
+    reason = "<!channel> see <https://evil.example/login|the runbook> & more"
+    script = f"/taisun lock stg {shlex.quote(reason)}\n/taisun incident declare sev4 'R&D <b> down'\n"
+    result = run_cli(
+        ["shell"],
+        stdin=script,
+        DATABASE_URL=f"sqlite:///{tmp_path}/shell.db",
+        TAISUN_CONFIG="",
+        GITHUB_TOKEN="",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert reason in out and "R&D <b> down" in out  # what Slack gets escaped, the terminal shows as typed
+    assert "&lt;" not in out and "&amp;" not in out
 
 
 # -------------------------------------------------------------------- small truths
