@@ -4,6 +4,10 @@ Sentences are whole templates with named fields — never built by concatenating
 fragments — so each language can order its words its own way. Channel messages
 (cards that many people read) use the workspace language from the config; replies
 to one person use that person's Slack locale when it is known.
+
+Templates are Slack mrkdwn the bot wrote; `t()` fills them escaping every field that is not
+markup already (bot.mrkdwn), so what a person typed is shown, never parsed. `t_plain()`
+gives the same text for a terminal, a document, GitHub or the audit log.
 """
 
 from __future__ import annotations

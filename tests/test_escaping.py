@@ -16,6 +16,8 @@ import re
 import shlex
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,10 +26,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from bot import signing
+from bot import blocks, signing
 from bot.blocks import Action
+from bot.blocks_incident import (
+    AlertGroupView,
+    IncidentView,
+    RunView,
+    StepView,
+    alert_group_blocks,
+    alert_group_text,
+    checklist_blocks,
+    checklist_text,
+    followup_blocks,
+    incident_header_blocks,
+    incident_list_blocks,
+    incident_text,
+    markdown_blocks,
+    skip_modal,
+    version_modal,
+)
+from bot.i18n import t
 from bot.localslack import LocalSlack
-from bot.mrkdwn import LOOKALIKES, escape_text
+from bot.locks import EnvironmentLocked, LockInfo
+from bot.mrkdwn import LOOKALIKES, escape, escape_text
+from bot.runbooks import load_runbook
 from bot.store.models import Job, Lock
 from tests.chatops_helpers import (
     checklist_in,
@@ -273,6 +295,77 @@ def test_plain_text_fields_carry_the_words_unescaped(db_url, make_bot, slack):
     buttons = plain_texts(picker) + plain_texts(sent)
     assert "INC-1 A & B <fast>" in buttons
     assert not any("&amp;" in b or "&lt;" in b for b in buttons)
+
+
+# -------------------------------------------------------------------- every message builder
+
+
+def _builders_output(text: str, lang: str) -> dict[str, Any]:
+    """Every Block Kit builder, fed the person's `text` wherever it takes plain text, in `lang`."""
+    now = datetime.now(UTC)
+    flow = load_runbook(Path(__file__).parent.parent / "runbooks" / "incident-response.yml")
+    job = SimpleNamespace(
+        id="0123456789abcdef", state="failed", dry_run=False, requested_by=ALICE, approved_by=CAROL,
+        created_at=now, expires_at=now, started_at=now, finished_at=now, environment="staging",
+        # Stored as the bot stores them: rendered by t() (or escaped) when written.
+        progress={"fields": [(t("op.field.version", lang), escape(text))], "steps": [{"text": escape(text), "status": "failed"}]},
+        result=str(t("job.result.unexpected", lang, error=text)), lease_expires_at=None,
+    )  # fmt: skip
+    description = f"Deploy {text}"
+    lock = LockInfo("staging", ALICE, text, text, "", now, now + timedelta(minutes=5))
+    inc = IncidentView(
+        id=1, ref="INC-1", title=text, severity="sev4", state="open", phase="Triage", phases=flow.phases or [],
+        commander=ALICE, scribe="", comms="", status_text=text, status_by=ALICE, status_at=now, detected_at=now,
+        declared_at=now, acknowledged_at=None, mitigated_at=None, resolved_at=None, environment="staging",
+    )  # fmt: skip
+    step = next(iter(flow.steps))
+    run = RunView(
+        id="run-1", runbook=flow, environment="staging", drill=True, state="open", started_by=ALICE,
+        created_at=now, incident_ref="INC-1", current_phase="Detection",
+        steps={step.id: StepView(state="skipped", actor_id=ALICE, reason=text, updated_at=now)},
+    )  # fmt: skip
+    group = AlertGroupView(
+        id=7, alertname=text, firing=9, resolved=1, severity=text[:32], summary=text, instances=[text] * 5,
+        runbook_id="performance-degradation", runbook_title=text, generator_url=f"http://prometheus.local/{text}",
+        since=now,
+    )  # fmt: skip
+    audit_row = SimpleNamespace(ts=now, actor_id=ALICE, action="lock.acquired", environment="staging",
+                                outcome="ok", detail=text)  # fmt: skip
+    status_row = {"name": "staging", "branch": "main", "url": "http://x", "health": text, "healthy": False,
+                  "version": text, "lock": lock.describe(lang)}  # fmt: skip
+    # Each is what a message or view payload carries: `text` (the fallback) and blocks.
+    return {
+        "job card": {
+            "text": blocks.job_text(job, description, lang),
+            "blocks": blocks.job_blocks(job, description, lang=lang),
+        },
+        "jobs list": blocks.jobs_list_blocks([job], lambda j, _lang: description, lang),
+        "audit": blocks.audit_blocks([audit_row], "staging", lang),
+        "status": blocks.status_blocks([status_row], lang),
+        "lock refusal": [
+            {"text": EnvironmentLocked(lock).message(lang)},
+            blocks.error(text),
+            blocks.message(text),
+        ],
+        "incident header": {"text": incident_text(inc, lang), "blocks": incident_header_blocks(inc, lang)},
+        "incident list": incident_list_blocks([inc], lang=lang),
+        "checklist": {"text": checklist_text(run, lang), "blocks": checklist_blocks(run, lang)},
+        "alert group": {"text": alert_group_text(group, lang), "blocks": alert_group_blocks(group, lang)},
+        "follow-ups": followup_blocks(
+            "INC-1", [(1, text, ""), (2, text, "https://github.local/o/r/issues/2")], lang
+        ),
+        "postmortem": markdown_blocks("Postmortem", f"# INC-1: {text}\n- {text}"),
+        "modals": [skip_modal(text, "m", lang), version_modal(text, "m", lang)],
+    }
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(text=hostile_texts(), lang=st.sampled_from(["en", "ja"]))
+def test_every_message_builder_shows_a_persons_text_as_text_never_as_markup(text, lang):
+    for name, output in _builders_output(text, lang).items():
+        texts = parsed_texts(output)
+        assert_never_markup(texts)
+        assert shows(texts, text[:32] if name == "alert group" else text), name
 
 
 # -------------------------------------------------------------------- the property
