@@ -386,8 +386,8 @@ def hostile_bot(db_url: str, make_bot: Any) -> Bot:
 @HOSTILE_RUN
 @given(text=hostile_texts())
 def test_whatever_a_person_types_every_command_that_echoes_it_shows_it_as_text(hostile_bot, slack, text):
-    """lock, deploy --force, incident declare / status / skip reason, then resolve: every field Slack
-    received is free of the person's markup, and the person's words are there to read."""
+    """lock, deploy --force, incident declare / status / skip reason, Home, usage errors, then resolve:
+    every field Slack received is free of the person's markup, and the person's words are there to read."""
     bot = hostile_bot
     start = _mark(slack)
     quoted = shlex.quote(text)
@@ -408,11 +408,15 @@ def test_whatever_a_person_types_every_command_that_echoes_it_shows_it_as_text(h
     acks.append(bot.command(f"incident status INC-{number} {quoted}", user=ALICE))
     skip(bot, slack, checklist_in(slack, header), "confirm-alert", ALICE, text)
     settle(bot)
+    bot.svc.home.publish(CAROL)  # the Home tab lists the open incident
+    home = parsed_texts(slack.home[CAROL])
+    # Usage errors echo what was typed back to the person who typed it.
+    acks += [bot.command(f"deploy staging {quoted}", user=ALICE), bot.command(quoted, user=ALICE)]
     bot.click(Action.INCIDENT_RESOLVE, str(incident(bot, number).id), ALICE, header)
     settle(bot)
     texts = received(slack, start) + [t for a in acks for t in parsed_texts(a)]
     assert_never_markup(texts)
-    assert shows([header.text], text) and shows([a["text"] for a in acks[:1]], text)
+    assert shows([header.text], text) and shows([a["text"] for a in acks[:1]], text) and shows(home, text)
     thread = [t for m in replies(slack, header) for t in [m.text, *parsed_texts(m.blocks)]]
     assert shows(thread, text)  # status update, skip line, postmortem draft
 
