@@ -52,9 +52,12 @@ class Mrkdwn(Markup):
 
     @classmethod
     def escape(cls, s: Any) -> Mrkdwn:
-        """`s` as safe mrkdwn: unchanged when it is markup already, else escaped by Slack's rules."""
-        if isinstance(s, Markup):
-            return s if isinstance(s, cls) else cls(str(s))
+        """`s` as safe mrkdwn: unchanged when it is `Mrkdwn` already, else escaped by Slack's rules.
+
+        (Any other markup, HTML's say, is text here: only the bot's own Slack markup is trusted.)
+        """
+        if isinstance(s, cls):
+            return s
         return cls(escape_text(str(s)))
 
 
@@ -93,7 +96,7 @@ def link(url: str, label: Any) -> Mrkdwn:
     if not re.match(r"https?://", url or ""):
         return escape(label)
     safe_url = escape_text(url).replace("|", "%7C")
-    return Mrkdwn(f"<{safe_url}|") + escape(label).replace("|", "¦") + Mrkdwn(">")
+    return Mrkdwn(f"<{safe_url}|") + escape(label) + Mrkdwn(">")
 
 
 def slack_time(when: datetime | None, fmt: str = "{date_short_pretty} {time}") -> Mrkdwn:
@@ -106,7 +109,7 @@ def slack_time(when: datetime | None, fmt: str = "{date_short_pretty} {time}") -
 
 def plain_text(text: Any) -> str:
     """Text for a `plain_text` object (buttons, titles, options): Slack parses nothing there, so no escaping."""
-    return unescape_text(str(text)) if isinstance(text, Markup) else str(text)
+    return unescape_text(str(text)) if isinstance(text, Mrkdwn) else str(text)
 
 
 _DATE = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\^[^|>]*)?\|([^>]*)>")
