@@ -52,10 +52,12 @@ STEP_ICON = {"running": "⏳", "done": "✅", "failed": "❌", "info": "•", "s
 
 
 def section(text: str, **extra: Any) -> Block:
+    """A mrkdwn section: `text` is Slack markup as it is, so build it with t() or escape() people's words."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}, **extra}
 
 
 def context(*texts: str) -> Block:
+    """A context line of mrkdwn texts (as `section`: t() or escape() for people's words)."""
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": t[:3000]} for t in texts[:10]]}
 
 
