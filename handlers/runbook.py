@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from bot import blocks, blocks_incident, incidents, runbook_runs
 from bot.blocks import Action
-from bot.i18n import msg, t
+from bot.i18n import msg, t, t_plain
 from bot.mrkdwn import to_plain
 from bot.runbook_runs import NeedsVersion
 from bot.services import Services
@@ -152,7 +152,7 @@ def register(app: App, svc: Services) -> None:
         if not re.fullmatch(svc.config.github.tag_pattern, version):
             ack(
                 response_action="errors",
-                errors={"version": t("rb.reply.not_a_tag", svc.lang_for(user_id), version=version)},
+                errors={"version": t_plain("rb.reply.not_a_tag", svc.lang_for(user_id), version=version)},
             )
             return
         meta = json.loads(view.get("private_metadata") or "{}")
