@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.logs import redact, redact_obj, register_secret
+from bot.mrkdwn import Mrkdwn, to_plain
 from bot.store.models import AuditEvent, AuditHead
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def append(
         channel=channel,
         params=redact_obj(params or {}),
         outcome=outcome,
-        detail=redact(detail),
+        detail=redact(to_plain(detail) if isinstance(detail, Mrkdwn) else detail),  # plain text for auditors
         job_id=job_id,
         prev_hash=None,
         hash=None,

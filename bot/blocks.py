@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.commands import SPECS, Spec
 from bot.i18n import MESSAGES, duration, t
+from bot.mrkdwn import Mrkdwn, escape, link, mention, plain_text, slack_time, trusted
 
 Block = dict[str, Any]
 
@@ -51,24 +52,13 @@ class Action:
 STEP_ICON = {"running": "⏳", "done": "✅", "failed": "❌", "info": "•", "skipped": "⏭️"}
 
 
-def slack_time(when: datetime | None, fmt: str = "{date_short_pretty} {time}") -> str:
-    """A timestamp Slack renders in each reader's own timezone (the fallback is UTC)."""
-    if when is None:
-        return "—"
-    when = when.astimezone(UTC)
-    return f"<!date^{int(when.timestamp())}^{fmt}|{when.strftime('%Y-%m-%d %H:%M UTC')}>"
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters; user text must never become a mention or link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def section(text: str, **extra: Any) -> Block:
+    """A mrkdwn section: `text` is Slack markup as it is, so build it with t() or escape() people's words."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}, **extra}
 
 
 def context(*texts: str) -> Block:
+    """A context line of mrkdwn texts (as `section`: t() or escape() for people's words)."""
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": t[:3000]} for t in texts[:10]]}
 
 
@@ -77,7 +67,7 @@ def button(
 ) -> Block:
     b: Block = {
         "type": "button",
-        "text": {"type": "plain_text", "text": text[:75]},
+        "text": {"type": "plain_text", "text": plain_text(text)[:75]},
         "action_id": action_id,
         "value": value,
     }
@@ -90,23 +80,25 @@ def button(
 
 def confirm_dialog(title: str, text: str, yes: str = "Yes", no: str = "Cancel") -> Block:
     return {
-        "title": {"type": "plain_text", "text": title[:100]},
-        "text": {"type": "mrkdwn", "text": text[:300]},
-        "confirm": {"type": "plain_text", "text": yes[:30]},
-        "deny": {"type": "plain_text", "text": no[:30]},
+        "title": {"type": "plain_text", "text": plain_text(title)[:100]},
+        "text": {"type": "mrkdwn", "text": escape(text)[:300]},
+        "confirm": {"type": "plain_text", "text": plain_text(yes)[:30]},
+        "deny": {"type": "plain_text", "text": plain_text(no)[:30]},
     }
 
 
 def message(text: str, blocks: list[Block] | None = None, ephemeral: bool = True) -> dict[str, Any]:
-    """A reply payload for ack()/respond(): text is the notification fallback."""
-    out: dict[str, Any] = {"text": text, "response_type": "ephemeral" if ephemeral else "in_channel"}
+    """A reply payload for ack()/respond(): text is the notification fallback (plain text is escaped)."""
+    out: dict[str, Any] = {"text": escape(text), "response_type": "ephemeral" if ephemeral else "in_channel"}
     if blocks:
         out["blocks"] = blocks
     return out
 
 
 def error(text: str) -> dict[str, Any]:
-    return message(f":warning: {text}", [section(f":warning: {text}")])
+    """A refusal: `text` is a catalogue message (or a plain text, escaped here)."""
+    warning = Mrkdwn(":warning: ") + escape(text)
+    return message(warning, [section(warning)])
 
 
 # -- help -------------------------------------------------------------------------------
@@ -117,7 +109,7 @@ def help_blocks(allowed: Iterable[Spec], lang: str = "en") -> list[Block]:
     lines = []
     for spec in SPECS:
         desc = spec.ja if lang == "ja" else spec.en
-        line = f"`/taisun {spec.usage}`\n      {desc}"
+        line = Mrkdwn("`/taisun {}`\n      {}").format(spec.usage, desc)  # `<env>` in a usage is text
         if spec.name not in allowed_names:
             line += t("help.no_role", lang)
         lines.append(line)
@@ -163,7 +155,9 @@ def audit_blocks(events: list[Any], environment: str | None, lang: str = "en") -
     for ev in events:
         where = f" `{ev.environment}`" if ev.environment else ""
         detail = f" — {escape(ev.detail[:120])}" if ev.detail else ""
-        lines.append(f"{slack_time(ev.ts)}  <@{ev.actor_id}>  *{ev.action}*{where}  _{ev.outcome}_{detail}")
+        lines.append(
+            f"{slack_time(ev.ts)}  {mention(ev.actor_id)}  *{ev.action}*{where}  _{ev.outcome}_{detail}"
+        )
     return [section(title), *sections(lines), context(t("audit.footer", lang, n=len(events)))]
 
 
@@ -191,8 +185,8 @@ STATE_EMOJI = {
 }  # fmt: skip
 
 
-def state_label(state: str, lang: str = "en") -> str:
-    return t(f"state.{state}", lang) if f"state.{state}" in MESSAGES else state
+def state_label(state: str, lang: str = "en") -> Mrkdwn:
+    return t(f"state.{state}", lang) if f"state.{state}" in MESSAGES else escape(state)
 
 
 def job_blocks(
@@ -203,17 +197,18 @@ def job_blocks(
     dry = f"  `{t('card.dry_run', lang)}`" if job.dry_run else ""
     head = f"{STATE_EMOJI.get(state, '•')} *{escape(description)}*{dry}\n*{state_label(state, lang)}*"
     blocks: list[Block] = [section(head)]
-    facts = [t("card.requested_by", lang, user=f"<@{job.requested_by}>")]
+    facts = [t("card.requested_by", lang, user=mention(job.requested_by))]
     if job.approved_by:
-        facts.append(t("card.approved_by", lang, user=f"<@{job.approved_by}>"))
+        facts.append(t("card.approved_by", lang, user=mention(job.approved_by)))
     facts.append(t("card.at", lang, time=slack_time(job.created_at)))
     own = (job.params or {}).get("through_own_lock")
     if own is not None:  # the requester holds the environment's lock and goes through it
         why = t("lock.why", lang, reason=escape(own.get("reason", ""))) if own.get("reason") else ""
         facts.append(
-            t("card.through_own_lock", lang, user=f"<@{job.requested_by}>", env=job.environment, why=why)
+            t("card.through_own_lock", lang, user=mention(job.requested_by), env=job.environment, why=why)
         )
     blocks.append(context(" · ".join(facts)))
+    # A job's progress and result are mrkdwn the bot rendered (escaped) when it stored them.
     progress = job.progress or {}
     fields = progress.get("fields") or []
     if fields:
@@ -227,9 +222,10 @@ def job_blocks(
         )
     links = progress.get("links") or []
     if links:
-        blocks.append(context("  ".join(f"<{url}|{escape(text)}>" for text, url in links)))
+        blocks.append(context(Mrkdwn("  ").join(link(url, text) for text, url in links)))
     if job.result and state not in ("running", "queued"):
-        blocks.append(section(job.result if state == "succeeded" else t("card.why", lang, reason=job.result)))
+        result = trusted(job.result)
+        blocks.append(section(result if state == "succeeded" else t("card.why", lang, reason=result)))
     if state == "pending_approval":
         expires = t("card.expires", lang, time=slack_time(job.expires_at, "{time}")) if job.expires_at else ""
         confirm = confirm_dialog(
@@ -284,8 +280,8 @@ def job_blocks(
 
 
 def job_text(job: Any, description: str, lang: str = "en") -> str:
-    """Notification fallback for a job message."""
-    return f"{description}: {state_label(job.state, lang)}"
+    """Notification fallback for a job message (Slack parses it as mrkdwn too)."""
+    return escape(description) + Mrkdwn(": ") + state_label(job.state, lang)
 
 
 def jobs_list_blocks(jobs: list[Any], describe: Any, lang: str = "en") -> list[Block]:
@@ -297,6 +293,6 @@ def jobs_list_blocks(jobs: list[Any], describe: Any, lang: str = "en") -> list[B
         stuck = j.state == "running" and j.lease_expires_at and j.lease_expires_at < now
         lines.append(
             t("jobs.line_stuck" if stuck else "jobs.line", lang, job=j.id[:8], what=escape(describe(j, lang)),
-              state=state_label(j.state, lang), user=f"<@{j.requested_by}>")
+              state=state_label(j.state, lang), user=mention(j.requested_by))
         )  # fmt: skip
     return [section(t("jobs.title", lang)), section("\n".join(lines))]

@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from bot.blocks import Action, Block, button, confirm_dialog, context, escape, section, slack_time
+from bot.blocks import Action, Block, button, confirm_dialog, context, section
 from bot.i18n import coarse_duration, duration, t
+from bot.mrkdwn import Mrkdwn, channel_link, escape, escape_within, link, mention, slack_time, trusted
 from bot.runbooks import PHASE_INFO, Runbook, Step
 
 MAX_BLOCKS = 50  # Slack's limit per message
@@ -31,7 +33,7 @@ JOB_STATES = ("validating", "pending_approval", "queued", "running")
 
 @dataclass
 class StepView:
-    """A step's stored state, as the checklist shows it."""
+    """A step's stored state, as the checklist shows it (`result` is mrkdwn the bot rendered, `reason` plain)."""
 
     state: str = "pending"
     actor_id: str = ""
@@ -68,18 +70,18 @@ def _is_overdue(step: Step, view: StepView, started: datetime, now: datetime) ->
 
 
 def _status_line(view: StepView, lang: str = "en") -> str:
-    who = f"<@{view.actor_id}>" if view.actor_id else t("rb.the_bot", lang)
+    who = mention(view.actor_id) if view.actor_id else t("rb.the_bot", lang)
     when = f" {slack_time(view.updated_at, '{time}')}" if view.updated_at else ""
     if view.state == "done":
         if view.result:
-            return t("rb.status.done_result", lang, who=who, when=when, result=escape(view.result[:300]))
+            return t("rb.status.done_result", lang, who=who, when=when, result=trusted(view.result[:300]))
         return t("rb.status.done", lang, who=who, when=when)
     if view.state == "passed":
-        return t("rb.status.passed", lang, when=when, result=escape(view.result[:300]))
+        return t("rb.status.passed", lang, when=when, result=trusted(view.result[:300]))
     if view.state == "failed":
-        return t("rb.status.failed", lang, when=when, result=escape(view.result[:500]))
-    if view.state == "skipped":
-        return t("rb.status.skipped", lang, who=who, when=when, reason=escape(view.reason[:300]))
+        return t("rb.status.failed", lang, when=when, result=trusted(view.result[:500]))
+    if view.state == "skipped":  # the reason is what a person typed: plain text, escaped by t()
+        return t("rb.status.skipped", lang, who=who, when=when, reason=view.reason[:300])
     if view.state == "running":
         if view.job_id:
             if view.job_state in JOB_STATES or not view.job_state:
@@ -97,7 +99,7 @@ def _step_detail(step: Step, lang: str) -> str:
     if text:
         lines.append(escape(text))
     if step.manual is not None and step.manual.command:
-        lines.append(f"```{step.manual.command}```")
+        lines.append(f"```{escape(step.manual.command)}```")
     if step.check is not None:
         lines.append(f"`check` {code(step.check.describe())}")
     if step.action is not None:
@@ -105,10 +107,9 @@ def _step_detail(step: Step, lang: str) -> str:
     return "\n".join(lines)
 
 
-def code(text: str) -> str:
+def code(text: str) -> Mrkdwn:
     """An identifier or command shown as code (a backtick inside would end the span early)."""
-    inner = escape(text).replace("`", "'")
-    return f"`{inner}`"
+    return Mrkdwn(f"`{escape_within('`', text)}`")
 
 
 def _step_buttons(run: RunView, step: Step, view: StepView, lang: str) -> list[Block]:
@@ -156,13 +157,13 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
         tags.append(run.incident_ref)
     if run.environment:
         tags.append(f"`{run.environment}`")
-    drill = "  " + t("rb.drill_badge", lang) if run.drill else ""
+    drill = f"  {t('rb.drill_badge', lang)}" if run.drill else ""
     head = f"📋 *{escape(book.title_for(lang))}*" + (f" · {' · '.join(tags)}" if tags else "") + drill
     if run.state == "completed":
         head = "✅ " + head.removeprefix("📋 ")
     blocks: list[Block] = [section(head)]
     facts = [
-        t("rb.started_by", lang, user=f"<@{run.started_by}>", time=slack_time(run.created_at, "{time}")),
+        t("rb.started_by", lang, user=mention(run.started_by), time=slack_time(run.created_at, "{time}")),
         t("rb.steps_done", lang, done=done, total=total),
     ]
     if run.current_phase:
@@ -284,14 +285,14 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
     now = now or datetime.now(UTC)
     icon = "✅" if inc.state == "resolved" else SEVERITY_ICON.get(inc.severity, "🚨")
     state = t("inc.state.resolved" if inc.state == "resolved" else "inc.state.open", lang)
-    head = f"{icon} *{inc.ref} · {inc.severity.upper()} · {escape(inc.title)}*  `{state}`"
+    head = f"{icon} *{inc.ref} · {inc.severity.upper()} · {escape_within('*', inc.title)}*  `{state}`"
     phase_no = inc.phases.index(inc.phase) + 1 if inc.phase in inc.phases else 0
     phase = escape(Runbook.phase_title(inc.phase, lang))
     unassigned = t("inc.unassigned", lang)
     roles = t(
         "inc.header.roles",
         lang,
-        **{role: f"<@{who}>" if who else unassigned for role, who in
+        **{role: mention(who) if who else unassigned for role, who in
            (("commander", inc.commander), ("scribe", inc.scribe), ("comms", inc.comms))},
     )  # fmt: skip
     end = inc.resolved_at or now
@@ -307,8 +308,8 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
                 t(
                     "inc.header.status",
                     lang,
-                    text=escape(inc.status_text[:1500]),
-                    user=f"<@{inc.status_by}>",
+                    text=inc.status_text[:1500],
+                    user=mention(inc.status_by),
                     time=slack_time(inc.status_at, "{time}"),
                 )
             )
@@ -339,7 +340,7 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
         blocks.append({"type": "actions", "block_id": f"incident:{inc.id}", "elements": elements})
     where = []
     if inc.dedicated_channel and not inc.dedicated_channel.startswith("creating:"):
-        where.append(t("inc.where.channel", lang, channel=f"<#{inc.dedicated_channel}>"))
+        where.append(t("inc.where.channel", lang, channel=channel_link(inc.dedicated_channel)))
     if inc.environment:
         where.append(t("inc.where.environment", lang, env=inc.environment))
     where.append(t("inc.where.thread", lang))
@@ -369,9 +370,9 @@ def incident_list_blocks(
     lines = []
     for inc in incidents:
         icon = SEVERITY_ICON.get(inc.severity, "🚨") if inc.state != "resolved" else "✅"
-        who = f"<@{inc.commander}>" if inc.commander else t("inc.list.no_commander", lang)
+        who = mention(inc.commander) if inc.commander else t("inc.list.no_commander", lang)
         end = inc.resolved_at or now
-        where = f" · <#{inc.dedicated_channel}>" if inc.dedicated_channel.startswith("C") else ""
+        where = f" · {channel_link(inc.dedicated_channel)}" if inc.dedicated_channel.startswith("C") else ""
         lines.append(
             f"{icon} *{inc.ref}* {inc.severity} · {escape(inc.title)} — {phase_name(inc.phase, lang)} · {who} · "
             f"{duration((end - inc.detected_at).total_seconds(), lang)}{where}"
@@ -410,7 +411,7 @@ def followup_blocks(ref: str, followups: Sequence[tuple[int, str, str]], lang: s
     blocks: list[Block] = [section(t("inc.followups.title", lang, ref=ref))]
     for fid, title, url in followups[:20]:
         if url and not url.startswith("creating:"):
-            blocks.append(section(f"• {escape(title)} — <{url}|{t('inc.followups.issue', lang)}>"))
+            blocks.append(section(f"• {escape(title)} — {link(url, t('inc.followups.issue', lang))}"))
         else:
             blocks.append(
                 section(
@@ -430,7 +431,8 @@ def markdown_blocks(title: str, markdown: str, chunk: int = 2900) -> list[Block]
     buf: list[str] = []
     size = 0
     for line in lines:
-        line = line.replace("```", "'''")[:chunk]
+        # The draft is plain text with people's words in it: escaped for Slack, and no line may end the block.
+        line = escape(line).replace("```", "'''")[:chunk]
         if size + len(line) + 1 > chunk and buf:
             blocks.append(section("```" + "\n".join(buf) + "```"))
             buf, size = [], 0
@@ -564,15 +566,19 @@ def alert_group_blocks(group: AlertGroupView, lang: str = "en") -> list[Block]:
         blocks.append(section(escape(group.summary[:1500])))
     if group.instances:
         more = group.firing - len(group.instances)
-        lines = "\n".join(f"• {escape(i[:200])}" for i in group.instances)
-        blocks.append(context(lines + ("\n" + t("alert.more_firing", lang, more=more) if more > 0 else "")))
+        lines = Mrkdwn("\n").join(Mrkdwn("• ") + escape(i[:200]) for i in group.instances)
+        blocks.append(
+            context(lines + (Mrkdwn("\n") + t("alert.more_firing", lang, more=more) if more > 0 else ""))
+        )
     facts = []
     if group.since:
         facts.append(t("alert.since", lang, time=slack_time(group.since, "{date_short_pretty} {time}")))
     if group.incident_ref:
         facts.append(t("alert.attached", lang, ref=group.incident_ref))
     if group.generator_url:
-        facts.append(f"<{group.generator_url}|{t('alert.source', lang)}>")
+        # The URL comes with the alert (outside text): the link names the host it leads to.
+        host = urlsplit(group.generator_url).hostname or "?"
+        facts.append(link(group.generator_url, t("alert.source", lang, host=host)))
     if facts:
         blocks.append(context(" · ".join(facts)))
     if group.runbook_id and not group.run_started:

@@ -132,7 +132,9 @@ class Home:
             rep = health.get(env.name)
             icon = "⚪" if rep is None or rep.healthy is None else ("🟢" if rep.healthy else "🔴")
             state = t("home.checking", lang) if rep is None else rep.health
-            lines = [f"{icon} *{env.name}* · `{(rep.version if rep else '') or '—'}` · {state}"]
+            # The version and health come from the environment itself: outside text, escaped.
+            version = blocks.escape((rep.version if rep else "") or "—")
+            lines = [f"{icon} *{env.name}* · `{version}` · {blocks.escape(state)}"]
             lock = held.get(env.name)
             if lock is not None:
                 lines.append(f"🔒 {locks.LockInfo.of(lock).describe(lang)}")
@@ -140,7 +142,7 @@ class Home:
             if job is not None:
                 lines.append(
                     t("home.last", lang, operation=job.operation, version=job.params.get("version", ""),
-                      user=f"<@{job.requested_by}>", time=blocks.slack_time(job.finished_at))
+                      user=blocks.mention(job.requested_by), time=blocks.slack_time(job.finished_at))
                 )  # fmt: skip
             out.append(blocks.section("\n".join(lines)))
         actionable = [j for j in pending if self._may_approve(user_id, j)]
@@ -149,7 +151,9 @@ class Home:
             out.append(blocks.context(t("home.nothing_waits", lang)))
         for job in actionable[:10]:
             what = blocks.escape(svc.describe(job, lang))
-            out.append(blocks.section(t("home.asked_by", lang, what=what, user=f"<@{job.requested_by}>")))
+            out.append(
+                blocks.section(t("home.asked_by", lang, what=what, user=blocks.mention(job.requested_by)))
+            )
             out.append(
                 {
                     "type": "actions",
@@ -216,7 +220,7 @@ def _open_incidents(svc: Services, lang: str = "en") -> list[str]:
             title=blocks.escape(inc.title),
             phase=phase_name(inc.phase, lang),
             elapsed=i18n.duration((now - inc.declared_at).total_seconds(), lang),
-            commander=f"<@{inc.commander}>",
+            commander=blocks.mention(inc.commander),
         )  # fmt: skip
         for inc in incidents.open_incidents(svc)[:10]
     ]

@@ -4,6 +4,10 @@ Sentences are whole templates with named fields — never built by concatenating
 fragments — so each language can order its words its own way. Channel messages
 (cards that many people read) use the workspace language from the config; replies
 to one person use that person's Slack locale when it is known.
+
+Templates are Slack mrkdwn the bot wrote; `t()` fills them escaping every field that is not
+markup already (bot.mrkdwn), so what a person typed is shown, never parsed. `t_plain()`
+gives the same text for a terminal, a document, GitHub or the audit log.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from bot.mrkdwn import Mrkdwn, escape, fill, template_markup, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +284,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "GitHub からタグの一覧を取得できません: {error}",
     },
     "help.text": {"en": "TAISUN ChatOps commands", "ja": "TAISUN ChatOps のコマンド一覧"},
+    "help.mention_reply": {
+        "en": "Type `/taisun help` to see what I can do.",
+        "ja": "`/taisun help` と入力すると、できることの一覧が表示されます。",
+    },
     # what a role allows, as refusals name it ("You need the operator role to {action}")
     "act.run": {"en": "run {op}", "ja": "{op} の実行"},
     "act.approve": {"en": "approve {op}", "ja": "{op} の承認"},
@@ -434,6 +444,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lock.taken_dm": {
         "en": "{user} took over your lock on {env}.",
         "ja": "{user} が {env} のロックを引き継ぎました。",
+    },
+    "lock.reminder_dm": {
+        "en": "⏰ Your lock on *{env}* (“{reason}”) expires at {until}. Lock it again with "
+        "`/taisun lock {env} <reason>` if you still need it, or release it with `/taisun unlock {env}`.",
+        "ja": "⏰ *{env}* のロック（理由:「{reason}」）は {until} に期限が切れます。まだ必要なら "
+        "`/taisun lock {env} <理由>` でロックし直し、不要なら `/taisun unlock {env}` で解除してください。",
+    },
+    "lock.expired_notice": {
+        "en": "🔓 The lock on *{env}* held by {user} (“{reason}”) expired.",
+        "ja": "🔓 {user} による *{env}* のロック（理由:「{reason}」）は期限が切れて解除されました。",
     },
     "lock.you_hold": {
         "en": "🔒 You now hold the lock on {env}.",
@@ -664,7 +684,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "alert.more_firing": {"en": "…and {more} more firing", "ja": "…ほか {more} 件が発火中"},
     "alert.since": {"en": "since {time}", "ja": "{time} から"},
     "alert.attached": {"en": "attached to *{ref}*", "ja": "*{ref}* に紐付け済み"},
-    "alert.source": {"en": "source", "ja": "ソース"},
+    "alert.source": {"en": "source ({host})", "ja": "ソース（{host}）"},
     "alert.start_runbook": {"en": "Start runbook: {title}", "ja": "ランブック開始: {title}"},
     "alert.runbook_running": {
         "en": "Runbook *{title}* is running in the thread.",
@@ -2178,16 +2198,21 @@ def msg(key: str, **fields: Any) -> Msg:
     return {"key": key, "fields": fields}
 
 
-def render(value: Any, lang: str) -> str:
-    """A stored text in `lang`: a `msg(...)` is translated, a list joined, plain text kept as it is."""
+def render(value: Any, lang: str) -> Mrkdwn:
+    """A stored text in `lang` as mrkdwn: a `msg(...)` is translated, a list joined, plain text escaped."""
     if isinstance(value, dict) and "key" in value:
         if value["key"] == "unit.duration":  # a span of time, written out in the reader's units
-            return duration(float((value.get("fields") or {}).get("seconds") or 0), lang)
+            return escape(duration(float((value.get("fields") or {}).get("seconds") or 0), lang))
         fields = {name: render(v, lang) for name, v in (value.get("fields") or {}).items()}
         return t(str(value["key"]), lang, **fields)
     if isinstance(value, list):
         return t("list.sep", lang).join(render(v, lang) for v in value)
-    return "" if value is None else str(value)
+    return escape("" if value is None else value)
+
+
+def render_plain(value: Any, lang: str) -> str:
+    """A stored text in `lang` as plain text (documents, exports, searches)."""
+    return to_plain(render(value, lang))
 
 
 def duration(seconds: float, lang: str = "en") -> str:
@@ -2222,28 +2247,38 @@ def minutes_text(minutes: float, lang: str = "en") -> str:
     return t("unit.n_min", lang, n=f"{minutes:g}")
 
 
-def user_message(e: BaseException, lang: str) -> str:
-    """An exception's text for its reader: localized when it carries a catalogue key."""
+def user_message(e: BaseException, lang: str) -> Mrkdwn:
+    """An exception's text for its reader as mrkdwn: localized when it carries a catalogue key."""
     if hasattr(e, "message") and callable(e.message):
-        return str(e.message(lang))
+        return escape(e.message(lang))
     key = getattr(e, "key", None)
     if key:
         return t(key, lang, **{name: render(v, lang) for name, v in getattr(e, "fields", {}).items()})
-    return str(e)
+    return escape(str(e))
 
 
-def t(key: str, lang: str = "en", **fields: Any) -> str:
-    """The message in `lang` (falling back to English), with its named fields filled in."""
+def t(key: str, lang: str = "en", **fields: Any) -> Mrkdwn:
+    """The message in `lang` (falling back to English) as Slack mrkdwn, with its named fields filled in.
+
+    Fields are escaped unless they are `Mrkdwn` already (a nested `t()`, a mention, a date, a
+    link the bot built): whatever a person typed reaches Slack as the text they typed, never as
+    a ping or a disguised link. For a terminal, a document or GitHub use `t_plain()`.
+    """
     entry = MESSAGES.get(key)
     if entry is None:
         log.warning("missing message key", extra={"key": key})
-        return key
+        return escape(key)
     template = entry.get(lang) or entry["en"]
     try:
-        return template.format(**fields)
-    except (KeyError, IndexError):
+        return fill(template, fields)
+    except (KeyError, IndexError, AttributeError):
         log.warning("message fields missing", extra={"key": key})
-        return template
+        return Mrkdwn(template_markup(template))
+
+
+def t_plain(key: str, lang: str = "en", **fields: Any) -> str:
+    """The message as plain text: for a terminal, a document, GitHub or the audit log (not Slack)."""
+    return to_plain(t(key, lang, **fields))
 
 
 def lang_of_locale(locale: str | None, default: str) -> str:

@@ -27,9 +27,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import audit, blocks_incident, i18n, metrics, runbook_runs
-from bot.blocks import duration, escape
+from bot.blocks import duration
 from bot.blocks_incident import IncidentView
 from bot.message_sync import Managed, Syncer, claim_column, outbox, posted, sync_for
+from bot.mrkdwn import Mrkdwn, channel_link, mention, to_plain, trusted
 from bot.ops.base import OpError
 from bot.runbooks import INCIDENT_PHASES, Runbook
 from bot.store.models import Job
@@ -77,11 +78,6 @@ def subject(incident_id: int) -> str:
     return f"inc:{incident_id}"
 
 
-def mention(user_id: str) -> str:
-    """<@U…> for Slack users; anything else (Alertmanager, the bot) as plain text."""
-    return f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,}", user_id or "") else (user_id or "someone")
-
-
 def plain(user_id: str) -> str:
     """@U0123 for timeline texts (they end up in a Markdown code block, where mentions do not render)."""
     return f"@{user_id}" if user_id else "someone"
@@ -113,7 +109,7 @@ def add_event(
         recorded_at=t,
         kind=kind,
         actor_id=actor_id,
-        text=i18n.render(text, "en")[:4000],
+        text=i18n.render_plain(text, "en")[:4000],
         data=data,
         key=key,
     )
@@ -122,9 +118,9 @@ def add_event(
 
 
 def event_text(ev: IncidentEvent, lang: str) -> str:
-    """A timeline entry in `lang` (entries stored as plain text are shown as they are)."""
+    """A timeline entry in `lang`, as plain text (entries stored as plain text are shown as they are)."""
     stored = (ev.data or {}).get("msg")
-    return i18n.render(stored, lang)[:4000] if stored else ev.text
+    return i18n.render_plain(stored, lang)[:4000] if stored else ev.text
 
 
 def _audit(
@@ -359,21 +355,21 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
             row.channel = cid
         add_event(s, row.id, "channel", i18n.msg("inc.ev.channel", name=name, n=len(users)), requester)
         _audit(s, row, "channel_created", requester, channel_id=cid, name=name, invited=users)
-        link, lang = f"<#{cid}>", svc.config.language
+        link, lang = channel_link(cid), svc.config.language
         if home_is_new or announce:
             if row.origin_channel and row.origin_channel != cid:
                 outbox(
                     s, subject(row.id),
                     i18n.t("inc.msg.declared_elsewhere", lang, ref=row.ref, severity=row.severity,
-                           user=mention(row.declared_by), title=escape(row.title), link=link),
+                           user=mention(row.declared_by), title=row.title, link=link),
                     target=row.origin_channel,
                 )  # fmt: skip
         else:
             outbox(s, subject(row.id), i18n.t("inc.msg.own_channel", lang, ref=row.ref, link=link))
             outbox(
                 s, subject(row.id),
-                i18n.t("inc.msg.channel_intro", lang, ref=row.ref, severity=row.severity, title=escape(row.title),
-                       home=f"<#{row.channel}>"),
+                i18n.t("inc.msg.channel_intro", lang, ref=row.ref, severity=row.severity, title=row.title,
+                       home=channel_link(row.channel)),
                 target=cid,
             )  # fmt: skip
     sync_for(svc).mark(subject(incident_id))
@@ -436,7 +432,7 @@ def set_status(svc: Services, incident_id: int, text: str, user_id: str, user_na
         outbox(
             s,
             subject(inc.id),
-            i18n.t("inc.msg.status", svc.config.language, user=f"<@{user_id}>", text=escape(text[:2000])),
+            i18n.t("inc.msg.status", svc.config.language, user=mention(user_id), text=text[:2000]),
         )
         _audit(s, inc, "status", user_id, user_name, text=text[:500])
     return inc
@@ -453,7 +449,7 @@ def assign(
         setattr(inc, role, assignee)
         inc.updated_at = t
         lang = svc.config.language
-        fields = {"role": i18n.t(f"inc.role.{role}", lang), "user": mention(assignee), "by": f"<@{user_id}>"}
+        fields = {"role": i18n.t(f"inc.role.{role}", lang), "user": mention(assignee), "by": mention(user_id)}
         if previous:
             text = i18n.t("inc.msg.reassigned", lang, previous=mention(previous), **fields)
         else:
@@ -498,7 +494,7 @@ def set_severity(
         )  # fmt: skip
         outbox(
             s, subject(inc.id),
-            i18n.t("inc.msg.severity", svc.config.language, previous=previous, severity=severity, user=f"<@{user_id}>"),
+            i18n.t("inc.msg.severity", svc.config.language, previous=previous, severity=severity, user=mention(user_id)),
         )  # fmt: skip
         _audit(s, inc, "severity", user_id, user_name, previous=previous, severity=severity)
     if severity in cfg.dedicated_channel_severities and not inc.dedicated_channel:
@@ -509,7 +505,9 @@ def set_severity(
 def promote(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
     inc = get(svc, incident_id)
     if inc.dedicated_channel.startswith("C"):
-        raise IncidentError(key="inc.err.has_channel", ref=inc.ref, channel=f"<#{inc.dedicated_channel}>")
+        raise IncidentError(
+            key="inc.err.has_channel", ref=inc.ref, channel=channel_link(inc.dedicated_channel)
+        )
     if inc.dedicated_channel:
         raise IncidentError(key="inc.err.channel_creating", ref=inc.ref)
     with _change(svc, incident_id) as (s, row):
@@ -526,7 +524,7 @@ def _milestone(s: Session, inc: Incident, name: str, t: datetime, actor: str, wh
         s, inc.id, "milestone",
         i18n.msg("inc.ev.milestone", name=i18n.msg(f"inc.ms.{name}"), why=why, since=since), actor, at=t,
     )  # fmt: skip
-    _audit(s, inc, name, actor, why=i18n.render(why, "en"))
+    _audit(s, inc, name, actor, why=i18n.render_plain(why, "en"))
 
 
 def acknowledge(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
@@ -551,7 +549,7 @@ def mark_mitigated(svc: Services, incident_id: int, user_id: str, user_name: str
         _milestone(
             s, inc, "mitigated", now(), user_id, i18n.msg("inc.why.marked_by", user=user_name or user_id)
         )
-        outbox(s, subject(inc.id), i18n.t("inc.msg.mitigated", svc.config.language, user=f"<@{user_id}>"))
+        outbox(s, subject(inc.id), i18n.t("inc.msg.mitigated", svc.config.language, user=mention(user_id)))
     return inc
 
 
@@ -642,7 +640,8 @@ def record_pin(svc: Services, channel: str, ts: str, pinned_by: str) -> bool:
     except ValueError:
         at = now()
     author = str(msg.get("user") or msg.get("bot_id") or "")
-    text = str(msg.get("text") or "").strip()
+    # Slack's markup in the message, read as plain text (it is escaped again wherever it is shown).
+    text = to_plain(str(msg.get("text") or "")).strip()
     entry = (
         i18n.msg("inc.ev.pin", user=plain(author), text=text)
         if text
@@ -730,8 +729,8 @@ def sweep(svc: Services, at: datetime | None = None) -> int:
                 claimed.append((nudge_id, d))
         if not claimed:
             continue
-        lines = "\n".join(f"• {d.text}" for _, d in claimed)
-        who = f"<@{inc.commander}> " if inc.commander else ""
+        lines = Mrkdwn("\n").join(Mrkdwn("• ") + d.text for _, d in claimed)
+        who = mention(inc.commander) + Mrkdwn(" ") if inc.commander else ""
         lang = svc.config.language
         text = i18n.t("inc.nudge.head", lang, who=who, ref=inc.ref, lines=lines)
         with svc.sessions.begin() as s:
@@ -818,7 +817,7 @@ def resolve(svc: Services, incident_id: int, user_id: str, user_name: str = "") 
         lang = svc.config.language
         elapsed = duration((t - inc.detected_at).total_seconds(), lang)
         outbox(
-            s, subject(inc.id), i18n.t("inc.msg.resolved", lang, ref=inc.ref, user=f"<@{user_id}>", elapsed=elapsed),
+            s, subject(inc.id), i18n.t("inc.msg.resolved", lang, ref=inc.ref, user=mention(user_id), elapsed=elapsed),
         )  # fmt: skip
         outbox(
             s, subject(inc.id), i18n.t("inc.msg.postmortem_text", lang, ref=inc.ref),
@@ -874,7 +873,7 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
         rows = {st.step_id: st for st in s.scalars(select(RunbookStep).where(RunbookStep.run_id == run.id))}
 
         def tr(key: str, **fields: Any) -> str:
-            return i18n.t(key, lang, **fields)
+            return i18n.t_plain(key, lang, **fields)
 
         for n, step in enumerate(book.steps, 1):
             st = rows.get(step.id)
@@ -893,11 +892,12 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
                         what=svc.describe(job, lang) if job else step.action.describe(),
                         flags=flags, job=st.job_id[:8], user=st.actor_id, approver=job.approved_by if job else "",
                         state=tr(f"rb.job_final.{state}") if f"rb.job_final.{state}" in i18n.MESSAGES else state,
-                        result=tr("inc.pm.result", result=job.result) if job and job.result else "",
+                        result=tr("inc.pm.result", result=trusted(job.result)) if job and job.result else "",
                     )
                 )  # fmt: skip
             elif step.check is not None and st.state in ("passed", "failed"):
-                first = st.result.splitlines()[0] if st.result else ""
+                # A step's result is stored as mrkdwn the bot rendered.
+                first = trusted(st.result.splitlines()[0]) if st.result else ""
                 actions.append(
                     tr(
                         "inc.pm.check",
@@ -909,9 +909,9 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
             if st.state == "skipped":
                 problems.append(tr("inc.pm.skipped", n=n, title=title, user=st.actor_id, reason=st.reason))
             elif st.state == "failed":
-                problems.append(tr("inc.pm.failed", n=n, title=title, result=st.result[:300]))
+                problems.append(tr("inc.pm.failed", n=n, title=title, result=trusted(st.result[:300])))
                 followups.append(
-                    (tr("inc.pm.followup_failed_step", ref=inc.ref, title=title), st.result[:1000])
+                    (tr("inc.pm.followup_failed_step", ref=inc.ref, title=title), to_plain(st.result[:1000]))
                 )
             if step.phase == IMPROVEMENT and st.state not in ("done", "skipped"):
                 followups.append((f"{inc.ref}: {title}", step.text_for(lang)))
@@ -933,12 +933,13 @@ def postmortem_markdown(d: PostmortemData) -> str:
     end = inc.resolved_at or now()
 
     def since(t: datetime | None) -> str:
-        return duration((t - inc.detected_at).total_seconds(), lang) if t else "—"
+        return to_plain(duration((t - inc.detected_at).total_seconds(), lang)) if t else "—"
 
     lang = d.lang
 
     def tr(key: str, **fields: Any) -> str:
-        return i18n.t(key, lang, **fields)
+        # The draft is a plain document (pasted into a wiki, shown in Slack as a code block, escaped there).
+        return i18n.t_plain(key, lang, **fields)
 
     def at(who: str) -> str:
         return "@" + who if who else "—"
@@ -965,7 +966,7 @@ def postmortem_markdown(d: PostmortemData) -> str:
         tr("inc.pm.milestones"),
         tr("inc.pm.milestones_head"),
         "|---|---|---|",
-        f"| {tr('inc.pm.detected')} | {_fmt(inc.detected_at, d.tz)} | {duration(0, lang)} |",
+        f"| {tr('inc.pm.detected')} | {_fmt(inc.detected_at, d.tz)} | {since(inc.detected_at)} |",
         f"| {tr('inc.pm.declared_row')} | {_fmt(inc.declared_at, d.tz)} | {since(inc.declared_at)} |",
         f"| {tr('inc.pm.acknowledged')} | {_fmt(inc.acknowledged_at, d.tz)} | {since(inc.acknowledged_at)} |",
         f"| {tr('inc.pm.mitigated')} | {_fmt(inc.mitigated_at, d.tz)} | {since(inc.mitigated_at)} |",
@@ -976,7 +977,7 @@ def postmortem_markdown(d: PostmortemData) -> str:
         "|---|---|---|",
     ]
     for name, entered, left in d.phases:
-        spent = duration(((left or end) - entered).total_seconds(), lang)
+        spent = to_plain(duration(((left or end) - entered).total_seconds(), lang))
         lines.append(
             f"| {name} | {_fmt(entered, d.tz)} | {spent if left else tr('inc.pm.current', spent=spent)} |"
         )

@@ -27,6 +27,7 @@ from bot import audit, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
+from bot.mrkdwn import mention, slack_time
 from bot.ops.base import REGISTRY, AuditNote, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import Attempt, NotAllowed
 from bot.store.models import Job, Lock
@@ -301,7 +302,7 @@ class JobService:
                     finished_at=t,
                     updated_at=t,
                     result=reason
-                    or i18n.t("job.result.cancelled_by", self.svc.config.language, user=f"<@{user_id}>"),
+                    or i18n.t("job.result.cancelled_by", self.svc.config.language, user=mention(user_id)),
                 )
             )
             if res.rowcount != 1:
@@ -342,7 +343,7 @@ def _already_decided(job: Job) -> AlreadyDecided:
     """Why a click on a card that has moved on does nothing, in the clicker's language."""
     if job.state in ("queued", "running"):
         if job.approved_by:
-            return AlreadyDecided(key=f"err.decided.{job.state}_by", user=f"<@{job.approved_by}>")
+            return AlreadyDecided(key=f"err.decided.{job.state}_by", user=mention(job.approved_by))
         return AlreadyDecided(key=f"err.decided.{job.state}")
     if job.state in ("succeeded", "expired", "rejected", "cancelled"):
         return AlreadyDecided(key=f"err.decided.{job.state}")
@@ -667,20 +668,22 @@ class JobRunner:
                     environment=info.environment, params={"holder": info.holder_id, "reason": info.reason}, outcome="ok",
                 )  # fmt: skip
         for info in remind:
-            until = info.expires_at.strftime("%H:%M UTC") if info.expires_at else "soon"
+            # A DM: the holder's language; the reason they typed is escaped like any other field.
+            text = i18n.t(
+                "lock.reminder_dm", self.svc.lang_for(info.holder_id), env=info.environment, reason=info.reason,
+                until=slack_time(info.expires_at, "{time}"),
+            )  # fmt: skip
             self.svc.later(
-                lambda info=info, until=until: self.svc.slack.chat_postMessage(
-                    channel=info.holder_id,
-                    text=f"⏰ Your lock on *{info.environment}* (“{info.reason}”) expires at {until}. "
-                    f"Lock it again with `/taisun lock {info.environment} <reason>` if you still need it, "
-                    f"or release it with `/taisun unlock {info.environment}`.",
+                lambda info=info, text=text: self.svc.slack.chat_postMessage(
+                    channel=info.holder_id, text=text
                 )
             )
         for info in expired:
             channel = self.svc.config.slack.ops_channel
+            text = i18n.t(
+                "lock.expired_notice", self.svc.config.language, env=info.environment,
+                user=mention(info.holder_id), reason=info.reason,
+            )  # fmt: skip
             self.svc.later(
-                lambda info=info, channel=channel: self.svc.slack.chat_postMessage(
-                    channel=channel,
-                    text=f"🔓 The lock on *{info.environment}* held by <@{info.holder_id}> expired.",
-                )
+                lambda channel=channel, text=text: self.svc.slack.chat_postMessage(channel=channel, text=text)
             )

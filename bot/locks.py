@@ -10,8 +10,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.blocks import slack_time
 from bot.i18n import t
+from bot.mrkdwn import Mrkdwn, mention, slack_time
 from bot.store.models import Job, Lock
 
 FINAL_STATES = frozenset({"succeeded", "failed", "rejected", "expired", "cancelled", "invalid", "refused"})
@@ -34,12 +34,12 @@ class LockInfo:
             lock.job_id, lock.acquired_at, lock.expires_at,
         )  # fmt: skip
 
-    def holder(self, lang: str = "en") -> str:
+    def holder(self, lang: str = "en") -> Mrkdwn:
         if self.job_id:
             return t("lock.holder_job", lang, job=self.job_id[:8])
-        return "TAISUN" if self.holder_id == "taisun" else f"<@{self.holder_id}>"
+        return Mrkdwn("TAISUN") if self.holder_id == "taisun" else mention(self.holder_id)
 
-    def describe(self, lang: str = "en") -> str:
+    def describe(self, lang: str = "en") -> Mrkdwn:
         fields = {
             "env": self.environment,
             "holder": self.holder(lang),
@@ -67,7 +67,7 @@ class EnvironmentLocked(Exception):
         self.release_key = release
         super().__init__(self.message("en"))
 
-    def message(self, lang: str) -> str:
+    def message(self, lang: str) -> Mrkdwn:
         info = self.info
         return t(
             self.key, lang, env=info.environment, holder=info.holder(lang), since=slack_time(info.acquired_at),

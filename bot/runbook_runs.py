@@ -31,6 +31,7 @@ from bot.config import Config, Environment
 from bot.locks import FINAL_STATES
 from bot.logs import redact
 from bot.message_sync import Managed, Syncer, claim_column, outbox, posted, sync_for
+from bot.mrkdwn import Mrkdwn, mention, to_plain, trusted
 from bot.ops.base import REGISTRY, OpError, Request
 from bot.runbooks import (
     Action,
@@ -348,7 +349,7 @@ def _conflict(s: Session, run_id: str, step_id: str) -> RunbookRunError:
     ).first()
     if st is None:
         return RunbookRunError(key="rb.err.no_step", step=step_id)
-    user = f"<@{st.actor_id}>" if st.actor_id else ""
+    user = mention(st.actor_id) if st.actor_id else ""
     if st.state in ("done", "skipped"):
         key = f"rb.err.{st.state}_by" if user else f"rb.err.{st.state}"
         return RunbookRunError(key=key, user=user, reason=st.reason)
@@ -556,13 +557,13 @@ def run_check(
     except Exception as e:  # a check must end in a result, never stay "running"
         log.exception("check crashed", extra={"run": run_id, "step": step_id})
         ok, text = False, i18n.t("chk.crashed", svc.config.language, error=type(e).__name__)
-    text = redact(text)
+    text = Mrkdwn(redact(text))  # rendered by t(): what the check saw is escaped in it
     took = f" ({int((time.monotonic() - started) * 1000)} ms)"
     title = step.title_for(svc.config.language)
     icon = "✅" if ok else "❌"
     note = i18n.t(
         "rb.msg.check_by" if requested_by else "rb.msg.check", svc.config.language,
-        icon=icon, title=title, check=step.check.describe(), user=f"<@{requested_by}>", text=text, took=took,
+        icon=icon, title=title, check=step.check.describe(), user=mention(requested_by), text=text, took=took,
     )  # fmt: skip
     try:
         _transition(
@@ -571,7 +572,8 @@ def run_check(
             actor_id=requested_by or "taisun", actor_name=requested_by_name or "TAISUN",
             action="runbook.check_passed" if ok else "runbook.check_failed",
             outcome="ok" if ok else "error", detail=text[:500],
-            timeline=i18n.msg("inc.ev.check_passed" if ok else "inc.ev.check_failed", title=title, text=text[:300]),
+            timeline=i18n.msg("inc.ev.check_passed" if ok else "inc.ev.check_failed", title=title,
+                              text=to_plain(text)[:300]),
             thread_note=note,
             where_extra=(RunbookStep.job_id == "",),
         )  # fmt: skip
@@ -736,7 +738,7 @@ def request_action(
     what = svc.describe(job)
     note = i18n.t(
         "rb.msg.action_dry" if job.dry_run else "rb.msg.action", svc.config.language,
-        user=f"<@{user_id}>", title=title, what=what, job=job.id[:8],
+        user=mention(user_id), title=title, what=what, job=job.id[:8],
     )  # fmt: skip
     _transition(
         svc, run_id, step_id, from_states=("running",),
@@ -789,7 +791,8 @@ def _finish_action(svc: Services, step: RunbookStep, job_state: str, result: str
     lang = svc.config.language
     key = "rb.action.ended" + ("_approved" if approved_by else "") + ("_result" if result else "")
     state = i18n.t(f"rb.job_final.{job_state}", lang) if job_state in FINAL_STATES else job_state
-    text = i18n.t(key, lang, state=state, user=f"<@{approved_by}>", result=result)
+    # The job's result is mrkdwn the bot stored (like the step's result): shown as it is.
+    text = i18n.t(key, lang, state=state, user=mention(approved_by), result=trusted(result))
     try:
         _transition(
             svc, step.run_id, step.step_id, from_states=("running",),
@@ -799,7 +802,7 @@ def _finish_action(svc: Services, step: RunbookStep, job_state: str, result: str
             timeline=i18n.msg(
                 "inc.ev.action_ended_approved" if approved_by else "inc.ev.action_ended",
                 state=i18n.msg(f"rb.job_final.{job_state}") if job_state in FINAL_STATES else job_state,
-                title=title, job=step.job_id[:8], user=f"@{approved_by}", result=result[:300],
+                title=title, job=step.job_id[:8], user=f"@{approved_by}", result=to_plain(result)[:300],
             ),
             thread_note=i18n.t("rb.msg.action_ended", lang, icon=icon, title=title, job=step.job_id[:8], text=text),
             where_extra=(RunbookStep.job_id == step.job_id, RunbookStep.job_state == step.job_state),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 import secrets
 import sys
 import threading
@@ -26,6 +25,7 @@ from sqlalchemy import select
 from bot import signing
 from bot.config import Settings, load_config
 from bot.localslack import LocalSlack, Message
+from bot.mrkdwn import to_plain
 
 LOCAL_TOKEN = "xoxb-local-shell"  # noqa: S105 (not a secret: the local Slack's own token)
 USERS = {
@@ -76,14 +76,12 @@ class Renderer:
         self._lock = threading.Lock()
 
     def mrkdwn(self, text: str) -> str:
-        def date(m: re.Match[str]) -> str:
-            return datetime.fromtimestamp(int(m[1]), UTC).astimezone(self.tz).strftime("%m-%d %H:%M")
+        """Slack's markup drawn for a terminal: a person's escaped `&lt;!channel&gt;` reads as they typed it."""
 
-        text = re.sub(r"<!date\^(\d+)\^[^|>]*\|[^>]*>", date, text)
-        text = re.sub(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>", lambda m: "@" + self.names.get(m[1], m[1]), text)
-        text = re.sub(r"<#(C[A-Z0-9]+)(?:\|([^>]*))?>", lambda m: "#" + (m[2] or m[1]), text)
-        text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 (\1)", text)
-        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        def date(timestamp: int, fallback: str) -> str:
+            return datetime.fromtimestamp(timestamp, UTC).astimezone(self.tz).strftime("%m-%d %H:%M")
+
+        return to_plain(text, names=self.names, date=date)
 
     def blocks(self, blocks: list[dict[str, Any]], ctx: dict[str, Any]) -> list[str]:
         lines: list[str] = []

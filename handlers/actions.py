@@ -11,6 +11,7 @@ from slack_bolt.request import BoltRequest
 from bot import audit, blocks, locks
 from bot.blocks import Action
 from bot.i18n import msg, t
+from bot.mrkdwn import to_plain
 from bot.ops.base import Request
 from bot.policy import Attempt
 from bot.services import Services
@@ -52,7 +53,7 @@ def register(app: App, svc: Services) -> None:
             job_id,
             user_id,
             user_name,
-            reason=t("job.result.rejected_by", svc.config.language, user=f"<@{user_id}>"),
+            reason=t("job.result.rejected_by", svc.config.language, user=blocks.mention(user_id)),
         )
         lang = svc.lang_for(user_id)
         key = "reply.withdrawn" if job.state == "cancelled" else "reply.rejected"
@@ -98,7 +99,11 @@ def register(app: App, svc: Services) -> None:
             if held is not None and held.job_id:
                 return blocks.error(t("lock.job_holds_now", lang))
             previous = held.holder_id if held else ""
-            reason = t("lock.taken_from", ws, user=f"<@{previous}>") if previous else t("lock.by_hand", ws)
+            # A lock's reason is plain text (usually what a person typed); it is escaped where shown.
+            taken = (
+                t("lock.taken_from", ws, user=blocks.mention(previous)) if previous else t("lock.by_hand", ws)
+            )
+            reason = to_plain(taken, names=svc.user_name)
             if held is not None:
                 locks.release(s, env.name)
                 s.flush()
@@ -110,7 +115,9 @@ def register(app: App, svc: Services) -> None:
             svc.later(
                 lambda: svc.slack.chat_postMessage(
                     channel=previous,
-                    text=t("lock.taken_dm", svc.lang_for(previous), user=f"<@{user_id}>", env=env.name),
+                    text=t(
+                        "lock.taken_dm", svc.lang_for(previous), user=blocks.mention(user_id), env=env.name
+                    ),
                 )
             )
         return blocks.message(t("lock.you_hold", lang, env=env.name))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot import audit, blocks, locks
 from bot.backends import http
 from bot.commands import SPECS
-from bot.i18n import msg, t
+from bot.i18n import msg, t, t_plain
 from bot.jobs import SYSTEM_HOLDER, audit_refusal
 from bot.ops.base import OpError, Request
 from bot.store.models import Job
@@ -42,7 +42,7 @@ def _last_deploys(inv: Invocation) -> dict[str, Job]:
 def _deploy_line(job: Job, lang: str) -> str:
     return t(
         "status.deploy_simulated" if job.params.get("simulated") else "status.deploy",
-        lang, version=job.params.get("version", ""), user=f"<@{job.requested_by}>",
+        lang, version=job.params.get("version", ""), user=blocks.mention(job.requested_by),
         time=blocks.slack_time(job.finished_at),
     )  # fmt: skip
 
@@ -95,7 +95,8 @@ def lock(inv: Invocation) -> Reply:
     inv.svc.jobs.require(req, "operator", msg("act.lock"))
     minutes = inv.svc.config.defaults.lock_expiry_minutes
     lang = inv.lang
-    reason = inv.cmd.args.get("reason") or t("lock.by_hand", inv.svc.config.language)
+    # The reason is stored and shown as plain text: escaped wherever Slack will read it.
+    reason = inv.cmd.args.get("reason") or t_plain("lock.by_hand", inv.svc.config.language)
     try:
         with inv.svc.sessions.begin() as s:
             locks.acquire(
@@ -112,7 +113,7 @@ def lock(inv: Invocation) -> Reply:
         reply = blocks.error(e.message(lang))
         if not held.job_id and inv.svc.policy.has_role(inv.user_id, "approver", env):
             confirm = blocks.confirm_dialog(
-                t("lock.takeover_title", lang), t("lock.takeover_text", lang, user=f"<@{held.holder_id}>", env=env.name),
+                t("lock.takeover_title", lang), t("lock.takeover_text", lang, user=blocks.mention(held.holder_id), env=env.name),
                 yes=t("lock.takeover_yes", lang), no=t("card.cancel", lang),
             )  # fmt: skip
             button = blocks.button(
@@ -128,7 +129,7 @@ def lock(inv: Invocation) -> Reply:
     ws = inv.svc.config.language
     return blocks.message(
         t("lock.locked_text", ws, env=env.name, reason=reason),
-        [blocks.section(t("lock.locked", ws, env=env.name, user=f"<@{inv.user_id}>", reason=blocks.escape(reason),
+        [blocks.section(t("lock.locked", ws, env=env.name, user=blocks.mention(inv.user_id), reason=reason,
                           minutes=minutes))],
         ephemeral=False,
     )  # fmt: skip
@@ -167,7 +168,7 @@ def unlock(inv: Invocation) -> Reply:
         raise refusal
     return blocks.message(
         t("lock.unlocked_text", ws, env=env.name),
-        [blocks.section(t("lock.unlocked", ws, env=env.name, user=f"<@{inv.user_id}>"))],
+        [blocks.section(t("lock.unlocked", ws, env=env.name, user=blocks.mention(inv.user_id)))],
         ephemeral=False,
     )
 
@@ -180,7 +181,7 @@ def jobs(inv: Invocation) -> Reply:
             matches = list(s.scalars(select(Job.id).where(Job.id.startswith(prefix)).limit(2)))
         if len(matches) != 1:
             raise OpError(key="jobs.no_single", prefix=prefix)
-        reason = t("job.result.cancelled_by", inv.svc.config.language, user=f"<@{inv.user_id}>")
+        reason = t("job.result.cancelled_by", inv.svc.config.language, user=blocks.mention(inv.user_id))
         job = inv.svc.jobs.cancel(matches[0], inv.user_id, inv.user_name, reason=reason)
         return blocks.message(t("jobs.cancelled", inv.lang, job=job.id[:8]))
     active = inv.svc.jobs.active()

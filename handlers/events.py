@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from slack_bolt import App
 
+from bot.i18n import t
 from bot.services import Services
 
 
 def register(app: App, svc: Services) -> None:
     @app.event("app_mention")
     def mention(event: dict, say) -> None:  # type: ignore[no-untyped-def]
-        say(text="Type `/taisun help` to see what I can do.", thread_ts=event.get("ts"))
+        # A reply in the channel's thread, read by everyone there: the workspace language.
+        say(text=t("help.mention_reply", svc.config.language), thread_ts=event.get("ts"))

@@ -19,6 +19,7 @@ from bot.blocks import Action
 from bot.commands import UsageError
 from bot.i18n import msg, t
 from bot.incidents import IncidentError
+from bot.mrkdwn import to_plain
 from bot.policy import Attempt, NotAllowed
 from bot.services import Services
 from handlers.commands import run_guarded, subcommand, too_late
@@ -143,7 +144,7 @@ def apply(svc: Services, incident_id: int, args: dict[str, Any], user_id: str, u
             if inc.status_text:
                 return blocks.message(
                     t("inc.reply.status_current", lang, ref=inc.ref, phase=phase, text=inc.status_text,
-                      user=f"<@{inc.status_by}>")
+                      user=blocks.mention(inc.status_by))
                 )  # fmt: skip
             return blocks.message(t("inc.reply.status_none", lang, ref=inc.ref, phase=phase))
         inc = incidents.set_status(svc, incident_id, args["text"], user_id, user_name)
@@ -152,7 +153,7 @@ def apply(svc: Services, incident_id: int, args: dict[str, Any], user_id: str, u
         inc = incidents.assign(svc, incident_id, args["role"], args["user"], user_id, user_name)
         role = t(f"inc.role_lc.{args['role']}", lang)
         return blocks.message(
-            t("inc.reply.assigned", lang, user=f"<@{args['user']}>", role=role, ref=inc.ref)
+            t("inc.reply.assigned", lang, user=blocks.mention(args["user"]), role=role, ref=inc.ref)
         )
     if action == "severity":
         inc = incidents.set_severity(svc, incident_id, args["severity"], user_id, user_name)
@@ -289,7 +290,10 @@ def register(app: App, svc: Services) -> None:
 
         reply = run_guarded(declare, svc.lang_for(user_id))
         if reply:
-            ack(response_action="errors", errors={"title": reply["text"].removeprefix(":warning: ")[:150]})
+            ack(
+                response_action="errors",
+                errors={"title": to_plain(reply["text"]).removeprefix(":warning: ")[:150]},
+            )
             return
         ack()
 
@@ -308,7 +312,7 @@ def register(app: App, svc: Services) -> None:
         open_declare_modal(
             client, svc, str(body.get("trigger_id", "")), channel, lang=svc.lang_for(user_id),
             message_ts=str(message.get("ts", "")), message_user=str(message.get("user", "")),
-            text=str(message.get("text", ""))[:1500],
+            text=to_plain(str(message.get("text", "")))[:1500],  # Slack's own markup, read as plain text
         )  # fmt: skip
 
     @app.event("reaction_added")

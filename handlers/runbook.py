@@ -12,7 +12,8 @@ from slack_sdk import WebClient
 
 from bot import blocks, blocks_incident, incidents, runbook_runs
 from bot.blocks import Action
-from bot.i18n import msg, t
+from bot.i18n import msg, t, t_plain
+from bot.mrkdwn import to_plain
 from bot.policy import Attempt
 from bot.runbook_runs import NeedsVersion
 from bot.services import Services
@@ -145,7 +146,10 @@ def register(app: App, svc: Services) -> None:
 
         reply = run_guarded(record, svc.lang_for(user_id))
         if reply:
-            ack(response_action="errors", errors={"reason": reply["text"].removeprefix(":warning: ")[:150]})
+            ack(
+                response_action="errors",
+                errors={"reason": to_plain(reply["text"]).removeprefix(":warning: ")[:150]},
+            )
             return
         ack()
 
@@ -157,7 +161,7 @@ def register(app: App, svc: Services) -> None:
         if not re.fullmatch(svc.config.github.tag_pattern, version):
             ack(
                 response_action="errors",
-                errors={"version": t("rb.reply.not_a_tag", svc.lang_for(user_id), version=version)},
+                errors={"version": t_plain("rb.reply.not_a_tag", svc.lang_for(user_id), version=version)},
             )
             return
         meta = json.loads(view.get("private_metadata") or "{}")
@@ -181,6 +185,9 @@ def register(app: App, svc: Services) -> None:
 
         reply = run_guarded(request, svc.lang_for(user_id))
         if reply:
-            ack(response_action="errors", errors={"version": reply["text"].removeprefix(":warning: ")[:150]})
+            ack(
+                response_action="errors",
+                errors={"version": to_plain(reply["text"]).removeprefix(":warning: ")[:150]},
+            )
             return
         ack()

@@ -15,6 +15,7 @@ from bot.audit import AuditWriteFailed
 from bot.blocks import Action
 from bot.i18n import t, user_message
 from bot.locks import EnvironmentLocked
+from bot.mrkdwn import to_plain
 from bot.ops.base import OpError, Request
 from bot.policy import NotAllowed
 from bot.services import Services
@@ -140,7 +141,7 @@ def register(app: App, svc: Services) -> None:
             # One release tag and nothing else: "v1.2.3 --dry-run" typed here is not a dry run.
             errors["version"] = t("modal.deploy.bad_version", lang, text=version[:40])
         if errors:
-            ack(response_action="errors", errors={k: v[:150] for k, v in errors.items()})
+            ack(response_action="errors", errors={k: to_plain(v)[:150] for k, v in errors.items()})
             return
         req = Request(
             "deploy",
@@ -154,11 +155,11 @@ def register(app: App, svc: Services) -> None:
         try:
             job = svc.jobs.request(req)
         except (NotAllowed, EnvironmentLocked, OpError, AuditWriteFailed) as e:
-            ack(response_action="errors", errors={"version": user_message(e, lang)[:150]})
+            ack(response_action="errors", errors={"version": to_plain(user_message(e, lang))[:150]})
             return
         except SQLAlchemyError:
             log.exception("database error while handling the deploy form")
-            ack(response_action="errors", errors={"version": t("reply.db_down", lang)[:150]})
+            ack(response_action="errors", errors={"version": to_plain(t("reply.db_down", lang))[:150]})
             return
         ack()
         key = "reply.checking_form_dry" if dry_run else "reply.checking_form"

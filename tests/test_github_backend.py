@@ -544,7 +544,8 @@ def test_deployment_round_trip(gh: FakeGitHub, backend: GitHubBackend) -> None:
 
     [dep] = gh.deployments
     assert dep["id"] == dep_id and dep["sha"] == sha and dep["environment"] == "production"
-    assert dep["description"] == "v1.2.3 by @alice, approved by @bob"
+    # The words stay; a zero-width joiner after each @ keeps GitHub from mentioning alice or bob.
+    assert dep["description"] == "v1.2.3 by @\u200dalice, approved by @\u200dbob"
     # No merge of the default branch into the tag, no gating on commit statuses.
     assert dep["request"]["auto_merge"] is False and dep["request"]["required_contexts"] == []
     assert [(s["state"], s["environment_url"], s["log_url"]) for s in dep["statuses"]] == [

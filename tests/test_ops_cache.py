@@ -172,7 +172,8 @@ def test_production_clear_of_redis_and_app_needs_approval_then_calls_both(
     assert keys_in(url) == {"session:keep"}
     assert app_endpoint.auth == ["Bearer app-cache-token-123"]
     final = text_of(last_card(slack))
-    assert "2 key(s) deleted" in final and "App cache: POST" in final and "-> 200" in final
+    # The app's answer is outside text: sent to Slack escaped ("->" as "-&gt;").
+    assert "2 key(s) deleted" in final and "App cache: POST" in final and "-&gt; 200" in final
     assert "app-cache-token-123" not in final
     assert "cache-clear.approved" in actions(bot, job.id)
     rows = exported_audit(bot.settings, job.id)

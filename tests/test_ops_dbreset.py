@@ -84,9 +84,10 @@ def test_reset_terminates_only_idle_connections_older_than_the_limit_then_restar
         assert alive(fresh) and alive(in_txn) and alive(busy)
         assert len(job.progress["terminated"]) == 2
         card = text_of(slack.channel_messages(CHANNEL)[-1])
-        assert "*Before*: 5 connection(s): 3 idle, 2 idle > 3 s, 1 idle in transaction (left alone)" in card
+        before = "*Before*: 5 connection(s): 3 idle, 2 idle &gt; 3 s, 1 idle in transaction (left alone)"
+        assert before in card  # Slack mrkdwn: a ">" in the text is sent escaped
         assert "*Terminated*: 2" in card
-        assert "*After*: 3 connection(s): 1 idle, 0 idle > 3 s" in card
+        assert "*After*: 3 connection(s): 1 idle, 0 idle &gt; 3 s" in card
         # then the runbook's "restart the application", with its health check
         assert calls(systemctl) == [["status", "--no-pager", "taisun"], ["restart", "taisun"]]
         assert "restarted · /health ok (200)" in card

@@ -32,6 +32,8 @@ import yaml
 from github import Auth, Github, GithubException
 from urllib3.util.retry import Retry
 
+from bot.mrkdwn import without_github_mentions
+
 __all__ = [
     "Comparison",
     "GitHubBackend",
@@ -331,7 +333,8 @@ class GitHubBackend:
             deployment = self._repo.create_deployment(
                 ref,
                 environment=environment,
-                description=description[:140],  # GitHub's limit
+                # GitHub's limit; people's words in it never @-mention a GitHub user or team.
+                description=without_github_mentions(description)[:140],
                 # Defaults would merge the default branch into ref (auto_merge) and refuse
                 # when commit checks are not green; the bot records, it does not gate.
                 auto_merge=False,
@@ -362,8 +365,15 @@ class GitHubBackend:
     # ------------------------------------------------------------------ issues
 
     def create_issue(self, title: str, body: str, labels: Collection[str] = ()) -> str:
-        """Open an issue (incident follow-ups); returns its html_url. Sent once, never retried."""
-        payload: dict[str, Any] = {"title": title[:256], "body": body[:65000]}
+        """Open an issue (incident follow-ups); returns its html_url. Sent once, never retried.
+
+        Titles and bodies carry what people typed in Slack: an @login or @org/team in them is kept
+        as text but never notifies or subscribes anyone on GitHub.
+        """
+        payload: dict[str, Any] = {
+            "title": without_github_mentions(title)[:256],
+            "body": without_github_mentions(body)[:65000],
+        }
         if labels:
             payload["labels"] = list(labels)
         with self._errors(f"creating an issue in {self.repository}"):

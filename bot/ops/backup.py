@@ -47,6 +47,7 @@ from bot.config import BackupConfig, Environment, Settings
 from bot.i18n import msg, render, t
 from bot.locks import EnvironmentLocked
 from bot.logs import redact
+from bot.mrkdwn import mention, to_plain
 from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register, simulated_why
 from bot.ops.restart import Throttled, aws_credentials_problem, flag_for, human_bytes, label_for
 from bot.store.models import Job
@@ -91,7 +92,7 @@ def _busy(job: Job) -> OpError:
     what = "restore" if job.operation == "restore" else "backup"
     if job.requested_by == CLI_ACTOR:
         return OpError(key=f"op.backup.busy_{what}_nightly", job=job.id[:8])
-    return OpError(key=f"op.backup.busy_{what}", job=job.id[:8], who=f"<@{job.requested_by}>")
+    return OpError(key=f"op.backup.busy_{what}", job=job.id[:8], who=mention(job.requested_by))
 
 
 def take_backup_lock(ctx: JobContext, what: str) -> None:
@@ -600,7 +601,7 @@ def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
         t("op.backup.list.text", lang, n=len(items), where=where),
         [
             blocks.section(t("op.backup.list.title", lang, where=where, days=b.retention_days)),
-            blocks.section("\n".join(lines) + more),
+            blocks.section(blocks.Mrkdwn("\n").join(lines) + more),
             blocks.context(t("op.backup.list.how", lang)),
         ],
     )
@@ -753,7 +754,7 @@ def _show_progress(svc: Services, job_id: str) -> None:
         job = s.get(Job, job_id)
     steps = (job.progress.get("steps") or []) if job else []
     if steps:
-        line = steps[-1]["text"].replace("`", "").replace("*", "")
+        line = to_plain(steps[-1]["text"]).replace("`", "").replace("*", "")
         print(f"\r\033[K{line[:150]}", end="", file=sys.stderr, flush=True)
 
 
@@ -761,7 +762,8 @@ def _print(summary: dict[str, Any], json_output: bool, error: bool) -> None:
     if json_output:
         print(json.dumps(summary, ensure_ascii=False))
         return
-    print(summary["result"] or summary["state"], file=sys.stderr if error else sys.stdout)
+    # The result is the card's mrkdwn; a terminal gets it as plain text.
+    print(to_plain(summary["result"]) or summary["state"], file=sys.stderr if error else sys.stdout)
 
 
 REGISTRY_BACKUP = register(Backup())

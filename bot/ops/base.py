@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.config import Environment
 from bot.i18n import render, t
+from bot.mrkdwn import Mrkdwn, escape
 from bot.policy import Attempt
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class JobContext:
 
     def save(self, **values: Any) -> None:
         """Persist progress at once (before the next side effect), so a resumed job never repeats it."""
-        self.save_progress(values, ())
+        self.save_progress(_escaped_progress(values, self.progress), ())
 
     def record(
         self,
@@ -103,14 +104,16 @@ class JobContext:
     ) -> None:
         """Audit a side effect or a check as `<operation>.<event>` with `facts`, in one transaction
         with the progress `save` that records the same step (call it before the next side effect)."""
-        self.save_progress(dict(save or {}), (AuditNote(event, facts, outcome, detail),))
+        self.save_progress(
+            _escaped_progress(dict(save or {}), self.progress), (AuditNote(event, facts, outcome, detail),)
+        )
 
     @property
     def lang(self) -> str:
         """The workspace language, in which steps, fields and results are stored."""
         return self.svc.config.language
 
-    def t(self, key: str, **fields: Any) -> str:
+    def t(self, key: str, **fields: Any) -> Mrkdwn:
         """A catalogue text in the workspace language: steps, fields and results are stored as shown."""
         return t(key, self.svc.config.language, **fields)
 
@@ -119,8 +122,25 @@ class JobContext:
         steps = list(self.progress.get("steps", []))
         if steps and steps[-1]["status"] == "running":
             steps.pop()
-        steps.append({"text": text, "status": status, "at": datetime.now(UTC).isoformat()})
+        steps.append({"text": escape(text), "status": status, "at": datetime.now(UTC).isoformat()})
         self.save(steps=steps[-30:])
+
+
+def _escaped_progress(values: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """Progress texts as the card shows them: mrkdwn, with a plain text among them escaped once.
+
+    The card shows `result`, `flag` and each field's value as they are stored; a value built as a
+    plain string (an f-string holding a version, or what /version answered) is escaped here. A value
+    read back from the database and saved again is stored already, so it is left as it is.
+    """
+    out = dict(values)
+    for key in ("result", "flag"):
+        if isinstance(out.get(key), str) and out[key] != stored.get(key):
+            out[key] = escape(out[key])
+    if "fields" in out:
+        before = {tuple(f) for f in stored.get("fields") or []}
+        out["fields"] = [f if tuple(f) in before else (f[0], escape(f[1])) for f in out["fields"]]
+    return out
 
 
 class Operation:

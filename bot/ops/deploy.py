@@ -21,6 +21,7 @@ from bot.backends import http
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, version_key
 from bot.config import Config, Environment, Settings
 from bot.i18n import msg, render, t
+from bot.mrkdwn import Mrkdwn, mention, trusted
 from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register, simulated_why
 from bot.store.models import Job
 
@@ -145,7 +146,7 @@ class Deploy(Operation):
         svc.policy.require(req.user_id, "break_glass", env, msg("act.freeze_deploy"), req.attempt())
         lang = svc.config.language
         req.params["freeze_override"] = t(
-            "op.deploy.freeze_note", lang, window=window.name, span=render(span, lang), user=f"<@{req.user_id}>",
+            "op.deploy.freeze_note", lang, window=window.name, span=render(span, lang), user=mention(req.user_id),
             reason=force,
         )  # fmt: skip
 
@@ -254,11 +255,11 @@ class Deploy(Operation):
     def _flag(self, ctx: JobContext) -> str:
         job = ctx.job
         bits = []
-        if job.params.get("freeze_override"):
-            bits.append(ctx.t("op.deploy.flag_freeze", why=job.params["freeze_override"]))
+        if job.params.get("freeze_override"):  # mrkdwn the bot rendered at request time (the reason escaped)
+            bits.append(ctx.t("op.deploy.flag_freeze", why=trusted(job.params["freeze_override"])))
         if job.params.get("simulated"):
             bits.append(ctx.t("op.deploy.flag_simulated", why=simulated_why(job, ctx.lang)))
-        return " · ".join(bits)
+        return Mrkdwn(" · ").join(bits)
 
     def _previous_version(self, svc: Services, env: Environment, live: str, target: str) -> str:
         """What a rollback after this deploy returns to: the live version, else the last verified one."""

@@ -115,6 +115,8 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # What the operation has done so far (e.g. the workflow run id), so a resumed job never repeats it.
+    # Its texts (steps, fields, flag, result) and `result` are Slack mrkdwn the bot rendered,
+    # with whatever people or outside systems wrote escaped in them (bot.mrkdwn): shown as stored.
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     result: Mapped[str] = mapped_column(Text, default="")
     dry_run: Mapped[bool] = mapped_column(default=False)
@@ -131,7 +133,7 @@ class Lock(Base):
     holder_id: Mapped[str] = mapped_column(String(64))
     holder_name: Mapped[str] = mapped_column(String(255), default="")
     job_id: Mapped[str] = mapped_column(String(36), default="")
-    reason: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")  # plain text (often typed by a person)
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     reminded: Mapped[bool] = mapped_column(default=False)

@@ -166,8 +166,8 @@ class RunbookStep(Base):
     phase: Mapped[str] = mapped_column(String(32), default="")
     state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     actor_id: Mapped[str] = mapped_column(String(64), default="")
-    reason: Mapped[str] = mapped_column(Text, default="")
-    result: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")  # a skip reason: plain text a person typed
+    result: Mapped[str] = mapped_column(Text, default="")  # mrkdwn the bot rendered (outside text escaped)
     job_id: Mapped[str] = mapped_column(String(36), default="")
     job_state: Mapped[str] = mapped_column(String(24), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
