@@ -100,7 +100,7 @@ def test_a_refused_form_says_why_on_the_field_from_the_typed_error(form_bot, sla
     bot.command("lock staging DB migration running", user=CAROL)
     view = open_form(bot, slack)
     errors = field_errors(*submit_view(bot, view, values("staging", "v1.2.3"), ALICE))
-    assert errors["version"].startswith("*staging* is locked by <@U0CAROL>")
+    assert errors["version"].startswith("*staging* is locked by @U0CAROL")
     assert not errors["version"].startswith(":warning:")
     assert [j for j in jobs(bot) if j.operation == "deploy"] == []
 

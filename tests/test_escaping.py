@@ -310,6 +310,8 @@ def _builders_output(text: str, lang: str) -> dict[str, Any]:
         # Stored as the bot stores them: rendered by t() (or escaped) when written.
         progress={"fields": [(t("op.field.version", lang), escape(text))], "steps": [{"text": escape(text), "status": "failed"}]},
         result=str(t("job.result.unexpected", lang, error=text)), lease_expires_at=None,
+        # A person's lock reason, shown on the card of a job that goes through their own lock.
+        params={"through_own_lock": {"reason": text}},
     )  # fmt: skip
     description = f"Deploy {text}"
     lock = LockInfo("staging", ALICE, text, text, "", now, now + timedelta(minutes=5))
