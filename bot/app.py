@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App, BoltResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import dedupe
 from bot.config import Settings
@@ -58,12 +59,26 @@ def create_app(settings: Settings, svc: Services | None = None) -> App:
     )
 
     @app.middleware
-    def drop_duplicate_deliveries(body, next, logger):  # type: ignore[no-untyped-def]
-        # Slack retries deliveries and Socket Mode may deliver an event twice: act once.
-        event_id = body.get("event_id") if isinstance(body, dict) else None
-        if event_id and not dedupe.first_time(svc.sessions, f"event:{event_id}"):
-            return BoltResponse(status=200, body="")
-        return next()
+    def drop_duplicate_deliveries(body, request, next, logger):  # type: ignore[no-untyped-def]
+        # Slack retries deliveries, Socket Mode redelivers after a reconnect, and a retry may reach
+        # another replica: the database decides which delivery is the first; the rest get an
+        # empty 200 (the first one answers the person).
+        named = dedupe.delivery_key(body)
+        if named is None:
+            return next()
+        kind, key = named
+        try:
+            first = dedupe.first_time(svc.sessions, key)
+        except SQLAlchemyError as e:
+            # Cannot tell: let it through, and the listener says the database is down.
+            log.warning("could not check for a duplicate delivery", extra={"error": repr(e)[:200]})
+            return next()
+        if first:
+            return next()
+        svc.metrics.duplicate(kind)
+        retry = (request.headers.get("x-slack-retry-num") or [""])[0]
+        log.info("duplicate Slack delivery answered quietly", extra={"kind": kind, "retry_num": retry})
+        return BoltResponse(status=200, body="")
 
     from handlers import register_listeners
 

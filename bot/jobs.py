@@ -23,7 +23,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import audit, i18n, locks
+from bot import audit, dedupe, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
@@ -355,6 +355,7 @@ class JobRunner:
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
         self._last_sweep = 0.0
+        self._last_prune = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -631,11 +632,19 @@ class JobRunner:
         for job_id in expired:
             self.svc.jobs.expire(job_id)
         self._sweep_locks()
+        self._prune_delivery_keys()
         for hook in self.svc.sweep_hooks:
             try:
                 hook()
             except Exception:
                 log.exception("sweep hook failed")
+
+    def _prune_delivery_keys(self) -> None:
+        """Forget duplicate-delivery keys past their TTL, now and then (every replica may; it is idempotent)."""
+        if self._last_prune and time.monotonic() - self._last_prune < 600:
+            return
+        self._last_prune = time.monotonic()
+        dedupe.prune(self.svc.sessions)
 
     def _sweep_locks(self) -> None:
         """Remind holders before their manual lock expires; announce expired locks."""
