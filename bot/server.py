@@ -173,11 +173,16 @@ class WsgiApp:
                 s.execute(text("SELECT 1"))
         except Exception as e:
             db = f"unreachable: {type(e).__name__}"
+        runner = self.svc.runner
+        # Requests are still taken when every worker thread is gone, but nothing would run them.
+        workers = {"alive": runner.alive, "configured": runner.threads}
+        no_workers = runner.threads > 0 and workers["alive"] == 0
         body = {
-            "status": "ok" if db == "ok" and not self.auth.fatal else "unhealthy",
+            "status": "ok" if db == "ok" and not self.auth.fatal and not no_workers else "unhealthy",
             "database": db,
             "slack": self.auth.status,
-            "jobs_running": self.svc.runner.busy,
+            "jobs_running": runner.busy,
+            "job_workers": workers,
         }
         return _json(start_response, "200 OK" if body["status"] == "ok" else "503 Service Unavailable", body)
 
