@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import Ack, App, BoltResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import dedupe
+from bot import deadline, dedupe
 from bot.config import Settings
 from bot.services import Services, build_services
 
@@ -27,7 +28,7 @@ class ListenerExecutor(ThreadPoolExecutor):
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
         with self._count_lock:
             self._inflight += 1
-        future = super().submit(fn, *args, **kwargs)
+        future = super().submit(_unwatched_after, fn, *args, **kwargs)
         future.add_done_callback(self._done)
         return future
 
@@ -39,6 +40,25 @@ class ListenerExecutor(ThreadPoolExecutor):
     def inflight(self) -> int:
         with self._count_lock:
             return self._inflight
+
+
+class TimedAck(Ack):
+    """Bolt's ack(), remembering when it was called (the answer deadline counts only a timely answer)."""
+
+    answered_at: float | None = None
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        if self.answered_at is None:
+            self.answered_at = time.monotonic()
+        return super().__call__(*args, **kwargs)
+
+
+def _unwatched_after(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run one listener; whatever answer deadline it watched ends with it (pool threads are reused)."""
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        deadline.clear()
 
 
 def create_app(settings: Settings, svc: Services | None = None) -> App:
@@ -57,6 +77,11 @@ def create_app(settings: Settings, svc: Services | None = None) -> App:
         logger=logging.getLogger("slack_bolt"),
         process_before_response=False,
     )
+
+    @app.middleware
+    def time_the_answer(context, next):  # type: ignore[no-untyped-def]
+        context["ack"] = TimedAck()  # every listener of this request gets (and Bolt waits on) this one
+        return next()
 
     @app.middleware
     def drop_duplicate_deliveries(body, request, next, logger):  # type: ignore[no-untyped-def]
