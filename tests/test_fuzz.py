@@ -163,6 +163,15 @@ def _audit_rows(bot) -> int:
         return s.scalar(select(func.count()).select_from(AuditEvent)) or 0
 
 
+def _errors(caplog) -> list[str]:
+    """ERRORs logged on the request's path (bots left over from earlier tests may log their own)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= 40 and r.name.split(".")[0] in ("bot", "handlers", "slack_bolt")
+    ]
+
+
 def _click_payload(**fields) -> dict:
     body, _ = signing.block_action(Action.APPROVE, "some-job", user_id=BOB, channel_id=CHANNEL)
     from urllib.parse import parse_qs
@@ -210,7 +219,7 @@ def test_a_request_whose_signature_cannot_be_checked_gets_401_and_changes_nothin
         status, _ = wsgi_post(fuzz_bot.wsgi, body, headers | {"Content-Type": FORM})
     assert status == 401
     assert (_state(fuzz_bot), _audit_rows(fuzz_bot)) == before
-    assert not [r for r in caplog.records if r.levelno >= 40], "a stranger's garbage is not an ERROR"
+    assert not _errors(caplog), "a stranger's garbage is not an ERROR"
 
 
 WRONG_SHAPES = {
@@ -245,7 +254,7 @@ def test_a_signed_payload_of_the_wrong_shape_gets_400_and_changes_nothing(fuzz_b
     assert status == 400, (status, data)
     assert b"malformed" in data
     assert (_state(fuzz_bot), _audit_rows(fuzz_bot)) == before
-    assert not [r for r in caplog.records if r.levelno >= 40]
+    assert not _errors(caplog)
 
 
 _scalar = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
@@ -309,7 +318,7 @@ def test_signed_payloads_with_a_field_of_the_wrong_type_get_400_and_change_nothi
             status, _ = fuzz_bot.post(_form(body), FORM)
     assert status == 400
     assert (_state(fuzz_bot), _audit_rows(fuzz_bot)) == before
-    assert not [r for r in caplog.records if r.levelno >= 40]
+    assert not _errors(caplog)
 
 
 @FUZZ
@@ -333,4 +342,4 @@ def test_unsigned_requests_with_any_timestamp_get_401(fuzz_bot, caplog, timestam
             },
         )
     assert status == 401
-    assert not [r for r in caplog.records if r.levelno >= 40]
+    assert not _errors(caplog)
