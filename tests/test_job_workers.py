@@ -90,7 +90,8 @@ def test_a_database_blip_mid_deploy_leaves_the_worker_alive_and_the_deploy_finis
         else:
             _wait("the dispatch", lambda: github.dispatches, 30)
             run_id = github.runs[0]["id"]
-            time.sleep(1)  # the bot is in its loop looking for the run
+            listed = len(github.requests_to("/runs", "GET"))
+            _wait("the bot to look for its run", lambda: len(github.requests_to("/runs", "GET")) > listed, 10)
 
         proxy.cut()
         if phase == "following its run":
