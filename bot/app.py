@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import Ack, App, BoltResponse
+from sqlalchemy.exc import SQLAlchemyError
 
-from bot import dedupe
+from bot import deadline, dedupe
 from bot.config import Settings
 from bot.services import Services, build_services
 
@@ -26,7 +28,7 @@ class ListenerExecutor(ThreadPoolExecutor):
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
         with self._count_lock:
             self._inflight += 1
-        future = super().submit(fn, *args, **kwargs)
+        future = super().submit(_unwatched_after, fn, *args, **kwargs)
         future.add_done_callback(self._done)
         return future
 
@@ -38,6 +40,25 @@ class ListenerExecutor(ThreadPoolExecutor):
     def inflight(self) -> int:
         with self._count_lock:
             return self._inflight
+
+
+class TimedAck(Ack):
+    """Bolt's ack(), remembering when it was called (the answer deadline counts only a timely answer)."""
+
+    answered_at: float | None = None
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        if self.answered_at is None:
+            self.answered_at = time.monotonic()
+        return super().__call__(*args, **kwargs)
+
+
+def _unwatched_after(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run one listener; whatever answer deadline it watched ends with it (pool threads are reused)."""
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        deadline.clear()
 
 
 def create_app(settings: Settings, svc: Services | None = None) -> App:
@@ -58,12 +79,31 @@ def create_app(settings: Settings, svc: Services | None = None) -> App:
     )
 
     @app.middleware
-    def drop_duplicate_deliveries(body, next, logger):  # type: ignore[no-untyped-def]
-        # Slack retries deliveries and Socket Mode may deliver an event twice: act once.
-        event_id = body.get("event_id") if isinstance(body, dict) else None
-        if event_id and not dedupe.first_time(svc.sessions, f"event:{event_id}"):
-            return BoltResponse(status=200, body="")
+    def time_the_answer(context, next):  # type: ignore[no-untyped-def]
+        context["ack"] = TimedAck()  # every listener of this request gets (and Bolt waits on) this one
         return next()
+
+    @app.middleware
+    def drop_duplicate_deliveries(body, request, next, logger):  # type: ignore[no-untyped-def]
+        # Slack retries deliveries, Socket Mode redelivers after a reconnect, and a retry may reach
+        # another replica: the database decides which delivery is the first; the rest get an
+        # empty 200 (the first one answers the person).
+        named = dedupe.delivery_key(body)
+        if named is None:
+            return next()
+        kind, key = named
+        try:
+            first = dedupe.first_time(svc.sessions, key)
+        except SQLAlchemyError as e:
+            # Cannot tell: let it through, and the listener says the database is down.
+            log.warning("could not check for a duplicate delivery", extra={"error": repr(e)[:200]})
+            return next()
+        if first:
+            return next()
+        svc.metrics.duplicate(kind)
+        retry = (request.headers.get("x-slack-retry-num") or [""])[0]
+        log.info("duplicate Slack delivery answered quietly", extra={"kind": kind, "retry_num": retry})
+        return BoltResponse(status=200, body="")
 
     from handlers import register_listeners
 

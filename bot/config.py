@@ -142,7 +142,9 @@ class SlackConfig(Strict):
         le=3,
         description="Slack stops waiting for an answer after 3 s and tells the user the command failed. "
         "A command or click that has waited longer than this for a free worker is not run, and the "
-        "user is told so, so that nothing happens after Slack said it failed.",
+        "user is told so, so that nothing happens after Slack said it failed. The request's own "
+        "database writes are held to the same deadline: if they would take effect later (a table "
+        "locked by a migration), they are rolled back and the user is told.",
     )
 
     @field_validator("team_id")

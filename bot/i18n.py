@@ -465,6 +465,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "混み合っていて Slack の 3 秒以内に応答できませんでした（{seconds} 秒待機）。何も実行していません。"
         "もう一度送ってください。",
     },
+    "reply.too_late_work": {
+        "en": "My database was too slow to record this within Slack's 3 seconds (it took {seconds} s), so I "
+        "did nothing. Please send it again.",
+        "ja": "データベースの応答が遅く、Slack の 3 秒以内に記録できませんでした（{seconds} 秒）。何も実行していません。"
+        "もう一度送ってください。",
+    },
     "reply.went_wrong": {
         "en": "Something went wrong: {error}. The details are in the bot's log.",
         "ja": "問題が発生しました: {error}。詳細はボットのログにあります。",

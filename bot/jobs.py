@@ -20,10 +20,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from bot import audit, i18n, locks
+from bot import audit, dedupe, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
@@ -68,6 +69,21 @@ class AlreadyDecided(OpError):
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """The database could not be reached or dropped the connection: a blip, not a verdict on the job.
+
+    A job that meets one is never failed for it: it waits under its lease and is resumed.
+    """
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+def backoff(failures: int, cap: float = 10.0) -> float:
+    """Seconds to wait after the n-th failure in a row: 0.5, 1, 2, 4 ... up to cap."""
+    return float(min(cap, 0.5 * 2 ** max(0, failures - 1)))
 
 
 def new_owner_id() -> str:
@@ -364,9 +380,11 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
+        self._job_threads: list[threading.Thread] = []
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
         self._last_sweep = 0.0
+        self._last_prune = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -376,6 +394,7 @@ class JobRunner:
             t = threading.Thread(target=self._loop, name=f"taisun-job-{i}", daemon=True)
             t.start()
             self._workers.append(t)
+            self._job_threads.append(t)
         hb = threading.Thread(target=self._heartbeat_loop, name="taisun-lease", daemon=True)
         hb.start()
         self._workers.append(hb)
@@ -386,6 +405,7 @@ class JobRunner:
         for t in self._workers:
             t.join(timeout)
         self._workers.clear()
+        self._job_threads.clear()
 
     def wake(self) -> None:
         self._wake.set()
@@ -395,17 +415,33 @@ class JobRunner:
         with self._running_lock:
             return len(self._running)
 
+    @property
+    def alive(self) -> int:
+        """Job worker threads running now (/health turns red at 0: requests would be taken, never run)."""
+        return sum(1 for t in self._job_threads if t.is_alive())
+
     # -- claiming --------------------------------------------------------------------
     def _loop(self) -> None:
+        """Claim and run jobs until stopped. Nothing a job or the database does may end this thread."""
+        failures = 0
         while not self._stop.is_set():
             try:
                 self._maybe_sweep()
+            except Exception as e:
+                _log_failure("job sweep failed", e)
+            try:
                 job_id = self.claim_one()
-            except SQLAlchemyError:
-                log.exception("job loop: database error")
-                job_id = None
+            except Exception as e:
+                failures += 1
+                _log_failure("could not claim a job", e)
+                self._stop.wait(backoff(failures))
+                continue
+            failures = 0
             if job_id:
-                self.execute(job_id)
+                try:
+                    self.execute(job_id)
+                except Exception as e:  # execute() handles its own errors; this is the last net
+                    _log_failure("job worker error", e, job_id=job_id)
                 continue
             self._wake.wait(self.poll_seconds)
             if not self._stop.is_set():  # keep it set while stopping, so every worker sees it
@@ -448,50 +484,98 @@ class JobRunner:
                 self._extend(job_id)
 
     def _extend(self, job_id: str) -> None:
+        """Renew this worker's lease on a job; when the database is away, the next beat tries again."""
         try:
             with self.svc.sessions.begin() as s:
                 s.execute(
                     update(Job).where(Job.id == job_id, Job.lease_owner == self.owner)
                     .values(lease_expires_at=now() + self.lease)
                 )  # fmt: skip
-        except SQLAlchemyError:
-            log.warning("could not extend a job lease", extra={"job_id": job_id})
+        except Exception as e:
+            _log_failure("could not extend a job lease", e, job_id=job_id)
 
     # -- running ---------------------------------------------------------------------
     def execute(self, job_id: str) -> None:
+        """Run a claimed job to its end, or leave it under its lease to be resumed. Never raises."""
         with self._running_lock:
             self._running.add(job_id)
         try:
             self._execute(job_id)
-        except Exception:
-            log.exception("job crashed", extra={"job_id": job_id})
-            self._finish(job_id, "failed", i18n.t("job.result.internal_error", self.svc.config.language))
+        except Exception as e:
+            if database_unreachable(e):
+                # Not the job's fault: it resumes (here or on another replica) once the database answers.
+                log.warning("database unreachable during a job; it will be resumed",
+                            extra={"job_id": job_id, "error": repr(e)[:300]})  # fmt: skip
+                self._hand_back(job_id)
+            else:
+                log.exception("job crashed", extra={"job_id": job_id})
+                self._finish(job_id, "failed", i18n.t("job.result.internal_error", self.svc.config.language))
         finally:
             with self._running_lock:
                 self._running.discard(job_id)
-            self.svc.notifier.job_changed(job_id)
+            try:
+                self.svc.notifier.job_changed(job_id)
+            except Exception as e:
+                _log_failure("could not queue a card update", e, job_id=job_id)
+
+    def _hand_back(self, job_id: str) -> None:
+        """Free this worker's lease as soon as the database answers, so the job resumes at once.
+
+        Gives up after one lease period: by then the lease has run out anyway.
+        """
+        deadline = time.monotonic() + self.lease.total_seconds()
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                with self.svc.sessions.begin() as s:
+                    s.execute(
+                        update(Job).where(Job.id == job_id, Job.lease_owner == self.owner)
+                        .values(lease_expires_at=None)
+                    )  # fmt: skip
+                return
+            except Exception as e:
+                failures += 1
+                if not database_unreachable(e) or time.monotonic() >= deadline:
+                    _log_failure("could not hand a job back; its lease will run out", e, job_id=job_id)
+                    return
+                self._stop.wait(backoff(failures))
 
     def _context(self, job: Job) -> JobContext:
         env = self.svc.config.environments.get(job.environment)
 
         def save_progress(values: dict[str, Any], notes: tuple[AuditNote, ...] = ()) -> None:
             progress = {**job.progress, **values}
-            with self.svc.sessions.begin() as s:
-                # Only while this worker still holds the lease: operations save before each side
-                # effect, so a worker that lost its job to another replica stops before acting.
-                res = s.execute(
-                    update(Job)
-                    .where(Job.id == job.id, Job.lease_owner == self.owner)
-                    .values(progress=progress, updated_at=now())
-                )
-                if res.rowcount != 1:
-                    raise LeaseLost(job.id)  # rolls back: no audit row for a step this worker does not own
-                for note in notes:  # the step's audit rows commit with the step, or neither does
-                    audit.append(
-                        s, actor_id=SYSTEM_HOLDER, actor_name="TAISUN", action=f"{job.operation}.{note.event}",
-                        environment=job.environment, channel=job.channel, params=note.facts, outcome=note.outcome,
-                        detail=note.detail, job_id=job.id,
-                    )  # fmt: skip
+            failures = 0
+            while True:
+                try:
+                    with self.svc.sessions.begin() as s:
+                        # Only while this worker still holds the lease: operations save before each
+                        # side effect, so a worker that lost its job to another replica stops first.
+                        res = s.execute(
+                            update(Job)
+                            .where(Job.id == job.id, Job.lease_owner == self.owner)
+                            .values(progress=progress, updated_at=now())
+                        )
+                        if res.rowcount != 1:
+                            raise LeaseLost(job.id)  # rolls back: no audit row for a step not ours
+                        for note in notes:  # the step's audit rows commit with the step, or neither does
+                            audit.append(
+                                s, actor_id=SYSTEM_HOLDER, actor_name="TAISUN",
+                                action=f"{job.operation}.{note.event}", environment=job.environment,
+                                channel=job.channel, params=note.facts, outcome=note.outcome,
+                                detail=note.detail, job_id=job.id,
+                            )  # fmt: skip
+                    break
+                except LeaseLost:
+                    raise
+                except Exception as e:
+                    # A blip: the operation waits here, before its next side effect, and goes on
+                    # when the database is back (or learns then that another worker has the job).
+                    if not database_unreachable(e) or self._stop.is_set():
+                        raise
+                    failures += 1
+                    _log_failure("could not save job progress yet", e, job_id=job.id)
+                    self._stop.wait(backoff(failures))
             job.progress = progress
             self.svc.notifier.job_changed(job.id)
 
@@ -593,6 +677,8 @@ class JobRunner:
             self._finish(job.id, "failed", user_message(e, self.svc.config.language))
             return
         except Exception as e:
+            if database_unreachable(e):
+                raise  # execute() leaves the job to be resumed: a blip is not a failed deploy
             log.error(
                 "operation raised",
                 extra={"job_id": job.id, "error": repr(e), "trace": traceback.format_exc()},
@@ -610,6 +696,26 @@ class JobRunner:
         )
 
     def _finish(self, job_id: str, state: str, result: str, keep_lock: str | None = None) -> None:
+        """Record how the job ended; while the database is unreachable, try again with backoff.
+
+        The outcome is known and must not be lost to a blip (a restart that finished must not be
+        resumed as "not resumable"). Stopping gives up: the job then resumes under its lease.
+        """
+        failures = 0
+        while True:
+            try:
+                self._finish_once(job_id, state, result, keep_lock)
+                return
+            except Exception as e:
+                if not database_unreachable(e) or self._stop.is_set():
+                    _log_failure("could not record how a job ended; it resumes under its lease", e,
+                                 job_id=job_id, unexpected=not database_unreachable(e))  # fmt: skip
+                    return
+                failures += 1
+                _log_failure("could not record how a job ended yet", e, job_id=job_id)
+                self._stop.wait(backoff(failures))
+
+    def _finish_once(self, job_id: str, state: str, result: str, keep_lock: str | None) -> None:
         """Move to a final state, release (or convert) the lock, audit — all in one transaction."""
         t = now()
         with self.svc.sessions.begin() as s:
@@ -649,11 +755,19 @@ class JobRunner:
         for job_id in expired:
             self.svc.jobs.expire(job_id)
         self._sweep_locks()
+        self._prune_delivery_keys()
         for hook in self.svc.sweep_hooks:
             try:
                 hook()
             except Exception:
                 log.exception("sweep hook failed")
+
+    def _prune_delivery_keys(self) -> None:
+        """Forget duplicate-delivery keys past their TTL, now and then (every replica may; it is idempotent)."""
+        if self._last_prune and time.monotonic() - self._last_prune < 600:
+            return
+        self._last_prune = time.monotonic()
+        dedupe.prune(self.svc.sessions)
 
     def _sweep_locks(self) -> None:
         """Remind holders before their manual lock expires; announce expired locks."""
@@ -687,3 +801,16 @@ class JobRunner:
             self.svc.later(
                 lambda channel=channel, text=text: self.svc.slack.chat_postMessage(channel=channel, text=text)
             )
+
+
+def _log_failure(
+    what: str, error: BaseException, *, job_id: str = "", unexpected: bool | None = None
+) -> None:
+    """A database blip is a warning (it passes); anything else is an error with its traceback."""
+    extra = {"job_id": job_id, "error": repr(error)[:300]} if job_id else {"error": repr(error)[:300]}
+    if unexpected is None:
+        unexpected = not database_unreachable(error)
+    if unexpected:
+        log.error(what, extra=extra, exc_info=error)
+    else:
+        log.warning(what, extra=extra)

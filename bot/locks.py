@@ -160,6 +160,10 @@ def _acquire_once(
         winner = s.get(Lock, environment, populate_existing=True)
         if winner is None:
             raise _WinnerGone from None
+        if winner.job_id and winner.job_id == job_id:
+            # Taken for this very job by someone else at the same moment (two approvers clicking
+            # at once): not "locked by a running job" — the caller's next step sees who won.
+            return winner
         raise EnvironmentLocked(LockInfo.of(winner)) from None
     return lock
 

@@ -49,6 +49,12 @@ OPEN_INCIDENTS = Gauge(
 SLACK_RETRIES = Counter(
     "taisun_slack_api_retries_total", "Slack Web API retries (rate limits, 5xx)", ["reason"]
 )
+DUPLICATES = Counter(
+    "taisun_duplicate_deliveries_total",
+    "Slack deliveries answered quietly because the same request was already taken "
+    "(Slack retries, Socket Mode redelivery, another replica)",
+    ["kind"],
+)
 
 
 class Metrics:
@@ -66,6 +72,9 @@ class Metrics:
             JOB_SECONDS.labels(job.operation, state).observe(
                 (job.finished_at - job.started_at).total_seconds()
             )
+
+    def duplicate(self, kind: str) -> None:
+        DUPLICATES.labels(kind).inc()
 
     def approved(self, wait_seconds: float) -> None:
         APPROVAL_WAIT.observe(wait_seconds)

@@ -13,10 +13,9 @@ from urllib.parse import parse_qs
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from slack_sdk.errors import SlackApiError
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 
-from bot import metrics
+from bot import inbound, metrics
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -140,18 +139,23 @@ class WsgiApp:
             headers["content-type"] = environ["CONTENT_TYPE"]
         headers[RECEIVED_HEADER] = f"{start:.6f}"  # set here, never taken from the client
         text_body = body.decode("utf-8", "replace")
+        # Checked here, before Bolt: it answers 500 to a timestamp that is not a number and to a
+        # signed payload whose `actions`, `view`, `user` or `event` has the wrong type.
+        secret = self.svc.settings.slack_signing_secret
         try:
+            if secret:
+                inbound.verify_signature(secret, text_body, headers)
+            inbound.parse_payload(text_body, inbound.content_type_of(headers))
             req = BoltRequest(
                 body=text_body, query=parse_qs(environ.get("QUERY_STRING", "")), headers=headers
             )
-        except Exception:
-            # Bolt cannot even read it (e.g. payload=null). Forged or malformed: say which, never a 500.
-            verifier = SignatureVerifier(self.svc.settings.slack_signing_secret)
-            timestamp = headers.get("x-slack-request-timestamp", "")
-            if not verifier.is_valid(text_body, timestamp, headers.get("x-slack-signature", "")):
-                return _json(start_response, "401 Unauthorized", {"error": "invalid signature"})
-            log.warning("malformed Slack request refused")
-            return _json(start_response, "400 Bad Request", {"error": "malformed request"})
+        except inbound.Unsigned as e:
+            # Anyone can send these; a stranger's garbage is not an error of ours.
+            log.info("unsigned Slack request refused", extra={"why": str(e)})
+            return _json(start_response, "401 Unauthorized", {"error": "invalid signature"})
+        except inbound.Malformed as e:
+            log.warning("malformed Slack request refused", extra={"why": str(e)[:300]})
+            return _json(start_response, "400 Bad Request", {"error": f"malformed request: {e}"[:300]})
         resp = self.bolt.dispatch(req)
         kind = (
             "command"
@@ -174,11 +178,16 @@ class WsgiApp:
                 s.execute(text("SELECT 1"))
         except Exception as e:
             db = f"unreachable: {type(e).__name__}"
+        runner = self.svc.runner
+        # Requests are still taken when every worker thread is gone, but nothing would run them.
+        workers = {"alive": runner.alive, "configured": runner.threads}
+        no_workers = runner.threads > 0 and workers["alive"] == 0
         body = {
-            "status": "ok" if db == "ok" and not self.auth.fatal else "unhealthy",
+            "status": "ok" if db == "ok" and not self.auth.fatal and not no_workers else "unhealthy",
             "database": db,
             "slack": self.auth.status,
-            "jobs_running": self.svc.runner.busy,
+            "jobs_running": runner.busy,
+            "job_workers": workers,
         }
         return _json(start_response, "200 OK" if body["status"] == "ok" else "503 Service Unavailable", body)
 

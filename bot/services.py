@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import deadline
 from bot.audit import AuditChainer, audit_key, refusal_recorder
 from bot.backends.http import RecentChecks
 from bot.config import Config, Settings, load_config
@@ -155,6 +156,8 @@ def build_services(
         policy=Policy(config, Directory(group_fetcher(slack)), record=refusal_recorder(sessions.begin)),
         metrics=Metrics(),
     )
+    # Writes made on a request's ack path take effect only while the answer can be on time.
+    deadline.install(svc.sessions)
     svc.jobs = JobService(svc)
     svc.chainer = AuditChainer(
         svc.sessions.begin, key=audit_key(settings.taisun_audit_key), anchorer=_anchorer(svc)

@@ -22,6 +22,15 @@ log = logging.getLogger(__name__)
 Reply = dict[str, Any] | None
 
 
+def arrived_at(request: BoltRequest) -> float | None:
+    """time.monotonic() when the HTTP request reached this process (Socket Mode and the shell: None)."""
+    raw = (request.headers.get(RECEIVED_HEADER) or [""])[0]
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
 def waited_too_long(svc: Services, request: BoltRequest) -> float | None:
     """Seconds the request has waited, when that is past the ack deadline; None otherwise.
 
@@ -29,11 +38,10 @@ def waited_too_long(svc: Services, request: BoltRequest) -> float | None:
     it failed, so a request that is about to miss that must not start anything. (Socket Mode and
     the shell carry no arrival time: never late.)
     """
-    raw = (request.headers.get(RECEIVED_HEADER) or [""])[0]
-    try:
-        waited = time.monotonic() - float(raw)
-    except ValueError:
+    arrived = arrived_at(request)
+    if arrived is None:
         return None
+    waited = time.monotonic() - arrived
     return waited if waited > svc.config.slack.ack_deadline_seconds else None
 
 

@@ -214,29 +214,42 @@ def _modal_values(view: dict[str, Any]) -> tuple[str, str, str]:
 # --------------------------------------------------------------------------- listeners
 
 
+def incident_id(value: str) -> int:
+    """The incident a button names; a value the bot did not write names no incident (never a 500)."""
+    if not (value.isascii() and value.isdigit()):
+        raise IncidentError(key="inc.err.gone")
+    return int(value)
+
+
 def register(app: App, svc: Services) -> None:
     def ack_incident(value: str, user_id: str, user_name: str, body: dict) -> Reply:
-        incidents.acknowledge(svc, int(value), user_id, user_name)
+        incidents.acknowledge(svc, incident_id(value), user_id, user_name)
         return None
 
     def mitigated(value: str, user_id: str, user_name: str, body: dict) -> Reply:
-        incidents.mark_mitigated(svc, int(value), user_id, user_name)
+        incidents.mark_mitigated(svc, incident_id(value), user_id, user_name)
         return None
 
     def promote(value: str, user_id: str, user_name: str, body: dict) -> Reply:
-        inc = incidents.promote(svc, int(value), user_id, user_name)
+        inc = incidents.promote(svc, incident_id(value), user_id, user_name)
         return blocks.message(t("inc.reply.promoting", svc.lang_for(user_id), ref=inc.ref))
 
     def resolve(value: str, user_id: str, user_name: str, body: dict) -> Reply:
-        inc = incidents.resolve(svc, int(value), user_id, user_name)
+        inc = incidents.resolve(svc, incident_id(value), user_id, user_name)
         return blocks.message(t("inc.reply.resolved", svc.lang_for(user_id), ref=inc.ref))
 
     def pick(value: str, user_id: str, user_name: str, body: dict) -> Reply:
-        incident_id, _, payload = value.partition("|")
-        return apply(svc, int(incident_id), json.loads(payload), user_id, user_name)
+        number, _, payload = value.partition("|")
+        try:
+            args = json.loads(payload)
+        except ValueError:
+            raise IncidentError(key="inc.err.gone") from None
+        if not isinstance(args, dict):
+            raise IncidentError(key="inc.err.gone")
+        return apply(svc, incident_id(number), args, user_id, user_name)
 
     def followup(value: str, user_id: str, user_name: str, body: dict) -> Reply:
-        url = incidents.open_followup_issue(svc, int(value), user_id, user_name)
+        url = incidents.open_followup_issue(svc, incident_id(value), user_id, user_name)
         return blocks.message(t("inc.reply.opened", svc.lang_for(user_id), url=url))
 
     def snooze(value: str, user_id: str, user_name: str, body: dict) -> Reply:

@@ -117,6 +117,7 @@ class Bot:
         raise TimeoutError("bot did not settle")
 
     def stop(self) -> None:
+        self.wsgi.auth.stop()  # its thread would go on calling a local Slack that is gone
         self.svc.stop()
         self.svc.engine.dispose()
 

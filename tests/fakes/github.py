@@ -428,6 +428,11 @@ class FakeGitHub:
             run.script = _normalise_script(script)
             run.step = 0
 
+    def show_run(self, run_id: int) -> None:
+        """GitHub's run listings catch up: the run appears in them from now on (see run_list_lag)."""
+        with self._lock:
+            self._runs[run_id].hidden_lists = 0
+
     def run(self, run_id: int) -> dict[str, Any]:
         """The run as GitHub would return it (does not advance its script)."""
         with self._lock:
