@@ -198,7 +198,15 @@ def test_lang_switches_one_persons_language_and_the_workspace_keeps_its_own(tmp_
     assert "bob として操作します" in out  # the shell's line follows the person at the keyboard
     bob = after(out, "bob> /taisun status stg")
     assert "環境ステータス" in bob and "Environment status" not in bob
-    back = shell(tmp_path, "/lang en\n/lang ja\n/taisun status stg\n/lang fr\n")
+    (tmp_path / "again").mkdir()
+    back = shell(
+        tmp_path / "again",  # a fresh demo: the first one left staging locked
+        "/as bob\n/taisun deploy prod v1.2.3\n/as carol\n1\n/taisun deploy\n/submit env=staging version=v1.2.3\n"
+        "/as alice\n/lang en\n/lang ja\n/taisun status stg\n/lang fr\n",
+    )
+    # In a Japanese workspace the shell's own lines are Japanese too.
+    assert "carol が [1] 承認 をクリック" in back and "フォームを送信しました" in back
+    assert not re.search(r"clicks|form submitted|you are now|only you", back)
     assert "alice の Slack の言語を日本語にしました。" in back and "環境ステータス" in back
     assert "使い方: /lang en または /lang ja（現在: ja）" in back
 
