@@ -39,6 +39,7 @@ from benchmarks.common import (
 )  # fmt: skip
 from bot import signing
 from bot.audit import GENESIS, compute_hash
+from bot.config import EXAMPLE_CONFIG
 from bot.localslack import LocalSlack
 
 ENVS = ["production", "staging", "development"]
@@ -177,7 +178,8 @@ def query_latency(db_url: str, config: Path, n: int, kind: str) -> dict[str, Any
 def verify(db_url: str) -> dict[str, Any]:
     started = time.perf_counter()
     proc = subprocess.run(
-        [PY, "-m", "bot", "audit", "verify", "--json"], cwd=ROOT, env=base_env(DATABASE_URL=db_url),
+        [PY, "-m", "bot", "audit", "verify", "--json"], cwd=ROOT,
+        env=base_env(DATABASE_URL=db_url, TAISUN_CONFIG=str(EXAMPLE_CONFIG)),  # only the shell falls back to it
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     wall = time.perf_counter() - started

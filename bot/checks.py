@@ -6,18 +6,27 @@ import json
 import os
 from collections.abc import Callable
 
-from bot.config import Config, Settings, load_config
+from bot.config import Config, ConfigError, Settings, SlackUnreachable, load_config
 from bot.logs import redact
 
 OK, FAIL, SKIP = "ok", "fail", "not configured"
 
 
 def _database(settings: Settings, config: Config) -> tuple[str, str]:
-    from bot.store.db import current_revision, head_revision, make_engine
+    from bot.store.db import (
+        WrongDatabase,
+        current_revision,
+        ensure_not_shell_database,
+        head_revision,
+        make_engine,
+    )
 
     engine = make_engine(settings.database_url)
     try:
         current, head = current_revision(engine), head_revision()
+        ensure_not_shell_database(engine)
+    except WrongDatabase as e:
+        return FAIL, str(e)
     finally:
         engine.dispose()
     if current != head:
@@ -39,6 +48,25 @@ def _slack(settings: Settings, config: Config) -> tuple[str, str]:
             '"*" in roles would mean the members of a workspace the bot is not in'
         )
     return OK, f"authenticated to team {resp.get('team')} ({team}) as {resp.get('user')}"
+
+
+def _mode(settings: Settings, config: Config) -> tuple[str, str]:
+    """How Slack reaches the bot: Socket Mode (the app token, tried with Slack) or HTTP (the signing secret)."""
+    from bot.slack import check_app_token
+
+    if settings.slack_app_token:
+        try:
+            return OK, check_app_token(settings)
+        except (ConfigError, SlackUnreachable) as e:
+            return FAIL, str(e)
+    if settings.slack_signing_secret:
+        return OK, "HTTP mode: requests to /slack/events are verified with SLACK_SIGNING_SECRET"
+    if not settings.slack_bot_token:
+        return SKIP, "neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode) is set"
+    return FAIL, (
+        "neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode, xapp-…) is set: "
+        "`taisun serve` would refuse to start"
+    )
 
 
 def _github(settings: Settings, config: Config) -> tuple[str, str]:
@@ -140,6 +168,7 @@ def _why(e: Exception) -> str:
 CHECKS: list[tuple[str, Callable[[Settings, Config], tuple[str, str]]]] = [
     ("database", _database),
     ("slack", _slack),
+    ("mode", _mode),
     ("github", _github),
     ("redis", _redis),
     ("aws", _aws),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,40 +14,55 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from bot.audit import AuditKeyMismatch
-from bot.config import ConfigError, Settings, load_config
+from bot.config import ConfigError, Settings, SlackUnreachable, load_config
 from bot.ops.base import OpError
 from bot.policy import NotAllowed
-from bot.store.db import DatabaseNotMigrated
+from bot.store.db import DatabaseNotMigrated, WrongDatabase
 
 
 def _settings() -> Settings:
     return Settings()
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings()
-    config = load_config(settings.config_path)  # fail fast, with the file and field, before forking
-    del config
-    from bot.logs import setup_logging
-    from bot.store.db import ensure_migrated, make_engine, migrate
-
-    setup_logging(settings.log_level)
-    engine = make_engine(settings.database_url)
-    if args.migrate:
-        migrate(engine)
-    ensure_migrated(engine)
-    engine.dispose()
-    if settings.slack_app_token:
-        return _serve_socket_mode(settings)
-    if not settings.slack_signing_secret:
-        raise ConfigError(
-            "SLACK_SIGNING_SECRET is not set: HTTP mode cannot verify that requests come from Slack."
-        )
+def _require_slack_settings(settings: Settings) -> None:
+    """The variables `serve` needs, checked before anything starts: HTTP mode or Socket Mode."""
     if not settings.slack_bot_token:
         raise ConfigError(
             "SLACK_BOT_TOKEN is not set: the bot could not post anything. "
             "Copy the xoxb- token from the app's OAuth & Permissions page."
         )
+    if settings.slack_app_token:
+        return  # Socket Mode; the token itself is tried with Slack once the database is known good
+    if not settings.slack_signing_secret:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set: HTTP mode cannot verify that requests come from Slack. "
+            "Copy it from the app's Basic Information page, or set SLACK_APP_TOKEN (xapp-…, "
+            "connections:write) to use Socket Mode, which needs neither a public URL nor the signing secret."
+        )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    config = load_config(settings.config_path)  # fail fast, with the file and field, before forking
+    del config
+    _require_slack_settings(settings)
+    from bot.logs import setup_logging
+    from bot.store.db import ensure_migrated, ensure_not_shell_database, make_engine, migrate
+
+    setup_logging(settings.log_level)
+    engine = make_engine(settings.database_url)
+    try:
+        ensure_not_shell_database(engine)  # before --migrate: the demo's database is left as it is
+        if args.migrate:
+            migrate(engine)
+        ensure_migrated(engine)
+    finally:
+        engine.dispose()
+    if settings.slack_app_token:
+        from bot.slack import check_app_token
+
+        check_app_token(settings)
+        return _serve_socket_mode(settings)
     from bot.gunicorn_app import serve_http
 
     serve_http(settings, bind=args.bind, workers=args.workers, threads=args.threads)
@@ -81,7 +98,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from bot.store.db import current_revision, make_engine, migrate
+    from bot.store.db import current_revision, make_engine, migrate, shell_marked_at
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -92,6 +109,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         if before != after
         else f"database already at {after}"
     )
+    if shell_marked_at(engine) is not None:
+        # Upgrading the shell's demo database is fine; running a real bot on it is not.
+        print("note: this is the demo database of `taisun shell`: `taisun serve` refuses it", file=sys.stderr)
+    engine.dispose()
     return 0
 
 
@@ -179,8 +200,9 @@ def _audit_anchor(args: argparse.Namespace, settings: Settings, engine: Any, key
     from datetime import timedelta
 
     from bot import anchors, audit
-    from bot.store.db import session_factory
+    from bot.store.db import ensure_not_shell_database, session_factory
 
+    ensure_not_shell_database(engine)  # the demo's chain has no place in the real bucket or channel
     config = load_config(settings.config_path)
     post = None
     if settings.slack_bot_token:
@@ -290,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("shell", help="try the bot in this terminal, no Slack workspace needed")
     s.add_argument("--as", dest="as_user", default="alice", help="who you are at start: alice, bob or carol")
     s.add_argument(
-        "--database", default=None, help="database URL (default: $DATABASE_URL or sqlite:///taisun.db)"
+        "--database",
+        default=None,
+        help="the shell's own database (default sqlite:///.taisun/shell.db; never $DATABASE_URL, the real bot's)",
     )
     s.set_defaults(fn=cmd_shell)
 
@@ -355,11 +379,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        code = _run(args)
+        sys.stdout.flush()  # a reader that went away (`| head`) shows here at the latest
+        return code
+    except BrokenPipeError:
+        # What every CLI does when the pipe's reader has enough: stop quietly. Python would
+        # complain again when it flushes stdout at exit, so stdout goes to /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, with the errors a person can act on turned into one line and an exit code."""
+    try:
         return int(args.fn(args) or 0)
     except ConfigError as e:
         print(f"taisun: configuration error: {e}", file=sys.stderr)
         return 2
-    except DatabaseNotMigrated as e:
+    except (DatabaseNotMigrated, WrongDatabase, SlackUnreachable) as e:
         print(f"taisun: {e}", file=sys.stderr)
         return 2
     except OperationalError as e:

@@ -22,6 +22,10 @@ class ConfigError(Exception):
     """A config problem, phrased for the person who has to fix the file."""
 
 
+class SlackUnreachable(Exception):
+    """Slack (SLACK_API_URL) did not answer at all at start; the message says where and why."""
+
+
 class Settings(BaseSettings):
     """Environment variables. Secrets only ever come from here."""
 
@@ -42,7 +46,8 @@ class Settings(BaseSettings):
     )
     github_token: str = Field(
         "",
-        description="GitHub token for tags, dispatches and runs (actions:write, contents:read, deployments:write).",
+        description="GitHub token for tags, dispatches and runs (actions:write, contents:read, deployments:write), "
+        "and issues:write for the incident follow-ups' Open GitHub issue button.",
     )
     github_api_url: str = Field(
         "https://api.github.com",
@@ -97,8 +102,13 @@ class Settings(BaseSettings):
 
     @property
     def config_path(self) -> Path:
-        """The config file: TAISUN_CONFIG, else ./taisun.yml, else the shipped example."""
-        path = Path(self.taisun_config or "./taisun.yml")
+        """The config file: TAISUN_CONFIG, else ./taisun.yml (never the example: see shell_config_path)."""
+        return Path(self.taisun_config or "./taisun.yml")
+
+    @property
+    def shell_config_path(self) -> Path:
+        """The shell's config: as config_path, but the shipped example when neither is there."""
+        path = self.config_path
         if not path.exists() and not os.environ.get("TAISUN_CONFIG"):
             return EXAMPLE_CONFIG
         return path
@@ -615,7 +625,9 @@ def load_config(path: str | Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: config file not found. Copy taisun.example.yml to taisun.yml or set TAISUN_CONFIG."
+            f"{path}: config file not found ({path.resolve()}). Copy taisun.example.yml to taisun.yml and edit it "
+            "(cp taisun.example.yml taisun.yml), or set TAISUN_CONFIG to your config's path. "
+            "Only `taisun shell` falls back to the example."
         ) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config file: {e.strerror}") from None

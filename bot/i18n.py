@@ -288,6 +288,93 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Type `/taisun help` to see what I can do.",
         "ja": "`/taisun help` と入力すると、できることの一覧が表示されます。",
     },
+    # the local shell's own lines (taisun shell): plain text for a terminal, in the shell's language
+    "shell.banner": {
+        "en": "TAISUN ChatOps shell — config {config}, database {database}, log {log}",
+        "ja": "TAISUN ChatOps シェル — 設定 {config}、データベース {database}、ログ {log}",
+    },
+    "shell.own_database": {
+        "en": "The shell keeps its demo data in its own database; DATABASE_URL (the real bot's) is not used.",
+        "ja": "シェルはデモのデータを専用のデータベースに保存します。実際のボット用の DATABASE_URL は使いません。",
+    },
+    "shell.you_are": {"en": "You are {name}.", "ja": "あなたは {name} です。"},
+    "shell.simulated": {
+        "en": "No credentials for {what}: those operations run as labelled simulations.",
+        "ja": "{what} の認証情報がないため、それを使う操作はシミュレーションとして実行します（カードにそう表示されます）。",
+    },
+    "shell.type_help": {
+        "en": "Type /taisun help, or /help for shell commands.",
+        "ja": "/taisun help でボットのコマンド一覧、/help でシェルのコマンドを表示します。",
+    },
+    "shell.help": {
+        "en": "Type a slash command as you would in Slack:   /taisun help\n"
+        "  /as bob          act as another person (listed below)\n"
+        "  /click N         click button [N] (or just type N)\n"
+        "  /submit k=v ...  submit the open form, e.g. /submit env=production version=v1.2.3\n"
+        "  /lang en|ja      your Slack language: replies to you and these lines follow it\n"
+        "  /wait            wait until running jobs settle\n"
+        "  /quit            leave (Ctrl-D works too)\n"
+        "Write @bob wherever Slack would mention a person, e.g. /taisun incident assign commander @bob",
+        "ja": "Slack と同じようにスラッシュコマンドを入力します:   /taisun help\n"
+        "  /as bob          別の人として操作する（下の一覧を参照）\n"
+        "  /click N         ボタン [N] をクリックする（数字だけでも可）\n"
+        "  /submit k=v ...  開いているフォームを送信する（例: /submit env=production version=v1.2.3）\n"
+        "  /lang en|ja      あなたの Slack の言語（あなたへの返信とこの表示がその言語になります）\n"
+        "  /wait            実行中のジョブが落ち着くまで待つ\n"
+        "  /quit            終了する（Ctrl-D でも終了します）\n"
+        "人をメンションするところでは @bob のように書きます（例: /taisun incident assign commander @bob）",
+    },
+    "shell.people": {"en": "People (name, Slack ID, roles):", "ja": "登場人物（名前、Slack ID、ロール）:"},
+    "shell.role_in_envs": {"en": "{role} (only in {envs})", "ja": "{role}（{envs} のみ）"},
+    "shell.no_roles": {"en": "no role", "ja": "ロールなし"},
+    "shell.you_are_now": {"en": "you are now {name}", "ja": "{name} として操作します"},
+    "shell.unknown_person": {
+        "en": "there is no {name} here; choose {names}",
+        "ja": "{name} という人はいません。{names} から選んでください",
+    },
+    "shell.lang_set": {
+        "en": "{name}'s Slack language is now {language}.",
+        "ja": "{name} の Slack の言語を{language}にしました。",
+    },
+    "shell.lang.en": {"en": "English", "ja": "英語"},
+    "shell.lang.ja": {"en": "Japanese", "ja": "日本語"},
+    "shell.lang_ignored": {
+        "en": "The config says use_user_locale: false, so the bot answers everyone in the workspace language ({current}).",
+        "ja": "設定が use_user_locale: false のため、ボットは全員にワークスペースの言語（{current}）で答えます。",
+    },
+    "shell.lang_usage": {
+        "en": "usage: /lang en or /lang ja (now: {current})",
+        "ja": "使い方: /lang en または /lang ja（現在: {current}）",
+    },
+    "shell.no_button": {"en": "no button [{n}]", "ja": "ボタン [{n}] はありません"},
+    "shell.click_usage": {"en": "usage: /click N", "ja": "使い方: /click N"},
+    "shell.not_clicked": {"en": "not clicked", "ja": "クリックしませんでした"},
+    "shell.confirmed": {"en": "({title} — confirmed)", "ja": "（{title} — 確認しました）"},
+    "shell.clicks": {"en": "{name} clicks [{n}] {label}", "ja": "{name} が [{n}] {label} をクリック"},
+    "shell.no_form": {"en": "no form is open", "ja": "開いているフォームはありません"},
+    "shell.form_error": {
+        "en": "form error in {field}: {error}",
+        "ja": "フォームのエラー（{field}）: {error}",
+    },
+    "shell.form_submitted": {"en": "form submitted", "ja": "フォームを送信しました"},
+    "shell.form_title": {"en": "form: {title}", "ja": "フォーム: {title}"},
+    "shell.form_hint": {
+        "en": "  — fill it with /submit key=value ...",
+        "ja": "  — /submit key=value ... で入力します",
+    },
+    "shell.one_of": {"en": " (one of: {options})", "ja": "（選択肢: {options}）"},
+    "shell.http_error": {
+        "en": "Slack would show an error: HTTP {status}",
+        "ja": "Slack ではエラーが表示されます: HTTP {status}",
+    },
+    "shell.not_a_command": {
+        "en": "Commands start with /taisun (try /taisun help); /help lists shell commands.",
+        "ja": "コマンドは /taisun で始めます（/taisun help を試してください）。/help でシェルのコマンドを表示します。",
+    },
+    "shell.only_you": {"en": "taisun (only you)", "ja": "taisun（あなただけに表示）"},
+    "shell.only_other": {"en": "taisun → only {name}", "ja": "taisun → {name} だけに表示"},
+    "shell.edited": {"en": " (edited)", "ja": "（編集済み）"},
+    "shell.in_thread": {"en": " (in thread)", "ja": "（スレッド内）"},
     # what a role allows, as refusals name it ("You need the operator role to {action}")
     "act.run": {"en": "run {op}", "ja": "{op} の実行"},
     "act.approve": {"en": "approve {op}", "ja": "{op} の承認"},
@@ -2348,6 +2435,11 @@ class UserLanguages:
             return ""
         hit = self._lookup(user_id, schedule)
         return hit[2] if hit else ""
+
+    def forget(self, user_id: str) -> None:
+        """Drop what is known of a person (their Slack language changed): the next lookup reads it again."""
+        with self._lock:
+            self._cache.pop(user_id, None)
 
     def _load(self, user_id: str) -> None:
         try:

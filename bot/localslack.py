@@ -44,8 +44,9 @@ class Fault:
 
 
 class LocalSlack:
-    def __init__(self, token: str | None = None):
+    def __init__(self, token: str | None = None, app_token: str | None = None):
         self.token = token  # when set, calls with another token get invalid_auth
+        self.app_token = app_token  # when set, the one app-level token (xapp-…) Socket Mode accepts
         self.messages: list[Message] = []
         self.views: dict[str, dict[str, Any]] = {}
         self.home: dict[str, dict[str, Any]] = {}
@@ -80,7 +81,9 @@ class LocalSlack:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="localslack", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="localslack", daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -225,6 +228,9 @@ class LocalSlack:
         token = auth.removeprefix("Bearer ").strip() or params.get("token", "")
         if not token:
             self._reply(h, 200, {"ok": False, "error": "not_authed"})
+            return
+        if method == "apps.connections.open" or token.startswith("xapp-"):
+            self._reply(h, 200, self._app_level(method, token))
             return
         if self.revoked or (self.token and token != self.token):
             self._reply(h, 200, {"ok": False, "error": "token_revoked" if self.revoked else "invalid_auth"})
@@ -448,5 +454,15 @@ class LocalSlack:
     def api_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
 
-    def api_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": False, "error": "not_allowed_token_type"}
+    def _app_level(self, method: str, token: str) -> dict[str, Any]:
+        """Slack's answers where app-level tokens meet: only apps.connections.open takes one, and
+        it takes nothing else."""
+        if method != "apps.connections.open":
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if token.startswith(("xoxb-", "xoxp-")):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if not token.startswith("xapp-") or (self.app_token and token != self.app_token):
+            return {"ok": False, "error": "invalid_auth"}
+        # A one-time WebSocket URL, as Slack gives it (nothing listens on it here).
+        host = self.base.removeprefix("http://").rstrip("/")
+        return {"ok": True, "url": f"ws://{host}/link/?ticket={next(self._ids):08d}&app_id=A0TAISUN"}

@@ -7,14 +7,18 @@ Slack on loopback whose messages are drawn here, buttons numbered and clickable.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
+import os
+import re
 import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +27,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot import signing
-from bot.config import Settings, load_config
+from bot.config import ROLES, Settings, load_config
+from bot.i18n import lang_of_locale, t_plain
 from bot.localslack import LocalSlack, Message
 from bot.mrkdwn import to_plain
 
@@ -36,13 +41,12 @@ USERS = {
 # Everyone but alice is in every user group the config names, so alice asks and bob approves.
 GROUP_MEMBERS = {"U0BOB", "U0CAROL"}
 CHANNEL = "C0OPS"
-HELP = """\
-Type a slash command as you would in Slack:   /taisun help
-  /as bob          act as another user (alice, bob, carol; bob and carol are approvers)
-  /click N         click button [N] (or just type N)
-  /submit k=v ...  submit the open form, e.g. /submit env=production version=v1.2.3
-  /wait            wait until running jobs settle
-  /quit            leave (Ctrl-D works too)"""
+TEAM = "T0LOCAL"  # the local Slack's workspace (its auth.test says so)
+# The shell's own database and log, apart from the real bot's (DATABASE_URL, default ./taisun.db).
+SHELL_DATABASE = "sqlite:///.taisun/shell.db"
+LOCALES = {"en": "en-US", "ja": "ja-JP"}
+# `@bob` as a person types it in Slack; not an e-mail address, not already a mention.
+_AT_NAME = re.compile(r"(?<![\w<@|])@([A-Za-z][\w.-]*)")
 
 
 def wsgi_post(
@@ -66,10 +70,11 @@ def wsgi_post(
 class Renderer:
     """Draws Slack messages as text; numbers every button so it can be clicked."""
 
-    def __init__(self, out: IO[str], tz: ZoneInfo, names: dict[str, str]):
+    def __init__(self, out: IO[str], tz: ZoneInfo, names: dict[str, str], lang: Callable[[], str]):
         self.out = out
         self.tz = tz
         self.names = names
+        self.lang = lang  # the shell's language right now (the person at the keyboard's)
         self.buttons: dict[int, dict[str, Any]] = {}
         self._numbers: dict[tuple[Any, ...], int] = {}
         self._next = 1
@@ -109,7 +114,7 @@ class Renderer:
                 label = b.get("label", {}).get("text", "")
                 el = b.get("element", {})
                 opts = [o["value"] for o in el.get("options", [])]
-                choice = f" (one of: {', '.join(opts[:12])})" if opts else ""
+                choice = t_plain("shell.one_of", self.lang(), options=", ".join(opts[:12])) if opts else ""
                 lines.append(f"  {b.get('block_id')}: {label}{choice}")
         return lines
 
@@ -147,35 +152,45 @@ class Shell:
                 "slack_bot_token": LOCAL_TOKEN,
                 "slack_signing_secret": secrets.token_hex(16),
                 "slack_app_token": "",
+                "taisun_config": str(settings.shell_config_path),
             }
         )
         self.config = load_config(self.settings.config_path)
+        # No locale: the workspace `language` applies to everyone until /lang sets one.
         for name, (uid, _) in USERS.items():
-            self.slack.add_user(uid, name)
+            self.slack.add_user(uid, name, locale="")
         for handle in self._group_handles():
             self.slack.add_usergroup(handle, GROUP_MEMBERS)
         names = {uid: name for name, (uid, _) in USERS.items()} | {"UBOT": "taisun"}
-        self.renderer = Renderer(out, self.config.tz, names)
+        self.renderer = Renderer(out, self.config.tz, names, lambda: self.lang)
         self.user = as_user if as_user in USERS else "alice"
         self.modal: dict[str, Any] | None = None
         self._last_event = time.monotonic()
+        self._held: list[tuple[str, Any]] | None = None
+        self._hold_lock = threading.Lock()
         self.slack.on_change(self._on_slack)
 
-        from bot.store.db import make_engine, migrate
+        from bot.store.db import ensure_shell_database, make_engine, mark_shell_database, migrate
 
         engine = make_engine(self.settings.database_url)
-        migrate(engine)
-        engine.dispose()
+        try:
+            ensure_shell_database(engine)  # never the demo in a real bot's database
+            migrate(engine)
+            mark_shell_database(engine)  # and `taisun serve` never on the demo's
+        finally:
+            engine.dispose()
         from bot.server import build_wsgi
 
         self.wsgi = build_wsgi(self.settings)
         self.svc = self.wsgi.svc
         # Learn the workspace before the first command: `*` in a role admits its members only.
         self.wsgi.auth.check()
+        for uid, _ in USERS.values():
+            self.svc.policy.workspaces.saw(uid, TEAM)
 
     def _group_handles(self) -> set[str]:
         members: list[str] = []
-        for role in ("operator", "approver", "responder", "break_glass", "admin"):
+        for role in ROLES:
             members += getattr(self.config.roles, role)
         for env in self.config.environments.values():
             members += env.approvers
@@ -184,26 +199,100 @@ class Shell:
         members += self.config.incidents.responders
         return {m.lstrip("@") for m in members if m.startswith("@")}
 
+    # -- language and people ---------------------------------------------------------
+    @property
+    def lang(self) -> str:
+        """The language the bot answers the person at the keyboard in; the shell's own lines use it too."""
+        locale = self.slack.users.get(USERS[self.user][0], {}).get("locale", "")
+        if self.config.use_user_locale and locale:
+            return lang_of_locale(locale, self.config.language)
+        return self.config.language
+
+    def say(self, key: str, **fields: Any) -> None:
+        self.out.write("  " + t_plain(key, self.lang, **fields) + "\n")
+
+    def set_language(self, code: str) -> None:
+        """/lang en|ja: the person's Slack locale, as they would change it in Slack's preferences."""
+        uid, name = USERS[self.user]
+        if code not in LOCALES:
+            self.say("shell.lang_usage", current=self.lang)
+            return
+        self.slack.users[uid]["locale"] = LOCALES[code]
+        # The bot keeps what it learned of a person for a day: have it read the new locale now.
+        self.svc.languages.forget(uid)
+        self.svc.languages.get(uid)
+        self.say("shell.lang_set", name=name, language=t_plain(f"shell.lang.{code}", self.lang))
+        if not self.config.use_user_locale:
+            self.say("shell.lang_ignored", current=self.config.language)
+
+    def with_mentions(self, text: str) -> str:
+        """`@bob` becomes the mention Slack sends for it (`<@U0BOB|bob>`); other words stay as typed."""
+
+        def mention(m: re.Match[str]) -> str:
+            person = USERS.get(m.group(1).lower())
+            return f"<@{person[0]}|{person[1]}>" if person else m.group(0)
+
+        return _AT_NAME.sub(mention, text)
+
+    def roles_of(self, user_id: str) -> str:
+        """The roles the config gives a person, and where, as the bot's policy decides them."""
+        envs = list(self.config.environments.values())
+        held: list[str] = []
+        for role in ROLES:
+            where = [e.name for e in envs if self.svc.policy.has_role(user_id, role, e)]
+            if len(where) == len(envs):
+                held.append(role)
+            elif where:
+                held.append(t_plain("shell.role_in_envs", self.lang, role=role, envs=", ".join(where)))
+        return ", ".join(held) or t_plain("shell.no_roles", self.lang)
+
+    def help(self) -> None:
+        self.out.write(t_plain("shell.help", self.lang) + "\n" + t_plain("shell.people", self.lang) + "\n")
+        for name, (uid, _) in USERS.items():
+            self.out.write(f"  {name:<6} {uid:<8} {self.roles_of(uid)}\n")
+
     # -- drawing ---------------------------------------------------------------------
     def _on_slack(self, kind: str, obj: Message | dict[str, Any]) -> None:
         self._last_event = time.monotonic()
+        with self._hold_lock:
+            if self._held is not None:
+                # Drawn once the request's own answer is: a copy, as the message is now.
+                self._held.append((kind, copy.copy(obj)))
+                return
+        self._draw(kind, obj)
+
+    @contextmanager
+    def _answer_first(self) -> Iterator[None]:
+        """Slack shows a request's own answer (the ack) before what the bot posts meanwhile: so does the shell."""
+        with self._hold_lock:
+            self._held = []
+        try:
+            yield
+        finally:
+            with self._hold_lock:
+                held, self._held = self._held or [], None
+                for kind, obj in held:
+                    self._draw(kind, obj)
+
+    def _draw(self, kind: str, obj: Message | dict[str, Any]) -> None:
         if isinstance(obj, Message):
             if obj.ephemeral_to and obj.ephemeral_to != USERS[self.user][0]:
-                who = f"taisun → only {self.renderer.names.get(obj.ephemeral_to, obj.ephemeral_to)}"
+                name = self.renderer.names.get(obj.ephemeral_to, obj.ephemeral_to)
+                who = t_plain("shell.only_other", self.lang, name=name)
             elif obj.ephemeral_to:
-                who = "taisun (only you)"
+                who = t_plain("shell.only_you", self.lang)
             else:
                 who = f"#{obj.channel.lower().removeprefix('c0')} taisun"
-            note = " (edited)" if kind == "updated" else ""
+            note = t_plain("shell.edited", self.lang) if kind == "updated" else ""
             if obj.thread_ts:
-                note += " (in thread)"
+                note += t_plain("shell.in_thread", self.lang)
             ctx = {"channel": obj.channel, "ts": obj.ts}
             self.renderer.show(who, obj.text, obj.blocks, ctx, note)
         elif kind in ("view_opened", "view_updated"):
             self.modal = obj  # type: ignore[assignment]
-            title = obj.get("title", {}).get("text", "form")
-            self.renderer.show(f"form: {title}", "", obj.get("blocks", []), {"view": obj["id"]},
-                               "  — fill it with /submit key=value ...")  # fmt: skip
+            title = t_plain("shell.form_title", self.lang, title=obj.get("title", {}).get("text", ""))
+            self.renderer.show(title, "", obj.get("blocks", []), {"view": obj["id"]},
+                               t_plain("shell.form_hint", self.lang))  # fmt: skip
 
     # -- acting ----------------------------------------------------------------------
     def _post(self, body: str, ctype: str) -> tuple[int, bytes]:
@@ -213,38 +302,39 @@ class Shell:
     def command(self, text: str) -> None:
         uid, name = USERS[self.user]
         body, ctype = signing.slash_command(
-            text, user_id=uid, user_name=name, channel_id=CHANNEL,
+            self.with_mentions(text), user_id=uid, user_name=name, channel_id=CHANNEL, team_id=TEAM,
             response_url=self.slack.response_url(f"{uid}-{secrets.token_hex(4)}"),
         )  # fmt: skip
-        status, data = self._post(body, ctype)
-        self._show_ack(status, data)
+        with self._answer_first():
+            self._show_ack(*self._post(body, ctype))
 
     def click(self, n: int, interactive: bool) -> None:
         b = self.renderer.buttons.get(n)
         if b is None:
-            self.out.write(f"  no button [{n}]\n")
+            self.say("shell.no_button", n=n)
             return
         if b.get("confirm"):
             title = b["confirm"]["title"]["text"]
             if interactive:
                 answer = input(f"  {title} {self.renderer.mrkdwn(b['confirm']['text']['text'])} [y/N] ")
                 if answer.strip().lower() not in ("y", "yes"):
-                    self.out.write("  not clicked\n")
+                    self.say("shell.not_clicked")
                     return
             else:
-                self.out.write(f"  ({title} — confirmed)\n")
+                self.say("shell.confirmed", title=title)
         uid, name = USERS[self.user]
-        self.out.write(f"  {name} clicks [{n}] {b['text']}\n")
+        self.say("shell.clicks", name=name, n=n, label=b["text"])
         body, ctype = signing.block_action(
             b["action_id"], b["value"], user_id=uid, user_name=name, channel_id=b.get("channel", CHANNEL),
             message_ts=b.get("ts", ""), block_id=b["block_id"],
             response_url=self.slack.response_url(f"{uid}-{secrets.token_hex(4)}"),
         )  # fmt: skip
-        self._show_ack(*self._post(body, ctype))
+        with self._answer_first():
+            self._show_ack(*self._post(body, ctype))
 
     def submit(self, pairs: list[str]) -> None:
         if self.modal is None:
-            self.out.write("  no form is open\n")
+            self.say("shell.no_form")
             return
         given = dict(p.split("=", 1) for p in pairs if "=" in p)
         values: dict[str, Any] = {}
@@ -252,7 +342,7 @@ class Shell:
             if b.get("type") != "input":
                 continue
             el = b["element"]
-            v = given.get(b["block_id"], "")
+            v = self.with_mentions(given.get(b["block_id"], ""))
             state = (
                 {"type": el["type"], "selected_option": {"value": v}}
                 if el["type"] == "static_select"
@@ -261,18 +351,19 @@ class Shell:
             values[b["block_id"]] = {el["action_id"]: state}
         uid, name = USERS[self.user]
         body, ctype = signing.view_submission(self.modal, values, user_id=uid, user_name=name)
-        status, data = self._post(body, ctype)
-        reply = json.loads(data or b"{}") if data else {}
-        if reply.get("response_action") == "errors":
-            for k, v in reply.get("errors", {}).items():
-                self.out.write(f"  form error in {k}: {v}\n")
-            return
-        self.modal = None
-        self.out.write("  form submitted\n")
+        with self._answer_first():
+            status, data = self._post(body, ctype)
+            reply = json.loads(data or b"{}") if data else {}
+            if reply.get("response_action") == "errors":
+                for k, v in reply.get("errors", {}).items():
+                    self.say("shell.form_error", field=k, error=v)
+                return
+            self.modal = None
+            self.say("shell.form_submitted")
 
     def _show_ack(self, status: int, data: bytes) -> None:
         if status != 200:
-            self.out.write(f"  Slack would show an error: HTTP {status}\n")
+            self.say("shell.http_error", status=status)
             return
         if not data:
             return
@@ -282,7 +373,11 @@ class Shell:
             return
         if reply.get("text") or reply.get("blocks"):
             # An in_channel answer (a lock, an unlock) is what everyone in the channel sees.
-            who = "#ops taisun" if reply.get("response_type") == "in_channel" else "taisun (only you)"
+            who = (
+                "#ops taisun"
+                if reply.get("response_type") == "in_channel"
+                else t_plain("shell.only_you", self.lang)
+            )
             self.renderer.show(who, reply.get("text", ""), reply.get("blocks") or [], {"channel": CHANNEL})
 
     def settle(self, timeout: float = 60.0) -> None:
@@ -322,30 +417,42 @@ def run_shell(
     stdin: IO[str] | None = None,
     out: IO[str] | None = None,
 ) -> int:
+    """The shell on its own database (--database, else .taisun/shell.db): never DATABASE_URL's."""
     from bot.logs import setup_logging
 
     stdin, out = stdin or sys.stdin, out or sys.stdout
-    settings = Settings()
-    if database_url:
-        settings = settings.model_copy(update={"database_url": database_url})
+    settings = Settings().model_copy(update={"database_url": database_url or SHELL_DATABASE})
     # The bot's JSON log lines would interleave with the conversation: they go to a file.
     log_path = _log_path(settings.database_url)
+    log_path.parent.mkdir(parents=True, exist_ok=True)  # .taisun/ on the first run
     log_file = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (open for the shell's lifetime)
     setup_logging("INFO", stream=log_file)
     interactive = stdin.isatty()
-    shell = Shell(settings, out, as_user)
+    try:
+        shell = Shell(settings, out, as_user)
+    except BaseException:
+        logging.getLogger().handlers.clear()
+        log_file.close()
+        raise
     simulated = [] if settings.github_token else ["GitHub"]
+    lang = shell.lang
     out.write(
-        f"TAISUN ChatOps shell — config {settings.config_path}, database {settings.database_url}, "
-        f"log {log_path}\n"
-        f"You are {shell.user}. "
-        + (
-            f"No credentials for {', '.join(simulated)}: those operations run as labelled simulations.\n"
-            if simulated
-            else "\n"
+        t_plain(
+            "shell.banner",
+            lang,
+            config=shell.settings.config_path,
+            database=settings.database_url,
+            log=log_path,
         )
-        + ("Type /taisun help, or /help for shell commands.\n" if interactive else "")
+        + "\n"
     )
+    if os.environ.get("DATABASE_URL"):
+        out.write(t_plain("shell.own_database", lang) + "\n")
+    out.write(t_plain("shell.you_are", lang, name=shell.user) + "\n")
+    if simulated:
+        out.write(t_plain("shell.simulated", lang, what=", ".join(simulated)) + "\n")
+    if interactive:
+        out.write(t_plain("shell.type_help", lang) + "\n")
     try:
         while True:
             if interactive:
@@ -359,31 +466,34 @@ def run_shell(
                 continue
             if not interactive:
                 out.write(f"\n{shell.user}> {line}\n")
+            words = line.split()
             if line in ("/quit", "/exit"):
                 break
             if line == "/help":
-                out.write(HELP + "\n")
-            elif line.startswith("/as"):
-                name = line.split()[1] if len(line.split()) > 1 else ""
+                shell.help()
+            elif words[0] == "/as":
+                name = words[1] if len(words) > 1 else ""
                 if name in USERS:
                     shell.user = name
-                    out.write(f"  you are now {name}\n")
+                    shell.say("shell.you_are_now", name=name)
                 else:
-                    out.write(f"  unknown user {name!r}; choose {', '.join(USERS)}\n")
-            elif line.startswith("/click") or line.isdigit():
-                n = line.split()[-1]
+                    shell.say("shell.unknown_person", name=name, names=", ".join(USERS))
+            elif words[0] == "/lang":
+                shell.set_language(words[1] if len(words) > 1 else "")
+            elif words[0] == "/click" or line.isdigit():
+                n = words[-1]
                 if n.isdigit():
                     shell.click(int(n), interactive)
                 else:
-                    out.write("  usage: /click N\n")
-            elif line.startswith("/submit"):
-                shell.submit(line.split()[1:])
-            elif line.startswith("/wait"):
+                    shell.say("shell.click_usage")
+            elif words[0] == "/submit":
+                shell.submit(words[1:])
+            elif words[0] == "/wait":
                 shell.settle()
-            elif line.startswith("/taisun") or line.startswith("taisun "):
-                shell.command(line.split(maxsplit=1)[1] if " " in line else "")
+            elif words[0] in ("/taisun", "taisun"):
+                shell.command(line.split(maxsplit=1)[1] if len(words) > 1 else "")
             else:
-                out.write("  Commands start with /taisun (try /taisun help); /help lists shell commands.\n")
+                shell.say("shell.not_a_command")
             if not interactive:
                 shell.settle()
     finally:

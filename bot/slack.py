@@ -25,7 +25,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 
 from bot import metrics
-from bot.config import Settings
+from bot.config import ConfigError, Settings, SlackUnreachable
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -76,6 +76,44 @@ def make_web_client(settings: Settings, token: str | None = None) -> WebClient:
         _CountingServerErrorHandler(max_retry_count=2),
     ]
     return client
+
+
+APP_LEVEL_HOWTO = "create one with the connections:write scope under Basic Information → App-Level Tokens"
+_APP_TOKEN_ERRORS = {
+    "invalid_auth": "it is not a valid app-level token: {how}, or unset SLACK_APP_TOKEN to use HTTP mode",
+    "not_authed": "it is not a valid app-level token: {how}, or unset SLACK_APP_TOKEN to use HTTP mode",
+    "token_revoked": "the token was revoked: {how}",
+    "account_inactive": "the token was revoked: {how}",
+    "not_allowed_token_type": "it is not an app-level token (xapp-…; a bot token xoxb-… goes in "
+    "SLACK_BOT_TOKEN): {how}",
+    "missing_scope": "the token lacks the connections:write scope: {how}",
+}
+
+
+def check_app_token(settings: Settings) -> str:
+    """Ask Slack for a Socket Mode connection (apps.connections.open) with SLACK_APP_TOKEN.
+
+    Returns what worked; raises ConfigError naming Slack's error and what to do, or SlackUnreachable."""
+    token = settings.slack_app_token
+    if not token.startswith("xapp-"):
+        raise ConfigError(
+            f"SLACK_APP_TOKEN is not an app-level token (those start with xapp-): {APP_LEVEL_HOWTO}. "
+            "The bot token xoxb-… goes in SLACK_BOT_TOKEN."
+        )
+    try:
+        make_web_client(settings, token=token).apps_connections_open(app_token=token)
+    except SlackApiError as e:
+        error = str(e.response.get("error", "")) if e.response is not None else ""
+        why = _APP_TOKEN_ERRORS.get(error, "{how}").format(how=APP_LEVEL_HOWTO)
+        raise ConfigError(
+            f"Slack refused SLACK_APP_TOKEN (apps.connections.open answered `{error}`): {why}."
+        ) from None
+    except Exception as e:  # a connection refused, DNS, TLS: Slack never answered
+        raise SlackUnreachable(
+            f"cannot reach Slack at {settings.slack_api_url} (SLACK_API_URL) to open a Socket Mode connection: "
+            f"{type(e).__name__}: {e}".splitlines()[0]
+        ) from None
+    return "Socket Mode: SLACK_APP_TOKEN accepted (apps.connections.open)"
 
 
 def group_fetcher(client: WebClient) -> Callable[[str], set[str] | None]:

@@ -26,7 +26,11 @@ def free_port() -> int:
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "TAISUN_", "DATABASE_URL"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "GITHUB_", "TAISUN_", "DATABASE_URL"))
+    }
     env.update({
         "SLACK_BOT_TOKEN": settings.slack_bot_token, "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
         "SLACK_API_URL": settings.slack_api_url, "DATABASE_URL": settings.database_url,
@@ -42,7 +46,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
 class ServedBot:
     """`python -m bot serve` in its own process group, with its log captured to a file."""
 
-    def __init__(self, settings: Settings, log_path: Path, workers: int = 2):
+    def __init__(self, settings: Settings, log_path: Path, workers: int = 2, cwd: Path = ROOT):
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,7 +54,7 @@ class ServedBot:
         self._log = open(log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", "8"],
-            cwd=ROOT, env=env_for(settings), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=cwd, env=env_for(settings), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.http = httpx.Client(base_url=self.url, timeout=10)
         self.wait_healthy()
@@ -59,7 +63,9 @@ class ServedBot:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"bot exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"bot exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}"
+                )
             try:
                 if self.http.get("/health").status_code in (200, 503):
                     return
@@ -68,8 +74,12 @@ class ServedBot:
             time.sleep(0.1)
         raise TimeoutError(f"bot did not start:\n{self.log_path.read_text()[-3000:]}")
 
-    def post(self, body: str, ctype: str, *, secret: str | None = None, timestamp: int | None = None) -> httpx.Response:
-        headers = signing.sign(secret or self.settings.slack_signing_secret, body, timestamp) | {"Content-Type": ctype}
+    def post(
+        self, body: str, ctype: str, *, secret: str | None = None, timestamp: int | None = None
+    ) -> httpx.Response:
+        headers = signing.sign(secret or self.settings.slack_signing_secret, body, timestamp) | {
+            "Content-Type": ctype
+        }
         return self.http.post("/slack/events", content=body.encode(), headers=headers)
 
     def kill(self) -> None:
@@ -95,8 +105,18 @@ class ServedBot:
         return self.log_path.read_text(errors="replace")
 
 
-def run_cli(args: list[str], settings: Settings | None = None, stdin: str | None = None, timeout: float = 120, **extra: str) -> Any:
+def run_cli(
+    args: list[str],
+    settings: Settings | None = None,
+    stdin: str | None = None,
+    timeout: float = 120,
+    cwd: Path = ROOT,
+    unset: tuple[str, ...] = (),
+    **extra: str,
+) -> Any:
+    """`taisun ARGS` as a person runs it, in `cwd`, with the variables `unset` left out."""
     env = env_for(settings, **extra) if settings else {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+    env = {k: v for k, v in env.items() if k not in unset}
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=timeout
-    )
+        [sys.executable, "-m", "bot", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )  # fmt: skip

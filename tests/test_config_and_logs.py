@@ -35,7 +35,10 @@ def test_the_example_config_is_valid_and_has_the_guides_environments():
         ("environments:\n  a: {cache: {mode: flushall}}\n", "allow_flushall: true"),
         ("environments:\n  a: {restart: {backend: ssm}}\n", "needs instance_tag"),
         ("github: {repository: nope}\nenvironments: {a: {}}\n", "should look like owner/name"),
-        ("environments:\n  a:\n    freeze_windows: [{start: {day: fri, time: '25:00'}, end: {day: mon, time: '09:00'}}]\n", "not a time like 18:00"),
+        (
+            "environments:\n  a:\n    freeze_windows: [{start: {day: fri, time: '25:00'}, end: {day: mon, time: '09:00'}}]\n",
+            "not a time like 18:00",
+        ),
         ("- just\n- a list\n", "should be a mapping"),
     ],
 )
@@ -73,7 +76,11 @@ def test_check_reports_each_backend(tmp_path: Path, slack, db_url):
 
 
 def test_check_fails_on_an_unmigrated_database(tmp_path: Path):
-    result = run_cli(["check"], None, DATABASE_URL=f"sqlite:///{tmp_path}/new.db", TAISUN_CONFIG="")
+    from bot.config import EXAMPLE_CONFIG
+
+    result = run_cli(
+        ["check"], None, DATABASE_URL=f"sqlite:///{tmp_path}/new.db", TAISUN_CONFIG=str(EXAMPLE_CONFIG)
+    )
     assert result.returncode == 1 and "taisun migrate" in result.stdout
 
 
@@ -84,7 +91,16 @@ def test_tokens_keys_and_dsn_passwords_are_redacted():
         + " Authorization: Bearer abc.def.ghi"
     )  # fmt: skip
     out = redact(text)
-    for secret in ("xoxb-1234", "xapp-1-A0", "ghp_aaa", "github_pat_bbb", "AKIAABCDEFGHIJKLMNOP", "s3cr3t-pw", "hunter2", "abc.def.ghi"):
+    for secret in (
+        "xoxb-1234",
+        "xapp-1-A0",
+        "ghp_aaa",
+        "github_pat_bbb",
+        "AKIAABCDEFGHIJKLMNOP",
+        "s3cr3t-pw",
+        "hunter2",
+        "abc.def.ghi",
+    ):
         assert secret not in out
     assert "postgresql://app:***@db:5432/taisun" in out
 
@@ -93,7 +109,9 @@ def test_json_logs_redact_registered_secrets_in_messages_and_extra_fields():
     register_secret("plain-secret-value-42")
     stream = io.StringIO()
     setup_logging("INFO", stream=stream)
-    logging.getLogger("t").warning("calling with plain-secret-value-42", extra={"dsn": "postgresql://u:pw123456@h/db"})
+    logging.getLogger("t").warning(
+        "calling with plain-secret-value-42", extra={"dsn": "postgresql://u:pw123456@h/db"}
+    )
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert "plain-secret-value-42" not in json.dumps(line) and "pw123456" not in json.dumps(line)
     assert line["level"] == "warning" and line["logger"] == "t"

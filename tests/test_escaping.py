@@ -464,9 +464,8 @@ def test_the_shell_draws_escaped_text_as_the_person_typed_it(tmp_path):
     reason = "<!channel> see <https://evil.example/login|the runbook> & more"
     script = f"/taisun lock stg {shlex.quote(reason)}\n/taisun incident declare sev4 'R&D <b> down'\n"
     result = run_cli(
-        ["shell"],
+        ["shell", "--database", f"sqlite:///{tmp_path}/shell.db"],
         stdin=script,
-        DATABASE_URL=f"sqlite:///{tmp_path}/shell.db",
         TAISUN_CONFIG="",
         GITHUB_TOKEN="",
     )

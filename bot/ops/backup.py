@@ -174,6 +174,19 @@ class Backup(Operation):
         ctx.save(fields=fields, flag=flag_for(ctx.job, ctx.svc.config.language))
 
     def run(self, ctx: JobContext) -> None:
+        try:
+            self._run(ctx)
+        except OpError as e:
+            # `taisun backup run` prints the outcome in English, whatever the workspace language.
+            ctx.save(cli_result=to_plain(i18n.user_message(e, "en")))
+            raise
+
+    @staticmethod
+    def _result(ctx: JobContext, key: str, **fields: Any) -> None:
+        """The result for the card (workspace language) and for the command line (English)."""
+        ctx.save(result=ctx.t(key, **fields), cli_result=i18n.t_plain(key, "en", **fields))
+
+    def _run(self, ctx: JobContext) -> None:
         b = ctx.svc.config.backup
         if ctx.dry_run or ctx.params.get("simulated"):
             self._simulate(ctx, b)
@@ -194,9 +207,9 @@ class Backup(Operation):
             "seconds": f"{p['seconds']:.1f}", "days": b.retention_days,
         }  # fmt: skip
         if deleted:
-            ctx.save(result=ctx.t("op.backup.result_deleted", n=len(deleted), **stored))
+            self._result(ctx, "op.backup.result_deleted", n=len(deleted), **stored)
         else:
-            ctx.save(result=ctx.t("op.backup.result", **stored))
+            self._result(ctx, "op.backup.result", **stored)
 
     def _simulate(self, ctx: JobContext, b: BackupConfig) -> None:
         label = label_for(ctx.job, ctx.svc.config.language)
@@ -213,7 +226,11 @@ class Backup(Operation):
         ctx.step(ctx.t("op.backup.sim_retention", label=label, days=b.retention_days), "info")
         ctx.step(ctx.t("op.backup.sim_check", label=label), "info")
         why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
-        ctx.save(result=ctx.t("op.backup.sim_result", label=label, why=why))
+        why_en = i18n.t("op.why.dry_run", "en") if ctx.dry_run else simulated_why(ctx.job, "en")
+        ctx.save(
+            result=ctx.t("op.backup.sim_result", label=label, why=why),
+            cli_result=i18n.t_plain("op.backup.sim_result", "en", label=label_for(ctx.job, "en"), why=why_en),
+        )
 
     def _finished_before(self, ctx: JobContext, s3: Any, b: BackupConfig) -> bool:
         """Resumed after the upload had completed: do not take a second backup."""
@@ -673,7 +690,8 @@ def cli_summary(job: Job) -> dict[str, Any]:
         "job_id": job.id,
         "state": state,
         "job_state": job.state,
-        "result": job.result,
+        # The command line speaks English (the card keeps the workspace language).
+        "result": p.get("cli_result") or to_plain(job.result or ""),
         "simulated": simulated_why(job, "en") or None,
         "id": p.get("backup_id"),
         "key": p.get("key"),
@@ -714,11 +732,12 @@ def run_from_cli(settings: Settings, *, json_output: bool = False) -> int:
     Exit code 0 when the backup was stored ("ok": true, "state": "succeeded"), 1 otherwise: failed,
     refused, or "simulated" (credentials or the DSN variable missing: nothing was backed up)."""
     from bot.services import build_services
-    from bot.store.db import ensure_migrated
+    from bot.store.db import ensure_migrated, ensure_not_shell_database
 
     svc = build_services(settings, workers=0)
     try:
         ensure_migrated(svc.engine)
+        ensure_not_shell_database(svc.engine)  # its report would go to the real report channel
         _supersede_dead_cli_jobs(svc)
         try:
             job = _start_cli_job(svc)
@@ -762,8 +781,7 @@ def _print(summary: dict[str, Any], json_output: bool, error: bool) -> None:
     if json_output:
         print(json.dumps(summary, ensure_ascii=False))
         return
-    # The result is the card's mrkdwn; a terminal gets it as plain text.
-    print(to_plain(summary["result"]) or summary["state"], file=sys.stderr if error else sys.stdout)
+    print(summary["result"] or summary["state"], file=sys.stderr if error else sys.stdout)
 
 
 REGISTRY_BACKUP = register(Backup())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, create_engine, event, exc, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +20,13 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class DatabaseNotMigrated(Exception):
     """The schema is older than this version of the bot."""
+
+
+class WrongDatabase(Exception):
+    """The shell's demo database given to a real bot, or a real bot's database given to the shell."""
+
+
+SHELL_MARK = "shell"  # the bot_meta row `taisun shell` writes into its own database
 
 
 def normalize_url(url: str) -> str:
@@ -165,9 +173,54 @@ def ensure_migrated(engine: Engine) -> None:
     """Refuse to run on a schema that is not at the newest revision."""
     current, head = current_revision(engine), head_revision()
     if current != head:
-        where = make_url(normalize_url(str(engine.url))).render_as_string(hide_password=True)
+        where = _where(engine)
         state = f"at revision {current}" if current else "empty (never migrated)"
         raise DatabaseNotMigrated(
             f"The database {where} is {state}; this version needs {head}. "
             "Run `taisun migrate` (or `taisun serve --migrate`)."
+        )
+
+
+def _where(engine: Engine) -> str:
+    return make_url(normalize_url(str(engine.url))).render_as_string(hide_password=True)
+
+
+def shell_marked_at(engine: Engine) -> datetime | None:
+    """When `taisun shell` first wrote into this database; None for any other database."""
+    from bot.store.models import BotMeta
+
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(BotMeta.__tablename__):
+            return None
+        return conn.execute(select(BotMeta.created_at).where(BotMeta.key == SHELL_MARK)).scalar()
+
+
+def mark_shell_database(engine: Engine) -> None:
+    """Mark a (migrated) database as the shell's, so `taisun serve` refuses it."""
+    from bot.store.models import BotMeta
+
+    if shell_marked_at(engine) is None:
+        with session_factory(engine).begin() as s:
+            s.add(BotMeta(key=SHELL_MARK, value="demo data written by `taisun shell`"))
+
+
+def ensure_not_shell_database(engine: Engine) -> None:
+    """Refuse to run a real bot on the shell's demo database (its locks, incidents, audit rows, cards)."""
+    since = shell_marked_at(engine)
+    if since is not None:
+        raise WrongDatabase(
+            f"The database {_where(engine)} holds the demo data of `taisun shell` (since "
+            f"{since:%Y-%m-%d %H:%M} UTC): a real bot on it would start with the demo's locks, incidents and "
+            "audit rows and edit the demo's messages in your Slack. Point DATABASE_URL at the bot's own "
+            "database (default sqlite:///taisun.db in the current folder; create it with `taisun migrate`)."
+        )
+
+
+def ensure_shell_database(engine: Engine) -> None:
+    """Refuse to play the shell's demo on a real bot's database (one migrated without the shell's mark)."""
+    if current_revision(engine) and shell_marked_at(engine) is None:
+        raise WrongDatabase(
+            f"The database {_where(engine)} belongs to a real bot (it has no mark of `taisun shell`): the "
+            "shell would write its demo locks, incidents and audit rows into it. Leave out --database to "
+            "use the shell's own (.taisun/shell.db), or name a new file."
         )

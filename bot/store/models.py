@@ -149,5 +149,15 @@ class DedupeKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class BotMeta(Base):
+    """Facts about the database itself, one row each: `shell` marks the local shell's demo database."""
+
+    __tablename__ = "bot_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # Feature tables register on the same metadata (Alembic sees them through this import).
 import bot.store.models_incidents  # noqa: E402, F401
