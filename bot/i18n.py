@@ -13,9 +13,6 @@ gives the same text for a terminal, a document, GitHub or the audit log.
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from bot.mrkdwn import Mrkdwn, escape, fill, template_markup, to_plain
@@ -2293,70 +2290,3 @@ def lang_of_locale(locale: str | None, default: str) -> str:
         return default
     code = locale.split("-")[0].lower()
     return code if code in LANGS else "en"
-
-
-class UserLanguages:
-    """Each user's language (from their Slack locale) and display name, cached; never looked up
-    on the ack path.
-
-    The first reply to someone uses the workspace language while `users.info` is read in the
-    background; later replies use their locale. Names are for texts where a mention cannot
-    render (the postmortem draft is a code block): unknown ones stay user IDs.
-    """
-
-    def __init__(
-        self,
-        fetch_user: Callable[[str], dict[str, Any] | None],
-        default: str,
-        use_locale: bool,
-        ttl: float = 86400.0,
-    ):
-        self._fetch = fetch_user
-        self.default = default
-        self.use_locale = use_locale
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, str, str]] = {}  # user -> (when, language, name)
-        self._pending: set[str] = set()
-        self._lock = threading.Lock()
-
-    def _lookup(
-        self, user_id: str, schedule: Callable[[Callable[[], None]], None] | None
-    ) -> tuple[float, str, str] | None:
-        with self._lock:
-            hit = self._cache.get(user_id)
-            if hit and time.monotonic() - hit[0] < self._ttl:
-                return hit
-            start = user_id not in self._pending
-            self._pending.add(user_id)
-        if start:
-            if schedule is None:
-                self._load(user_id)
-                with self._lock:
-                    return self._cache.get(user_id)
-            schedule(lambda: self._load(user_id))
-        return hit
-
-    def get(self, user_id: str, schedule: Callable[[Callable[[], None]], None] | None = None) -> str:
-        if not self.use_locale or not user_id:
-            return self.default
-        hit = self._lookup(user_id, schedule)
-        return hit[1] if hit else self.default
-
-    def name(self, user_id: str, schedule: Callable[[Callable[[], None]], None] | None = None) -> str:
-        """The person's Slack display name, or "" while it is not known yet."""
-        if not user_id:
-            return ""
-        hit = self._lookup(user_id, schedule)
-        return hit[2] if hit else ""
-
-    def _load(self, user_id: str) -> None:
-        try:
-            user = self._fetch(user_id) or {}
-        except Exception as e:
-            log.info("could not read a user's locale", extra={"error": repr(e)})
-            user = {}
-        profile = user.get("profile") or {}
-        name = str(profile.get("display_name") or user.get("real_name") or user.get("name") or "")
-        with self._lock:
-            self._pending.discard(user_id)
-            self._cache[user_id] = (time.monotonic(), lang_of_locale(user.get("locale"), self.default), name)

@@ -149,5 +149,23 @@ class DedupeKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class Person(Base):
+    """What Slack said about someone who used the bot: their locale and display name, for every process.
+
+    Learned once (users.info, or a payload that carries it) and asked again after a while, so all
+    workers and replicas answer a person in the same language and Slack is asked once for them.
+    """
+
+    __tablename__ = "people"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locale: Mapped[str] = mapped_column(String(32), default="")  # e.g. ja-JP; "" when Slack did not say
+    name: Mapped[str] = mapped_column(String(255), default="")  # display name; "" when unknown
+    # When Slack last told us (or failed to): None means never; old means ask again (bot.people).
+    asked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A process is asking Slack until then; the others wait for its answer instead of asking too.
+    asking_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
 # Feature tables register on the same metadata (Alembic sees them through this import).
 import bot.store.models_incidents  # noqa: E402, F401
