@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import SPECS, Spec
-from bot.i18n import MESSAGES, duration, t
+from bot.i18n import MESSAGES, duration, outcome, render_plain, t
 from bot.mrkdwn import Mrkdwn, escape, link, mention, plain_text, slack_time, trusted
 
 Block = dict[str, Any]
@@ -154,9 +154,11 @@ def audit_blocks(events: list[Any], environment: str | None, lang: str = "en") -
     lines = []
     for ev in events:
         where = f" `{ev.environment}`" if ev.environment else ""
-        detail = f" — {escape(ev.detail[:120])}" if ev.detail else ""
+        # A detail the bot wrote from its catalogue reads in the reader's language; other text as stored.
+        said = render_plain(ev.detail_msg, lang) if getattr(ev, "detail_msg", None) else ev.detail
+        detail = f" — {escape(said[:120])}" if said else ""
         lines.append(
-            f"{slack_time(ev.ts)}  {mention(ev.actor_id)}  *{ev.action}*{where}  _{ev.outcome}_{detail}"
+            f"{slack_time(ev.ts)}  {mention(ev.actor_id)}  *{ev.action}*{where}  _{outcome(ev.outcome, lang)}_{detail}"
         )
     return [section(title), *sections(lines), context(t("audit.footer", lang, n=len(events)))]
 

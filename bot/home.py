@@ -194,7 +194,7 @@ class Home:
             out.append(
                 blocks.section(
                     "\n".join(
-                        f"{blocks.slack_time(e.ts)} *{e.action}* {('`' + e.environment + '`') if e.environment else ''} _{e.outcome}_"
+                        f"{blocks.slack_time(e.ts)} *{e.action}* {('`' + e.environment + '`') if e.environment else ''} _{i18n.outcome(e.outcome, lang)}_"
                         for e in mine
                     )
                 )

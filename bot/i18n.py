@@ -68,6 +68,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "`/taisun rollback {env}` をご案内します。",
     },
     "card.cancel": {"en": "Cancel", "ja": "キャンセル"},
+    "card.yes": {"en": "Yes", "ja": "はい"},
     "card.expires": {"en": "Expires {time}", "ja": "有効期限 {time}"},
     "card.other_approver": {
         "en": "someone other than the requester must approve",
@@ -524,11 +525,44 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "ヘルス: {health} · バージョン: `{version}`",
     },
     "status.last_deploy": {"en": "last deploy: {what}", "ja": "最終デプロイ: {what}"},
+    # what an environment's /health answered (status, Home, verification); the service's own words verbatim
+    "health.ok": {"en": "ok ({status})", "ja": "正常（{status}）"},
+    "health.http": {"en": "{status} {reason}", "ja": "異常（HTTP {status} {reason}）"},
+    "health.unreachable": {"en": "unreachable: {why}", "ja": "接続できません: {why}"},
+    "health.timed_out": {"en": "timed out", "ja": "タイムアウト"},
+    "health.refused": {"en": "connection refused or DNS failure", "ja": "接続拒否または名前解決の失敗"},
+    "health.no_url": {"en": "no URL configured", "ja": "URL が設定されていません"},
     "status.checked": {"en": "Checked {time}", "ja": "確認時刻 {time}"},
     # audit
     "audit.title": {"en": "*Audit log*", "ja": "*監査ログ*"},
     "audit.text": {"en": "Audit log", "ja": "監査ログ"},
     "audit.empty": {"en": "No entries yet.", "ja": "まだ記録はありません。"},
+    # how each row ended, as the audit view and the Home tab show it
+    "audit.outcome.ok": {"en": "ok", "ja": "完了"},
+    "audit.outcome.error": {"en": "error", "ja": "エラー"},
+    "audit.outcome.failed": {"en": "failed", "ja": "失敗"},
+    "audit.outcome.refused": {"en": "refused", "ja": "拒否"},
+    "audit.outcome.pending": {"en": "pending", "ja": "承認待ち"},
+    "audit.outcome.skipped": {"en": "skipped", "ja": "スキップ"},
+    "audit.outcome.not_run": {"en": "not run", "ja": "未実行"},
+    "audit.outcome.unknown": {"en": "unknown", "ja": "不明"},
+    "audit.outcome.cancelled": {"en": "cancelled", "ja": "キャンセル"},
+    "audit.outcome.rejected": {"en": "rejected", "ja": "却下"},
+    "audit.outcome.expired": {"en": "expired", "ja": "期限切れ"},
+    "audit.outcome.invalid": {"en": "invalid", "ja": "不正"},
+    # details the bot itself writes into audit rows
+    "audit.why.keyed": {
+        "en": "from this row on, the chain is keyed with TAISUN_AUDIT_KEY (HMAC-SHA256)",
+        "ja": "この行から、チェーンは TAISUN_AUDIT_KEY（HMAC-SHA256）で鍵付けされています",
+    },
+    "audit.why.no_approval": {"en": "no approval in time", "ja": "期限内に承認されませんでした"},
+    "audit.why.resumed": {"en": "attempt {attempt} on {owner}", "ja": "{owner} で {attempt} 回目の実行"},
+    "audit.why.late": {
+        "en": "rolled back: the answer would have reached Slack {waited} s after the request arrived "
+        "(deadline {deadline} s)",
+        "ja": "取り消しました: 応答が Slack に届くのはリクエストの到着から {waited} 秒後になるところでした"
+        "（期限 {deadline} 秒）",
+    },
     "audit.footer": {
         "en": "{n} newest first · `taisun audit verify` checks the chain",
         "ja": "新しい順に {n} 件 · `taisun audit verify` で改ざんを検査できます",
@@ -614,7 +648,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "inc.header.no_status": {
         "en": "No status update yet: `/taisun incident status <what we know>`",
-        "ja": "まだ状況の更新はありません: `/taisun incident status <what we know>`",
+        "ja": "まだ状況の更新はありません: `/taisun incident status <わかっていること>`",
     },
     "inc.btn.ack": {"en": "Acknowledge", "ja": "確認"},
     "inc.btn.mitigated": {"en": "Mitigated", "ja": "緩和済み"},
@@ -714,7 +748,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "inc.err.status_text": {
         "en": 'Say what is known: `/taisun incident status "rolled back; error rate falling"`.',
-        "ja": 'わかっていることを書いてください: `/taisun incident status "rolled back; error rate falling"`',
+        "ja": 'わかっていることを書いてください: `/taisun incident status "ロールバック済み、エラー率は低下中"`',
     },
     "inc.err.roles": {"en": "Roles are {roles}.", "ja": "ロールは {roles} です。"},
     "inc.err.same_severity": {"en": "{ref} is already {severity}.", "ja": "{ref} はすでに {severity} です。"},
@@ -809,7 +843,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "inc.nudge.no_status": {
         "en": 'No status update for {minutes} min: `/taisun incident status "what we know"`',
-        "ja": '{minutes} 分間状況の更新がありません: `/taisun incident status "what we know"`',
+        "ja": '{minutes} 分間状況の更新がありません: `/taisun incident status "わかっていること"`',
     },
     "inc.nudge.overdue": {
         "en": "Step *{step}* is overdue (due within {minutes} min)",
@@ -1102,6 +1136,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "inc.role_lc.comms": {"en": "comms", "ja": "広報"},
     # handlers/runbook.py: replies to the person who asked
     "rb.list.line": {"en": "`{id}` — {title} · _{kind}_", "ja": "`{id}` — {title} · _{kind}_"},
+    "rb.kind.incident-flow": {"en": "incident-flow", "ja": "インシデント対応フロー"},
+    "rb.kind.runbook": {"en": "runbook", "ja": "ランブック"},
+    "rb.kind.troubleshooting": {"en": "troubleshooting", "ja": "トラブルシューティング"},
     "rb.list.none": {"en": "No runbooks found.", "ja": "ランブックが見つかりません。"},
     "rb.list.title": {"en": "*Runbooks*", "ja": "*ランブック*"},
     "rb.list.text": {"en": "Runbooks", "ja": "ランブック"},
@@ -2258,6 +2295,25 @@ def user_message(e: BaseException, lang: str) -> Mrkdwn:
     if key:
         return t(key, lang, **{name: render(v, lang) for name, v in getattr(e, "fields", {}).items()})
     return escape(str(e))
+
+
+def outcome(code: str, lang: str) -> Mrkdwn:
+    """How an audit row ended (ok, refused...) in `lang`; an outcome without a label is shown as stored."""
+    key = f"audit.outcome.{code}"
+    return t(key, lang) if key in MESSAGES else escape(code)
+
+
+def stored(e: BaseException, lang: str) -> Msg | str:
+    """An exception's text to store (an audit detail): its catalogue message when it has one, so each
+    reader sees it in their language later; otherwise its plain words in `lang`."""
+    if callable(getattr(e, "stored", None)):
+        return e.stored()  # type: ignore[attr-defined,no-any-return]
+    if callable(getattr(e, "message", None)):
+        return to_plain(e.message(lang))  # type: ignore[attr-defined]
+    key = getattr(e, "key", None)
+    if key and key in MESSAGES:
+        return msg(key, **getattr(e, "fields", {}))
+    return str(e)
 
 
 def t(key: str, lang: str = "en", **fields: Any) -> Mrkdwn:

@@ -153,7 +153,9 @@ def build_services(
         sessions=sessions,
         read_sessions=session_factory(read_engine),
         slack=slack,
-        policy=Policy(config, Directory(group_fetcher(slack)), record=refusal_recorder(sessions.begin)),
+        policy=Policy(
+            config, Directory(group_fetcher(slack)), record=refusal_recorder(sessions.begin, config.language)
+        ),
         metrics=Metrics(),
     )
     # Writes made on a request's ack path take effect only while the answer can be on time.

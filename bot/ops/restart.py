@@ -130,7 +130,7 @@ def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fie
     Returns what was seen; raises OpError(failed_key, url, health, seconds and `fields`: what
     was already done) when the service stays unhealthy."""
     if not env.url:
-        ctx.record("health_checked", outcome="skipped", detail="no URL configured", url=None)
+        ctx.record("health_checked", outcome="skipped", detail=msg("health.no_url"), url=None)
         ctx.step(ctx.t("op.health.no_url_step", env=env.name), "info")
         return ctx.t("op.health.not_checked")
     d = ctx.svc.config.defaults

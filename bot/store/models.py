@@ -56,6 +56,9 @@ class AuditEvent(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
+    # When the bot wrote `detail` from its catalogue: the message itself (bot.i18n.msg), so each reader
+    # sees it in their language; `detail` is its text in the workspace language, for the record.
+    detail_msg: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     job_id: Mapped[str] = mapped_column(String(36), default="")
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     # hash is an HMAC-SHA256 with TAISUN_AUDIT_KEY when keyed, else a plain SHA-256 (rows chained
