@@ -78,7 +78,9 @@ def button(
     return b
 
 
-def confirm_dialog(title: str, text: str, yes: str = "Yes", no: str = "Cancel") -> Block:
+def confirm_dialog(title: str, text: str, *, lang: str, yes: str = "", no: str = "") -> Block:
+    """A button's "are you sure?" dialog; its buttons say `yes` / `no` (default: Yes / Cancel in `lang`)."""
+    yes, no = yes or t("card.yes", lang), no or t("card.cancel", lang)
     return {
         "title": {"type": "plain_text", "text": plain_text(title)[:100]},
         "text": {"type": "mrkdwn", "text": escape(text)[:300]},
@@ -233,8 +235,8 @@ def job_blocks(
         confirm = confirm_dialog(
             t("card.confirm_approve_title", lang),
             t("card.confirm_approve_text", lang, what=escape(description)),
+            lang=lang,
             yes=t("card.approve", lang),
-            no=t("card.cancel", lang),
         )
         blocks.append(
             {
@@ -261,8 +263,8 @@ def job_blocks(
                 env=job.environment,
                 version=progress.get("rollback_to", ""),
             ),
+            lang=lang,
             yes=t("card.rollback", lang),
-            no=t("card.cancel", lang),
         )
         blocks.append(
             {

@@ -132,6 +132,7 @@ def _step_buttons(run: RunView, step: Step, view: StepView, lang: str) -> list[B
                         action=action,
                         env=env,
                     ),
+                    lang=lang,
                     yes=t("rb.confirm.run_yes", lang),
                 ),
             )
@@ -333,6 +334,7 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
                 confirm=confirm_dialog(
                     t("inc.confirm.resolve_title", lang, ref=inc.ref),
                     t("inc.confirm.resolve_text", lang),
+                    lang=lang,
                     yes=t("inc.btn.resolve", lang),
                 ),
             )

@@ -146,7 +146,7 @@ class Home:
         for env in svc.config.environments.values():
             rep = health.get(env.name)
             icon = "⚪" if rep is None or rep.healthy is None else ("🟢" if rep.healthy else "🔴")
-            state = t("home.checking", lang) if rep is None else rep.health
+            state = t("home.checking", lang) if rep is None else rep.text(lang)
             # The version and health come from the environment itself: outside text, escaped.
             version = blocks.escape((rep.version if rep else "") or "—")
             lines = [f"{icon} *{env.name}* · `{version}` · {blocks.escape(state)}"]
@@ -177,7 +177,7 @@ class Home:
                         blocks.button(t("home.approve", lang), Action.APPROVE, job.id, style="primary",
                                       confirm=blocks.confirm_dialog(t("home.confirm_title", lang),
                                                                     t("home.confirm_text", lang, what=what),
-                                                                    yes=t("home.approve", lang))),
+                                                                    lang=lang, yes=t("home.approve", lang))),
                         blocks.button(t("home.reject", lang), Action.REJECT, job.id, style="danger"),
                     ],
                 }

@@ -418,6 +418,9 @@ _LABELS = {
     "causes": Bilingual(en="Causes", ja="原因"),
     "steps": Bilingual(en="Steps", ja="手順"),
     "overdue": Bilingual(en="due within {n} min", ja="{n} 分以内"),
+    "manual": Bilingual(en="manual", ja="手作業"),
+    "check": Bilingual(en="check", ja="確認"),
+    "action": Bilingual(en="action", ja="操作"),
 }
 
 
@@ -574,7 +577,7 @@ class Runbook(_Strict):
                     if step.overdue_minutes
                     else ""
                 )
-                lines.append(f"  {number}. [{step.kind}] {step.title_for(lang)}{due}")
+                lines.append(f"  {number}. [{_LABELS[step.kind].get(lang)}] {step.title_for(lang)}{due}")
                 if step.manual is not None:
                     lines.append(f"     {step.manual.text.get(lang)}")
                     lines += [f"     $ {c}" for c in (step.manual.command or "").splitlines()]

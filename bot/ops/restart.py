@@ -120,8 +120,8 @@ def label_for(job: Job, lang: str = "en") -> str:
 
 def health_text(report: http.HealthReport, lang: str = "en") -> str:
     if report.version:
-        return t("op.health.version", lang, health=report.health, version=report.version)
-    return report.health
+        return t("op.health.version", lang, health=report.text(lang), version=report.version)
+    return report.text(lang)
 
 
 def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fields: Any) -> str:
@@ -157,7 +157,7 @@ def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fie
             raise OpError(
                 key=failed_key,
                 url=env.url,
-                health=report.health,
+                health=report.said,  # rendered in each reader's language (bot.i18n.user_message)
                 seconds=f"{d.verify_timeout_seconds:g}",
                 **fields,
             )
