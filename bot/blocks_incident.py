@@ -71,7 +71,8 @@ def _is_overdue(step: Step, view: StepView, started: datetime, now: datetime) ->
 
 def _status_line(view: StepView, lang: str = "en") -> str:
     who = mention(view.actor_id) if view.actor_id else t("rb.the_bot", lang)
-    when = f" {slack_time(view.updated_at, '{time}')}" if view.updated_at else ""
+    # Built as markup: an f-string would make the date plain text, shown escaped (&lt;!date…&gt;).
+    when = Mrkdwn(" ") + slack_time(view.updated_at, "{time}") if view.updated_at else Mrkdwn("")
     if view.state == "done":
         if view.result:
             return t("rb.status.done_result", lang, who=who, when=when, result=trusted(view.result[:300]))

@@ -336,6 +336,13 @@ def test_a_team_sees_only_its_own_language_in_a_whole_day_of_work(lang, db_url, 
     # dave's first tab, in his language
     assert {"ja": "*環境*", "en": "*Environments*"}[lang] in str(first_home)
 
+    raw = [
+        (where, text)
+        for where, text in shown
+        if re.search(r"&lt;(?:!date\^|@[UW][A-Z0-9]{2,}|#C[A-Z0-9]{2,})", text)
+    ]
+    assert not raw, raw[:3]  # the bot's own markup (a date, a mention) is rendered, never shown escaped
+
     leaks = [(where, text, other_language(text, lang)) for where, text in shown]
     leaks = [leak for leak in leaks if leak[2]]
     assert not leaks, "\n".join(f"{where}: {found} in {text[:200]!r}" for where, text, found in leaks)
