@@ -1665,6 +1665,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "`{target}`: 再起動 {status} — {why}",
     },
     "op.restart.no_output": {"en": "(no output)", "ja": "（出力なし）"},
+    # why a rolling restart ended where it did (the host's and /health's own words inside)
+    "op.restart.why.none": {
+        "en": "no targets: nothing was restarted",
+        "ja": "対象がないため、何も再起動していません",
+    },
+    "op.restart.why.failed": {
+        "en": "restart of {target} failed ({status}): {why}{untouched}",
+        "ja": "{target} の再起動に失敗しました（{status}）: {why}{untouched}",
+    },
+    "op.restart.why.unhealthy": {
+        "en": "health check failed after restarting {target}: {health}{untouched}",
+        "ja": "{target} の再起動後のヘルスチェックに失敗しました: {health}{untouched}",
+    },
+    "op.restart.why.untouched": {"en": "; not restarted: {targets}", "ja": "（未再起動: {targets}）"},
+    "op.restart.why.all_ok": {
+        "en": "all {n} restarted and healthy",
+        "ja": "{n} 台すべて再起動済みで正常です",
+    },
     "op.restart.unhealthy": {
         "en": "`{target}`: restarted, but /health stayed unhealthy: {health}",
         "ja": "`{target}`: 再起動しましたが、/health が異常のままです: {health}",

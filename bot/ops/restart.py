@@ -382,14 +382,14 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
             ctx.record(
                 "instance_failed",
                 outcome="failed",
-                detail=outcome.reason,
+                detail=outcome.said,
                 save={"restart_current": ""},
                 **failed,
             )
             ctx.step(ctx.t("op.restart.unhealthy", target=stopped, health=state["health"]), "failed")
         for x in untouched:
             ctx.step(ctx.t("op.restart.not_restarted", target=x), "skipped")
-        stop = {"service": service, "env": env.name, "stopped": stopped, "reason": outcome.reason}
+        stop = {"service": service, "env": env.name, "stopped": stopped, "reason": outcome.said}
         if untouched:
             raise OpError(
                 key="op.restart.stopped_untouched", n=len(done), total=len(targets), untouched=", ".join(untouched),
