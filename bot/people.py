@@ -17,6 +17,7 @@ and whoever registered a hook (the Home tab) hears when the person's language be
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from bot.i18n import lang_of_locale
 from bot.store.models import Person
 
 log = logging.getLogger(__name__)
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 REFRESH = timedelta(hours=24)  # ask Slack again after this: someone may have switched their Slack language
 RETRY = timedelta(minutes=10)  # ... or after this, when Slack could not say (an error, no locale)
@@ -63,6 +65,11 @@ class Known:
 
     def being_asked(self, now: datetime) -> bool:
         return self.asking_until is not None and self.asking_until > now
+
+
+def is_person(user_id: str) -> bool:
+    """A Slack user ID (U…/W…): the bot, Alertmanager and the CLI act under other names, never looked up."""
+    return bool(_SLACK_USER.fullmatch(user_id or ""))
 
 
 def display_name(user: dict[str, Any]) -> str:
@@ -106,7 +113,7 @@ class People:
     def language(self, user_id: str, wait: float = 0.0) -> str:
         """The language to answer this person in; for someone Slack has not told us about yet,
         wait up to `wait` seconds for its answer, then use the workspace language."""
-        if not self.use_locale or not user_id:
+        if not self.use_locale or not is_person(user_id):
             return self.default
         known = self._known(user_id)
         if (known is None or not known.answered) and wait > 0:
@@ -116,7 +123,7 @@ class People:
 
     def name(self, user_id: str) -> str:
         """The person's Slack display name, or "" while it is not known yet."""
-        if not user_id:
+        if not is_person(user_id):
             return ""
         known = self._known(user_id)
         return known.name if known else ""
@@ -126,7 +133,7 @@ class People:
 
         only_known: store it only for people the bot has met (user_change events come for everyone).
         """
-        if not user_id or not locale:
+        if not is_person(user_id) or not locale:
             return
         before = self._memo_of(user_id)
         if before is not None and before.locale == locale and (not name or before.name == name):
