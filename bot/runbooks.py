@@ -252,7 +252,11 @@ class ParamSpec:
     def check(self, name: str, value: Any) -> str | None:
         """A problem with `value`, or None when it is acceptable."""
         if self.type is bool:
-            return None if isinstance(value, bool) else f"params.{name} should be true or false, got {_yaml_type(value)}"
+            return (
+                None
+                if isinstance(value, bool)
+                else f"params.{name} should be true or false, got {_yaml_type(value)}"
+            )
         if self.type is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 return f"params.{name} should be a whole number, got {_yaml_type(value)}"
@@ -281,7 +285,9 @@ ACTION_PARAMS: dict[str, dict[str, ParamSpec]] = {
             "terminate connections idle for longer than this (default: the environment's setting)",
             minimum=1,
         ),
-        "restart": ParamSpec(bool, "restart the app afterwards as part of this step (default: true)", default=True),
+        "restart": ParamSpec(
+            bool, "restart the app afterwards as part of this step (default: true)", default=True
+        ),
     },
     "deploy": {
         "version": ParamSpec(str, "release tag to deploy (default: asked when the step runs)"),

@@ -212,7 +212,9 @@ def test_audit_verify_names_edited_inserted_and_deleted_rows(db_url, make_bot, s
     result = run_cli(["audit", "verify"], settings)
     assert result.returncode == 1 and "seq 7 missing" in result.stderr
     with bot.svc.sessions.begin() as s:
-        last = s.scalars(select(AuditEvent).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq.desc())).first()
+        last = s.scalars(
+            select(AuditEvent).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq.desc())
+        ).first()
         s.delete(last)
     result = run_cli(["audit", "verify", "--json"], settings)
     report = json.loads(result.stdout)
