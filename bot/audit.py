@@ -547,6 +547,8 @@ def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = Non
                 row["detail_msg"] = json.dumps(row["detail_msg"], ensure_ascii=False, sort_keys=True)
             writer.writerow(row)
         else:
+            if row["detail_msg"] is None:  # as in the hash: only rows that have one carry it
+                del row["detail_msg"]
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
         n += 1
         if progress:
