@@ -61,6 +61,24 @@ def _unwatched_after(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
         deadline.clear()
 
 
+# Of a request's answer deadline, what stays for the listener's own work when a new person's
+# language is looked up first (the listeners answer in milliseconds; this is ample margin).
+ANSWER_RESERVE = 1.0
+
+
+def _reader_of(body: dict) -> tuple[str, str]:  # type: ignore[type-arg]
+    """(user id, locale or "") of the person a request comes from: command, click, form or event."""
+    if body.get("user_id"):  # slash command
+        return str(body["user_id"]), ""
+    user = body.get("user")
+    if isinstance(user, dict) and user.get("id"):  # interactive payloads
+        return str(user["id"]), str(user.get("locale") or "")
+    event = body.get("event")
+    if isinstance(event, dict) and isinstance(event.get("user"), str):
+        return event["user"], ""
+    return "", ""
+
+
 def create_app(settings: Settings, svc: Services | None = None) -> App:
     """A Bolt app whose Web API calls go to SLACK_API_URL and whose acks never wait on slow work."""
     svc = svc or build_services(settings)
@@ -104,6 +122,27 @@ def create_app(settings: Settings, svc: Services | None = None) -> App:
         retry = (request.headers.get("x-slack-retry-num") or [""])[0]
         log.info("duplicate Slack delivery answered quietly", extra={"kind": kind, "retry_num": retry})
         return BoltResponse(status=200, body="")
+
+    from handlers.context import arrived_at
+
+    @app.middleware
+    def know_the_reader(body, request, next):  # type: ignore[no-untyped-def]
+        # Whose request this is, in which language to answer. A locale the payload carries is
+        # used as is; someone Slack has not told us about yet waits a moment for users.info, as far
+        # as this request's answer deadline allows (events are acked first and wait in their listener).
+        user_id, locale = _reader_of(body if isinstance(body, dict) else {})
+        if not user_id:
+            return next()
+        if locale:
+            svc.people.heard(user_id, locale)
+        elif body.get("type") != "event_callback":
+            arrived = arrived_at(request)
+            waited = time.monotonic() - arrived if arrived is not None else 0.0
+            budget = min(
+                svc.people.first_wait, svc.config.slack.ack_deadline_seconds - ANSWER_RESERVE - waited
+            )
+            svc.people.language(user_id, wait=max(budget, 0.0))
+        return next()
 
     from handlers import register_listeners
 

@@ -31,6 +31,7 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot.i18n import Msg, msg, render_plain
 from bot.logs import redact, redact_obj, register_secret
 from bot.mrkdwn import Mrkdwn, to_plain
 from bot.store.models import AuditEvent, AuditHead
@@ -46,7 +47,7 @@ CHAIN_BATCH = 500  # rows linked per chainer transaction
 STALE_UNCHAINED = timedelta(minutes=1)  # verify calls older unchained rows a problem
 EXPORT_FIELDS = (
     "seq", "ts", "actor_id", "actor_name", "action", "environment", "channel",
-    "params", "outcome", "detail", "job_id", "prev_hash", "hash", "keyed",
+    "params", "outcome", "detail", "detail_msg", "job_id", "prev_hash", "hash", "keyed",
 )  # fmt: skip
 KEY_MIN_CHARS = 32
 
@@ -80,6 +81,8 @@ def canonical(ev: AuditEvent) -> bytes:
         "job_id": ev.job_id,
         "prev_hash": ev.prev_hash,
     }
+    if ev.detail_msg is not None:  # only rows that have one: the hashes of older rows stay as they were
+        body["detail_msg"] = ev.detail_msg
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -135,10 +138,19 @@ def append(
     environment: str = "",
     channel: str = "",
     params: dict[str, Any] | None = None,
-    detail: str = "",
+    detail: str | Msg = "",
     job_id: str = "",
+    lang: str = "en",
 ) -> AuditEvent:
-    """Add one audit row to the caller's transaction; the chainer links it after the commit."""
+    """Add one audit row to the caller's transaction; the chainer links it after the commit.
+
+    `detail` is plain text, or a catalogue message (bot.i18n.msg): then it is kept as such, for each
+    reader's language, and its text in `lang` (the workspace language) is the record's `detail`.
+    """
+    detail_msg = None
+    if isinstance(detail, dict):
+        detail_msg = redact_obj(_plain_fields(detail))
+        detail = render_plain(detail_msg, lang)
     ev = AuditEvent(
         seq=None,
         ts=datetime.now(UTC),
@@ -150,6 +162,7 @@ def append(
         params=redact_obj(params or {}),
         outcome=outcome,
         detail=redact(to_plain(detail) if isinstance(detail, Mrkdwn) else detail),  # plain text for auditors
+        detail_msg=detail_msg,
         job_id=job_id,
         prev_hash=None,
         hash=None,
@@ -159,7 +172,22 @@ def append(
     return ev
 
 
-def refusal_recorder(begin: Callable[[], Any]) -> RefusalRecorder:
+def _plain_fields(message: Msg) -> Msg:
+    """A message to store: markup in its fields (a mention, a date) as the plain text the record has."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict) and "key" in value:
+            return _plain_fields(value)
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, Mrkdwn):
+            return to_plain(value)
+        return value if value is None or isinstance(value, str | int | float | bool) else str(value)
+
+    return {"key": message["key"], "fields": {k: plain(v) for k, v in (message.get("fields") or {}).items()}}
+
+
+def refusal_recorder(begin: Callable[[], Any], lang: str = "en") -> RefusalRecorder:
     """The policy's refusal log: one `<thing>.refused` row per refusal, in its own transaction.
 
     Returns whether the row was written; when it cannot be (the database is down) the refusal
@@ -167,14 +195,14 @@ def refusal_recorder(begin: Callable[[], Any]) -> RefusalRecorder:
     """
 
     def record(
-        actor_id: str, attempt: Attempt, environment: str, reason: str, params: dict[str, Any]
+        actor_id: str, attempt: Attempt, environment: str, reason: str | Msg, params: dict[str, Any]
     ) -> bool:
         try:
             with begin() as s:
                 append(
                     s, actor_id=actor_id, actor_name=attempt.user_name, action=f"{attempt.thing}.{attempt.event}",
                     environment=environment, channel=attempt.channel, params=params, outcome="refused",
-                    detail=reason, job_id=attempt.job_id,
+                    detail=reason, job_id=attempt.job_id, lang=lang,
                 )  # fmt: skip
             return True
         except SQLAlchemyError:
@@ -219,7 +247,7 @@ def chain_pending(begin: Callable[[], Any], limit: int = CHAIN_BATCH, key: Audit
             marker = append(
                 s, actor_id="taisun", actor_name="TAISUN", action="audit.keyed", outcome="ok",
                 params={"key_id": key.id, "from_seq": head.seq + 1},
-                detail="from this row on, the chain is keyed with TAISUN_AUDIT_KEY (HMAC-SHA256)",
+                detail=msg("audit.why.keyed"),
             )  # fmt: skip
             s.flush()
             head.key_id = key.id
@@ -488,6 +516,7 @@ def _export_row(ev: AuditEvent) -> dict[str, Any]:
         "params": ev.params,
         "outcome": ev.outcome,
         "detail": ev.detail,
+        "detail_msg": ev.detail_msg,
         "job_id": ev.job_id,
         "prev_hash": ev.prev_hash,
         "hash": ev.hash,
@@ -514,8 +543,12 @@ def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = Non
         row = redact_obj(_export_row(ev))
         if writer:
             row["params"] = json.dumps(row["params"], ensure_ascii=False, sort_keys=True)
+            if row["detail_msg"] is not None:
+                row["detail_msg"] = json.dumps(row["detail_msg"], ensure_ascii=False, sort_keys=True)
             writer.writerow(row)
         else:
+            if row["detail_msg"] is None:  # as in the hash: only rows that have one carry it
+                del row["detail_msg"]
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
         n += 1
         if progress:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import SPECS, Spec
-from bot.i18n import MESSAGES, duration, t
+from bot.i18n import MESSAGES, duration, outcome, render_plain, t
 from bot.mrkdwn import Mrkdwn, escape, link, mention, plain_text, slack_time, trusted
 
 Block = dict[str, Any]
@@ -78,7 +78,9 @@ def button(
     return b
 
 
-def confirm_dialog(title: str, text: str, yes: str = "Yes", no: str = "Cancel") -> Block:
+def confirm_dialog(title: str, text: str, *, lang: str, yes: str = "", no: str = "") -> Block:
+    """A button's "are you sure?" dialog; its buttons say `yes` / `no` (default: Yes / Cancel in `lang`)."""
+    yes, no = yes or t("card.yes", lang), no or t("card.cancel", lang)
     return {
         "title": {"type": "plain_text", "text": plain_text(title)[:100]},
         "text": {"type": "mrkdwn", "text": escape(text)[:300]},
@@ -154,9 +156,11 @@ def audit_blocks(events: list[Any], environment: str | None, lang: str = "en") -
     lines = []
     for ev in events:
         where = f" `{ev.environment}`" if ev.environment else ""
-        detail = f" — {escape(ev.detail[:120])}" if ev.detail else ""
+        # A detail the bot wrote from its catalogue reads in the reader's language; other text as stored.
+        said = render_plain(ev.detail_msg, lang) if getattr(ev, "detail_msg", None) else ev.detail
+        detail = f" — {escape(said[:120])}" if said else ""
         lines.append(
-            f"{slack_time(ev.ts)}  {mention(ev.actor_id)}  *{ev.action}*{where}  _{ev.outcome}_{detail}"
+            f"{slack_time(ev.ts)}  {mention(ev.actor_id)}  *{ev.action}*{where}  _{outcome(ev.outcome, lang)}_{detail}"
         )
     return [section(title), *sections(lines), context(t("audit.footer", lang, n=len(events)))]
 
@@ -231,8 +235,8 @@ def job_blocks(
         confirm = confirm_dialog(
             t("card.confirm_approve_title", lang),
             t("card.confirm_approve_text", lang, what=escape(description)),
+            lang=lang,
             yes=t("card.approve", lang),
-            no=t("card.cancel", lang),
         )
         blocks.append(
             {
@@ -259,8 +263,8 @@ def job_blocks(
                 env=job.environment,
                 version=progress.get("rollback_to", ""),
             ),
+            lang=lang,
             yes=t("card.rollback", lang),
-            no=t("card.cancel", lang),
         )
         blocks.append(
             {

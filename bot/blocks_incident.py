@@ -71,7 +71,8 @@ def _is_overdue(step: Step, view: StepView, started: datetime, now: datetime) ->
 
 def _status_line(view: StepView, lang: str = "en") -> str:
     who = mention(view.actor_id) if view.actor_id else t("rb.the_bot", lang)
-    when = f" {slack_time(view.updated_at, '{time}')}" if view.updated_at else ""
+    # Built as markup: an f-string would make the date plain text, shown escaped (&lt;!date…&gt;).
+    when = Mrkdwn(" ") + slack_time(view.updated_at, "{time}") if view.updated_at else Mrkdwn("")
     if view.state == "done":
         if view.result:
             return t("rb.status.done_result", lang, who=who, when=when, result=trusted(view.result[:300]))
@@ -132,6 +133,7 @@ def _step_buttons(run: RunView, step: Step, view: StepView, lang: str) -> list[B
                         action=action,
                         env=env,
                     ),
+                    lang=lang,
                     yes=t("rb.confirm.run_yes", lang),
                 ),
             )
@@ -333,6 +335,7 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
                 confirm=confirm_dialog(
                     t("inc.confirm.resolve_title", lang, ref=inc.ref),
                     t("inc.confirm.resolve_text", lang),
+                    lang=lang,
                     yes=t("inc.btn.resolve", lang),
                 ),
             )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Config, Environment
-from bot.i18n import t
+from bot.i18n import Msg, msg, t
 
 MAX_TEXT = 2000
 
@@ -61,6 +61,14 @@ class UsageError(Exception):
             return str(self)
         hint = t("err.did_you_mean", lang, what=self.guess) if self.guess else ""
         return t(self.key, lang, hint=hint, **self.fields)
+
+    def stored(self) -> Msg | str:
+        """The same as a stored message (an audit detail), shown later in each reader's language."""
+        if not self.key:
+            return str(self)
+        return msg(
+            self.key, hint=msg("err.did_you_mean", what=self.guess) if self.guess else "", **self.fields
+        )
 
 
 @dataclass

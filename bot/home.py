@@ -37,15 +37,21 @@ class Home:
         self._health: dict[str, tuple[float, http.HealthReport]] = {}
         self._viewers: dict[str, float] = {}
         self._published: dict[str, float] = {}
+        self._published_lang: dict[str, str] = {}  # the language each viewer's tab was last drawn in
         self._lock = threading.Lock()
         self._checking = False
         self._scheduled: dict[str, threading.Timer] = {}
 
     # -- entry points ----------------------------------------------------------------
     def opened(self, user_id: str) -> None:
-        """app_home_opened: publish now from what we know, then again when the live checks return."""
+        """app_home_opened: publish now from what we know, then again when the live checks return.
+
+        Someone opening it for the first time is drawn in their language: Slack is asked for their
+        locale first (a moment; the event is acked already). If Slack is slower, `relearned` redraws it.
+        """
         with self._lock:
             self._viewers[user_id] = time.monotonic()
+        self.svc.people.language(user_id, wait=self.svc.people.first_wait)
         self.publish(user_id)
         if self._stale():
             self.svc.later(lambda: self._refresh_health_then_publish())
@@ -67,16 +73,25 @@ class Home:
                 self._scheduled[user] = timer
                 timer.start()
 
+    def relearned(self, user_id: str) -> None:
+        """This person's language became known (or changed): redraw their tab if it shows another one."""
+        with self._lock:
+            drawn = self._published_lang.get(user_id)
+        if drawn is not None and drawn != self.svc.lang_for(user_id):
+            self.svc.later(lambda: self.publish(user_id))
+
     def _scheduled_publish(self, user_id: str) -> None:
         with self._lock:
             self._scheduled.pop(user_id, None)
         self.svc.later(lambda: self.publish(user_id))
 
     def publish(self, user_id: str) -> None:
+        lang = self.svc.lang_for(user_id)
         with self._lock:
             self._published[user_id] = time.monotonic()
+            self._published_lang[user_id] = lang
         try:
-            self.svc.slack.views_publish(user_id=user_id, view=self.view(user_id))
+            self.svc.slack.views_publish(user_id=user_id, view=self.view(user_id, lang))
         except Exception as e:
             log.warning("could not publish the Home tab", extra={"error": repr(e)})
 
@@ -109,10 +124,10 @@ class Home:
         for user in viewers:
             self.publish(user)
 
-    def view(self, user_id: str) -> dict[str, Any]:
-        """The Home view for one viewer (pure reads; no network)."""
+    def view(self, user_id: str, lang: str | None = None) -> dict[str, Any]:
+        """The Home view for one viewer, in their language (pure reads; no network)."""
         svc = self.svc
-        lang = svc.lang_for(user_id)
+        lang = lang or svc.lang_for(user_id)
         out: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": "TAISUN ChatOps"}},
             blocks.context(t("home.updated", lang, time=blocks.slack_time(datetime.now(UTC)))),
@@ -131,7 +146,7 @@ class Home:
         for env in svc.config.environments.values():
             rep = health.get(env.name)
             icon = "⚪" if rep is None or rep.healthy is None else ("🟢" if rep.healthy else "🔴")
-            state = t("home.checking", lang) if rep is None else rep.health
+            state = t("home.checking", lang) if rep is None else rep.text(lang)
             # The version and health come from the environment itself: outside text, escaped.
             version = blocks.escape((rep.version if rep else "") or "—")
             lines = [f"{icon} *{env.name}* · `{version}` · {blocks.escape(state)}"]
@@ -162,7 +177,7 @@ class Home:
                         blocks.button(t("home.approve", lang), Action.APPROVE, job.id, style="primary",
                                       confirm=blocks.confirm_dialog(t("home.confirm_title", lang),
                                                                     t("home.confirm_text", lang, what=what),
-                                                                    yes=t("home.approve", lang))),
+                                                                    lang=lang, yes=t("home.approve", lang))),
                         blocks.button(t("home.reject", lang), Action.REJECT, job.id, style="danger"),
                     ],
                 }
@@ -179,7 +194,7 @@ class Home:
             out.append(
                 blocks.section(
                     "\n".join(
-                        f"{blocks.slack_time(e.ts)} *{e.action}* {('`' + e.environment + '`') if e.environment else ''} _{e.outcome}_"
+                        f"{blocks.slack_time(e.ts)} *{e.action}* {('`' + e.environment + '`') if e.environment else ''} _{i18n.outcome(e.outcome, lang)}_"
                         for e in mine
                     )
                 )

@@ -13,9 +13,6 @@ gives the same text for a terminal, a document, GitHub or the audit log.
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from bot.mrkdwn import Mrkdwn, escape, fill, template_markup, to_plain
@@ -71,6 +68,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "`/taisun rollback {env}` をご案内します。",
     },
     "card.cancel": {"en": "Cancel", "ja": "キャンセル"},
+    "card.yes": {"en": "Yes", "ja": "はい"},
     "card.expires": {"en": "Expires {time}", "ja": "有効期限 {time}"},
     "card.other_approver": {
         "en": "someone other than the requester must approve",
@@ -614,11 +612,44 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "ヘルス: {health} · バージョン: `{version}`",
     },
     "status.last_deploy": {"en": "last deploy: {what}", "ja": "最終デプロイ: {what}"},
+    # what an environment's /health answered (status, Home, verification); the service's own words verbatim
+    "health.ok": {"en": "ok ({status})", "ja": "正常（{status}）"},
+    "health.http": {"en": "{status} {reason}", "ja": "異常（HTTP {status} {reason}）"},
+    "health.unreachable": {"en": "unreachable: {why}", "ja": "接続できません: {why}"},
+    "health.timed_out": {"en": "timed out", "ja": "タイムアウト"},
+    "health.refused": {"en": "connection refused or DNS failure", "ja": "接続拒否または名前解決の失敗"},
+    "health.no_url": {"en": "no URL configured", "ja": "URL が設定されていません"},
     "status.checked": {"en": "Checked {time}", "ja": "確認時刻 {time}"},
     # audit
     "audit.title": {"en": "*Audit log*", "ja": "*監査ログ*"},
     "audit.text": {"en": "Audit log", "ja": "監査ログ"},
     "audit.empty": {"en": "No entries yet.", "ja": "まだ記録はありません。"},
+    # how each row ended, as the audit view and the Home tab show it
+    "audit.outcome.ok": {"en": "ok", "ja": "完了"},
+    "audit.outcome.error": {"en": "error", "ja": "エラー"},
+    "audit.outcome.failed": {"en": "failed", "ja": "失敗"},
+    "audit.outcome.refused": {"en": "refused", "ja": "拒否"},
+    "audit.outcome.pending": {"en": "pending", "ja": "承認待ち"},
+    "audit.outcome.skipped": {"en": "skipped", "ja": "スキップ"},
+    "audit.outcome.not_run": {"en": "not run", "ja": "未実行"},
+    "audit.outcome.unknown": {"en": "unknown", "ja": "不明"},
+    "audit.outcome.cancelled": {"en": "cancelled", "ja": "キャンセル"},
+    "audit.outcome.rejected": {"en": "rejected", "ja": "却下"},
+    "audit.outcome.expired": {"en": "expired", "ja": "期限切れ"},
+    "audit.outcome.invalid": {"en": "invalid", "ja": "不正"},
+    # details the bot itself writes into audit rows
+    "audit.why.keyed": {
+        "en": "from this row on, the chain is keyed with TAISUN_AUDIT_KEY (HMAC-SHA256)",
+        "ja": "この行から、チェーンは TAISUN_AUDIT_KEY（HMAC-SHA256）で鍵付けされています",
+    },
+    "audit.why.no_approval": {"en": "no approval in time", "ja": "期限内に承認されませんでした"},
+    "audit.why.resumed": {"en": "attempt {attempt} on {owner}", "ja": "{owner} で {attempt} 回目の実行"},
+    "audit.why.late": {
+        "en": "rolled back: the answer would have reached Slack {waited} s after the request arrived "
+        "(deadline {deadline} s)",
+        "ja": "取り消しました: 応答が Slack に届くのはリクエストの到着から {waited} 秒後になるところでした"
+        "（期限 {deadline} 秒）",
+    },
     "audit.footer": {
         "en": "{n} newest first · `taisun audit verify` checks the chain",
         "ja": "新しい順に {n} 件 · `taisun audit verify` で改ざんを検査できます",
@@ -704,7 +735,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "inc.header.no_status": {
         "en": "No status update yet: `/taisun incident status <what we know>`",
-        "ja": "まだ状況の更新はありません: `/taisun incident status <what we know>`",
+        "ja": "まだ状況の更新はありません: `/taisun incident status <わかっていること>`",
     },
     "inc.btn.ack": {"en": "Acknowledge", "ja": "確認"},
     "inc.btn.mitigated": {"en": "Mitigated", "ja": "緩和済み"},
@@ -804,7 +835,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "inc.err.status_text": {
         "en": 'Say what is known: `/taisun incident status "rolled back; error rate falling"`.',
-        "ja": 'わかっていることを書いてください: `/taisun incident status "rolled back; error rate falling"`',
+        "ja": 'わかっていることを書いてください: `/taisun incident status "ロールバック済み、エラー率は低下中"`',
     },
     "inc.err.roles": {"en": "Roles are {roles}.", "ja": "ロールは {roles} です。"},
     "inc.err.same_severity": {"en": "{ref} is already {severity}.", "ja": "{ref} はすでに {severity} です。"},
@@ -899,7 +930,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "inc.nudge.no_status": {
         "en": 'No status update for {minutes} min: `/taisun incident status "what we know"`',
-        "ja": '{minutes} 分間状況の更新がありません: `/taisun incident status "what we know"`',
+        "ja": '{minutes} 分間状況の更新がありません: `/taisun incident status "わかっていること"`',
     },
     "inc.nudge.overdue": {
         "en": "Step *{step}* is overdue (due within {minutes} min)",
@@ -1192,6 +1223,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "inc.role_lc.comms": {"en": "comms", "ja": "広報"},
     # handlers/runbook.py: replies to the person who asked
     "rb.list.line": {"en": "`{id}` — {title} · _{kind}_", "ja": "`{id}` — {title} · _{kind}_"},
+    "rb.kind.incident-flow": {"en": "incident-flow", "ja": "インシデント対応フロー"},
+    "rb.kind.runbook": {"en": "runbook", "ja": "ランブック"},
+    "rb.kind.troubleshooting": {"en": "troubleshooting", "ja": "トラブルシューティング"},
     "rb.list.none": {"en": "No runbooks found.", "ja": "ランブックが見つかりません。"},
     "rb.list.title": {"en": "*Runbooks*", "ja": "*ランブック*"},
     "rb.list.text": {"en": "Runbooks", "ja": "ランブック"},
@@ -1718,6 +1752,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "`{target}`: 再起動 {status} — {why}",
     },
     "op.restart.no_output": {"en": "(no output)", "ja": "（出力なし）"},
+    # why a rolling restart ended where it did (the host's and /health's own words inside)
+    "op.restart.why.none": {
+        "en": "no targets: nothing was restarted",
+        "ja": "対象がないため、何も再起動していません",
+    },
+    "op.restart.why.failed": {
+        "en": "restart of {target} failed ({status}): {why}{untouched}",
+        "ja": "{target} の再起動に失敗しました（{status}）: {why}{untouched}",
+    },
+    "op.restart.why.unhealthy": {
+        "en": "health check failed after restarting {target}: {health}{untouched}",
+        "ja": "{target} の再起動後のヘルスチェックに失敗しました: {health}{untouched}",
+    },
+    "op.restart.why.untouched": {"en": "; not restarted: {targets}", "ja": "（未再起動: {targets}）"},
+    "op.restart.why.all_ok": {
+        "en": "all {n} restarted and healthy",
+        "ja": "{n} 台すべて再起動済みで正常です",
+    },
     "op.restart.unhealthy": {
         "en": "`{target}`: restarted, but /health stayed unhealthy: {health}",
         "ja": "`{target}`: 再起動しましたが、/health が異常のままです: {health}",
@@ -2350,6 +2402,25 @@ def user_message(e: BaseException, lang: str) -> Mrkdwn:
     return escape(str(e))
 
 
+def outcome(code: str, lang: str) -> Mrkdwn:
+    """How an audit row ended (ok, refused...) in `lang`; an outcome without a label is shown as stored."""
+    key = f"audit.outcome.{code}"
+    return t(key, lang) if key in MESSAGES else escape(code)
+
+
+def stored(e: BaseException, lang: str) -> Msg | str:
+    """An exception's text to store (an audit detail): its catalogue message when it has one, so each
+    reader sees it in their language later; otherwise its plain words in `lang`."""
+    if callable(getattr(e, "stored", None)):
+        return e.stored()  # type: ignore[attr-defined,no-any-return]
+    if callable(getattr(e, "message", None)):
+        return to_plain(e.message(lang))  # type: ignore[attr-defined]
+    key = getattr(e, "key", None)
+    if key and key in MESSAGES:
+        return msg(key, **getattr(e, "fields", {}))
+    return str(e)
+
+
 def t(key: str, lang: str = "en", **fields: Any) -> Mrkdwn:
     """The message in `lang` (falling back to English) as Slack mrkdwn, with its named fields filled in.
 
@@ -2380,75 +2451,3 @@ def lang_of_locale(locale: str | None, default: str) -> str:
         return default
     code = locale.split("-")[0].lower()
     return code if code in LANGS else "en"
-
-
-class UserLanguages:
-    """Each user's language (from their Slack locale) and display name, cached; never looked up
-    on the ack path.
-
-    The first reply to someone uses the workspace language while `users.info` is read in the
-    background; later replies use their locale. Names are for texts where a mention cannot
-    render (the postmortem draft is a code block): unknown ones stay user IDs.
-    """
-
-    def __init__(
-        self,
-        fetch_user: Callable[[str], dict[str, Any] | None],
-        default: str,
-        use_locale: bool,
-        ttl: float = 86400.0,
-    ):
-        self._fetch = fetch_user
-        self.default = default
-        self.use_locale = use_locale
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, str, str]] = {}  # user -> (when, language, name)
-        self._pending: set[str] = set()
-        self._lock = threading.Lock()
-
-    def _lookup(
-        self, user_id: str, schedule: Callable[[Callable[[], None]], None] | None
-    ) -> tuple[float, str, str] | None:
-        with self._lock:
-            hit = self._cache.get(user_id)
-            if hit and time.monotonic() - hit[0] < self._ttl:
-                return hit
-            start = user_id not in self._pending
-            self._pending.add(user_id)
-        if start:
-            if schedule is None:
-                self._load(user_id)
-                with self._lock:
-                    return self._cache.get(user_id)
-            schedule(lambda: self._load(user_id))
-        return hit
-
-    def get(self, user_id: str, schedule: Callable[[Callable[[], None]], None] | None = None) -> str:
-        if not self.use_locale or not user_id:
-            return self.default
-        hit = self._lookup(user_id, schedule)
-        return hit[1] if hit else self.default
-
-    def name(self, user_id: str, schedule: Callable[[Callable[[], None]], None] | None = None) -> str:
-        """The person's Slack display name, or "" while it is not known yet."""
-        if not user_id:
-            return ""
-        hit = self._lookup(user_id, schedule)
-        return hit[2] if hit else ""
-
-    def forget(self, user_id: str) -> None:
-        """Drop what is known of a person (their Slack language changed): the next lookup reads it again."""
-        with self._lock:
-            self._cache.pop(user_id, None)
-
-    def _load(self, user_id: str) -> None:
-        try:
-            user = self._fetch(user_id) or {}
-        except Exception as e:
-            log.info("could not read a user's locale", extra={"error": repr(e)})
-            user = {}
-        profile = user.get("profile") or {}
-        name = str(profile.get("display_name") or user.get("real_name") or user.get("name") or "")
-        with self._lock:
-            self._pending.discard(user_id)
-            self._cache[user_id] = (time.monotonic(), lang_of_locale(user.get("locale"), self.default), name)

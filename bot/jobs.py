@@ -97,7 +97,8 @@ def _audit(
     actor_id: str,
     actor_name: str = "",
     outcome: str = "ok",
-    detail: str = "",
+    detail: str | i18n.Msg = "",
+    lang: str = "en",
 ) -> None:
     audit.append(
         s,
@@ -111,6 +112,7 @@ def _audit(
         outcome=outcome,
         detail=detail,
         job_id=job.id,
+        lang=lang,
     )
 
 
@@ -121,13 +123,14 @@ def audit_refusal(svc: Services, req: Request, refusal: BaseException | str) -> 
     """
     if getattr(refusal, "audited", False):
         return
-    reason = user_message(refusal, svc.config.language) if isinstance(refusal, BaseException) else refusal
+    lang = svc.config.language
+    reason = i18n.stored(refusal, lang) if isinstance(refusal, BaseException) else refusal
     try:
         with svc.sessions.begin() as s:
             audit.append(
                 s, actor_id=req.user_id, actor_name=req.user_name, action=f"{req.operation}.refused",
                 environment=req.env.name if req.env else "", channel=req.channel, params=req.params,
-                outcome="refused", detail=reason,
+                outcome="refused", detail=reason, lang=lang,
             )  # fmt: skip
     except SQLAlchemyError:
         log.exception("could not audit a refusal")
@@ -207,7 +210,7 @@ class JobService:
         if job.state != "pending_approval":
             raise _already_decided(job)
         if user_id == job.requested_by:
-            self._audit_denied(job, user_id, user_name, i18n.t("err.self_approval", self.svc.config.language))
+            self._audit_denied(job, user_id, user_name, msg("err.self_approval"))
             raise SelfApproval(key="err.self_approval")
         self.svc.policy.require(
             user_id, "approver", env, msg("act.approve", op=op.name),
@@ -277,7 +280,10 @@ class JobService:
                 return False
             job = s.get(Job, job_id)
             assert job is not None
-            _audit(s, job, "expired", "taisun", "TAISUN", outcome="expired", detail="no approval in time")
+            _audit(
+                s, job, "expired", "taisun", "TAISUN", outcome="expired", detail=msg("audit.why.no_approval"),
+                lang=self.svc.config.language,
+            )  # fmt: skip
         self.svc.notifier.job_changed(job_id)
         return True
 
@@ -332,10 +338,13 @@ class JobService:
         self.svc.notifier.job_changed(job.id)
         return self.get(job.id)
 
-    def _audit_denied(self, job: Job, user_id: str, user_name: str, why: str) -> None:
+    def _audit_denied(self, job: Job, user_id: str, user_name: str, why: i18n.Msg) -> None:
         try:
             with self.svc.sessions.begin() as s:
-                _audit(s, job, "approval_denied", user_id, user_name, outcome="refused", detail=why)
+                _audit(
+                    s, job, "approval_denied", user_id, user_name, outcome="refused", detail=why,
+                    lang=self.svc.config.language,
+                )  # fmt: skip
         except SQLAlchemyError:
             log.exception("could not audit a denied approval")
 
@@ -563,7 +572,7 @@ class JobRunner:
                                 s, actor_id=SYSTEM_HOLDER, actor_name="TAISUN",
                                 action=f"{job.operation}.{note.event}", environment=job.environment,
                                 channel=job.channel, params=note.facts, outcome=note.outcome,
-                                detail=note.detail, job_id=job.id,
+                                detail=note.detail, job_id=job.id, lang=self.svc.config.language,
                             )  # fmt: skip
                     break
                 except LeaseLost:
@@ -663,8 +672,9 @@ class JobRunner:
                 _audit(s, job, "started", "taisun", "TAISUN")
             else:
                 _audit(
-                    s, job, "resumed", "taisun", "TAISUN", detail=f"attempt {job.attempts} on {self.owner}"
-                )
+                    s, job, "resumed", "taisun", "TAISUN", lang=self.svc.config.language,
+                    detail=msg("audit.why.resumed", attempt=job.attempts, owner=self.owner),
+                )  # fmt: skip
         job.state = "running"
         self.svc.notifier.job_changed(job.id)
         try:

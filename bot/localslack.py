@@ -55,6 +55,7 @@ class LocalSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
+        self.delays: dict[str, float] = {}  # method -> seconds each call takes (a slow Slack)
         self.revoked = False
         self._lock = threading.RLock()
         self._ts = itertools.count(1)
@@ -125,6 +126,11 @@ class LocalSlack:
     def fail(self, method: str, status: int, times: int = 1, retry_after: int = 1, error: str = "") -> None:
         with self._lock:
             self.faults.append(Fault(method, status, times, retry_after, error))
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Answer every call of `method` `seconds` late, as a slow Slack would."""
+        with self._lock:
+            self.delays[method] = seconds
 
     def channel_messages(self, channel: str | None = None) -> list[Message]:
         with self._lock:
@@ -204,6 +210,9 @@ class LocalSlack:
             return
         with self._lock:
             self.calls.append((method, params))
+            slow = self.delays.get(method, 0.0)
+        if slow:
+            time.sleep(slow)
         fault = self._fault_for(method)
         if fault is not None:
             if fault.status == 0:

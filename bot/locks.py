@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.i18n import t
+from bot.i18n import Msg, msg, render, t
 from bot.mrkdwn import Mrkdwn, mention, slack_time
 from bot.store.models import Job, Lock
 
@@ -35,8 +35,12 @@ class LockInfo:
         )  # fmt: skip
 
     def holder(self, lang: str = "en") -> Mrkdwn:
+        return render(self.holder_said(), lang)
+
+    def holder_said(self) -> Msg | Mrkdwn:
+        """Who holds it: a running job (in the reader's words), the bot, or a person."""
         if self.job_id:
-            return t("lock.holder_job", lang, job=self.job_id[:8])
+            return msg("lock.holder_job", job=self.job_id[:8])
         return Mrkdwn("TAISUN") if self.holder_id == "taisun" else mention(self.holder_id)
 
     def describe(self, lang: str = "en") -> Mrkdwn:
@@ -68,11 +72,15 @@ class EnvironmentLocked(Exception):
         super().__init__(self.message("en"))
 
     def message(self, lang: str) -> Mrkdwn:
+        return render(self.stored(), lang)
+
+    def stored(self) -> Msg:
+        """The refusal as a catalogue message: shown, and stored in the audit log, in each reader's language."""
         info = self.info
-        return t(
-            self.key, lang, env=info.environment, holder=info.holder(lang), since=slack_time(info.acquired_at),
-            why=t("lock.why", lang, reason=info.reason) if info.reason else "",
-            release=t(self.release_key, lang, env=info.environment),
+        return msg(
+            self.key, env=info.environment, holder=info.holder_said(), since=slack_time(info.acquired_at),
+            why=msg("lock.why", reason=info.reason) if info.reason else "",
+            release=msg(self.release_key, env=info.environment),
         )  # fmt: skip
 
 

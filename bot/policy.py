@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import Config, Environment, FreezeWindow
-from bot.i18n import Msg, render, t
+from bot.i18n import Msg, msg, render, t
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,10 @@ class NotAllowed(Exception):
 
     def message(self, lang: str) -> str:
         return t(self.key, lang, **{**self.fields, "action": render(self.fields["action"], lang)})
+
+    def stored(self) -> Msg:
+        """The refusal as a catalogue message, for the audit log: each reader sees it in their language."""
+        return msg(self.key, **self.fields)
 
 
 @dataclass(frozen=True)
@@ -149,8 +153,8 @@ class Workspaces:
         return EXTERNAL
 
 
-# (actor_id, attempt, environment, reason in the workspace language, params) -> written?
-RefusalRecorder = Callable[[str, Attempt, str, str, dict[str, Any]], bool]
+# (actor_id, attempt, environment, reason (a catalogue message), params) -> written?
+RefusalRecorder = Callable[[str, Attempt, str, str | Msg, dict[str, Any]], bool]
 GroupFetcher = Callable[[str], set[str] | None]
 
 
@@ -246,9 +250,7 @@ class Policy:
             theirs = self.workspaces.team_of(user_id)
             params |= {"why": why, "team_id": theirs.team_id if theirs else ""}
         if self.record is not None:
-            refusal.audited = self.record(
-                user_id, attempt, environment, refusal.message(self.config.language), params
-            )
+            refusal.audited = self.record(user_id, attempt, environment, refusal.stored(), params)
         raise refusal
 
     def freeze_window(self, env: Environment, when: datetime | None = None) -> FreezeWindow | None:

@@ -252,7 +252,11 @@ class ParamSpec:
     def check(self, name: str, value: Any) -> str | None:
         """A problem with `value`, or None when it is acceptable."""
         if self.type is bool:
-            return None if isinstance(value, bool) else f"params.{name} should be true or false, got {_yaml_type(value)}"
+            return (
+                None
+                if isinstance(value, bool)
+                else f"params.{name} should be true or false, got {_yaml_type(value)}"
+            )
         if self.type is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 return f"params.{name} should be a whole number, got {_yaml_type(value)}"
@@ -281,7 +285,9 @@ ACTION_PARAMS: dict[str, dict[str, ParamSpec]] = {
             "terminate connections idle for longer than this (default: the environment's setting)",
             minimum=1,
         ),
-        "restart": ParamSpec(bool, "restart the app afterwards as part of this step (default: true)", default=True),
+        "restart": ParamSpec(
+            bool, "restart the app afterwards as part of this step (default: true)", default=True
+        ),
     },
     "deploy": {
         "version": ParamSpec(str, "release tag to deploy (default: asked when the step runs)"),
@@ -418,6 +424,9 @@ _LABELS = {
     "causes": Bilingual(en="Causes", ja="原因"),
     "steps": Bilingual(en="Steps", ja="手順"),
     "overdue": Bilingual(en="due within {n} min", ja="{n} 分以内"),
+    "manual": Bilingual(en="manual", ja="手作業"),
+    "check": Bilingual(en="check", ja="確認"),
+    "action": Bilingual(en="action", ja="操作"),
 }
 
 
@@ -574,7 +583,7 @@ class Runbook(_Strict):
                     if step.overdue_minutes
                     else ""
                 )
-                lines.append(f"  {number}. [{step.kind}] {step.title_for(lang)}{due}")
+                lines.append(f"  {number}. [{_LABELS[step.kind].get(lang)}] {step.title_for(lang)}{due}")
                 if step.manual is not None:
                     lines.append(f"     {step.manual.text.get(lang)}")
                     lines += [f"     $ {c}" for c in (step.manual.command or "").splitlines()]

@@ -46,7 +46,7 @@ class Services:
     # Live /health + /version results people look at, shared for 2 s between those asking at once.
     recent_checks: RecentChecks = field(default_factory=RecentChecks)
     home: Any = field(init=False)
-    languages: Any = field(init=False)
+    people: Any = field(init=False)  # bot.people.People: each person's language and name
     sweep_hooks: list[Callable[[], None]] = field(default_factory=list)
     # Short post-ack work (live status checks, follow-up replies); never Bolt's listener pool.
     background: ThreadPoolExecutor = field(
@@ -107,11 +107,11 @@ class Services:
 
     def lang_for(self, user_id: str) -> str:
         """The language to answer this person in (never waits on Slack: unknown → workspace language)."""
-        return str(self.languages.get(user_id, schedule=self.later))
+        return str(self.people.language(user_id))
 
     def user_name(self, user_id: str) -> str:
         """A person's Slack display name when known (read in the background), else their user ID."""
-        return str(self.languages.name(user_id, schedule=self.later)) or user_id
+        return str(self.people.name(user_id)) or user_id
 
     def describe(self, job: Job, lang: str | None = None) -> str:
         op = REGISTRY.get(job.operation)
@@ -153,7 +153,9 @@ def build_services(
         sessions=sessions,
         read_sessions=session_factory(read_engine),
         slack=slack,
-        policy=Policy(config, Directory(group_fetcher(slack)), record=refusal_recorder(sessions.begin)),
+        policy=Policy(
+            config, Directory(group_fetcher(slack)), record=refusal_recorder(sessions.begin, config.language)
+        ),
         metrics=Metrics(),
     )
     # Writes made on a request's ack path take effect only while the answer can be on time.
@@ -171,13 +173,17 @@ def build_services(
 
     svc.notifier = Notifier(svc, slack, lambda job_id: render_job_message(svc, job_id))
     from bot.home import Home
-    from bot.i18n import UserLanguages
+    from bot.people import People
 
     def user_of(user_id: str) -> dict[str, Any] | None:
         return svc.slack.users_info(user=user_id, include_locale=True).get("user")
 
-    svc.languages = UserLanguages(user_of, default=config.language, use_locale=config.use_user_locale)
+    svc.people = People(
+        svc.sessions, svc.read_sessions, user_of,
+        default=config.language, use_locale=config.use_user_locale, later=svc.later,
+    )  # fmt: skip
 
     svc.home = Home(svc)
     svc.notifier.changed_hooks.append(svc.home.changed)
+    svc.people.learned_hooks.append(svc.home.relearned)
     return svc

@@ -218,9 +218,8 @@ class Shell:
             self.say("shell.lang_usage", current=self.lang)
             return
         self.slack.users[uid]["locale"] = LOCALES[code]
-        # The bot keeps what it learned of a person for a day: have it read the new locale now.
-        self.svc.languages.forget(uid)
-        self.svc.languages.get(uid)
+        # As Slack tells the bot of a changed profile (a user_change event): it answers in it at once.
+        self.svc.people.heard(uid, LOCALES[code], name)
         self.say("shell.lang_set", name=name, language=t_plain(f"shell.lang.{code}", self.lang))
         if not self.config.use_user_locale:
             self.say("shell.lang_ignored", current=self.config.language)

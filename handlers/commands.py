@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import audit, blocks, deadline
 from bot.audit import AuditWriteFailed
 from bot.commands import UsageError, parse
-from bot.i18n import t, user_message
+from bot.i18n import msg, t, user_message
 from bot.locks import EnvironmentLocked
 from bot.ops.base import OpError
 from bot.policy import NotAllowed
@@ -116,8 +116,8 @@ def answer_too_late(
                 audit.append(
                     s, actor_id=user_id, actor_name=user_name, action="request.late", channel=channel,
                     params=params, outcome="not_run",
-                    detail=f"rolled back: the answer would have reached Slack {late.waited:.1f} s after "
-                    f"the request arrived (deadline {late.deadline:g} s)",
+                    detail=msg("audit.why.late", waited=f"{late.waited:.1f}", deadline=f"{late.deadline:g}"),
+                    lang=svc.config.language,
                 )  # fmt: skip
         except SQLAlchemyError:
             log.exception("could not audit a request that came too late")

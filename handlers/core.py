@@ -64,7 +64,7 @@ def status(inv: Invocation) -> Reply:
             r = reports[e.name]
             job = last.get(e.name)
             rows.append({
-                "name": e.name, "branch": e.branch, "url": e.url, "health": r.health, "healthy": r.healthy,
+                "name": e.name, "branch": e.branch, "url": e.url, "health": r.text(lang), "healthy": r.healthy,
                 "version": r.version, "lock": lock_text.get(e.name),
                 "last_deploy": _deploy_line(job, lang) if job else None,
             })  # fmt: skip
@@ -114,7 +114,7 @@ def lock(inv: Invocation) -> Reply:
         if not held.job_id and inv.svc.policy.has_role(inv.user_id, "approver", env):
             confirm = blocks.confirm_dialog(
                 t("lock.takeover_title", lang), t("lock.takeover_text", lang, user=blocks.mention(held.holder_id), env=env.name),
-                yes=t("lock.takeover_yes", lang), no=t("card.cancel", lang),
+                lang=lang, yes=t("lock.takeover_yes", lang),
             )  # fmt: skip
             button = blocks.button(
                 t("lock.takeover_button", lang),

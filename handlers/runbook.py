@@ -29,7 +29,13 @@ def runbook(inv: Invocation) -> Reply:
     if args["action"] == "list":
         lang = inv.lang
         lines = [
-            t("rb.list.line", lang, id=b.id, title=blocks.escape(b.title_for(lang)), kind=b.kind)
+            t(
+                "rb.list.line",
+                lang,
+                id=b.id,
+                title=blocks.escape(b.title_for(lang)),
+                kind=t(f"rb.kind.{b.kind}", lang),
+            )
             for b in catalog.runbooks.values()
         ] or [t("rb.list.none", lang)]
         out = [blocks.section(t("rb.list.title", lang)), blocks.section("\n".join(lines))]

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import update
+
+from bot import audit
+from bot.blocks import Action
 from bot.i18n import LANGS, MESSAGES, t
-from tests.harness import ALICE, BOB, CHANNEL, text_of
+from bot.store.models import AuditEvent
+from tests.audit_helpers import exported_audit
+from tests.harness import ALICE, BOB, CHANNEL, buttons, last_card, text_of
 
 
 def test_every_message_exists_in_japanese_and_english_with_the_same_fields():
@@ -30,8 +36,7 @@ def test_replies_follow_each_users_slack_locale_and_cards_the_workspace_language
         cfg["language"] = "en"
 
     bot = make_bot(db_url, config_mutate=english_workspace)
-    bot.command("help", user=BOB)  # the first reply may use the workspace language while the locale loads
-    bot.settle()
+    assert "コマンド一覧" in text_of(bot.command("help", user=BOB))  # the very first reply too
     assert "コマンド一覧" in text_of(bot.command("help", user=BOB))
     assert "commands" in text_of(bot.command("help", user=ALICE))
     refused = bot.command("lock prod", user="U0NOBODY")
@@ -112,3 +117,27 @@ def test_an_operation_refuses_a_japanese_reader_in_japanese(db_url, make_bot, sl
     bot.settle()  # bob's locale is known from now on
     assert "にはキャッシュが設定されていません" in bot.command("cache-clear stg", user=BOB)["text"]
     assert "No cache is configured for staging" in bot.command("cache-clear stg", user=ALICE)["text"]
+
+
+def test_the_audit_log_shows_the_bots_own_words_in_each_readers_language(db_url, make_bot, slack):
+    """A self-approval is refused and audited; the audit view gives its reason in the reader's language,
+    the record keeps it in the workspace language with the message itself, and the chain covers both."""
+    slack.add_user(ALICE, "alice", locale="en-US")
+    slack.add_user(BOB, "bob", locale="ja-JP")
+    bot = make_bot(db_url)  # an English workspace
+    bot.command("deploy prod v1.2.3", user=ALICE)
+    bot.settle()
+    card = last_card(slack)
+    bot.click(Action.APPROVE, buttons(card)[Action.APPROVE], ALICE, card)  # her own request
+    bot.settle()
+    assert "_refused_ — You asked for this one" in text_of(bot.command("audit prod 3", user=ALICE))
+    assert "_拒否_ — 自分の依頼は自分で承認できません" in text_of(bot.command("audit prod 3", user=BOB))
+
+    (denied,) = [r for r in exported_audit(bot.settings) if r["action"] == "deploy.approval_denied"]
+    assert denied["detail"] == "You asked for this one, so someone else has to approve it."
+    assert denied["detail_msg"] == {"key": "err.self_approval", "fields": {}}
+    with bot.svc.sessions.begin() as s:  # what readers are shown is as tamper-evident as the rest
+        s.execute(
+            update(AuditEvent).where(AuditEvent.seq == denied["seq"]).values(detail_msg={"key": "err.gone"})
+        )
+    assert not audit.verify(bot.svc.engine).ok

@@ -10,7 +10,9 @@ and mentions are not prose: code spans, links and names are taken out first.
 
 from __future__ import annotations
 
+import html
 import re
+import socket
 from typing import Any
 
 import pytest
@@ -19,6 +21,8 @@ from bot import signing
 from bot.blocks import Action
 from tests.chatops_helpers import fast, header_of, incident, replies, settle
 from tests.harness import ALICE, BOB, CAROL, MALLORY, buttons, last_card
+
+DAVE = "U0DAVE"  # new on the team: the bot has never heard of him
 
 # Words that are names, not English: products, units of the guide, identifiers shown bare.
 NAMES = {
@@ -93,6 +97,30 @@ def english_prose(text: str, typed: set[str]) -> list[str]:
     return found
 
 
+PLACEHOLDER = re.compile(r"<([^<>!@#]*)>|\"([^\"]*)\"")
+LABEL = re.compile(r"(?:^|\s)_([A-Za-z][A-Za-z-]+)_(?=\s|$|[、。:）)])|\[([A-Za-z][A-Za-z-]+)\]")
+
+
+def english_placeholders(text: str) -> list[str]:
+    """Example text inside a command to copy (`incident status <what we know>`) is prose too."""
+    found = []
+    for code in re.findall(r"`([^`\n]*)`", html.unescape(text)):
+        for groups in PLACEHOLDER.findall(code):
+            words = [w for w in re.findall(r"[A-Za-z][a-z']+", "".join(groups)) if w.lower() not in NAMES]
+            if len(words) >= 2:
+                found.append(code)
+    return found
+
+
+def english_labels(text: str) -> list[str]:
+    """One-word English labels: a button or title of one word (`Cancel`), `_runbook_`, `[manual]`."""
+    stripped = _strip(text)
+    words = [a or b for a, b in LABEL.findall(stripped)]
+    if re.fullmatch(r"\s*[A-Za-z][a-z]+\s*", stripped):
+        words.append(stripped.strip())
+    return [w for w in words if w.lower() not in NAMES]
+
+
 def _texts(obj: Any) -> list[str]:
     """Every "text"/"title"/"placeholder" string in a message, a block list or a view."""
     out: list[str] = []
@@ -110,8 +138,9 @@ def _texts(obj: Any) -> list[str]:
 
 
 def _with_a_staging_freeze(cfg: dict[str, Any]) -> None:
-    """Staging inside a freeze window for the whole week (its name typed in Japanese)."""
+    """Staging inside a freeze window for the whole week (its name typed in Japanese); development down."""
     cfg["defaults"]["commands_per_minute"] = 200  # a whole day in a few seconds
+    cfg["environments"]["development"]["url"] = f"http://127.0.0.1:{_closed_port()}"  # connection refused
     cfg["environments"]["staging"]["freeze_windows"] = [
         {
             "name": "リリース凍結",
@@ -121,10 +150,16 @@ def _with_a_staging_freeze(cfg: dict[str, Any]) -> None:
     ]
 
 
-def _open_home(bot, user: str) -> None:  # type: ignore[no-untyped-def]
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens once it is closed
+
+
+def _open_home(bot, user: str, n: int = 0) -> None:  # type: ignore[no-untyped-def]
     body, ctype = signing.event_callback(
         {"type": "app_home_opened", "user": user, "tab": "home", "channel": "D1"},
-        event_id=f"Ev-home-{user}-leaks",
+        event_id=f"Ev-home-{user}-leaks-{n}",
     )
     assert bot.post(body, ctype)[0] == 200
 
@@ -132,7 +167,7 @@ def _open_home(bot, user: str) -> None:  # type: ignore[no-untyped-def]
 def _a_day_of_work(db_url, make_bot, slack, lang: str):  # type: ignore[no-untyped-def]
     """Everyone in `lang` (workspace and Slack locales); returns the bot, the answers and all shown."""
     locale = {"ja": "ja-JP", "en": "en-US"}[lang]
-    for user, name in ((ALICE, "alice"), (BOB, "bob"), (CAROL, "carol")):
+    for user, name in ((ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"), (DAVE, "dave")):
         slack.add_user(user, name, locale=locale)
 
     def config(cfg: dict[str, Any]) -> None:
@@ -147,9 +182,9 @@ def _a_day_of_work(db_url, make_bot, slack, lang: str):  # type: ignore[no-untyp
         answers.append(answer)
         return answer
 
+    _open_home(bot, DAVE)  # the first thing dave ever does: his Home tab, drawn in his language
     for user in (ALICE, BOB, CAROL):
-        say("help", user)
-    settle(bot)  # everyone's locale is known from here on
+        say("help", user)  # everyone's first answer, before the bot has heard of them
 
     # Typing mistakes and refusals: each says what was wrong and what to type.
     for mistake in (
@@ -183,6 +218,8 @@ def _a_day_of_work(db_url, make_bot, slack, lang: str):  # type: ignore[no-untyp
     settle(bot)
     say("deploy prod v1.2.3")
     settle(bot)
+    bot.click(Action.APPROVE, buttons(last_card(slack))[Action.APPROVE], ALICE, last_card(slack))  # her own
+    say("audit prod 3")  # the refusal, as the audit log shows it
     bot.click(Action.APPROVE, buttons(last_card(slack))[Action.APPROVE], BOB, last_card(slack))
     settle(bot)
     say("rollback prod v1.2.2")
@@ -224,8 +261,8 @@ def _a_day_of_work(db_url, make_bot, slack, lang: str):  # type: ignore[no-untyp
     issue = next(b["accessory"] for b in followups.blocks if b.get("accessory"))
     bot.click(Action.INCIDENT_FOLLOWUP_ISSUE, issue["value"], ALICE, followups)  # no GITHUB_TOKEN: says so
     settle(bot)
-    for user in (ALICE, BOB):
-        _open_home(bot, user)
+    for user in (ALICE, BOB, DAVE):
+        _open_home(bot, user, 1)
     settle(bot)
     header_of(slack, "INC-1")
 
@@ -253,6 +290,11 @@ DAY_SHOWS = {
         "マイルストーン「確認」（最初のコマンダー @bob）",
         "GITHUB_TOKEN が未設定のため",
         "バージョン（リリースタグ）",
+        "ヘルス: 接続できません: 接続拒否または名前解決の失敗",  # status of an environment that is down
+        "_拒否_ — 自分の依頼は自分で承認できません",  # a self-approval, as the audit log shows it
+        "`/taisun incident status &lt;わかっていること&gt;`",
+        "データベース接続リセット · _ランブック_",
+        "キャンセル",  # the confirm dialogs' second button
     ],
     "en": [
         "You need the *operator* role",
@@ -261,6 +303,11 @@ DAY_SHOWS = {
         "Milestone acknowledged (first commander @bob)",
         "GITHUB_TOKEN is not set",
         "Version (release tag)",
+        "health: unreachable: connection refused or DNS failure",
+        "_refused_ — You asked for this one, so someone else has to approve it.",
+        "`/taisun incident status &lt;what we know&gt;`",
+        "Database connection reset · _runbook_",
+        "Cancel",
     ],
 }
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff01-\uff5e]+")
@@ -269,7 +316,7 @@ JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff01-\uff5e]+")
 def other_language(text: str, lang: str) -> list[str]:
     """English prose in a Japanese day; any Japanese in an English one (what people typed aside)."""
     if lang == "ja":
-        return english_prose(text, TYPED)
+        return english_prose(text, TYPED) + english_placeholders(text) + english_labels(text)
     for phrase in TYPED:
         text = text.replace(phrase, " ")
     return JAPANESE.findall(text)
@@ -285,6 +332,16 @@ def test_a_team_sees_only_its_own_language_in_a_whole_day_of_work(lang, db_url, 
     for expected in DAY_SHOWS[lang]:
         assert expected in everything, expected
     assert "@U0" not in incident(bot, 1).postmortem
+    first_home = next(p["view"] for m, p in slack.calls if m == "views.publish" and p["user_id"] == DAVE)
+    # dave's first tab, in his language
+    assert {"ja": "*環境*", "en": "*Environments*"}[lang] in str(first_home)
+
+    raw = [
+        (where, text)
+        for where, text in shown
+        if re.search(r"&lt;(?:!date\^|@[UW][A-Z0-9]{2,}|#C[A-Z0-9]{2,})", text)
+    ]
+    assert not raw, raw[:3]  # the bot's own markup (a date, a mention) is rendered, never shown escaped
 
     leaks = [(where, text, other_language(text, lang)) for where, text in shown]
     leaks = [leak for leak in leaks if leak[2]]
@@ -298,3 +355,11 @@ def test_the_detector_finds_english_and_lets_names_and_code_through():
     assert not english_prose("`/taisun unlock production` で解除してください", set())
     assert not english_prose("GitHub Actions の cd.yml を実行しました <https://x.y/a b c|run 12>", set())
     assert not english_prose("<@U0ALICE> が staging を v1.2.3 にデプロイ", set())
+    assert english_placeholders("`/taisun incident status <what we know>` で更新できます")
+    assert not english_placeholders(
+        "`/taisun deploy <env> <version>` / `/taisun incident status <わかっていること>`"
+    )
+    assert english_labels("Cancel") and english_labels("`cache-clear` — キャッシュクリア · _runbook_")
+    assert english_labels("  1. [manual] 接続プールを確認する") and not english_labels(
+        "*operator* ロールが必要です"
+    )

@@ -197,6 +197,35 @@ def test_rolling_restart_stops_at_the_first_instance_whose_health_check_fails(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_why_a_rolling_restart_stopped_is_said_in_japanese_in_a_japanese_workspace(
+    db_url, make_bot, slack, ssm_sent, launch
+):
+    """The reason is the bot's sentence around what /health answered: no English in a Japanese card."""
+    ids = launch(2)
+    sick = SickAfter(1, ssm_sent)
+
+    def japanese(c):  # type: ignore[no-untyped-def]
+        fast_restart(c)
+        c["environments"]["staging"].update(url=sick.url)
+        c["language"] = "ja"
+
+    try:
+        bot = make_bot(db_url, config_mutate=japanese)
+        bot.command("restart stg")
+        bot.settle()
+    finally:
+        sick.stop()
+    job = the_job(bot)
+    assert job.state == "failed"
+    assert f"{ids[0]} の再起動後のヘルスチェックに失敗しました: 異常（HTTP 503" in job.result, job.result
+    assert f"（未再起動: {ids[1]}）" in job.result
+    assert "health check failed" not in job.result and "not restarted" not in job.result
+    (stopped,) = [r for r in exported_audit(bot.settings, job.id) if r["action"] == "restart.instance_failed"]
+    # kept as a message: the audit view shows it in each reader's language
+    assert stopped["detail_msg"]["key"] == "op.restart.why.unhealthy"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_resumed_restart_goes_on_with_the_next_instance_and_never_repeats_a_finished_one(
     db_url, make_bot, ssm_sent, launch
 ):

@@ -323,3 +323,20 @@ def test_stuck_jobs_are_listed_and_an_operator_can_cancel_one(db_url, settings_f
         assert s.get(Job, "11111111-2222-3333-4444-555555555555").state == "cancelled"
         assert audit.recent(s, limit=1)[0].action == "deploy.cancelled"
     engine.dispose()
+
+
+def test_a_japanese_reader_hears_japanese_from_both_gunicorn_workers_and_slack_is_asked_once(
+    db_url, settings_for, served, slack
+):
+    """`taisun serve`'s two workers each keep their own memory: the locale learned by one serves the other,
+    from the very first answer (sent to both at once), and Slack is asked about Bob once."""
+    slack.add_user(BOB, "bob", locale="ja-JP")
+
+    def english(cfg):  # type: ignore[no-untyped-def]
+        cfg["language"] = "en"
+
+    bot = served(settings_for(db_url, config_mutate=english), workers=2)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: text_of(_slash(bot, "help", BOB, slack)), range(16)))
+    assert all("コマンド一覧" in a for a in answers), [a[:60] for a in answers]
+    assert slack.count("users.info") == 1

@@ -5,20 +5,31 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
+from bot.i18n import Msg, msg, render, render_plain
 from bot.logs import redact
+from bot.mrkdwn import Mrkdwn
 
 
 @dataclass(frozen=True)
 class HealthReport:
     url: str
     healthy: bool | None  # None: could not reach it
-    health: str  # what to show: "ok (200)", "503 Service Unavailable", "unreachable: timed out"
+    health: str  # the record (audit, logs), in English: "ok (200)", "503 Service Unavailable", "unreachable: timed out"
     version: str  # "" when unknown
     latency_ms: int
+    said: Msg = field(default_factory=dict)  # the same for people, in their language (`text`)
+
+    def text(self, lang: str) -> Mrkdwn:
+        """What /health answered, in `lang`; the service's own words (a reason phrase) stay as it wrote them."""
+        return render(self.said or self.health, lang)
+
+
+def _report(url: str, healthy: bool | None, said: Msg, version: str, latency_ms: int) -> HealthReport:
+    return HealthReport(url, healthy, render_plain(said, "en"), version, latency_ms, said)
 
 
 def _version_of(resp: httpx.Response) -> str:
@@ -38,16 +49,20 @@ def _version_of(resp: httpx.Response) -> str:
 def check(url: str, *, timeout: float = 3.0, client: httpx.Client | None = None) -> HealthReport:
     """GET <url>/health and <url>/version; an unreachable service is reported, not raised."""
     if not url:
-        return HealthReport(url, None, "no URL configured", "", 0)
+        return _report(url, None, msg("health.no_url"), "", 0)
     client = client or _shared_client()
     start = time.monotonic()
     try:
         h = client.get(f"{url}/health", timeout=timeout)
         healthy = h.status_code == 200
-        health = f"ok ({h.status_code})" if healthy else f"{h.status_code} {h.reason_phrase}".strip()
+        health = (
+            msg("health.ok", status=h.status_code)
+            if healthy
+            else msg("health.http", status=h.status_code, reason=h.reason_phrase)
+        )
     except httpx.HTTPError as e:
-        return HealthReport(
-            url, None, f"unreachable: {_reason(e)}", "", int((time.monotonic() - start) * 1000)
+        return _report(
+            url, None, msg("health.unreachable", why=_reason(e)), "", int((time.monotonic() - start) * 1000)
         )
     version = ""
     try:
@@ -56,7 +71,7 @@ def check(url: str, *, timeout: float = 3.0, client: httpx.Client | None = None)
             version = _version_of(v)
     except httpx.HTTPError:
         pass
-    return HealthReport(url, healthy, health, version, int((time.monotonic() - start) * 1000))
+    return _report(url, healthy, health, version, int((time.monotonic() - start) * 1000))
 
 
 _client: httpx.Client | None = None
@@ -72,11 +87,12 @@ def _shared_client() -> httpx.Client:
         return _client
 
 
-def _reason(e: httpx.HTTPError) -> str:
+def _reason(e: httpx.HTTPError) -> Msg | str:
+    """Why the service could not be reached: our words for the usual two, else httpx's error name."""
     if isinstance(e, httpx.TimeoutException):
-        return "timed out"
+        return msg("health.timed_out")
     if isinstance(e, httpx.ConnectError):
-        return "connection refused or DNS failure"
+        return msg("health.refused")
     return redact(type(e).__name__)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bot.i18n import Msg, msg, render_plain
 from bot.logs import redact
 
 Progress = Callable[[str], None] | None
@@ -60,7 +61,8 @@ class InvocationResult:
 class RollingResult:
     results: list[InvocationResult] = field(default_factory=list)
     stopped_at: str | None = None  # the target where it stopped; None when all went well
-    reason: str = ""
+    reason: str = ""  # the record (audit, logs), in English
+    said: Msg = field(default_factory=dict)  # the same for people, in their language (bot.i18n.render)
 
     @property
     def ok(self) -> bool:
@@ -243,11 +245,15 @@ def rolling_restart(
     """
     say = progress or (lambda _line: None)
     results: list[InvocationResult] = []
+
+    def ended(stopped_at: str | None, said: Msg) -> RollingResult:
+        return RollingResult(results, stopped_at, render_plain(said, "en"), said)
+
     if not targets:
-        return RollingResult(results, None, "no targets: nothing was restarted")
+        return ended(None, msg("op.restart.why.none"))
     for n, target in enumerate(targets, start=1):
         left = targets[n:]
-        untouched = f"; not restarted: {', '.join(left)}" if left else ""
+        untouched = msg("op.restart.why.untouched", targets=", ".join(left)) if left else ""
         say(f"[{n}/{len(targets)}] restarting {target}")
         try:
             result = restart_one(target)
@@ -256,10 +262,13 @@ def rolling_restart(
         results.append(result)
         if not result.ok:
             detail = (result.stderr or result.stdout).strip().splitlines()
-            why = detail[-1] if detail else "(no output)"
+            why = detail[-1] if detail else msg("op.restart.no_output")  # the host's own words, verbatim
             say(f"[{n}/{len(targets)}] restart of {target} failed: {result.status}")
-            return RollingResult(
-                results, target, f"restart of {target} failed ({result.status}): {why}{untouched}"
+            return ended(
+                target,
+                msg(
+                    "op.restart.why.failed", target=target, status=result.status, why=why, untouched=untouched
+                ),
             )
         ok, detail_text = False, ""
         for attempt in range(1, max(health_attempts, 1) + 1):
@@ -272,8 +281,9 @@ def rolling_restart(
             sleep(health_interval_s)
         if not ok:
             say(f"[{n}/{len(targets)}] health check failed after restarting {target}")
-            return RollingResult(
-                results, target, f"health check failed after restarting {target}: {detail_text}{untouched}"
+            return ended(
+                target,
+                msg("op.restart.why.unhealthy", target=target, health=detail_text, untouched=untouched),
             )
         say(f"[{n}/{len(targets)}] {target} restarted and healthy")
-    return RollingResult(results, None, f"all {len(targets)} restarted and healthy")
+    return ended(None, msg("op.restart.why.all_ok", n=len(targets)))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.config import Environment
-from bot.i18n import render, t
+from bot.i18n import Msg, render, t
 from bot.mrkdwn import Mrkdwn, escape
 from bot.policy import Attempt
 
@@ -63,7 +63,7 @@ class AuditNote:
     event: str
     facts: dict[str, Any]
     outcome: str = "ok"
-    detail: str = ""
+    detail: str | Msg = ""  # plain text (an outside system's words), or a catalogue message
 
 
 @dataclass
@@ -98,7 +98,7 @@ class JobContext:
         self,
         event: str,
         outcome: str = "ok",
-        detail: str = "",
+        detail: str | Msg = "",
         save: dict[str, Any] | None = None,
         **facts: Any,
     ) -> None:

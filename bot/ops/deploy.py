@@ -485,13 +485,14 @@ class Deploy(Operation):
     def _failed_checks(self, ctx: JobContext, report: http.HealthReport, version: str) -> str:
         """Which check failed (health, version or both) and what each answered."""
         seen = report.version or ctx.t("op.unknown")
+        health = report.text(ctx.lang)
         if report.healthy is None:
-            return ctx.t("op.deploy.failed_unreachable", health=report.health)
+            return ctx.t("op.deploy.failed_unreachable", health=health)
         if not report.healthy and report.version == version:
-            return ctx.t("op.deploy.failed_health", health=report.health, version=version)
+            return ctx.t("op.deploy.failed_health", health=health, version=version)
         if report.healthy:
-            return ctx.t("op.deploy.failed_version", seen=seen, version=version, health=report.health)
-        return ctx.t("op.deploy.failed_both", health=report.health, seen=seen, version=version)
+            return ctx.t("op.deploy.failed_version", seen=seen, version=version, health=health)
+        return ctx.t("op.deploy.failed_both", health=health, seen=seen, version=version)
 
     def _after_failed_verification(
         self, ctx: JobContext, gh: GitHubBackend, env: Environment, version: str, failed: str

@@ -120,8 +120,8 @@ def label_for(job: Job, lang: str = "en") -> str:
 
 def health_text(report: http.HealthReport, lang: str = "en") -> str:
     if report.version:
-        return t("op.health.version", lang, health=report.health, version=report.version)
-    return report.health
+        return t("op.health.version", lang, health=report.text(lang), version=report.version)
+    return report.text(lang)
 
 
 def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fields: Any) -> str:
@@ -130,7 +130,7 @@ def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fie
     Returns what was seen; raises OpError(failed_key, url, health, seconds and `fields`: what
     was already done) when the service stays unhealthy."""
     if not env.url:
-        ctx.record("health_checked", outcome="skipped", detail="no URL configured", url=None)
+        ctx.record("health_checked", outcome="skipped", detail=msg("health.no_url"), url=None)
         ctx.step(ctx.t("op.health.no_url_step", env=env.name), "info")
         return ctx.t("op.health.not_checked")
     d = ctx.svc.config.defaults
@@ -157,7 +157,7 @@ def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fie
             raise OpError(
                 key=failed_key,
                 url=env.url,
-                health=report.health,
+                health=report.said,  # rendered in each reader's language (bot.i18n.user_message)
                 seconds=f"{d.verify_timeout_seconds:g}",
                 **fields,
             )
@@ -382,14 +382,14 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
             ctx.record(
                 "instance_failed",
                 outcome="failed",
-                detail=outcome.reason,
+                detail=outcome.said,
                 save={"restart_current": ""},
                 **failed,
             )
             ctx.step(ctx.t("op.restart.unhealthy", target=stopped, health=state["health"]), "failed")
         for x in untouched:
             ctx.step(ctx.t("op.restart.not_restarted", target=x), "skipped")
-        stop = {"service": service, "env": env.name, "stopped": stopped, "reason": outcome.reason}
+        stop = {"service": service, "env": env.name, "stopped": stopped, "reason": outcome.said}
         if untouched:
             raise OpError(
                 key="op.restart.stopped_untouched", n=len(done), total=len(targets), untouched=", ".join(untouched),

@@ -56,6 +56,9 @@ class AuditEvent(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
+    # When the bot wrote `detail` from its catalogue: the message itself (bot.i18n.msg), so each reader
+    # sees it in their language; `detail` is its text in the workspace language, for the record.
+    detail_msg: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     job_id: Mapped[str] = mapped_column(String(36), default="")
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     # hash is an HMAC-SHA256 with TAISUN_AUDIT_KEY when keyed, else a plain SHA-256 (rows chained
@@ -157,6 +160,24 @@ class BotMeta(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Person(Base):
+    """What Slack said about someone who used the bot: their locale and display name, for every process.
+
+    Learned once (users.info, or a payload that carries it) and asked again after a while, so all
+    workers and replicas answer a person in the same language and Slack is asked once for them.
+    """
+
+    __tablename__ = "people"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locale: Mapped[str] = mapped_column(String(32), default="")  # e.g. ja-JP; "" when Slack did not say
+    name: Mapped[str] = mapped_column(String(255), default="")  # display name; "" when unknown
+    # When Slack last told us (or failed to): None means never; old means ask again (bot.people).
+    asked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A process is asking Slack until then; the others wait for its answer instead of asking too.
+    asking_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 # Feature tables register on the same metadata (Alembic sees them through this import).

@@ -1,0 +1,139 @@
+"""One language per person: a locale learned once serves every process, and the first answer is already right.
+
+Two bots share one database here as two replicas (or two gunicorn workers) do; each has its own
+memory, so only what is in the database can make them agree. The local Slack counts users.info calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from bot import signing
+from bot.store.models import Person
+from tests.harness import ALICE, BOB, text_of
+
+JAPANESE_HELP = "コマンド一覧"
+ENGLISH_HELP = "commands"
+
+
+def _english_workspace(cfg):  # type: ignore[no-untyped-def]
+    cfg["language"] = "en"
+
+
+def _open_home(bot, user: str, n: int = 0) -> None:  # type: ignore[no-untyped-def]
+    body, ctype = signing.event_callback(
+        {"type": "app_home_opened", "user": user, "tab": "home", "channel": "D1"},
+        event_id=f"Ev-home-{user}-{n}",
+    )
+    assert bot.post(body, ctype)[0] == 200
+
+
+def _home_text(slack, user: str) -> str:  # type: ignore[no-untyped-def]
+    return text_of({"blocks": slack.home.get(user, {}).get("blocks", [])})
+
+
+def test_a_japanese_reader_hears_japanese_from_every_replica_and_slack_is_asked_once(db_url, make_bot, slack):
+    """Bob (ja-JP) in an English workspace: his very first command, sent to two replicas at once, and every one
+    after, alternating between them, is answered in Japanese; users.info is called once for him in all."""
+    slack.add_user(BOB, "bob", locale="ja-JP")
+    a = make_bot(db_url, config_mutate=_english_workspace)
+    b = make_bot(db_url, settings=a.settings)
+    first: dict[str, str] = {}
+    start = threading.Barrier(2)
+
+    def ask(name: str, bot) -> None:  # type: ignore[no-untyped-def]
+        start.wait()
+        first[name] = text_of(bot.command("help", user=BOB))
+
+    threads = [threading.Thread(target=ask, args=(n, bot)) for n, bot in (("a", a), ("b", b))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert JAPANESE_HELP in first["a"] and JAPANESE_HELP in first["b"], first
+    for bot in (a, b, a, b):
+        assert JAPANESE_HELP in text_of(bot.command("help", user=BOB))
+        assert "という環境はありません" in bot.command("status prd", user=BOB)["text"]
+    # alice is not in the directory: the workspace language
+    assert ENGLISH_HELP in text_of(b.command("help", user=ALICE))
+    assert slack.count("users.info") == 2  # bob once, alice once, whichever replica asked
+
+
+def test_a_first_time_persons_home_tab_is_in_their_language(db_url, make_bot, slack):
+    """The first Home tab someone opens is drawn in their language, not the workspace's."""
+    slack.add_user(BOB, "bob", locale="ja-JP")
+    bot = make_bot(db_url, config_mutate=_english_workspace)
+    _open_home(bot, BOB)
+    bot.settle()
+    first = slack.wait_for(lambda: slack.home.get(BOB))
+    assert "環境" in text_of({"blocks": first["blocks"]}), first
+    assert all("Environments" not in text_of({"blocks": v}) for v in _published_views(slack, BOB))
+
+
+def _published_views(slack, user: str) -> list:  # type: ignore[no-untyped-def]
+    return [
+        p["view"]["blocks"] for m, p in list(slack.calls) if m == "views.publish" and p.get("user_id") == user
+    ]
+
+
+def test_when_slack_is_slow_the_first_answer_is_in_the_workspace_language_and_home_is_redrawn(
+    db_url, make_bot, slack
+):
+    """users.info slower than the first request can wait: that answer is in the workspace language (the bot
+    cannot know better), the Home tab drawn meanwhile is drawn again in Bob's language once Slack answers,
+    and everything after is Japanese."""
+    slack.add_user(BOB, "bob", locale="ja-JP")
+    slack.delay("users.info", 0.6)
+    bot = make_bot(db_url, config_mutate=_english_workspace)
+    bot.svc.people.first_wait = 0.1  # Slack is slower than this here (a real one rarely is)
+    _open_home(bot, BOB)
+    assert ENGLISH_HELP in text_of(bot.command("help", user=BOB))
+    bot.settle()
+    assert "Environments" in text_of({"blocks": _published_views(slack, BOB)[0]})
+    slack.wait_for(lambda: "環境" in _home_text(slack, BOB))
+    assert JAPANESE_HELP in text_of(bot.command("help", user=BOB))
+    assert slack.count("users.info") == 1
+
+
+def test_a_locale_slack_sends_in_a_payload_is_used_without_asking(db_url, make_bot, slack):
+    """Slack sends a user_change event when someone changes their profile; its user carries the locale."""
+    slack.add_user(BOB, "bob", locale="en-US")
+    bot = make_bot(db_url, config_mutate=_english_workspace)
+    assert ENGLISH_HELP in text_of(bot.command("help", user=BOB))
+    slack.users[BOB]["locale"] = "ja-JP"
+    body, ctype = signing.event_callback(
+        {"type": "user_change", "user": dict(slack.users[BOB], profile={"display_name": "bob"})},
+        event_id="Ev-user-change-bob",
+    )
+    assert bot.post(body, ctype)[0] == 200
+    bot.settle()
+    assert JAPANESE_HELP in text_of(bot.command("help", user=BOB))
+    other = _replica(bot, make_bot, db_url)  # stored for every replica, not just the one that heard it
+    assert JAPANESE_HELP in text_of(other.command("help", user=BOB))
+    assert slack.count("users.info") == 1
+
+
+def _replica(bot, make_bot, db_url):  # type: ignore[no-untyped-def]
+    return make_bot(db_url, settings=bot.settings)
+
+
+def test_a_changed_locale_is_picked_up_when_the_stored_one_is_a_day_old(db_url, make_bot, slack):
+    """A locale is asked again after a day: meanwhile the old one is used, never the workspace default."""
+    slack.add_user(BOB, "bob", locale="en-US")
+    bot = make_bot(db_url, config_mutate=_english_workspace)
+    assert ENGLISH_HELP in text_of(bot.command("help", user=BOB))
+    bot.settle()
+    slack.users[BOB]["locale"] = "ja-JP"
+    assert ENGLISH_HELP in text_of(bot.command("help", user=BOB))  # still fresh: Slack is not asked
+    with bot.svc.sessions.begin() as s:
+        s.execute(
+            update(Person).where(Person.user_id == BOB).values(asked_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    later = _replica(bot, make_bot, db_url)  # a process that reads the aged row
+    assert ENGLISH_HELP in text_of(later.command("help", user=BOB))  # the stale one, while Slack is asked
+    later.settle()
+    assert JAPANESE_HELP in text_of(later.command("help", user=BOB))
+    assert slack.count("users.info") == 2
