@@ -139,6 +139,8 @@ def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
             lines.append(f"🔒 {r['lock']}")
         if r.get("last_deploy"):
             lines.append(t("status.last_deploy", lang, what=r["last_deploy"]))
+        if r.get("last_simulation"):  # never counted as a deploy: said apart, after the real one
+            lines.append(t("status.last_simulation", lang, what=r["last_simulation"]))
         blocks.append(section("\n".join(lines)))
     blocks.append(context(t("status.checked", lang, time=slack_time(datetime.now(UTC)))))
     return blocks
@@ -181,11 +183,15 @@ def sections(lines: list[str], limit: int = 2900) -> list[Block]:
 
 STATE_EMOJI = {
     "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀", "succeeded": "✅",
-    "failed": "❌", "rejected": "🚫", "expired": "⌛", "cancelled": "🛑", "invalid": "⚠️", "refused": "🔒",
+    "simulated": "🧪", "failed": "❌", "rejected": "🚫", "expired": "⌛", "cancelled": "🛑", "invalid": "⚠️",
+    "refused": "🔒",
 }  # fmt: skip
 
 
-def state_label(state: str, lang: str = "en") -> Mrkdwn:
+def state_label(state: str, lang: str = "en", dry_run: bool = False) -> Mrkdwn:
+    """A job state as people read it; a dry run that ran says "Dry run — nothing was changed"."""
+    if state == "simulated" and dry_run:
+        return t("state.simulated_dry_run", lang)
     return t(f"state.{state}", lang) if f"state.{state}" in MESSAGES else escape(state)
 
 
@@ -194,8 +200,10 @@ def job_blocks(
 ) -> list[Block]:
     """The one message a job lives in: approval card, then progress, then outcome."""
     state = job.state
-    dry = f"  `{t('card.dry_run', lang)}`" if job.dry_run else ""
-    head = f"{STATE_EMOJI.get(state, '•')} *{escape(description)}*{dry}\n*{state_label(state, lang)}*"
+    # Said once: the DRY RUN tag until the job ends, then the state ("Dry run — nothing was changed").
+    dry = f"  `{t('card.dry_run', lang)}`" if job.dry_run and state != "simulated" else ""
+    label = state_label(state, lang, job.dry_run)
+    head = f"{STATE_EMOJI.get(state, '•')} *{escape(description)}*{dry}\n*{label}*"
     blocks: list[Block] = [section(head)]
     facts = [t("card.requested_by", lang, user=mention(job.requested_by))]
     if job.approved_by:
@@ -223,7 +231,8 @@ def job_blocks(
     links = progress.get("links") or []
     if links:
         blocks.append(context(Mrkdwn("  ").join(link(url, text) for text, url in links)))
-    if job.result and state not in ("running", "queued"):
+    # A simulation's result ("nothing was changed, because …") is what its state and banner say.
+    if job.result and state not in ("running", "queued", "simulated"):
         result = trusted(job.result)
         blocks.append(section(result if state == "succeeded" else t("card.why", lang, reason=result)))
     if state == "pending_approval":
@@ -281,7 +290,7 @@ def job_blocks(
 
 def job_text(job: Any, description: str, lang: str = "en") -> str:
     """Notification fallback for a job message (Slack parses it as mrkdwn too)."""
-    return escape(description) + Mrkdwn(": ") + state_label(job.state, lang)
+    return escape(description) + Mrkdwn(": ") + state_label(job.state, lang, job.dry_run)
 
 
 def jobs_list_blocks(jobs: list[Any], describe: Any, lang: str = "en") -> list[Block]:

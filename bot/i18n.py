@@ -43,6 +43,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "state.queued": {"en": "Queued", "ja": "実行待ち"},
     "state.running": {"en": "Running", "ja": "実行中"},
     "state.succeeded": {"en": "Succeeded", "ja": "成功"},
+    # A simulation or a dry run ran to its end and changed nothing: never called a success.
+    "state.simulated": {
+        "en": "Simulated — nothing was changed",
+        "ja": "シミュレーション — 何も変更していません",
+    },
+    "state.simulated_dry_run": {
+        "en": "Dry run — nothing was changed",
+        "ja": "ドライラン — 何も変更していません",
+    },
     "state.failed": {"en": "Failed", "ja": "失敗"},
     "state.rejected": {"en": "Rejected", "ja": "却下"},
     "state.expired": {"en": "Expired", "ja": "期限切れ"},
@@ -518,15 +527,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "status.no_url": {"en": "no URL", "ja": "URL なし"},
     "status.deploy": {"en": "{version} by {user} {time}", "ja": "{version}（{user}、{time}）"},
-    "status.deploy_simulated": {
-        "en": "{version} (simulated) by {user} {time}",
-        "ja": "{version}（シミュレーション、{user}、{time}）",
-    },
     "status.line": {
         "en": "health: {health} · version: `{version}`",
         "ja": "ヘルス: {health} · バージョン: `{version}`",
     },
     "status.last_deploy": {"en": "last deploy: {what}", "ja": "最終デプロイ: {what}"},
+    "status.last_simulation": {
+        "en": "🧪 last simulated deploy: {what} (nothing was changed)",
+        "ja": "🧪 最後のシミュレーション: {what}（何も変更していません）",
+    },
     "status.checked": {"en": "Checked {time}", "ja": "確認時刻 {time}"},
     # audit
     "audit.title": {"en": "*Audit log*", "ja": "*監査ログ*"},
@@ -1184,6 +1193,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This deploy step needs a version.",
         "ja": "このデプロイのステップにはバージョンが必要です。",
     },
+    "rb.err.rollback_needs_version": {
+        "en": "I can't tell which version to roll {env} back to: TAISUN has no earlier deploy of {env} on record. "
+        "Name the release tag to return to.",
+        "ja": "{env} をどのバージョンに戻せばよいかわかりません（TAISUN に {env} の以前のデプロイの記録がありません）。"
+        "戻す先のリリースタグを指定してください。",
+    },
     "rb.err.not_action": {
         "en": "That step is not an action.",
         "ja": "そのステップはアクションではありません。",
@@ -1294,10 +1309,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "op.deploy.env_value": {"en": "{env} ({url})", "ja": "{env}（{url}）"},
     "op.deploy.env_value_no_url": {"en": "{env} (no URL)", "ja": "{env}（URL なし）"},
-    "op.deploy.commit_unchecked": {
-        "en": "not checked (no GITHUB_TOKEN)",
-        "ja": "未確認（GITHUB_TOKEN なし）",
-    },
+    "op.deploy.commit_unchecked": {"en": "not checked", "ja": "未確認"},  # the banner says why
     "op.deploy.no_tag": {
         "en": "There is no tag `{version}` in {repo}. Latest tags: {tags}.",
         "ja": "{repo} に `{version}` というタグはありません。最新のタグ: {tags}",
@@ -1351,16 +1363,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{env} で {version} が稼働し、正常です。",
     },
     "op.deploy.sim_dispatch": {
-        "en": "{label}: would dispatch `{workflow}` on `{ref}` of {repo} with inputs `{inputs}`",
-        "ja": "{label}: {repo} の `{ref}` で `{workflow}` を入力 `{inputs}` で起動するところです",
+        "en": "would dispatch `{workflow}` on `{ref}` of {repo} with inputs `{inputs}`",
+        "ja": "{repo} の `{ref}` で `{workflow}` を入力 `{inputs}` で起動するところです",
     },
     "op.deploy.sim_follow": {
-        "en": "{label}: would follow the workflow run to completion",
-        "ja": "{label}: ワークフロー実行を完了まで追跡するところです",
+        "en": "would follow the workflow run to completion",
+        "ja": "ワークフロー実行を完了まで追跡するところです",
     },
     "op.deploy.sim_verify": {
-        "en": "{label}: would verify {url}/health is 200 and {url}/version is `{version}`",
-        "ja": "{label}: {url}/health が 200 で {url}/version が `{version}` であることを検証するところです",
+        "en": "would verify {url}/health is 200 and {url}/version is `{version}`",
+        "ja": "{url}/health が 200 で {url}/version が `{version}` であることを検証するところです",
     },
     "op.deploy.sim_result": {
         "en": "{label}: nothing was changed ({why}).",
@@ -1483,6 +1495,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "直前のバージョンを探すためのタグ一覧を取得できませんでした: {error}",
     },
     "op.rollback.live_one": {"en": "the live one", "ja": "稼働中のもの"},
+    "op.rollback.from_verified": {
+        "en": "{version} (the last deploy TAISUN verified)",
+        "ja": "{version}（TAISUN が最後に検証したデプロイ）",
+    },
+    "op.rollback.from_simulated": {
+        "en": "{version} (the last simulated deploy)",
+        "ja": "{version}（最後にシミュレーションしたデプロイ）",
+    },
     "op.rollback.unknown_target": {
         "en": "I don't know which version to roll {env} back to (no verified history and no older tag than "
         "`{current}`). Name it: `/taisun rollback {env} v1.2.2`.",
@@ -1581,13 +1601,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "タグ `{tag}={value}` の付いた稼働中のインスタンスがありません。{env} で再起動するものはありません。",
     },
     "op.restart.sim_status": {
-        "en": "{label}: would show the status of `{service}` on {what}",
-        "ja": "{label}: {what} の `{service}` の状態を表示するところです",
+        "en": "would show the status of `{service}` on {what}",
+        "ja": "{what} の `{service}` の状態を表示するところです",
     },
     "op.restart.sim_restart": {
-        "en": "{label}: would restart `{service}` on {what}, one at a time, checking {url}/health after each and "
+        "en": "would restart `{service}` on {what}, one at a time, checking {url}/health after each and "
         "stopping at the first failure",
-        "ja": "{label}: {what} の `{service}` を 1 台ずつ再起動し、毎回 {url}/health を確認して、最初の失敗で止めるところです",
+        "ja": "{what} の `{service}` を 1 台ずつ再起動し、毎回 {url}/health を確認して、最初の失敗で止めるところです",
     },
     "op.restart.no_url": {"en": "(no URL)", "ja": "（URL なし）"},
     "op.restart.none_running": {
@@ -1714,16 +1734,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "op.field.deleted": {"en": "Deleted", "ja": "削除"},
     "op.field.redis_memory": {"en": "Redis memory", "ja": "Redis メモリ"},
     "op.cache.sim_redis": {
-        "en": "{label}: would clear Redis: {what}",
-        "ja": "{label}: Redis をクリアするところです: {what}",
+        "en": "would clear Redis: {what}",
+        "ja": "Redis をクリアするところです: {what}",
     },
     "op.cache.sim_app": {
-        "en": "{label}: would clear the app cache: {what}",
-        "ja": "{label}: アプリキャッシュをクリアするところです: {what}",
+        "en": "would clear the app cache: {what}",
+        "ja": "アプリキャッシュをクリアするところです: {what}",
     },
     "op.cache.sim_health": {
-        "en": "{label}: would check {url}/health",
-        "ja": "{label}: {url}/health を確認するところです",
+        "en": "would check {url}/health",
+        "ja": "{url}/health を確認するところです",
     },
     "op.cache.sim_result": {
         "en": "{label}: nothing was cleared ({why}).",
@@ -1854,16 +1874,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "op.db.now": {"en": "Now: {counts}", "ja": "現在: {counts}"},
     "op.db.sim_terminate": {
-        "en": "{label}: would terminate {n} idle connection(s){pids}",
-        "ja": "{label}: アイドル接続を {n} 件切断するところです{pids}",
+        "en": "would terminate {n} idle connection(s){pids}",
+        "ja": "アイドル接続を {n} 件切断するところです{pids}",
     },
     "op.db.sim_count": {
-        "en": "{label}: would count connections in pg_stat_activity",
-        "ja": "{label}: pg_stat_activity の接続数を数えるところです",
+        "en": "would count connections in pg_stat_activity",
+        "ja": "pg_stat_activity の接続数を数えるところです",
     },
     "op.db.sim_terminate_age": {
-        "en": "{label}: would terminate connections idle for more than {age}",
-        "ja": "{label}: {age} を超えてアイドルの接続を切断するところです",
+        "en": "would terminate connections idle for more than {age}",
+        "ja": "{age} を超えてアイドルの接続を切断するところです",
     },
     "op.db.sim_result": {
         "en": "{label}: nothing was changed ({why}).",
@@ -1922,20 +1942,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "バックアップを {n} 件削除しました。",
     },
     "op.backup.sim_dump": {
-        "en": "{label}: would run pg_dump on {source}, gzip it and stream it to s3://{bucket}/{object}",
-        "ja": "{label}: {source} で pg_dump を実行し、gzip して s3://{bucket}/{object} に転送するところです",
+        "en": "would run pg_dump on {source}, gzip it and stream it to s3://{bucket}/{object}",
+        "ja": "{source} で pg_dump を実行し、gzip して s3://{bucket}/{object} に転送するところです",
     },
     "op.backup.sim_memory": {
-        "en": "{label}: would tar {paths} to s3://{bucket}/{prefix}",
-        "ja": "{label}: {paths} を tar にまとめて s3://{bucket}/{prefix} に保存するところです",
+        "en": "would tar {paths} to s3://{bucket}/{prefix}",
+        "ja": "{paths} を tar にまとめて s3://{bucket}/{prefix} に保存するところです",
     },
     "op.backup.sim_retention": {
-        "en": "{label}: would delete backups older than {days} days (keeping the newest)",
-        "ja": "{label}: {days} 日より古いバックアップを削除するところです（最新のものは保持）",
+        "en": "would delete backups older than {days} days (keeping the newest)",
+        "ja": "{days} 日より古いバックアップを削除するところです（最新のものは保持）",
     },
     "op.backup.sim_check": {
-        "en": "{label}: would check that the new backup is listed with its SHA-256",
-        "ja": "{label}: 新しいバックアップが SHA-256 付きで一覧にあることを確認するところです",
+        "en": "would check that the new backup is listed with its SHA-256",
+        "ja": "新しいバックアップが SHA-256 付きで一覧にあることを確認するところです",
     },
     "op.backup.sim_result": {
         "en": "{label}: nothing was backed up ({why}).",
@@ -2056,16 +2076,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "s3://{bucket}/{prefix} に `{id}` というバックアップはありません。最新: {latest}",
     },
     "op.restore.sim_download": {
-        "en": "{label}: would download s3://{bucket}/{object} and verify its SHA-256",
-        "ja": "{label}: s3://{bucket}/{object} をダウンロードして SHA-256 を検証するところです",
+        "en": "would download s3://{bucket}/{object} and verify its SHA-256",
+        "ja": "s3://{bucket}/{object} をダウンロードして SHA-256 を検証するところです",
     },
     "op.restore.sim_replay": {
-        "en": "{label}: would replay it with psql into ${var} in a single transaction",
-        "ja": "{label}: psql で ${var} に単一トランザクションで流し込むところです",
+        "en": "would replay it with psql into ${var} in a single transaction",
+        "ja": "psql で ${var} に単一トランザクションで流し込むところです",
     },
     "op.restore.sim_verify": {
-        "en": "{label}: would run `{command}`",
-        "ja": "{label}: `{command}` を実行するところです",
+        "en": "would run `{command}`",
+        "ja": "`{command}` を実行するところです",
     },
     "op.restore.sim_result": {
         "en": "{label}: nothing was restored ({why}).",
@@ -2173,6 +2193,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "op.backup.report.failed": {"en": "❌ Nightly backup FAILED", "ja": "❌ 夜間バックアップ失敗"},
     # bot/runbook_runs.py: how an action step's job ended (the step's result and its thread note)
     "rb.job_final.succeeded": {"en": "succeeded", "ja": "成功"},
+    "rb.job_final.simulated": {
+        "en": "simulated — nothing was changed",
+        "ja": "シミュレーション（何も変更していません）",
+    },
     "rb.job_final.failed": {"en": "failed", "ja": "失敗"},
     "rb.job_final.rejected": {"en": "rejected", "ja": "却下"},
     "rb.job_final.expired": {"en": "expired", "ja": "期限切れ"},

@@ -40,11 +40,6 @@ log = logging.getLogger(__name__)
 
 SYSTEM_HOLDER = "taisun"
 ACTIVE_STATES = frozenset({"validating", "pending_approval", "queued", "running"})
-STATE_EMOJI = {
-    "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀",
-    "succeeded": "✅", "failed": "❌", "rejected": "🚫", "expired": "⌛",
-    "cancelled": "🛑", "invalid": "⚠️", "refused": "🔒",
-}  # fmt: skip
 
 
 class LeaseLost(Exception):
@@ -361,6 +356,8 @@ def _already_decided(job: Job) -> AlreadyDecided:
         if job.approved_by:
             return AlreadyDecided(key=f"err.decided.{job.state}_by", user=mention(job.approved_by))
         return AlreadyDecided(key=f"err.decided.{job.state}")
+    if job.state == "simulated":
+        return AlreadyDecided(key="err.decided.succeeded")  # "already done", as a simulation
     if job.state in ("succeeded", "expired", "rejected", "cancelled"):
         return AlreadyDecided(key=f"err.decided.{job.state}")
     return AlreadyDecided(key="err.decided.other", state=msg(f"state.{job.state}"))
@@ -688,9 +685,11 @@ class JobRunner:
                 i18n.t("job.result.unexpected", self.svc.config.language, error=f"{type(e).__name__}: {e}"),
             )  # fmt: skip
             return
+        # An operation that only simulated (a dry run, or no credentials) changed nothing: it
+        # ends `simulated`, which no history, status or metric counts as a success.
         self._finish(
             job.id,
-            "succeeded",
+            "simulated" if ctx.progress.get("simulated") else "succeeded",
             ctx.progress.get("result", ""),
             keep_lock=op.keep_lock_after(job, self.svc.config.language),
         )

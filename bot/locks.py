@@ -14,7 +14,9 @@ from bot.i18n import t
 from bot.mrkdwn import Mrkdwn, mention, slack_time
 from bot.store.models import Job, Lock
 
-FINAL_STATES = frozenset({"succeeded", "failed", "rejected", "expired", "cancelled", "invalid", "refused"})
+FINAL_STATES = frozenset(
+    {"succeeded", "simulated", "failed", "rejected", "expired", "cancelled", "invalid", "refused"}
+)
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,18 @@ def plain_text(text: Any) -> str:
     return unescape_text(str(text)) if isinstance(text, Mrkdwn) else str(text)
 
 
+def key_values(values: Mapping[str, Any], sep: str = ", ") -> str:
+    """Settings as people read and type them: `environment=staging, version=v1.2.3, rollback=false`
+    (never a Python repr: booleans are lowercase, nothing is quoted)."""
+
+    def shown(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return "" if value is None else str(value)
+
+    return sep.join(f"{name}={shown(value)}" for name, value in values.items())
+
+
 _DATE = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\^[^|>]*)?\|([^>]*)>")
 _USER_REF = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _CHANNEL_REF = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|([^>]*))?>")

@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from bot.mrkdwn import key_values
+
 __all__ = [
     "ACTION_PARAMS",
     "INCIDENT_PHASES",
@@ -252,7 +254,11 @@ class ParamSpec:
     def check(self, name: str, value: Any) -> str | None:
         """A problem with `value`, or None when it is acceptable."""
         if self.type is bool:
-            return None if isinstance(value, bool) else f"params.{name} should be true or false, got {_yaml_type(value)}"
+            return (
+                None
+                if isinstance(value, bool)
+                else f"params.{name} should be true or false, got {_yaml_type(value)}"
+            )
         if self.type is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 return f"params.{name} should be a whole number, got {_yaml_type(value)}"
@@ -281,7 +287,9 @@ ACTION_PARAMS: dict[str, dict[str, ParamSpec]] = {
             "terminate connections idle for longer than this (default: the environment's setting)",
             minimum=1,
         ),
-        "restart": ParamSpec(bool, "restart the app afterwards as part of this step (default: true)", default=True),
+        "restart": ParamSpec(
+            bool, "restart the app afterwards as part of this step (default: true)", default=True
+        ),
     },
     "deploy": {
         "version": ParamSpec(str, "release tag to deploy (default: asked when the step runs)"),
@@ -338,9 +346,8 @@ class Action(_Strict):
         return out
 
     def describe(self) -> str:
-        """One line: `cache-clear target=redis`."""
-        params = " ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.operation} {params}".strip()
+        """One line: `cache-clear target=redis`, `db-connection-reset restart=false`."""
+        return f"{self.operation} {key_values(self.params, sep=' ')}".strip()
 
 
 class Step(_Strict):

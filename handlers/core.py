@@ -12,6 +12,7 @@ from bot.commands import SPECS
 from bot.i18n import msg, t, t_plain
 from bot.jobs import SYSTEM_HOLDER, audit_refusal
 from bot.ops.base import OpError, Request
+from bot.ops.deploy import last_changes
 from bot.store.models import Job
 from handlers.commands import subcommand
 from handlers.context import Invocation, Reply
@@ -27,24 +28,20 @@ def help_(inv: Invocation) -> Reply:
     return blocks.message(t("help.text", inv.lang), blocks.help_blocks(allowed, inv.lang))
 
 
-def _last_deploys(inv: Invocation) -> dict[str, Job]:
-    with inv.svc.read_sessions() as s:
-        rows = s.scalars(
-            select(Job).where(Job.operation.in_(("deploy", "rollback")), Job.state == "succeeded", Job.dry_run.is_(False))
-            .order_by(Job.finished_at.desc()).limit(50)
-        )  # fmt: skip
-        last: dict[str, Job] = {}
-        for job in rows:
-            last.setdefault(job.environment, job)
-        return last
-
-
 def _deploy_line(job: Job, lang: str) -> str:
     return t(
-        "status.deploy_simulated" if job.params.get("simulated") else "status.deploy",
-        lang, version=job.params.get("version", ""), user=blocks.mention(job.requested_by),
+        "status.deploy", lang, version=job.params.get("version", ""), user=blocks.mention(job.requested_by),
         time=blocks.slack_time(job.finished_at),
     )  # fmt: skip
+
+
+def _newer(simulation: Job | None, verified: Job | None) -> Job | None:
+    """A simulation newer than the last verified deploy (the demo's history), else None."""
+    if simulation is None or simulation.finished_at is None:
+        return None
+    if verified is not None and verified.finished_at and verified.finished_at >= simulation.finished_at:
+        return None
+    return simulation
 
 
 @subcommand("status")
@@ -55,7 +52,8 @@ def status(inv: Invocation) -> Reply:
     with inv.svc.read_sessions() as s:
         held = {e.name: locks.current(s, e.name) for e in envs}
     lock_text = {name: locks.LockInfo.of(lk).describe(lang) for name, lk in held.items() if lk}
-    last = _last_deploys(inv)
+    with inv.svc.read_sessions() as s:
+        last, simulated = last_changes(s), last_changes(s, simulated=True)
 
     def check() -> Reply:
         reports = http.check_many({e.name: e.url for e in envs}, timeout=3.0, recent=inv.svc.recent_checks)
@@ -67,6 +65,7 @@ def status(inv: Invocation) -> Reply:
                 "name": e.name, "branch": e.branch, "url": e.url, "health": r.health, "healthy": r.healthy,
                 "version": r.version, "lock": lock_text.get(e.name),
                 "last_deploy": _deploy_line(job, lang) if job else None,
+                "last_simulation": _deploy_line(sim, lang) if (sim := _newer(simulated.get(e.name), job)) else None,
             })  # fmt: skip
         return blocks.message(t("status.text", lang), blocks.status_blocks(rows, lang))
 

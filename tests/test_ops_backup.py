@@ -298,7 +298,7 @@ def test_without_credentials_a_backup_is_a_labelled_simulation(
     bot.command("backup run")
     bot.settle()
     job = the_job(bot)
-    assert job.state == "succeeded" and job.result.startswith(
+    assert job.state == "simulated" and job.result.startswith(
         "SIMULATED: nothing was backed up (no AWS credentials"
     )
     card = text_of(slack.channel_messages(CHANNEL)[-1])
@@ -311,7 +311,7 @@ def test_without_credentials_a_backup_is_a_labelled_simulation(
     assert "SIMULATED: nothing was backed up" in capsys.readouterr().err
     assert run_from_cli(settings_for(db_url), json_output=True) == 1
     out = json.loads(capsys.readouterr().out)
-    assert out["ok"] is False and out["state"] == "simulated" and out["job_state"] == "succeeded"
+    assert out["ok"] is False and out["state"] == "simulated" and out["job_state"] == "simulated"
     assert out["simulated"].startswith("no AWS credentials")
     assert "Nightly backup did NOT run" in text_of(slack.channel_messages(CHANNEL)[-1])
 

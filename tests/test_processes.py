@@ -212,7 +212,9 @@ def test_audit_verify_names_edited_inserted_and_deleted_rows(db_url, make_bot, s
     result = run_cli(["audit", "verify"], settings)
     assert result.returncode == 1 and "seq 7 missing" in result.stderr
     with bot.svc.sessions.begin() as s:
-        last = s.scalars(select(AuditEvent).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq.desc())).first()
+        last = s.scalars(
+            select(AuditEvent).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq.desc())
+        ).first()
         s.delete(last)
     result = run_cli(["audit", "verify", "--json"], settings)
     report = json.loads(result.stdout)
@@ -234,8 +236,9 @@ def test_the_shell_reads_commands_from_stdin(tmp_path):
     out = result.stdout
     assert "/taisun deploy <env> <version>" in out
     # the example config's workspace language is Japanese: the card and its steps read Japanese
-    assert "シミュレーション" in out and "成功" in out
-    assert "deploy.succeeded" in out
+    # a simulation is no success
+    assert "シミュレーション — 何も変更していません" in out and "成功" not in out
+    assert "deploy.simulated" in out
     # the bot's JSON log goes to a file beside the database, not between the messages
     assert '"level"' not in out and '"level"' not in result.stderr and "log " in out.splitlines()[0]
     assert (tmp_path / "taisun-shell.log").exists()

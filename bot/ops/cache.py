@@ -125,9 +125,9 @@ class CacheClear(Operation):
                 continue  # resumed: done before the bot stopped
             if ctx.dry_run or part in simulated_parts:
                 if part == "redis":
-                    ctx.step(ctx.t("op.cache.sim_redis", label=label, what=_redis_what(cache, lang)), "info")
+                    ctx.step(ctx.t("op.cache.sim_redis", what=_redis_what(cache, lang)), "info")
                 else:
-                    ctx.step(ctx.t("op.cache.sim_app", label=label, what=_app_what(cache)), "info")
+                    ctx.step(ctx.t("op.cache.sim_app", what=_app_what(cache)), "info")
                 continue
             # Each clear saves itself as done, with its audit row, before the next one starts.
             cleared.append(part)
@@ -135,11 +135,9 @@ class CacheClear(Operation):
                 self._redis(ctx, cache, cleared) if part == "redis" else self._app(ctx, cache, cleared)
             )
         if ctx.dry_run or (simulated_parts and not cleared):
-            ctx.step(
-                ctx.t("op.cache.sim_health", label=label, url=env.url or ctx.t("op.restart.no_url")), "info"
-            )
+            ctx.step(ctx.t("op.cache.sim_health", url=env.url or ctx.t("op.restart.no_url")), "info")
             why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
-            ctx.save(result=ctx.t("op.cache.sim_result", label=label, why=why))
+            ctx.simulated(ctx.t("op.cache.sim_result", label=label, why=why))
             return
         joined = "; ".join(notes)
         health = final_health_check(ctx, env, "op.cache.unhealthy_after", notes=joined)
