@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import SPECS, Spec
 from bot.i18n import MESSAGES, duration, t
-from bot.mrkdwn import Mrkdwn, escape, link, mention, plain_text, slack_time, trusted
+from bot.mrkdwn import (
+    Mrkdwn,
+    clip,
+    escape,
+    is_user_id,
+    link,
+    mention,
+    plain_text,
+    slack_time,
+    to_plain,
+    trusted,
+)
 
 Block = dict[str, Any]
 
@@ -149,16 +161,42 @@ def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
 # -- audit ------------------------------------------------------------------------------
 
 
+AUDIT_DETAIL_CHARS = 120
+# A person in a stored (plain text) detail: "@U0BOB", as to_plain() wrote the mention it was.
+_DETAIL_PERSON = re.compile(r"(?<![\w@])@([UW][A-Z0-9]{2,})\b")
+
+
+def audit_actor(ev: Any) -> Mrkdwn:
+    """Who did it: a person as a mention; the bot, the CLI or Alertmanager by their name."""
+    if is_user_id(ev.actor_id):
+        return mention(ev.actor_id)
+    return escape(ev.actor_name or ev.actor_id or "?")
+
+
+def audit_detail(detail: str) -> Mrkdwn:
+    """A stored detail as the audit view shows it, rendered once: plain text (rows written before
+    details were plain may hold Slack markup: read as text first), cut at a word boundary with "…",
+    escaped, and the people it names as mentions."""
+    text = clip(to_plain(detail), AUDIT_DETAIL_CHARS)
+    out, pos = Mrkdwn(""), 0
+    for m in _DETAIL_PERSON.finditer(text):
+        out += escape(text[pos : m.start()]) + mention(m[1])
+        pos = m.end()
+    return out + escape(text[pos:])
+
+
 def audit_blocks(events: list[Any], environment: str | None, lang: str = "en") -> list[Block]:
     title = t("audit.title", lang) + (f" — {environment}" if environment else "")
     if not events:
         return [section(f"{title}\n{t('audit.empty', lang)}")]
     lines = []
     for ev in events:
-        where = f" `{ev.environment}`" if ev.environment else ""
-        detail = f" — {escape(ev.detail[:120])}" if ev.detail else ""
+        where = Mrkdwn(" `{}`").format(ev.environment) if ev.environment else ""
+        detail = Mrkdwn(" — ") + audit_detail(ev.detail) if ev.detail else ""
         lines.append(
-            f"{slack_time(ev.ts)}  {mention(ev.actor_id)}  *{ev.action}*{where}  _{ev.outcome}_{detail}"
+            Mrkdwn("{}  {}  *{}*{}  _{}_{}").format(
+                slack_time(ev.ts), audit_actor(ev), ev.action, where, ev.outcome, detail
+            )
         )
     return [section(title), *sections(lines), context(t("audit.footer", lang, n=len(events)))]
 

@@ -28,7 +28,7 @@ from bot import audit, dedupe, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
 from bot.locks import FINAL_STATES, EnvironmentLocked
-from bot.mrkdwn import mention, slack_time
+from bot.mrkdwn import mention, slack_time, trusted
 from bot.ops.base import REGISTRY, AuditNote, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import Attempt, NotAllowed
 from bot.store.models import Job, Lock
@@ -734,7 +734,9 @@ class JobRunner:
             else:
                 locks.release_for_job(s, job.id)
             outcome = {"succeeded": "ok", "failed": "error"}.get(state, state)
-            _audit(s, job, state, "taisun", "TAISUN", outcome=outcome, detail=result)
+            # A job's result is mrkdwn the bot rendered (as the card shows it): the audit log gets
+            # its plain text, not the markup and entities.
+            _audit(s, job, state, "taisun", "TAISUN", outcome=outcome, detail=trusted(result))
         self.svc.metrics.job_finished(job, state)
 
     # -- housekeeping ----------------------------------------------------------------
