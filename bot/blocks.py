@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,6 @@ from bot.mrkdwn import (
     mention,
     plain_text,
     slack_time,
-    to_plain,
     trusted,
 )
 
@@ -162,8 +160,6 @@ def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
 
 
 AUDIT_DETAIL_CHARS = 120
-# A person in a stored (plain text) detail: "@U0BOB", as to_plain() wrote the mention it was.
-_DETAIL_PERSON = re.compile(r"(?<![\w@])@([UW][A-Z0-9]{2,})\b")
 
 
 def audit_actor(ev: Any) -> Mrkdwn:
@@ -174,15 +170,9 @@ def audit_actor(ev: Any) -> Mrkdwn:
 
 
 def audit_detail(detail: str) -> Mrkdwn:
-    """A stored detail as the audit view shows it, rendered once: plain text (rows written before
-    details were plain may hold Slack markup: read as text first), cut at a word boundary with "…",
-    escaped, and the people it names as mentions."""
-    text = clip(to_plain(detail), AUDIT_DETAIL_CHARS)
-    out, pos = Mrkdwn(""), 0
-    for m in _DETAIL_PERSON.finditer(text):
-        out += escape(text[pos : m.start()]) + mention(m[1])
-        pos = m.end()
-    return out + escape(text[pos:])
+    """A stored detail (plain text, often what a person typed) as the audit view shows it: on one
+    line, cut at a word boundary with "…", escaped once — shown as written, never parsed."""
+    return escape(clip(detail, AUDIT_DETAIL_CHARS))
 
 
 def audit_blocks(events: list[Any], environment: str | None, lang: str = "en") -> list[Block]:
@@ -234,7 +224,12 @@ def state_label(state: str, lang: str = "en", dry_run: bool = False) -> Mrkdwn:
 
 
 def job_blocks(
-    job: Any, description: str, *, destructive: bool = False, can_rollback: bool = False, lang: str = "en"
+    job: Any,
+    description: str,
+    *,
+    destructive: bool = False,
+    can_rollback: bool = False,
+    lang: str = "en",
 ) -> list[Block]:
     """The one message a job lives in: approval card, then progress, then outcome."""
     state = job.state

@@ -4,7 +4,7 @@ Slack, and a long detail cut at a word boundary with "…" — no markup shown a
 from __future__ import annotations
 
 from tests.audit_helpers import exported_audit
-from tests.harness import ALICE, BOB, CAROL, the_job
+from tests.harness import ALICE, BOB, CAROL, last_card, text_of, the_job
 
 REASON = " ".join(f"word{n:02d}" for n in range(1, 40))  # a lock reason far longer than a line
 
@@ -47,15 +47,21 @@ def test_the_audit_view_renders_people_the_bot_times_and_long_details_once(db_ur
     for literal in ("&lt;!date", "&lt;@", "&amp;amp;", "&amp;lt;", "&amp;gt;", "<@taisun>"):
         assert literal not in shown, literal
     # People as mentions, the bot as TAISUN; every time is a Slack date token.
-    assert "<@U0CAROL>  *deploy.cancelled* `production`  _cancelled_ — cancelled by <@U0CAROL>" in shown
+    assert _row(lines, "deploy.cancelled").endswith(
+        "  <@U0CAROL>  *deploy.cancelled* `production`  _cancelled_"
+    )
     assert "TAISUN  *deploy.awaiting_approval*" in shown and "  taisun  " not in shown
     assert all(line.startswith("<!date^") for line in lines[1:]), lines
     # The app's own words, escaped once (Slack shows "& <3>").
     assert "12 entries &amp; &lt;3&gt; keys" in _row(lines, "cache-clear.succeeded")
-    # A long detail ends at a whole word with "…" and names BOB as a mention.
+    card = text_of(last_card(slack))  # (the card had it escaped twice too)
+    assert "12 entries &amp; &lt;3&gt; keys" in card and "&amp;amp;" not in card
+    # A long detail ends at a whole word with "…"; it is text (BOB's ID in it is no mention: a
+    # person could have typed it).
     refused = _row(lines, "unlock.refused")
-    assert "<@U0BOB>" in refused and refused.endswith("…"), refused
+    assert refused.startswith("<!date^") and "<@U0ALICE>  *unlock.refused*" in refused
+    assert "is locked by @U0BOB since" in refused and refused.endswith("…"), refused
     last_word = refused.removesuffix("…").split()[-1]
     (stored,) = [r["detail"] for r in exported_audit(bot.settings) if r["action"] == "unlock.refused"]
     assert last_word in stored.split(), (last_word, stored)  # a whole word of what was stored
-    assert len(refused.split(" — ", 1)[1]) <= 120 + len("<@U0BOB>") - len("@U0BOB"), refused
+    assert len(refused.split(" — ", 1)[1]) <= 120, refused

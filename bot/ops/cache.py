@@ -16,6 +16,7 @@ from bot.backends.cache import CacheError, clear_app_cache, clear_redis, redis_l
 from bot.config import CacheConfig
 from bot.i18n import Msg, msg, t
 from bot.logs import redact
+from bot.mrkdwn import Mrkdwn
 from bot.ops.base import JobContext, Operation, OpError, Request, register, simulated_why
 from bot.ops.restart import Throttled, final_health_check, flag_for, human_bytes, label_for
 from bot.store.models import Job
@@ -119,7 +120,7 @@ class CacheClear(Operation):
         simulated_parts = set(ctx.params.get("simulated_parts", []))
         lang = ctx.svc.config.language
         label = label_for(ctx.job, lang)
-        notes: list[str] = []
+        notes: list[Mrkdwn] = []
         for part in ctx.params.get("parts", []):
             if part in cleared:
                 continue  # resumed: done before the bot stopped
@@ -139,7 +140,7 @@ class CacheClear(Operation):
             why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
             ctx.simulated(ctx.t("op.cache.sim_result", label=label, why=why))
             return
-        joined = "; ".join(notes)
+        joined = Mrkdwn("; ").join(notes)  # the notes are mrkdwn already: joined, not escaped again
         health = final_health_check(ctx, env, "op.cache.unhealthy_after", notes=joined)
         if simulated_parts:
             result = ctx.t(
