@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,8 @@ class Action:
 
     APPROVE = "taisun.job.approve"
     REJECT = "taisun.job.reject"
+    REJECT_MODAL = "taisun.job.reject_modal"  # the Reject form, asking why
+    REJECT_REASON = "taisun.job.reject_reason"
     CANCEL = "taisun.job.cancel"
     ROLLBACK = "taisun.job.rollback"
     LOCK_TAKEOVER = "taisun.lock.takeover"
@@ -319,6 +322,29 @@ def job_blocks(
     elif job.finished_at:  # rejected, expired, cancelled before it started: still name the job
         blocks.append(context(t("card.job", lang, job=job.id[:8])))
     return blocks
+
+
+def reject_modal(job: Any, description: str, channel: str, required: bool, lang: str = "en") -> Block:
+    """The form a Reject click opens: why (required where changes need approval, else optional)."""
+    hint = t("card.reject_reason_required" if required else "card.reject_reason_optional", lang)
+    reason: Block = {
+        "type": "input", "block_id": "reason", "optional": not required,
+        "label": {"type": "plain_text", "text": plain_text(t("card.reject_reason", lang))},
+        "hint": {"type": "plain_text", "text": plain_text(hint)[:2000]},
+        "element": {"type": "plain_text_input", "action_id": Action.REJECT_REASON, "multiline": True, "max_length": 500},
+    }  # fmt: skip
+    return {
+        "type": "modal",
+        "callback_id": Action.REJECT_MODAL,
+        "private_metadata": json.dumps({"job": job.id, "channel": channel}),
+        "title": {"type": "plain_text", "text": plain_text(t("card.reject_title", lang))[:24]},
+        "submit": {"type": "plain_text", "text": plain_text(t("card.reject", lang))},
+        "close": {"type": "plain_text", "text": plain_text(t("card.cancel", lang))},
+        "blocks": [
+            section(t("card.reject_text", lang, what=description, user=mention(job.requested_by))),
+            reason,
+        ],
+    }
 
 
 def job_text(job: Any, description: str, lang: str = "en") -> str:

@@ -66,6 +66,27 @@ MESSAGES: dict[str, dict[str, str]] = {
     "card.why": {"en": "*Why:* {reason}", "ja": "*理由:* {reason}"},
     "card.approve": {"en": "Approve", "ja": "承認"},
     "card.reject": {"en": "Reject", "ja": "却下"},
+    # the Reject form (bot/blocks.py reject_modal)
+    "card.reject_title": {"en": "Reject this?", "ja": "却下しますか？"},
+    "card.reject_text": {
+        "en": "Reject *{what}*, asked for by {user}? Nothing runs; your reason is shown on the card and kept in "
+        "the audit log.",
+        "ja": "{user} が依頼した *{what}* を却下しますか？ 何も実行されません。理由はカードに表示され、監査ログに残ります。",
+    },
+    "card.reject_reason": {"en": "Why?", "ja": "却下の理由"},
+    "card.reject_reason_required": {
+        "en": "Required for production changes and destructive operations: the requester and the audit log "
+        "should learn why.",
+        "ja": "本番環境への変更と破壊的な操作では必須です（依頼者と監査ログに理由を残すため）。",
+    },
+    "card.reject_reason_optional": {
+        "en": "Optional, but it helps the requester.",
+        "ja": "任意ですが、依頼者の助けになります。",
+    },
+    "err.reject_reason_required": {
+        "en": "Say why you reject it: this request needs a reason (it is shown on the card and kept in the audit log).",
+        "ja": "却下の理由を書いてください。この依頼の却下には理由が必要です（カードに表示され、監査ログに残ります）。",
+    },
     "card.rollback": {"en": "Roll back", "ja": "ロールバック"},
     "card.confirm_approve_title": {"en": "Approve this?", "ja": "承認しますか？"},
     "card.confirm_approve_text": {
@@ -363,6 +384,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "job.result.expired": {"en": "approval expired", "ja": "承認の期限切れ"},
     "job.result.cancelled_by": {"en": "cancelled by {user}", "ja": "{user} がキャンセル"},
     "job.result.rejected_by": {"en": "rejected by {user}", "ja": "{user} が却下"},
+    "job.result.rejected_because": {"en": "rejected by {user}: {reason}", "ja": "{user} が却下: {reason}"},
     "job.result.internal_error": {
         "en": "The bot hit an internal error; see its logs. Nothing more was done.",
         "ja": "ボットの内部エラーです（詳細はログを参照）。これ以上は何も行っていません。",

@@ -243,20 +243,46 @@ class JobService:
         self.svc.notifier.job_changed(job.id)
         return self.get(job.id)
 
-    def reject(self, job_id: str, user_id: str, user_name: str = "", reason: str = "") -> Job:
-        job = self.get(job_id)
+    def reason_required(self, job: Job) -> bool:
+        """Whether rejecting this job needs a reason: where changes need approval (production) and for
+        destructive operations (a restore), the requester and the audit log must learn why; elsewhere
+        (a forced deploy in a freeze window, say) a reason is welcome, not required."""
         env = self.svc.config.environments.get(job.environment)
+        op = REGISTRY.get(job.operation)
+        return bool(env and env.approval_required) or bool(op and op.destructive)
+
+    def may_reject(self, job_id: str, user_id: str, user_name: str = "") -> Job:
+        """Check a Reject click before its form opens: the job still waits and the clicker may
+        reject it (a refusal is audited by the policy). The requester may always withdraw."""
+        job = self.get(job_id)
+        if job.state != "pending_approval":
+            raise _already_decided(job)
         if user_id != job.requested_by:
+            env = self.svc.config.environments.get(job.environment)
             self.svc.policy.require(user_id, "approver", env, msg("act.reject"), _attempt_on(job, user_name))
-        outcome = "cancelled" if user_id == job.requested_by else "rejected"
+        return job
+
+    def reject(self, job_id: str, user_id: str, user_name: str = "", reason: str = "") -> Job:
+        """Reject a waiting job with the rejecter's reason (stored in its result, shown on its card
+        and in its audit row); the requester's own Reject withdraws it. Nothing runs either way."""
+        job = self.may_reject(job_id, user_id, user_name)
+        withdrawn = user_id == job.requested_by
+        reason = " ".join(reason.split())[:500]
+        if not withdrawn and not reason and self.reason_required(job):
+            raise OpError(key="err.reject_reason_required")
+        lang = self.svc.config.language  # the card's language
+        key = "job.result.rejected_because" if reason else "job.result.rejected_by"
+        result = i18n.t(key, lang, user=mention(user_id), reason=reason)
+        outcome = "cancelled" if withdrawn else "rejected"
         with self.svc.sessions.begin() as s:
             res = s.execute(
                 update(Job).where(Job.id == job.id, Job.state == "pending_approval")
-                .values(state=outcome, finished_at=now(), updated_at=now(), result=reason)
+                .values(state=outcome, finished_at=now(), updated_at=now(), result=result)
             )  # fmt: skip
             if res.rowcount != 1:
                 s.rollback()
                 raise _already_decided(self.get(job.id))
+            # The row's actor says who; its detail is what they gave as the reason (plain text).
             _audit(s, job, outcome, user_id, user_name, outcome=outcome, detail=reason)
         self.svc.notifier.job_changed(job.id)
         return self.get(job.id)

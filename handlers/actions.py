@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from slack_bolt import Ack, App, Respond
 from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
 
 from bot import audit, blocks, locks
 from bot.blocks import Action
@@ -48,16 +49,32 @@ def register(app: App, svc: Services) -> None:
         svc.metrics.approved((datetime.now(UTC) - job.created_at).total_seconds())
         return None  # the card itself changes to show who approved
 
-    def reject(job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
-        job = svc.jobs.reject(
-            job_id,
-            user_id,
-            user_name,
-            reason=t("job.result.rejected_by", svc.config.language, user=blocks.mention(user_id)),
-        )
+    @app.action(Action.REJECT)
+    def reject(ack: Ack, body: dict, client: WebClient, respond: Respond, request: BoltRequest) -> None:
+        """Reject asks why in a small form (the requester's own Reject withdraws at once)."""
+        user_id, user_name = _user(body)
         lang = svc.lang_for(user_id)
-        key = "reply.withdrawn" if job.state == "cancelled" else "reply.rejected"
-        return blocks.message(t(key, lang, what=svc.describe(job, lang), job=job.id[:8]))
+        if too_late(svc, request, ack, respond, lang, what=Action.REJECT):
+            return
+        ack()
+
+        def ask_why() -> Reply:
+            job = svc.jobs.may_reject(_value(body), user_id, user_name)
+            if user_id == job.requested_by:
+                job = svc.jobs.reject(job.id, user_id, user_name)
+                return blocks.message(
+                    t("reply.withdrawn", lang, what=svc.describe(job, lang), job=job.id[:8])
+                )
+            channel = str((body.get("channel") or {}).get("id") or job.channel)
+            view = blocks.reject_modal(
+                job, svc.describe(job, lang), channel, svc.jobs.reason_required(job), lang
+            )
+            client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
+            return None
+
+        reply = run_guarded(ask_why, lang)
+        if reply:
+            respond(replace_original=False, **reply)
 
     def cancel(job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
         svc.jobs.cancel(job_id, user_id, user_name)
@@ -123,7 +140,6 @@ def register(app: App, svc: Services) -> None:
         return blocks.message(t("lock.you_hold", lang, env=env.name))
 
     on_click(Action.APPROVE, approve)
-    on_click(Action.REJECT, reject)
     on_click(Action.CANCEL, cancel)
     on_click(Action.ROLLBACK, rollback)
     on_click(Action.LOCK_TAKEOVER, take_over)

@@ -12,6 +12,7 @@ from bot import locks
 from bot.blocks import Action
 from bot.store.models import AuditEvent, Job
 from tests.audit_helpers import exported_audit, facts
+from tests.chatops_helpers import submit_view
 from tests.conftest import GITHUB_TOKEN
 from tests.harness import ALICE, BOB, CAROL, CHANNEL, actions, buttons, text_of, the_job
 
@@ -211,6 +212,9 @@ def test_a_rejected_card_keeps_its_job_id_and_the_rejecter_is_told(gh_bot, slack
     job = the_job(bot)
     status, _ = bot.click(Action.REJECT, job.id, BOB, card)
     assert status == 200
+    form = slack.wait_for(lambda: next(iter(slack.views.values()), None))  # Reject asks why
+    reason = {"reason": {Action.REJECT_REASON: {"type": "plain_text_input", "value": "not this week"}}}
+    assert submit_view(bot, form, reason, BOB)[0] == 200
     bot.settle()
     assert the_job(bot).state == "rejected"
     final = text_of(slack.channel_messages(CHANNEL)[-1])
