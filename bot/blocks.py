@@ -232,6 +232,7 @@ def job_blocks(
     *,
     destructive: bool = False,
     can_rollback: bool = False,
+    left_locked: bool = False,
     lang: str = "en",
 ) -> list[Block]:
     """The one message a job lives in: approval card, then progress, then outcome."""
@@ -315,6 +316,10 @@ def job_blocks(
                     button(t("card.rollback", lang), Action.ROLLBACK, job.id, style="danger", confirm=confirm)
                 ],
             }
+        )
+    if left_locked:
+        blocks.append(
+            section(t("card.left_locked", lang, env=job.environment, user=mention(job.requested_by)))
         )
     if job.finished_at and job.started_at:
         elapsed = duration((job.finished_at - job.started_at).total_seconds(), lang)

@@ -111,6 +111,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "経過 {elapsed} · ジョブ `{job}`",
     },
     "card.took": {"en": "took {elapsed} · job `{job}`", "ja": "所要 {elapsed} · ジョブ `{job}`"},
+    "card.left_locked": {
+        "en": "🔒 This rollback left *{env}* locked so nothing deploys past it. Once it is fixed, {user} (who rolled "
+        "back) or an admin can release it with `/taisun unlock {env}`.",
+        "ja": "🔒 このロールバックにより *{env}* はロックされ、これ以上デプロイできません。修正が済んだら、ロールバックした "
+        "{user} または admin が `/taisun unlock {env}` で解除できます。",
+    },
     "card.job": {"en": "job `{job}`", "ja": "ジョブ `{job}`"},
     # replies
     "reply.checking": {
@@ -198,8 +204,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "ロックした人が `/taisun unlock {env}` で解除できます。",
     },
     "err.locked.release_fixed": {
-        "en": "Once it is fixed, release it with `/taisun unlock {env}`.",
-        "ja": "修正が済んだら `/taisun unlock {env}` で解除してください。",
+        "en": "Once it is fixed, an admin can release it with `/taisun unlock {env}`.",
+        "ja": "修正が済んだら admin が `/taisun unlock {env}` で解除できます。",
+    },
+    "err.locked.release_fixed_by": {
+        "en": "Once it is fixed, {user} (who rolled back) or an admin can release it with `/taisun unlock {env}`.",
+        "ja": "修正が済んだら、ロールバックした {user} または admin が `/taisun unlock {env}` で解除できます。",
     },
     "err.unknown_command": {
         "en": "Unknown command `{word}`.{hint} Type `/taisun help` for the list.",
@@ -417,6 +427,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lock.by_hand": {"en": "locked by hand", "ja": "手動でロック"},
     "lock.taken_from": {"en": "taken over from {user}", "ja": "{user} から引き継ぎ"},
     "lock.holder_job": {"en": "a running job `{job}`", "ja": "実行中のジョブ `{job}`"},
+    "lock.holder_kept": {"en": "TAISUN (after {user}'s rollback)", "ja": "TAISUN（{user} のロールバック後）"},
     "lock.why": {"en": " — “{reason}”", "ja": "（理由:「{reason}」）"},
     "card.through_own_lock": {
         "en": "🔒 goes through {user}'s own lock on {env}{why}",
@@ -456,6 +467,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lock.not_yours": {
         "en": "{lock}. Only they or an admin can unlock it; an approver can take it over from the lock message.",
         "ja": "{lock}。解除できるのはロックした人か admin だけです。approver はロックのメッセージから引き継げます。",
+    },
+    "lock.not_yours_kept": {
+        "en": "{lock}. A rollback left it so nothing deploys past it: only {user}, who rolled back, or an admin "
+        "can unlock it.",
+        "ja": "{lock}。ロールバック後に再デプロイを防ぐためのロックです。解除できるのはロールバックした {user} か "
+        "admin だけです。",
+    },
+    "lock.not_yours_bot": {
+        "en": "{lock}. Only an admin can unlock it.",
+        "ja": "{lock}。解除できるのは admin だけです。",
     },
     "lock.takeover_button": {"en": "Take over the lock", "ja": "ロックを引き継ぐ"},
     "lock.takeover_title": {"en": "Take over?", "ja": "引き継ぎますか？"},

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from bot import audit, dedupe, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
-from bot.locks import FINAL_STATES, EnvironmentLocked
+from bot.locks import FINAL_STATES, SYSTEM_HOLDER, EnvironmentLocked
 from bot.mrkdwn import mention, slack_time, trusted
 from bot.ops.base import REGISTRY, AuditNote, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import Attempt, NotAllowed
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SYSTEM_HOLDER = "taisun"
 ACTIVE_STATES = frozenset({"validating", "pending_approval", "queued", "running"})
 
 
@@ -757,6 +756,7 @@ class JobRunner:
                     # Held by the bot itself now: nobody deploys past it until someone unlocks on purpose.
                     lock.job_id, lock.reason, lock.acquired_at = "", keep_lock, t
                     lock.holder_id, lock.holder_name = SYSTEM_HOLDER, "TAISUN"
+                    lock.kept_for = job.requested_by  # who rolled back: they or an admin release it
             else:
                 locks.release_for_job(s, job.id)
             outcome = {"succeeded": "ok", "failed": "error"}.get(state, state)

@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot import audit, blocks, locks
 from bot.blocks import Action
 from bot.i18n import msg, t
+from bot.jobs import audit_refusal
 from bot.mrkdwn import to_plain
 from bot.ops.base import Request
 from bot.policy import Attempt
@@ -111,23 +112,41 @@ def register(app: App, svc: Services) -> None:
         )
         svc.policy.require(user_id, "approver", env, msg("act.take_over"), attempt)
         minutes = svc.config.defaults.lock_expiry_minutes
+        kept: locks.LockInfo | None = None  # the lock a rollback left, when this person may not release it
+        previous = ""
         with svc.sessions.begin() as s:
             held = locks.current(s, env.name)
             if held is not None and held.job_id:
                 return blocks.error(t("lock.job_holds_now", lang))
-            previous = held.holder_id if held else ""
-            # A lock's reason is plain text (usually what a person typed); it is escaped where shown.
-            taken = (
-                t("lock.taken_from", ws, user=blocks.mention(previous)) if previous else t("lock.by_hand", ws)
-            )
-            reason = to_plain(taken, names=svc.user_name)
-            if held is not None:
-                locks.release(s, env.name)
-                s.flush()
-            locks.acquire(s, env.name, holder_id=user_id, holder_name=user_name, reason=reason,
-                          expires_at=datetime.now(UTC) + timedelta(minutes=minutes))  # fmt: skip
-            audit.append(s, actor_id=user_id, actor_name=user_name, action="lock.taken_over", environment=env.name,
-                         params={"previous_holder": previous}, outcome="ok")  # fmt: skip
+            info = locks.LockInfo.of(held) if held is not None else None
+            # The lock a rollback left is not taken over: only the one who rolled back or an admin
+            # releases it (an old button must not get around that).
+            if (
+                info is not None
+                and info.holder_id == locks.SYSTEM_HOLDER
+                and not info.may_release(user_id, svc.policy.has_role(user_id, "admin", env))
+            ):
+                kept = info
+            else:
+                previous = held.holder_id if held else ""
+                # A lock's reason is plain text (usually what a person typed); it is escaped where shown.
+                taken = (
+                    t("lock.taken_from", ws, user=blocks.mention(previous))
+                    if previous
+                    else t("lock.by_hand", ws)
+                )
+                reason = to_plain(taken, names=svc.user_name)
+                if held is not None:
+                    locks.release(s, env.name)
+                    s.flush()
+                locks.acquire(s, env.name, holder_id=user_id, holder_name=user_name, reason=reason,
+                              expires_at=datetime.now(UTC) + timedelta(minutes=minutes))  # fmt: skip
+                audit.append(s, actor_id=user_id, actor_name=user_name, action="lock.taken_over",
+                             environment=env.name, params={"previous_holder": previous}, outcome="ok")  # fmt: skip
+        if kept is not None:
+            audit_refusal(svc, Request("lock", env, {"take_over": True}, user_id, user_name, attempt.channel),
+                          kept.not_yours(ws))  # fmt: skip
+            return blocks.error(kept.not_yours(lang))
         if previous:
             svc.later(
                 lambda: svc.slack.chat_postMessage(

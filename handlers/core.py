@@ -110,7 +110,12 @@ def lock(inv: Invocation) -> Reply:
         audit_refusal(inv.svc, req, e)
         held = e.info
         reply = blocks.error(e.message(lang))
-        if not held.job_id and inv.svc.policy.has_role(inv.user_id, "approver", env):
+        # A manual lock can be taken over by an approver; the lock a rollback left cannot (bot/locks.py).
+        if (
+            not held.job_id
+            and held.holder_id != SYSTEM_HOLDER
+            and inv.svc.policy.has_role(inv.user_id, "approver", env)
+        ):
             confirm = blocks.confirm_dialog(
                 t("lock.takeover_title", lang), t("lock.takeover_text", lang, user=blocks.mention(held.holder_id), env=env.name),
                 yes=t("lock.takeover_yes", lang), no=t("card.cancel", lang),
@@ -142,6 +147,7 @@ def unlock(inv: Invocation) -> Reply:
     inv.svc.jobs.require(req, "operator", msg("act.unlock"))
     lang, ws = inv.lang, inv.svc.config.language
     refusal: OpError | None = None
+    not_yours: locks.LockInfo | None = None
     with inv.svc.sessions.begin() as s:
         held = locks.current(s, env.name)
         if held is None:
@@ -149,21 +155,20 @@ def unlock(inv: Invocation) -> Reply:
         info = locks.LockInfo.of(held)
         if held.job_id:
             refusal = OpError(key="lock.held_by_job", env=env.name, job=held.job_id[:8])
-        elif held.holder_id not in (inv.user_id, SYSTEM_HOLDER) and not inv.svc.policy.has_role(
-            inv.user_id, "admin", env
-        ):
-            refusal = OpError(key="lock.not_yours", lock=info.describe(lang))
+        elif not info.may_release(inv.user_id, inv.svc.policy.has_role(inv.user_id, "admin", env)):
+            not_yours = info  # the holder, the one who rolled back, or an admin
         else:
             locks.release(s, env.name)
             audit.append(
                 s, actor_id=inv.user_id, actor_name=inv.user_name, action="lock.released", environment=env.name,
-                channel=inv.channel_id, params={"holder": held.holder_id}, outcome="ok",
+                channel=inv.channel_id, outcome="ok",
+                params={"holder": held.holder_id} | ({"rolled_back_by": info.kept_for} if info.kept_for else {}),
             )  # fmt: skip
-    if refusal is not None:  # audited in its own transaction, in the workspace language
-        reason = (
-            t("lock.not_yours", ws, lock=info.describe(ws)) if refusal.key == "lock.not_yours" else refusal
-        )
-        audit_refusal(inv.svc, req, reason)
+    if not_yours is not None:  # audited in its own transaction, in the workspace language
+        audit_refusal(inv.svc, req, not_yours.not_yours(ws))
+        return blocks.error(not_yours.not_yours(lang))
+    if refusal is not None:
+        audit_refusal(inv.svc, req, refusal)
         raise refusal
     return blocks.message(
         t("lock.unlocked_text", ws, env=env.name),

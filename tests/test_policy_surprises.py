@@ -1,4 +1,5 @@
-"""No policy surprises: Reject asks why (required in production)."""
+"""No policy surprises: Reject asks why (required in production), the lock a rollback leaves is
+released only by the one who rolled back or an admin (and its card says so)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from bot.blocks import Action
 from bot.store.models import AuditEvent
 from tests.chatops_helpers import submit_view
-from tests.harness import ALICE, BOB, CAROL, MALLORY, last_card, text_of, the_job
+from tests.harness import ALICE, BOB, CAROL, MALLORY, last_card, locked, text_of, the_job
 
 ALWAYS_FROZEN = [
     {
@@ -88,3 +89,45 @@ def test_reject_asks_why_required_in_production_and_the_reason_is_on_the_card_an
     assert submit_view(bot, form, _why(""), CAROL)[0] == 200
     bot.settle()
     assert the_job(bot).state == "rejected" and the_job(bot).result == "rejected by <@U0CAROL>"
+
+
+def test_the_lock_a_rollback_leaves_is_released_by_the_one_who_rolled_back_or_an_admin(
+    db_url, make_bot, slack
+):
+    bot = make_bot(db_url)
+    bot.command("rollback stg v1.2.2", user=ALICE)
+    bot.settle()
+    assert locked(bot, "staging")
+    card = text_of(last_card(slack))
+    assert "This rollback left *staging* locked" in card
+    assert "<@U0ALICE> (who rolled back) or an admin can release it with `/taisun unlock staging`" in card
+
+    # BOB is an operator and an approver: neither lets him past the lock someone else's rollback left.
+    refused = bot.command("unlock stg", user=BOB)
+    assert (
+        refused["text"].startswith(":warning:")
+        and "only <@U0ALICE>, who rolled back, or an admin" in refused["text"]
+    )
+    assert locked(bot, "staging")
+    deploy = bot.command("deploy stg v1.2.3", user=BOB)
+    assert "<@U0ALICE> (who rolled back) or an admin can release it" in deploy["text"]
+    lock_reply = bot.command("lock stg mine now", user=BOB)
+    assert Action.LOCK_TAKEOVER not in json.dumps(lock_reply)  # no take-over button for this lock
+    status, _ = bot.click(Action.LOCK_TAKEOVER, "staging", BOB)  # nor through an old one
+    assert status == 200
+    bot.settle()
+    assert "who rolled back, or an admin" in slack.ephemeral(BOB)[-1].text
+    assert locked(bot, "staging")
+    assert [r.actor_id for r in _audit_rows(bot, "unlock.refused")] == [BOB]
+    assert [r.actor_id for r in _audit_rows(bot, "lock.refused") if r.params.get("take_over")] == [BOB]
+
+    assert "unlocked" in bot.command("unlock stg", user=ALICE)["text"]  # the one who rolled back
+    assert not locked(bot, "staging")
+    (released,) = _audit_rows(bot, "lock.released")
+    assert released.params == {"holder": "taisun", "rolled_back_by": ALICE}
+
+    bot.command("rollback stg v1.2.2", user=BOB)
+    bot.settle()
+    assert locked(bot, "staging")
+    assert "unlocked" in bot.command("unlock stg", user=CAROL)["text"]  # an admin
+    assert not locked(bot, "staging")
