@@ -1108,12 +1108,21 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "inc.reply.open_list": {"en": "Open incidents", "ja": "対応中のインシデント"},
     "inc.reply.declared_channel": {
-        "en": "🚨 {ref} declared ({severity}): {title} — its own channel is being created.",
-        "ja": "🚨 {ref} を宣言しました（{severity}）: {title} — 専用チャンネルを作成しています。",
+        "en": "🚨 {ref} declared for *{env}* ({severity}): {title} — its own channel is being created.{assumed}",
+        "ja": "🚨 *{env}* の {ref} を宣言しました（{severity}）: {title} — 専用チャンネルを作成しています。{assumed}",
     },
     "inc.reply.declared_here": {
-        "en": "🚨 {ref} declared ({severity}): {title} — the header and checklist thread are being posted here.",
-        "ja": "🚨 {ref} を宣言しました（{severity}）: {title} — ヘッダーとチェックリストのスレッドをここに投稿しています。",
+        "en": "🚨 {ref} declared for *{env}* ({severity}): {title} — the header and checklist thread are being "
+        "posted here.{assumed}",
+        "ja": "🚨 *{env}* の {ref} を宣言しました（{severity}）: {title} — ヘッダーとチェックリストのスレッドをここに"
+        "投稿しています。{assumed}",
+    },
+    # `incident declare` without --env: the environment was not chosen, so the reply says which one it is
+    "inc.reply.env_assumed": {
+        "en": "\nNo `--env` was given, so it is for *{env}*: its checks and actions run there. For another "
+        "environment, declare it with `--env {other}`.",
+        "ja": "\n`--env` の指定がないため *{env}* としました（チェックとアクションはそこで実行されます）。別の環境なら "
+        "`--env {other}` を付けて宣言してください。",
     },
     "inc.reply.status_current": {
         "en": "{ref} — {phase}: “{text}” (by {user}). Update it: `/taisun incident status <text>`.",

@@ -1,5 +1,6 @@
 """No policy surprises: Reject asks why (required in production), the lock a rollback leaves is
-released only by the one who rolled back or an admin (and its card says so)."""
+released only by the one who rolled back or an admin (and its card says so), and an incident
+declared without --env says which environment it is for."""
 
 from __future__ import annotations
 
@@ -131,3 +132,12 @@ def test_the_lock_a_rollback_leaves_is_released_by_the_one_who_rolled_back_or_an
     assert locked(bot, "staging")
     assert "unlocked" in bot.command("unlock stg", user=CAROL)["text"]  # an admin
     assert not locked(bot, "staging")
+
+
+def test_an_incident_declared_without_env_says_which_environment_it_is_for(db_url, make_bot, slack):
+    bot = make_bot(db_url)
+    reply = bot.command('incident declare sev3 "checkout is slow"', user=ALICE)["text"]
+    assert "INC-1 declared for *production*" in reply
+    assert "No `--env` was given, so it is for *production*" in reply and "`--env development`" in reply
+    reply = bot.command('incident declare sev3 "staging is slow" --env stg', user=ALICE)["text"]
+    assert "INC-2 declared for *staging*" in reply and "--env` was given" not in reply
