@@ -1573,10 +1573,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "再起動するインスタンスの一覧を取得できません: {error}",
     },
     "op.restore.bad_id": {
-        "en": "`{id}` is not a backup id or key: use an id like `20261128_020000` or a key like "
-        "`{prefix}backup_20261128_020000.sql.gz` (`/taisun backup list` shows them).",
-        "ja": "`{id}` はバックアップの ID でもキーでもありません。`20261128_020000` のような ID か "
-        "`{prefix}backup_20261128_020000.sql.gz` のようなキーを指定してください（`/taisun backup list` で一覧を確認できます）。",
+        "en": "`{id}` is not a backup id or key: use an id like `20261128_020000`, a name like "
+        "`backup_20261128_020000` or a key like `{prefix}backup_20261128_020000.sql.gz` (`/taisun backup list` "
+        "shows them).",
+        "ja": "`{id}` はバックアップの ID でもキーでもありません。`20261128_020000` のような ID、"
+        "`backup_20261128_020000` のような名前、または `{prefix}backup_20261128_020000.sql.gz` のようなキーを"
+        "指定してください（`/taisun backup list` で一覧を確認できます）。",
     },
     "op.sim.no_aws": {
         "en": "no AWS credentials in the environment, a profile or an instance role",
