@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import SPECS, Spec
 from bot.i18n import MESSAGES, duration, outcome, render_plain, t
-from bot.mrkdwn import Mrkdwn, escape, link, mention, plain_text, slack_time, trusted
+from bot.mrkdwn import (
+    Mrkdwn,
+    clip,
+    escape,
+    is_user_id,
+    link,
+    mention,
+    plain_text,
+    slack_time,
+    trusted,
+)
 
 Block = dict[str, Any]
 
@@ -18,6 +29,8 @@ class Action:
 
     APPROVE = "taisun.job.approve"
     REJECT = "taisun.job.reject"
+    REJECT_MODAL = "taisun.job.reject_modal"  # the Reject form, asking why
+    REJECT_REASON = "taisun.job.reject_reason"
     CANCEL = "taisun.job.cancel"
     ROLLBACK = "taisun.job.rollback"
     LOCK_TAKEOVER = "taisun.lock.takeover"
@@ -141,6 +154,8 @@ def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
             lines.append(f"🔒 {r['lock']}")
         if r.get("last_deploy"):
             lines.append(t("status.last_deploy", lang, what=r["last_deploy"]))
+        if r.get("last_simulation"):  # never counted as a deploy: said apart, after the real one
+            lines.append(t("status.last_simulation", lang, what=r["last_simulation"]))
         blocks.append(section("\n".join(lines)))
     blocks.append(context(t("status.checked", lang, time=slack_time(datetime.now(UTC)))))
     return blocks
@@ -149,18 +164,36 @@ def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
 # -- audit ------------------------------------------------------------------------------
 
 
+AUDIT_DETAIL_CHARS = 120
+
+
+def audit_actor(ev: Any) -> Mrkdwn:
+    """Who did it: a person as a mention; the bot, the CLI or Alertmanager by their name."""
+    if is_user_id(ev.actor_id):
+        return mention(ev.actor_id)
+    return escape(ev.actor_name or ev.actor_id or "?")
+
+
+def audit_detail(detail: str) -> Mrkdwn:
+    """A stored detail (plain text, often what a person typed) as the audit view shows it: on one
+    line, cut at a word boundary with "…", escaped once — shown as written, never parsed."""
+    return escape(clip(detail, AUDIT_DETAIL_CHARS))
+
+
 def audit_blocks(events: list[Any], environment: str | None, lang: str = "en") -> list[Block]:
     title = t("audit.title", lang) + (f" — {environment}" if environment else "")
     if not events:
         return [section(f"{title}\n{t('audit.empty', lang)}")]
     lines = []
     for ev in events:
-        where = f" `{ev.environment}`" if ev.environment else ""
+        where = Mrkdwn(" `{}`").format(ev.environment) if ev.environment else ""
         # A detail the bot wrote from its catalogue reads in the reader's language; other text as stored.
         said = render_plain(ev.detail_msg, lang) if getattr(ev, "detail_msg", None) else ev.detail
-        detail = f" — {escape(said[:120])}" if said else ""
+        detail = Mrkdwn(" — ") + audit_detail(said) if said else ""
         lines.append(
-            f"{slack_time(ev.ts)}  {mention(ev.actor_id)}  *{ev.action}*{where}  _{outcome(ev.outcome, lang)}_{detail}"
+            Mrkdwn("{}  {}  *{}*{}  _{}_{}").format(
+                slack_time(ev.ts), audit_actor(ev), ev.action, where, outcome(ev.outcome, lang), detail
+            )
         )
     return [section(title), *sections(lines), context(t("audit.footer", lang, n=len(events)))]
 
@@ -185,21 +218,33 @@ def sections(lines: list[str], limit: int = 2900) -> list[Block]:
 
 STATE_EMOJI = {
     "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀", "succeeded": "✅",
-    "failed": "❌", "rejected": "🚫", "expired": "⌛", "cancelled": "🛑", "invalid": "⚠️", "refused": "🔒",
+    "simulated": "🧪", "failed": "❌", "rejected": "🚫", "expired": "⌛", "cancelled": "🛑", "invalid": "⚠️",
+    "refused": "🔒",
 }  # fmt: skip
 
 
-def state_label(state: str, lang: str = "en") -> Mrkdwn:
+def state_label(state: str, lang: str = "en", dry_run: bool = False) -> Mrkdwn:
+    """A job state as people read it; a dry run that ran says "Dry run — nothing was changed"."""
+    if state == "simulated" and dry_run:
+        return t("state.simulated_dry_run", lang)
     return t(f"state.{state}", lang) if f"state.{state}" in MESSAGES else escape(state)
 
 
 def job_blocks(
-    job: Any, description: str, *, destructive: bool = False, can_rollback: bool = False, lang: str = "en"
+    job: Any,
+    description: str,
+    *,
+    destructive: bool = False,
+    can_rollback: bool = False,
+    left_locked: bool = False,
+    lang: str = "en",
 ) -> list[Block]:
     """The one message a job lives in: approval card, then progress, then outcome."""
     state = job.state
-    dry = f"  `{t('card.dry_run', lang)}`" if job.dry_run else ""
-    head = f"{STATE_EMOJI.get(state, '•')} *{escape(description)}*{dry}\n*{state_label(state, lang)}*"
+    # Said once: the DRY RUN tag until the job ends, then the state ("Dry run — nothing was changed").
+    dry = f"  `{t('card.dry_run', lang)}`" if job.dry_run and state != "simulated" else ""
+    label = state_label(state, lang, job.dry_run)
+    head = f"{STATE_EMOJI.get(state, '•')} *{escape(description)}*{dry}\n*{label}*"
     blocks: list[Block] = [section(head)]
     facts = [t("card.requested_by", lang, user=mention(job.requested_by))]
     if job.approved_by:
@@ -227,7 +272,8 @@ def job_blocks(
     links = progress.get("links") or []
     if links:
         blocks.append(context(Mrkdwn("  ").join(link(url, text) for text, url in links)))
-    if job.result and state not in ("running", "queued"):
+    # A simulation's result ("nothing was changed, because …") is what its state and banner say.
+    if job.result and state not in ("running", "queued", "simulated"):
         result = trusted(job.result)
         blocks.append(section(result if state == "succeeded" else t("card.why", lang, reason=result)))
     if state == "pending_approval":
@@ -275,6 +321,10 @@ def job_blocks(
                 ],
             }
         )
+    if left_locked:
+        blocks.append(
+            section(t("card.left_locked", lang, env=job.environment, user=mention(job.requested_by)))
+        )
     if job.finished_at and job.started_at:
         elapsed = duration((job.finished_at - job.started_at).total_seconds(), lang)
         blocks.append(context(t("card.took", lang, elapsed=elapsed, job=job.id[:8])))
@@ -283,9 +333,32 @@ def job_blocks(
     return blocks
 
 
+def reject_modal(job: Any, description: str, channel: str, required: bool, lang: str = "en") -> Block:
+    """The form a Reject click opens: why (required where changes need approval, else optional)."""
+    hint = t("card.reject_reason_required" if required else "card.reject_reason_optional", lang)
+    reason: Block = {
+        "type": "input", "block_id": "reason", "optional": not required,
+        "label": {"type": "plain_text", "text": plain_text(t("card.reject_reason", lang))},
+        "hint": {"type": "plain_text", "text": plain_text(hint)[:2000]},
+        "element": {"type": "plain_text_input", "action_id": Action.REJECT_REASON, "multiline": True, "max_length": 500},
+    }  # fmt: skip
+    return {
+        "type": "modal",
+        "callback_id": Action.REJECT_MODAL,
+        "private_metadata": json.dumps({"job": job.id, "channel": channel}),
+        "title": {"type": "plain_text", "text": plain_text(t("card.reject_title", lang))[:24]},
+        "submit": {"type": "plain_text", "text": plain_text(t("card.reject", lang))},
+        "close": {"type": "plain_text", "text": plain_text(t("card.cancel", lang))},
+        "blocks": [
+            section(t("card.reject_text", lang, what=description, user=mention(job.requested_by))),
+            reason,
+        ],
+    }
+
+
 def job_text(job: Any, description: str, lang: str = "en") -> str:
     """Notification fallback for a job message (Slack parses it as mrkdwn too)."""
-    return escape(description) + Mrkdwn(": ") + state_label(job.state, lang)
+    return escape(description) + Mrkdwn(": ") + state_label(job.state, lang, job.dry_run)
 
 
 def jobs_list_blocks(jobs: list[Any], describe: Any, lang: str = "en") -> list[Block]:

@@ -510,7 +510,9 @@ def skip_modal(step_title: str, metadata: str, lang: str = "en") -> dict[str, An
     }  # fmt: skip
 
 
-def version_modal(step_title: str, metadata: str, lang: str = "en") -> dict[str, Any]:
+def version_modal(step_title: str, metadata: str, lang: str = "en", why: str = "") -> dict[str, Any]:
+    """The step's params form: a release tag for a deploy step, or for a rollback step whose
+    version could not be inferred (`why` says so)."""
     return {
         "type": "modal",
         "callback_id": Action.STEP_PARAMS_MODAL,
@@ -520,6 +522,7 @@ def version_modal(step_title: str, metadata: str, lang: str = "en") -> dict[str,
         "close": {"type": "plain_text", "text": t("inc.modal.cancel", lang)},
         "blocks": [
             section(t("rb.modal.needs_tag", lang, step=escape(step_title))),
+            *([context(why)] if why else []),
             {"type": "input", "block_id": "version", "label": {"type": "plain_text", "text": t("rb.modal.version", lang)},
              "element": {"type": "plain_text_input", "action_id": Action.STEP_VERSION,
                          "placeholder": {"type": "plain_text", "text": "v1.2.3"}}},

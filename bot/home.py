@@ -19,6 +19,7 @@ from bot import audit, blocks, i18n, locks
 from bot.backends import http
 from bot.blocks import Action
 from bot.i18n import t
+from bot.ops.deploy import last_changes
 from bot.store.models import Job
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ class Home:
         ]
         with svc.read_sessions() as s:
             held = {e: locks.current(s, e) for e in svc.config.environments}
-            last = _last_deploys(s)
+            last = last_changes(s)  # verified deploys only: a simulation changed nothing
             pending = list(
                 s.scalars(select(Job).where(Job.state == "pending_approval").order_by(Job.created_at))
             )
@@ -206,19 +207,6 @@ class Home:
     def _may_approve(self, user_id: str, job: Job) -> bool:
         env = self.svc.config.environments.get(job.environment)
         return user_id != job.requested_by and self.svc.policy.has_role(user_id, "approver", env)
-
-
-def _last_deploys(s: Any) -> dict[str, Job]:
-    rows = s.scalars(
-        select(Job)
-        .where(Job.operation.in_(("deploy", "rollback")), Job.state == "succeeded", Job.dry_run.is_(False))
-        .order_by(Job.finished_at.desc())
-        .limit(50)
-    )
-    last: dict[str, Job] = {}
-    for job in rows:
-        last.setdefault(job.environment, job)
-    return last
 
 
 def _open_incidents(svc: Services, lang: str = "en") -> list[str]:

@@ -40,6 +40,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "state.queued": {"en": "Queued", "ja": "実行待ち"},
     "state.running": {"en": "Running", "ja": "実行中"},
     "state.succeeded": {"en": "Succeeded", "ja": "成功"},
+    # A simulation or a dry run ran to its end and changed nothing: never called a success.
+    "state.simulated": {
+        "en": "Simulated — nothing was changed",
+        "ja": "シミュレーション — 何も変更していません",
+    },
+    "state.simulated_dry_run": {
+        "en": "Dry run — nothing was changed",
+        "ja": "ドライラン — 何も変更していません",
+    },
     "state.failed": {"en": "Failed", "ja": "失敗"},
     "state.rejected": {"en": "Rejected", "ja": "却下"},
     "state.expired": {"en": "Expired", "ja": "期限切れ"},
@@ -54,6 +63,27 @@ MESSAGES: dict[str, dict[str, str]] = {
     "card.why": {"en": "*Why:* {reason}", "ja": "*理由:* {reason}"},
     "card.approve": {"en": "Approve", "ja": "承認"},
     "card.reject": {"en": "Reject", "ja": "却下"},
+    # the Reject form (bot/blocks.py reject_modal)
+    "card.reject_title": {"en": "Reject this?", "ja": "却下しますか？"},
+    "card.reject_text": {
+        "en": "Reject *{what}*, asked for by {user}? Nothing runs; your reason is shown on the card and kept in "
+        "the audit log.",
+        "ja": "{user} が依頼した *{what}* を却下しますか？ 何も実行されません。理由はカードに表示され、監査ログに残ります。",
+    },
+    "card.reject_reason": {"en": "Why?", "ja": "却下の理由"},
+    "card.reject_reason_required": {
+        "en": "Required for production changes and destructive operations: the requester and the audit log "
+        "should learn why.",
+        "ja": "本番環境への変更と破壊的な操作では必須です（依頼者と監査ログに理由を残すため）。",
+    },
+    "card.reject_reason_optional": {
+        "en": "Optional, but it helps the requester.",
+        "ja": "任意ですが、依頼者の助けになります。",
+    },
+    "err.reject_reason_required": {
+        "en": "Say why you reject it: this request needs a reason (it is shown on the card and kept in the audit log).",
+        "ja": "却下の理由を書いてください。この依頼の却下には理由が必要です（カードに表示され、監査ログに残ります）。",
+    },
     "card.rollback": {"en": "Roll back", "ja": "ロールバック"},
     "card.confirm_approve_title": {"en": "Approve this?", "ja": "承認しますか？"},
     "card.confirm_approve_text": {
@@ -79,6 +109,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "経過 {elapsed} · ジョブ `{job}`",
     },
     "card.took": {"en": "took {elapsed} · job `{job}`", "ja": "所要 {elapsed} · ジョブ `{job}`"},
+    "card.left_locked": {
+        "en": "🔒 This rollback left *{env}* locked so nothing deploys past it. Once it is fixed, {user} (who rolled "
+        "back) or an admin can release it with `/taisun unlock {env}`.",
+        "ja": "🔒 このロールバックにより *{env}* はロックされ、これ以上デプロイできません。修正が済んだら、ロールバックした "
+        "{user} または admin が `/taisun unlock {env}` で解除できます。",
+    },
     "card.job": {"en": "job `{job}`", "ja": "ジョブ `{job}`"},
     # replies
     "reply.checking": {
@@ -166,8 +202,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "ロックした人が `/taisun unlock {env}` で解除できます。",
     },
     "err.locked.release_fixed": {
-        "en": "Once it is fixed, release it with `/taisun unlock {env}`.",
-        "ja": "修正が済んだら `/taisun unlock {env}` で解除してください。",
+        "en": "Once it is fixed, an admin can release it with `/taisun unlock {env}`.",
+        "ja": "修正が済んだら admin が `/taisun unlock {env}` で解除できます。",
+    },
+    "err.locked.release_fixed_by": {
+        "en": "Once it is fixed, {user} (who rolled back) or an admin can release it with `/taisun unlock {env}`.",
+        "ja": "修正が済んだら、ロールバックした {user} または admin が `/taisun unlock {env}` で解除できます。",
     },
     "err.unknown_command": {
         "en": "Unknown command `{word}`.{hint} Type `/taisun help` for the list.",
@@ -439,6 +479,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "job.result.expired": {"en": "approval expired", "ja": "承認の期限切れ"},
     "job.result.cancelled_by": {"en": "cancelled by {user}", "ja": "{user} がキャンセル"},
     "job.result.rejected_by": {"en": "rejected by {user}", "ja": "{user} が却下"},
+    "job.result.rejected_because": {"en": "rejected by {user}: {reason}", "ja": "{user} が却下: {reason}"},
     "job.result.internal_error": {
         "en": "The bot hit an internal error; see its logs. Nothing more was done.",
         "ja": "ボットの内部エラーです（詳細はログを参照）。これ以上は何も行っていません。",
@@ -471,6 +512,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lock.by_hand": {"en": "locked by hand", "ja": "手動でロック"},
     "lock.taken_from": {"en": "taken over from {user}", "ja": "{user} から引き継ぎ"},
     "lock.holder_job": {"en": "a running job `{job}`", "ja": "実行中のジョブ `{job}`"},
+    "lock.holder_kept": {"en": "TAISUN (after {user}'s rollback)", "ja": "TAISUN（{user} のロールバック後）"},
     "lock.why": {"en": " — “{reason}”", "ja": "（理由:「{reason}」）"},
     "card.through_own_lock": {
         "en": "🔒 goes through {user}'s own lock on {env}{why}",
@@ -510,6 +552,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lock.not_yours": {
         "en": "{lock}. Only they or an admin can unlock it; an approver can take it over from the lock message.",
         "ja": "{lock}。解除できるのはロックした人か admin だけです。approver はロックのメッセージから引き継げます。",
+    },
+    "lock.not_yours_kept": {
+        "en": "{lock}. A rollback left it so nothing deploys past it: only {user}, who rolled back, or an admin "
+        "can unlock it.",
+        "ja": "{lock}。ロールバック後に再デプロイを防ぐためのロックです。解除できるのはロールバックした {user} か "
+        "admin だけです。",
+    },
+    "lock.not_yours_bot": {
+        "en": "{lock}. Only an admin can unlock it.",
+        "ja": "{lock}。解除できるのは admin だけです。",
     },
     "lock.takeover_button": {"en": "Take over the lock", "ja": "ロックを引き継ぐ"},
     "lock.takeover_title": {"en": "Take over?", "ja": "引き継ぎますか？"},
@@ -603,10 +655,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "status.no_url": {"en": "no URL", "ja": "URL なし"},
     "status.deploy": {"en": "{version} by {user} {time}", "ja": "{version}（{user}、{time}）"},
-    "status.deploy_simulated": {
-        "en": "{version} (simulated) by {user} {time}",
-        "ja": "{version}（シミュレーション、{user}、{time}）",
-    },
     "status.line": {
         "en": "health: {health} · version: `{version}`",
         "ja": "ヘルス: {health} · バージョン: `{version}`",
@@ -619,6 +667,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "health.timed_out": {"en": "timed out", "ja": "タイムアウト"},
     "health.refused": {"en": "connection refused or DNS failure", "ja": "接続拒否または名前解決の失敗"},
     "health.no_url": {"en": "no URL configured", "ja": "URL が設定されていません"},
+    "status.last_simulation": {
+        "en": "🧪 last simulated deploy: {what} (nothing was changed)",
+        "ja": "🧪 最後のシミュレーション: {what}（何も変更していません）",
+    },
     "status.checked": {"en": "Checked {time}", "ja": "確認時刻 {time}"},
     # audit
     "audit.title": {"en": "*Audit log*", "ja": "*監査ログ*"},
@@ -1174,12 +1226,21 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "inc.reply.open_list": {"en": "Open incidents", "ja": "対応中のインシデント"},
     "inc.reply.declared_channel": {
-        "en": "🚨 {ref} declared ({severity}): {title} — its own channel is being created.",
-        "ja": "🚨 {ref} を宣言しました（{severity}）: {title} — 専用チャンネルを作成しています。",
+        "en": "🚨 {ref} declared for *{env}* ({severity}): {title} — its own channel is being created.{assumed}",
+        "ja": "🚨 *{env}* の {ref} を宣言しました（{severity}）: {title} — 専用チャンネルを作成しています。{assumed}",
     },
     "inc.reply.declared_here": {
-        "en": "🚨 {ref} declared ({severity}): {title} — the header and checklist thread are being posted here.",
-        "ja": "🚨 {ref} を宣言しました（{severity}）: {title} — ヘッダーとチェックリストのスレッドをここに投稿しています。",
+        "en": "🚨 {ref} declared for *{env}* ({severity}): {title} — the header and checklist thread are being "
+        "posted here.{assumed}",
+        "ja": "🚨 *{env}* の {ref} を宣言しました（{severity}）: {title} — ヘッダーとチェックリストのスレッドをここに"
+        "投稿しています。{assumed}",
+    },
+    # `incident declare` without --env: the environment was not chosen, so the reply says which one it is
+    "inc.reply.env_assumed": {
+        "en": "\nNo `--env` was given, so it is for *{env}*: its checks and actions run there. For another "
+        "environment, declare it with `--env {other}`.",
+        "ja": "\n`--env` の指定がないため *{env}* としました（チェックとアクションはそこで実行されます）。別の環境なら "
+        "`--env {other}` を付けて宣言してください。",
     },
     "inc.reply.status_current": {
         "en": "{ref} — {phase}: “{text}” (by {user}). Update it: `/taisun incident status <text>`.",
@@ -1305,6 +1366,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This deploy step needs a version.",
         "ja": "このデプロイのステップにはバージョンが必要です。",
     },
+    "rb.err.rollback_needs_version": {
+        "en": "I can't tell which version to roll {env} back to: TAISUN has no earlier deploy of {env} on record. "
+        "Name the release tag to return to.",
+        "ja": "{env} をどのバージョンに戻せばよいかわかりません（TAISUN に {env} の以前のデプロイの記録がありません）。"
+        "戻す先のリリースタグを指定してください。",
+    },
     "rb.err.not_action": {
         "en": "That step is not an action.",
         "ja": "そのステップはアクションではありません。",
@@ -1415,10 +1482,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "op.deploy.env_value": {"en": "{env} ({url})", "ja": "{env}（{url}）"},
     "op.deploy.env_value_no_url": {"en": "{env} (no URL)", "ja": "{env}（URL なし）"},
-    "op.deploy.commit_unchecked": {
-        "en": "not checked (no GITHUB_TOKEN)",
-        "ja": "未確認（GITHUB_TOKEN なし）",
-    },
+    "op.deploy.commit_unchecked": {"en": "not checked", "ja": "未確認"},  # the banner says why
     "op.deploy.no_tag": {
         "en": "There is no tag `{version}` in {repo}. Latest tags: {tags}.",
         "ja": "{repo} に `{version}` というタグはありません。最新のタグ: {tags}",
@@ -1472,16 +1536,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{env} で {version} が稼働し、正常です。",
     },
     "op.deploy.sim_dispatch": {
-        "en": "{label}: would dispatch `{workflow}` on `{ref}` of {repo} with inputs `{inputs}`",
-        "ja": "{label}: {repo} の `{ref}` で `{workflow}` を入力 `{inputs}` で起動するところです",
+        "en": "would dispatch `{workflow}` on `{ref}` of {repo} with inputs `{inputs}`",
+        "ja": "{repo} の `{ref}` で `{workflow}` を入力 `{inputs}` で起動するところです",
     },
     "op.deploy.sim_follow": {
-        "en": "{label}: would follow the workflow run to completion",
-        "ja": "{label}: ワークフロー実行を完了まで追跡するところです",
+        "en": "would follow the workflow run to completion",
+        "ja": "ワークフロー実行を完了まで追跡するところです",
     },
     "op.deploy.sim_verify": {
-        "en": "{label}: would verify {url}/health is 200 and {url}/version is `{version}`",
-        "ja": "{label}: {url}/health が 200 で {url}/version が `{version}` であることを検証するところです",
+        "en": "would verify {url}/health is 200 and {url}/version is `{version}`",
+        "ja": "{url}/health が 200 で {url}/version が `{version}` であることを検証するところです",
     },
     "op.deploy.sim_result": {
         "en": "{label}: nothing was changed ({why}).",
@@ -1604,6 +1668,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "直前のバージョンを探すためのタグ一覧を取得できませんでした: {error}",
     },
     "op.rollback.live_one": {"en": "the live one", "ja": "稼働中のもの"},
+    "op.rollback.from_verified": {
+        "en": "{version} (the last deploy TAISUN verified)",
+        "ja": "{version}（TAISUN が最後に検証したデプロイ）",
+    },
+    "op.rollback.from_simulated": {
+        "en": "{version} (the last simulated deploy)",
+        "ja": "{version}（最後にシミュレーションしたデプロイ）",
+    },
     "op.rollback.unknown_target": {
         "en": "I don't know which version to roll {env} back to (no verified history and no older tag than "
         "`{current}`). Name it: `/taisun rollback {env} v1.2.2`.",
@@ -1622,10 +1694,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "再起動するインスタンスの一覧を取得できません: {error}",
     },
     "op.restore.bad_id": {
-        "en": "`{id}` is not a backup id or key: use an id like `20261128_020000` or a key like "
-        "`{prefix}backup_20261128_020000.sql.gz` (`/taisun backup list` shows them).",
-        "ja": "`{id}` はバックアップの ID でもキーでもありません。`20261128_020000` のような ID か "
-        "`{prefix}backup_20261128_020000.sql.gz` のようなキーを指定してください（`/taisun backup list` で一覧を確認できます）。",
+        "en": "`{id}` is not a backup id or key: use an id like `20261128_020000`, a name like "
+        "`backup_20261128_020000` or a key like `{prefix}backup_20261128_020000.sql.gz` (`/taisun backup list` "
+        "shows them).",
+        "ja": "`{id}` はバックアップの ID でもキーでもありません。`20261128_020000` のような ID、"
+        "`backup_20261128_020000` のような名前、または `{prefix}backup_20261128_020000.sql.gz` のようなキーを"
+        "指定してください（`/taisun backup list` で一覧を確認できます）。",
     },
     "op.sim.no_aws": {
         "en": "no AWS credentials in the environment, a profile or an instance role",
@@ -1702,13 +1776,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "タグ `{tag}={value}` の付いた稼働中のインスタンスがありません。{env} で再起動するものはありません。",
     },
     "op.restart.sim_status": {
-        "en": "{label}: would show the status of `{service}` on {what}",
-        "ja": "{label}: {what} の `{service}` の状態を表示するところです",
+        "en": "would show the status of `{service}` on {what}",
+        "ja": "{what} の `{service}` の状態を表示するところです",
     },
     "op.restart.sim_restart": {
-        "en": "{label}: would restart `{service}` on {what}, one at a time, checking {url}/health after each and "
+        "en": "would restart `{service}` on {what}, one at a time, checking {url}/health after each and "
         "stopping at the first failure",
-        "ja": "{label}: {what} の `{service}` を 1 台ずつ再起動し、毎回 {url}/health を確認して、最初の失敗で止めるところです",
+        "ja": "{what} の `{service}` を 1 台ずつ再起動し、毎回 {url}/health を確認して、最初の失敗で止めるところです",
     },
     "op.restart.no_url": {"en": "(no URL)", "ja": "（URL なし）"},
     "op.restart.none_running": {
@@ -1853,16 +1927,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "op.field.deleted": {"en": "Deleted", "ja": "削除"},
     "op.field.redis_memory": {"en": "Redis memory", "ja": "Redis メモリ"},
     "op.cache.sim_redis": {
-        "en": "{label}: would clear Redis: {what}",
-        "ja": "{label}: Redis をクリアするところです: {what}",
+        "en": "would clear Redis: {what}",
+        "ja": "Redis をクリアするところです: {what}",
     },
     "op.cache.sim_app": {
-        "en": "{label}: would clear the app cache: {what}",
-        "ja": "{label}: アプリキャッシュをクリアするところです: {what}",
+        "en": "would clear the app cache: {what}",
+        "ja": "アプリキャッシュをクリアするところです: {what}",
     },
     "op.cache.sim_health": {
-        "en": "{label}: would check {url}/health",
-        "ja": "{label}: {url}/health を確認するところです",
+        "en": "would check {url}/health",
+        "ja": "{url}/health を確認するところです",
     },
     "op.cache.sim_result": {
         "en": "{label}: nothing was cleared ({why}).",
@@ -1993,16 +2067,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "op.db.now": {"en": "Now: {counts}", "ja": "現在: {counts}"},
     "op.db.sim_terminate": {
-        "en": "{label}: would terminate {n} idle connection(s){pids}",
-        "ja": "{label}: アイドル接続を {n} 件切断するところです{pids}",
+        "en": "would terminate {n} idle connection(s){pids}",
+        "ja": "アイドル接続を {n} 件切断するところです{pids}",
     },
     "op.db.sim_count": {
-        "en": "{label}: would count connections in pg_stat_activity",
-        "ja": "{label}: pg_stat_activity の接続数を数えるところです",
+        "en": "would count connections in pg_stat_activity",
+        "ja": "pg_stat_activity の接続数を数えるところです",
     },
     "op.db.sim_terminate_age": {
-        "en": "{label}: would terminate connections idle for more than {age}",
-        "ja": "{label}: {age} を超えてアイドルの接続を切断するところです",
+        "en": "would terminate connections idle for more than {age}",
+        "ja": "{age} を超えてアイドルの接続を切断するところです",
     },
     "op.db.sim_result": {
         "en": "{label}: nothing was changed ({why}).",
@@ -2061,20 +2135,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "バックアップを {n} 件削除しました。",
     },
     "op.backup.sim_dump": {
-        "en": "{label}: would run pg_dump on {source}, gzip it and stream it to s3://{bucket}/{object}",
-        "ja": "{label}: {source} で pg_dump を実行し、gzip して s3://{bucket}/{object} に転送するところです",
+        "en": "would run pg_dump on {source}, gzip it and stream it to s3://{bucket}/{object}",
+        "ja": "{source} で pg_dump を実行し、gzip して s3://{bucket}/{object} に転送するところです",
     },
     "op.backup.sim_memory": {
-        "en": "{label}: would tar {paths} to s3://{bucket}/{prefix}",
-        "ja": "{label}: {paths} を tar にまとめて s3://{bucket}/{prefix} に保存するところです",
+        "en": "would tar {paths} to s3://{bucket}/{prefix}",
+        "ja": "{paths} を tar にまとめて s3://{bucket}/{prefix} に保存するところです",
     },
     "op.backup.sim_retention": {
-        "en": "{label}: would delete backups older than {days} days (keeping the newest)",
-        "ja": "{label}: {days} 日より古いバックアップを削除するところです（最新のものは保持）",
+        "en": "would delete backups older than {days} days (keeping the newest)",
+        "ja": "{days} 日より古いバックアップを削除するところです（最新のものは保持）",
     },
     "op.backup.sim_check": {
-        "en": "{label}: would check that the new backup is listed with its SHA-256",
-        "ja": "{label}: 新しいバックアップが SHA-256 付きで一覧にあることを確認するところです",
+        "en": "would check that the new backup is listed with its SHA-256",
+        "ja": "新しいバックアップが SHA-256 付きで一覧にあることを確認するところです",
     },
     "op.backup.sim_result": {
         "en": "{label}: nothing was backed up ({why}).",
@@ -2195,16 +2269,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "s3://{bucket}/{prefix} に `{id}` というバックアップはありません。最新: {latest}",
     },
     "op.restore.sim_download": {
-        "en": "{label}: would download s3://{bucket}/{object} and verify its SHA-256",
-        "ja": "{label}: s3://{bucket}/{object} をダウンロードして SHA-256 を検証するところです",
+        "en": "would download s3://{bucket}/{object} and verify its SHA-256",
+        "ja": "s3://{bucket}/{object} をダウンロードして SHA-256 を検証するところです",
     },
     "op.restore.sim_replay": {
-        "en": "{label}: would replay it with psql into ${var} in a single transaction",
-        "ja": "{label}: psql で ${var} に単一トランザクションで流し込むところです",
+        "en": "would replay it with psql into ${var} in a single transaction",
+        "ja": "psql で ${var} に単一トランザクションで流し込むところです",
     },
     "op.restore.sim_verify": {
-        "en": "{label}: would run `{command}`",
-        "ja": "{label}: `{command}` を実行するところです",
+        "en": "would run `{command}`",
+        "ja": "`{command}` を実行するところです",
     },
     "op.restore.sim_result": {
         "en": "{label}: nothing was restored ({why}).",
@@ -2312,6 +2386,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "op.backup.report.failed": {"en": "❌ Nightly backup FAILED", "ja": "❌ 夜間バックアップ失敗"},
     # bot/runbook_runs.py: how an action step's job ended (the step's result and its thread note)
     "rb.job_final.succeeded": {"en": "succeeded", "ja": "成功"},
+    "rb.job_final.simulated": {
+        "en": "simulated — nothing was changed",
+        "ja": "シミュレーション（何も変更していません）",
+    },
     "rb.job_final.failed": {"en": "failed", "ja": "失敗"},
     "rb.job_final.rejected": {"en": "rejected", "ja": "却下"},
     "rb.job_final.expired": {"en": "expired", "ja": "期限切れ"},

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from bot import audit, dedupe, i18n, locks
 from bot.audit import AuditWriteFailed
 from bot.i18n import msg, user_message
-from bot.locks import FINAL_STATES, EnvironmentLocked
-from bot.mrkdwn import mention, slack_time
+from bot.locks import FINAL_STATES, SYSTEM_HOLDER, EnvironmentLocked
+from bot.mrkdwn import mention, slack_time, trusted
 from bot.ops.base import REGISTRY, AuditNote, JobContext, Operation, OpError, OpRefused, Request
 from bot.policy import Attempt, NotAllowed
 from bot.store.models import Job, Lock
@@ -38,13 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SYSTEM_HOLDER = "taisun"
 ACTIVE_STATES = frozenset({"validating", "pending_approval", "queued", "running"})
-STATE_EMOJI = {
-    "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀",
-    "succeeded": "✅", "failed": "❌", "rejected": "🚫", "expired": "⌛",
-    "cancelled": "🛑", "invalid": "⚠️", "refused": "🔒",
-}  # fmt: skip
 
 
 class LeaseLost(Exception):
@@ -251,20 +245,46 @@ class JobService:
         self.svc.notifier.job_changed(job.id)
         return self.get(job.id)
 
-    def reject(self, job_id: str, user_id: str, user_name: str = "", reason: str = "") -> Job:
-        job = self.get(job_id)
+    def reason_required(self, job: Job) -> bool:
+        """Whether rejecting this job needs a reason: where changes need approval (production) and for
+        destructive operations (a restore), the requester and the audit log must learn why; elsewhere
+        (a forced deploy in a freeze window, say) a reason is welcome, not required."""
         env = self.svc.config.environments.get(job.environment)
+        op = REGISTRY.get(job.operation)
+        return bool(env and env.approval_required) or bool(op and op.destructive)
+
+    def may_reject(self, job_id: str, user_id: str, user_name: str = "") -> Job:
+        """Check a Reject click before its form opens: the job still waits and the clicker may
+        reject it (a refusal is audited by the policy). The requester may always withdraw."""
+        job = self.get(job_id)
+        if job.state != "pending_approval":
+            raise _already_decided(job)
         if user_id != job.requested_by:
+            env = self.svc.config.environments.get(job.environment)
             self.svc.policy.require(user_id, "approver", env, msg("act.reject"), _attempt_on(job, user_name))
-        outcome = "cancelled" if user_id == job.requested_by else "rejected"
+        return job
+
+    def reject(self, job_id: str, user_id: str, user_name: str = "", reason: str = "") -> Job:
+        """Reject a waiting job with the rejecter's reason (stored in its result, shown on its card
+        and in its audit row); the requester's own Reject withdraws it. Nothing runs either way."""
+        job = self.may_reject(job_id, user_id, user_name)
+        withdrawn = user_id == job.requested_by
+        reason = " ".join(reason.split())[:500]
+        if not withdrawn and not reason and self.reason_required(job):
+            raise OpError(key="err.reject_reason_required")
+        lang = self.svc.config.language  # the card's language
+        key = "job.result.rejected_because" if reason else "job.result.rejected_by"
+        result = i18n.t(key, lang, user=mention(user_id), reason=reason)
+        outcome = "cancelled" if withdrawn else "rejected"
         with self.svc.sessions.begin() as s:
             res = s.execute(
                 update(Job).where(Job.id == job.id, Job.state == "pending_approval")
-                .values(state=outcome, finished_at=now(), updated_at=now(), result=reason)
+                .values(state=outcome, finished_at=now(), updated_at=now(), result=result)
             )  # fmt: skip
             if res.rowcount != 1:
                 s.rollback()
                 raise _already_decided(self.get(job.id))
+            # The row's actor says who; its detail is what they gave as the reason (plain text).
             _audit(s, job, outcome, user_id, user_name, outcome=outcome, detail=reason)
         self.svc.notifier.job_changed(job.id)
         return self.get(job.id)
@@ -370,6 +390,8 @@ def _already_decided(job: Job) -> AlreadyDecided:
         if job.approved_by:
             return AlreadyDecided(key=f"err.decided.{job.state}_by", user=mention(job.approved_by))
         return AlreadyDecided(key=f"err.decided.{job.state}")
+    if job.state == "simulated":
+        return AlreadyDecided(key="err.decided.succeeded")  # "already done", as a simulation
     if job.state in ("succeeded", "expired", "rejected", "cancelled"):
         return AlreadyDecided(key=f"err.decided.{job.state}")
     return AlreadyDecided(key="err.decided.other", state=msg(f"state.{job.state}"))
@@ -698,9 +720,11 @@ class JobRunner:
                 i18n.t("job.result.unexpected", self.svc.config.language, error=f"{type(e).__name__}: {e}"),
             )  # fmt: skip
             return
+        # An operation that only simulated (a dry run, or no credentials) changed nothing: it
+        # ends `simulated`, which no history, status or metric counts as a success.
         self._finish(
             job.id,
-            "succeeded",
+            "simulated" if ctx.progress.get("simulated") else "succeeded",
             ctx.progress.get("result", ""),
             keep_lock=op.keep_lock_after(job, self.svc.config.language),
         )
@@ -742,10 +766,13 @@ class JobRunner:
                     # Held by the bot itself now: nobody deploys past it until someone unlocks on purpose.
                     lock.job_id, lock.reason, lock.acquired_at = "", keep_lock, t
                     lock.holder_id, lock.holder_name = SYSTEM_HOLDER, "TAISUN"
+                    lock.kept_for = job.requested_by  # who rolled back: they or an admin release it
             else:
                 locks.release_for_job(s, job.id)
             outcome = {"succeeded": "ok", "failed": "error"}.get(state, state)
-            _audit(s, job, state, "taisun", "TAISUN", outcome=outcome, detail=result)
+            # A job's result is mrkdwn the bot rendered (as the card shows it): the audit log gets
+            # its plain text, not the markup and entities.
+            _audit(s, job, state, "taisun", "TAISUN", outcome=outcome, detail=trusted(result))
         self.svc.metrics.job_finished(job, state)
 
     # -- housekeeping ----------------------------------------------------------------

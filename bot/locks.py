@@ -14,7 +14,10 @@ from bot.i18n import Msg, msg, render, t
 from bot.mrkdwn import Mrkdwn, mention, slack_time
 from bot.store.models import Job, Lock
 
-FINAL_STATES = frozenset({"succeeded", "failed", "rejected", "expired", "cancelled", "invalid", "refused"})
+SYSTEM_HOLDER = "taisun"  # the bot itself holds a lock (the one a rollback leaves)
+FINAL_STATES = frozenset(
+    {"succeeded", "simulated", "failed", "rejected", "expired", "cancelled", "invalid", "refused"}
+)
 
 
 @dataclass(frozen=True)
@@ -26,12 +29,13 @@ class LockInfo:
     job_id: str
     acquired_at: datetime
     expires_at: datetime | None
+    kept_for: str = ""  # a lock the bot kept after a rollback: who rolled back
 
     @classmethod
     def of(cls, lock: Lock) -> LockInfo:
         return cls(
             lock.environment, lock.holder_id, lock.holder_name, lock.reason,
-            lock.job_id, lock.acquired_at, lock.expires_at,
+            lock.job_id, lock.acquired_at, lock.expires_at, lock.kept_for or "",
         )  # fmt: skip
 
     def holder(self, lang: str = "en") -> Mrkdwn:
@@ -41,7 +45,24 @@ class LockInfo:
         """Who holds it: a running job (in the reader's words), the bot, or a person."""
         if self.job_id:
             return msg("lock.holder_job", job=self.job_id[:8])
-        return Mrkdwn("TAISUN") if self.holder_id == "taisun" else mention(self.holder_id)
+        if self.holder_id == SYSTEM_HOLDER:
+            return msg("lock.holder_kept", user=mention(self.kept_for)) if self.kept_for else Mrkdwn("TAISUN")
+        return mention(self.holder_id)
+
+    def may_release(self, user_id: str, is_admin: bool) -> bool:
+        """Who may unlock a lock no job holds: its holder, or the person whose rollback left the
+        bot's lock, or an admin."""
+        if self.holder_id == SYSTEM_HOLDER:
+            return is_admin or (bool(self.kept_for) and user_id == self.kept_for)
+        return is_admin or user_id == self.holder_id
+
+    def not_yours(self, lang: str = "en") -> Mrkdwn:
+        """Why someone else may not unlock it, and who may."""
+        if self.holder_id != SYSTEM_HOLDER:
+            key = "lock.not_yours"
+        else:
+            key = "lock.not_yours_kept" if self.kept_for else "lock.not_yours_bot"
+        return t(key, lang, lock=self.describe(lang), user=mention(self.kept_for))
 
     def describe(self, lang: str = "en") -> Mrkdwn:
         fields = {
@@ -64,8 +85,8 @@ class EnvironmentLocked(Exception):
         self.info = info
         if info.job_id:
             release = "err.locked.release_job"
-        elif info.holder_id == "taisun":
-            release = "err.locked.release_fixed"
+        elif info.holder_id == SYSTEM_HOLDER:
+            release = "err.locked.release_fixed_by" if info.kept_for else "err.locked.release_fixed"
         else:
             release = "err.locked.release_holder"
         self.release_key = release
@@ -80,7 +101,7 @@ class EnvironmentLocked(Exception):
         return msg(
             self.key, env=info.environment, holder=info.holder_said(), since=slack_time(info.acquired_at),
             why=msg("lock.why", reason=info.reason) if info.reason else "",
-            release=msg(self.release_key, env=info.environment),
+            release=msg(self.release_key, env=info.environment, user=mention(info.kept_for)),
         )  # fmt: skip
 
 

@@ -77,6 +77,11 @@ def trusted(text: str) -> Mrkdwn:
     return Mrkdwn(text)
 
 
+def is_user_id(text: str) -> bool:
+    """Whether `text` is a Slack user ID (U… or W…), as opposed to the bot, the CLI or Alertmanager."""
+    return bool(_SLACK_USER.fullmatch(text or ""))
+
+
 def mention(user_id: str, fallback: str = "someone") -> Mrkdwn:
     """<@U…> for a Slack user ID; anything else (Alertmanager, the bot, a CLI user) as escaped text."""
     if _SLACK_USER.fullmatch(user_id or ""):
@@ -110,6 +115,31 @@ def slack_time(when: datetime | None, fmt: str = "{date_short_pretty} {time}") -
 def plain_text(text: Any) -> str:
     """Text for a `plain_text` object (buttons, titles, options): Slack parses nothing there, so no escaping."""
     return unescape_text(str(text)) if isinstance(text, Mrkdwn) else str(text)
+
+
+def key_values(values: Mapping[str, Any], sep: str = ", ") -> str:
+    """Settings as people read and type them: `environment=staging, version=v1.2.3, rollback=false`
+    (never a Python repr: booleans are lowercase, nothing is quoted)."""
+
+    def shown(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return "" if value is None else str(value)
+
+    return sep.join(f"{name}={shown(value)}" for name, value in values.items())
+
+
+def clip(text: str, width: int) -> str:
+    """`text` on one line in at most `width` characters: cut at a word boundary, with "…" when cut
+    (a single word longer than half the width is cut inside it)."""
+    text = " ".join(str(text).split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    space = cut.rfind(" ")
+    if space >= width // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:—-") + "…"
 
 
 _DATE = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\^[^|>]*)?\|([^>]*)>")

@@ -32,6 +32,8 @@ def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
         and bool(job.progress.get("rollback_to"))
         and not job.progress.get("auto_rollback_started_at")  # the bot already rolled it back
     )
+    # A rollback leaves the environment locked: its card says so, and who may release it.
+    left_locked = job.state in ("succeeded", "simulated") and bool(op and op.keep_lock_after(job, lang))
     return {
         "channel": job.channel or svc.config.slack.ops_channel,
         "fallback_channel": svc.config.slack.ops_channel,
@@ -40,6 +42,11 @@ def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
         "version": job.updated_at.isoformat(),
         "text": blocks.job_text(job, description, lang),
         "blocks": blocks.job_blocks(
-            job, description, destructive=bool(op and op.destructive), can_rollback=can_rollback, lang=lang
+            job,
+            description,
+            destructive=bool(op and op.destructive),
+            can_rollback=can_rollback,
+            left_locked=left_locked,
+            lang=lang,
         ),
     }

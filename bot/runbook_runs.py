@@ -33,6 +33,7 @@ from bot.logs import redact
 from bot.message_sync import Managed, Syncer, claim_column, outbox, posted, sync_for
 from bot.mrkdwn import Mrkdwn, mention, to_plain, trusted
 from bot.ops.base import REGISTRY, OpError, Request
+from bot.ops.deploy import rollback_target_inferable
 from bot.runbooks import (
     Action,
     Check,
@@ -64,7 +65,8 @@ class RunbookRunError(OpError):
 
 
 class NeedsVersion(RunbookRunError):
-    """A deploy step without a version: the handler asks for one."""
+    """A deploy step without a version, or a rollback step whose version cannot be inferred: the
+    handler asks for one (the message says why)."""
 
 
 def now() -> datetime:
@@ -704,6 +706,9 @@ def request_action(
     if env is None:
         raise RunbookRunError(key="rb.err.no_env", id=run.runbook_id)
     params = action_params(step.action, env, version)
+    if op == "rollback" and not params["version"] and not rollback_target_inferable(svc, env.name):
+        # Asked now, in the step's form, rather than failing the step after a click.
+        raise NeedsVersion(key="rb.err.rollback_needs_version", env=env.name)
     current = loaded.steps[step_id].state
     if current not in OPEN:
         with svc.sessions() as s:
@@ -786,13 +791,16 @@ def poll_jobs(svc: Services) -> bool:
 def _finish_action(svc: Services, step: RunbookStep, job_state: str, result: str, approved_by: str) -> None:
     loaded = load_run(svc, step.run_id)
     title = _title(svc, loaded, step.step_id)
-    ok = job_state == "succeeded"
-    icon = "✅" if ok else "❌"
+    # A simulation ran to its end: the step is done, and it says that nothing was changed (the
+    # job's own result would only repeat it; its card says why).
+    ok = job_state in ("succeeded", "simulated")
+    icon = "🧪" if job_state == "simulated" else "✅" if ok else "❌"
+    shown = "" if job_state == "simulated" else result
     lang = svc.config.language
-    key = "rb.action.ended" + ("_approved" if approved_by else "") + ("_result" if result else "")
+    key = "rb.action.ended" + ("_approved" if approved_by else "") + ("_result" if shown else "")
     state = i18n.t(f"rb.job_final.{job_state}", lang) if job_state in FINAL_STATES else job_state
     # The job's result is mrkdwn the bot stored (like the step's result): shown as it is.
-    text = i18n.t(key, lang, state=state, user=mention(approved_by), result=trusted(result))
+    text = i18n.t(key, lang, state=state, user=mention(approved_by), result=trusted(shown))
     try:
         _transition(
             svc, step.run_id, step.step_id, from_states=("running",),

@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from bot.mrkdwn import key_values
+
 __all__ = [
     "ACTION_PARAMS",
     "INCIDENT_PHASES",
@@ -344,9 +346,8 @@ class Action(_Strict):
         return out
 
     def describe(self) -> str:
-        """One line: `cache-clear target=redis`."""
-        params = " ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.operation} {params}".strip()
+        """One line: `cache-clear target=redis`, `db-connection-reset restart=false`."""
+        return f"{self.operation} {key_values(self.params, sep=' ')}".strip()
 
 
 class Step(_Strict):

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from slack_bolt import Ack, App, Respond
 from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
 
 from bot import audit, blocks, locks
 from bot.blocks import Action
 from bot.i18n import msg, t
+from bot.jobs import audit_refusal
 from bot.mrkdwn import to_plain
 from bot.ops.base import Request
 from bot.policy import Attempt
@@ -48,16 +50,32 @@ def register(app: App, svc: Services) -> None:
         svc.metrics.approved((datetime.now(UTC) - job.created_at).total_seconds())
         return None  # the card itself changes to show who approved
 
-    def reject(job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
-        job = svc.jobs.reject(
-            job_id,
-            user_id,
-            user_name,
-            reason=t("job.result.rejected_by", svc.config.language, user=blocks.mention(user_id)),
-        )
+    @app.action(Action.REJECT)
+    def reject(ack: Ack, body: dict, client: WebClient, respond: Respond, request: BoltRequest) -> None:
+        """Reject asks why in a small form (the requester's own Reject withdraws at once)."""
+        user_id, user_name = _user(body)
         lang = svc.lang_for(user_id)
-        key = "reply.withdrawn" if job.state == "cancelled" else "reply.rejected"
-        return blocks.message(t(key, lang, what=svc.describe(job, lang), job=job.id[:8]))
+        if too_late(svc, request, ack, respond, lang, what=Action.REJECT):
+            return
+        ack()
+
+        def ask_why() -> Reply:
+            job = svc.jobs.may_reject(_value(body), user_id, user_name)
+            if user_id == job.requested_by:
+                job = svc.jobs.reject(job.id, user_id, user_name)
+                return blocks.message(
+                    t("reply.withdrawn", lang, what=svc.describe(job, lang), job=job.id[:8])
+                )
+            channel = str((body.get("channel") or {}).get("id") or job.channel)
+            view = blocks.reject_modal(
+                job, svc.describe(job, lang), channel, svc.jobs.reason_required(job), lang
+            )
+            client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
+            return None
+
+        reply = run_guarded(ask_why, lang)
+        if reply:
+            respond(replace_original=False, **reply)
 
     def cancel(job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
         svc.jobs.cancel(job_id, user_id, user_name)
@@ -94,23 +112,41 @@ def register(app: App, svc: Services) -> None:
         )
         svc.policy.require(user_id, "approver", env, msg("act.take_over"), attempt)
         minutes = svc.config.defaults.lock_expiry_minutes
+        kept: locks.LockInfo | None = None  # the lock a rollback left, when this person may not release it
+        previous = ""
         with svc.sessions.begin() as s:
             held = locks.current(s, env.name)
             if held is not None and held.job_id:
                 return blocks.error(t("lock.job_holds_now", lang))
-            previous = held.holder_id if held else ""
-            # A lock's reason is plain text (usually what a person typed); it is escaped where shown.
-            taken = (
-                t("lock.taken_from", ws, user=blocks.mention(previous)) if previous else t("lock.by_hand", ws)
-            )
-            reason = to_plain(taken, names=svc.user_name)
-            if held is not None:
-                locks.release(s, env.name)
-                s.flush()
-            locks.acquire(s, env.name, holder_id=user_id, holder_name=user_name, reason=reason,
-                          expires_at=datetime.now(UTC) + timedelta(minutes=minutes))  # fmt: skip
-            audit.append(s, actor_id=user_id, actor_name=user_name, action="lock.taken_over", environment=env.name,
-                         params={"previous_holder": previous}, outcome="ok")  # fmt: skip
+            info = locks.LockInfo.of(held) if held is not None else None
+            # The lock a rollback left is not taken over: only the one who rolled back or an admin
+            # releases it (an old button must not get around that).
+            if (
+                info is not None
+                and info.holder_id == locks.SYSTEM_HOLDER
+                and not info.may_release(user_id, svc.policy.has_role(user_id, "admin", env))
+            ):
+                kept = info
+            else:
+                previous = held.holder_id if held else ""
+                # A lock's reason is plain text (usually what a person typed); it is escaped where shown.
+                taken = (
+                    t("lock.taken_from", ws, user=blocks.mention(previous))
+                    if previous
+                    else t("lock.by_hand", ws)
+                )
+                reason = to_plain(taken, names=svc.user_name)
+                if held is not None:
+                    locks.release(s, env.name)
+                    s.flush()
+                locks.acquire(s, env.name, holder_id=user_id, holder_name=user_name, reason=reason,
+                              expires_at=datetime.now(UTC) + timedelta(minutes=minutes))  # fmt: skip
+                audit.append(s, actor_id=user_id, actor_name=user_name, action="lock.taken_over",
+                             environment=env.name, params={"previous_holder": previous}, outcome="ok")  # fmt: skip
+        if kept is not None:
+            audit_refusal(svc, Request("lock", env, {"take_over": True}, user_id, user_name, attempt.channel),
+                          kept.not_yours(ws))  # fmt: skip
+            return blocks.error(kept.not_yours(lang))
         if previous:
             svc.later(
                 lambda: svc.slack.chat_postMessage(
@@ -123,7 +159,6 @@ def register(app: App, svc: Services) -> None:
         return blocks.message(t("lock.you_hold", lang, env=env.name))
 
     on_click(Action.APPROVE, approve)
-    on_click(Action.REJECT, reject)
     on_click(Action.CANCEL, cancel)
     on_click(Action.ROLLBACK, rollback)
     on_click(Action.LOCK_TAKEOVER, take_over)

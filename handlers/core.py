@@ -12,6 +12,7 @@ from bot.commands import SPECS
 from bot.i18n import msg, t, t_plain
 from bot.jobs import SYSTEM_HOLDER, audit_refusal
 from bot.ops.base import OpError, Request
+from bot.ops.deploy import last_changes
 from bot.store.models import Job
 from handlers.commands import subcommand
 from handlers.context import Invocation, Reply
@@ -27,24 +28,20 @@ def help_(inv: Invocation) -> Reply:
     return blocks.message(t("help.text", inv.lang), blocks.help_blocks(allowed, inv.lang))
 
 
-def _last_deploys(inv: Invocation) -> dict[str, Job]:
-    with inv.svc.read_sessions() as s:
-        rows = s.scalars(
-            select(Job).where(Job.operation.in_(("deploy", "rollback")), Job.state == "succeeded", Job.dry_run.is_(False))
-            .order_by(Job.finished_at.desc()).limit(50)
-        )  # fmt: skip
-        last: dict[str, Job] = {}
-        for job in rows:
-            last.setdefault(job.environment, job)
-        return last
-
-
 def _deploy_line(job: Job, lang: str) -> str:
     return t(
-        "status.deploy_simulated" if job.params.get("simulated") else "status.deploy",
-        lang, version=job.params.get("version", ""), user=blocks.mention(job.requested_by),
+        "status.deploy", lang, version=job.params.get("version", ""), user=blocks.mention(job.requested_by),
         time=blocks.slack_time(job.finished_at),
     )  # fmt: skip
+
+
+def _newer(simulation: Job | None, verified: Job | None) -> Job | None:
+    """A simulation newer than the last verified deploy (the demo's history), else None."""
+    if simulation is None or simulation.finished_at is None:
+        return None
+    if verified is not None and verified.finished_at and verified.finished_at >= simulation.finished_at:
+        return None
+    return simulation
 
 
 @subcommand("status")
@@ -55,7 +52,8 @@ def status(inv: Invocation) -> Reply:
     with inv.svc.read_sessions() as s:
         held = {e.name: locks.current(s, e.name) for e in envs}
     lock_text = {name: locks.LockInfo.of(lk).describe(lang) for name, lk in held.items() if lk}
-    last = _last_deploys(inv)
+    with inv.svc.read_sessions() as s:
+        last, simulated = last_changes(s), last_changes(s, simulated=True)
 
     def check() -> Reply:
         reports = http.check_many({e.name: e.url for e in envs}, timeout=3.0, recent=inv.svc.recent_checks)
@@ -67,6 +65,7 @@ def status(inv: Invocation) -> Reply:
                 "name": e.name, "branch": e.branch, "url": e.url, "health": r.text(lang), "healthy": r.healthy,
                 "version": r.version, "lock": lock_text.get(e.name),
                 "last_deploy": _deploy_line(job, lang) if job else None,
+                "last_simulation": _deploy_line(sim, lang) if (sim := _newer(simulated.get(e.name), job)) else None,
             })  # fmt: skip
         return blocks.message(t("status.text", lang), blocks.status_blocks(rows, lang))
 
@@ -111,7 +110,12 @@ def lock(inv: Invocation) -> Reply:
         audit_refusal(inv.svc, req, e)
         held = e.info
         reply = blocks.error(e.message(lang))
-        if not held.job_id and inv.svc.policy.has_role(inv.user_id, "approver", env):
+        # A manual lock can be taken over by an approver; the lock a rollback left cannot (bot/locks.py).
+        if (
+            not held.job_id
+            and held.holder_id != SYSTEM_HOLDER
+            and inv.svc.policy.has_role(inv.user_id, "approver", env)
+        ):
             confirm = blocks.confirm_dialog(
                 t("lock.takeover_title", lang), t("lock.takeover_text", lang, user=blocks.mention(held.holder_id), env=env.name),
                 lang=lang, yes=t("lock.takeover_yes", lang),
@@ -143,6 +147,7 @@ def unlock(inv: Invocation) -> Reply:
     inv.svc.jobs.require(req, "operator", msg("act.unlock"))
     lang, ws = inv.lang, inv.svc.config.language
     refusal: OpError | None = None
+    not_yours: locks.LockInfo | None = None
     with inv.svc.sessions.begin() as s:
         held = locks.current(s, env.name)
         if held is None:
@@ -150,21 +155,20 @@ def unlock(inv: Invocation) -> Reply:
         info = locks.LockInfo.of(held)
         if held.job_id:
             refusal = OpError(key="lock.held_by_job", env=env.name, job=held.job_id[:8])
-        elif held.holder_id not in (inv.user_id, SYSTEM_HOLDER) and not inv.svc.policy.has_role(
-            inv.user_id, "admin", env
-        ):
-            refusal = OpError(key="lock.not_yours", lock=info.describe(lang))
+        elif not info.may_release(inv.user_id, inv.svc.policy.has_role(inv.user_id, "admin", env)):
+            not_yours = info  # the holder, the one who rolled back, or an admin
         else:
             locks.release(s, env.name)
             audit.append(
                 s, actor_id=inv.user_id, actor_name=inv.user_name, action="lock.released", environment=env.name,
-                channel=inv.channel_id, params={"holder": held.holder_id}, outcome="ok",
+                channel=inv.channel_id, outcome="ok",
+                params={"holder": held.holder_id} | ({"rolled_back_by": info.kept_for} if info.kept_for else {}),
             )  # fmt: skip
-    if refusal is not None:  # audited in its own transaction, in the workspace language
-        reason = (
-            t("lock.not_yours", ws, lock=info.describe(ws)) if refusal.key == "lock.not_yours" else refusal
-        )
-        audit_refusal(inv.svc, req, reason)
+    if not_yours is not None:  # audited in its own transaction, in the workspace language
+        audit_refusal(inv.svc, req, not_yours.not_yours(ws))
+        return blocks.error(not_yours.not_yours(lang))
+    if refusal is not None:
+        audit_refusal(inv.svc, req, refusal)
         raise refusal
     return blocks.message(
         t("lock.unlocked_text", ws, env=env.name),
@@ -181,8 +185,8 @@ def jobs(inv: Invocation) -> Reply:
             matches = list(s.scalars(select(Job.id).where(Job.id.startswith(prefix)).limit(2)))
         if len(matches) != 1:
             raise OpError(key="jobs.no_single", prefix=prefix)
-        reason = t("job.result.cancelled_by", inv.svc.config.language, user=blocks.mention(inv.user_id))
-        job = inv.svc.jobs.cancel(matches[0], inv.user_id, inv.user_name, reason=reason)
+        # No reason typed: the card says "cancelled by …"; the audit row's actor says who.
+        job = inv.svc.jobs.cancel(matches[0], inv.user_id, inv.user_name)
         return blocks.message(t("jobs.cancelled", inv.lang, job=job.id[:8]))
     active = inv.svc.jobs.active()
     return blocks.message(

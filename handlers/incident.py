@@ -104,7 +104,7 @@ def incident(inv: Invocation) -> Reply:
             channel=inv.channel_id, environment=inv.cmd.env.name if inv.cmd.env else "",
         )  # fmt: skip
         assert inc is not None
-        return blocks.message(_declared_text(svc, inc, inv.lang))
+        return blocks.message(_declared_text(svc, inc, inv.lang, assumed=inv.cmd.env is None))
     if action == "list":
         views = [incidents.view(i) for i in incidents.open_incidents(svc)]
         return blocks.message(
@@ -127,10 +127,23 @@ def incident(inv: Invocation) -> Reply:
     return apply(svc, target.id, args, inv.user_id, inv.user_name)
 
 
-def _declared_text(svc: Services, inc: incidents.Incident, lang: str) -> str:
+def _declared_text(svc: Services, inc: incidents.Incident, lang: str, *, assumed: bool = False) -> str:
+    """What the declarer is told: the incident, where it is, and (assumed) that no --env chose that."""
     own = inc.severity in svc.config.incidents.dedicated_channel_severities
     key = "inc.reply.declared_channel" if own else "inc.reply.declared_here"
-    return t(key, lang, ref=inc.ref, severity=inc.severity, title=inc.title)
+    note = ""
+    if assumed and inc.environment:
+        other = next((name for name in svc.config.environments if name != inc.environment), "staging")
+        note = t("inc.reply.env_assumed", lang, env=inc.environment, other=other)
+    return t(
+        key,
+        lang,
+        ref=inc.ref,
+        severity=inc.severity,
+        title=inc.title,
+        env=inc.environment or "—",
+        assumed=note,
+    )
 
 
 def apply(svc: Services, incident_id: int, args: dict[str, Any], user_id: str, user_name: str) -> Reply:

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from bot import blocks, blocks_incident, incidents, runbook_runs
 from bot.blocks import Action
-from bot.i18n import msg, t, t_plain
+from bot.i18n import msg, t, t_plain, user_message
 from bot.mrkdwn import to_plain
 from bot.policy import Attempt
 from bot.runbook_runs import NeedsVersion
@@ -120,13 +120,13 @@ def register(app: App, svc: Services) -> None:
             run_id, step_id = _split(value)
             try:
                 job = runbook_runs.request_action(svc, run_id, step_id, user_id, user_name, channel=channel)
-            except NeedsVersion:
+            except NeedsVersion as e:
                 loaded = runbook_runs.load_run(svc, run_id)
                 title = loaded.book.step(step_id).title_for(lang)
                 meta = json.dumps({"value": value, "channel": channel})
                 client.views_open(
                     trigger_id=body.get("trigger_id", ""),
-                    view=blocks_incident.version_modal(title, meta, lang),
+                    view=blocks_incident.version_modal(title, meta, lang, why=user_message(e, lang)),
                 )
                 return None
             key = "rb.reply.requested_dry" if job.dry_run else "rb.reply.requested"

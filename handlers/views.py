@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -108,6 +109,42 @@ def _selected(values: dict[str, Any], block: str, action: str) -> dict[str, Any]
 
 
 def register(app: App, svc: Services) -> None:
+    @app.view(Action.REJECT_MODAL)
+    def submit_reject(ack: Ack, body: dict, view: dict, request: BoltRequest) -> None:
+        """The Reject form: the job is rejected with the reason typed, or the form says what is missing."""
+        user = body.get("user") or {}
+        user_id, user_name = str(user.get("id", "")), str(user.get("username") or user.get("name") or "")
+        lang = svc.lang_for(user_id)
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        channel = str(meta.get("channel") or svc.config.slack.ops_channel)
+
+        def tell(**reply: Any) -> None:
+            """A private note in the card's channel (a form submission has no response_url)."""
+            svc.slack.chat_postEphemeral(
+                channel=channel, user=user_id, text=reply.get("text", ""), blocks=reply.get("blocks")
+            )
+
+        if too_late(svc, request, ack, tell, lang, what="reject-form"):
+            return
+        values = (view.get("state") or {}).get("values") or {}
+        reason = str(_selected(values, "reason", Action.REJECT_REASON).get("value") or "")
+        try:
+            job = svc.jobs.reject(str(meta.get("job") or ""), user_id, user_name, reason=reason)
+        except (NotAllowed, OpError, AuditWriteFailed) as e:
+            ack(response_action="errors", errors={"reason": to_plain(user_message(e, lang))[:150]})
+            return
+        except SQLAlchemyError:
+            log.exception("database error while handling the reject form")
+            ack(response_action="errors", errors={"reason": to_plain(t("reply.db_down", lang))[:150]})
+            return
+        ack()
+        text = t("reply.rejected", lang, what=svc.describe(job, lang), job=job.id[:8])
+        svc.later(lambda: tell(**blocks.message(text)))
+
     @app.view(Action.DEPLOY_MODAL)
     def submit_deploy(ack: Ack, body: dict, view: dict, request: BoltRequest) -> None:
         """Check the form strictly, then request the deploy as `/taisun deploy` would."""

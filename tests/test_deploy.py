@@ -12,6 +12,7 @@ from bot import locks
 from bot.blocks import Action
 from bot.store.models import AuditEvent, Job
 from tests.audit_helpers import exported_audit, facts
+from tests.chatops_helpers import submit_view
 from tests.conftest import GITHUB_TOKEN
 from tests.harness import ALICE, BOB, CAROL, CHANNEL, actions, buttons, text_of, the_job
 
@@ -211,6 +212,9 @@ def test_a_rejected_card_keeps_its_job_id_and_the_rejecter_is_told(gh_bot, slack
     job = the_job(bot)
     status, _ = bot.click(Action.REJECT, job.id, BOB, card)
     assert status == 200
+    form = slack.wait_for(lambda: next(iter(slack.views.values()), None))  # Reject asks why
+    reason = {"reason": {Action.REJECT_REASON: {"type": "plain_text_input", "value": "not this week"}}}
+    assert submit_view(bot, form, reason, BOB)[0] == 200
     bot.settle()
     assert the_job(bot).state == "rejected"
     final = text_of(slack.channel_messages(CHANNEL)[-1])
@@ -363,7 +367,7 @@ def test_two_jobs_never_run_through_the_same_lock_at_once(gh_bot, slack, github)
     assert the_job(bot, "deploy").state == "succeeded"
     bot.command("restart staging", user=ALICE)  # and then the holder's next job goes through again
     bot.settle(30)
-    assert the_job(bot).state == "succeeded"
+    assert the_job(bot).state == "simulated"  # it ran (no AWS credentials here: as a simulation)
 
 
 def test_a_freeze_window_refuses_unless_break_glass_forces_it_and_then_needs_approval(gh_bot, slack, github):
@@ -522,9 +526,12 @@ def test_dry_run_shows_what_would_happen_and_changes_nothing(gh_bot, slack, gith
     bot.command("deploy prod v1.2.3 --dry-run", user=ALICE)
     bot.settle(30)
     job = the_job(bot)
-    assert job.state == "succeeded" and job.dry_run
-    text = text_of(slack.channel_messages(CHANNEL)[-1])
-    assert "DRY RUN: would dispatch `cd.yml`" in text and "'version': 'v1.2.3'" in text
+    assert job.state == "simulated" and job.dry_run  # a dry run is never a success: nothing changed
+    card = slack.channel_messages(CHANNEL)[-1]
+    text = json.dumps(card.blocks, ensure_ascii=False)
+    assert "would dispatch `cd.yml`" in text and "version=v1.2.3" in text  # the inputs, not a repr
+    assert "Dry run — nothing was changed" in text
+    assert text.lower().count("dry run") == 1, text  # said once on the card, not three times
     assert github.dispatches == []
 
 

@@ -77,7 +77,7 @@ def test_the_dry_run_checkbox_makes_a_dry_run(form_bot, slack, github):
     assert field_errors(*submit_view(bot, view, values("staging", " v1.2.3 ", dry_run=True), ALICE)) == {}
     bot.settle(30)
     job = the_job(bot)
-    assert job.dry_run and job.state == "succeeded" and job.params["version"] == "v1.2.3"
+    assert job.dry_run and job.state == "simulated" and job.params["version"] == "v1.2.3"
     assert github.dispatches == []
     told = text_of(slack.ephemeral(ALICE)[-1])
     assert "dry run: nothing will change" in told and job.id[:8] in told

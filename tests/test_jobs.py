@@ -19,7 +19,7 @@ def test_a_worker_that_lost_its_lease_stops_before_its_next_step_and_does_not_en
     runner.execute(job_id)  # prepare: staging needs no approval, so it is queued and run
     with bot.svc.sessions() as s:
         job = s.get(Job, job_id)
-    assert job.state == "succeeded"
+    assert job.state == "simulated"  # ran to its end (no GITHUB_TOKEN here: as a simulation)
 
     bot.command("deploy dev v1.2.3", user=ALICE)
     second = runner.claim_one()

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -298,7 +299,7 @@ def test_without_credentials_a_backup_is_a_labelled_simulation(
     bot.command("backup run")
     bot.settle()
     job = the_job(bot)
-    assert job.state == "succeeded" and job.result.startswith(
+    assert job.state == "simulated" and job.result.startswith(
         "SIMULATED: nothing was backed up (no AWS credentials"
     )
     card = text_of(slack.channel_messages(CHANNEL)[-1])
@@ -311,9 +312,36 @@ def test_without_credentials_a_backup_is_a_labelled_simulation(
     assert "SIMULATED: nothing was backed up" in capsys.readouterr().err
     assert run_from_cli(settings_for(db_url), json_output=True) == 1
     out = json.loads(capsys.readouterr().out)
-    assert out["ok"] is False and out["state"] == "simulated" and out["job_state"] == "succeeded"
+    assert out["ok"] is False and out["state"] == "simulated" and out["job_state"] == "simulated"
     assert out["simulated"].startswith("no AWS credentials")
     assert "Nightly backup did NOT run" in text_of(slack.channel_messages(CHANNEL)[-1])
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_restore_accepts_a_backup_by_the_name_its_card_and_the_list_show(
+    db_url, make_bot, slack, monkeypatch
+):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    bot = make_bot(db_url)  # the example config: a labelled simulation, which checks the name the same way
+    bot.command("backup run")
+    bot.settle()
+    card = text_of(slack.channel_messages(CHANNEL)[-1])
+    name = re.search(r"/(backup_\d{8}_\d{6})\.sql\.gz", card)[1]  # the name the card shows
+    for typed in (name, f"{name}.sql.gz", f"db/{name}.sql.gz", name.removeprefix("backup_")):
+        reply = bot.command(f"backup restore {typed}")
+        assert "Checking" in reply["text"], (typed, reply["text"])
+        bot.settle()
+        job = the_job(bot, "restore")
+        assert job.params["key"] == f"db/{name}.sql.gz" and job.params["id"] == name.removeprefix("backup_")
+        bot.click(Action.REJECT, job.id, ALICE)  # withdrawn: the next one is a new request
+        bot.settle()
+    refused = bot.command("backup restore backup_2026")
+    assert (
+        refused["text"].startswith(":warning:") and "a name like `backup_20261128_020000`" in refused["text"]
+    )
 
 
 def test_the_systemd_timer_runs_the_cli_backup_at_two_in_the_morning_tokyo_time():

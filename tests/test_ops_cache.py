@@ -212,7 +212,7 @@ def test_without_the_redis_url_the_clear_is_a_labelled_simulation(db_url, make_b
     bot.command("cache-clear dev redis")
     bot.settle()
     job = the_job(bot)
-    assert job.state == "succeeded"
+    assert job.state == "simulated"
     assert job.result == "SIMULATED: nothing was cleared (DEV_REDIS_URL is not set: Redis is not touched)."
     card = text_of(last_card(slack))
     assert "SIMULATED — DEV_REDIS_URL is not set" in card and "would clear Redis" in card

@@ -124,7 +124,7 @@ def test_production_reset_needs_approval_and_without_the_dsn_is_a_labelled_simul
     bot.click(Action.APPROVE, job.id, BOB, card)
     bot.settle()
     job = the_job(bot)
-    assert job.state == "succeeded" and job.result.startswith("SIMULATED: nothing was changed")
+    assert job.state == "simulated" and job.result.startswith("SIMULATED: nothing was changed")
     final = text_of(slack.channel_messages(CHANNEL)[-1])
     assert "would terminate connections idle for more than 30 min" in final
     assert "would restart `taisun`" in final

@@ -271,11 +271,12 @@ def test_production_restart_without_aws_credentials_is_a_labelled_simulation_aft
     bot.click(Action.APPROVE, job.id, BOB, card)
     bot.settle()
     job = the_job(bot)
-    assert job.state == "succeeded"
+    assert job.state == "simulated"  # nothing was restarted: never a success
     assert "SIMULATED: nothing was restarted" in job.result
     assert "would restart `taisun` on instances tagged `Environment=production`" in text_of(last_card(slack))
+    assert "Simulated — nothing was changed" in text_of(last_card(slack))
     assert actions(bot, job.id) == [
-        "restart.requested", "restart.awaiting_approval", "restart.approved", "restart.started", "restart.succeeded",
+        "restart.requested", "restart.awaiting_approval", "restart.approved", "restart.started", "restart.simulated",
     ]  # fmt: skip
 
 
@@ -366,6 +367,8 @@ def test_a_dry_run_shows_the_plan_and_restarts_nothing(db_url, make_bot, slack, 
     bot.command("restart dev --dry-run")
     bot.settle()
     job = the_job(bot)
-    assert job.state == "succeeded" and "DRY RUN: nothing was restarted" in job.result
-    assert "DRY RUN: would restart `taisun`" in text_of(last_card(slack))
+    assert job.state == "simulated" and "DRY RUN: nothing was restarted" in job.result
+    card = json.dumps(last_card(slack).blocks, ensure_ascii=False)
+    assert "would restart `taisun`" in card and "Dry run — nothing was changed" in card
+    assert card.lower().count("dry run") == 1, card  # said once on the card
     assert calls(systemctl) == []

@@ -235,8 +235,9 @@ def test_the_shell_reads_commands_from_stdin(tmp_path):
     out = result.stdout
     assert "/taisun deploy <env> <version>" in out
     # the example config's workspace language is Japanese: the card and its steps read Japanese
-    assert "シミュレーション" in out and "成功" in out
-    assert "deploy.succeeded" in out
+    # a simulation is no success
+    assert "シミュレーション — 何も変更していません" in out and "成功" not in out
+    assert "deploy.simulated" in out
     # the bot's JSON log goes to a file beside the database, not between the messages (the banner,
     # in the shell's language since #13, names it)
     log = tmp_path / "taisun-shell.log"

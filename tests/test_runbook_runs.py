@@ -183,7 +183,7 @@ def test_action_step_runs_the_real_operation_with_approval_and_records_the_outco
     assert steps_of(bot, run.id)["rollback"].state == "running"
     click(bot, Action.APPROVE, job.id, BOB, card)
     step = wait_step(bot, run.id, "rollback", "done")
-    assert step.job_state == "succeeded" and "approved by <@U0BOB>" in step.result
+    assert step.job_state == "simulated" and "approved by <@U0BOB>" in step.result
     assert job.params.get("simulated")  # no GITHUB_TOKEN: a labelled simulation, as the operation says
     wait_step(bot, run.id, "version", "passed")
     settle(bot)
@@ -192,7 +192,7 @@ def test_action_step_runs_the_real_operation_with_approval_and_records_the_outco
 
     thread = "\n".join(m.text for m in replies(slack, checklist))
     assert f"▶️ <@U0ALICE> ran *{title(bot, 'rollback-drill', 'rollback')}*" in thread
-    assert f"job `{job.id[:8]}` succeeded, approved by <@U0BOB>" in thread
+    assert f"job `{job.id[:8]}` simulated — nothing was changed, approved by <@U0BOB>" in thread
     assert "complete" in thread
     assert f"✅ *{title(bot, 'rollback-drill')}*" in text_of(checklist)
     with bot.svc.sessions() as s:

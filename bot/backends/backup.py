@@ -64,6 +64,7 @@ META_SIZE = "size-bytes"
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|KEY|DSN|DATABASE_URL|_URL)$", re.I)
 _ID_RE = re.compile(r"^\d{8}_\d{6}$")
 _NAME_RE = re.compile(r"^(?P<kind>backup|memory)_(?P<id>\d{8}_\d{6})\.(?:sql|tar)\.gz$")
+_DUMP_NAME_RE = re.compile(r"^backup_(?P<id>\d{8}_\d{6})(?:\.sql\.gz)?$")  # as a card or a list names it
 
 
 # --- errors and results ---------------------------------------------------------------
@@ -155,15 +156,23 @@ def backup_key(prefix: str, now: datetime, kind: str = "backup") -> str:
 
 
 def resolve_key(backup_id_or_key: str, prefix: str = "db/") -> str:
-    """An id (20261128_020000) or a full key -> the key; BackupNotFound for anything else."""
-    value = backup_id_or_key.strip()
+    """A backup as people copy it from a list or a card -> its key; BackupNotFound for anything else.
+
+    Accepted: an id (20261128_020000), a name (backup_20261128_020000, with or without .sql.gz)
+    or a key (db/backup_20261128_020000.sql.gz).
+    """
+    value = backup_id_or_key.strip().strip("`")
     if _ID_RE.match(value):
         return f"{_norm_prefix(prefix)}backup_{value}.sql.gz"
+    name = _DUMP_NAME_RE.match(value)
+    if name:  # a name without its folder: the configured prefix's
+        return f"{_norm_prefix(prefix)}backup_{name['id']}.sql.gz"
     if _NAME_RE.match(value.rsplit("/", 1)[-1]) and value.endswith(".sql.gz"):
         return value
     raise BackupNotFound(
-        f"{value!r} is not a backup id or key: use an id like 20261128_020000 "
-        f"or a key like {_norm_prefix(prefix)}backup_20261128_020000.sql.gz (`backup list` shows them)"
+        f"{value!r} is not a backup id or key: use an id like 20261128_020000, a name like "
+        f"backup_20261128_020000 or a key like {_norm_prefix(prefix)}backup_20261128_020000.sql.gz "
+        "(`backup list` shows them)"
     )
 
 

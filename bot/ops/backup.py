@@ -216,21 +216,22 @@ class Backup(Operation):
         dsn = os.environ.get(b.dsn_env, "")
         source = safe_dsn(dsn) if dsn else f"${b.dsn_env}"
         key = backup_key(b.prefix, datetime.now(UTC))
-        ctx.step(ctx.t("op.backup.sim_dump", label=label, source=source, bucket=b.bucket, object=key), "info")
+        ctx.step(ctx.t("op.backup.sim_dump", source=source, bucket=b.bucket, object=key), "info")
         if b.memory_paths:
             ctx.step(
-                ctx.t("op.backup.sim_memory", label=label, paths=", ".join(b.memory_paths), bucket=b.bucket,
+                ctx.t("op.backup.sim_memory", paths=", ".join(b.memory_paths), bucket=b.bucket,
                       prefix=memory_prefix(b.prefix)),
                 "info",
             )  # fmt: skip
-        ctx.step(ctx.t("op.backup.sim_retention", label=label, days=b.retention_days), "info")
-        ctx.step(ctx.t("op.backup.sim_check", label=label), "info")
+        ctx.step(ctx.t("op.backup.sim_retention", days=b.retention_days), "info")
+        ctx.step(ctx.t("op.backup.sim_check"), "info")
         why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
         why_en = i18n.t("op.why.dry_run", "en") if ctx.dry_run else simulated_why(ctx.job, "en")
+        # The terminal's line is English, like the rest of the CLI; the card's is the workspace's.
         ctx.save(
-            result=ctx.t("op.backup.sim_result", label=label, why=why),
-            cli_result=i18n.t_plain("op.backup.sim_result", "en", label=label_for(ctx.job, "en"), why=why_en),
+            cli_result=i18n.t_plain("op.backup.sim_result", "en", label=label_for(ctx.job, "en"), why=why_en)
         )
+        ctx.simulated(ctx.t("op.backup.sim_result", label=label, why=why))
 
     def _finished_before(self, ctx: JobContext, s3: Any, b: BackupConfig) -> bool:
         """Resumed after the upload had completed: do not take a second backup."""
@@ -513,14 +514,12 @@ class Restore(Operation):
         var, key = ctx.params["target_env"], ctx.params["key"]
         if ctx.dry_run or ctx.params.get("simulated"):
             label = label_for(ctx.job, ctx.svc.config.language)
-            ctx.step(ctx.t("op.restore.sim_download", label=label, bucket=b.bucket, object=key), "info")
-            ctx.step(ctx.t("op.restore.sim_replay", label=label, var=var), "info")
+            ctx.step(ctx.t("op.restore.sim_download", bucket=b.bucket, object=key), "info")
+            ctx.step(ctx.t("op.restore.sim_replay", var=var), "info")
             if b.verify_command:
-                ctx.step(
-                    ctx.t("op.restore.sim_verify", label=label, command=" ".join(b.verify_command)), "info"
-                )
+                ctx.step(ctx.t("op.restore.sim_verify", command=" ".join(b.verify_command)), "info")
             why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
-            ctx.save(result=ctx.t("op.restore.sim_result", label=label, why=why))
+            ctx.simulated(ctx.t("op.restore.sim_result", label=label, why=why))
             return
         take_backup_lock(ctx, f"restore of {ctx.params['id']}")
         dsn = os.environ.get(var, "")
@@ -679,16 +678,15 @@ def _start_cli_job(svc: Services) -> Job:
 
 def cli_summary(job: Job) -> dict[str, Any]:
     """What `taisun backup run --json` prints: `state` is the backup's outcome (succeeded, failed,
-    simulated, ...), `job_state` the job's; `ok` is true only when a backup was stored."""
+    simulated, ...) and `job_state` the same job state (kept for scripts that read it); `ok` is
+    true only when a backup was stored."""
     p = job.progress or {}
-    # A simulated nightly backup backed nothing up: for cron that is a failure to notice, so it
-    # is never called "succeeded" (its job did succeed at simulating: job_state says so).
-    simulated = bool(job.params.get("simulated")) and not job.dry_run
-    state = "simulated" if simulated and job.state == "succeeded" else job.state
+    # A simulated nightly backup backed nothing up: its job ends `simulated`, and for cron that is
+    # a failure to notice ("ok": false).
     return {
-        "ok": state == "succeeded",
+        "ok": job.state == "succeeded",
         "job_id": job.id,
-        "state": state,
+        "state": job.state,
         "job_state": job.state,
         # The command line speaks English (the card keeps the workspace language).
         "result": p.get("cli_result") or to_plain(job.result or ""),

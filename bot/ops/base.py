@@ -108,6 +108,12 @@ class JobContext:
             _escaped_progress(dict(save or {}), self.progress), (AuditNote(event, facts, outcome, detail),)
         )
 
+    def simulated(self, result: str) -> None:
+        """End as a simulation: nothing was changed, so the job ends `simulated`, never `succeeded`.
+
+        `result` (why nothing was changed) is kept for the audit log, the CLI and runbook steps."""
+        self.save(result=result, simulated=True)
+
     @property
     def lang(self) -> str:
         """The workspace language, in which steps, fields and results are stored."""

@@ -16,6 +16,7 @@ from bot.backends.cache import CacheError, clear_app_cache, clear_redis, redis_l
 from bot.config import CacheConfig
 from bot.i18n import Msg, msg, t
 from bot.logs import redact
+from bot.mrkdwn import Mrkdwn
 from bot.ops.base import JobContext, Operation, OpError, Request, register, simulated_why
 from bot.ops.restart import Throttled, final_health_check, flag_for, human_bytes, label_for
 from bot.store.models import Job
@@ -119,15 +120,15 @@ class CacheClear(Operation):
         simulated_parts = set(ctx.params.get("simulated_parts", []))
         lang = ctx.svc.config.language
         label = label_for(ctx.job, lang)
-        notes: list[str] = []
+        notes: list[Mrkdwn] = []
         for part in ctx.params.get("parts", []):
             if part in cleared:
                 continue  # resumed: done before the bot stopped
             if ctx.dry_run or part in simulated_parts:
                 if part == "redis":
-                    ctx.step(ctx.t("op.cache.sim_redis", label=label, what=_redis_what(cache, lang)), "info")
+                    ctx.step(ctx.t("op.cache.sim_redis", what=_redis_what(cache, lang)), "info")
                 else:
-                    ctx.step(ctx.t("op.cache.sim_app", label=label, what=_app_what(cache)), "info")
+                    ctx.step(ctx.t("op.cache.sim_app", what=_app_what(cache)), "info")
                 continue
             # Each clear saves itself as done, with its audit row, before the next one starts.
             cleared.append(part)
@@ -135,13 +136,11 @@ class CacheClear(Operation):
                 self._redis(ctx, cache, cleared) if part == "redis" else self._app(ctx, cache, cleared)
             )
         if ctx.dry_run or (simulated_parts and not cleared):
-            ctx.step(
-                ctx.t("op.cache.sim_health", label=label, url=env.url or ctx.t("op.restart.no_url")), "info"
-            )
+            ctx.step(ctx.t("op.cache.sim_health", url=env.url or ctx.t("op.restart.no_url")), "info")
             why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
-            ctx.save(result=ctx.t("op.cache.sim_result", label=label, why=why))
+            ctx.simulated(ctx.t("op.cache.sim_result", label=label, why=why))
             return
-        joined = "; ".join(notes)
+        joined = Mrkdwn("; ").join(notes)  # the notes are mrkdwn already: joined, not escaped again
         health = final_health_check(ctx, env, "op.cache.unhealthy_after", notes=joined)
         if simulated_parts:
             result = ctx.t(

@@ -190,14 +190,14 @@ class DbConnectionReset(Operation):
             pids = (
                 ctx.t("op.db.pids", pids=", ".join(map(str, res.terminated[:20]))) if res.terminated else ""
             )
-            ctx.step(ctx.t("op.db.sim_terminate", label=label, n=len(res.terminated), pids=pids), "info")
+            ctx.step(ctx.t("op.db.sim_terminate", n=len(res.terminated), pids=pids), "info")
         else:
-            ctx.step(ctx.t("op.db.sim_count", label=label), "info")
-            ctx.step(ctx.t("op.db.sim_terminate_age", label=label, age=minutes_text(age, ctx.lang)), "info")
+            ctx.step(ctx.t("op.db.sim_count"), "info")
+            ctx.step(ctx.t("op.db.sim_terminate_age", age=minutes_text(age, ctx.lang)), "info")
         if restart:
             simulate_restart(ctx, env, ctx.params["service"])
         why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
-        ctx.save(result=ctx.t("op.db.sim_result", label=label, why=why))
+        ctx.simulated(ctx.t("op.db.sim_result", label=label, why=why))
 
 
 register(DbConnectionReset())

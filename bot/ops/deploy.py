@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from bot.backends import http
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, version_key
 from bot.config import Config, Environment, Settings
 from bot.i18n import msg, render, t
-from bot.mrkdwn import Mrkdwn, mention, trusted
+from bot.mrkdwn import Mrkdwn, key_values, mention, trusted
 from bot.ops.base import JobContext, Operation, OpError, OpRefused, Request, register, simulated_why
 from bot.store.models import Job
 
@@ -54,17 +55,54 @@ def latest_tag_names(svc: Services, limit: int = 20) -> list[str]:
         gh.close()
 
 
-def verified_history(svc: Services, environment: str, limit: int = 20) -> list[str]:
-    """Versions verified live on the environment by this bot, newest first (no dry runs or simulations)."""
+def was_simulated(job: Job) -> bool:
+    """The deploy or rollback only simulated (rows from before the `simulated` state ended
+    `succeeded` with the reason in their params)."""
+    return job.state == "simulated" or bool(job.params.get("simulated"))
+
+
+def finished_changes(
+    s: Session, environment: str | None = None, *, simulated: bool = False, limit: int = 50
+) -> list[Job]:
+    """Deploys and rollbacks that ran to their end, newest first: verified ones, or with
+    simulated=True simulated ones too. Never dry runs, which are not deploys at all."""
+    q = select(Job).where(
+        Job.operation.in_(("deploy", "rollback")), Job.dry_run.is_(False),
+        Job.state.in_(("succeeded", "simulated") if simulated else ("succeeded",)),
+    )  # fmt: skip
+    if environment is not None:
+        q = q.where(Job.environment == environment)
+    jobs = s.scalars(q.order_by(Job.finished_at.desc()).limit(limit))
+    return [j for j in jobs if simulated or not was_simulated(j)]
+
+
+def last_changes(s: Session, *, simulated: bool = False) -> dict[str, Job]:
+    """The newest finished deploy or rollback per environment: verified, or only simulated ones."""
+    last: dict[str, Job] = {}
+    for job in finished_changes(s, simulated=simulated):
+        if not simulated or was_simulated(job):
+            last.setdefault(job.environment, job)
+    return last
+
+
+def verified_history(
+    svc: Services, environment: str, limit: int = 20, *, include_simulated: bool = False
+) -> list[str]:
+    """Versions verified live on the environment by this bot, newest first. A simulated rollback
+    (include_simulated) may go back along simulated deploys too; a real one never does."""
     with svc.sessions() as s:
-        jobs = s.scalars(
-            select(Job).where(
-                Job.environment == environment, Job.operation.in_(("deploy", "rollback")),
-                Job.state == "succeeded", Job.dry_run.is_(False),
-            ).order_by(Job.finished_at.desc()).limit(limit * 2)
-        )  # fmt: skip
-        versions = [j.params.get("version", "") for j in jobs if not j.params.get("simulated")]
+        jobs = finished_changes(s, environment, simulated=include_simulated, limit=limit * 2)
+        versions = [str(j.params.get("version") or "") for j in jobs]
     return [v for v in versions if v][:limit]
+
+
+def rollback_target_inferable(svc: Services, environment: str) -> bool:
+    """Whether `/taisun rollback <env>` without a version can find one, judged from the database alone
+    (no network: a button's ack path). Two versions in the history name one to go back to; with
+    GitHub, older release tags may; otherwise the person has to name it."""
+    simulated = not svc.settings.github_token  # as Rollback.check_request decides
+    history = verified_history(svc, environment, include_simulated=simulated)
+    return len(set(history)) >= 2 or not simulated
 
 
 def newer_change(svc: Services, job: Job) -> Job | None:
@@ -293,18 +331,17 @@ class Deploy(Operation):
         ctx.save(result=ctx.t("op.deploy.live", version=version, env=env.name))
 
     def _simulate(self, ctx: JobContext, env: Environment, version: str) -> None:
-        label = ctx.t("op.label.dry_run" if ctx.job.dry_run else "op.label.simulated")
         g = ctx.svc.config.github
-        inputs = self.inputs(ctx.svc, ctx.job)
+        inputs = key_values(self.inputs(ctx.svc, ctx.job))
         ctx.step(
-            ctx.t("op.deploy.sim_dispatch", label=label, workflow=g.workflow, ref=g.ref, repo=g.repository,
-                  inputs=inputs),
+            ctx.t("op.deploy.sim_dispatch", workflow=g.workflow, ref=g.ref, repo=g.repository, inputs=inputs),
             "info",
-        )  # fmt: skip
-        ctx.step(ctx.t("op.deploy.sim_follow", label=label), "info")
-        ctx.step(ctx.t("op.deploy.sim_verify", label=label, url=env.url, version=version), "info")
+        )
+        ctx.step(ctx.t("op.deploy.sim_follow"), "info")
+        ctx.step(ctx.t("op.deploy.sim_verify", url=env.url, version=version), "info")
+        label = ctx.t("op.label.dry_run" if ctx.job.dry_run else "op.label.simulated")
         why = ctx.t("op.why.dry_run") if ctx.job.dry_run else simulated_why(ctx.job, ctx.lang)
-        ctx.save(result=ctx.t("op.deploy.sim_result", label=label, why=why))
+        ctx.simulated(ctx.t("op.deploy.sim_result", label=label, why=why))
 
     def _dispatch_once(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
         if ctx.progress.get("dispatch_started_at"):
@@ -547,19 +584,32 @@ class Rollback(Deploy):
         svc, job, env = ctx.svc, ctx.job, ctx.env
         assert env is not None
         live = http.check(env.url, timeout=3.0).version
-        target = job.params.get("version") or self._choose_target(ctx, env, live)
-        job.params = {**job.params, "version": target, "from_version": live}
+        # A simulated rollback may go back along simulated deploys (so the demo can show one); a
+        # real rollback only along deploys this bot verified live.
+        simulated = bool(job.params.get("simulated"))
+        history = verified_history(svc, env.name, include_simulated=simulated)
+        # A simulation pretends its deploys happened: it rolls back from the last one it made.
+        current = (history[0] if history else live) if simulated else (live or (history[:1] or [""])[0])
+        target = job.params.get("version") or self._choose_target(ctx, env, current, history)
+        job.params = {**job.params, "version": target, "from_version": current}
         with svc.sessions.begin() as s:
             s.get(Job, job.id).params = job.params  # type: ignore[union-attr]
         super().prepare(ctx)
         version_label = ctx.t("op.field.version")
         fields = [f for f in ctx.progress.get("fields", []) if f[0] != version_label]
-        fields.insert(1, (ctx.t("op.field.rollback"), f"{live or ctx.t('op.unknown')} → *{target}*"))
+        if not current:
+            shown = ctx.t("op.unknown")
+        elif current == live:
+            shown = Mrkdwn.escape(current)
+        else:  # not what /version answered: say where it comes from
+            shown = ctx.t(
+                "op.rollback.from_simulated" if simulated else "op.rollback.from_verified", version=current
+            )
+        fields.insert(1, (ctx.t("op.field.rollback"), shown + Mrkdwn(" → *") + target + Mrkdwn("*")))
         ctx.save(fields=fields)
 
-    def _choose_target(self, ctx: JobContext, env: Environment, live: str) -> str:
-        current = live or (verified_history(ctx.svc, env.name)[:1] or [""])[0]
-        for v in verified_history(ctx.svc, env.name):
+    def _choose_target(self, ctx: JobContext, env: Environment, current: str, history: list[str]) -> str:
+        for v in history:
             if v != current:
                 return v
         if ctx.svc.settings.github_token and current:

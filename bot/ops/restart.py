@@ -268,14 +268,13 @@ def plan_restart(ctx: JobContext, env: Environment, service: str) -> list[tuple[
 
 def simulate_restart(ctx: JobContext, env: Environment, service: str) -> None:
     lang = ctx.svc.config.language
-    label = label_for(ctx.job, lang)
     targets = None
     if env.restart.backend == "ssm" and not ctx.job.params.get("simulated"):
         targets = list_targets(env)  # a dry run with credentials names the real instances
     what = ", ".join(f"`{x}`" for x in targets) if targets else where_text(env, lang)
-    ctx.step(ctx.t("op.restart.sim_status", label=label, service=service, what=what), "info")
+    ctx.step(ctx.t("op.restart.sim_status", service=service, what=what), "info")
     url = env.url or ctx.t("op.restart.no_url")
-    ctx.step(ctx.t("op.restart.sim_restart", label=label, service=service, what=what, url=url), "info")
+    ctx.step(ctx.t("op.restart.sim_restart", service=service, what=what, url=url), "info")
 
 
 def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
@@ -463,7 +462,7 @@ class Restart(Operation):
             simulate_restart(ctx, env, service)
             why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
             label = label_for(ctx.job, ctx.svc.config.language)
-            ctx.save(result=ctx.t("op.restart.sim_result", label=label, why=why))
+            ctx.simulated(ctx.t("op.restart.sim_result", label=label, why=why))
             return
         summary = rolling_restart_job(ctx, env, service)
         ctx.save(result=ctx.t("op.restart.result", summary=summary))

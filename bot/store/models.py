@@ -141,6 +141,8 @@ class Lock(Base):
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     reminded: Mapped[bool] = mapped_column(default=False)
     channel: Mapped[str] = mapped_column(String(64), default="")
+    # A lock the bot kept after a rollback: who rolled back (they or an admin may release it).
+    kept_for: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class DedupeKey(Base):
