@@ -689,6 +689,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.outcome.rejected": {"en": "rejected", "ja": "却下"},
     "audit.outcome.expired": {"en": "expired", "ja": "期限切れ"},
     "audit.outcome.invalid": {"en": "invalid", "ja": "不正"},
+    "audit.outcome.simulated": {"en": "simulated", "ja": "シミュレーション"},
     # details the bot itself writes into audit rows
     "audit.why.keyed": {
         "en": "from this row on, the chain is keyed with TAISUN_AUDIT_KEY (HMAC-SHA256)",
