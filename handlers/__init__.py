@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.services import Services
+from bot.core.services import Services
 
 
 def register_listeners(app: App, svc: Services) -> None:

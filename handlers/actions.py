@@ -9,14 +9,15 @@ from slack_bolt import Ack, App, Respond
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
-from bot import audit, blocks, locks
-from bot.blocks import Action
-from bot.i18n import msg, t
-from bot.jobs import audit_refusal
-from bot.mrkdwn import to_plain
-from bot.ops.base import Request
-from bot.policy import Attempt
-from bot.services import Services
+from bot.core import audit, blocks, locks
+from bot.core.blocks import Action
+from bot.core.i18n import msg, t
+from bot.core.jobs import audit_refusal
+from bot.core.mrkdwn import to_plain
+from bot.core.ops import Request
+from bot.core.policy import Attempt
+from bot.core.services import Services
+from bot.slack.messages import reject_modal
 from handlers.commands import run_guarded, too_late
 from handlers.context import Reply
 
@@ -67,7 +68,7 @@ def register(app: App, svc: Services) -> None:
                     t("reply.withdrawn", lang, what=svc.describe(job, lang), job=job.id[:8])
                 )
             channel = str((body.get("channel") or {}).get("id") or job.channel)
-            view = blocks.reject_modal(
+            view = reject_modal(
                 job, svc.describe(job, lang), channel, svc.jobs.reason_required(job), lang
             )
             client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)

@@ -1,16 +1,17 @@
 """Alert listeners: the "Start runbook" button on an alert group's message.
 
-(The Alertmanager webhook itself is an HTTP route, bot/alerts.py.)
+(The Alertmanager webhook itself is an HTTP route, bot/alerts/service.py.)
 """
 
 from __future__ import annotations
 
 from slack_bolt import App
 
-from bot import alerts, blocks
-from bot.blocks import Action
-from bot.i18n import t
-from bot.services import Services
+from bot.alerts import service as alerts
+from bot.core import blocks
+from bot.core.blocks import Action
+from bot.core.i18n import t
+from bot.core.services import Services
 from handlers.context import Reply
 from handlers.incident import on_click
 

@@ -11,15 +11,15 @@ from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import audit, blocks, deadline
-from bot.audit import AuditWriteFailed
-from bot.commands import UsageError, parse
-from bot.i18n import msg, t, user_message
-from bot.locks import EnvironmentLocked
-from bot.ops.base import OpError
-from bot.policy import NotAllowed
-from bot.ratelimit import RateLimiter
-from bot.services import Services
+from bot.core import audit, blocks, deadline
+from bot.core.audit import AuditWriteFailed
+from bot.core.commands import UsageError, parse
+from bot.core.i18n import msg, t, user_message
+from bot.core.locks import EnvironmentLocked
+from bot.core.ops import OpError
+from bot.core.policy import NotAllowed
+from bot.core.ratelimit import RateLimiter
+from bot.core.services import Services
 from handlers.context import Invocation, Reply, arrived_at, waited_too_long
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def too_late(svc: Services, request: BoltRequest, ack: Ack, respond: Respond, la
 
     Slack has told them (or is about to) that the command failed; running it anyway would make a
     deploy they were told did not happen, and a retry would make a second one. When it is on time,
-    the listener's own database writes are held to the same deadline until it acks (bot/deadline.py;
+    the listener's own database writes are held to the same deadline until it acks (bot/core/deadline.py;
     a write that comes too late is rolled back and answered by answer_too_late).
     """
     waited = waited_too_long(svc, request)

@@ -11,24 +11,15 @@ from typing import Any
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
-from bot import blocks
-from bot.commands import Command
-from bot.i18n import t
-from bot.ops.base import Request
-from bot.server import RECEIVED_HEADER
-from bot.services import Services
+from bot.core import blocks
+from bot.core.commands import Command
+from bot.core.i18n import t
+from bot.core.ops import Request
+from bot.core.services import Services
+from bot.slack.server import arrived_at
 
 log = logging.getLogger(__name__)
 Reply = dict[str, Any] | None
-
-
-def arrived_at(request: BoltRequest) -> float | None:
-    """time.monotonic() when the HTTP request reached this process (Socket Mode and the shell: None)."""
-    raw = (request.headers.get(RECEIVED_HEADER) or [""])[0]
-    try:
-        return float(raw)
-    except ValueError:
-        return None
 
 
 def waited_too_long(svc: Services, request: BoltRequest) -> float | None:

@@ -6,14 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from bot import audit, blocks, locks
+from bot.audit.messages import audit_blocks
 from bot.backends import http
-from bot.commands import SPECS
-from bot.i18n import msg, t, t_plain
-from bot.jobs import SYSTEM_HOLDER, audit_refusal
-from bot.ops.base import OpError, Request
-from bot.ops.deploy import last_changes
-from bot.store.models import Job
+from bot.core import audit, blocks, locks
+from bot.core.commands import SPECS
+from bot.core.i18n import msg, t, t_plain
+from bot.core.jobs import SYSTEM_HOLDER, audit_refusal
+from bot.core.ops import OpError, Request
+from bot.core.store.models import Job
+from bot.deploys.messages import status_blocks
+from bot.deploys.service import last_changes
+from bot.slack.messages import help_blocks, jobs_list_blocks
 from handlers.commands import subcommand
 from handlers.context import Invocation, Reply
 
@@ -25,7 +28,7 @@ def help_(inv: Invocation) -> Reply:
         s for s in SPECS
         if s.role is None or any(policy.has_role(inv.user_id, s.role, env) for env in [None, *inv.svc.config.environments.values()])
     ]  # fmt: skip
-    return blocks.message(t("help.text", inv.lang), blocks.help_blocks(allowed, inv.lang))
+    return blocks.message(t("help.text", inv.lang), help_blocks(allowed, inv.lang))
 
 
 def _deploy_line(job: Job, lang: str) -> str:
@@ -67,7 +70,7 @@ def status(inv: Invocation) -> Reply:
                 "last_deploy": _deploy_line(job, lang) if job else None,
                 "last_simulation": _deploy_line(sim, lang) if (sim := _newer(simulated.get(e.name), job)) else None,
             })  # fmt: skip
-        return blocks.message(t("status.text", lang), blocks.status_blocks(rows, lang))
+        return blocks.message(t("status.text", lang), status_blocks(rows, lang))
 
     inv.later(check)
     names = ", ".join(e.name for e in envs)
@@ -80,7 +83,7 @@ def audit_(inv: Invocation) -> Reply:
     with inv.svc.read_sessions() as s:
         events = audit.recent(s, environment=env.name if env else None, limit=inv.cmd.args.get("n", 10))
     return blocks.message(
-        t("audit.text", inv.lang), blocks.audit_blocks(events, env.name if env else None, inv.lang)
+        t("audit.text", inv.lang), audit_blocks(events, env.name if env else None, inv.lang)
     )
 
 
@@ -110,7 +113,7 @@ def lock(inv: Invocation) -> Reply:
         audit_refusal(inv.svc, req, e)
         held = e.info
         reply = blocks.error(e.message(lang))
-        # A manual lock can be taken over by an approver; the lock a rollback left cannot (bot/locks.py).
+        # A manual lock can be taken over by an approver; the lock a rollback left cannot (bot/core/locks.py).
         if (
             not held.job_id
             and held.holder_id != SYSTEM_HOLDER
@@ -190,5 +193,5 @@ def jobs(inv: Invocation) -> Reply:
         return blocks.message(t("jobs.cancelled", inv.lang, job=job.id[:8]))
     active = inv.svc.jobs.active()
     return blocks.message(
-        t("jobs.text", inv.lang), blocks.jobs_list_blocks(active, inv.svc.describe, inv.lang)
+        t("jobs.text", inv.lang), jobs_list_blocks(active, inv.svc.describe, inv.lang)
     )

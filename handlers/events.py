@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.i18n import t
-from bot.services import Services
+from bot.core.i18n import t
+from bot.core.services import Services
 
 
 def register(app: App, svc: Services) -> None:

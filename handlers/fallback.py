@@ -7,7 +7,7 @@ import re
 
 from slack_bolt import Ack, App
 
-from bot.services import Services
+from bot.core.services import Services
 
 log = logging.getLogger(__name__)
 ANY = re.compile(r".*")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.people import display_name
-from bot.services import Services
+from bot.core.people import display_name
+from bot.core.services import Services
 
 
 def register(app: App, svc: Services) -> None:

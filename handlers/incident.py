@@ -14,14 +14,17 @@ from slack_bolt import Ack, App, Respond
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
-from bot import blocks, blocks_incident, incidents, runbook_runs
-from bot.blocks import Action
-from bot.commands import UsageError
-from bot.i18n import msg, t
-from bot.incidents import IncidentError
-from bot.mrkdwn import to_plain
-from bot.policy import Attempt, NotAllowed
-from bot.services import Services
+from bot.core import blocks
+from bot.core.blocks import Action
+from bot.core.commands import UsageError
+from bot.core.i18n import msg, t
+from bot.core.mrkdwn import to_plain
+from bot.core.policy import Attempt, NotAllowed
+from bot.core.services import Services
+from bot.incidents import messages as blocks_incident
+from bot.incidents import runs as runbook_runs
+from bot.incidents import service as incidents
+from bot.incidents.service import IncidentError
 from handlers.commands import run_guarded, subcommand, too_late
 from handlers.context import Invocation, Reply
 

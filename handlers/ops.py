@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot import blocks
-from bot.i18n import t
-from bot.ops.base import REGISTRY, OpError
+from bot.core import blocks
+from bot.core.i18n import t
+from bot.core.ops import REGISTRY, OpError
 from handlers.commands import subcommand
 from handlers.context import Invocation, Reply
 
@@ -50,7 +50,7 @@ def cache_clear(inv: Invocation) -> Reply:
 def backup(inv: Invocation) -> Reply:
     action = inv.cmd.args["action"]
     if action == "list":
-        from bot.ops.backup import list_reply
+        from bot.operations.backup import list_reply
 
         lang = inv.lang
         inv.later(lambda: list_reply(inv.svc, lang))

@@ -10,13 +10,16 @@ from slack_bolt import Ack, App
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
-from bot import blocks, blocks_incident, incidents, runbook_runs
-from bot.blocks import Action
-from bot.i18n import msg, t, t_plain, user_message
-from bot.mrkdwn import to_plain
-from bot.policy import Attempt
-from bot.runbook_runs import NeedsVersion
-from bot.services import Services
+from bot.core import blocks
+from bot.core.blocks import Action
+from bot.core.i18n import msg, t, t_plain, user_message
+from bot.core.mrkdwn import to_plain
+from bot.core.policy import Attempt
+from bot.core.services import Services
+from bot.incidents import messages as blocks_incident
+from bot.incidents import runs as runbook_runs
+from bot.incidents import service as incidents
+from bot.incidents.runs import NeedsVersion
 from handlers.commands import run_guarded, subcommand, too_late
 from handlers.context import Invocation, Reply
 from handlers.incident import channel_of, on_click, user_of, value_of

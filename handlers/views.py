@@ -11,15 +11,15 @@ from slack_bolt import Ack, App
 from slack_bolt.request import BoltRequest
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import blocks
-from bot.audit import AuditWriteFailed
-from bot.blocks import Action
-from bot.i18n import t, user_message
-from bot.locks import EnvironmentLocked
-from bot.mrkdwn import to_plain
-from bot.ops.base import OpError, Request
-from bot.policy import NotAllowed
-from bot.services import Services
+from bot.core import blocks
+from bot.core.audit import AuditWriteFailed
+from bot.core.blocks import Action
+from bot.core.i18n import t, user_message
+from bot.core.locks import EnvironmentLocked
+from bot.core.mrkdwn import to_plain
+from bot.core.ops import OpError, Request
+from bot.core.policy import NotAllowed
+from bot.core.services import Services
 from handlers.commands import too_late
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def open_deploy_modal(inv: Invocation) -> None:
     view_id = resp["view"]["id"]
 
     def fill() -> None:
-        from bot.ops.deploy import latest_tag_names
+        from bot.deploys.service import latest_tag_names
 
         try:
             tags = latest_tag_names(svc)

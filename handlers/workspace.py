@@ -1,6 +1,6 @@
 """Which workspace each request's person comes from, noted before any listener checks a role.
 
-`*` in a role means members of the installed workspace (bot/policy.py Workspaces). In a channel
+`*` in a role means members of the installed workspace (bot/core/policy.py Workspaces). In a channel
 shared with another organisation (Slack Connect) that organisation's people send signed requests
 too; each names the person's own team, which is noted here for the role checks that follow.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 
-from bot.services import Services
+from bot.core.services import Services
 
 
 def _str(value: Any) -> str:
