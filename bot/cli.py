@@ -64,10 +64,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         check_app_token(settings)
         return _serve_socket_mode(settings)
     from bot.slack.gunicorn_app import serve_http
+
+    serve_http(settings, _build_in_worker, bind=args.bind, workers=args.workers, threads=args.threads)
+    return 0
+
+
+def _build_in_worker(settings: Settings) -> Any:
+    """The whole bot, built in each gunicorn worker after the fork. Imported only there: Prometheus
+    picks multiprocess mode when it is first imported, after serve_http has set its directory."""
     from bot.wiring import build_wsgi
 
-    serve_http(settings, build_wsgi, bind=args.bind, workers=args.workers, threads=args.threads)
-    return 0
+    return build_wsgi(settings)
 
 
 def _serve_socket_mode(settings: Settings) -> int:

@@ -49,10 +49,17 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
+_registered = False
+
+
 def register_operations() -> None:
-    """Put every operation in the registry the job engine, the grammar and the runbooks read."""
-    for op in OPERATIONS:
-        register(op)
+    """Put every operation in the registry the job engine, the grammar and the runbooks read
+    (once per process, like the import-time registration it replaces: the registry is the process's)."""
+    global _registered
+    if not _registered:
+        for op in OPERATIONS:
+            register(op)
+        _registered = True
 
 
 def install_capabilities(svc: Services) -> None:

@@ -1,11 +1,12 @@
-"""What the deploys capability shows: the status of each environment."""
+"""What the deploys capability shows: the status of each environment, and the deploy form."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.core.blocks import Block, context, section
+from bot.core.blocks import Action, Block, context, section
 from bot.core.i18n import t
 from bot.core.mrkdwn import slack_time
 
@@ -35,3 +36,54 @@ def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
         blocks.append(section("\n".join(lines)))
     blocks.append(context(t("status.checked", lang, time=slack_time(datetime.now(UTC)))))
     return blocks
+
+
+DRY_RUN = "dry_run"  # the value of the deploy form's "Dry run" checkbox
+
+
+def deploy_modal(
+    environments: Iterable[str],
+    channel_id: str,
+    tags: list[str] | None,
+    note: str = "",
+    lang: str = "en",
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    envs = [{"text": {"type": "plain_text", "text": name}, "value": name} for name in environments]
+    if tags:
+        version: dict[str, Any] = {
+            "type": "static_select",
+            "action_id": Action.DEPLOY_VERSION,
+            "options": [{"text": {"type": "plain_text", "text": t}, "value": t} for t in tags[:100]],
+            "initial_option": {"text": {"type": "plain_text", "text": tags[0]}, "value": tags[0]},
+        }
+    else:
+        version = {
+            "type": "plain_text_input",
+            "action_id": Action.DEPLOY_VERSION,
+            "placeholder": {"type": "plain_text", "text": "v1.2.3"},
+        }
+    # Flags are form controls, never text typed into the version field.
+    dry = {"text": {"type": "plain_text", "text": t("modal.deploy.dry_run", lang)}, "value": DRY_RUN}
+    options: dict[str, Any] = {"type": "checkboxes", "action_id": Action.DEPLOY_OPTIONS, "options": [dry]}
+    if dry_run:
+        options["initial_options"] = [dry]
+    view_blocks = [
+        {"type": "input", "block_id": "env", "label": {"type": "plain_text", "text": t("modal.deploy.env", lang)},
+         "element": {"type": "static_select", "action_id": Action.DEPLOY_ENV, "options": envs}},
+        {"type": "input", "block_id": "version", "label": {"type": "plain_text", "text": t("modal.deploy.version", lang)},
+         "element": version},
+        {"type": "input", "block_id": "options", "optional": True,
+         "label": {"type": "plain_text", "text": t("modal.deploy.options", lang)}, "element": options},
+    ]  # fmt: skip
+    if note:
+        view_blocks.append(context(note))
+    return {
+        "type": "modal",
+        "callback_id": Action.DEPLOY_MODAL,
+        "private_metadata": channel_id,
+        "title": {"type": "plain_text", "text": t("modal.deploy.title", lang)},
+        "submit": {"type": "plain_text", "text": t("modal.deploy.submit", lang)},
+        "close": {"type": "plain_text", "text": t("card.cancel", lang)},
+        "blocks": view_blocks,
+    }

@@ -1,4 +1,5 @@
-"""Which workspace each request's person comes from, noted before any listener checks a role.
+"""Middleware every request passes before a listener: the services in Bolt's context, and
+which workspace each request's person comes from, noted before any listener checks a role.
 
 `*` in a role means members of the installed workspace (bot/core/policy.py Workspaces). In a channel
 shared with another organisation (Slack Connect) that organisation's people send signed requests
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 
 from bot.core.services import Services
+from handlers.common import SERVICES
 
 
 def _str(value: Any) -> str:
@@ -47,6 +49,13 @@ def actor_workspace(body: Any) -> tuple[str, str, str]:
 
 
 def register(app: App, svc: Services) -> None:
+    """Registered before every listener: the services in each request's context, then its workspace."""
+
+    @app.middleware
+    def give_services(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
+        context[SERVICES] = svc  # handlers.common.services(context) reads it
+        return next()
+
     @app.middleware
     def note_actor_workspace(body: Any, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
         svc.policy.workspaces.saw(*actor_workspace(body))

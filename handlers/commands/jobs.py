@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.core import blocks
 from bot.core.i18n import t
 from bot.core.ops import REGISTRY, OpError
-from handlers.commands import subcommand
-from handlers.context import Invocation, Reply
+from bot.operations.backup import list_reply
+from handlers.common import Invocation, Reply
+from handlers.views.deploy import open_deploy_modal
 
 
 def request_job(inv: Invocation, operation: str) -> Reply:
@@ -22,37 +25,30 @@ def request_job(inv: Invocation, operation: str) -> Reply:
     return blocks.message(text)
 
 
-@subcommand("deploy")
 def deploy(inv: Invocation) -> Reply:
     if inv.cmd.args.get("modal"):
-        from handlers.views import open_deploy_modal
-
         return {"text": "", "_after": lambda: open_deploy_modal(inv)}
     return request_job(inv, "deploy")
 
 
-@subcommand("rollback")
-def rollback(inv: Invocation) -> Reply:
-    return request_job(inv, "rollback")
-
-
-@subcommand("restart")
-def restart(inv: Invocation) -> Reply:
-    return request_job(inv, "restart")
-
-
-@subcommand("cache-clear")
-def cache_clear(inv: Invocation) -> Reply:
-    return request_job(inv, "cache-clear")
-
-
-@subcommand("backup")
 def backup(inv: Invocation) -> Reply:
     action = inv.cmd.args["action"]
     if action == "list":
-        from bot.operations.backup import list_reply
-
         lang = inv.lang
         inv.later(lambda: list_reply(inv.svc, lang))
         return blocks.message(t("op.backup.list.listing", lang))
     return request_job(inv, "backup" if action == "run" else "restore")
+
+
+def _job(operation: str) -> Callable[[Invocation], Reply]:
+    """The listener of a subcommand that requests its operation as it is."""
+    return lambda inv: request_job(inv, operation)
+
+
+SUBCOMMANDS: dict[str, Callable[[Invocation], Reply]] = {
+    "deploy": deploy,
+    "rollback": _job("rollback"),
+    "restart": _job("restart"),
+    "cache-clear": _job("cache-clear"),
+    "backup": backup,
+}
