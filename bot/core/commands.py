@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,35 +15,25 @@ from bot.core.i18n import Msg, msg, t
 MAX_TEXT = 2000
 
 
+# A subcommand's parser: (the words after its name, the config, its usage) -> Command or UsageError.
+Parser = Callable[[list[str], Config, str], "Command"]
+
+
 @dataclass(frozen=True)
 class Spec:
+    """One subcommand: its usage and help line, the role it needs, how its words are parsed.
+
+    Operations declare theirs (Operation.command) and registering the operation registers it;
+    `rank` orders the help."""
+
     name: str
     usage: str
     en: str
     ja: str
     role: str | None = None  # the role needed; None = anyone
-
-
-SPECS: tuple[Spec, ...] = (
-    Spec("help", "help", "Show this help", "このヘルプを表示"),
-    Spec("status", "status [env]", "Live health and version of each environment", "各環境のヘルスとバージョン"),
-    Spec("deploy", "deploy <env> <version> [--dry-run] [--force <reason>]",
-         "Deploy a release tag (no arguments opens a form)", "リリースタグをデプロイ（引数なしでフォーム）", "operator"),
-    Spec("rollback", "rollback <env> [version] [--dry-run]",
-         "Roll back to the previous verified version", "直前の検証済みバージョンへロールバック", "operator"),
-    Spec("restart", "restart <env> [service]", "Rolling restart of a service", "サービスをローリング再起動", "operator"),
-    Spec("cache-clear", "cache-clear <env> [redis|app|all]", "Clear caches", "キャッシュをクリア", "operator"),
-    Spec("backup", "backup run|list|restore <id>", "Database backups in S3", "S3 へのデータベースバックアップ", "operator"),
-    Spec("lock", "lock <env> [reason]", "Stop changes to an environment", "環境への変更をロック", "operator"),
-    Spec("unlock", "unlock <env>", "Release your lock", "ロックを解除", "operator"),
-    Spec("audit", "audit [env] [n]", "Recent audit log entries", "最近の監査ログ"),
-    Spec("jobs", "jobs [cancel <id>]", "Running and stuck jobs", "実行中・停止中のジョブ"),
-    Spec("incident", "incident declare <sev> <title> [--env <env>] | list | status <text> | assign <role> <@user> | severity <sev> | promote | resolve",
-         "Incident response", "インシデント対応", "responder"),
-    Spec("runbook", "runbook list | run <name> [env] [--drill]", "Guided runbooks", "ランブックを実行", "responder"),
-)  # fmt: skip
-SPEC_BY_NAME = {s.name: s for s in SPECS}
-ALIASES = {"cache": "cache-clear", "cacheclear": "cache-clear", "h": "help", "?": "help", "st": "status"}
+    parse: Parser | None = None  # None: the subcommand takes no words
+    rank: int = 1000
+    aliases: tuple[str, ...] = ()
 
 
 class UsageError(Exception):
@@ -93,7 +84,7 @@ def _tokens(text: str) -> list[str]:
         ) from None
 
 
-def _env(config: Config, word: str | None, usage: str) -> Environment:
+def env_arg(config: Config, word: str | None, usage: str) -> Environment:
     if not word:
         raise UsageError(key="err.which_env", usage=usage, envs=_env_list(config))
     env = config.resolve_env(word)
@@ -113,7 +104,7 @@ def _env_list(config: Config) -> str:
     )
 
 
-def _pop_flag(tokens: list[str], flag: str, takes_value: bool = False) -> str | bool | None:
+def pop_flag(tokens: list[str], flag: str, takes_value: bool = False) -> str | bool | None:
     if flag not in tokens:
         return None
     i = tokens.index(flag)
@@ -125,13 +116,13 @@ def _pop_flag(tokens: list[str], flag: str, takes_value: bool = False) -> str | 
     return tokens.pop(i)
 
 
-def _reject_unknown_flags(tokens: list[str], usage: str) -> None:
+def reject_unknown_flags(tokens: list[str], usage: str) -> None:
     for token in tokens:
         if token.startswith("--"):
             raise UsageError(key="err.unknown_option", token=token, usage=usage)
 
 
-def _extra(tokens: list[str], usage: str) -> None:
+def no_more(tokens: list[str], usage: str) -> None:
     if tokens:
         raise UsageError(key="err.unexpected", words=" ".join(tokens), usage=usage)
 
@@ -147,108 +138,36 @@ def parse(text: str, config: Config) -> Command:
     if not tokens:
         return Command("help")
     word = tokens.pop(0).lower()
-    name = ALIASES.get(word, word)
-    if name not in SPEC_BY_NAME:
-        guess = closest(name, list(SPEC_BY_NAME))
+    name = _ALIASES.get(word, word)
+    if name not in _COMMANDS:
+        guess = closest(name, list(_COMMANDS))
         raise UsageError(
             key="err.unknown_command",
             word=word,
-            guess=f"/taisun {SPEC_BY_NAME[guess].usage}" if guess else "",
+            guess=f"/taisun {_COMMANDS[guess].usage}" if guess else "",
         )
-    usage = SPEC_BY_NAME[name].usage
-    parser = _PARSERS.get(name)
-    if parser is None:
-        _extra(tokens, usage)
+    spec = _COMMANDS[name]
+    if spec.parse is None:
+        no_more(tokens, spec.usage)
         return Command(name)
-    return parser(tokens, config, usage)
+    return spec.parse(tokens, config, spec.usage)
 
 
 def _parse_status(tokens: list[str], config: Config, usage: str) -> Command:
-    env = _env(config, tokens.pop(0), usage) if tokens else None
-    _extra(tokens, usage)
+    env = env_arg(config, tokens.pop(0), usage) if tokens else None
+    no_more(tokens, usage)
     return Command("status", env=env)
 
 
-def _parse_deploy(tokens: list[str], config: Config, usage: str) -> Command:
-    dry_run = bool(_pop_flag(tokens, "--dry-run"))
-    force = _pop_flag(tokens, "--force", takes_value=True)
-    _reject_unknown_flags(tokens, usage)
-    if not tokens:
-        return Command("deploy", {"modal": True, "dry_run": dry_run})
-    env = _env(config, tokens.pop(0), usage)
-    if not tokens:
-        raise UsageError(key="err.which_version", usage=usage, env=env.name)
-    version = tokens.pop(0)
-    _extra(tokens, usage)
-    if not re.fullmatch(config.github.tag_pattern, version):
-        raise UsageError(key="err.not_a_tag", version=version)
-    return Command("deploy", {"version": version, "dry_run": dry_run, "force": force or ""}, env)
-
-
-def _parse_rollback(tokens: list[str], config: Config, usage: str) -> Command:
-    dry_run = bool(_pop_flag(tokens, "--dry-run"))
-    _reject_unknown_flags(tokens, usage)
-    env = _env(config, tokens.pop(0) if tokens else None, usage)
-    version = tokens.pop(0) if tokens else ""
-    _extra(tokens, usage)
-    if version and not re.fullmatch(config.github.tag_pattern, version):
-        raise UsageError(key="err.not_a_tag", version=version)
-    return Command("rollback", {"version": version, "dry_run": dry_run}, env)
-
-
-def _parse_restart(tokens: list[str], config: Config, usage: str) -> Command:
-    dry_run = bool(_pop_flag(tokens, "--dry-run"))
-    _reject_unknown_flags(tokens, usage)
-    env = _env(config, tokens.pop(0) if tokens else None, usage)
-    if not env.services:
-        raise UsageError(key="err.no_services", env=env.name)
-    service = tokens.pop(0) if tokens else env.services[0]
-    _extra(tokens, usage)
-    if service not in env.services:
-        raise UsageError(
-            key="err.unknown_service", service=service, env=env.name, services=", ".join(env.services)
-        )
-    return Command("restart", {"service": service, "dry_run": dry_run}, env)
-
-
-def _parse_cache(tokens: list[str], config: Config, usage: str) -> Command:
-    dry_run = bool(_pop_flag(tokens, "--dry-run"))
-    _reject_unknown_flags(tokens, usage)
-    env = _env(config, tokens.pop(0) if tokens else None, usage)
-    target = (tokens.pop(0) if tokens else "all").lower()
-    _extra(tokens, usage)
-    if target not in ("redis", "app", "all"):
-        raise UsageError(key="err.unknown_cache", target=target)
-    return Command("cache-clear", {"target": target, "dry_run": dry_run}, env)
-
-
-def _parse_backup(tokens: list[str], config: Config, usage: str) -> Command:
-    dry_run = bool(_pop_flag(tokens, "--dry-run"))
-    _reject_unknown_flags(tokens, usage)
-    action = (tokens.pop(0) if tokens else "").lower()
-    if action in ("run", "list"):
-        _extra(tokens, usage)
-        return Command("backup", {"action": action, "dry_run": dry_run})
-    if action == "restore":
-        if not tokens:
-            raise UsageError(key="err.which_backup")
-        backup_id = tokens.pop(0)
-        env = _env(config, tokens.pop(0), usage) if tokens else None
-        _extra(tokens, usage)
-        return Command("backup", {"action": "restore", "id": backup_id, "dry_run": dry_run}, env)
-    hint = closest(action, ["run", "list", "restore"]) if action else None
-    raise UsageError(key="err.backup_action", action=action, guess=hint or "")
-
-
 def _parse_lock(tokens: list[str], config: Config, usage: str) -> Command:
-    env = _env(config, tokens.pop(0) if tokens else None, usage)
+    env = env_arg(config, tokens.pop(0) if tokens else None, usage)
     reason = " ".join(tokens).strip()
     return Command("lock", {"reason": reason[:500]}, env)
 
 
 def _parse_unlock(tokens: list[str], config: Config, usage: str) -> Command:
-    env = _env(config, tokens.pop(0) if tokens else None, usage)
-    _extra(tokens, usage)
+    env = env_arg(config, tokens.pop(0) if tokens else None, usage)
+    no_more(tokens, usage)
     return Command("unlock", env=env)
 
 
@@ -258,7 +177,7 @@ def _parse_audit(tokens: list[str], config: Config, usage: str) -> Command:
         if token.isdigit():
             n = int(token)
         else:
-            env = _env(config, token, usage)
+            env = env_arg(config, token, usage)
     if not 1 <= n <= 100:
         raise UsageError(key="err.audit_n")
     return Command("audit", {"n": n}, env)
@@ -281,8 +200,8 @@ def _parse_incident(tokens: list[str], config: Config, usage: str) -> Command:
     action = (tokens.pop(0) if tokens else "").lower()
     sevs = config.incidents.severities
     if action == "declare":
-        env_word = _pop_flag(tokens, "--env", takes_value=True)
-        env = _env(config, str(env_word), usage) if env_word else None
+        env_word = pop_flag(tokens, "--env", takes_value=True)
+        env = env_arg(config, str(env_word), usage) if env_word else None
         if not tokens:
             return Command("incident", {"action": "declare", "modal": True}, env)
         sev = tokens.pop(0).lower()
@@ -293,7 +212,7 @@ def _parse_incident(tokens: list[str], config: Config, usage: str) -> Command:
             raise UsageError(key="err.incident_title")
         return Command("incident", {"action": "declare", "severity": sev, "title": title[:200]}, env)
     if action in ("list", "promote", "resolve"):
-        _extra(tokens, usage)
+        no_more(tokens, usage)
         return Command("incident", {"action": action})
     if action == "status":
         return Command("incident", {"action": "status", "text": " ".join(tokens).strip()[:2000]})
@@ -301,7 +220,7 @@ def _parse_incident(tokens: list[str], config: Config, usage: str) -> Command:
         sev = tokens.pop(0).lower() if tokens else ""
         if sev not in sevs:
             raise UsageError(key="err.usage", usage=f"incident severity <{'|'.join(sevs)}>")
-        _extra(tokens, usage)
+        no_more(tokens, usage)
         return Command("incident", {"action": "severity", "severity": sev})
     if action == "assign":
         if len(tokens) != 2 or tokens[0].lower() not in _INCIDENT_ROLES or not _USER.fullmatch(tokens[1]):
@@ -316,33 +235,50 @@ def _parse_incident(tokens: list[str], config: Config, usage: str) -> Command:
 
 
 def _parse_runbook(tokens: list[str], config: Config, usage: str) -> Command:
-    drill = bool(_pop_flag(tokens, "--drill"))
-    _reject_unknown_flags(tokens, usage)
+    drill = bool(pop_flag(tokens, "--drill"))
+    reject_unknown_flags(tokens, usage)
     action = (tokens.pop(0) if tokens else "list").lower()
     if action == "list":
-        _extra(tokens, usage)
+        no_more(tokens, usage)
         return Command("runbook", {"action": "list"})
     if action == "run":
         if not tokens:
             raise UsageError(key="err.which_runbook")
         name = tokens.pop(0)
-        env = _env(config, tokens.pop(0), usage) if tokens else None
-        _extra(tokens, usage)
+        env = env_arg(config, tokens.pop(0), usage) if tokens else None
+        no_more(tokens, usage)
         return Command("runbook", {"action": "run", "name": name, "drill": drill}, env)
     raise UsageError(key="err.usage", usage=usage)
 
 
-_PARSERS = {
-    "status": _parse_status,
-    "deploy": _parse_deploy,
-    "rollback": _parse_rollback,
-    "restart": _parse_restart,
-    "cache-clear": _parse_cache,
-    "backup": _parse_backup,
-    "lock": _parse_lock,
-    "unlock": _parse_unlock,
-    "audit": _parse_audit,
-    "jobs": _parse_jobs,
-    "incident": _parse_incident,
-    "runbook": _parse_runbook,
-}
+# The subcommands that are no operation; each operation's own comes with it (bot.core.ops.register).
+_COMMANDS: dict[str, Spec] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_command(spec: Spec) -> None:
+    """Add a subcommand to the grammar and the help (again with the same name: replaced)."""
+    _COMMANDS[spec.name] = spec
+    _ALIASES.update({alias: spec.name for alias in spec.aliases})
+
+
+def specs() -> list[Spec]:
+    """Every subcommand, in the help's order."""
+    return sorted(_COMMANDS.values(), key=lambda s: s.rank)
+
+
+for _spec in (
+    Spec("help", "help", "Show this help", "このヘルプを表示", rank=0, aliases=("h", "?")),
+    Spec("status", "status [env]", "Live health and version of each environment", "各環境のヘルスとバージョン",
+         parse=_parse_status, rank=10, aliases=("st",)),
+    Spec("lock", "lock <env> [reason]", "Stop changes to an environment", "環境への変更をロック", "operator",
+         parse=_parse_lock, rank=70),
+    Spec("unlock", "unlock <env>", "Release your lock", "ロックを解除", "operator", parse=_parse_unlock, rank=80),
+    Spec("audit", "audit [env] [n]", "Recent audit log entries", "最近の監査ログ", parse=_parse_audit, rank=90),
+    Spec("jobs", "jobs [cancel <id>]", "Running and stuck jobs", "実行中・停止中のジョブ", parse=_parse_jobs, rank=100),
+    Spec("incident", "incident declare <sev> <title> [--env <env>] | list | status <text> | assign <role> <@user> | severity <sev> | promote | resolve",
+         "Incident response", "インシデント対応", "responder", parse=_parse_incident, rank=110),
+    Spec("runbook", "runbook list | run <name> [env] [--drill]", "Guided runbooks", "ランブックを実行", "responder",
+         parse=_parse_runbook, rank=120),
+):  # fmt: skip
+    register_command(_spec)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from bot.core.commands import Spec, register_command
 from bot.core.config import Environment
 from bot.core.i18n import Msg, render, t
 from bot.core.mrkdwn import Mrkdwn, escape
@@ -36,6 +37,11 @@ class OpError(Exception):
 
 class OpRefused(OpError):
     """Prepare found the request invalid (a missing tag, say): the job ends `invalid`, nothing ran."""
+
+
+class NeedsVersion(OpError):
+    """A runbook step cannot request its operation without a version (a deploy step without one, a
+    rollback step whose target cannot be inferred): the step's form asks for it; the message says why."""
 
 
 @dataclass
@@ -162,6 +168,8 @@ class Operation:
     resumable: ClassVar[bool] = False
     # The approve button gets a confirm dialog; so does the request card.
     destructive: ClassVar[bool] = False
+    # Its `/taisun` subcommand (usage, help line, role, parser), or None (runbook steps only).
+    command: ClassVar[Spec | None] = None
 
     def check_request(self, svc: Services, req: Request) -> None:
         """Fast checks on the ack path (no network). Raise OpError to refuse."""
@@ -185,12 +193,28 @@ class Operation:
         """A reason (in `lang`) to leave the environment locked after success (rollback does), or None."""
         return None
 
+    # -- as a runbook step ------------------------------------------------------------
+    def runbook_request(
+        self, svc: Services, params: dict[str, Any], env: Environment, version: str = ""
+    ) -> dict[str, Any]:
+        """The parameters a runbook step's action (its YAML params, defaults filled in) gives this
+        operation, shaped as its slash command would send them. `version` is what the step's form
+        asked for. Raise NeedsVersion when one must be asked for first."""
+        return dict(params)
+
+    # -- on its card --------------------------------------------------------------------
+    # A failed job's card offers a one-click rollback to the version before it (deploy does).
+    offers_rollback: ClassVar[bool] = False
+
 
 REGISTRY: dict[str, Operation] = {}
 
 
 def register(op: Operation) -> Operation:
+    """Make an operation known to the job engine, the runbooks, and (with its command) the grammar."""
     REGISTRY[op.name] = op
+    if op.command is not None:
+        register_command(op.command)
     return op
 
 

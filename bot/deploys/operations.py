@@ -11,21 +11,24 @@ bot resumes it without ever dispatching twice:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.backends import http
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, version_key
-from bot.core.config import Environment
+from bot.core.commands import Command, Spec, UsageError, env_arg, no_more, pop_flag, reject_unknown_flags
+from bot.core.config import Config, Environment
 from bot.core.i18n import msg, render, t
 from bot.core.mrkdwn import Mrkdwn, key_values, mention, trusted
-from bot.core.ops import JobContext, Operation, OpError, OpRefused, Request, simulated_why
+from bot.core.ops import JobContext, NeedsVersion, Operation, OpError, OpRefused, Request, simulated_why
 from bot.core.store.models import Job
 from bot.deploys.service import (
     claimed_run_ids,
     github_backend,
     rollback_button_target,
+    rollback_target_inferable,
     verified_history,
 )
 
@@ -39,6 +42,48 @@ POLL_SECONDS = 3.0
 SIMULATED_NO_GITHUB = [msg("op.deploy.no_token")]
 
 
+# --- the subcommands ---------------------------------------------------------------------------
+
+
+def parse_deploy(tokens: list[str], config: Config, usage: str) -> Command:
+    dry_run = bool(pop_flag(tokens, "--dry-run"))
+    force = pop_flag(tokens, "--force", takes_value=True)
+    reject_unknown_flags(tokens, usage)
+    if not tokens:
+        return Command("deploy", {"modal": True, "dry_run": dry_run})
+    env = env_arg(config, tokens.pop(0), usage)
+    if not tokens:
+        raise UsageError(key="err.which_version", usage=usage, env=env.name)
+    version = tokens.pop(0)
+    no_more(tokens, usage)
+    if not re.fullmatch(config.github.tag_pattern, version):
+        raise UsageError(key="err.not_a_tag", version=version)
+    return Command("deploy", {"version": version, "dry_run": dry_run, "force": force or ""}, env)
+
+
+def parse_rollback(tokens: list[str], config: Config, usage: str) -> Command:
+    dry_run = bool(pop_flag(tokens, "--dry-run"))
+    reject_unknown_flags(tokens, usage)
+    env = env_arg(config, tokens.pop(0) if tokens else None, usage)
+    version = tokens.pop(0) if tokens else ""
+    no_more(tokens, usage)
+    if version and not re.fullmatch(config.github.tag_pattern, version):
+        raise UsageError(key="err.not_a_tag", version=version)
+    return Command("rollback", {"version": version, "dry_run": dry_run}, env)
+
+
+DEPLOY_COMMAND = Spec(
+    "deploy", "deploy <env> <version> [--dry-run] [--force <reason>]",
+    "Deploy a release tag (no arguments opens a form)", "リリースタグをデプロイ（引数なしでフォーム）", "operator",
+    parse=parse_deploy, rank=20,
+)  # fmt: skip
+ROLLBACK_COMMAND = Spec(
+    "rollback", "rollback <env> [version] [--dry-run]",
+    "Roll back to the previous verified version", "直前の検証済みバージョンへロールバック", "operator",
+    parse=parse_rollback, rank=30,
+)  # fmt: skip
+
+
 class Deploy(Operation):
     name = "deploy"
     title: ClassVar[dict[str, str]] = {"en": "Deploy", "ja": "デプロイ"}
@@ -46,6 +91,16 @@ class Deploy(Operation):
     rollback = False
     # At execution the tag must still point at the commit that was approved.
     checks_tag_again = True
+    offers_rollback = True
+    command = DEPLOY_COMMAND
+
+    def runbook_request(
+        self, svc: Services, params: dict[str, Any], env: Environment, version: str = ""
+    ) -> dict[str, Any]:
+        chosen = str(params.get("version") or version)
+        if not chosen:
+            raise NeedsVersion(key="rb.err.needs_version")
+        return {"version": chosen, "force": ""}
 
     # -- ack path (no network) -------------------------------------------------------
     def check_request(self, svc: Services, req: Request) -> None:
@@ -452,6 +507,16 @@ class Rollback(Deploy):
     name = "rollback"
     title: ClassVar[dict[str, str]] = {"en": "Rollback", "ja": "ロールバック"}
     rollback = True
+    offers_rollback = False
+    command = ROLLBACK_COMMAND
+
+    def runbook_request(
+        self, svc: Services, params: dict[str, Any], env: Environment, version: str = ""
+    ) -> dict[str, Any]:
+        chosen = str(params.get("version") or version or "")
+        if not chosen and not rollback_target_inferable(svc, env.name):
+            raise NeedsVersion(key="rb.err.rollback_needs_version", env=env.name)
+        return {"version": chosen}
 
     def check_request(self, svc: Services, req: Request) -> None:
         # A rollback is how you get out of trouble: freeze windows do not apply to it.
@@ -522,5 +587,3 @@ class Rollback(Deploy):
             return None
         previous = job.params.get("from_version") or t("op.unknown", lang)
         return t("op.rollback.lock_reason", lang, previous=previous, version=job.params.get("version"))
-
-

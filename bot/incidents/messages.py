@@ -530,5 +530,3 @@ def version_modal(step_title: str, metadata: str, lang: str = "en", why: str = "
 
 
 # -- alerts -----------------------------------------------------------------------------
-
-

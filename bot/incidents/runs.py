@@ -33,13 +33,11 @@ from bot.core.mrkdwn import Mrkdwn, mention, to_plain, trusted
 from bot.core.ops import REGISTRY, OpError, Request
 from bot.core.outbox import Managed, Syncer, claim_column, outbox, posted
 from bot.core.store.models import Incident, Job, RunbookRun, RunbookStep
-from bot.deploys.service import rollback_target_inferable
 from bot.incidents import messages as blocks_incident
 from bot.incidents.messages import RunView, StepView
 from bot.incidents.runbooks import (
     OPEN,
     TERMINAL,
-    Action,
     Check,
     Runbook,
     RunbookError,
@@ -63,11 +61,6 @@ STALE_CHECK = timedelta(minutes=2)
 
 class RunbookRunError(OpError):
     """A runbook or step request that cannot be done; the message says why and what to do."""
-
-
-class NeedsVersion(RunbookRunError):
-    """A deploy step without a version, or a rollback step whose version cannot be inferred: the
-    handler asks for one (the message says why)."""
 
 
 def now() -> datetime:
@@ -658,26 +651,6 @@ def _sql_check(env: Environment, check: Check, lang: str) -> tuple[bool, str]:
 # --------------------------------------------------------------------------- actions
 
 
-def action_params(action: Action, env: Environment, version: str = "") -> dict[str, Any]:
-    """The parameters the operation gets, shaped as its slash command would send them."""
-    params = action.resolved_params()
-    op = action.operation
-    if op == "deploy":
-        chosen = str(params.get("version") or version)
-        if not chosen:
-            raise NeedsVersion(key="rb.err.needs_version")
-        return {"version": chosen, "force": ""}
-    if op == "rollback":
-        return {"version": str(params.get("version") or version or "")}
-    if op == "restart":
-        return {"service": str(params.get("service") or (env.services[0] if env.services else ""))}
-    if op == "cache-clear":
-        return {"target": str(params.get("target") or "all")}
-    if op == "backup":
-        return {"action": "run"}
-    return dict(params)
-
-
 def request_action(
     svc: Services,
     run_id: str,
@@ -700,10 +673,9 @@ def request_action(
     env = svc.config.environments.get(run.environment)
     if env is None:
         raise RunbookRunError(key="rb.err.no_env", id=run.runbook_id)
-    params = action_params(step.action, env, version)
-    if op == "rollback" and not params["version"] and not rollback_target_inferable(svc, env.name):
-        # Asked now, in the step's form, rather than failing the step after a click.
-        raise NeedsVersion(key="rb.err.rollback_needs_version", env=env.name)
+    # The operation shapes its own parameters (and asks for a version now, in the step's form,
+    # rather than failing the step after a click).
+    params = REGISTRY[op].runbook_request(svc, step.action.resolved_params(), env, version)
     current = loaded.steps[step_id].state
     if current not in OPEN:
         with svc.sessions() as s:

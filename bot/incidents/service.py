@@ -176,7 +176,9 @@ def declare(
                 )  # fmt: skip
                 for kind, text, actor, at in first_events:
                     add_event(s, inc.id, kind, text, actor, at=at)
-                audit_incident(s, inc, "declared", user_id, user_name, severity=severity, title=title, source=source)
+                audit_incident(
+                    s, inc, "declared", user_id, user_name, severity=severity, title=title, source=source
+                )
             break
         except IntegrityError:
             continue  # a number taken outside the counter (an old row): the counter moved on, try again
@@ -649,7 +651,9 @@ def sweep(svc: Services, at: datetime | None = None) -> int:
                 text,
                 blocks_incident.nudge_blocks(text, [i for i, _ in claimed], SNOOZE_MINUTES, lang),
             )
-            audit_incident(s, row, "nudged", "taisun", "TAISUN", nudges=[f"{d.kind}:{d.target}" for _, d in claimed])
+            audit_incident(
+                s, row, "nudged", "taisun", "TAISUN", nudges=[f"{d.kind}:{d.target}" for _, d in claimed]
+            )
         posted_count += len(claimed)
         sync.mark(key)
     return posted_count

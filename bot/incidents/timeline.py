@@ -105,9 +105,7 @@ def on_checklist_change(svc: Services, s: Session, incident_id: int, run: Runboo
     ):
         states.setdefault(phase, []).append(state)
     index = phases.index(inc.phase)
-    while index < len(phases) - 1 and all(
-        st in TERMINAL for st in states.get(phases[index], [])
-    ):
+    while index < len(phases) - 1 and all(st in TERMINAL for st in states.get(phases[index], [])):
         old, index = phases[index], index + 1
         new = phases[index]
         inc.phase = new

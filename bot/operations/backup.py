@@ -43,7 +43,17 @@ from bot.backends.backup import (
 )
 from bot.backends.pgconn import safe_dsn
 from bot.core import audit, blocks, i18n, locks
-from bot.core.config import BackupConfig, Environment
+from bot.core.commands import (
+    Command,
+    Spec,
+    UsageError,
+    closest,
+    env_arg,
+    no_more,
+    pop_flag,
+    reject_unknown_flags,
+)
+from bot.core.config import BackupConfig, Config, Environment
 from bot.core.i18n import msg, render, t
 from bot.core.jobs import audit_refusal
 from bot.core.locks import EnvironmentLocked
@@ -143,13 +153,43 @@ def _id_of(key: str) -> str:
 # --- backup run ---------------------------------------------------------------------------------
 
 
+def parse_backup(tokens: list[str], config: Config, usage: str) -> Command:
+    dry_run = bool(pop_flag(tokens, "--dry-run"))
+    reject_unknown_flags(tokens, usage)
+    action = (tokens.pop(0) if tokens else "").lower()
+    if action in ("run", "list"):
+        no_more(tokens, usage)
+        return Command("backup", {"action": action, "dry_run": dry_run})
+    if action == "restore":
+        if not tokens:
+            raise UsageError(key="err.which_backup")
+        backup_id = tokens.pop(0)
+        env = env_arg(config, tokens.pop(0), usage) if tokens else None
+        no_more(tokens, usage)
+        return Command("backup", {"action": "restore", "id": backup_id, "dry_run": dry_run}, env)
+    hint = closest(action, ["run", "list", "restore"]) if action else None
+    raise UsageError(key="err.backup_action", action=action, guess=hint or "")
+
+
+BACKUP_COMMAND = Spec(
+    "backup", "backup run|list|restore <id>", "Database backups in S3", "S3 へのデータベースバックアップ", "operator",
+    parse=parse_backup, rank=60,
+)  # fmt: skip
+
+
 class Backup(Operation):
+    command = BACKUP_COMMAND
     name = "backup"
     title: ClassVar[dict[str, str]] = {"en": "Database backup", "ja": "データベースバックアップ"}
     needs_env = False
     needs_lock = False
     # A backup that died mid-way is simply taken again (a new key); a finished one is not.
     resumable = True
+
+    def runbook_request(
+        self, svc: Services, params: dict[str, Any], env: Environment, version: str = ""
+    ) -> dict[str, Any]:
+        return {"action": "run"}
 
     def check_request(self, svc: Services, req: Request) -> None:
         b = svc.config.backup
@@ -746,5 +786,3 @@ def _print(summary: dict[str, Any], json_output: bool, error: bool) -> None:
         print(json.dumps(summary, ensure_ascii=False))
         return
     print(summary["result"] or summary["state"], file=sys.stderr if error else sys.stdout)
-
-

@@ -10,10 +10,11 @@ command. The job ends with the /health check.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.backends.cache import CacheError, clear_app_cache, clear_redis, redis_location
-from bot.core.config import CacheConfig
+from bot.core.commands import Command, Spec, UsageError, env_arg, no_more, pop_flag, reject_unknown_flags
+from bot.core.config import CacheConfig, Config, Environment
 from bot.core.i18n import Msg, msg, t
 from bot.core.logs import redact
 from bot.core.mrkdwn import Mrkdwn
@@ -51,12 +52,35 @@ def _app_what(cache: CacheConfig) -> str:
     return f"`{' '.join(cache.app_command)}`"
 
 
+def parse_cache(tokens: list[str], config: Config, usage: str) -> Command:
+    dry_run = bool(pop_flag(tokens, "--dry-run"))
+    reject_unknown_flags(tokens, usage)
+    env = env_arg(config, tokens.pop(0) if tokens else None, usage)
+    target = (tokens.pop(0) if tokens else "all").lower()
+    no_more(tokens, usage)
+    if target not in ("redis", "app", "all"):
+        raise UsageError(key="err.unknown_cache", target=target)
+    return Command("cache-clear", {"target": target, "dry_run": dry_run}, env)
+
+
+CACHE_CLEAR_COMMAND = Spec(
+    "cache-clear", "cache-clear <env> [redis|app|all]", "Clear caches", "キャッシュをクリア", "operator",
+    parse=parse_cache, rank=50, aliases=("cache", "cacheclear"),
+)  # fmt: skip
+
+
 class CacheClear(Operation):
+    command = CACHE_CLEAR_COMMAND
     name = "cache-clear"
     title: ClassVar[dict[str, str]] = {"en": "Cache clear", "ja": "キャッシュクリア"}
     destructive = True
     # Clearing again is harmless, and the parts already cleared are recorded and skipped.
     resumable = True
+
+    def runbook_request(
+        self, svc: Services, params: dict[str, Any], env: Environment, version: str = ""
+    ) -> dict[str, Any]:
+        return {"target": str(params.get("target") or "all")}
 
     def check_request(self, svc: Services, req: Request) -> None:
         env = req.env
@@ -211,5 +235,3 @@ class CacheClear(Operation):
         ctx.record("app_cleared", save={"cleared": list(cleared)}, via=_app_what(cache), answer=summary)
         ctx.step(ctx.t("op.cache.app_step", text=summary), "done")
         return ctx.t("op.cache.app_note", summary=summary)
-
-

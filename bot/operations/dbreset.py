@@ -196,5 +196,3 @@ class DbConnectionReset(Operation):
             simulate_restart(ctx, env, ctx.params["service"])
         why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
         ctx.simulated(ctx.t("op.db.sim_result", label=label, why=why))
-
-

@@ -31,7 +31,8 @@ from bot.backends.restart import (
     check_service_name,
     rolling_restart,
 )
-from bot.core.config import Environment
+from bot.core.commands import Command, Spec, UsageError, env_arg, no_more, pop_flag, reject_unknown_flags
+from bot.core.config import Config, Environment
 from bot.core.i18n import Msg, msg, t
 from bot.core.ops import (
     JobContext,
@@ -398,10 +399,37 @@ def _status(
 # --- the operation ----------------------------------------------------------------------------
 
 
+def parse_restart(tokens: list[str], config: Config, usage: str) -> Command:
+    dry_run = bool(pop_flag(tokens, "--dry-run"))
+    reject_unknown_flags(tokens, usage)
+    env = env_arg(config, tokens.pop(0) if tokens else None, usage)
+    if not env.services:
+        raise UsageError(key="err.no_services", env=env.name)
+    service = tokens.pop(0) if tokens else env.services[0]
+    no_more(tokens, usage)
+    if service not in env.services:
+        raise UsageError(
+            key="err.unknown_service", service=service, env=env.name, services=", ".join(env.services)
+        )
+    return Command("restart", {"service": service, "dry_run": dry_run}, env)
+
+
+RESTART_COMMAND = Spec(
+    "restart", "restart <env> [service]", "Rolling restart of a service", "サービスをローリング再起動", "operator",
+    parse=parse_restart, rank=40,
+)  # fmt: skip
+
+
 class Restart(Operation):
+    command = RESTART_COMMAND
     name = "restart"
     title: ClassVar[dict[str, str]] = {"en": "Restart", "ja": "再起動"}
     resumable = True
+
+    def runbook_request(
+        self, svc: Services, params: dict[str, Any], env: Environment, version: str = ""
+    ) -> dict[str, Any]:
+        return {"service": str(params.get("service") or (env.services[0] if env.services else ""))}
 
     def check_request(self, svc: Services, req: Request) -> None:
         env = req.env
@@ -438,5 +466,3 @@ class Restart(Operation):
             return
         summary = rolling_restart_job(ctx, env, service)
         ctx.save(result=ctx.t("op.restart.result", summary=summary))
-
-

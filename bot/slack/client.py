@@ -140,5 +140,3 @@ def group_fetcher(client: WebClient) -> Callable[[str], set[str] | None]:
         return set(client.usergroups_users_list(usergroup=group_id).get("users", []))
 
     return fetch
-
-

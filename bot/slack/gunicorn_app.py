@@ -39,7 +39,13 @@ def _child_exit(server: Any, worker: Any) -> None:
 
 
 def serve_http(
-    settings: Settings, build: Callable[[Settings], Any], *, bind: str | None = None, workers: int = 2, threads: int = 8) -> None:
+    settings: Settings,
+    build: Callable[[Settings], Any],
+    *,
+    bind: str | None = None,
+    workers: int = 2,
+    threads: int = 8,
+) -> None:
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="taisun-metrics-")
     TaisunGunicorn(

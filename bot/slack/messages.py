@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.core.blocks import STEP_ICON, Action, Block, button, confirm_dialog, context, section
-from bot.core.commands import SPECS, Spec
+from bot.core.commands import Spec, specs
 from bot.core.i18n import MESSAGES, duration, t
 from bot.core.mrkdwn import Mrkdwn, escape, link, mention, plain_text, slack_time, trusted
 
@@ -16,7 +16,7 @@ from bot.core.mrkdwn import Mrkdwn, escape, link, mention, plain_text, slack_tim
 def help_blocks(allowed: Iterable[Spec], lang: str = "en") -> list[Block]:
     allowed_names = {s.name for s in allowed}
     lines = []
-    for spec in SPECS:
+    for spec in specs():
         desc = spec.ja if lang == "ja" else spec.en
         line = Mrkdwn("`/taisun {}`\n      {}").format(spec.usage, desc)  # `<env>` in a usage is text
         if spec.name not in allowed_names:

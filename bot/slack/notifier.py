@@ -130,7 +130,6 @@ class Notifier:
         if msg is None:
             return True
 
-
         if msg.get("response_url"):
             self._respond(msg["response_url"], msg["text"], msg["blocks"])
             return True
@@ -151,8 +150,6 @@ class Notifier:
                 "chat_postMessage", channel=msg["fallback_channel"], text=msg["text"], blocks=msg["blocks"]
             )
         if resp is not None:
-
-
             with self.svc.sessions.begin() as s:
                 s.execute(
                     update(Job).where(Job.id == job_id, Job.message_ts == "")

@@ -11,9 +11,6 @@ from bot.slack.messages import job_blocks, job_text
 if TYPE_CHECKING:
     from bot.core.services import Services
 
-# Operations whose failure offers a one-click rollback.
-ROLLBACK_OFFERED = frozenset({"deploy"})
-
 
 def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
     with svc.read_sessions() as s:
@@ -27,7 +24,7 @@ def render_job_message(svc: Services, job_id: str) -> dict[str, Any] | None:
     lang = svc.lang_for(job.requested_by) if private else svc.config.language
     description = svc.describe(job, lang)
     can_rollback = (
-        job.operation in ROLLBACK_OFFERED
+        bool(op and op.offers_rollback)
         and not job.dry_run
         and bool(job.progress.get("rollback_to"))
         and not job.progress.get("auto_rollback_started_at")  # the bot already rolled it back

@@ -12,10 +12,10 @@ from slack_sdk import WebClient
 from bot.core import blocks
 from bot.core.blocks import Action
 from bot.core.i18n import msg, t, user_message
+from bot.core.ops import NeedsVersion
 from bot.core.services import Services
 from bot.incidents import messages as blocks_incident
 from bot.incidents import runs as runbook_runs
-from bot.incidents.runs import NeedsVersion
 from handlers.common import (
     Reply,
     channel_of,

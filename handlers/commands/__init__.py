@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from bot.core import blocks
 from bot.core.commands import parse
 from bot.core.i18n import t
+from bot.core.ops import REGISTRY
 from bot.core.ratelimit import RateLimiter
 from bot.core.services import Services
 from handlers.commands import general, incident, jobs, runbook
@@ -28,8 +29,18 @@ SUBCOMMANDS: dict[str, Handler] = {
     "jobs": general.jobs,
     "incident": incident.incident,
     "runbook": runbook.runbook,
-    **jobs.SUBCOMMANDS,  # deploy, rollback, restart, cache-clear, backup: each operation's command
+    **jobs.SUBCOMMANDS,  # deploy (its form) and backup (list, restore)
 }
+
+
+def handler_for(name: str) -> Handler | None:
+    """The listener of a subcommand: its own, else an operation's (requested as it is), else None."""
+    if name in SUBCOMMANDS:
+        return SUBCOMMANDS[name]
+    if name in REGISTRY:
+        return lambda inv: jobs.request_job(inv, name)
+    return None
+
 
 LIMITER = "taisun_rate_limiter"  # the key of the per-person rate limiter in Bolt's context
 
@@ -54,7 +65,7 @@ def taisun(
 
     def handle() -> Reply:
         cmd = parse(text, svc.config)
-        handler = SUBCOMMANDS.get(cmd.name)
+        handler = handler_for(cmd.name)
         if handler is None:
             return blocks.error(t("reply.unavailable", lang, name=cmd.name))
         inv = Invocation(

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from bot.audit.messages import audit_blocks
 from bot.backends import http
 from bot.core import audit, blocks, locking, locks
-from bot.core.commands import SPECS
+from bot.core.commands import specs
 from bot.core.i18n import t
 from bot.core.locks import EnvironmentLocked
 from bot.core.ops import OpError, Request
@@ -21,7 +21,7 @@ from handlers.common import Invocation, Reply
 def help_(inv: Invocation) -> Reply:
     policy = inv.svc.policy
     allowed = [
-        s for s in SPECS
+        s for s in specs()
         if s.role is None or any(policy.has_role(inv.user_id, s.role, env) for env in [None, *inv.svc.config.environments.values()])
     ]  # fmt: skip
     return blocks.message(t("help.text", inv.lang), help_blocks(allowed, inv.lang))

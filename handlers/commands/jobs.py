@@ -1,4 +1,5 @@
-"""Subcommands that become durable jobs: deploy, rollback, restart, cache-clear, backup."""
+"""Subcommands that become durable jobs. An operation's own subcommand (Operation.command) requests
+it as it is; deploy (its form) and backup (list, restore) say more here."""
 
 from __future__ import annotations
 
@@ -40,15 +41,5 @@ def backup(inv: Invocation) -> Reply:
     return request_job(inv, "backup" if action == "run" else "restore")
 
 
-def _job(operation: str) -> Callable[[Invocation], Reply]:
-    """The listener of a subcommand that requests its operation as it is."""
-    return lambda inv: request_job(inv, operation)
-
-
-SUBCOMMANDS: dict[str, Callable[[Invocation], Reply]] = {
-    "deploy": deploy,
-    "rollback": _job("rollback"),
-    "restart": _job("restart"),
-    "cache-clear": _job("cache-clear"),
-    "backup": backup,
-}
+# The operations' subcommands that do more than request their operation as it is.
+SUBCOMMANDS: dict[str, Callable[[Invocation], Reply]] = {"deploy": deploy, "backup": backup}
