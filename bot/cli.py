@@ -151,43 +151,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace, settings: Settings, engine: Any, key: Any) -> int:
     """Check the chain (with the key, when set) against every anchor it can read."""
-    from bot.audit import anchors
-    from bot.core import audit
+    from bot.audit.verify import verify_and_report
 
-    found: list[anchors.Anchor] = []
-    unreadable: list[str] = []
-    try:
-        found += [anchors.parse_anchor(a) for a in args.anchor]
-        for path in args.anchors:
-            found += anchors.read_anchor_file(path)
-    except anchors.AnchorError as e:
-        raise ConfigError(str(e)) from None
-    bucket = load_config(settings.config_path).audit.anchor
-    if bucket.s3_bucket and not args.no_s3:
-        try:
-            found += anchors.S3Anchors(bucket.s3_bucket, bucket.s3_prefix).newest()
-        except anchors.AnchorError as e:
-            unreadable.append(str(e))
-    report = audit.verify(engine, key, found)
-    report.problems += unreadable
-    if args.json:
-        print(json.dumps({"ok": report.ok, "rows": report.rows, "keyed": report.keyed,
-                          "unchained": report.unchained, "anchors_checked": report.anchors_checked,
-                          "problems": report.problems, "notes": report.notes}))  # fmt: skip
-        return 0 if report.ok else 1
-    if report.ok:
-        kind = f"{report.keyed} keyed (HMAC-SHA256)" if report.keyed else "none keyed"
-        print(f"audit log intact: {report.rows} rows ({kind}), hash chain unbroken, "
-              f"{report.anchors_checked} anchor(s) matched")  # fmt: skip
-        if report.unchained:
-            print(f"  {report.unchained} row(s) written in the last minute are not chained yet")
-    else:
-        print(f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.rows} rows", file=sys.stderr)
-        for p in report.problems:
-            print(f"  - {p}", file=sys.stderr)
-    for note in report.notes:
-        print(f"  note: {note}", file=sys.stderr)
-    return 0 if report.ok else 1
+    return verify_and_report(
+        engine, key, load_config(settings.config_path).audit.anchor,
+        anchors=args.anchor, anchor_files=args.anchors, s3=not args.no_s3, json_output=args.json,
+    )  # fmt: skip
 
 
 def _audit_anchor(args: argparse.Namespace, settings: Settings, engine: Any, key: Any) -> int:

@@ -8,7 +8,8 @@ from typing import Any
 
 from bot.core.blocks import Action, Block, context, section
 from bot.core.i18n import t
-from bot.core.mrkdwn import slack_time
+from bot.core.mrkdwn import mention, slack_time
+from bot.core.store.models import Job
 
 
 def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
@@ -87,3 +88,11 @@ def deploy_modal(
         "close": {"type": "plain_text", "text": t("card.cancel", lang)},
         "blocks": view_blocks,
     }
+
+
+def deploy_line(job: Job, lang: str) -> str:
+    """A finished deploy or rollback on a status line: version, who, when."""
+    return t(
+        "status.deploy", lang, version=job.params.get("version", ""), user=mention(job.requested_by),
+        time=slack_time(job.finished_at),
+    )  # fmt: skip

@@ -132,3 +132,12 @@ def claimed_run_ids(svc: Services, job_id: str) -> set[int]:
             )
         )
         return {int(j.progress["run_id"]) for j in rows if j.progress.get("run_id")}
+
+
+def newer_simulation(simulation: Job | None, verified: Job | None) -> Job | None:
+    """A simulation newer than the last verified deploy (the demo's history), else None."""
+    if simulation is None or simulation.finished_at is None:
+        return None
+    if verified is not None and verified.finished_at and verified.finished_at >= simulation.finished_at:
+        return None
+    return simulation

@@ -12,8 +12,8 @@ from bot.core.i18n import t
 from bot.core.locks import EnvironmentLocked
 from bot.core.ops import OpError, Request
 from bot.core.store.models import Job
-from bot.deploys.messages import status_blocks
-from bot.deploys.service import last_changes
+from bot.deploys.messages import deploy_line, status_blocks
+from bot.deploys.service import last_changes, newer_simulation
 from bot.slack.messages import help_blocks, jobs_list_blocks
 from handlers.common import Invocation, Reply
 
@@ -25,22 +25,6 @@ def help_(inv: Invocation) -> Reply:
         if s.role is None or any(policy.has_role(inv.user_id, s.role, env) for env in [None, *inv.svc.config.environments.values()])
     ]  # fmt: skip
     return blocks.message(t("help.text", inv.lang), help_blocks(allowed, inv.lang))
-
-
-def _deploy_line(job: Job, lang: str) -> str:
-    return t(
-        "status.deploy", lang, version=job.params.get("version", ""), user=blocks.mention(job.requested_by),
-        time=blocks.slack_time(job.finished_at),
-    )  # fmt: skip
-
-
-def _newer(simulation: Job | None, verified: Job | None) -> Job | None:
-    """A simulation newer than the last verified deploy (the demo's history), else None."""
-    if simulation is None or simulation.finished_at is None:
-        return None
-    if verified is not None and verified.finished_at and verified.finished_at >= simulation.finished_at:
-        return None
-    return simulation
 
 
 def status(inv: Invocation) -> Reply:
@@ -62,8 +46,8 @@ def status(inv: Invocation) -> Reply:
             rows.append({
                 "name": e.name, "branch": e.branch, "url": e.url, "health": r.text(lang), "healthy": r.healthy,
                 "version": r.version, "lock": lock_text.get(e.name),
-                "last_deploy": _deploy_line(job, lang) if job else None,
-                "last_simulation": _deploy_line(sim, lang) if (sim := _newer(simulated.get(e.name), job)) else None,
+                "last_deploy": deploy_line(job, lang) if job else None,
+                "last_simulation": deploy_line(sim, lang) if (sim := newer_simulation(simulated.get(e.name), job)) else None,
             })  # fmt: skip
         return blocks.message(t("status.text", lang), status_blocks(rows, lang))
 
