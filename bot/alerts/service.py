@@ -641,7 +641,7 @@ def sweep(svc: Services) -> None:
 
 
 def install(svc: Services) -> None:
-    """Feature hook (bot.wiring): the webhook route and the alert-group sender."""
+    """Installed by the composition root (bot.wiring): the webhook route and the alert-group sender."""
     sync = svc.messages
     if "alert" not in sync.syncers:
         sync.register(_make_syncer(svc))

@@ -1462,7 +1462,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "🚨 *{ref}* {severity} · {title} · {phase} · {elapsed} · *no commander*",
         "ja": "🚨 *{ref}* {severity} · {title} · {phase} · {elapsed} · *コマンダー未定*",
     },
-    # bot/operations/ and bot/deploys/*: shared words in operation steps and fields (rendered in the workspace language when recorded)
+    # bot/operations/ and bot/deploys/: shared words in operation steps and fields (rendered in the workspace language when recorded)
     "op.unknown": {"en": "unknown", "ja": "不明"},
     "op.none": {"en": "none", "ja": "なし"},
     "op.nothing": {"en": "nothing", "ja": "なし"},

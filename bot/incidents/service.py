@@ -1039,7 +1039,7 @@ def _sweep(svc: Services) -> None:
 
 
 def install(svc: Services) -> None:
-    """Feature hook (bot.wiring): the sender for incident headers, runbook runs, nudges."""
+    """Installed by the composition root (bot.wiring): the sender for incident headers, runbook runs, nudges."""
     runbook_runs.install(svc)
     svc.sweep_hooks.append(lambda: metrics.OPEN_INCIDENTS.set(len(open_incidents(svc))))
     sync = svc.messages
