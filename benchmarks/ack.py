@@ -29,8 +29,8 @@ from benchmarks.common import (
     start_bare,
     start_bot,
 )
-from bot import signing
-from bot.localslack import LocalSlack
+from bot.slack import signing
+from bot.slack.localslack import LocalSlack
 
 USERS = [f"U0BENCH{i:03d}" for i in range(64)]
 N_REQUESTS = 512  # distinct signed requests replayed round-robin
@@ -63,7 +63,7 @@ def requests_for(text: str, slack: LocalSlack | None) -> list[loadgen.Req]:
 
 
 def _counts(db_url: str) -> dict[str, int]:
-    from bot.store.models import AuditEvent, Job
+    from bot.core.store.models import AuditEvent, Job
 
     engine = engine_for(db_url)
     try:

@@ -32,7 +32,7 @@ from benchmarks.common import (
     pct,
     start_bot,
 )
-from bot.localslack import LocalSlack
+from bot.slack.localslack import LocalSlack
 
 ALERTNAMES = [
     "HighLatencyCritical", "HighLatencyWarning", "HighErrorRateCritical", "HighErrorRateWarning",
@@ -75,7 +75,7 @@ def payloads(total: int) -> tuple[list[bytes], list[str]]:
 
 
 def run_one_db(kind: str, *, total: int, config: Path) -> dict[str, Any]:
-    from bot.store.models_incidents import Alert, AlertGroup
+    from bot.core.store.models import Alert, AlertGroup
 
     slack = LocalSlack(token=BOT_TOKEN).start()
     db_url = fresh_db(kind, f"storm-{kind}")

@@ -37,10 +37,10 @@ from benchmarks.common import (
     pct,
     start_bot,
 )  # fmt: skip
-from bot import signing
-from bot.audit import GENESIS, compute_hash
-from bot.config import EXAMPLE_CONFIG
-from bot.localslack import LocalSlack
+from bot.core.audit import GENESIS, compute_hash
+from bot.core.config import EXAMPLE_CONFIG
+from bot.slack import signing
+from bot.slack.localslack import LocalSlack
 
 ENVS = ["production", "staging", "development"]
 ACTIONS = [

@@ -268,7 +268,7 @@ _template_pg: str | None = None
 
 
 def _migrate(url: str) -> None:
-    from bot.store.db import make_engine, migrate
+    from bot.core.store.db import make_engine, migrate
 
     engine = make_engine(url)
     try:
@@ -332,7 +332,7 @@ def drop_db(url: str) -> None:
 
 
 def engine_for(url: str) -> Any:
-    from bot.store.db import make_engine
+    from bot.core.store.db import make_engine
 
     return make_engine(url, pool_size=2)
 

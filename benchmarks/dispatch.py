@@ -34,9 +34,9 @@ from benchmarks.common import (
     pct,
     start_bot,
 )  # fmt: skip
-from bot import signing
-from bot.blocks import Action
-from bot.localslack import LocalSlack, Message
+from bot.core.blocks import Action
+from bot.slack import signing
+from bot.slack.localslack import LocalSlack, Message
 from tests.fakes.github import FakeGitHub
 from tests.fakes.service import FakeService
 
@@ -126,7 +126,7 @@ def run_one_db(kind: str, *, n: int, config_for: Any) -> dict[str, Any]:
     job_wait: list[float] = []  # dispatch → job finished (run found, followed, verified)
     failures: list[str] = []
     try:
-        from bot.store.models import Job
+        from bot.core.store.models import Job
 
         # Phase 1: alice asks for N production deploys; then wait for every approval card.
         sent_at: list[float] = []

@@ -6,14 +6,14 @@ import json
 import os
 from collections.abc import Callable
 
-from bot.config import Config, ConfigError, Settings, SlackUnreachable, load_config
-from bot.logs import redact
+from bot.core.config import Config, ConfigError, Settings, SlackUnreachable, load_config
+from bot.core.logs import redact
 
 OK, FAIL, SKIP = "ok", "fail", "not configured"
 
 
 def _database(settings: Settings, config: Config) -> tuple[str, str]:
-    from bot.store.db import (
+    from bot.core.store.db import (
         WrongDatabase,
         current_revision,
         ensure_not_shell_database,
@@ -37,7 +37,7 @@ def _database(settings: Settings, config: Config) -> tuple[str, str]:
 def _slack(settings: Settings, config: Config) -> tuple[str, str]:
     if not settings.slack_bot_token:
         return SKIP, "SLACK_BOT_TOKEN is not set (the shell works without it)"
-    from bot.slack import make_web_client
+    from bot.slack.client import make_web_client
 
     resp = make_web_client(settings).auth_test()
     team = str(resp.get("team_id") or "")
@@ -52,7 +52,7 @@ def _slack(settings: Settings, config: Config) -> tuple[str, str]:
 
 def _mode(settings: Settings, config: Config) -> tuple[str, str]:
     """How Slack reaches the bot: Socket Mode (the app token, tried with Slack) or HTTP (the signing secret)."""
-    from bot.slack import check_app_token
+    from bot.slack.client import check_app_token
 
     if settings.slack_app_token:
         try:
@@ -72,7 +72,7 @@ def _mode(settings: Settings, config: Config) -> tuple[str, str]:
 def _github(settings: Settings, config: Config) -> tuple[str, str]:
     if not settings.github_token:
         return SKIP, "GITHUB_TOKEN is not set: deploys run as labelled simulations"
-    from bot.ops.deploy import github_backend
+    from bot.deploys.service import github_backend
 
     return OK, github_backend(settings, config).check()
 
@@ -108,9 +108,9 @@ def _audit(settings: Settings, config: Config) -> tuple[str, str]:
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.audit import audit_key
-    from bot.store.db import make_engine
-    from bot.store.models import AuditHead
+    from bot.core.audit import audit_key
+    from bot.core.store.db import make_engine
+    from bot.core.store.models import AuditHead
 
     key = audit_key(settings.taisun_audit_key)  # a too-short key is a ConfigError: FAIL with why
     anchor = config.audit.anchor
@@ -145,7 +145,7 @@ def _audit(settings: Settings, config: Config) -> tuple[str, str]:
 
 def _runbooks(settings: Settings, config: Config) -> tuple[str, str]:
     try:
-        from bot.runbooks import default_runbook_dir, load_runbooks
+        from bot.incidents.runbooks import default_runbook_dir, load_runbooks
     except ImportError:
         return SKIP, "runbooks are not part of this version"
     books = load_runbooks(default_runbook_dir())
@@ -153,15 +153,15 @@ def _runbooks(settings: Settings, config: Config) -> tuple[str, str]:
 
 
 def _why(e: Exception) -> str:
-    from slack_sdk.errors import SlackApiError
-
-    from bot.runbooks import RunbookError
+    from bot.incidents.runbooks import RunbookError
+    from bot.slack.client import slack_error_code
 
     if isinstance(e, RunbookError):
         return "invalid runbooks:\n" + "\n".join(f"            {p}" for p in e.problems)
 
-    if isinstance(e, SlackApiError) and e.response is not None:
-        return f"Slack answered `{e.response.get('error')}`: check SLACK_BOT_TOKEN"
+    code = slack_error_code(e)
+    if code is not None:
+        return f"Slack answered `{code}`: check SLACK_BOT_TOKEN"
     return redact(f"{type(e).__name__}: {e}".splitlines()[0])[:300]
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from bot.audit import AuditKeyMismatch
-from bot.config import ConfigError, Settings, SlackUnreachable, load_config
-from bot.ops.base import OpError
-from bot.policy import NotAllowed
-from bot.store.db import DatabaseNotMigrated, WrongDatabase
+from bot.core.audit import AuditKeyMismatch
+from bot.core.config import ConfigError, Settings, SlackUnreachable, load_config
+from bot.core.ops import OpError
+from bot.core.policy import NotAllowed
+from bot.core.store.db import DatabaseNotMigrated, WrongDatabase
 
 
 def _settings() -> Settings:
@@ -46,8 +46,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(settings.config_path)  # fail fast, with the file and field, before forking
     del config
     _require_slack_settings(settings)
-    from bot.logs import setup_logging
-    from bot.store.db import ensure_migrated, ensure_not_shell_database, make_engine, migrate
+    from bot.core.logs import setup_logging
+    from bot.core.store.db import ensure_migrated, ensure_not_shell_database, make_engine, migrate
 
     setup_logging(settings.log_level)
     engine = make_engine(settings.database_url)
@@ -59,46 +59,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if settings.slack_app_token:
-        from bot.slack import check_app_token
+        from bot.slack.client import check_app_token
 
         check_app_token(settings)
         return _serve_socket_mode(settings)
-    from bot.gunicorn_app import serve_http
+    from bot.slack.gunicorn_app import serve_http
 
-    serve_http(settings, bind=args.bind, workers=args.workers, threads=args.threads)
+    serve_http(settings, _build_in_worker, bind=args.bind, workers=args.workers, threads=args.threads)
     return 0
+
+
+def _build_in_worker(settings: Settings) -> Any:
+    """The whole bot, built in each gunicorn worker after the fork. Imported only there: Prometheus
+    picks multiprocess mode when it is first imported, after serve_http has set its directory."""
+    from bot.wiring import build_wsgi
+
+    return build_wsgi(settings)
 
 
 def _serve_socket_mode(settings: Settings) -> int:
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
+    from bot.slack.socket_mode import serve_socket_mode
+    from bot.wiring import build_wsgi
 
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-    from bot.server import build_wsgi
-
-    wsgi = build_wsgi(settings, socket_mode=True)
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *a: Any) -> None:
-            pass
-
-    import threading
-
-    # /health, /metrics and /alerts still come over HTTP in Socket Mode.
-    httpd = make_server("0.0.0.0", settings.port, wsgi, handler_class=Quiet)  # noqa: S104
-    threading.Thread(target=httpd.serve_forever, name="taisun-http", daemon=True).start()
-    SocketModeHandler(wsgi.bolt_app, settings.slack_app_token).start()  # type: ignore[attr-defined]
-    return 0
+    return serve_socket_mode(settings, build_wsgi(settings, socket_mode=True))
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from bot.shell import run_shell
+    from bot.slack.shell import run_shell
+    from bot.wiring import build_wsgi
 
-    return run_shell(as_user=args.as_user, database_url=args.database)
+    return run_shell(build_wsgi, as_user=args.as_user, database_url=args.database)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from bot.store.db import current_revision, make_engine, migrate, shell_marked_at
+    from bot.core.store.db import current_revision, make_engine, migrate, shell_marked_at
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -123,8 +117,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from bot import audit
-    from bot.store.db import ensure_migrated, make_engine, session_factory
+    from bot.core import audit
+    from bot.core.store.db import ensure_migrated, make_engine, session_factory
 
     settings = _settings()
     key = audit.audit_key(settings.taisun_audit_key)
@@ -157,56 +151,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace, settings: Settings, engine: Any, key: Any) -> int:
     """Check the chain (with the key, when set) against every anchor it can read."""
-    from bot import anchors, audit
+    from bot.audit.verify import verify_and_report
 
-    found: list[anchors.Anchor] = []
-    unreadable: list[str] = []
-    try:
-        found += [anchors.parse_anchor(a) for a in args.anchor]
-        for path in args.anchors:
-            found += anchors.read_anchor_file(path)
-    except anchors.AnchorError as e:
-        raise ConfigError(str(e)) from None
-    bucket = load_config(settings.config_path).audit.anchor
-    if bucket.s3_bucket and not args.no_s3:
-        try:
-            found += anchors.S3Anchors(bucket.s3_bucket, bucket.s3_prefix).newest()
-        except anchors.AnchorError as e:
-            unreadable.append(str(e))
-    report = audit.verify(engine, key, found)
-    report.problems += unreadable
-    if args.json:
-        print(json.dumps({"ok": report.ok, "rows": report.rows, "keyed": report.keyed,
-                          "unchained": report.unchained, "anchors_checked": report.anchors_checked,
-                          "problems": report.problems, "notes": report.notes}))  # fmt: skip
-        return 0 if report.ok else 1
-    if report.ok:
-        kind = f"{report.keyed} keyed (HMAC-SHA256)" if report.keyed else "none keyed"
-        print(f"audit log intact: {report.rows} rows ({kind}), hash chain unbroken, "
-              f"{report.anchors_checked} anchor(s) matched")  # fmt: skip
-        if report.unchained:
-            print(f"  {report.unchained} row(s) written in the last minute are not chained yet")
-    else:
-        print(f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.rows} rows", file=sys.stderr)
-        for p in report.problems:
-            print(f"  - {p}", file=sys.stderr)
-    for note in report.notes:
-        print(f"  note: {note}", file=sys.stderr)
-    return 0 if report.ok else 1
+    return verify_and_report(
+        engine, key, load_config(settings.config_path).audit.anchor,
+        anchors=args.anchor, anchor_files=args.anchors, s3=not args.no_s3, json_output=args.json,
+    )  # fmt: skip
 
 
 def _audit_anchor(args: argparse.Namespace, settings: Settings, engine: Any, key: Any) -> int:
     """Chain what is waiting, then write the head to the configured sinks and/or a file now."""
     from datetime import timedelta
 
-    from bot import anchors, audit
-    from bot.store.db import ensure_not_shell_database, session_factory
+    from bot.audit import anchors
+    from bot.core import audit
+    from bot.core.store.db import ensure_not_shell_database, session_factory
 
     ensure_not_shell_database(engine)  # the demo's chain has no place in the real bucket or channel
     config = load_config(settings.config_path)
     post = None
     if settings.slack_bot_token:
-        from bot.slack import make_web_client
+        from bot.slack.client import make_web_client
 
         client = make_web_client(settings)
 
@@ -247,22 +212,29 @@ def _progress(label: str, enabled: bool) -> Callable[[int], None] | None:
     return show
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    from bot.ops.backup import run_from_cli
+def run_from_cli(settings: Settings, *, json_output: bool = False) -> int:
+    """`taisun backup run` (cron, the systemd timer): the backup operation in this process, with no
+    job workers; exit code 0 only when a backup was stored (bot.operations.backup.run_cli_backup)."""
+    from bot.operations.backup import run_cli_backup
+    from bot.wiring import build_services
 
+    return run_cli_backup(build_services(settings, workers=0), json_output=json_output)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
     return run_from_cli(_settings(), json_output=args.json)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from bot.services import build_services
-    from bot.store.db import ensure_migrated
+    from bot.core.store.db import ensure_migrated
+    from bot.wiring import build_services
 
     svc = build_services(_settings(), workers=0)
     ensure_migrated(svc.engine)
     if args.action == "cancel":
         from sqlalchemy import select
 
-        from bot.store.models import Job
+        from bot.core.store.models import Job
 
         with svc.sessions() as s:
             ids = list(s.scalars(select(Job.id).where(Job.id.startswith(args.id)).limit(2)))
@@ -401,7 +373,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"taisun: {e}", file=sys.stderr)
         return 2
     except OperationalError as e:
-        from bot.logs import redact
+        from bot.core.logs import redact
 
         reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
         print(f"taisun: cannot use the database: {redact(reason)}", file=sys.stderr)

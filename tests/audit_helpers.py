@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.config import Settings
+from bot.core.config import Settings
 from tests.procs import run_cli
 
 

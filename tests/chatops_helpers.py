@@ -9,16 +9,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot import signing
-from bot.blocks import Action
-from bot.localslack import LocalSlack, Message
-from bot.message_sync import MessageSync
-from bot.store.models_incidents import Incident, IncidentEvent, RunbookRun, RunbookStep
+from bot.core.blocks import Action
+from bot.core.store.models import Incident, IncidentEvent, RunbookRun, RunbookStep
+from bot.slack import signing
+from bot.slack.localslack import LocalSlack, Message
+from bot.slack.message_sync import MessageSync
 from tests.harness import NAMES, Bot, wsgi_post
 
 
 def sync_of(bot: Bot) -> MessageSync:
-    return bot.svc.extras["message_sync"]  # type: ignore[no-any-return]
+    return bot.svc.messages  # type: ignore[no-any-return]
 
 
 def fast(bot: Bot, alerts: bool = True) -> Bot:

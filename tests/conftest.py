@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from sqlalchemy import make_url
 
-from bot.config import Settings
-from bot.localslack import LocalSlack
-from bot.store.db import make_engine, migrate
+from bot.core.config import Settings
+from bot.core.store.db import make_engine, migrate
+from bot.slack.localslack import LocalSlack
 from tests.fakes.service import FakeService
 from tests.harness import BOB, BOT_TOKEN, CAROL, Bot, write_config
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from bot import signing
-from bot.config import EXAMPLE_CONFIG, Settings
-from bot.localslack import LocalSlack, Message
-from bot.shell import wsgi_post
+from bot.core.config import EXAMPLE_CONFIG, Settings
+from bot.slack import signing
+from bot.slack.localslack import LocalSlack, Message
+from bot.slack.shell import wsgi_post
 
 ALICE, BOB, CAROL, MALLORY = "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
 NAMES = {ALICE: "alice", BOB: "bob", CAROL: "carol", MALLORY: "mallory"}
@@ -53,7 +53,7 @@ class Bot:
     """One bot process's worth of services, driven in-process through the real WSGI + Bolt path."""
 
     def __init__(self, settings: Settings, slack: LocalSlack, start: bool = True):
-        from bot.server import build_wsgi
+        from bot.wiring import build_wsgi
 
         self.settings = settings
         self.slack = slack
@@ -101,7 +101,7 @@ class Bot:
         """Wait until no job is moving, background replies are sent and messages are flushed."""
         from sqlalchemy import select
 
-        from bot.store.models import Job
+        from bot.core.store.models import Job
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -145,7 +145,7 @@ def the_job(bot: Bot, operation: str | None = None) -> Any:
     """The newest job (of that operation, when given)."""
     from sqlalchemy import select
 
-    from bot.store.models import Job
+    from bot.core.store.models import Job
 
     q = select(Job).order_by(Job.created_at.desc())
     if operation:
@@ -158,7 +158,7 @@ def actions(bot: Bot, job_id: str) -> list[str]:
     """The job's audit actions, in order."""
     from sqlalchemy import select
 
-    from bot.store.models import AuditEvent
+    from bot.core.store.models import AuditEvent
 
     with bot.svc.sessions() as s:
         rows = s.scalars(select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.id))
@@ -166,7 +166,7 @@ def actions(bot: Bot, job_id: str) -> list[str]:
 
 
 def locked(bot: Bot, env: str) -> bool:
-    from bot import locks
+    from bot.core import locks
 
     with bot.svc.sessions() as s:
         return locks.current(s, env) is not None

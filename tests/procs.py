@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from bot import signing
-from bot.config import Settings
+from bot.core.config import Settings
+from bot.slack import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 

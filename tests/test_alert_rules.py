@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.runbooks import load_runbooks, runbook_id_from_url
+from bot.incidents.runbooks import load_runbooks, runbook_id_from_url
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -277,7 +277,7 @@ def test_the_bots_own_alerts_use_metrics_the_bot_exports() -> None:
     """A renamed metric must not leave a rule that can never fire."""
     from prometheus_client import generate_latest
 
-    from bot import metrics
+    from bot.core import metrics
 
     metrics.COMMANDS.labels("help", "late")  # children exist once touched, as in a running bot
     metrics.ACK_SECONDS.labels("command")

@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.blocks import Action
-from bot.runbook_runs import find_runbook
-from bot.store.models_incidents import Alert, AlertGroup
+from bot.core.blocks import Action
+from bot.core.store.models import Alert, AlertGroup
+from bot.incidents.runs import find_runbook
 from tests.chatops_helpers import (
     click,
     fast,

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from bot.blocks import Action
-from bot.store.models import AuditEvent, Job
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent, Job
 from tests.harness import ALICE, BOB, CAROL, buttons, last_card
 
 

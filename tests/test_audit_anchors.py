@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from bot import audit
-from bot.store.models import AuditEvent, AuditHead
+from bot.core import audit
+from bot.core.store.models import AuditEvent, AuditHead
 from tests.backend_fixtures import Bucket, aws, moto_endpoint, s3_bucket  # noqa: F401
 from tests.harness import ALICE, BOB, CHANNEL, Bot
 from tests.procs import run_cli

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from bot import audit
-from bot.store.db import make_engine, session_factory
-from bot.store.models import AuditEvent
+from bot.core import audit
+from bot.core.store.db import make_engine, session_factory
+from bot.core.store.models import AuditEvent
 from tests.harness import ALICE
 from tests.procs import run_cli
 
@@ -89,7 +89,7 @@ def test_sqlite_writers_queue_in_the_process_and_a_failed_transaction_lets_the_n
     """SQLite's single writer: threads queue on a lock of the process; an error must release it."""
     import pytest
 
-    from bot.store.db import migrate
+    from bot.core.store.db import migrate
 
     engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
     migrate(engine)

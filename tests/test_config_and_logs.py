@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_config
-from bot.logs import JsonFormatter, redact, register_secret, setup_logging
+from bot.core.config import ConfigError, Settings, load_config
+from bot.core.logs import JsonFormatter, redact, register_secret, setup_logging
 from tests.harness import write_config
 from tests.procs import run_cli
 
 
 def test_the_example_config_is_valid_and_has_the_guides_environments():
-    from bot.config import EXAMPLE_CONFIG
+    from bot.core.config import EXAMPLE_CONFIG
 
     cfg = load_config(EXAMPLE_CONFIG)
     assert list(cfg.environments) == ["development", "staging", "production"]
@@ -76,7 +76,7 @@ def test_check_reports_each_backend(tmp_path: Path, slack, db_url):
 
 
 def test_check_fails_on_an_unmigrated_database(tmp_path: Path):
-    from bot.config import EXAMPLE_CONFIG
+    from bot.core.config import EXAMPLE_CONFIG
 
     result = run_cli(
         ["check"], None, DATABASE_URL=f"sqlite:///{tmp_path}/new.db", TAISUN_CONFIG=str(EXAMPLE_CONFIG)

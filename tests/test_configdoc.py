@@ -1,4 +1,4 @@
-"""docs/configuration.md is generated from bot/config.py and cannot drift from it."""
+"""docs/configuration.md is generated from bot/core/config.py and cannot drift from it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from bot import configdoc
-from bot.config import CacheConfig, Settings
+from bot.core import configdoc
+from bot.core.config import CacheConfig, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,14 +19,14 @@ def test_configuration_md_matches_the_models() -> None:
     doc = ROOT / "docs" / "configuration.md"
     assert doc.exists(), f"docs/configuration.md is missing; run: {configdoc.REGENERATE}"
     assert doc.read_text(encoding="utf-8") == configdoc.render(), (
-        f"docs/configuration.md is out of date with bot/config.py; run: {configdoc.REGENERATE}"
+        f"docs/configuration.md is out of date with bot/core/config.py; run: {configdoc.REGENERATE}"
     )
 
 
 def test_every_setting_and_config_field_has_a_description() -> None:
     missing = configdoc.undescribed()
     assert not missing, (
-        "fields without description= in bot/config.py (say what it is for, in one short line): "
+        "fields without description= in bot/core/config.py (say what it is for, in one short line): "
         + ", ".join(missing)
     )
 
@@ -100,10 +100,10 @@ def test_placeholders_in_descriptions_survive_markdown() -> None:
 
 def test_module_prints_the_reference_and_check_passes() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "bot.configdoc"], cwd=ROOT, capture_output=True, check=True, timeout=60
+        [sys.executable, "-m", "bot.core.configdoc"], cwd=ROOT, capture_output=True, check=True, timeout=60
     )
     assert out.stdout.decode("utf-8") == configdoc.render()
     check = subprocess.run(
-        [sys.executable, "-m", "bot.configdoc", "--check"], cwd=ROOT, capture_output=True, timeout=60
+        [sys.executable, "-m", "bot.core.configdoc", "--check"], cwd=ROOT, capture_output=True, timeout=60
     )
     assert check.returncode == 0, check.stderr.decode()

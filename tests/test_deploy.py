@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot import locks
-from bot.blocks import Action
-from bot.store.models import AuditEvent, Job
+from bot.core import locks
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent, Job
 from tests.audit_helpers import exported_audit, facts
 from tests.chatops_helpers import submit_view
 from tests.conftest import GITHUB_TOKEN

@@ -7,8 +7,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from bot.blocks import Action
-from bot.store.models import AuditEvent, Job
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent, Job
 from tests.chatops_helpers import submit_view
 from tests.conftest import GITHUB_TOKEN
 from tests.harness import ALICE, CAROL, CHANNEL, text_of, the_job

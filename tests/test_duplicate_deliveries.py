@@ -8,9 +8,9 @@ import threading
 
 from sqlalchemy import select
 
-from bot import signing
-from bot.blocks import Action
-from bot.store.models import AuditEvent, Job
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent, Job
+from bot.slack import signing
 from tests.harness import ALICE, BOB, CHANNEL, NAMES, Bot, buttons, last_card
 
 RETRY = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
@@ -117,8 +117,8 @@ def test_delivery_keys_are_forgotten_after_their_ttl(db_url, make_bot):
 
     from sqlalchemy import update
 
-    from bot import dedupe
-    from bot.store.models import DedupeKey
+    from bot.core import dedupe
+    from bot.core.store.models import DedupeKey
 
     bot = make_bot(db_url, start=False)
     assert dedupe.first_time(bot.svc.sessions, "command:old-trigger")

@@ -26,15 +26,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from bot import blocks, signing
-from bot.blocks import Action
-from bot.blocks_incident import (
-    AlertGroupView,
+from bot.alerts.messages import AlertGroupView, alert_group_blocks, alert_group_text
+from bot.audit.messages import audit_blocks
+from bot.core import blocks
+from bot.core.blocks import Action
+from bot.core.i18n import t
+from bot.core.locks import EnvironmentLocked, LockInfo
+from bot.core.mrkdwn import LOOKALIKES, escape, escape_text
+from bot.core.store.models import Job, Lock
+from bot.deploys.messages import status_blocks
+from bot.incidents.messages import (
     IncidentView,
     RunView,
     StepView,
-    alert_group_blocks,
-    alert_group_text,
     checklist_blocks,
     checklist_text,
     followup_blocks,
@@ -45,12 +49,10 @@ from bot.blocks_incident import (
     skip_modal,
     version_modal,
 )
-from bot.i18n import t
-from bot.localslack import LocalSlack
-from bot.locks import EnvironmentLocked, LockInfo
-from bot.mrkdwn import LOOKALIKES, escape, escape_text
-from bot.runbooks import load_runbook
-from bot.store.models import Job, Lock
+from bot.incidents.runbooks import load_runbook
+from bot.slack import signing
+from bot.slack.localslack import LocalSlack
+from bot.slack.messages import job_blocks, job_text, jobs_list_blocks
 from tests.chatops_helpers import (
     checklist_in,
     click,
@@ -338,12 +340,12 @@ def _builders_output(text: str, lang: str) -> dict[str, Any]:
     # Each is what a message or view payload carries: `text` (the fallback) and blocks.
     return {
         "job card": {
-            "text": blocks.job_text(job, description, lang),
-            "blocks": blocks.job_blocks(job, description, lang=lang),
+            "text": job_text(job, description, lang),
+            "blocks": job_blocks(job, description, lang=lang),
         },
-        "jobs list": blocks.jobs_list_blocks([job], lambda j, _lang: description, lang),
-        "audit": blocks.audit_blocks([audit_row], "staging", lang),
-        "status": blocks.status_blocks([status_row], lang),
+        "jobs list": jobs_list_blocks([job], lambda j, _lang: description, lang),
+        "audit": audit_blocks([audit_row], "staging", lang),
+        "status": status_blocks([status_row], lang),
         "lock refusal": [
             {"text": EnvironmentLocked(lock).message(lang)},
             blocks.error(text),
@@ -435,7 +437,7 @@ def _newest_job(bot: Bot) -> Job:
 
 
 def _newest_incident(bot: Bot) -> int:
-    from bot.store.models_incidents import Incident
+    from bot.core.store.models import Incident
 
     with bot.svc.sessions() as s:
         return int(s.scalar(select(Incident.number).order_by(Incident.number.desc())) or 0)

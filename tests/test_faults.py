@@ -9,8 +9,7 @@ import psycopg
 import pytest
 from sqlalchemy import make_url, select
 
-from bot.store.models import AuditEvent, Job
-from bot.store.models_incidents import Incident
+from bot.core.store.models import AuditEvent, Incident, Job
 from tests.conftest import PG_ADMIN_URL, PG_OK
 from tests.harness import ALICE, CHANNEL, text_of
 
@@ -35,7 +34,7 @@ def own_pg_database() -> Iterator[tuple[str, str]]:
     """A migrated PostgreSQL database of this test's own (its connections get cut): (url, name)."""
     if not PG_OK:
         pytest.skip("needs PostgreSQL")
-    from bot.store.db import make_engine, migrate
+    from bot.core.store.db import make_engine, migrate
     from tests.conftest import create_pg_database, drop_pg_database
 
     url = create_pg_database()
@@ -70,7 +69,7 @@ def test_database_down_means_nothing_runs_unaudited_and_recovery_is_automatic(ma
 
 
 def test_slack_rate_limits_delay_the_card_but_not_the_ack_and_it_still_arrives(db_url, make_bot, slack):
-    from bot import metrics
+    from bot.core import metrics
 
     bot = make_bot(db_url)
     before = metrics.SLACK_RETRIES.labels("rate_limited")._value.get()
@@ -106,7 +105,7 @@ def test_a_revoked_slack_token_turns_health_red_and_is_logged_loudly(db_url, mak
 
 def test_a_request_that_waited_past_slacks_deadline_runs_nothing_and_says_so(db_url, make_bot, slack):
     """Slack tells the user a command failed after 3 s; the bot must not then run it anyway."""
-    from bot.blocks import Action
+    from bot.core.blocks import Action
     from tests.harness import BOB, buttons, last_card
 
     normal = make_bot(db_url)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot import signing
-from bot.config import EXAMPLE_CONFIG
+from bot.core.config import EXAMPLE_CONFIG
+from bot.slack import signing
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.harness import ALICE, CHANNEL, text_of
 from tests.procs import ServedBot, run_cli
@@ -267,7 +267,7 @@ def test_the_example_config_says_what_the_issue_button_and_user_groups_need():
 
 def test_audit_export_into_head_ends_quietly(db_url, make_bot):
     bot = make_bot(db_url)
-    from bot import audit
+    from bot.core import audit
 
     with bot.svc.sessions.begin() as s:  # more rows than a pipe holds, so head leaves mid-export
         for i in range(2000):

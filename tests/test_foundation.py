@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from bot import signing
+from bot.slack import signing
 from tests.harness import ALICE, BOB, CHANNEL, text_of
 
 
@@ -88,7 +88,7 @@ def test_forged_signature_and_stale_timestamp_get_401_and_change_nothing(db_url,
     assert bot.post(body, ctype, secret="not-the-secret")[0] == 401
     assert bot.post(body, ctype, timestamp=int(time.time()) - 6 * 60)[0] == 401
     with bot.svc.sessions() as s:
-        from bot import audit
+        from bot.core import audit
 
         assert audit.recent(s) == []
     assert "not locked" in bot.command("unlock prod")["text"]

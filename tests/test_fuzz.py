@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot import signing
-from bot.blocks import Action
-from bot.commands import Command, UsageError, parse
-from bot.config import EXAMPLE_CONFIG, load_config
-from bot.store.models import AuditEvent, Job, Lock
+from bot.core.blocks import Action
+from bot.core.commands import Command, UsageError, parse
+from bot.core.config import EXAMPLE_CONFIG, load_config
+from bot.core.store.models import AuditEvent, Job, Lock
+from bot.slack import signing
 from tests.harness import ALICE, BOB, CHANNEL, MALLORY
 
 CONFIG = load_config(EXAMPLE_CONFIG)
@@ -212,7 +212,7 @@ def _form(payload: object) -> str:
 def test_a_request_whose_signature_cannot_be_checked_gets_401_and_changes_nothing(
     fuzz_bot, caplog, body, headers
 ):
-    from bot.shell import wsgi_post
+    from bot.slack.shell import wsgi_post
 
     before = (_state(fuzz_bot), _audit_rows(fuzz_bot))
     with caplog.at_level("INFO"):
@@ -329,7 +329,7 @@ def test_signed_payloads_with_a_field_of_the_wrong_type_get_400_and_change_nothi
     ),
 )
 def test_unsigned_requests_with_any_timestamp_get_401(fuzz_bot, caplog, timestamp, body):
-    from bot.shell import wsgi_post
+    from bot.slack.shell import wsgi_post
 
     with caplog.at_level("INFO"):
         status, _ = wsgi_post(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import signing
+from bot.slack import signing
 from tests.harness import ALICE, BOB, text_of
 
 

@@ -6,10 +6,10 @@ import re
 
 from sqlalchemy import update
 
-from bot import audit
-from bot.blocks import Action
-from bot.i18n import LANGS, MESSAGES, t
-from bot.store.models import AuditEvent
+from bot.core import audit
+from bot.core.blocks import Action
+from bot.core.i18n import LANGS, MESSAGES, t
+from bot.core.store.models import AuditEvent
 from tests.audit_helpers import exported_audit
 from tests.harness import ALICE, BOB, CHANNEL, buttons, last_card, text_of
 

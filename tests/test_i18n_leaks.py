@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot import signing
-from bot.blocks import Action
+from bot.core.blocks import Action
+from bot.slack import signing
 from tests.chatops_helpers import fast, header_of, incident, replies, settle
 from tests.harness import ALICE, BOB, CAROL, MALLORY, buttons, last_card
 

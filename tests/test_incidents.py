@@ -12,9 +12,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot import audit, incidents
-from bot.blocks import Action
-from bot.runbooks import load_runbook
+from bot.core import audit
+from bot.core.blocks import Action
+from bot.incidents import service as incidents
+from bot.incidents.runbooks import load_runbook
 from tests.chatops_helpers import (
     checklist_in,
     click,
@@ -335,7 +336,7 @@ def test_an_incident_happens_where_it_is_declared_and_its_checks_look_there(db_u
 def incident_count(bot) -> int:  # type: ignore[no-untyped-def]
     from sqlalchemy import func, select
 
-    from bot.store.models_incidents import Incident
+    from bot.core.store.models import Incident
 
     with bot.svc.sessions() as s:
         return int(s.scalar(select(func.count(Incident.id))) or 0)

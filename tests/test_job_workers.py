@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, make_url, select
 
-from bot.store.db import make_engine
-from bot.store.models import AuditEvent, Job
+from bot.core.store.db import make_engine
+from bot.core.store.models import AuditEvent, Job
 from tests.conftest import GITHUB_TOKEN
 from tests.harness import ALICE, Bot
 from tests.tcpproxy import TcpProxy

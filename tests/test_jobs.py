@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from bot.store.models import AuditEvent, Job
+from bot.core.store.models import AuditEvent, Job
 from tests.harness import ALICE
 
 
@@ -39,7 +39,7 @@ def test_a_taker_that_lost_the_race_to_a_lock_released_meanwhile_takes_it(db_url
     and our look at the winner; the job crashed instead of taking the now free lock."""
     from sqlalchemy import event
 
-    from bot import locks
+    from bot.core import locks
 
     bot = make_bot(db_url, start=False)
     other = bot.svc.sessions  # another replica's transactions
@@ -67,7 +67,7 @@ def test_a_taker_that_lost_the_race_to_a_lock_released_meanwhile_takes_it(db_url
 def test_two_takers_racing_for_a_free_lock_get_one_lock_and_one_clear_refusal(db_url, make_bot):
     import threading
 
-    from bot import locks
+    from bot.core import locks
 
     bot = make_bot(db_url, start=False)
     barrier = threading.Barrier(2)

@@ -17,10 +17,9 @@ import psycopg
 import pytest
 from sqlalchemy import make_url, select
 
-from bot import signing
-from bot.blocks import Action
-from bot.store.models import AuditEvent, Job
-from bot.store.models_incidents import Incident
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent, Incident, Job
+from bot.slack import signing
 from tests.conftest import GITHUB_TOKEN
 from tests.harness import ALICE, BOB, CHANNEL, NAMES, buttons, last_card
 

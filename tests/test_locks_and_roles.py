@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from bot.blocks import Action
-from bot.store.models import AuditEvent, Lock
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent, Lock
 from tests.backend_fixtures import redis_base, redis_port  # noqa: F401  (fixtures, requested by name)
 from tests.harness import ALICE, BOB, CAROL, CHANNEL, text_of
 

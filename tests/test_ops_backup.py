@@ -14,10 +14,11 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, select
 
-from bot import locks
-from bot.blocks import Action
-from bot.ops.backup import BACKUP_LOCK, CLI_ACTOR, run_from_cli
-from bot.store.models import AuditEvent, Job
+from bot.cli import run_from_cli
+from bot.core import locks
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent, Job
+from bot.operations.backup import BACKUP_LOCK, CLI_ACTOR
 from tests.audit_helpers import exported_audit, facts
 from tests.backend_fixtures import PG_ADMIN_DSN, Bucket, aws, dsn_for, moto_endpoint, pg_db, s3_bucket  # noqa: F401
 from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, text_of, the_job

@@ -16,8 +16,8 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from bot.blocks import Action
-from bot.store.models import AuditEvent, Job
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent, Job
 from tests.audit_helpers import exported_audit, facts
 from tests.backend_fixtures import free_port, redis_base, redis_port  # noqa: F401
 from tests.harness import BOB, CHANNEL, actions, buttons, last_card, locked, text_of, the_job

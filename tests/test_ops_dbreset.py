@@ -16,11 +16,11 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from bot import locks
 from bot.backends.pgconn import safe_dsn
-from bot.blocks import Action
-from bot.ops.base import OpError, Request
-from bot.store.models import AuditEvent, Job
+from bot.core import locks
+from bot.core.blocks import Action
+from bot.core.ops import OpError, Request
+from bot.core.store.models import AuditEvent, Job
 from tests.audit_helpers import exported_audit, facts
 from tests.backend_fixtures import free_port, pg_db  # noqa: F401
 from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, text_of, the_job

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.backends import aws as aws_factory
-from bot.blocks import Action
-from bot.ops.base import OpError, Request
-from bot.store.models import AuditEvent, Job
+from bot.core.blocks import Action
+from bot.core.ops import OpError, Request
+from bot.core.store.models import AuditEvent, Job
 from tests.audit_helpers import exported_audit, facts
 from tests.backend_fixtures import aws, moto_endpoint  # noqa: F401
 from tests.harness import ALICE, BOB, CHANNEL, actions, buttons, last_card, locked, text_of, the_job

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from bot import signing
-from bot.store.models import Person
+from bot.core.store.models import Person
+from bot.slack import signing
 from tests.harness import ALICE, BOB, text_of
 
 JAPANESE_HELP = "コマンド一覧"

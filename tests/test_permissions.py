@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.store.models import AuditEvent
+from bot.core.store.models import AuditEvent
 
 OPS, LEAD, VIEWER, GLASS = "U0OPS", "U0LEAD", "U0VIEWER", "U0GLASS"
 

@@ -8,8 +8,8 @@ import json
 
 from sqlalchemy import select
 
-from bot.blocks import Action
-from bot.store.models import AuditEvent
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent
 from tests.chatops_helpers import submit_view
 from tests.harness import ALICE, BOB, CAROL, MALLORY, last_card, locked, text_of, the_job
 

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select, update
 
-from bot import signing
-from bot.blocks import Action
-from bot.store.db import make_engine, session_factory
-from bot.store.models import AuditEvent, Job
+from bot.core.blocks import Action
+from bot.core.store.db import make_engine, session_factory
+from bot.core.store.models import AuditEvent, Job
+from bot.slack import signing
 from tests.conftest import GITHUB_TOKEN, PG_OK, create_pg_database, drop_pg_database
 from tests.harness import ALICE, BOB, BOT_TOKEN, CAROL, CHANNEL, buttons, text_of
 from tests.procs import ServedBot, run_cli
@@ -39,7 +39,7 @@ def served(tmp_path):
 def pg_url():
     if not PG_OK:
         pytest.skip("PostgreSQL not reachable")
-    from bot.store.db import migrate
+    from bot.core.store.db import migrate
 
     url = create_pg_database()
     engine = make_engine(url)
@@ -307,7 +307,7 @@ def test_stuck_jobs_are_listed_and_an_operator_can_cancel_one(db_url, settings_f
     engine = make_engine(db_url)
     from datetime import UTC, datetime, timedelta
 
-    from bot import audit
+    from bot.core import audit
 
     with session_factory(engine).begin() as s:  # a job left running by a worker that is gone
         s.add(Job(id="11111111-2222-3333-4444-555555555555", operation="deploy", environment="staging",

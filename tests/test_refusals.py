@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot import signing
-from bot.blocks import Action
-from bot.store.models import AuditEvent
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent
+from bot.slack import signing
 from tests.chatops_helpers import incident, runs_of, settle, submit_view
 from tests.harness import ALICE, BOB, CHANNEL, MALLORY, NAMES, Bot, text_of, the_job
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot import audit
-from bot.blocks import Action
 from bot.checks import run_checks
-from bot.ops.base import REGISTRY
-from bot.runbook_runs import find_runbook
-from bot.store.models import AuditEvent, Job
+from bot.core import audit
+from bot.core.blocks import Action
+from bot.core.ops import REGISTRY
+from bot.core.store.models import AuditEvent, Job
+from bot.incidents.runs import find_runbook
 from tests.chatops_helpers import (
     click,
     fast,

@@ -1,4 +1,4 @@
-"""bot/runbooks.py and the shipped runbooks/*.yml."""
+"""bot/incidents/runbooks.py and the shipped runbooks/*.yml."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.runbooks import (
+from bot.incidents.runbooks import (
     ACTION_PARAMS,
     INCIDENT_PHASES,
     OPERATIONS,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import re
 
-from bot import signing
-from bot.blocks import Action
+from bot.core.blocks import Action
+from bot.slack import signing
 from tests.audit_helpers import exported_audit
 from tests.chatops_helpers import (
     checklist_in,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.blocks import Action
-from bot.store.models import AuditEvent
+from bot.core.blocks import Action
+from bot.core.store.models import AuditEvent
 from tests.chatops_helpers import incident, runs_of, settle
 from tests.harness import ALICE, BOB, CAROL, OTHER_TEAM, TEAM, Bot, text_of
 
@@ -91,7 +91,7 @@ def test_outsiders_clicks_and_forms_on_star_roles_are_refused_and_audited(db_url
         },
         "title": {Action.INCIDENT_TITLE: {"type": "plain_text_input", "value": "from outside"}},
     }
-    from bot import signing
+    from bot.slack import signing
 
     body, ctype = signing.view_submission(form, values, user_id=PARTNER, team_id=OTHER_TEAM)
     status, answer = bot.post(body, ctype)

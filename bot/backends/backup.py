@@ -46,7 +46,7 @@ from typing import IO, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.backends.pgconn import InvalidDsn, safe_dsn, split_dsn
-from bot.logs import redact
+from bot.core.logs import redact
 
 Progress = Callable[[str], None] | None
 

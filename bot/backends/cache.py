@@ -24,7 +24,7 @@ import httpx
 import redis
 import redis.exceptions
 
-from bot.logs import redact
+from bot.core.logs import redact
 
 Mode = Literal["flushdb", "prefix", "flushall"]
 Progress = Callable[[str], None] | None

@@ -32,7 +32,7 @@ import yaml
 from github import Auth, Github, GithubException
 from urllib3.util.retry import Retry
 
-from bot.mrkdwn import without_github_mentions
+from bot.core.mrkdwn import without_github_mentions
 
 __all__ = [
     "Comparison",

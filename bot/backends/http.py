@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bot.i18n import Msg, msg, render, render_plain
-from bot.logs import redact
-from bot.mrkdwn import Mrkdwn
+from bot.core.i18n import Msg, msg, render, render_plain
+from bot.core.logs import redact
+from bot.core.mrkdwn import Mrkdwn
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bot.logs import redact
+from bot.core.logs import redact
 
 APPLICATION_NAME = "taisun-chatops"
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.i18n import Msg, msg, render_plain
-from bot.logs import redact
+from bot.core.i18n import Msg, msg, render_plain
+from bot.core.logs import redact
 
 Progress = Callable[[str], None] | None
 
@@ -62,7 +62,7 @@ class RollingResult:
     results: list[InvocationResult] = field(default_factory=list)
     stopped_at: str | None = None  # the target where it stopped; None when all went well
     reason: str = ""  # the record (audit, logs), in English
-    said: Msg = field(default_factory=dict)  # the same for people, in their language (bot.i18n.render)
+    said: Msg = field(default_factory=dict)  # the same for people, in their language (bot.core.i18n.render)
 
     @property
     def ok(self) -> bool:

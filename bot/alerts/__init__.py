@@ -1,0 +1,1 @@
+"""Alertmanager alerts: the webhook, alert groups and their messages."""

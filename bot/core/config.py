@@ -1,0 +1,653 @@
+"""Settings from the environment (secrets) and the YAML config file (everything else)."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROLES = ("operator", "approver", "responder", "break_glass", "admin")
+RUNBOOKS_ENV_VAR = "TAISUN_RUNBOOKS"  # the directory of runbook YAML files
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "taisun.example.yml"
+
+
+class ConfigError(Exception):
+    """A config problem, phrased for the person who has to fix the file."""
+
+
+class SlackUnreachable(Exception):
+    """Slack (SLACK_API_URL) did not answer at all at start; the message says where and why."""
+
+
+class Settings(BaseSettings):
+    """Environment variables. Secrets only ever come from here."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    slack_bot_token: str = Field(
+        "", description="Bot User OAuth Token (xoxb-…) the bot reads and posts with."
+    )
+    slack_signing_secret: str = Field(
+        "", description="Verifies that HTTP requests come from Slack; required in HTTP mode."
+    )
+    slack_app_token: str = Field(
+        "",
+        description="App-level token (xapp-…, connections:write); when set, `taisun serve` uses Socket Mode.",
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (tests point it at a local stand-in)."
+    )
+    github_token: str = Field(
+        "",
+        description="GitHub token for tags, dispatches and runs (actions:write, contents:read, deployments:write), "
+        "and issues:write for the incident follow-ups' Open GitHub issue button.",
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        description="GitHub API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
+    )
+    database_url: str = Field(
+        "sqlite:///taisun.db",
+        description="The bot's own database: SQLite for one replica, postgresql://… for several.",
+    )
+    redis_url: str = Field(
+        "",
+        description="Optional: the bot's own Redis, which makes the per-person command limit "
+        "(defaults.commands_per_minute) one limit across all replicas. The environments' cache "
+        "Redis servers are named by environments.<name>.cache.redis_url_env instead.",
+    )
+    aws_endpoint_url: str = Field(
+        "", description="Another AWS endpoint for S3 and SSM (e.g. a local moto server); empty: AWS itself."
+    )
+    taisun_config: str = Field("./taisun.yml", description="Path of the YAML config file.")
+    taisun_alert_token: str = Field(
+        "", description="Bearer token Alertmanager must send to POST /alerts/alertmanager."
+    )
+    port: int = Field(
+        3000,
+        description="HTTP port for /slack/events, /health, /metrics and /alerts (Socket Mode serves all but the first).",
+    )
+    log_level: str = Field(
+        "INFO", description="Log level; logs are JSON, one object a line, secrets redacted."
+    )
+    taisun_workers: int = Field(
+        4, description="Worker threads that run jobs (deploys, restarts...) in this process."
+    )
+    taisun_listener_threads: int = Field(
+        16, description="Threads Bolt uses for listeners, so acks never queue behind slow work."
+    )
+    taisun_audit_key: str = Field(
+        "",
+        description="Secret (32 characters or more, e.g. `openssl rand -hex 32`) that makes the audit log an "
+        "HMAC-SHA256 chain nobody without it can recompute. Never stored in the database; every replica and "
+        "`taisun audit verify` need the same one. Empty: a plain SHA-256 chain, which anyone who can write the "
+        "database can recompute after editing it.",
+    )
+    taisun_lease_seconds: float = Field(
+        30.0,
+        description="A worker holds a job this long between heartbeats; a dead worker's job is taken over after it.",
+    )
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, v: str) -> str:
+        return v if v.endswith("/") else v + "/"
+
+    @property
+    def config_path(self) -> Path:
+        """The config file: TAISUN_CONFIG, else ./taisun.yml (never the example: see shell_config_path)."""
+        return Path(self.taisun_config or "./taisun.yml")
+
+    @property
+    def shell_config_path(self) -> Path:
+        """The shell's config: as config_path, but the shipped example when neither is there."""
+        path = self.config_path
+        if not path.exists() and not os.environ.get("TAISUN_CONFIG"):
+            return EXAMPLE_CONFIG
+        return path
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Member = str  # U0123ABCD, @group-handle or "*"
+
+
+def _check_members(members: list[str]) -> list[str]:
+    for m in members:
+        if m != "*" and not m.startswith("@") and not re.fullmatch(r"[UW][A-Z0-9]{2,}", m):
+            raise ValueError(f"{m!r} is not a Slack user ID (U0123ABCD), a user group (@handle) or '*'")
+    return members
+
+
+class SlackConfig(Strict):
+    team_id: str = Field(
+        "",
+        description='The workspace (T…) the bot is installed in; `"*"` in a role means its members only, so '
+        "people of another organisation in a Slack Connect channel act only where a role names them. "
+        "Empty: learned from Slack (auth.test) at start, and `*` admits no one until Slack has answered.",
+    )
+    enterprise_id: str = Field(
+        "",
+        description="For an org-wide Enterprise Grid install: the organisation (E…) whose members, in any "
+        "of its workspaces, `*` covers.",
+    )
+    ops_channel: str = Field(
+        "#ops", description="Channel for approval cards, alerts and backup reports (ID or #name)."
+    )
+    report_channel: str = Field(
+        "#ops", description="Channel where unattended jobs (cron backups) post their result."
+    )
+    ack_deadline_seconds: float = Field(
+        2.5,
+        gt=0,
+        le=3,
+        description="Slack stops waiting for an answer after 3 s and tells the user the command failed. "
+        "A command or click that has waited longer than this for a free worker is not run, and the "
+        "user is told so, so that nothing happens after Slack said it failed. The request's own "
+        "database writes are held to the same deadline: if they would take effect later (a table "
+        "locked by a migration), they are rolled back and the user is told.",
+    )
+
+    @field_validator("team_id")
+    @classmethod
+    def _team(cls, v: str) -> str:
+        if v and not re.fullmatch(r"T[A-Z0-9]{2,}", v):
+            raise ValueError(
+                f"{v!r} is not a Slack workspace ID (T0123ABCD; `taisun check` shows the token's)"
+            )
+        return v
+
+    @field_validator("enterprise_id")
+    @classmethod
+    def _enterprise(cls, v: str) -> str:
+        if v and not re.fullmatch(r"E[A-Z0-9]{2,}", v):
+            raise ValueError(f"{v!r} is not an Enterprise Grid organisation ID (E0123ABCD)")
+        return v
+
+
+class GithubConfig(Strict):
+    repository: str = Field(
+        "owner/repo", description="owner/name of the repository whose workflow deploys the service."
+    )
+    workflow: str = Field(
+        "cd.yml",
+        description="The GitHub Actions workflow file that deploys (the guide's `gh workflow run cd.yml`).",
+    )
+    ref: str = Field("main", description="Git ref the workflow is dispatched on.")
+    tag_pattern: str = Field(
+        r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$",
+        description="Regular expression a release tag must match to be accepted as a version.",
+    )
+    inputs: dict[str, str] = Field(
+        default_factory=lambda: {"environment": "{environment}", "version": "{version}"},
+        description="Workflow inputs sent with every dispatch; only inputs the workflow declares (else GitHub answers 422). Values may use {environment} {version} {rollback} {requested_by} {approved_by} {job_id}.",
+    )
+    create_deployment: bool = Field(
+        False,
+        description="Record a GitHub Deployment with statuses (shown on the repository's environments page).",
+    )
+    return_run_details: bool = Field(
+        False,
+        description="Ask for the run id in the dispatch answer (github.com supports it; older GHES answer 422).",
+    )
+    run_title: str = Field(
+        "",
+        description='When cd.yml sets run-name from an input: text every run title contains (e.g. "{job_id}"), so concurrent deploys never mix up runs.',
+    )
+
+    @field_validator("repository")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", v):
+            raise ValueError(f"{v!r} should look like owner/name")
+        return v
+
+    @field_validator("tag_pattern")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from e
+        return v
+
+
+class Roles(Strict):
+    operator: list[Member] = Field(
+        default_factory=lambda: ["*"],
+        description="May request deploy, rollback, restart, cache-clear, backup and take locks.",
+    )
+    approver: list[Member] = Field(
+        default_factory=list,
+        description="May approve other people's requests where the environment requires approval.",
+    )
+    responder: list[Member] = Field(
+        default_factory=lambda: ["*"], description="May declare and drive incidents."
+    )
+    break_glass: list[Member] = Field(
+        default_factory=list,
+        description="May deploy inside a freeze window with --force <reason> (still needs approval).",
+    )
+    admin: list[Member] = Field(
+        default_factory=list, description="May cancel stuck jobs and release anyone's lock."
+    )
+
+    @field_validator(*ROLES)
+    @classmethod
+    def _members(cls, v: list[str]) -> list[str]:
+        return _check_members(v)
+
+
+class Defaults(Strict):
+    approval_expiry_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="How long an approval card stays valid."
+    )
+    lock_expiry_minutes: int = Field(240, ge=1, description="How long a manual lock lasts before it expires.")
+    lock_reminder_minutes: int = Field(
+        15, ge=0, description="The lock holder is reminded this long before the lock expires."
+    )
+    verify_timeout_seconds: float = Field(
+        300,
+        gt=0,
+        description="After a deploy, GET <url>/health and <url>/version are retried until this deadline.",
+    )
+    verify_interval_seconds: float = Field(
+        10, gt=0, description="Pause between post-deploy verification attempts."
+    )
+    workflow_timeout_minutes: float = Field(
+        60, gt=0, description="How long a deploy's workflow run may take before the bot stops following it."
+    )
+    commands_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Slash commands one person may send per minute (stops a stuck key or a runaway script).",
+    )
+    find_run_timeout_seconds: float = Field(
+        60, gt=0, description="How long to look for the workflow run a dispatch started before giving up."
+    )
+
+
+class WeekTime(Strict):
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(description="Day of the week.")
+    time: str = Field(description="Time of day (HH:MM) in the config's timezone.")
+
+    @field_validator("time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        try:
+            time.fromisoformat(v)
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not a time like 18:00") from e
+        return v
+
+    def minute_of_week(self) -> int:
+        t = time.fromisoformat(self.time)
+        return DAYS.index(self.day) * 24 * 60 + t.hour * 60 + t.minute
+
+
+class FreezeWindow(Strict):
+    name: str = Field("freeze", description="Name shown when a deploy is refused.")
+    start: WeekTime = Field(description="When the window starts each week.")
+    end: WeekTime = Field(description="When it ends; may wrap over the week's end (Friday to Monday).")
+
+    def contains(self, when: datetime, tz: ZoneInfo) -> bool:
+        """True when `when` (aware) falls inside this weekly window in `tz`."""
+        local = when.astimezone(tz)
+        minute = local.weekday() * 24 * 60 + local.hour * 60 + local.minute
+        start, end = self.start.minute_of_week(), self.end.minute_of_week()
+        if start <= end:
+            return start <= minute < end
+        return minute >= start or minute < end  # wraps over the week's end
+
+
+class InstanceTag(Strict):
+    key: str = Field(description="EC2 tag key.")
+    value: str = Field(description="EC2 tag value.")
+
+
+class RestartConfig(Strict):
+    backend: Literal["local", "ssm"] = Field(
+        "local",
+        description="local: systemctl on the bot's host; ssm: rolling restart through SSM Run Command.",
+    )
+    instance_tag: InstanceTag | None = Field(
+        None, description="backend ssm: the EC2 tag that selects the environment's instances."
+    )
+    invocation_timeout_seconds: float = Field(
+        120, description="Seconds to wait for each SSM invocation (and each local systemctl call)."
+    )
+    systemctl: list[str] = Field(
+        default_factory=lambda: ["systemctl"],
+        min_length=1,
+        description="backend local: the systemctl command as an argument list, e.g. [sudo, -n, systemctl].",
+    )
+    health_attempts: int = Field(
+        6, ge=1, description="After each instance's restart, /health is tried this many times."
+    )
+    health_interval_seconds: float = Field(5.0, gt=0, description="Pause between those /health attempts.")
+    poll_seconds: float = Field(2.0, gt=0, description="How often an SSM invocation's status is polled.")
+
+    @model_validator(mode="after")
+    def _ssm_needs_tag(self) -> RestartConfig:
+        if self.backend == "ssm" and self.instance_tag is None:
+            raise ValueError("backend ssm needs instance_tag: {key: ..., value: ...} to select instances")
+        return self
+
+
+class CacheConfig(Strict):
+    redis_url_env: str = Field("", description="Env var holding the environment's cache Redis URL.")
+    mode: Literal["flushdb", "prefix", "flushall"] = Field(
+        "flushdb",
+        description="flushdb: the URL's database; prefix: keys under prefix; flushall: every database.",
+    )
+    prefix: str = Field("", description="mode prefix: the key prefix whose keys are deleted.")
+    allow_flushall: bool = Field(
+        False, description="FLUSHALL is refused unless this is true (it empties every database)."
+    )
+    app_endpoint: str = Field("", description="URL POSTed to clear the application cache.")
+    app_token_env: str = Field("", description="Env var holding the bearer token sent to app_endpoint.")
+    app_command: list[str] = Field(
+        default_factory=list,
+        description="Command (argument list) that clears the application cache, when there is no app_endpoint.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CacheConfig:
+        if self.mode == "prefix" and not self.prefix:
+            raise ValueError("mode prefix needs a non-empty prefix")
+        if self.mode == "flushall" and not self.allow_flushall:
+            raise ValueError("mode flushall needs allow_flushall: true (it empties every database)")
+        return self
+
+
+class DatabaseTarget(Strict):
+    dsn_env: str = Field(
+        description="Env var holding the application database's DSN (never the bot's DATABASE_URL)."
+    )
+    idle_age_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="The DB connection reset terminates idle connections older than this (0.5 = 30 s).",
+    )
+
+
+class Environment(Strict):
+    name: str = Field("", description="Filled in from the key under environments; leave it out.")
+    aliases: list[str] = Field(
+        default_factory=list, description="Other names commands accept for this environment (prod, stg, dev)."
+    )
+    branch: str = Field("", description="Branch the environment follows (shown by status).")
+    url: str = Field(
+        "", description="Base URL; /health and /version are checked there after deploys and restarts."
+    )
+    approval_required: bool = Field(False, description="Changes here need another person's approval.")
+    approvers: list[Member] = Field(
+        default_factory=list, description="Who may approve here; empty: roles.approver."
+    )
+    approval_expiry_minutes: int | None = Field(
+        None, description="Overrides defaults.approval_expiry_minutes here."
+    )
+    auto_rollback: bool = Field(
+        False, description="Roll back automatically when post-deploy verification fails."
+    )
+    services: list[str] = Field(
+        default_factory=list, description="Services `restart` may restart; the first is the default."
+    )
+    restart: RestartConfig = Field(
+        default_factory=RestartConfig, description="How `restart` restarts the services."
+    )
+    cache: CacheConfig | None = Field(
+        None, description="What `cache-clear` clears; absent: no cache to clear here."
+    )
+    database: DatabaseTarget | None = Field(
+        None, description="The application's database, for the DB connection reset runbook."
+    )
+    freeze_windows: list[FreezeWindow] = Field(
+        default_factory=list,
+        description="Weekly windows when deploys are refused unless forced (break_glass).",
+    )
+    roles: dict[str, list[Member]] = Field(
+        default_factory=dict, description='Per-environment role overrides, e.g. {operator: ["@sre"]}.'
+    )
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, v: list[str]) -> list[str]:
+        return _check_members(v)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for role, members in v.items():
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+            _check_members(members)
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not re.match(r"https?://", v):
+            raise ValueError(f"{v!r} should start with http:// or https://")
+        return v.rstrip("/")
+
+
+class BackupConfig(Strict):
+    bucket: str = Field("taisun-backups", description="S3 bucket backups are written to.")
+    prefix: str = Field("db/", description="Key prefix; keys look like db/backup_20261128_020000.sql.gz.")
+    dsn_env: str = Field(
+        "BACKUP_DATABASE_URL",
+        description="Env var holding the DSN of the database to back up (the guide's $DATABASE_URL).",
+    )
+    retention_days: int = Field(
+        30, ge=1, description="Backups older than this are deleted (the newest is always kept)."
+    )
+    memory_paths: list[str] = Field(
+        default_factory=list,
+        description="Paths tarred next to the dump as memory/memory_<ts>.tar.gz (the guide's memory system).",
+    )
+    verify_command: list[str] = Field(
+        default_factory=list,
+        description="Integrity check after a restore (argument list), run with DATABASE_URL set to the restored database.",
+    )
+    restore_dsn_env: str = Field(
+        "", description="Env var of the database `backup restore <id>` restores into; empty: dsn_env."
+    )
+    pg_dump: str = Field(
+        "pg_dump",
+        description="pg_dump program; a versioned path when the server is newer than the default client.",
+    )
+    psql: str = Field(
+        "psql", description="psql program; a versioned path when the server is newer than the default client."
+    )
+    verify_timeout_seconds: float = Field(600.0, gt=0, description="Seconds verify_command may run.")
+
+
+class Nudges(Strict):
+    no_commander_minutes: int = Field(
+        5, description="Nudge the incident channel when no commander is assigned after this long."
+    )
+    no_status_minutes: int = Field(
+        30, description="Nudge when no status update has been posted for this long."
+    )
+
+
+class IncidentConfig(Strict):
+    severities: list[str] = Field(
+        default_factory=lambda: ["sev1", "sev2", "sev3", "sev4"], description="Severities, most severe first."
+    )
+    dedicated_channel_severities: list[str] = Field(
+        default_factory=lambda: ["sev1", "sev2"],
+        description="These severities get a dedicated incident channel at once.",
+    )
+    responders: list[Member] = Field(
+        default_factory=list,
+        description="Invited to dedicated incident channels (the guide's on-call contacts).",
+    )
+    contacts: dict[str, str] = Field(
+        default_factory=dict, description="Named contacts (oncall, infra, security) shown to responders."
+    )
+    nudges: Nudges = Field(default_factory=Nudges, description="Reminders while an incident is open.")
+
+
+class AlertConfig(Strict):
+    channel: str = Field("#alerts", description="Channel where Alertmanager alerts are posted.")
+    runbooks: dict[str, str] = Field(
+        default_factory=dict,
+        description="alertname → runbook id, for alerts without a runbook_url annotation.",
+    )
+    auto_declare_severity: str = Field(
+        "", description="Critical alerts declare an incident of this severity; empty: they join the open one."
+    )
+
+
+class AuditAnchorConfig(Strict):
+    interval_minutes: float = Field(
+        60,
+        gt=0,
+        description="How often the chain's head (seq and MAC) is written outside the database, when rows "
+        "were added since the last time. Rows after the newest anchor can be deleted unnoticed.",
+    )
+    s3_bucket: str = Field(
+        "",
+        description="S3 bucket each anchor is written to as an object (turn on Object Lock with a default "
+        "retention to make anchored history immutable); `taisun audit verify` reads the newest. Empty: none.",
+    )
+    s3_prefix: str = Field("audit-anchors/", description="Key prefix of the anchor objects.")
+    slack_channel: str = Field(
+        "",
+        description="Channel (ID or #name) each anchor is posted to as a short message everyone there can read; "
+        "`taisun audit verify --anchor SEQ:MAC` checks the log against one. Empty: none.",
+    )
+
+
+class AuditConfig(Strict):
+    anchor: AuditAnchorConfig = Field(
+        default_factory=AuditAnchorConfig,
+        description="Anchors: the chain's head written where the database's writers cannot rewrite it.",
+    )
+
+
+class Config(Strict):
+    """The YAML config file."""
+
+    language: Literal["ja", "en"] = Field(
+        "ja",
+        description="The workspace language: channel cards, and replies when a user's Slack locale is unknown.",
+    )
+    use_user_locale: bool = Field(
+        True,
+        description="Reply to each person in their Slack locale (ja or en); false: always use `language`.",
+    )
+    timezone: str = Field(
+        "Asia/Tokyo",
+        description="Timezone used when the user's Slack timezone is unknown, for freeze windows, and for "
+        "the times in postmortem drafts.",
+    )
+    slack: SlackConfig = Field(default_factory=SlackConfig, description="Where the bot posts.")
+    github: GithubConfig = Field(
+        default_factory=GithubConfig, description="The repository and workflow that deploy the service."
+    )
+    roles: Roles = Field(
+        default_factory=Roles, description="Who may do what in every environment (environments may override)."
+    )
+    defaults: Defaults = Field(
+        default_factory=Defaults, description="Timeouts and limits for every environment."
+    )
+    environments: dict[str, Environment] = Field(
+        description="The environments by name (the guide's development, staging, production)."
+    )
+    backup: BackupConfig = Field(default_factory=BackupConfig, description="pg_dump backups to S3.")
+    incidents: IncidentConfig = Field(default_factory=IncidentConfig, description="Incident response.")
+    alerts: AlertConfig = Field(
+        default_factory=AlertConfig, description="Alertmanager alerts received at POST /alerts/alertmanager."
+    )
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="The audit log's anchors.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Asia/Tokyo)") from e
+        return v
+
+    @model_validator(mode="after")
+    def _names_and_aliases(self) -> Config:
+        if not self.environments:
+            raise ValueError("environments: at least one environment is needed")
+        seen: dict[str, str] = {}
+        for name, env in self.environments.items():
+            env.name = name
+            for key in [name, *env.aliases]:
+                if key in seen:
+                    raise ValueError(f"environments: {key!r} names both {seen[key]} and {name}")
+                seen[key] = name
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def resolve_env(self, name: str) -> Environment | None:
+        """The environment a name or alias refers to (case-insensitive), or None."""
+        key = name.strip().lower()
+        for env in self.environments.values():
+            if key == env.name.lower() or key in (a.lower() for a in env.aliases):
+                return env
+        return None
+
+    def env_names(self) -> list[str]:
+        return list(self.environments)
+
+    def approval_expiry(self, env: Environment) -> int:
+        return env.approval_expiry_minutes or self.defaults.approval_expiry_minutes
+
+
+def _location(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the YAML config; every problem is a ConfigError naming file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found ({path.resolve()}). Copy taisun.example.yml to taisun.yml and edit it "
+            "(cp taisun.example.yml taisun.yml), or set TAISUN_CONFIG to your config's path. "
+            "Only `taisun shell` falls back to the example."
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file should be a mapping of settings, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown setting (check the spelling against taisun.example.yml)"
+            lines.append(f"  {_location(err['loc'])}: {msg}")
+        raise ConfigError(f"{path}: {len(lines)} problem(s) in the config:\n" + "\n".join(lines)) from None

@@ -1,0 +1,57 @@
+"""First-time checks backed by the database, shared by every replica."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.core.store.models import DedupeKey
+
+# Slack retries within minutes and Socket Mode redelivers after a reconnect; a day is ample.
+TTL = timedelta(days=1)
+
+
+def first_time(sessions: sessionmaker[Session], key: str) -> bool:
+    """True the first time `key` is seen by any replica; False for every repeat."""
+    try:
+        with sessions.begin() as s:
+            s.add(DedupeKey(key=key[:255], created_at=datetime.now(UTC)))
+        return True
+    except IntegrityError:
+        return False
+
+
+def prune(sessions: sessionmaker[Session], older_than: timedelta = TTL) -> int:
+    """Forget keys older than the TTL (a repeat after that runs again)."""
+    with sessions.begin() as s:
+        res = s.execute(delete(DedupeKey).where(DedupeKey.created_at < datetime.now(UTC) - older_than))
+        return res.rowcount or 0
+
+
+def delivery_key(body: Any) -> tuple[str, str] | None:
+    """(kind, key) naming one request Slack may deliver more than once; None when it has no such name.
+
+    Every delivery of the same request carries the same trigger_id (commands, clicks, form
+    submissions) or event_id (events); a second click on a button is a new trigger_id.
+    """
+    if not isinstance(body, dict):
+        return None
+    if body.get("event_id"):
+        return "event", f"event:{body['event_id']}"
+    trigger = str(body.get("trigger_id") or "")
+    if body.get("command") and trigger:
+        return "command", f"command:{trigger}"
+    kind = body.get("type")
+    if kind == "block_actions":
+        user = (body.get("user") or {}).get("id", "")
+        action = (body.get("actions") or [{}])[0]
+        once = trigger or str(action.get("action_ts") or "")
+        if once:
+            return "click", f"click:{user}:{action.get('action_id', '')}:{once}"
+    if kind == "view_submission" and trigger:
+        return "form", f"form:{trigger}"
+    return None

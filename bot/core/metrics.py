@@ -1,0 +1,91 @@
+"""Prometheus metrics. Under gunicorn with several workers, PROMETHEUS_MULTIPROC_DIR aggregates them."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+if TYPE_CHECKING:
+    from bot.core.store.models import Job
+
+COMMANDS = Counter(
+    "taisun_commands_total", "Slash commands by subcommand and outcome", ["command", "outcome"]
+)
+ACK_SECONDS = Histogram(
+    "taisun_ack_seconds",
+    "Time from receiving a Slack request to acking it",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5),
+)
+JOBS = Counter("taisun_jobs_finished_total", "Jobs that reached a final state", ["operation", "outcome"])
+JOB_SECONDS = Histogram(
+    "taisun_job_duration_seconds",
+    "Job run time by operation and outcome",
+    ["operation", "outcome"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+)
+APPROVAL_WAIT = Histogram(
+    "taisun_approval_wait_seconds",
+    "From request to approval",
+    buckets=(10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+ALERTS = Counter("taisun_alerts_received_total", "Alertmanager alerts received", ["status"])
+SLACK_ERRORS = Counter(
+    "taisun_slack_api_errors_total", "Slack Web API calls that failed", ["method", "error"]
+)
+OPEN_INCIDENTS = Gauge(
+    "taisun_open_incidents", "Incidents declared and not resolved", multiprocess_mode="max"
+)
+SLACK_RETRIES = Counter(
+    "taisun_slack_api_retries_total", "Slack Web API retries (rate limits, 5xx)", ["reason"]
+)
+DUPLICATES = Counter(
+    "taisun_duplicate_deliveries_total",
+    "Slack deliveries answered quietly because the same request was already taken "
+    "(Slack retries, Socket Mode redelivery, another replica)",
+    ["kind"],
+)
+
+
+class Metrics:
+    """The bot's hooks into the metrics above."""
+
+    def command(self, name: str, outcome: str) -> None:
+        COMMANDS.labels(name, outcome).inc()
+
+    def ack(self, kind: str, seconds: float) -> None:
+        ACK_SECONDS.labels(kind).observe(seconds)
+
+    def job_finished(self, job: Job, state: str) -> None:
+        JOBS.labels(job.operation, state).inc()
+        if job.started_at and job.finished_at:
+            JOB_SECONDS.labels(job.operation, state).observe(
+                (job.finished_at - job.started_at).total_seconds()
+            )
+
+    def duplicate(self, kind: str) -> None:
+        DUPLICATES.labels(kind).inc()
+
+    def approved(self, wait_seconds: float) -> None:
+        APPROVAL_WAIT.observe(wait_seconds)
+
+
+def render() -> tuple[bytes, str]:
+    """The /metrics body: this process, or every gunicorn worker when multiprocess mode is on."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

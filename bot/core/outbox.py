@@ -1,0 +1,91 @@
+"""How the core and the capabilities talk to the Slack surface's message sender, without importing it.
+
+A capability owns "subjects" ("inc:3", "run:<id>", "alert:7"): it registers a Syncer that
+says which messages a subject owns now, and marks a subject changed through
+`Services.messages` (the surface's MessageSync). Thread replies go through a durable
+outbox table, queued in the caller's transaction with `outbox()`. Pure data and
+database code: nothing here talks to Slack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from bot.core.store.models import Outbox
+
+PENDING = "pending:"
+
+
+CLAIM_SECONDS = 60
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Managed:
+    """One message a subject owns: what it should say now, and where it is (ts "" = not posted yet)."""
+
+    slot: str
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]]
+    ts: str = ""
+    thread_ts: str = ""
+    # Where to post instead when `channel` refuses (the bot is not in it, a DM...).
+    fallback_channel: str = ""
+
+
+@dataclass
+class Syncer:
+    """What the sender needs to know about one kind of subject (incident, run, alert group)."""
+
+    prefix: str
+    # key -> the messages it owns now, or None when the subject is gone.
+    messages: Callable[[str], list[Managed] | None]
+    # (key, slot) -> True if this replica may post that message now.
+    claim: Callable[[str, str], bool]
+    # (key, slot, channel, ts) -> record the posted message ("" ts releases the claim).
+    store: Callable[[str, str, str, str], None]
+    # key -> (channel, thread_ts) for outbox replies, or None while the thread does not exist.
+    thread: Callable[[str], tuple[str, str] | None]
+    # Called after a subject was synced (alert groups record the version they showed).
+    synced: Callable[[str], None] | None = None
+    min_interval: float = 1.0
+
+
+def claim_column(
+    sessions: Any, column: InstrumentedAttribute[str], where: Any, *, seconds: int = CLAIM_SECONDS
+) -> bool:
+    """Set a message-ts column to a pending claim if it is empty or its claim went stale."""
+    t = now()
+    stale = f"{PENDING}{(t - timedelta(seconds=seconds)).strftime('%Y-%m-%dT%H:%M:%S')}"
+    with sessions.begin() as s:
+        res = s.execute(
+            update(column.class_)
+            .where(where, or_(column == "", and_(column.startswith(PENDING), column < stale)))
+            .values({column.key: f"{PENDING}{t.strftime('%Y-%m-%dT%H:%M:%S')}"})
+        )
+        return bool(res.rowcount == 1)
+
+
+def posted(ts: str) -> bool:
+    return bool(ts) and not ts.startswith(PENDING)
+
+
+def outbox(
+    s: Session,
+    subject: str,
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
+    target: str = "thread",
+) -> None:
+    """Queue a reply in the caller's transaction; it is posted once the subject's thread exists."""
+    s.add(Outbox(subject=subject, target=target, text=text[:39000], blocks={"blocks": blocks or []}))

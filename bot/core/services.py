@@ -1,0 +1,168 @@
+"""The bot's services: one container, built once per process by the composition root
+(bot/wiring.py) and passed explicitly.
+
+The container lives in the core, so it names what lives above the core only through the
+narrow interfaces below: the Slack surface implements them, the core and the capabilities
+call them ("job X changed", "subject inc:3 changed") without importing the surface.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.backends.http import RecentChecks
+from bot.core.audit import AuditChainer
+from bot.core.config import Config, Settings
+from bot.core.jobs import JobRunner, JobService
+from bot.core.metrics import Metrics
+from bot.core.ops import REGISTRY
+from bot.core.outbox import Syncer
+from bot.core.people import People
+from bot.core.policy import Policy
+from bot.core.store.models import Job
+
+log = logging.getLogger(__name__)
+
+# A WSGI handler a capability serves (POST /alerts/alertmanager).
+WsgiRoute = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class JobOutbox(Protocol):
+    """Posts and edits job cards (bot.slack.notifier.Notifier): told which job changed, sends later."""
+
+    changed_hooks: list[Callable[[], None]]
+
+    def job_changed(self, job_id: str) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def flush(self, timeout: float = 10.0) -> bool: ...
+
+
+class SubjectOutbox(Protocol):
+    """Keeps the messages of incidents, runbook runs and alert groups in step with the database
+    (bot.slack.message_sync.MessageSync): capabilities register a Syncer and mark subjects changed."""
+
+    syncers: dict[str, Syncer]
+
+    def register(self, syncer: Syncer) -> None: ...
+    def add_ticker(self, fn: Callable[[], bool]) -> None: ...
+    def mark(self, *keys: str) -> None: ...
+    def tick_soon(self) -> None: ...
+    def pending_subjects(self, older_than_seconds: float = 5.0) -> list[str]: ...
+    def flush(self, timeout: float = 10.0) -> bool: ...
+    def stop(self) -> None: ...
+
+
+class HomeTab(Protocol):
+    """The App Home tab (bot.slack.home.Home)."""
+
+    def opened(self, user_id: str) -> None: ...
+    def publish(self, user_id: str) -> None: ...
+    def changed(self) -> None: ...
+    def relearned(self, user_id: str) -> None: ...
+
+
+class ListenerPool(Protocol):
+    """Bolt's listener pool (bot.slack.app.ListenerExecutor), counted so tests and the shell can wait."""
+
+    @property
+    def inflight(self) -> int: ...
+
+
+@dataclass
+class Services:
+    settings: Settings
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    # Read-only sessions (on SQLite a second engine with deferred transactions).
+    read_sessions: sessionmaker[Session]
+    # The Slack Web API client (slack_sdk.WebClient on SLACK_API_URL, built by the surface).
+    slack: Any
+    # What that client raises when Slack answers an error (slack_sdk's SlackApiError).
+    slack_error: type[Exception]
+    policy: Policy
+    metrics: Metrics
+    jobs: JobService = field(init=False)
+    runner: JobRunner = field(init=False)
+    notifier: JobOutbox = field(init=False)
+    messages: SubjectOutbox = field(init=False)
+    chainer: AuditChainer = field(init=False)
+    # Live /health + /version results people look at, shared for 2 s between those asking at once.
+    recent_checks: RecentChecks = field(default_factory=RecentChecks)
+    home: HomeTab = field(init=False)
+    people: People = field(init=False)  # each person's language and name
+    sweep_hooks: list[Callable[[], None]] = field(default_factory=list)
+    # Short post-ack work (live status checks, follow-up replies); never Bolt's listener pool.
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="taisun-bg")
+    )
+    # HTTP routes capabilities serve beside /slack/events, (method, path) -> WSGI handler.
+    http_routes: dict[tuple[str, str], WsgiRoute] = field(default_factory=dict)
+
+    # Bolt's listener pool (set by create_app); counted so tests and the shell can wait for it.
+    listeners: ListenerPool | None = None
+    _pending: int = 0
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def later(self, fn: Callable[[], Any]) -> None:
+        """Run short work off the ack path, counted so tests and the shell can wait for it."""
+
+        def run() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("background task failed")
+            finally:
+                with self._pending_lock:
+                    self._pending -= 1
+
+        with self._pending_lock:
+            self._pending += 1
+        self.background.submit(run)
+
+    @property
+    def pending_background(self) -> int:
+        """Post-ack work still in flight: background tasks and listeners that go on after ack()."""
+        with self._pending_lock:
+            pending = self._pending
+        return pending + (self.listeners.inflight if self.listeners is not None else 0)
+
+    def start(self) -> None:
+        """Start the background threads (audit chainer, job workers, message sender)."""
+        self.chainer.start()
+        self.notifier.start()
+        self.runner.start()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.chainer.stop()
+        self.notifier.flush(5)
+        self.notifier.stop()
+        self.messages.flush(5)  # incident, runbook-run and alert messages
+        self.messages.stop()
+
+    def flush_messages(self, timeout: float = 0.2) -> bool:
+        """True when no Slack message is waiting to be sent (job cards, incidents, alerts)."""
+        ok = self.notifier.flush(timeout)
+        return self.messages.flush(timeout) and ok
+
+    def lang_for(self, user_id: str) -> str:
+        """The language to answer this person in (never waits on Slack: unknown → workspace language)."""
+        return str(self.people.language(user_id))
+
+    def user_name(self, user_id: str) -> str:
+        """A person's Slack display name when known (read in the background), else their user ID."""
+        return str(self.people.name(user_id)) or user_id
+
+    def describe(self, job: Job, lang: str | None = None) -> str:
+        op = REGISTRY.get(job.operation)
+        return op.describe(job, lang or self.config.language) if op else job.operation

@@ -1,0 +1,22 @@
+"""Database tables, one module per capability on one metadata. All shared state lives here so
+several replicas behave as one; Alembic sees every table through this package."""
+
+from bot.core.store.models.alerts import Alert, AlertGroup
+from bot.core.store.models.base import Base, UTCDateTime, utcnow
+from bot.core.store.models.core import AuditEvent, AuditHead, BotMeta, DedupeKey, Job, Lock, Person
+from bot.core.store.models.incidents import (
+    Incident,
+    IncidentCounter,
+    IncidentEvent,
+    IncidentFollowup,
+    Nudge,
+    RunbookRun,
+    RunbookStep,
+)
+from bot.core.store.models.outbox import Outbox
+
+__all__ = [
+    "Alert", "AlertGroup", "AuditEvent", "AuditHead", "Base", "BotMeta", "DedupeKey", "Incident",
+    "IncidentCounter", "IncidentEvent", "IncidentFollowup", "Job", "Lock", "Nudge", "Outbox", "Person",
+    "RunbookRun", "RunbookStep", "UTCDateTime", "utcnow",
+]  # fmt: skip

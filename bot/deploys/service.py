@@ -1,0 +1,143 @@
+"""Deploy history and GitHub access: the one place that says what was deployed where.
+
+"Last verified deploy" is asked by status, the Home tab and rollback; they all ask here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from bot.backends.github import GitHubBackend
+from bot.core.config import Config, Settings
+from bot.core.ops import OpError
+from bot.core.store.models import Job
+
+if TYPE_CHECKING:
+    from bot.core.services import Services
+
+
+def github_backend(settings: Settings, config: Config) -> GitHubBackend:
+    g = config.github
+    return GitHubBackend(
+        token=settings.github_token, api_url=settings.github_api_url, repository=g.repository,
+        workflow=g.workflow, ref=g.ref, tag_pattern=g.tag_pattern, return_run_details=g.return_run_details,
+    )  # fmt: skip
+
+
+def latest_tag_names(svc: Services, limit: int = 20) -> list[str]:
+    """Release tags for the deploy form, newest first ([] when GitHub is not configured)."""
+    if not svc.settings.github_token:
+        return []
+    gh = github_backend(svc.settings, svc.config)
+    try:
+        return [t.name for t in gh.latest_tags(limit)]
+    finally:
+        gh.close()
+
+
+def was_simulated(job: Job) -> bool:
+    """The deploy or rollback only simulated (rows from before the `simulated` state ended
+    `succeeded` with the reason in their params)."""
+    return job.state == "simulated" or bool(job.params.get("simulated"))
+
+
+def finished_changes(
+    s: Session, environment: str | None = None, *, simulated: bool = False, limit: int = 50
+) -> list[Job]:
+    """Deploys and rollbacks that ran to their end, newest first: verified ones, or with
+    simulated=True simulated ones too. Never dry runs, which are not deploys at all."""
+    q = select(Job).where(
+        Job.operation.in_(("deploy", "rollback")), Job.dry_run.is_(False),
+        Job.state.in_(("succeeded", "simulated") if simulated else ("succeeded",)),
+    )  # fmt: skip
+    if environment is not None:
+        q = q.where(Job.environment == environment)
+    jobs = s.scalars(q.order_by(Job.finished_at.desc()).limit(limit))
+    return [j for j in jobs if simulated or not was_simulated(j)]
+
+
+def last_changes(s: Session, *, simulated: bool = False) -> dict[str, Job]:
+    """The newest finished deploy or rollback per environment: verified, or only simulated ones."""
+    last: dict[str, Job] = {}
+    for job in finished_changes(s, simulated=simulated):
+        if not simulated or was_simulated(job):
+            last.setdefault(job.environment, job)
+    return last
+
+
+def verified_history(
+    svc: Services, environment: str, limit: int = 20, *, include_simulated: bool = False
+) -> list[str]:
+    """Versions verified live on the environment by this bot, newest first. A simulated rollback
+    (include_simulated) may go back along simulated deploys too; a real one never does."""
+    with svc.sessions() as s:
+        jobs = finished_changes(s, environment, simulated=include_simulated, limit=limit * 2)
+        versions = [str(j.params.get("version") or "") for j in jobs]
+    return [v for v in versions if v][:limit]
+
+
+def rollback_target_inferable(svc: Services, environment: str) -> bool:
+    """Whether `/taisun rollback <env>` without a version can find one, judged from the database alone
+    (no network: a button's ack path). Two versions in the history name one to go back to; with
+    GitHub, older release tags may; otherwise the person has to name it."""
+    simulated = not svc.settings.github_token  # as Rollback.check_request decides
+    history = verified_history(svc, environment, include_simulated=simulated)
+    return len(set(history)) >= 2 or not simulated
+
+
+def newer_change(svc: Services, job: Job) -> Job | None:
+    """The newest deploy or rollback of job's environment requested after it that has started or
+    is under way (dry runs and requests that never started do not count)."""
+    with svc.sessions() as s:
+        return s.scalars(
+            select(Job).where(
+                Job.environment == job.environment, Job.operation.in_(("deploy", "rollback")),
+                Job.created_at > job.created_at, Job.id != job.id, Job.dry_run.is_(False),
+                or_(Job.started_at.is_not(None), Job.state.in_(("validating", "pending_approval", "queued", "running"))),
+            ).order_by(Job.created_at.desc()).limit(1)
+        ).first()  # fmt: skip
+
+
+def rollback_button_target(svc: Services, failed_id: str) -> str:
+    """The version a failed deploy card's Roll back button returns to — the one its confirm dialog
+    names — or OpError when the button no longer applies (the environment has moved on since)."""
+    with svc.sessions() as s:
+        failed = s.get(Job, failed_id)
+    target = str(failed.progress.get("rollback_to") or "") if failed else ""
+    if failed is None or failed.operation != "deploy" or failed.state != "failed" or not target:
+        raise OpError(key="err.rollback.not_offered")
+    env = failed.environment
+    if failed.progress.get("auto_rollback_started_at"):
+        raise OpError(key="err.rollback.auto_done", env=env, target=target)
+    newer = newer_change(svc, failed)
+    if newer is not None:
+        version = str(newer.params.get("version") or "?")
+        if newer.state in ("validating", "pending_approval", "queued", "running"):
+            raise OpError(key="err.rollback.newer_active", env=env, version=version, job=newer.id[:8])
+        raise OpError(key="err.rollback.moved_on", env=env, version=version, job=newer.id[:8])
+    return target
+
+
+def claimed_run_ids(svc: Services, job_id: str) -> set[int]:
+    """Runs already followed by other jobs: a new job must not adopt them."""
+    since = datetime.now(UTC) - timedelta(days=1)
+    with svc.sessions() as s:
+        rows = s.scalars(
+            select(Job).where(
+                Job.operation.in_(("deploy", "rollback")), Job.created_at >= since, Job.id != job_id
+            )
+        )
+        return {int(j.progress["run_id"]) for j in rows if j.progress.get("run_id")}
+
+
+def newer_simulation(simulation: Job | None, verified: Job | None) -> Job | None:
+    """A simulation newer than the last verified deploy (the demo's history), else None."""
+    if simulation is None or simulation.finished_at is None:
+        return None
+    if verified is not None and verified.finished_at and verified.finished_at >= simulation.finished_at:
+        return None
+    return simulation

@@ -1,0 +1,1 @@
+"""Incidents, runbooks and runbook runs, with their Slack messages."""

@@ -1,0 +1,150 @@
+"""create_app(): the slack_bolt.App, wired to the bot's services."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import Ack, App, BoltResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.core import deadline, dedupe
+from bot.core.config import Settings
+from bot.core.services import Services
+from bot.slack.server import arrived_at
+
+log = logging.getLogger(__name__)
+
+
+class ListenerExecutor(ThreadPoolExecutor):
+    """Bolt's listener pool, counting work in flight (listeners go on after ack())."""
+
+    def __init__(self, threads: int):
+        super().__init__(threads, thread_name_prefix="taisun-listener")
+        self._inflight = 0
+        self._count_lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        with self._count_lock:
+            self._inflight += 1
+        future = super().submit(_unwatched_after, fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: object) -> None:
+        with self._count_lock:
+            self._inflight -= 1
+
+    @property
+    def inflight(self) -> int:
+        with self._count_lock:
+            return self._inflight
+
+
+class TimedAck(Ack):
+    """Bolt's ack(), remembering when it was called (the answer deadline counts only a timely answer)."""
+
+    answered_at: float | None = None
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        if self.answered_at is None:
+            self.answered_at = time.monotonic()
+        return super().__call__(*args, **kwargs)
+
+
+def _unwatched_after(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run one listener; whatever answer deadline it watched ends with it (pool threads are reused)."""
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        deadline.clear()
+
+
+# Of a request's answer deadline, what stays for the listener's own work when a new person's
+# language is looked up first (the listeners answer in milliseconds; this is ample margin).
+ANSWER_RESERVE = 1.0
+
+
+def _reader_of(body: dict) -> tuple[str, str]:  # type: ignore[type-arg]
+    """(user id, locale or "") of the person a request comes from: command, click, form or event."""
+    if body.get("user_id"):  # slash command
+        return str(body["user_id"]), ""
+    user = body.get("user")
+    if isinstance(user, dict) and user.get("id"):  # interactive payloads
+        return str(user["id"]), str(user.get("locale") or "")
+    event = body.get("event")
+    if isinstance(event, dict) and isinstance(event.get("user"), str):
+        return event["user"], ""
+    return "", ""
+
+
+def create_app(settings: Settings, svc: Services, register_listeners: Callable[[App, Services], None]) -> App:
+    """A Bolt app whose Web API calls go to SLACK_API_URL and whose acks never wait on slow work.
+
+    The listeners (handlers/, the floor above) are put on it by `register_listeners`."""
+    executor = ListenerExecutor(settings.taisun_listener_threads)
+    svc.listeners = executor
+    app = App(
+        signing_secret=settings.slack_signing_secret or None,
+        client=svc.slack,
+        # auth.test at start-up would make the bot unusable offline; /health reports Slack auth instead.
+        token_verification_enabled=False,
+        # Our own pool: Bolt's default has 5 threads shared by acks and lazy listeners.
+        listener_executor=executor,
+        request_verification_enabled=bool(settings.slack_signing_secret),
+        logger=logging.getLogger("slack_bolt"),
+        process_before_response=False,
+    )
+
+    @app.middleware
+    def time_the_answer(context, next):  # type: ignore[no-untyped-def]
+        context["ack"] = TimedAck()  # every listener of this request gets (and Bolt waits on) this one
+        return next()
+
+    @app.middleware
+    def drop_duplicate_deliveries(body, request, next, logger):  # type: ignore[no-untyped-def]
+        # Slack retries deliveries, Socket Mode redelivers after a reconnect, and a retry may reach
+        # another replica: the database decides which delivery is the first; the rest get an
+        # empty 200 (the first one answers the person).
+        named = dedupe.delivery_key(body)
+        if named is None:
+            return next()
+        kind, key = named
+        try:
+            first = dedupe.first_time(svc.sessions, key)
+        except SQLAlchemyError as e:
+            # Cannot tell: let it through, and the listener says the database is down.
+            log.warning("could not check for a duplicate delivery", extra={"error": repr(e)[:200]})
+            return next()
+        if first:
+            return next()
+        svc.metrics.duplicate(kind)
+        retry = (request.headers.get("x-slack-retry-num") or [""])[0]
+        log.info("duplicate Slack delivery answered quietly", extra={"kind": kind, "retry_num": retry})
+        return BoltResponse(status=200, body="")
+
+    @app.middleware
+    def know_the_reader(body, request, next):  # type: ignore[no-untyped-def]
+        # Whose request this is, in which language to answer. A locale the payload carries is
+        # used as is; someone Slack has not told us about yet waits a moment for users.info, as far
+        # as this request's answer deadline allows (events are acked first and wait in their listener).
+        user_id, locale = _reader_of(body if isinstance(body, dict) else {})
+        if not user_id:
+            return next()
+        if locale:
+            svc.people.heard(user_id, locale)
+        elif body.get("type") != "event_callback":
+            arrived = arrived_at(request)
+            waited = time.monotonic() - arrived if arrived is not None else 0.0
+            budget = min(
+                svc.people.first_wait, svc.config.slack.ack_deadline_seconds - ANSWER_RESERVE - waited
+            )
+            svc.people.language(user_id, wait=max(budget, 0.0))
+        return next()
+
+    register_listeners(app, svc)
+    app.taisun_services = svc  # type: ignore[attr-defined]
+    return app

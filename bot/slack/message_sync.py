@@ -1,0 +1,293 @@
+"""Keeps incident, runbook-run and alert-group messages in Slack in step with the database.
+
+The Notifier idea, generalised: handlers and the webhook only write rows and mark a
+subject ("inc:3", "run:<id>", "alert:7") dirty. One sender thread per process renders
+each dirty subject from the database and posts or edits its messages, at most once
+per `min_interval` per subject, so a storm of changes becomes a handful of edits and
+Slack's rate limits never touch the ack path. Thread replies go through a durable
+outbox (a table), posted in order once their thread exists. A message is posted
+under a claim in its row, so two replicas never post the same message twice.
+
+The thread starts on demand and ends after a quiet spell, so an idle bot has no
+sender thread polling the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import or_, select, update
+
+from bot.core import metrics
+from bot.core.jobs import new_owner_id
+from bot.core.outbox import CLAIM_SECONDS, Syncer, now, posted
+from bot.core.store.models import Outbox
+
+if TYPE_CHECKING:
+    from bot.core.services import Services
+
+log = logging.getLogger(__name__)
+
+IDLE_EXIT_SECONDS = 5.0
+TICK_SECONDS = 0.5
+
+
+@dataclass
+class _State:
+    dirty: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+    busy: bool = False
+    ticking: bool = False
+
+
+class MessageSync:
+    """The sender: one thread, newest state only, at most one edit per subject per interval."""
+
+    def __init__(self, svc: Services):
+        self.svc = svc
+        self.owner = new_owner_id()
+        self.syncers: dict[str, Syncer] = {}
+        self.tickers: list[Callable[[], bool]] = []
+        self.sent = 0
+        self._st = _State()
+        self._hash: dict[tuple[str, str], str] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stop = False
+
+    # -- registration ------------------------------------------------------------------
+    def register(self, syncer: Syncer) -> None:
+        self.syncers[syncer.prefix] = syncer
+
+    def add_ticker(self, fn: Callable[[], bool]) -> None:
+        """fn() runs every half second while it returns True (after tick_soon())."""
+        self.tickers.append(fn)
+
+    # -- signals ---------------------------------------------------------------------
+    def mark(self, *keys: str) -> None:
+        """These subjects changed: render and send them soon."""
+        with self._cond:
+            for key in keys:
+                if key:
+                    self._st.dirty.setdefault(key, time.monotonic())
+            self._ensure_thread()
+            self._cond.notify_all()
+
+    def tick_soon(self) -> None:
+        with self._cond:
+            self._st.ticking = True
+            self._ensure_thread()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every dirty subject is sent (tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._st.dirty or self._st.busy) and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+            return not self._st.dirty and not self._st.busy
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None:
+            thread.join(5)
+
+    # -- the thread --------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._stop:
+            self._thread = threading.Thread(target=self._loop, name="taisun-message-sync", daemon=True)
+            self._thread.start()
+
+    def _interval(self, key: str) -> float:
+        syncer = self.syncers.get(key.split(":", 1)[0])
+        return syncer.min_interval if syncer else 1.0
+
+    def _next(self, last_tick: float) -> tuple[str | None, bool]:
+        """(a ready key or None, whether tickers are due); None, False when the thread should end."""
+        idle_since = time.monotonic()
+        with self._cond:
+            while not self._stop:
+                t = time.monotonic()
+                ready = [k for k in self._st.dirty if t - self._st.last.get(k, 0) >= self._interval(k)]
+                tick_due = self._st.ticking and t - last_tick >= TICK_SECONDS
+                if ready:
+                    key = min(ready, key=lambda k: self._st.dirty[k])
+                    del self._st.dirty[key]
+                    self._st.last[key] = t
+                    self._st.busy = True
+                    return key, tick_due
+                if tick_due:
+                    return None, True
+                if not self._st.dirty and not self._st.ticking and t - idle_since > IDLE_EXIT_SECONDS:
+                    self._thread = None
+                    return None, False
+                self._cond.wait(0.05 if self._st.dirty or self._st.ticking else 1.0)
+            self._thread = None
+            return None, False
+
+    def _loop(self) -> None:
+        last_tick = 0.0
+        while True:
+            key, tick = self._next(last_tick)
+            if key is None and not tick:
+                return
+            if tick:
+                last_tick = time.monotonic()
+                self._run_tickers()
+            if key is not None:
+                try:
+                    self._sync(key)
+                except Exception:
+                    log.exception("could not sync a message", extra={"subject": key})
+                finally:
+                    with self._cond:
+                        self._st.busy = False
+                        self._cond.notify_all()
+
+    def _run_tickers(self) -> None:
+        keep = False
+        for fn in self.tickers:
+            try:
+                keep = bool(fn()) or keep
+            except Exception:
+                log.exception("message sync ticker failed")
+                keep = True
+        with self._cond:
+            self._st.ticking = keep
+
+    # -- one subject -------------------------------------------------------------------
+    def _sync(self, key: str) -> None:
+        syncer = self.syncers.get(key.split(":", 1)[0])
+        if syncer is None:
+            return
+        msgs = syncer.messages(key)
+        if msgs is None:
+            return
+        again = False
+        for m in msgs:
+            digest = hashlib.sha256(
+                json.dumps([m.text, m.blocks], sort_keys=True, ensure_ascii=False).encode()
+            ).hexdigest()
+            if not m.ts:
+                if not m.channel or not syncer.claim(key, m.slot):
+                    continue
+                kwargs: dict[str, Any] = {"channel": m.channel, "text": m.text, "blocks": m.blocks}
+                if m.thread_ts:
+                    kwargs["thread_ts"] = m.thread_ts
+                resp = self._call("chat_postMessage", **kwargs)
+                if (
+                    resp is None
+                    and m.fallback_channel
+                    and m.fallback_channel != m.channel
+                    and not m.thread_ts
+                ):
+                    resp = self._call("chat_postMessage", **{**kwargs, "channel": m.fallback_channel})
+                if resp is None:
+                    syncer.store(key, m.slot, "", "")
+                    continue
+                syncer.store(key, m.slot, str(resp["channel"]), str(resp["ts"]))
+                self._hash[(key, m.slot)] = digest
+                again = True  # the state may have moved on while we posted
+            elif (
+                posted(m.ts)
+                and self._hash.get((key, m.slot)) != digest
+                and self._call("chat_update", channel=m.channel, ts=m.ts, text=m.text, blocks=m.blocks)
+            ):
+                self._hash[(key, m.slot)] = digest
+        self._drain_outbox(key, syncer)
+        if syncer.synced:
+            syncer.synced(key)
+        if again:
+            self.mark(key)
+
+    def _drain_outbox(self, key: str, syncer: Syncer) -> None:
+        with self.svc.sessions() as s:
+            rows = list(
+                s.scalars(
+                    select(Outbox).where(Outbox.subject == key, Outbox.sent_ts == "").order_by(Outbox.id)
+                )
+            )
+        if not rows:
+            return
+        thread = syncer.thread(key)
+        for row in rows:
+            if row.target == "thread":
+                if thread is None:
+                    return  # keep order: nothing after it goes out before it
+                channel, thread_ts = thread
+            elif row.target == "channel":
+                if thread is None:
+                    return
+                channel, thread_ts = thread[0], ""
+            else:
+                channel, thread_ts = row.target, ""
+            if not self._claim_outbox(row.id):
+                continue
+            kwargs: dict[str, Any] = {"channel": channel, "text": row.text}
+            if row.blocks.get("blocks"):
+                kwargs["blocks"] = row.blocks["blocks"]
+            if thread_ts:
+                kwargs["thread_ts"] = thread_ts
+            resp = self._call("chat_postMessage", **kwargs)
+            with self.svc.sessions.begin() as s:
+                s.execute(
+                    update(Outbox)
+                    .where(Outbox.id == row.id)
+                    .values(sent_ts=str(resp["ts"]) if resp else "error")
+                )
+
+    def _claim_outbox(self, row_id: int) -> bool:
+        t = now()
+        with self.svc.sessions.begin() as s:
+            res = s.execute(
+                update(Outbox)
+                .where(
+                    Outbox.id == row_id,
+                    Outbox.sent_ts == "",
+                    or_(
+                        Outbox.claimed_at.is_(None), Outbox.claimed_at < t - timedelta(seconds=CLAIM_SECONDS)
+                    ),
+                )
+                .values(claimed_by=self.owner, claimed_at=t)
+            )
+            return bool(res.rowcount == 1)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            self.sent += 1
+            return getattr(self.svc.slack, method)(**kwargs)
+        except SlackApiError as e:
+            err = e.response.get("error", "unknown") if e.response is not None else "unknown"
+            metrics.SLACK_ERRORS.labels(method, err).inc()
+            log.warning("slack api error", extra={"method": method, "error": err})
+            return None
+        except Exception as e:
+            metrics.SLACK_ERRORS.labels(method, type(e).__name__).inc()
+            log.warning("slack api call failed", extra={"method": method, "error": repr(e)})
+            return None
+
+    # -- recovery ----------------------------------------------------------------------
+    def pending_subjects(self, older_than_seconds: float = 5.0) -> list[str]:
+        """Subjects with replies nobody sent (a replica died, or the thread appeared late)."""
+        cutoff = now() - timedelta(seconds=older_than_seconds)
+        with self.svc.sessions() as s:
+            return list(
+                s.scalars(
+                    select(Outbox.subject)
+                    .where(Outbox.sent_ts == "", Outbox.created_at < cutoff)
+                    .distinct()
+                    .limit(200)
+                )
+            )

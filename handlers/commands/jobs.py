@@ -1,0 +1,45 @@
+"""Subcommands that become durable jobs. An operation's own subcommand (Operation.command) requests
+it as it is; deploy (its form) and backup (list, restore) say more here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.core import blocks
+from bot.core.i18n import t
+from bot.core.ops import REGISTRY, OpError
+from bot.operations.backup import list_reply
+from handlers.common import Invocation, Reply
+from handlers.views.deploy import open_deploy_modal
+
+
+def request_job(inv: Invocation, operation: str) -> Reply:
+    """Record the request (audit + job row) and ack; a worker checks it and posts the card."""
+    if operation not in REGISTRY:
+        raise OpError(key="reply.unavailable", name=operation)
+    job = inv.svc.jobs.request(inv.request(operation))
+    what = inv.svc.describe(job, inv.lang)
+    key = "reply.checking_dry" if job.dry_run else "reply.checking"
+    text = t(key, inv.lang, what=what, job=job.id[:8])
+    if job.params.get("through_own_lock") is not None:
+        text += "\n" + t("reply.through_own_lock", inv.lang, env=job.environment)
+    return blocks.message(text)
+
+
+def deploy(inv: Invocation) -> Reply:
+    if inv.cmd.args.get("modal"):
+        return {"text": "", "_after": lambda: open_deploy_modal(inv)}
+    return request_job(inv, "deploy")
+
+
+def backup(inv: Invocation) -> Reply:
+    action = inv.cmd.args["action"]
+    if action == "list":
+        lang = inv.lang
+        inv.later(lambda: list_reply(inv.svc, lang))
+        return blocks.message(t("op.backup.list.listing", lang))
+    return request_job(inv, "backup" if action == "run" else "restore")
+
+
+# The operations' subcommands that do more than request their operation as it is.
+SUBCOMMANDS: dict[str, Callable[[Invocation], Reply]] = {"deploy": deploy, "backup": backup}

@@ -1,0 +1,59 @@
+"""The Reject form: why a job is rejected (required for production changes and destructive ones)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, BoltContext
+from slack_bolt.request import BoltRequest
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.core import blocks
+from bot.core.audit import AuditWriteFailed
+from bot.core.blocks import Action
+from bot.core.i18n import t, user_message
+from bot.core.mrkdwn import to_plain
+from bot.core.ops import OpError
+from bot.core.policy import NotAllowed
+from handlers.common import selected, services, too_late
+
+log = logging.getLogger(__name__)
+
+
+def submit_reject(ack: Ack, body: dict, view: dict, request: BoltRequest, context: BoltContext) -> None:
+    """The Reject form: the job is rejected with the reason typed, or the form says what is missing."""
+    svc = services(context)
+    user = body.get("user") or {}
+    user_id, user_name = str(user.get("id", "")), str(user.get("username") or user.get("name") or "")
+    lang = svc.lang_for(user_id)
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    channel = str(meta.get("channel") or svc.config.slack.ops_channel)
+
+    def tell(**reply: Any) -> None:
+        """A private note in the card's channel (a form submission has no response_url)."""
+        svc.slack.chat_postEphemeral(
+            channel=channel, user=user_id, text=reply.get("text", ""), blocks=reply.get("blocks")
+        )
+
+    if too_late(svc, request, ack, tell, lang, what="reject-form"):
+        return
+    values = (view.get("state") or {}).get("values") or {}
+    reason = str(selected(values, "reason", Action.REJECT_REASON).get("value") or "")
+    try:
+        job = svc.jobs.reject(str(meta.get("job") or ""), user_id, user_name, reason=reason)
+    except (NotAllowed, OpError, AuditWriteFailed) as e:
+        ack(response_action="errors", errors={"reason": to_plain(user_message(e, lang))[:150]})
+        return
+    except SQLAlchemyError:
+        log.exception("database error while handling the reject form")
+        ack(response_action="errors", errors={"reason": to_plain(t("reply.db_down", lang))[:150]})
+        return
+    ack()
+    text = t("reply.rejected", lang, what=svc.describe(job, lang), job=job.id[:8])
+    svc.later(lambda: tell(**blocks.message(text)))
