@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from sqlalchemy import update
 
@@ -21,6 +23,13 @@ def test_every_message_exists_in_japanese_and_english_with_the_same_fields():
         # Japanese may drop an English-only field (e.g. an English preposition), never invent one
         assert fields["ja"] - fields["en"] <= {"where_ja"}, key
         assert entry["ja"] != entry["en"] or key.startswith("state.") is False, key
+
+
+def test_the_yaml_catalogues_hold_exactly_the_texts_the_dict_held():
+    """The split into bot/<package>/locales/<lang>.yml changed no text by a byte (the dict, frozen as JSON)."""
+    before = json.loads((Path(__file__).parent / "data" / "i18n_before_split.json").read_text(encoding="utf-8"))
+    assert len(MESSAGES) == len(before) == 874
+    assert MESSAGES == before
 
 
 def test_t_fills_named_fields_and_falls_back_to_english():
