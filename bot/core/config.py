@@ -455,7 +455,9 @@ class PgBackRestConfig(Strict):
         description="Argument list put before pgbackrest and pg_ctl so they run as the cluster's OS user, "
         'e.g. ["sudo", "-n", "-u", "postgres"]; empty: as the bot\'s own user.',
     )
-    config_path: str = Field("", description="pgbackrest.conf to use (--config); empty: pgBackRest's default.")
+    config_path: str = Field(
+        "", description="pgbackrest.conf to use (--config); empty: pgBackRest's default."
+    )
     repos: list[int] = Field(
         default_factory=lambda: [1],
         description="Repositories each backup is taken to, in order (repo1 posix, repo2 S3, ...).",
@@ -486,7 +488,9 @@ class BackupSchedule(Strict):
     """The guide's timers, run by the bot itself: each slot exactly once across replicas and restarts."""
 
     enabled: bool = Field(True, description="Run the schedule (only while backup.pgbackrest.stanza is set).")
-    full_at: str = Field("02:00", description="Daily full backup, HH:MM in `timezone` (the guide's 02:00 JST).")
+    full_at: str = Field(
+        "02:00", description="Daily full backup, HH:MM in `timezone` (the guide's 02:00 JST)."
+    )
     incremental_minutes: int = Field(
         60, ge=0, description="An incremental backup every this many minutes (0: none)."
     )
@@ -550,12 +554,18 @@ class BackupConfig(Strict):
     )
     verify_timeout_seconds: float = Field(600.0, gt=0, description="Seconds verify_command may run.")
     # --- RPO/RTO (#17) ---
-    rpo_minutes: int = Field(60, gt=0, description="Recovery point objective: the most data the team may lose.")
-    rto_minutes: int = Field(240, gt=0, description="Recovery time objective: a restore drill must finish within it.")
+    rpo_minutes: int = Field(
+        60, gt=0, description="Recovery point objective: the most data the team may lose."
+    )
+    rto_minutes: int = Field(
+        240, gt=0, description="Recovery time objective: a restore drill must finish within it."
+    )
     pgbackrest: PgBackRestConfig = Field(
         default_factory=PgBackRestConfig, description="Full, differential and incremental backups with WAL."
     )
-    drill: DrillConfig = Field(default_factory=DrillConfig, description="Restore drills into a scratch instance.")
+    drill: DrillConfig = Field(
+        default_factory=DrillConfig, description="Restore drills into a scratch instance."
+    )
     schedule: BackupSchedule = Field(
         default_factory=BackupSchedule, description="Daily full, hourly incremental, weekly drill."
     )
@@ -655,7 +665,10 @@ class Config(Strict):
     environments: dict[str, Environment] = Field(
         description="The environments by name (the guide's development, staging, production)."
     )
-    backup: BackupConfig = Field(default_factory=BackupConfig, description="Backups: pg_dump to S3, pgBackRest with WAL, restore drills.")
+    backup: BackupConfig = Field(
+        default_factory=BackupConfig,
+        description="Backups: pg_dump to S3, pgBackRest with WAL, restore drills.",
+    )
     incidents: IncidentConfig = Field(default_factory=IncidentConfig, description="Incident response.")
     alerts: AlertConfig = Field(
         default_factory=AlertConfig, description="Alertmanager alerts received at POST /alerts/alertmanager."

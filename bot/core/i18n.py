@@ -2408,6 +2408,267 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{icon} *{title}*: job `{job}` {text}",
         "ja": "{icon} *{title}*: ジョブ `{job}` {text}",
     },
+    # --- RPO/RTO (#17) ---
+    "backup.kind.full": {"en": "full", "ja": "フル"},
+    "backup.kind.diff": {"en": "differential", "ja": "差分"},
+    "backup.kind.incr": {"en": "incremental", "ja": "増分"},
+    "backup.describe.full": {"en": "Full backup with pgBackRest", "ja": "pgBackRest でフルバックアップ"},
+    "backup.describe.diff": {
+        "en": "Differential backup with pgBackRest",
+        "ja": "pgBackRest で差分バックアップ",
+    },
+    "backup.describe.incr": {
+        "en": "Incremental backup with pgBackRest",
+        "ja": "pgBackRest で増分バックアップ",
+    },
+    "backup.bad_kind": {
+        "en": "`{kind}` is not a backup type: use `backup run full`, `backup run diff` or `backup run incr` "
+        "(or `backup run` for the pg_dump copy).",
+        "ja": "`{kind}` はバックアップ種別ではありません。`backup run full`・`backup run diff`・`backup run incr` "
+        "（pg_dump のコピーは `backup run`）を使ってください。",
+    },
+    "backup.pitr_busy": {
+        "en": "A pgBackRest backup is already running (job `{job}`, requested by {who}); wait for it to finish.",
+        "ja": "pgBackRest のバックアップが実行中です（ジョブ `{job}`、依頼: {who}）。終わるまでお待ちください。",
+    },
+    "backup.running": {
+        "en": "pgBackRest {kind} backup to repo{repo}…",
+        "ja": "pgBackRest で repo{repo} に{kind}バックアップ中…",
+    },
+    "backup.progress": {"en": "repo{repo}", "ja": "repo{repo}"},
+    "backup.stored": {
+        "en": "repo{repo}: {kind} backup `{label}` stored ({size} added, {seconds})",
+        "ja": "repo{repo}: {kind}バックアップ `{label}` を保存（追加 {size}、{seconds}）",
+    },
+    "backup.promoted_to_full": {
+        "en": "There was no full backup to build on, so pgBackRest took a full backup instead of the {kind} one.",
+        "ja": "基になるフルバックアップがないため、pgBackRest は{kind}ではなくフルバックアップを取得しました。",
+    },
+    "backup.failed_step": {"en": "repo{repo}: {error}", "ja": "repo{repo}: {error}"},
+    "backup.pitr_failed": {
+        "en": "The pgBackRest backup to repo{repo} failed: {error}. `taisun check` says what is missing.",
+        "ja": "repo{repo} への pgBackRest バックアップに失敗しました: {error}。`taisun check` で不足を確認できます。",
+    },
+    "backup.interrupted": {
+        "en": "The previous attempt was interrupted during the backup to repo{repo}; pgBackRest resumes or "
+        "removes that partial backup now, so nothing half-done is kept.",
+        "ja": "前回の試行は repo{repo} へのバックアップ中に中断されました。pgBackRest がその途中のバックアップを"
+        "再開または削除するため、中途半端なものは残りません。",
+    },
+    "backup.result": {
+        "en": "{kind} backup stored in {n} repositories: {labels}",
+        "ja": "{kind}バックアップを {n} 個のリポジトリに保存しました: {labels}",
+    },
+    "backup.sim_step": {"en": "Would run `{command}`", "ja": "`{command}` を実行する予定"},
+    "backup.sim_result": {
+        "en": "Dry run: no backup was taken.",
+        "ja": "ドライラン: バックアップは取得していません。",
+    },
+    "backup.warn_failed": {
+        "en": "⚠️ The scheduled {kind} backup failed (job `{job}`): {error}",
+        "ja": "⚠️ 定期{kind}バックアップに失敗しました（ジョブ `{job}`）: {error}",
+    },
+    "backup.list_title": {
+        "en": "*pgBackRest* (stanza `{stanza}`): {n} backup sets",
+        "ja": "*pgBackRest*（stanza `{stanza}`）: バックアップセット {n} 件",
+    },
+    "backup.list_line": {
+        "en": "• `{label}` · {kind} · repo{repo} · {at} · {size}",
+        "ja": "• `{label}` · {kind} · repo{repo} · {at} · {size}",
+    },
+    "drill.describe": {
+        "en": "Restore drill of the newest backup",
+        "ja": "最新バックアップのリストア訓練",
+    },
+    "drill.describe_pitr": {
+        "en": "Restore drill to {time}",
+        "ja": "{time} 時点へのリストア訓練",
+    },
+    "drill.bad_time": {
+        "en": "`{time}` is not a time: use e.g. `backup drill 2026-12-04 09:30` (the workspace's timezone) or "
+        "`2026-12-04T09:30:00+09:00`.",
+        "ja": "`{time}` は日時として読めません。例: `backup drill 2026-12-04 09:30`（ワークスペースのタイムゾーン）"
+        "または `2026-12-04T09:30:00+09:00`。",
+    },
+    "drill.future": {
+        "en": "`{time}` is in the future: a drill restores to a point that has passed.",
+        "ja": "`{time}` は未来の日時です。訓練は過去の時点にのみリストアできます。",
+    },
+    "drill.busy": {
+        "en": "A restore drill is already running (job `{job}`, requested by {who}).",
+        "ja": "リストア訓練が実行中です（ジョブ `{job}`、依頼: {who}）。",
+    },
+    "drill.same_port": {
+        "en": "Refused: the drill's scratch port {port} is the port of the database it backs up "
+        "({source}); a drill never touches the live database. Set backup.drill.port to a free port.",
+        "ja": "拒否: 訓練用ポート {port} がバックアップ元データベース（{source}）と同じです。訓練は本番データベースに"
+        "触れません。backup.drill.port に空いているポートを設定してください。",
+    },
+    "drill.same_dir": {
+        "en": "Refused: the drill's scratch directory `{scratch}` overlaps the live data directory `{live}` "
+        "(pg1-path); a drill never touches the live database.",
+        "ja": "拒否: 訓練用ディレクトリ `{scratch}` が本番のデータディレクトリ `{live}`（pg1-path）と重なっています。"
+        "訓練は本番データベースに触れません。",
+    },
+    "drill.port_in_use": {
+        "en": "Refused: something already listens on 127.0.0.1:{port}; a drill starts its own instance there and "
+        "never connects to a running server.",
+        "ja": "拒否: 127.0.0.1:{port} で既に何かが待ち受けています。訓練は自分のインスタンスを起動し、"
+        "稼働中のサーバーには接続しません。",
+    },
+    "drill.field.target": {"en": "Restore to", "ja": "リストア先の時点"},
+    "drill.field.scratch": {"en": "Scratch instance", "ja": "訓練用インスタンス"},
+    "drill.field.rto": {"en": "RTO", "ja": "RTO"},
+    "drill.field.rto_margin": {"en": "RTO margin", "ja": "RTO の余裕"},
+    "drill.latest": {
+        "en": "the newest backup and all archived WAL",
+        "ja": "最新バックアップとアーカイブ済み WAL のすべて",
+    },
+    "drill.interrupted": {
+        "en": "This drill was interrupted (phase: {phase}); its scratch instance is removed before it starts again.",
+        "ja": "この訓練は中断されていました（フェーズ: {phase}）。訓練用インスタンスを削除してからやり直します。",
+    },
+    "drill.leftover_removed": {
+        "en": "Removed `{path}`, left by an interrupted drill",
+        "ja": "中断された訓練が残した `{path}` を削除しました",
+    },
+    "drill.leftover_failed": {
+        "en": "Could not remove the scratch directory `{path}`: {error}",
+        "ja": "訓練用ディレクトリ `{path}` を削除できません: {error}",
+    },
+    "drill.restoring": {"en": "Restoring into `{path}`…", "ja": "`{path}` にリストア中…"},
+    "drill.restore_progress": {"en": "restoring", "ja": "リストア中"},
+    "drill.restored": {
+        "en": "Restored the files ({seconds})",
+        "ja": "ファイルをリストアしました（{seconds}）",
+    },
+    "drill.restore_failed": {"en": "Restore failed: {error}", "ja": "リストアに失敗: {error}"},
+    "drill.recovering": {
+        "en": "Replaying WAL in the scratch instance on 127.0.0.1:{port}…",
+        "ja": "127.0.0.1:{port} の訓練用インスタンスで WAL を再生中…",
+    },
+    "drill.opened": {
+        "en": "The restored database is open for writes ({seconds})",
+        "ja": "リストアしたデータベースが書き込み可能になりました（{seconds}）",
+    },
+    "drill.recovery_failed": {"en": "Recovery failed: {error}", "ja": "リカバリに失敗: {error}"},
+    "drill.not_promoted": {
+        "en": "the restored instance was still recovering after {seconds} s",
+        "ja": "{seconds} 秒経ってもリストアしたインスタンスがリカバリ中のままです",
+    },
+    "drill.cleaned": {
+        "en": "Removed the scratch instance `{path}`",
+        "ja": "訓練用インスタンス `{path}` を削除しました",
+    },
+    "drill.cleanup_failed": {
+        "en": "Could not remove the scratch instance `{path}`: {error}",
+        "ja": "訓練用インスタンス `{path}` を削除できません: {error}",
+    },
+    "drill.failed": {
+        "en": "The restore drill failed in the {phase} phase: {error}",
+        "ja": "リストア訓練が {phase} フェーズで失敗しました: {error}",
+    },
+    "drill.result": {
+        "en": "✅ Restored and checked in {total} (restore {restore}, recovery {recovery}, check {verify}): "
+        "{margin} inside the RTO of {rto}",
+        "ja": "✅ {total} でリストアと検査が完了（リストア {restore}、リカバリ {recovery}、検査 {verify}）: "
+        "RTO {rto} まで残り {margin}",
+    },
+    "drill.result_slow": {
+        "en": "❌ Restored and checked in {total} (restore {restore}, recovery {recovery}, check {verify}): "
+        "{margin} over the RTO of {rto}",
+        "ja": "❌ {total} でリストアと検査が完了（リストア {restore}、リカバリ {recovery}、検査 {verify}）: "
+        "RTO {rto} を {margin} 超過",
+    },
+    "drill.too_slow": {
+        "en": "The restore drill took {total}, longer than the RTO of {rto}.",
+        "ja": "リストア訓練に {total} かかり、RTO {rto} を超えました。",
+    },
+    "drill.sim_step": {
+        "en": "Would restore into a new directory under `{path}` and open it on 127.0.0.1:{port}",
+        "ja": "`{path}` の下の新しいディレクトリにリストアし、127.0.0.1:{port} で起動する予定",
+    },
+    "drill.sim_result": {
+        "en": "Dry run: nothing was restored.",
+        "ja": "ドライラン: 何もリストアしていません。",
+    },
+    "drill.warn_failed": {
+        "en": "⚠️ Restore drill `{job}` did not pass: {error}",
+        "ja": "⚠️ リストア訓練 `{job}` が合格しませんでした: {error}",
+    },
+    "rpo.schedule_name": {"en": "the schedule", "ja": "スケジュール"},
+    "rpo.pgbackrest_off": {
+        "en": "pgBackRest is not set up (backup.pgbackrest.stanza is empty): see docs/backups.md. "
+        "`backup run` still takes the pg_dump copy.",
+        "ja": "pgBackRest が設定されていません（backup.pgbackrest.stanza が空）。docs/backups.md を参照してください。"
+        "`backup run` は pg_dump のコピーを取得します。",
+    },
+    "rpo.field.stanza": {"en": "Stanza", "ja": "Stanza"},
+    "rpo.field.kind": {"en": "Type", "ja": "種別"},
+    "rpo.field.repos": {"en": "Repositories", "ja": "リポジトリ"},
+    "rpo.dsn_unset": {
+        "en": "{name} is not set, so pg_stat_archiver cannot be read",
+        "ja": "{name} が未設定のため pg_stat_archiver を読めません",
+    },
+    "rpo.checking": {"en": "Checking the backups…", "ja": "バックアップを確認しています…"},
+    "rpo.home_checking": {"en": "Backups: checking…", "ja": "バックアップ: 確認中…"},
+    "rpo.none": {"en": "none", "ja": "なし"},
+    "rpo.when": {"en": "{time} ({age} ago)", "ja": "{time}（{age}前）"},
+    "rpo.unbounded": {
+        "en": "everything (nothing to restore)",
+        "ja": "すべて（リストアできるものがありません）",
+    },
+    "rpo.line": {
+        "en": "{icon} *RPO now*: {rpo} of data could be lost (target {target}); newest restorable point {at}",
+        "ja": "{icon} *現在の RPO*: 失われうるデータ {rpo}（目標 {target}）。復旧できる最新の時点 {at}",
+    },
+    "rpo.rto_line": {
+        "en": "{icon} *Last restore drill*: {took} (RTO {target}, margin {margin}) — {at}",
+        "ja": "{icon} *前回のリストア訓練*: {took}（RTO {target}、余裕 {margin}）— {at}",
+    },
+    "rpo.rto_failed": {
+        "en": "❌ *Last restore drill* failed — {at}, job `{job}`",
+        "ja": "❌ *前回のリストア訓練* は失敗 — {at}、ジョブ `{job}`",
+    },
+    "rpo.rto_never": {
+        "en": "❌ *No restore drill yet*: how long a restore takes is unknown (RTO {target}); run `/taisun backup drill`",
+        "ja": "❌ *リストア訓練が未実施*: リストアにかかる時間は不明です（RTO {target}）。`/taisun backup drill` を実行してください",
+    },
+    "rpo.title": {"en": "*Backups — the guide's RPO and RTO*", "ja": "*バックアップ — ガイドの RPO と RTO*"},
+    "rpo.text": {"en": "{rpo} Backups: RPO and RTO", "ja": "{rpo} バックアップ: RPO と RTO"},
+    "rpo.pgbackrest_off_line": {
+        "en": "pgBackRest is not set up: only the daily pg_dump copy exists, so up to a day of data can be lost.",
+        "ja": "pgBackRest が未設定です。毎日の pg_dump コピーのみのため、最大 1 日分のデータが失われえます。",
+    },
+    "rpo.info_problem": {"en": "⚠️ pgBackRest: {error}", "ja": "⚠️ pgBackRest: {error}"},
+    "rpo.newest_full": {
+        "en": "• Newest full backup: `{label}` {repo} — {at}",
+        "ja": "• 最新のフルバックアップ: `{label}` {repo} — {at}",
+    },
+    "rpo.newest_incr": {
+        "en": "• Newest incremental / differential: `{label}` {kind} {repo} — {at}",
+        "ja": "• 最新の増分・差分バックアップ: `{label}` {kind} {repo} — {at}",
+    },
+    "rpo.logical": {
+        "en": "• Newest logical copy (pg_dump → S3): {at}",
+        "ja": "• 最新の論理コピー（pg_dump → S3）: {at}",
+    },
+    "rpo.archiver_ok": {
+        "en": "• WAL archive: `{wal}` archived {at}, lag {lag} ({n} segments archived)",
+        "ja": "• WAL アーカイブ: `{wal}` を {at} にアーカイブ、遅延 {lag}（{n} セグメント）",
+    },
+    "rpo.archiver_failing": {
+        "en": "• ❌ WAL archiving is failing: `{wal}` failed {at} ({n} failures); check archive_command on the server",
+        "ja": "• ❌ WAL アーカイブが失敗しています: `{wal}` が {at} に失敗（{n} 回）。サーバーの archive_command を確認してください",
+    },
+    "rpo.archiver_problem": {
+        "en": "• ⚠️ pg_stat_archiver could not be read: {error}",
+        "ja": "• ⚠️ pg_stat_archiver を読めません: {error}",
+    },
+    "rpo.how": {
+        "en": "`/taisun backup run full|diff|incr` · `/taisun backup drill [time]` · docs/backups.md",
+        "ja": "`/taisun backup run full|diff|incr` · `/taisun backup drill [time]` · docs/backups.md",
+    },
 }
 
 
