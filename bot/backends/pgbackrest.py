@@ -106,7 +106,8 @@ class Archiver:
 
 def _last_error(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:]
+    errors = [ln for ln in lines if ln.startswith("ERROR")]
+    errors = errors or [ln for ln in lines if any(w in ln for w in ("FATAL:", "PANIC:", "ERROR:"))] or lines[-1:]
     return redact(errors[-1] if errors else "no output")[:400]
 
 
@@ -309,7 +310,7 @@ class ScratchInstance:
         log = str(Path(self.data_dir) / "drill.log")
         opts = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data_dir} "
-            "-c archive_mode=off -c archive_command= -c max_wal_senders=0 -c wal_level=replica "
+            "-c archive_mode=off -c archive_command= "
             "-c shared_preload_libraries="
         )
         res = self._pg_ctl(
