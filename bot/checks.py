@@ -160,7 +160,7 @@ def _pgbackrest(settings: Settings, config: Config) -> tuple[str, str]:
         info = pgb.info()
     except PgBackRestError as e:
         return FAIL, str(e)
-    if info.status_code != 0:
+    if info.broken:
         return FAIL, f"stanza {p.stanza!r}: {info.status} (pgbackrest stanza-create, docs/backups.md)"
     try:
         pgb.check()  # a WAL switch that must reach every repository: archive_command works

@@ -76,6 +76,11 @@ class Info:
     backups: list[BackupSet] = field(default_factory=list)
     wal_max: dict[int, str] = field(default_factory=dict)  # repo -> newest archived segment
 
+    @property
+    def broken(self) -> bool:
+        """The stanza is missing or unusable (no valid backups yet, or repositories at different points, is not)."""
+        return self.status_code not in (0, 2, 4, 6)  # ok, no valid backups, different across repos, running
+
     def newest(self, kind: str | None = None, repo: int | None = None) -> BackupSet | None:
         sets = [
             b

@@ -660,7 +660,7 @@ def compute_status(svc: Services) -> RecoveryStatus:
         return st
     try:
         st.info = pgbackrest_of(b).info()
-        if st.info.status_code not in (0,):
+        if st.info.broken:
             st.info_problem = st.info.status
     except PgBackRestError as e:
         st.info_problem = str(e)
