@@ -747,7 +747,8 @@ def slot_job_id(stanza: str, kind: str, slot: datetime) -> str:
 
 
 def schedule_tick(svc: Services, now: datetime | None = None) -> list[str]:
-    """Create the job of each due slot that has none yet, one at a time (a full before its incremental).
+    """Create the job of the first due slot that has none yet, while no backup or drill runs (a full
+    before its incremental, the drill last).
     Safe on every replica at once: a second insert of the same id fails and is ignored."""
     b = svc.config.backup
     if not (b.schedule.enabled and b.pgbackrest.stanza):
@@ -760,8 +761,8 @@ def schedule_tick(svc: Services, now: datetime | None = None) -> list[str]:
         with svc.read_sessions() as s:
             if s.get(Job, job_id) is not None:
                 continue
-        if _active(svc, operation) is not None:
-            continue  # its turn comes when the running one ends (the slot stays due)
+        if _active(svc, "pitr_backup") is not None or _active(svc, "drill") is not None:
+            return created  # one scheduled job at a time: this slot stays due until the running one ends
         params: dict[str, Any] = {"trigger": "schedule", "slot": slot.isoformat()}
         if operation == "pitr_backup":
             params |= {"action": "run", "kind": kind}
