@@ -112,6 +112,13 @@ def pg_cluster() -> Iterator[Cluster]:
         _skip_or_fail("pgbackrest is not installed (apt-get install pgbackrest)")
     if not (PG_BIN / "initdb").exists():
         _skip_or_fail(f"PostgreSQL server programs not found in {PG_BIN}")
+    with archiving_cluster() as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def archiving_cluster(extra_conf: str = "") -> Iterator[Cluster]:
+    """The cluster, its repositories and the TLS moto server; all removed afterwards (benchmarks too)."""
     root_user = os.geteuid() == 0
     run_as = ["runuser", "-u", "postgres", "--"] if root_user else []
     root = Path(tempfile.mkdtemp(prefix="taisun-pgbr-"))
@@ -164,7 +171,7 @@ def pg_cluster() -> Iterator[Cluster]:
                 f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{root}'\n"
                 "wal_level = replica\narchive_mode = on\n"
                 f"archive_command = 'pgbackrest --config={conf} --stanza={STANZA} archive-push %p'\n"
-                "max_wal_size = 64MB\nfsync = off\n"
+                "max_wal_size = 64MB\nfsync = off\n" + extra_conf
             )
         pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data)]
         _as_owner(run_as, [*pg_ctl, "-l", str(root / "pg.log"), "-w", "start"])

@@ -16,7 +16,9 @@ from bot.core.config import BackupConfig
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "taisun-backup-alerts.yml"
 promtool = shutil.which("promtool") or ""
-needs_promtool = pytest.mark.skipif(not promtool, reason="promtool not installed (apt-get install prometheus)")
+needs_promtool = pytest.mark.skipif(
+    not promtool, reason="promtool not installed (apt-get install prometheus)"
+)
 
 
 def _rules() -> dict[str, dict[str, Any]]:
@@ -71,8 +73,13 @@ def test_the_alerts_fire_on_the_right_side_of_the_targets(tmp_path: Path) -> Non
         # RPO: 59 minutes is fine, 61 minutes (two replicas, the worse counts) fires.
         case({'taisun_backup_rpo_seconds{instance="a"}': "3540x30"}, "BackupTooOld", False, "critical"),
         case(
-            {'taisun_backup_rpo_seconds{instance="a"}': "60x30", 'taisun_backup_rpo_seconds{instance="b"}': "3660x30"},
-            "BackupTooOld", True, "critical",
+            {
+                'taisun_backup_rpo_seconds{instance="a"}': "60x30",
+                'taisun_backup_rpo_seconds{instance="b"}': "3660x30",
+            },
+            "BackupTooOld",
+            True,
+            "critical",
         ),  # fmt: skip
         case({"taisun_restore_drill_success": "1x30"}, "RestoreDrillFailed", False, "critical"),
         case({"taisun_restore_drill_success": "0x30"}, "RestoreDrillFailed", True, "critical"),

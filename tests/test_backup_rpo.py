@@ -25,7 +25,9 @@ from tests.harness import ALICE, CHANNEL, text_of, the_job
 from tests.pgbackrest_fixtures import STANZA, Cluster, pg_cluster  # noqa: F401
 
 SOURCE_ENV = "TAISUN_TEST_PITR_SOURCE_URL"
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the bot's own store is not the subject
+pytestmark = pytest.mark.parametrize(
+    "db_url", ["sqlite"], indirect=True
+)  # the bot's own store is not the subject
 
 
 def verify_command(out: Path) -> list[str]:
@@ -155,7 +157,9 @@ def test_full_incremental_then_a_point_in_time_drill_finds_exactly_the_rows_befo
     assert 'taisun_backup_last_success_timestamp_seconds{kind="full"}' in body
     assert 'taisun_backup_last_success_timestamp_seconds{kind="incr"}' in body
     assert "taisun_restore_drill_success 1.0" in body
-    rpo = float(next(ln.split()[1] for ln in body.splitlines() if ln.startswith("taisun_backup_rpo_seconds ")))
+    rpo = float(
+        next(ln.split()[1] for ln in body.splitlines() if ln.startswith("taisun_backup_rpo_seconds "))
+    )
     assert 0 <= rpo < 3600
 
 
@@ -170,16 +174,14 @@ def test_a_drill_refuses_a_target_that_is_the_source(db_url, make_bot, slack, so
     scratch = cluster.new_scratch_dir(f"same-{uuid.uuid4().hex[:6]}")
     bot = make_bot(db_url, config_mutate=rpo_config(cluster, scratch, tmp_path / "x", port=cluster.port))
     reply = bot.command("backup drill")
-    assert "the drill's scratch port" in text_of(reply) and "a drill never touches the live database" in text_of(
+    assert "the drill's scratch port" in text_of(
         reply
-    )
+    ) and "a drill never touches the live database" in text_of(reply)
     assert the_job(bot, "drill") is None
     assert scratch_left(scratch) == []
 
     # The live data directory as the scratch parent: refused too (pgbackrest.conf's pg1-path).
-    inside = make_bot(
-        db_url, config_mutate=rpo_config(cluster, cluster.data / "drills", tmp_path / "x")
-    )
+    inside = make_bot(db_url, config_mutate=rpo_config(cluster, cluster.data / "drills", tmp_path / "x"))
     assert "overlaps the live data directory" in text_of(inside.command("backup drill"))
 
 
@@ -200,7 +202,9 @@ def test_a_drill_whose_port_is_taken_touches_nothing_and_warns_the_ops_channel(
     assert [f["channel"] for f in facts(exported_audit(bot.settings, job.id), "drill.warned")] == [CHANNEL]
 
 
-def test_a_killed_drill_leaves_nothing_behind_and_says_so_next_time(db_url, make_bot, slack, source, tmp_path):
+def test_a_killed_drill_leaves_nothing_behind_and_says_so_next_time(
+    db_url, make_bot, slack, source, tmp_path
+):
     """A replica died mid-drill with the scratch instance running: the drill is resumed by another
     worker, which stops and removes that instance, says so, and drills again."""
     cluster = source
@@ -216,7 +220,9 @@ def test_a_killed_drill_leaves_nothing_behind_and_says_so_next_time(db_url, make
     # What the dead replica had done: marked a directory, restored into it, started the instance.
     job_id, left = str(uuid.uuid4()), scratch / "drill-dead0000-1"
     (scratch / "drill-dead0000-1.TAISUN_DRILL").write_text(f"job {job_id}\n")
-    assert cluster.pgbackrest("restore", f"--pg1-path={left}", "--archive-mode=off", "--repo=1").returncode == 0
+    assert (
+        cluster.pgbackrest("restore", f"--pg1-path={left}", "--archive-mode=off", "--repo=1").returncode == 0
+    )
     inst = pitr.ScratchInstance(str(left), port, "/usr/lib/postgresql/15/bin", tuple(cluster.run_as))
     inst.start(timeout=60)
     assert inst.running()
@@ -251,12 +257,16 @@ def test_a_killed_backup_is_finished_by_the_next_run(db_url, make_bot, slack, so
     cluster = source
     argv = [*cluster.run_as, "pgbackrest", f"--config={cluster.conf}", f"--stanza={STANZA}", "backup",
             "--type=full", "--repo=1"]  # fmt: skip
-    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(0.7)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     scratch = cluster.new_scratch_dir(f"kb-{uuid.uuid4().hex[:6]}")
-    bot = make_bot(db_url, start=False, config_mutate=rpo_config(cluster, scratch, tmp_path / "x", repos=(1,)))
+    bot = make_bot(
+        db_url, start=False, config_mutate=rpo_config(cluster, scratch, tmp_path / "x", repos=(1,))
+    )
     t0 = datetime.now(UTC) - timedelta(minutes=5)
     job_id = str(uuid.uuid4())
     with bot.svc.sessions.begin() as s:
@@ -280,7 +290,9 @@ def test_a_killed_backup_is_finished_by_the_next_run(db_url, make_bot, slack, so
     assert facts(rows, "pitr_backup.interrupted") == [{"repo": 1, "kind": "full"}]
 
 
-def test_taisun_check_says_exactly_what_is_wrong_with_pgbackrest(db_url, source, settings_for, tmp_path, capsys):
+def test_taisun_check_says_exactly_what_is_wrong_with_pgbackrest(
+    db_url, source, settings_for, tmp_path, capsys
+):
     from bot.checks import run_checks
 
     cluster = source

@@ -112,7 +112,9 @@ class Archiver:
 def _last_error(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("ERROR")]
-    errors = errors or [ln for ln in lines if any(w in ln for w in ("FATAL:", "PANIC:", "ERROR:"))] or lines[-1:]
+    errors = (
+        errors or [ln for ln in lines if any(w in ln for w in ("FATAL:", "PANIC:", "ERROR:"))] or lines[-1:]
+    )
     return redact(errors[-1] if errors else "no output")[:400]
 
 
