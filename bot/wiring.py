@@ -28,6 +28,8 @@ from bot.incidents.service import install as install_incidents
 from bot.operations.backup import Backup, Restore
 from bot.operations.cache import CacheClear
 from bot.operations.dbreset import DbConnectionReset
+from bot.operations.pitr import Drill, PitrBackup
+from bot.operations.pitr import install as install_backup_schedule
 from bot.operations.restart import Restart
 from bot.slack.app import create_app
 from bot.slack.client import SlackError, group_fetcher, make_web_client
@@ -46,6 +48,8 @@ OPERATIONS: tuple[Operation, ...] = (
     DbConnectionReset(),
     Backup(),
     Restore(),
+    PitrBackup(),
+    Drill(),
 )
 
 
@@ -66,6 +70,7 @@ def install_capabilities(svc: Services) -> None:
     """Capabilities with message senders, periodic work or HTTP routes of their own."""
     install_incidents(svc)  # incidents and runbook runs (their messages, nudges, job polling)
     install_alerts(svc)  # POST /alerts/alertmanager and the alert-group messages
+    install_backup_schedule(svc)  # daily full, hourly incremental, weekly drill; the RPO/RTO status
 
 
 def _anchorer(svc: Services) -> Anchorer | None:

@@ -442,6 +442,88 @@ class Environment(Strict):
         return v.rstrip("/")
 
 
+class PgBackRestConfig(Strict):
+    """pgBackRest (physical backups with WAL archiving): the bot runs it, the server side is documented
+    in docs/backups.md. An empty stanza turns pgBackRest off: `backup run` is the pg_dump copy alone."""
+
+    stanza: str = Field("", description="pgBackRest stanza of the database; empty: pgBackRest is not used.")
+    command: list[str] = Field(
+        default_factory=lambda: ["pgbackrest"], description="The pgbackrest program (argument list)."
+    )
+    run_as: list[str] = Field(
+        default_factory=list,
+        description="Argument list put before pgbackrest and pg_ctl so they run as the cluster's OS user, "
+        'e.g. ["sudo", "-n", "-u", "postgres"]; empty: as the bot\'s own user.',
+    )
+    config_path: str = Field(
+        "", description="pgbackrest.conf to use (--config); empty: pgBackRest's default."
+    )
+    repos: list[int] = Field(
+        default_factory=lambda: [1],
+        description="Repositories each backup is taken to, in order (repo1 posix, repo2 S3, ...).",
+    )
+    timeout_seconds: float = Field(21600.0, gt=0, description="Seconds one pgbackrest backup may run.")
+
+
+class DrillConfig(Strict):
+    """Restore drills: the newest backup (or a point in time) restored into a scratch instance."""
+
+    pg_bin: str = Field(
+        "/usr/lib/postgresql/15/bin", description="Directory of the PostgreSQL server programs (pg_ctl)."
+    )
+    scratch_dir: str = Field(
+        "/var/lib/taisun/drill",
+        description="Parent directory of the scratch data directories (never the live data directory).",
+    )
+    port: int = Field(55439, gt=0, lt=65536, description="Port the scratch instance listens on (127.0.0.1).")
+    database: str = Field(
+        "", description="Database the integrity check connects to; empty: the one backup.dsn_env names."
+    )
+    timeout_seconds: float = Field(
+        3600.0, gt=0, description="Seconds the scratch instance may take to replay WAL and open."
+    )
+
+
+class BackupSchedule(Strict):
+    """The guide's timers, run by the bot itself: each slot exactly once across replicas and restarts."""
+
+    enabled: bool = Field(True, description="Run the schedule (only while backup.pgbackrest.stanza is set).")
+    full_at: str = Field(
+        "02:00", description="Daily full backup, HH:MM in `timezone` (the guide's 02:00 JST)."
+    )
+    incremental_minutes: int = Field(
+        60, ge=0, description="An incremental backup every this many minutes (0: none)."
+    )
+    drill_at: str = Field(
+        "sun 04:00", description="Weekly restore drill, `<day> HH:MM` in `timezone`; empty: no drill."
+    )
+    timezone: str = Field("Asia/Tokyo", description="Timezone of full_at and drill_at.")
+
+    @field_validator("full_at")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError(f"{v!r}: expected HH:MM, e.g. 02:00")
+        return v
+
+    @field_validator("drill_at")
+    @classmethod
+    def _day_hhmm(cls, v: str) -> str:
+        m = re.fullmatch(r"(\w{3}) ([01]\d|2[0-3]):([0-5]\d)", v.strip().lower())
+        if v and (m is None or m[1] not in DAYS):
+            raise ValueError(f"{v!r}: expected `<day> HH:MM`, e.g. sun 04:00 (days: {', '.join(DAYS)})")
+        return v.strip().lower()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Asia/Tokyo)") from e
+        return v
+
+
 class BackupConfig(Strict):
     bucket: str = Field("taisun-backups", description="S3 bucket backups are written to.")
     prefix: str = Field("db/", description="Key prefix; keys look like db/backup_20261128_020000.sql.gz.")
@@ -471,6 +553,22 @@ class BackupConfig(Strict):
         "psql", description="psql program; a versioned path when the server is newer than the default client."
     )
     verify_timeout_seconds: float = Field(600.0, gt=0, description="Seconds verify_command may run.")
+    # --- RPO/RTO (#17) ---
+    rpo_minutes: int = Field(
+        60, gt=0, description="Recovery point objective: the most data the team may lose."
+    )
+    rto_minutes: int = Field(
+        240, gt=0, description="Recovery time objective: a restore drill must finish within it."
+    )
+    pgbackrest: PgBackRestConfig = Field(
+        default_factory=PgBackRestConfig, description="Full, differential and incremental backups with WAL."
+    )
+    drill: DrillConfig = Field(
+        default_factory=DrillConfig, description="Restore drills into a scratch instance."
+    )
+    schedule: BackupSchedule = Field(
+        default_factory=BackupSchedule, description="Daily full, hourly incremental, weekly drill."
+    )
 
 
 class Nudges(Strict):
@@ -567,7 +665,10 @@ class Config(Strict):
     environments: dict[str, Environment] = Field(
         description="The environments by name (the guide's development, staging, production)."
     )
-    backup: BackupConfig = Field(default_factory=BackupConfig, description="pg_dump backups to S3.")
+    backup: BackupConfig = Field(
+        default_factory=BackupConfig,
+        description="Backups: pg_dump to S3, pgBackRest with WAL, restore drills.",
+    )
     incidents: IncidentConfig = Field(default_factory=IncidentConfig, description="Incident response.")
     alerts: AlertConfig = Field(
         default_factory=AlertConfig, description="Alertmanager alerts received at POST /alerts/alertmanager."
