@@ -2408,6 +2408,128 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{icon} *{title}*: job `{job}` {text}",
         "ja": "{icon} *{title}*: ジョブ `{job}` {text}",
     },
+    # --- deploy timeline (#15) ---
+    # A deploy started on GitHub (bot/deploys/timeline.py): its card title is plain text (escaped once).
+    "timeline.describe": {
+        "en": "@{actor} deployed {version} to {env}",
+        "ja": "@{actor} が {env} に {version} をデプロイ",
+    },
+    "timeline.describe_ref": {
+        "en": "@{actor} deployed {ref} to {env}",
+        "ja": "@{actor} が {env} に {ref} をデプロイ",
+    },
+    "timeline.who": {"en": "@{login}", "ja": "@{login}"},
+    "timeline.who_mapped": {"en": "{user} (@{login})", "ja": "{user}（@{login}）"},
+    "timeline.how.slack": {"en": "from Slack", "ja": "Slack から"},
+    "timeline.how.push": {"en": "push to `{ref}`", "ja": "`{ref}` への push"},
+    "timeline.how.tag": {"en": "tag `{ref}` pushed", "ja": "タグ `{ref}` の push"},
+    "timeline.how.workflow_dispatch": {
+        "en": "started by hand in GitHub Actions on `{ref}`",
+        "ja": "GitHub Actions で手動実行（`{ref}`）",
+    },
+    "timeline.how.deployment": {
+        "en": "a GitHub deployment of `{ref}`",
+        "ja": "GitHub のデプロイメント（`{ref}`）",
+    },
+    "timeline.how.other": {"en": "GitHub event `{event}`", "ja": "GitHub イベント `{event}`"},
+    "timeline.run": {"en": "run #{number}", "ja": "実行 #{number}"},
+    "timeline.status_deploy": {
+        "en": "{version} by {user} ({how}) {time}",
+        "ja": "{version}（{user}、{how}、{time}）",
+    },
+    "timeline.version_from_service": {
+        "en": "what /version answers after the deploy",
+        "ja": "デプロイ後に /version が返すもの",
+    },
+    "timeline.deployment_state": {
+        "en": "GitHub deployment: {state}",
+        "ja": "GitHub デプロイメント: {state}",
+    },
+    "timeline.deployment_ended": {
+        "en": "The GitHub deployment ended `{state}`.",
+        "ja": "GitHub デプロイメントが `{state}` で終了しました。",
+    },
+    "timeline.failed_no_version": {
+        "en": "the check failed: /health answered {health}, /version `{seen}`",
+        "ja": "チェックに失敗: /health の応答は {health}、/version は `{seen}`",
+    },
+    # The smoke test after verification (bot/deploys/smoke.py, bot/backends/http.py).
+    "smoke.checking": {
+        "en": "Smoke test: {n} HTTP checks on {url}",
+        "ja": "スモークテスト: {url} に HTTP チェック {n} 件",
+    },
+    "smoke.checks_passed": {"en": "Smoke test passed ({n} checks)", "ja": "スモークテスト成功（{n} 件）"},
+    "smoke.check.ok": {"en": "`{path}` answered {status}", "ja": "`{path}` の応答は {status}"},
+    "smoke.check.status": {
+        "en": "`{path}` answered {status}, expected {expected}",
+        "ja": "`{path}` の応答は {status}（期待値 {expected}）",
+    },
+    "smoke.check.not_json": {
+        "en": "`{path}` did not answer JSON",
+        "ja": "`{path}` の応答が JSON ではありません",
+    },
+    "smoke.check.json": {
+        "en": "`{path}` answered JSON without the expected `{key}`",
+        "ja": "`{path}` の JSON に期待した `{key}` がありません",
+    },
+    "smoke.check.unreachable": {
+        "en": "`{path}` unreachable: {why}",
+        "ja": "`{path}` に到達できません: {why}",
+    },
+    "smoke.failed": {"en": "the smoke test failed: {why}", "ja": "スモークテストに失敗: {why}"},
+    "smoke.dispatching": {
+        "en": "Smoke test: dispatching `{workflow}`…",
+        "ja": "スモークテスト: `{workflow}` を実行しています…",
+    },
+    "smoke.dispatch_refused": {
+        "en": "GitHub refused to start `{workflow}`: {error}",
+        "ja": "GitHub が `{workflow}` の実行を拒否しました: {error}",
+    },
+    "smoke.no_run": {
+        "en": "no run of `{workflow}` appeared within {seconds} s",
+        "ja": "{seconds} 秒以内に `{workflow}` の実行が見つかりません",
+    },
+    "smoke.link": {"en": "smoke test ({workflow})", "ja": "スモークテスト（{workflow}）"},
+    "smoke.running": {
+        "en": "Smoke test: `{workflow}` run <{url}|#{id}> is running",
+        "ja": "スモークテスト: `{workflow}` の実行 <{url}|#{id}> が進行中",
+    },
+    "smoke.workflow_passed": {
+        "en": "Smoke test passed (`{workflow}`)",
+        "ja": "スモークテスト成功（`{workflow}`）",
+    },
+    "smoke.workflow_failed": {
+        "en": "`{workflow}` ended `{conclusion}` (<{url}|its log>)",
+        "ja": "`{workflow}` が `{conclusion}` で終了（<{url}|ログ>）",
+    },
+    "smoke.timeout": {
+        "en": "`{workflow}` did not finish within {minutes} min",
+        "ja": "`{workflow}` が {minutes} 分以内に終わりませんでした",
+    },
+    # `/taisun deploys <env> [n]`
+    "deploys.text": {"en": "Deploys of {env}", "ja": "{env} のデプロイ履歴"},
+    "deploys.title": {"en": "*Deploys of {env}*, newest first", "ja": "*{env} のデプロイ履歴*（新しい順）"},
+    "deploys.none": {"en": "No deploys of {env} yet.", "ja": "{env} のデプロイはまだありません。"},
+    "deploys.line": {
+        "en": "{time}  *{op}* `{version}` · {user} · {how} · {state} · {verdict}{run}",
+        "ja": "{time}  *{op}* `{version}` · {user} · {how} · {state} · {verdict}{run}",
+    },
+    "deploys.op.deploy": {"en": "deploy", "ja": "デプロイ"},
+    "deploys.op.rollback": {"en": "rollback", "ja": "ロールバック"},
+    "deploys.verified": {"en": "✅ verified", "ja": "✅ 検証済み"},
+    "deploys.not_verified": {"en": "❌ not verified", "ja": "❌ 未検証"},
+    "deploys.pending": {"en": "⏳ not verified yet", "ja": "⏳ 検証前"},
+    "deploys.simulated": {"en": "🧪 simulated, nothing changed", "ja": "🧪 シミュレーション（変更なし）"},
+    "deploys.smoke_failed": {"en": "smoke test failed", "ja": "スモークテスト失敗"},
+    "deploys.smoke_passed": {"en": "smoke test passed", "ja": "スモークテスト成功"},
+    "deploys.footer": {
+        "en": "{n} shown · `/taisun deploys {env} 30` shows more",
+        "ja": "{n} 件表示 · `/taisun deploys {env} 30` でさらに表示",
+    },
+    "deploys.err.n": {
+        "en": "How many deploys? A number from 1 to 50. Usage: `/taisun {usage}`",
+        "ja": "件数は 1〜50 の数で指定してください。使い方: `/taisun {usage}`",
+    },
 }
 
 

@@ -56,6 +56,23 @@ DUPLICATES = Counter(
     ["kind"],
 )
 
+GITHUB_WEBHOOKS = Counter(
+    "taisun_github_webhooks_total",
+    "GitHub webhook deliveries by event and what became of them "
+    "(recorded, known, duplicate, ignored, unattributed, pong, unauthorized, malformed, error)",
+    ["event", "result"],
+)
+GITHUB_POLLS = Counter(
+    "taisun_github_polls_total",
+    "Polls of an environment's deploy workflow runs: changed, not_modified (a 304, free) or error",
+    ["result"],
+)
+OUTSIDE_DEPLOYS = Counter(
+    "taisun_outside_deploys_total",
+    "Deploys started outside the bot (push, tag, workflow_dispatch, deployment) that joined the timeline",
+    ["origin"],
+)
+
 
 class Metrics:
     """The bot's hooks into the metrics above."""
