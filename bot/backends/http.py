@@ -137,7 +137,7 @@ def probe(
             return Probe(url, False, resp.status_code, msg("smoke.check.not_json", path=path))
         where = _subset_mismatch(json_subset, data)
         if where is not None:
-            return Probe(url, False, resp.status_code, msg("smoke.check.json", path=path, key=where))
+            return Probe(url, False, resp.status_code, msg("smoke.check.json", path=path, field=where))
     return Probe(url, True, resp.status_code, msg("smoke.check.ok", path=path, status=resp.status_code))
 
 

@@ -2469,14 +2469,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "`{path}` の応答が JSON ではありません",
     },
     "smoke.check.json": {
-        "en": "`{path}` answered JSON without the expected `{key}`",
-        "ja": "`{path}` の JSON に期待した `{key}` がありません",
+        "en": "`{path}` answered JSON without the expected `{field}`",
+        "ja": "`{path}` の JSON に期待した `{field}` がありません",
     },
     "smoke.check.unreachable": {
         "en": "`{path}` unreachable: {why}",
         "ja": "`{path}` に到達できません: {why}",
     },
     "smoke.failed": {"en": "the smoke test failed: {why}", "ja": "スモークテストに失敗: {why}"},
+    "smoke.step_failed": {"en": "Smoke test failed: {why}", "ja": "スモークテスト失敗: {why}"},
     "smoke.dispatching": {
         "en": "Smoke test: dispatching `{workflow}`…",
         "ja": "スモークテスト: `{workflow}` を実行しています…",

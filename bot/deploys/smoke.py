@@ -39,6 +39,12 @@ def run_smoke(ctx: JobContext, env: Environment, version: str, poll_seconds: flo
     return ok, why
 
 
+def _failed(ctx: JobContext, detail: str) -> tuple[bool, str]:
+    """The smoke test failed: a step on the card, and the reason the deploy fails with."""
+    ctx.step(ctx.t("smoke.step_failed", why=detail), "failed")
+    return False, ctx.t("smoke.failed", why=detail)
+
+
 def _checks(ctx: JobContext, env: Environment, smoke: SmokeConfig) -> tuple[bool, str]:
     ctx.step(ctx.t("smoke.checking", n=len(smoke.checks), url=env.url), "running")
     failed: list[str] = []
@@ -58,12 +64,10 @@ def _checks(ctx: JobContext, env: Environment, smoke: SmokeConfig) -> tuple[bool
             failed.append(found.text(ctx.lang))
         ctx.heartbeat()
     if failed:
-        why = ctx.t("smoke.failed", why="; ".join(failed))
         ctx.record(
             "smoke_completed", outcome="failed", kind="checks", checks=len(smoke.checks), failed=len(failed)
         )
-        ctx.step(why, "failed")
-        return False, why
+        return _failed(ctx, "; ".join(failed))
     ctx.record("smoke_completed", kind="checks", checks=len(smoke.checks), failed=0)
     ctx.step(ctx.t("smoke.checks_passed", n=len(smoke.checks)), "done")
     return True, ""
@@ -92,11 +96,7 @@ def _workflow(
                 ctx.record("smoke_dispatched", outcome="unknown", detail=str(e), **what)
             except GitHubError as e:
                 ctx.record("smoke_dispatched", outcome="refused", detail=str(e), **what)
-                why = ctx.t(
-                    "smoke.failed", why=ctx.t("smoke.dispatch_refused", workflow=smoke.workflow, error=str(e))
-                )
-                ctx.step(why, "failed")
-                return False, why
+                return _failed(ctx, ctx.t("smoke.dispatch_refused", workflow=smoke.workflow, error=str(e)))
             else:
                 save = {"smoke_dispatched_run_id": int(run_id)} if run_id else {}
                 ctx.record("smoke_dispatched", save=save, run_id=run_id, **what)
@@ -106,10 +106,8 @@ def _workflow(
         if run is None and not ctx.progress.get("smoke_run_id"):
             ctx.record("smoke_completed", outcome="failed", kind="workflow", workflow=smoke.workflow, conclusion=None,
                        why="no run found")  # fmt: skip
-            why = ctx.t("smoke.failed", why=ctx.t("smoke.no_run", workflow=smoke.workflow,
-                                                    seconds=f"{svc.config.defaults.find_run_timeout_seconds:g}"))  # fmt: skip
-            ctx.step(why, "failed")
-            return False, why
+            seconds = f"{svc.config.defaults.find_run_timeout_seconds:g}"
+            return _failed(ctx, ctx.t("smoke.no_run", workflow=smoke.workflow, seconds=seconds))
         if run is not None:
             links = [
                 *ctx.progress.get("links", []),
@@ -131,18 +129,15 @@ def _workflow(
                 if ok:
                     ctx.step(ctx.t("smoke.workflow_passed", workflow=smoke.workflow), "done")
                     return True, ""
-                why = ctx.t("smoke.failed", why=ctx.t("smoke.workflow_failed", workflow=smoke.workflow,
-                                                        conclusion=run.conclusion or "?", url=run.html_url))  # fmt: skip
-                ctx.step(why, "failed")
-                return False, why
+                return _failed(ctx, ctx.t("smoke.workflow_failed", workflow=smoke.workflow,
+                                          conclusion=run.conclusion or "?", url=run.html_url))  # fmt: skip
             ctx.heartbeat()
             time.sleep(poll_seconds)
         ctx.record("smoke_completed", outcome="failed", kind="workflow", workflow=smoke.workflow, run_id=run_id,
                    conclusion=None, why="timed out")  # fmt: skip
-        why = ctx.t("smoke.failed", why=ctx.t("smoke.timeout", workflow=smoke.workflow,
-                                                minutes=f"{smoke.timeout_minutes:g}"))  # fmt: skip
-        ctx.step(why, "failed")
-        return False, why
+        return _failed(
+            ctx, ctx.t("smoke.timeout", workflow=smoke.workflow, minutes=f"{smoke.timeout_minutes:g}")
+        )
     finally:
         gh.close()
 
