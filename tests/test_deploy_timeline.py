@@ -597,3 +597,53 @@ def test_deploys_refuses_a_count_it_cannot_show(tl_bot):
     bot = tl_bot()
     assert "number from 1 to 50" in bot.command("deploys stg 500")["text"]
     assert "No deploys of staging yet" in deploys_reply(bot, "stg")
+
+
+def test_a_smoke_dispatch_answered_502_is_looked_for_never_sent_again(tl_bot, github, slack):
+    github.declare_workflow("smoke.yml", inputs=["environment"])
+    github.fail_next("/smoke.yml/dispatches", 502, after_effect=True)  # the run started all the same
+    bot = tl_bot(smoke_workflow(auto_rollback=False))
+    github.add_webhook(into(bot), SECRET)
+    github.push("v1.2.6", actor="octocat", inputs={"version": "v1.2.6"})
+    settle(bot, github)
+    (job,) = jobs(bot)
+    assert job.state == "succeeded", job.result
+    assert len([r for r in github.requests_to("/smoke.yml/dispatches", "POST")]) == 1
+    (sent,) = [r for r in audit_rows(bot, "deploy.smoke_dispatched") if r.job_id == job.id]
+    assert sent.outcome == "unknown"
+    assert [r.outcome for r in audit_rows(bot, "deploy.smoke_completed")] == ["ok"]
+
+
+def test_the_bots_automatic_rollback_run_is_its_own_not_someone_elses(tl_bot, github, slack, service):
+    github.declare_workflow(
+        "cd.yml", inputs=["environment", "version", "rollback"], run_name="Deploy {version} to {environment}"
+    )
+
+    def cfg(c: dict[str, Any]) -> None:
+        run_names(c)
+        c["environments"]["staging"]["auto_rollback"] = True
+
+    bot = tl_bot(cfg)
+    github.add_webhook(into(bot), SECRET)
+    service.healthy = False
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    settle(bot, github)
+    (job,) = jobs(bot)
+    assert job.state == "failed" and "Rolled back automatically" in job.result
+    assert audit_rows(bot, "deploy.seen") == [] and len(github.dispatches) == 2
+    assert sorted((r.origin, r.job_id) for r in runs_recorded(bot)) == [
+        ("auto_rollback", job.id), ("slack", job.id),
+    ]  # fmt: skip
+
+
+def test_a_japanese_workspace_reads_an_outside_deploy_in_japanese(tl_bot, github, slack):
+    def ja(c: dict[str, Any]) -> None:
+        c["language"] = "ja"
+
+    bot = tl_bot(ja)
+    github.add_webhook(into(bot), SECRET)
+    github.push("develop", actor="hubot", inputs={"version": "v1.2.6"})
+    settle(bot, github)
+    text = text_of(cards_saying(slack, "hubot")[0])
+    assert "@hubot が staging に v1.2.6 をデプロイ" in text and "`develop` への push" in text
+    assert "実行 #" in text and "検証済み" in text
