@@ -77,6 +77,25 @@ def _github(settings: Settings, config: Config) -> tuple[str, str]:
     return OK, github_backend(settings, config).check()
 
 
+def _timeline(settings: Settings, config: Config) -> tuple[str, str]:
+    """How deploys started on GitHub reach the bot: the webhook (its secret), the poller, or nothing."""
+    triggered = [e.name for e in config.environments.values() if e.triggers.branches or e.triggers.tags]
+    ways = []
+    if settings.github_webhook_secret:
+        ways.append("POST /github/webhook verifies X-Hub-Signature-256 with GITHUB_WEBHOOK_SECRET")
+    if config.github.poll_seconds and settings.github_token:
+        ways.append(
+            f"the deploy workflow's runs are polled every {max(15.0, config.github.poll_seconds):g} s"
+        )
+    if ways:
+        where = f" (triggers: {', '.join(triggered)})" if triggered else ""
+        return OK, "; ".join(ways) + where
+    return SKIP, (
+        "neither GITHUB_WEBHOOK_SECRET nor github.poll_seconds is set: deploys started on GitHub (a push, a tag, "
+        "`gh workflow run`) are not seen; see docs/github-webhooks.md"
+    )
+
+
 def _redis(settings: Settings, config: Config) -> tuple[str, str]:
     urls = {
         e.name: os.environ.get(e.cache.redis_url_env, "")
@@ -205,6 +224,7 @@ CHECKS: list[tuple[str, Callable[[Settings, Config], tuple[str, str]]]] = [
     ("slack", _slack),
     ("mode", _mode),
     ("github", _github),
+    ("timeline", _timeline),
     ("redis", _redis),
     ("aws", _aws),
     ("audit", _audit),

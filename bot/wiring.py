@@ -15,6 +15,7 @@ from bot.alerts.service import install as install_alerts
 from bot.audit.anchors import Anchorer, configured_sinks
 from bot.core import deadline
 from bot.core.audit import AuditChainer, audit_key, refusal_recorder
+from bot.core.commands import register_command
 from bot.core.config import Config, Settings, load_config
 from bot.core.jobs import JobRunner, JobService
 from bot.core.metrics import Metrics
@@ -23,7 +24,9 @@ from bot.core.people import People
 from bot.core.policy import Directory, Policy
 from bot.core.services import Services
 from bot.core.store.db import ensure_migrated, make_engine, session_factory
+from bot.deploys import webhook as deploy_webhook
 from bot.deploys.operations import Deploy, Rollback
+from bot.deploys.timeline import DEPLOYS_COMMAND
 from bot.incidents.service import install as install_incidents
 from bot.operations.backup import Backup, Restore
 from bot.operations.cache import CacheClear
@@ -63,6 +66,7 @@ def register_operations() -> None:
     if not _registered:
         for op in OPERATIONS:
             register(op)
+        register_command(DEPLOYS_COMMAND)  # the deploy timeline (no operation: it only reads)
         _registered = True
 
 
@@ -71,6 +75,7 @@ def install_capabilities(svc: Services) -> None:
     install_incidents(svc)  # incidents and runbook runs (their messages, nudges, job polling)
     install_alerts(svc)  # POST /alerts/alertmanager and the alert-group messages
     install_backup_schedule(svc)  # daily full, hourly incremental, weekly drill; the RPO/RTO status
+    deploy_webhook.install(svc)  # POST /github/webhook, the poller: deploys started on GitHub
 
 
 def _anchorer(svc: Services) -> Anchorer | None:

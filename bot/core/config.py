@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from datetime import datetime, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -70,6 +71,12 @@ class Settings(BaseSettings):
     taisun_config: str = Field("./taisun.yml", description="Path of the YAML config file.")
     taisun_alert_token: str = Field(
         "", description="Bearer token Alertmanager must send to POST /alerts/alertmanager."
+    )
+    github_webhook_secret: str = Field(
+        "",
+        description="The secret of the repository's webhook: POST /github/webhook accepts only deliveries "
+        "signed with it (X-Hub-Signature-256). Empty: the webhook answers 503 and only the poller "
+        "(github.poll_seconds) sees deploys started outside the bot.",
     )
     port: int = Field(
         3000,
@@ -204,6 +211,52 @@ class GithubConfig(Strict):
         "",
         description='When cd.yml sets run-name from an input: text every run title contains (e.g. "{job_id}"), so concurrent deploys never mix up runs.',
     )
+    users: dict[str, str] = Field(
+        default_factory=dict,
+        description="GitHub login → Slack user ID: a deploy someone started on GitHub (a push, a tag, "
+        "`gh workflow run`) is shown and audited as theirs. Logins not listed are shown as @login.",
+    )
+    poll_seconds: float = Field(
+        0,
+        ge=0,
+        description="Look for deploy workflow runs started outside the bot this often (one conditional "
+        "request per environment; an unchanged answer costs no rate limit), for a bot GitHub cannot "
+        "reach with webhooks. 0: webhooks only. Checked at most every 15 s.",
+    )
+    run_name_pattern: str = Field(
+        "",
+        description="A regular expression with a named group `environment` (and optionally `version`) "
+        "matched against a run's title: how a run started with `gh workflow run` names its environment "
+        "when cd.yml sets `run-name:` from its inputs. Empty: such runs are attributed only through "
+        "GitHub deployments.",
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, v: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for login, user in v.items():
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
+                raise ValueError(f"{login}: {user!r} is not a Slack user ID (U0123ABCD)")
+            out[login.lower()] = user
+        return out
+
+    @field_validator("run_name_pattern")
+    @classmethod
+    def _run_name(cls, v: str) -> str:
+        if not v:
+            return v
+        try:
+            pattern = re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from e
+        if "environment" not in pattern.groupindex:
+            raise ValueError("needs a named group (?P<environment>...)")
+        return v
+
+    def slack_user(self, login: str) -> str:
+        """The Slack user a GitHub login maps to, or ""."""
+        return self.users.get((login or "").lower(), "")
 
     @field_validator("repository")
     @classmethod
@@ -381,6 +434,67 @@ class DatabaseTarget(Strict):
     )
 
 
+class DeployTriggers(Strict):
+    branches: list[str] = Field(
+        default_factory=list,
+        description="A push to one of these branches (globs allowed) runs the deploy workflow for this "
+        "environment (the guide: develop → staging).",
+    )
+    tags: bool = Field(
+        False,
+        description="A pushed release tag (github.tag_pattern) runs the deploy workflow for this environment "
+        "(the guide: `git push origin v1.2.3` → production).",
+    )
+
+    def matches_branch(self, branch: str) -> bool:
+        return any(fnmatch.fnmatchcase(branch, pattern) for pattern in self.branches)
+
+
+class SmokeCheck(Strict):
+    path: str = Field(description="Path under the environment's url, e.g. /api/ping.")
+    status: int = Field(200, ge=100, le=599, description="The HTTP status the check expects.")
+    json_subset: dict[str, Any] | None = Field(
+        None,
+        description="Keys and values the JSON answer must contain (nested mappings compared the same way).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} should start with /")
+        return v
+
+
+class SmokeConfig(Strict):
+    workflow: str = Field(
+        "",
+        description="A GitHub Actions workflow dispatched after verification (the guide's "
+        "`npm run test:smoke -- --env=production`), e.g. smoke.yml; its conclusion is the smoke test's.",
+    )
+    ref: str = Field("", description="Ref the smoke workflow is dispatched on; empty: github.ref.")
+    inputs: dict[str, str] = Field(
+        default_factory=lambda: {"environment": "{environment}"},
+        description="Inputs sent with the smoke dispatch (only what the workflow declares); values may use "
+        "{environment} {version} {job_id}.",
+    )
+    timeout_minutes: float = Field(
+        15, gt=0, description="How long the smoke workflow may take before the smoke test counts as failed."
+    )
+    checks: list[SmokeCheck] = Field(
+        default_factory=list,
+        description="Instead of a workflow: HTTP GETs against the environment, each with the status and "
+        "JSON it must answer.",
+    )
+    timeout_seconds: float = Field(10, gt=0, description="Timeout of each HTTP check.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SmokeConfig:
+        if bool(self.workflow) == bool(self.checks):
+            raise ValueError("give either workflow (a smoke workflow to dispatch) or checks (HTTP checks)")
+        return self
+
+
 class Environment(Strict):
     name: str = Field("", description="Filled in from the key under environments; leave it out.")
     aliases: list[str] = Field(
@@ -398,7 +512,18 @@ class Environment(Strict):
         None, description="Overrides defaults.approval_expiry_minutes here."
     )
     auto_rollback: bool = Field(
-        False, description="Roll back automatically when post-deploy verification fails."
+        False,
+        description="Roll back automatically when post-deploy verification or the smoke test fails.",
+    )
+    triggers: DeployTriggers = Field(
+        default_factory=DeployTriggers,
+        description="What starts the deploy workflow for this environment outside the bot, so those runs "
+        "join its deploy timeline (seen by POST /github/webhook or the poller).",
+    )
+    smoke: SmokeConfig | None = Field(
+        None,
+        description="A smoke test after /health and /version are verified; a failure fails the deploy "
+        "(and rolls back where auto_rollback is true). Absent: none.",
     )
     services: list[str] = Field(
         default_factory=list, description="Services `restart` may restart; the first is the default."

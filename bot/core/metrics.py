@@ -77,6 +77,22 @@ DRILL_SUCCESS = Gauge(
     "taisun_restore_drill_success", "1 when the newest restore drill passed, 0 when it failed",
     multiprocess_mode="mostrecent",
 )  # fmt: skip
+GITHUB_WEBHOOKS = Counter(
+    "taisun_github_webhooks_total",
+    "GitHub webhook deliveries by event and what became of them "
+    "(recorded, known, duplicate, ignored, unattributed, pong, unauthorized, malformed, error)",
+    ["event", "result"],
+)
+GITHUB_POLLS = Counter(
+    "taisun_github_polls_total",
+    "Polls of an environment's deploy workflow runs: changed, not_modified (a 304, free) or error",
+    ["result"],
+)
+OUTSIDE_DEPLOYS = Counter(
+    "taisun_outside_deploys_total",
+    "Deploys started outside the bot (push, tag, workflow_dispatch, deployment) that joined the timeline",
+    ["origin"],
+)
 
 
 class Metrics:
