@@ -3,7 +3,7 @@
 The webhook only checks the bearer token, validates the payload (version 4) and upserts
 the alerts by fingerprint (a unique constraint, so replays and several replicas posting
 at once never duplicate), then marks the touched groups dirty. The sender thread
-(bot.slack.message_sync) renders each group at most once a second, so a storm of thousands of
+(bot.slack.outbox) renders each group at most once a second, so a storm of thousands of
 alerts becomes one message per alertname and a bounded number of edits.
 
 While rendering, a group with a critical alert firing declares an incident
@@ -162,7 +162,7 @@ def ingest(svc: Services, hook: AmWebhook) -> dict[str, int]:
                 raise
     for _, a in alerts:
         metrics.ALERTS.labels(a.status).inc()
-    svc.messages.mark(*(subject(gid) for gid in sorted(set(group_ids.values()))))
+    svc.outbox.mark(*(subject(gid) for gid in sorted(set(group_ids.values()))))
     firing = sum(1 for _, a in alerts if a.status == "firing")
     return {"alerts": len(alerts), "firing": firing, "resolved": len(alerts) - firing, "groups": len(names)}
 
@@ -508,7 +508,7 @@ def _record_on_incident(
             )  # fmt: skip
     except IntegrityError:
         return  # already on the timeline
-    svc.messages.mark(incidents.subject(group.incident_id))
+    svc.outbox.mark(incidents.subject(group.incident_id))
 
 
 def _make_syncer(svc: Services) -> Syncer:
@@ -623,7 +623,7 @@ def start_runbook(svc: Services, group_id: int, user_id: str, user_name: str = "
         raise
     with svc.sessions.begin() as s:
         s.execute(update(AlertGroup).where(AlertGroup.id == group_id).values(run_id=run.id))
-    svc.messages.mark(subject(group_id))
+    svc.outbox.mark(subject(group_id))
     return run
 
 
@@ -637,12 +637,12 @@ def sweep(svc: Services) -> None:
             s.scalars(select(AlertGroup.id).where(AlertGroup.version > AlertGroup.sent_version).limit(500))
         )
     if behind:
-        svc.messages.mark(*(subject(g) for g in behind))
+        svc.outbox.mark(*(subject(g) for g in behind))
 
 
 def install(svc: Services) -> None:
     """Installed by the composition root (bot.wiring): the webhook route and the alert-group sender."""
-    sync = svc.messages
+    sync = svc.outbox
     if "alert" not in sync.syncers:
         sync.register(_make_syncer(svc))
         svc.sweep_hooks.append(lambda: sweep(svc))

@@ -242,7 +242,7 @@ class JobService:
                 raise _already_decided(fresh) from None
             raise AuditWriteFailed(key="err.audit_approval") from e
         self.svc.runner.wake()
-        self.svc.notifier.job_changed(job.id)
+        self.svc.outbox.job_changed(job.id)
         return self.get(job.id)
 
     def reason_required(self, job: Job) -> bool:
@@ -286,7 +286,7 @@ class JobService:
                 raise _already_decided(self.get(job.id))
             # The row's actor says who; its detail is what they gave as the reason (plain text).
             _audit(s, job, outcome, user_id, user_name, outcome=outcome, detail=reason)
-        self.svc.notifier.job_changed(job.id)
+        self.svc.outbox.job_changed(job.id)
         return self.get(job.id)
 
     def expire(self, job_id: str) -> bool:
@@ -304,7 +304,7 @@ class JobService:
                 s, job, "expired", "taisun", "TAISUN", outcome="expired", detail=msg("audit.why.no_approval"),
                 lang=self.svc.config.language,
             )  # fmt: skip
-        self.svc.notifier.job_changed(job_id)
+        self.svc.outbox.job_changed(job_id)
         return True
 
     def cancel(
@@ -355,7 +355,7 @@ class JobService:
                 raise _already_decided(fresh)
             locks.release_for_job(s, job.id)
             _audit(s, job, "cancelled", user_id, user_name, outcome="cancelled", detail=reason)
-        self.svc.notifier.job_changed(job.id)
+        self.svc.outbox.job_changed(job.id)
         return self.get(job.id)
 
     def _audit_denied(self, job: Job, user_id: str, user_name: str, why: i18n.Msg) -> None:
@@ -545,7 +545,7 @@ class JobRunner:
             with self._running_lock:
                 self._running.discard(job_id)
             try:
-                self.svc.notifier.job_changed(job_id)
+                self.svc.outbox.job_changed(job_id)
             except Exception as e:
                 _log_failure("could not queue a card update", e, job_id=job_id)
 
@@ -608,7 +608,7 @@ class JobRunner:
                     _log_failure("could not save job progress yet", e, job_id=job.id)
                     self._stop.wait(backoff(failures))
             job.progress = progress
-            self.svc.notifier.job_changed(job.id)
+            self.svc.outbox.job_changed(job.id)
 
         return JobContext(
             job=job,
@@ -698,7 +698,7 @@ class JobRunner:
                     detail=msg("audit.why.resumed", attempt=job.attempts, owner=self.owner),
                 )  # fmt: skip
         job.state = "running"
-        self.svc.notifier.job_changed(job.id)
+        self.svc.outbox.job_changed(job.id)
         try:
             op.run(ctx)
         except LeaseLost:

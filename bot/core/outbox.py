@@ -1,10 +1,10 @@
-"""How the core and the capabilities talk to the Slack surface's message sender, without importing it.
+"""How the core and the capabilities talk to the Slack surface's one outbox, without importing it.
 
-A capability owns "subjects" ("inc:3", "run:<id>", "alert:7"): it registers a Syncer that
-says which messages a subject owns now, and marks a subject changed through
-`Services.messages` (the surface's MessageSync). Thread replies go through a durable
-outbox table, queued in the caller's transaction with `outbox()`. Pure data and
-database code: nothing here talks to Slack.
+Every message the bot keeps in Slack belongs to a "subject" ("job:<id>", "inc:3", "run:<id>",
+"alert:7"): its owner registers a Syncer that says which messages a subject owns now, and
+marks a subject changed through `Services.outbox` (the surface's SlackOutbox; a job through
+`job_changed`). Thread replies go through a durable outbox table, queued in the caller's
+transaction with `outbox()`. Pure data and database code: nothing here talks to Slack.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ PENDING = "pending:"
 CLAIM_SECONDS = 60
 
 
+def job_subject(job_id: str) -> str:
+    """The subject of a job's card."""
+    return f"job:{job_id}"
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -41,6 +46,8 @@ class Managed:
     thread_ts: str = ""
     # Where to post instead when `channel` refuses (the bot is not in it, a DM...).
     fallback_channel: str = ""
+    # Set: an ephemeral answer to the requester through this response_url, not a channel message.
+    response_url: str = ""
 
 
 @dataclass

@@ -257,7 +257,7 @@ def start_run(
                 i18n.msg("inc.ev.runbook", title=book.title_for(svc.config.language)),
                 user_id,
             )
-    svc.messages.mark(subject(run.id), *([f"inc:{incident_id}"] if incident_id else []))
+    svc.outbox.mark(subject(run.id), *([f"inc:{incident_id}"] if incident_id else []))
     schedule_due_checks(svc, run.id)
     return run
 
@@ -402,7 +402,7 @@ def _transition(
         if thread_note:
             outbox(s, subject(run_id), thread_note)
         _after_change(svc, s, run, t)
-    svc.messages.mark(subject(run_id), *([f"inc:{run.incident_id}"] if run.incident_id else []))
+    svc.outbox.mark(subject(run_id), *([f"inc:{run.incident_id}"] if run.incident_id else []))
 
 
 def _after_change(svc: Services, s: Session, run: RunbookRun, t: datetime) -> None:
@@ -474,7 +474,7 @@ def schedule_due_checks(svc: Services, run_id: str) -> list[str]:
             started.append(step_id)
             svc.later(lambda sid=step_id: run_check(svc, run_id, sid))  # type: ignore[misc]
     if started:
-        svc.messages.mark(subject(run_id))
+        svc.outbox.mark(subject(run_id))
     return started
 
 
@@ -529,7 +529,7 @@ def recheck(svc: Services, run_id: str, step_id: str, user_id: str, user_name: s
     if not _claim_check(svc, run_id, step_id, ("pending", "failed", "passed"), actor_id=user_id):
         with svc.sessions() as s:
             raise _conflict(s, run_id, step_id)
-    svc.messages.mark(subject(run_id))
+    svc.outbox.mark(subject(run_id))
     svc.later(lambda: run_check(svc, run_id, step_id, requested_by=user_id, requested_by_name=user_name))
 
 
@@ -724,7 +724,7 @@ def request_action(
         thread_note=note,
         where_extra=(RunbookStep.job_state == "requesting",),
     )  # fmt: skip
-    svc.messages.tick_soon()
+    svc.outbox.tick_soon()
     return job
 
 
@@ -751,7 +751,7 @@ def poll_jobs(svc: Services) -> bool:
                     .where(RunbookStep.id == step.id, RunbookStep.job_state == step.job_state)
                     .values(job_state=job_state)
                 )
-            svc.messages.mark(subject(step.run_id))
+            svc.outbox.mark(subject(step.run_id))
     return waiting
 
 
@@ -839,7 +839,7 @@ def _thread(svc: Services, key: str) -> tuple[str, str] | None:
 
 def sweep(svc: Services) -> None:
     """Recover what a dead replica left: stale check claims, unfollowed jobs, unsent replies."""
-    sync = svc.messages
+    sync = svc.outbox
     t = now()
     with svc.sessions() as s:
         stale = list(
@@ -872,7 +872,7 @@ def sweep(svc: Services) -> None:
 
 
 def install(svc: Services) -> None:
-    sync = svc.messages
+    sync = svc.outbox
     if "run" in sync.syncers:
         return
     sync.register(

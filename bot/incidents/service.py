@@ -6,7 +6,7 @@ checklist; severe ones (config `incidents.dedicated_channel_severities`) or prom
 get their own channel `inc-<n>-<slug>`. Phases follow the checklist: when every step of
 the current phase is finished the incident moves on, stamping a timeline entry (and the
 `mitigated` milestone on reaching Recovery). Every change is audited in the same
-transaction; the Slack side is rendered by the sender thread (bot.slack.message_sync).
+transaction; the Slack side is rendered by the sender thread (bot.slack.outbox).
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def declare(
         raise IncidentError(key="inc.err.number")
     if dedicated:
         svc.later(lambda: create_channel(svc, inc.id, user_id, announce=True))
-    svc.messages.mark(subject(inc.id))
+    svc.outbox.mark(subject(inc.id))
     with svc.sessions() as s:
         run_ids = list(s.scalars(select(RunbookRun.id).where(RunbookRun.incident_id == inc.id)))
     for run_id in run_ids:
@@ -285,7 +285,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
                 s, subject(incident_id),
                 i18n.t("inc.msg.no_channel", svc.config.language, ref=row.ref, error=error),
             )  # fmt: skip
-        svc.messages.mark(subject(incident_id))
+        svc.outbox.mark(subject(incident_id))
         return
     users = _invitees(svc, inc, requester)
     if users:
@@ -321,7 +321,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
                        home=channel_link(row.channel)),
                 target=cid,
             )  # fmt: skip
-    svc.messages.mark(subject(incident_id))
+    svc.outbox.mark(subject(incident_id))
 
 
 # --------------------------------------------------------------------------- finding one
@@ -360,7 +360,7 @@ def _change(svc: Services, incident_id: int) -> Iterator[tuple[Session, Incident
     """A locked incident in a transaction; its messages are re-rendered after the commit."""
     with svc.sessions.begin() as s:
         yield s, _locked(s, incident_id)
-    svc.messages.mark(subject(incident_id))
+    svc.outbox.mark(subject(incident_id))
 
 
 def set_status(svc: Services, incident_id: int, text: str, user_id: str, user_name: str = "") -> Incident:
@@ -566,7 +566,7 @@ def record_pin(svc: Services, channel: str, ts: str, pinned_by: str) -> bool:
             audit_incident(s, inc, "pinned", pinned_by, channel_id=channel, ts=ts)
     except IntegrityError:
         return False  # pinned before (by someone else, or a retried event)
-    svc.messages.mark(subject(inc.id))
+    svc.outbox.mark(subject(inc.id))
     return True
 
 
@@ -628,7 +628,7 @@ def sweep(svc: Services, at: datetime | None = None) -> int:
     with svc.sessions() as s:
         incidents = list(s.scalars(select(Incident).where(Incident.state == "open")))
         due_by_incident = {inc.id: _due_nudges(svc, s, inc, t) for inc in incidents}
-    sync = svc.messages
+    sync = svc.outbox
     for inc in incidents:
         claimed: list[tuple[int, Due]] = []
         key = subject(inc.id)
@@ -1017,7 +1017,7 @@ def _store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
         runs = list(s.scalars(select(RunbookRun.id).where(RunbookRun.incident_id == incident_id)))
     if ts:
         # The thread exists now: the checklist can be posted into it.
-        svc.messages.mark(*(runbook_runs.subject(r) for r in runs))
+        svc.outbox.mark(*(runbook_runs.subject(r) for r in runs))
 
 
 def _thread(svc: Services, key: str) -> tuple[str, str] | None:
@@ -1030,7 +1030,7 @@ def _thread(svc: Services, key: str) -> tuple[str, str] | None:
 
 def _sweep(svc: Services) -> None:
     sweep(svc)
-    sync = svc.messages
+    sync = svc.outbox
     # Headers show the elapsed time: refresh open ones; and send replies a dead replica left.
     sync.mark(
         *(subject(i.id) for i in open_incidents(svc)),
@@ -1042,7 +1042,7 @@ def install(svc: Services) -> None:
     """Installed by the composition root (bot.wiring): the sender for incident headers, runbook runs, nudges."""
     runbook_runs.install(svc)
     svc.sweep_hooks.append(lambda: metrics.OPEN_INCIDENTS.set(len(open_incidents(svc))))
-    sync = svc.messages
+    sync = svc.outbox
     if "inc" in sync.syncers:
         return
     sync.register(

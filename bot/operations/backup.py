@@ -751,7 +751,7 @@ def run_cli_backup(svc: Services, *, json_output: bool = False) -> int:
         svc.runner.start()  # with no workers: only the lease heartbeat for this job
         progress = sys.stderr.isatty() and not json_output
         if progress:
-            svc.notifier.changed_hooks.append(lambda: _show_progress(svc, job.id))
+            svc.outbox.job_hooks.append(lambda: _show_progress(svc, job.id))
         svc.runner.execute(job.id)
         if progress:
             print(file=sys.stderr)

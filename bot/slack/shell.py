@@ -391,7 +391,7 @@ class Shell:
                 busy = s.scalar(
                     select(Job.id).where(Job.state.in_(("validating", "queued", "running"))).limit(1)
                 )
-            self.svc.notifier.flush(2)
+            self.svc.outbox.flush(2)
             if not busy and not self.svc.pending_background and time.monotonic() - self._last_event > 0.6:
                 return
             time.sleep(0.1)
