@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bot.core.i18n import Msg, msg, render, t
 from bot.core.mrkdwn import Mrkdwn, mention, slack_time
 from bot.core.ops import REGISTRY
+from bot.core.replies import Refusal
 from bot.core.store.models import Job, Lock
 
 SYSTEM_HOLDER = "taisun"  # the bot itself holds a lock (the one a rollback leaves)
@@ -77,7 +78,7 @@ class LockInfo:
         return t("lock.describe", lang, **fields)
 
 
-class EnvironmentLocked(Exception):
+class EnvironmentLocked(Refusal):
     """Someone or something holds the environment; the message says who, why, since when and what to do."""
 
     key = "err.locked"

@@ -72,6 +72,7 @@ from bot.core.ops import (
     label_for,
     simulated_why,
 )
+from bot.core.replies import Refused, Reply
 from bot.core.store.db import ensure_migrated, ensure_not_shell_database
 from bot.core.store.models import Job
 from bot.operations import messages
@@ -637,8 +638,9 @@ class Restore(Operation):
 # --- backup list ------------------------------------------------------------------------------------
 
 
-def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
-    """`/taisun backup list`: read the list from S3 (off the ack path) and show it."""
+def list_reply(svc: Services, lang: str = "en") -> Reply:
+    """`/taisun backup list`: read the list from S3 (off the ack path) and show it; Refused when
+    S3 would not answer."""
     b = svc.config.backup
     where = f"s3://{b.bucket}/{b.prefix}"
     problem = render(aws_credentials_problem(), lang)
@@ -647,9 +649,9 @@ def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
     try:
         items = [i for i in list_backups(aws.client("s3"), b.bucket, b.prefix) if i.key.endswith(".sql.gz")]
     except BackupError as e:
-        return blocks.error(t("op.backup.list.failed", lang, error=e))
+        raise Refused(t("op.backup.list.failed", lang, error=e)) from None
     except (ClientError, BotoCoreError) as e:
-        return blocks.error(t("op.backup.list.failed_in", lang, where=where, error=s3_error(e)))
+        raise Refused(t("op.backup.list.failed_in", lang, where=where, error=s3_error(e))) from None
     if not items:
         return messages.backup_list_empty(where, lang)
     return messages.backup_list(items, where, b.retention_days, lang)

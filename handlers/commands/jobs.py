@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.core import blocks
 from bot.core.i18n import t
 from bot.core.ops import REGISTRY, OpError
+from bot.core.replies import Reply
 from bot.operations.backup import list_reply
-from handlers.common import Invocation, Reply
+from handlers.common import Invocation
 from handlers.views.deploy import open_deploy_modal
 
 
-def request_job(inv: Invocation, operation: str) -> Reply:
+def request_job(inv: Invocation, operation: str) -> Reply | None:
     """Record the request (audit + job row) and ack; a worker checks it and posts the card."""
     if operation not in REGISTRY:
         raise OpError(key="reply.unavailable", name=operation)
@@ -23,23 +23,23 @@ def request_job(inv: Invocation, operation: str) -> Reply:
     text = t(key, inv.lang, what=what, job=job.id[:8])
     if job.params.get("through_own_lock") is not None:
         text += "\n" + t("reply.through_own_lock", inv.lang, env=job.environment)
-    return blocks.message(text)
+    return Reply(text)
 
 
-def deploy(inv: Invocation) -> Reply:
+def deploy(inv: Invocation) -> Reply | None:
     if inv.cmd.args.get("modal"):
-        return {"text": "", "_after": lambda: open_deploy_modal(inv)}
+        return Reply(after=lambda: open_deploy_modal(inv))
     return request_job(inv, "deploy")
 
 
-def backup(inv: Invocation) -> Reply:
+def backup(inv: Invocation) -> Reply | None:
     action = inv.cmd.args["action"]
     if action == "list":
         lang = inv.lang
         inv.later(lambda: list_reply(inv.svc, lang))
-        return blocks.message(t("op.backup.list.listing", lang))
+        return Reply(t("op.backup.list.listing", lang))
     return request_job(inv, "backup" if action == "run" else "restore")
 
 
 # The operations' subcommands that do more than request their operation as it is.
-SUBCOMMANDS: dict[str, Callable[[Invocation], Reply]] = {"deploy": deploy, "backup": backup}
+SUBCOMMANDS: dict[str, Callable[[Invocation], Reply | None]] = {"deploy": deploy, "backup": backup}
