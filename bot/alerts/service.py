@@ -32,6 +32,7 @@ from bot.alerts.messages import AlertGroupView, alert_group_blocks, alert_group_
 from bot.core import audit, i18n, metrics
 from bot.core.ops import OpError
 from bot.core.outbox import Managed, Syncer, claim_column, posted
+from bot.core.states import IncidentState
 from bot.core.store.models import Alert, AlertGroup, Incident
 from bot.incidents import runs as runbook_runs
 from bot.incidents import service as incidents
@@ -442,7 +443,7 @@ def _maybe_link_incident(svc: Services, group: AlertGroup, view: AlertGroupView)
         return
     with svc.sessions() as s:
         newest = s.scalars(
-            select(Incident).where(Incident.state == "open").order_by(Incident.number.desc())
+            select(Incident).where(Incident.state == IncidentState.OPEN).order_by(Incident.number.desc())
         ).first()
     if newest is None:
         return

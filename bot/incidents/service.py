@@ -30,6 +30,7 @@ from bot.core.i18n import duration
 from bot.core.mrkdwn import Mrkdwn, channel_link, mention, to_plain, trusted
 from bot.core.ops import OpError
 from bot.core.outbox import Managed, Syncer, claim_column, outbox, posted
+from bot.core.states import IncidentState, RunState, StepState
 from bot.core.store.models import (
     AlertGroup,
     Incident,
@@ -148,7 +149,7 @@ def declare(
             with svc.sessions.begin() as s:
                 number = _next_number(s)
                 inc = Incident(
-                    number=number, title=title, severity=severity, state="open",
+                    number=number, title=title, severity=severity, state=IncidentState.OPEN,
                     phase=(book.phases or list(INCIDENT_PHASES))[0],
                     environment=env.name if env else "", declared_by=user_id, declared_by_name=user_name,
                     origin_channel=channel, channel="" if dedicated else channel, source=source,
@@ -329,7 +330,9 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
 
 def open_incidents(svc: Services) -> list[Incident]:
     with svc.sessions() as s:
-        return list(s.scalars(select(Incident).where(Incident.state == "open").order_by(Incident.number)))
+        return list(
+            s.scalars(select(Incident).where(Incident.state == IncidentState.OPEN).order_by(Incident.number))
+        )
 
 
 def for_channel(svc: Services, channel_id: str) -> Incident | list[Incident]:
@@ -526,7 +529,7 @@ def incident_for_message(svc: Services, channel: str, msg: dict[str, Any]) -> In
         return s.scalars(
             select(Incident)
             .where(
-                or_(Incident.state == "open", Incident.resolved_at > week),
+                or_(Incident.state == IncidentState.OPEN, Incident.resolved_at > week),
                 or_(
                     Incident.dedicated_channel == channel,
                     and_(Incident.channel == channel, Incident.header_ts == thread),
@@ -598,14 +601,15 @@ def _due_nudges(svc: Services, s: Session, inc: Incident, t: datetime) -> list[D
             )
         )
     for run in s.scalars(
-        select(RunbookRun).where(RunbookRun.incident_id == inc.id, RunbookRun.state == "open")
+        select(RunbookRun).where(RunbookRun.incident_id == inc.id, RunbookRun.state == RunState.OPEN)
     ):
         book = Runbook.model_validate(run.definition)
         open_steps = {
             st.step_id
             for st in s.scalars(
                 select(RunbookStep).where(
-                    RunbookStep.run_id == run.id, RunbookStep.state.in_(("pending", "failed", "running"))
+                    RunbookStep.run_id == run.id,
+                    RunbookStep.state.in_((StepState.PENDING, StepState.FAILED, StepState.RUNNING)),
                 )
             )
         }
@@ -626,7 +630,7 @@ def sweep(svc: Services, at: datetime | None = None) -> int:
     t = at or now()
     posted_count = 0
     with svc.sessions() as s:
-        incidents = list(s.scalars(select(Incident).where(Incident.state == "open")))
+        incidents = list(s.scalars(select(Incident).where(Incident.state == IncidentState.OPEN)))
         due_by_incident = {inc.id: _due_nudges(svc, s, inc, t) for inc in incidents}
     sync = svc.outbox
     for inc in incidents:
@@ -703,12 +707,12 @@ def snooze(svc: Services, nudge_ids: list[int], user_id: str, minutes: int = SNO
 def resolve(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
     """Resolved: stamp the milestone, write the postmortem draft and its follow-up items."""
     with _change(svc, incident_id) as (s, inc):
-        if inc.state == "resolved":
+        if inc.state == IncidentState.RESOLVED:
             raise IncidentError(key="inc.err.already_resolved", ref=inc.ref)
         t = now()
         if inc.mitigated_at is None:
             milestone(s, inc, "mitigated", t, user_id, i18n.msg("inc.why.resolved_unmitigated"))
-        inc.state, inc.resolved_by, inc.updated_at = "resolved", user_id, t
+        inc.state, inc.resolved_by, inc.updated_at = IncidentState.RESOLVED, user_id, t
         milestone(s, inc, "resolved", t, user_id, i18n.msg("inc.why.resolved_by", user=user_name or user_id))
         s.flush()
         data = _postmortem_data(svc, s, inc)
@@ -806,7 +810,7 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
                         result=tr("inc.pm.result", result=trusted(job.result)) if job and job.result else "",
                     )
                 )  # fmt: skip
-            elif step.check is not None and st.state in ("passed", "failed"):
+            elif step.check is not None and st.state in (StepState.PASSED, StepState.FAILED):
                 # A step's result is stored as mrkdwn the bot rendered.
                 first = trusted(st.result.splitlines()[0]) if st.result else ""
                 actions.append(
@@ -817,14 +821,14 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
                         result=first,
                     )
                 )
-            if st.state == "skipped":
+            if st.state == StepState.SKIPPED:
                 problems.append(tr("inc.pm.skipped", n=n, title=title, user=st.actor_id, reason=st.reason))
-            elif st.state == "failed":
+            elif st.state == StepState.FAILED:
                 problems.append(tr("inc.pm.failed", n=n, title=title, result=trusted(st.result[:300])))
                 followups.append(
                     (tr("inc.pm.followup_failed_step", ref=inc.ref, title=title), to_plain(st.result[:1000]))
                 )
-            if step.phase == IMPROVEMENT and st.state not in ("done", "skipped"):
+            if step.phase == IMPROVEMENT and st.state not in (StepState.DONE, StepState.SKIPPED):
                 followups.append((f"{inc.ref}: {title}", step.text_for(lang)))
     phases: list[tuple[str, datetime, datetime | None]] = []
     entered = sorted(

@@ -73,6 +73,7 @@ from bot.core.ops import (
     simulated_why,
 )
 from bot.core.replies import Refused, Reply
+from bot.core.states import JobState
 from bot.core.store.db import ensure_migrated, ensure_not_shell_database
 from bot.core.store.models import Job
 from bot.operations import messages
@@ -102,8 +103,8 @@ def running_backup(svc: Services, exclude: str = "") -> Job | None:
     with svc.sessions() as s:
         q = select(Job).where(
             Job.operation.in_(BACKUP_OPERATIONS),
-            Job.state.in_(("queued", "running")),
-            or_(Job.state == "queued", Job.lease_expires_at.is_(None), Job.lease_expires_at > now),
+            Job.state.in_(JobState.UNDER_WAY),
+            or_(Job.state == JobState.QUEUED, Job.lease_expires_at.is_(None), Job.lease_expires_at > now),
             Job.id != exclude,
         )
         job = s.scalars(q.order_by(Job.created_at)).first()
@@ -669,7 +670,7 @@ def _supersede_dead_cli_jobs(svc: Services) -> None:
             s.scalars(
                 select(Job.id).where(
                     Job.operation == "backup", Job.requested_by == CLI_ACTOR,
-                    Job.state.in_(("validating", "queued", "running")),
+                    Job.state.in_(JobState.FOR_WORKERS),
                     Job.lease_expires_at.is_not(None), Job.lease_expires_at < now - timedelta(seconds=5),
                 )
             )
@@ -693,7 +694,7 @@ def _start_cli_job(svc: Services) -> Job:
         raise
     t = datetime.now(UTC)
     job = Job(
-        id=str(uuid.uuid4()), operation="backup", environment="", params=req.params, state="validating",
+        id=str(uuid.uuid4()), operation="backup", environment="", params=req.params, state=JobState.VALIDATING,
         requested_by=CLI_ACTOR, requested_by_name=CLI_NAME, channel=channel, created_at=t, updated_at=t,
         # Leased to this process from the start: no server replica takes it while it runs here.
         lease_owner=svc.runner.owner, lease_expires_at=t + svc.runner.lease, attempts=1,
@@ -716,7 +717,7 @@ def cli_summary(job: Job) -> dict[str, Any]:
     # A simulated nightly backup backed nothing up: its job ends `simulated`, and for cron that is
     # a failure to notice ("ok": false).
     return {
-        "ok": job.state == "succeeded",
+        "ok": job.state == JobState.SUCCEEDED,
         "job_id": job.id,
         "state": job.state,
         "job_state": job.state,
@@ -748,7 +749,7 @@ def run_cli_backup(svc: Services, *, json_output: bool = False) -> int:
         try:
             job = _start_cli_job(svc)
         except OpError as e:
-            _print({"ok": False, "state": "refused", "result": str(e)}, json_output, error=True)
+            _print({"ok": False, "state": JobState.REFUSED, "result": str(e)}, json_output, error=True)
             return 1
         svc.runner.start()  # with no workers: only the lease heartbeat for this job
         progress = sys.stderr.isatty() and not json_output

@@ -8,6 +8,7 @@ from sqlalchemy import update
 
 from bot.core.ops import REGISTRY
 from bot.core.outbox import Managed, Syncer
+from bot.core.states import JobState
 from bot.core.store.models import Job
 from bot.slack.messages import job_blocks, job_text
 
@@ -19,11 +20,13 @@ def job_card(svc: Services, job_id: str) -> Managed | None:
     """The job's card as it should look now (None: nothing to show yet)."""
     with svc.read_sessions() as s:
         job = s.get(Job, job_id)
-    if job is None or job.state == "validating" and not job.message_ts:
+    if job is None or job.state == JobState.VALIDATING and not job.message_ts:
         return None  # nothing worth a channel message until the request is checked
     op = REGISTRY.get(job.operation)
     # A request refused before it had a card concerns only the requester: tell them, not the channel.
-    private = not job.message_ts and job.state in ("invalid", "refused") and bool(job.response_url)
+    private = (
+        not job.message_ts and job.state in (JobState.INVALID, JobState.REFUSED) and bool(job.response_url)
+    )
     # A channel card is read by many: the workspace language. A private reply: the requester's.
     lang = svc.lang_for(job.requested_by) if private else svc.config.language
     description = svc.describe(job, lang)
@@ -34,7 +37,9 @@ def job_card(svc: Services, job_id: str) -> Managed | None:
         and not job.progress.get("auto_rollback_started_at")  # the bot already rolled it back
     )
     # A rollback leaves the environment locked: its card says so, and who may release it.
-    left_locked = job.state in ("succeeded", "simulated") and bool(op and op.keep_lock_after(job, lang))
+    left_locked = job.state in (JobState.SUCCEEDED, JobState.SIMULATED) and bool(
+        op and op.keep_lock_after(job, lang)
+    )
     return Managed(
         slot="card",
         channel=job.channel or svc.config.slack.ops_channel,

@@ -6,6 +6,7 @@ from bot.core import blocks
 from bot.core.i18n import msg, t
 from bot.core.policy import Attempt
 from bot.core.replies import Reply
+from bot.core.states import IncidentState
 from bot.incidents import runs as runbook_runs
 from bot.incidents import service as incidents
 from handlers.common import Invocation
@@ -40,7 +41,7 @@ def runbook(inv: Invocation) -> Reply | None:
     if (
         isinstance(here, incidents.Incident)
         and here.dedicated_channel == inv.channel_id
-        and here.state == "open"
+        and here.state == IncidentState.OPEN
     ):
         incident_id = here.id  # steps land on that incident's timeline
     run = runbook_runs.start_run(

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.core.states import IncidentState, RunState, StepState
 from bot.core.store.models.base import Base, utcnow
 
 
@@ -27,7 +28,7 @@ class Incident(Base):
     title: Mapped[str] = mapped_column(String(255))
     severity: Mapped[str] = mapped_column(String(16))
     # open → resolved
-    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=IncidentState.OPEN, index=True)
     phase: Mapped[str] = mapped_column(String(32), default="Detection")
     # {"Detection": iso, "Triage": iso, ...}: when each phase was entered.
     phase_times: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -143,7 +144,7 @@ class RunbookRun(Base):
     started_by: Mapped[str] = mapped_column(String(64))
     started_by_name: Mapped[str] = mapped_column(String(255), default="")
     # open → completed (every step done or skipped)
-    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=RunState.OPEN, index=True)
     channel: Mapped[str] = mapped_column(String(64), default="")
     # The thread the checklist is posted into ("" = top level; results then go in its own thread).
     thread_ts: Mapped[str] = mapped_column(String(64), default="")
@@ -164,7 +165,7 @@ class RunbookStep(Base):
     position: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))  # manual, check, action
     phase: Mapped[str] = mapped_column(String(32), default="")
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=StepState.PENDING, index=True)
     actor_id: Mapped[str] = mapped_column(String(64), default="")
     reason: Mapped[str] = mapped_column(Text, default="")  # a skip reason: plain text a person typed
     result: Mapped[str] = mapped_column(Text, default="")  # mrkdwn the bot rendered (outside text escaped)
