@@ -263,6 +263,7 @@ class IncidentView:
     dedicated_channel: str = ""
     environment: str = ""
     source: str = ""
+    channel_creating: bool = False  # a replica is creating its channel now
 
 
 def _since(start: datetime, end: datetime | None, lang: str) -> str:
@@ -323,7 +324,7 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
             elements.append(button(t("inc.btn.ack", lang), Action.INCIDENT_ACK, str(inc.id), style="primary"))
         if not inc.mitigated_at:
             elements.append(button(t("inc.btn.mitigated", lang), Action.INCIDENT_MITIGATED, str(inc.id)))
-        if not inc.dedicated_channel:
+        if not inc.dedicated_channel and not inc.channel_creating:
             elements.append(button(t("inc.btn.promote", lang), Action.INCIDENT_PROMOTE, str(inc.id)))
         elements.append(
             button(
@@ -341,7 +342,7 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
         )
         blocks.append({"type": "actions", "block_id": f"incident:{inc.id}", "elements": elements})
     where = []
-    if inc.dedicated_channel and not inc.dedicated_channel.startswith("creating:"):
+    if inc.dedicated_channel:
         where.append(t("inc.where.channel", lang, channel=channel_link(inc.dedicated_channel)))
     if inc.environment:
         where.append(t("inc.where.environment", lang, env=inc.environment))
@@ -412,7 +413,7 @@ def followup_blocks(ref: str, followups: Sequence[tuple[int, str, str]], lang: s
         return [context(t("inc.followups.none", lang, ref=ref))]
     blocks: list[Block] = [section(t("inc.followups.title", lang, ref=ref))]
     for fid, title, url in followups[:20]:
-        if url and not url.startswith("creating:"):
+        if url:
             blocks.append(section(f"• {escape(title)} — {link(url, t('inc.followups.issue', lang))}"))
         else:
             blocks.append(

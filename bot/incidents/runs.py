@@ -26,11 +26,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit, i18n
+from bot.core.claims import Claim
 from bot.core.config import Config, Environment
 from bot.core.logs import redact
 from bot.core.mrkdwn import Mrkdwn, mention, to_plain, trusted
 from bot.core.ops import REGISTRY, OpError, Request
-from bot.core.outbox import Managed, Syncer, claim_column, outbox, posted
+from bot.core.outbox import Managed, Syncer, claim_message, outbox
 from bot.core.states import JobState, RunState, StepState
 from bot.core.store.models import Incident, Job, RunbookRun, RunbookStep
 from bot.incidents import messages as blocks_incident
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # A step's job_state while its job is being requested (the job has no id yet): the step is taken.
 REQUESTING = "requesting"
+# Posting a run's checklist is claimed in the run's own columns (bot.core.claims).
+MESSAGE_CLAIM = Claim(RunbookRun.message_claimed_at, RunbookRun.message_claimed_by)
 
 CHECK_TIMEOUT_SECONDS = 10.0
 SQL_STATEMENT_TIMEOUT_MS = 5000
@@ -319,7 +322,7 @@ def _home(loaded_run: RunbookRun, incident: Incident | None) -> tuple[str, str] 
     """(channel, thread_ts) the checklist is posted into; None while that thread does not exist."""
     if loaded_run.channel:
         return loaded_run.channel, loaded_run.thread_ts
-    if incident is not None and incident.channel and posted(incident.header_ts):
+    if incident is not None and incident.channel and incident.header_ts:
         return incident.channel, incident.header_ts
     return None
 
@@ -822,6 +825,7 @@ def _store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
         if run is None:
             return
         run.message_ts = ts
+        run.message_claimed_at, run.message_claimed_by = None, ""
         if ts and not run.channel:
             # An incident checklist: remember where it is so replies never depend on the header again.
             incident = s.get(Incident, run.incident_id) if run.incident_id else None
@@ -834,7 +838,7 @@ def _store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
 def _thread(svc: Services, key: str) -> tuple[str, str] | None:
     with svc.sessions() as s:
         run = s.get(RunbookRun, key.split(":", 1)[1])
-    if run is None or not posted(run.message_ts) or not run.channel:
+    if run is None or not run.message_ts or not run.channel:
         return None
     return run.channel, run.thread_ts or run.message_ts
 
@@ -883,8 +887,8 @@ def install(svc: Services) -> None:
         Syncer(
             prefix="run",
             messages=lambda key: _messages(svc, key),
-            claim=lambda key, slot: claim_column(
-                svc.sessions, RunbookRun.message_ts, RunbookRun.id == key.split(":", 1)[1]
+            claim=lambda key, slot: claim_message(
+                svc.sessions, RunbookRun.message_ts, MESSAGE_CLAIM, RunbookRun.id == key.split(":", 1)[1]
             ),
             store=lambda key, slot, channel, ts: _store(svc, key, slot, channel, ts),
             thread=lambda key: _thread(svc, key),

@@ -26,10 +26,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core import audit, i18n, metrics
+from bot.core.claims import Claim
 from bot.core.i18n import duration
 from bot.core.mrkdwn import Mrkdwn, channel_link, mention, to_plain, trusted
 from bot.core.ops import OpError
-from bot.core.outbox import Managed, Syncer, claim_column, outbox, posted
+from bot.core.outbox import Managed, Syncer, claim_message, outbox
 from bot.core.states import IncidentState, RunState, StepState
 from bot.core.store.models import (
     AlertGroup,
@@ -64,7 +65,13 @@ log = logging.getLogger(__name__)
 FLOW_RUNBOOK = "incident-response"
 ROLES = ("commander", "scribe", "comms")
 SNOOZE_MINUTES = 15
+# Creating a channel or a GitHub issue is claimed in the row's own columns (bot.core.claims); a claim
+# older than CLAIM_SECONDS belongs to a replica that died and is taken over by the next try.
 CLAIM_SECONDS = 120
+CHANNEL_CLAIM = Claim(Incident.channel_claimed_at, Incident.channel_claimed_by, CLAIM_SECONDS)
+ISSUE_CLAIM = Claim(IncidentFollowup.issue_claimed_at, IncidentFollowup.issue_claimed_by, CLAIM_SECONDS)
+# Posting the header message (the outbox's claim, like every message's).
+HEADER_CLAIM = Claim(Incident.header_claimed_at, Incident.header_claimed_by)
 # Steps of this phase become the postmortem's improvement items.
 IMPROVEMENT = "Improvement"
 
@@ -232,32 +239,11 @@ def _invitees(svc: Services, inc: Incident, requester: str) -> list[str]:
     return sorted(users)
 
 
-def _claim_marks() -> tuple[str, str]:
-    """("creating:<now>", "creating:<now - CLAIM_SECONDS>"): a claim written into a column, and the
-    mark below which an unfinished claim is stale (its replica died) and may be taken over."""
-    t = now()
-    fmt = "creating:%Y-%m-%dT%H:%M:%S"
-    return t.strftime(fmt), (t - timedelta(seconds=CLAIM_SECONDS)).strftime(fmt)
-
-
 def create_channel(svc: Services, incident_id: int, requester: str, *, announce: bool = False) -> None:
-    """conversations.create + invite, linked both ways. Runs after the ack; one replica wins the claim."""
-    claim, stale = _claim_marks()
+    """conversations.create + invite, linked both ways. Runs after the ack; one replica wins the claim
+    (a claim left by a replica that died is taken over once it is CLAIM_SECONDS old)."""
     with svc.sessions.begin() as s:
-        res = s.execute(
-            update(Incident)
-            .where(
-                Incident.id == incident_id,
-                or_(
-                    Incident.dedicated_channel == "",
-                    and_(
-                        Incident.dedicated_channel.startswith("creating:"), Incident.dedicated_channel < stale
-                    ),
-                ),
-            )
-            .values(dedicated_channel=claim)
-        )
-        if res.rowcount != 1:
+        if not CHANNEL_CLAIM.take(s, and_(Incident.id == incident_id, Incident.dedicated_channel == "")):
             return
     inc = get(svc, incident_id)
     name = channel_name(inc)
@@ -279,7 +265,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
         log.warning("could not create an incident channel", extra={"incident": inc.ref, "error": error})
         with svc.sessions.begin() as s:
             row = _locked(s, incident_id)
-            row.dedicated_channel = ""
+            row.channel_claimed_at, row.channel_claimed_by = None, ""
             if not row.channel:
                 row.channel = row.origin_channel  # fall back to a thread where it was declared
             outbox(
@@ -301,6 +287,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
         row = _locked(s, incident_id)
         home_is_new = not row.channel
         row.dedicated_channel, row.dedicated_name, row.updated_at = cid, name, now()
+        row.channel_claimed_at, row.channel_claimed_by = None, ""
         if home_is_new:
             row.channel = cid
         add_event(s, row.id, "channel", i18n.msg("inc.ev.channel", name=name, n=len(users)), requester)
@@ -460,7 +447,7 @@ def promote(svc: Services, incident_id: int, user_id: str, user_name: str = "") 
         raise IncidentError(
             key="inc.err.has_channel", ref=inc.ref, channel=channel_link(inc.dedicated_channel)
         )
-    if inc.dedicated_channel:
+    if inc.dedicated_channel or CHANNEL_CLAIM.held(inc.channel_claimed_at):
         raise IncidentError(key="inc.err.channel_creating", ref=inc.ref)
     with _change(svc, incident_id) as (s, row):
         add_event(s, row.id, "promoted", i18n.msg("inc.ev.promoted", user=user_name or user_id), user_id)
@@ -914,28 +901,18 @@ def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name
     """Open a GitHub issue for a follow-up item, once (a claim in its row); returns its URL."""
     if not svc.settings.github_token:
         raise NoGitHub(key="inc.err.no_github")
-    claim, stale = _claim_marks()
     with svc.sessions.begin() as s:
-        res = s.execute(
-            update(IncidentFollowup)
-            .where(
-                IncidentFollowup.id == followup_id,
-                or_(
-                    IncidentFollowup.issue_url == "",
-                    and_(
-                        IncidentFollowup.issue_url.startswith("creating:"), IncidentFollowup.issue_url < stale
-                    ),
-                ),
-            )
-            .values(issue_url=claim, opened_by=user_id)
+        claimed = ISSUE_CLAIM.take(
+            s, and_(IncidentFollowup.id == followup_id, IncidentFollowup.issue_url == "")
         )
         row = s.get(IncidentFollowup, followup_id)
         if row is None:
             raise IncidentError(key="inc.err.followup_gone")
-        if res.rowcount != 1:
-            if row.issue_url.startswith("creating:"):
+        if not claimed:
+            if not row.issue_url:
                 raise IncidentError(key="inc.err.issue_opening")
             raise IncidentError(key="inc.err.issue_opened", url=row.issue_url)
+        row.opened_by = user_id
         inc = s.get(Incident, row.incident_id)
         assert inc is not None
         title, body = row.title, row.body
@@ -947,10 +924,18 @@ def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name
         url = _create_issue(svc, title, body)
     except Exception as e:
         with svc.sessions.begin() as s:
-            s.execute(update(IncidentFollowup).where(IncidentFollowup.id == followup_id).values(issue_url=""))
+            s.execute(
+                update(IncidentFollowup)
+                .where(IncidentFollowup.id == followup_id)
+                .values(ISSUE_CLAIM.cleared())
+            )
         raise IncidentError(key="inc.err.github", error=str(e)) from None
     with svc.sessions.begin() as s:
-        s.execute(update(IncidentFollowup).where(IncidentFollowup.id == followup_id).values(issue_url=url))
+        s.execute(
+            update(IncidentFollowup)
+            .where(IncidentFollowup.id == followup_id)
+            .values(issue_url=url, **ISSUE_CLAIM.cleared())
+        )
         add_event(s, inc.id, "followup", i18n.msg("inc.ev.issue_opened", title=title, url=url), user_id)
         audit_incident(s, inc, "issue_opened", user_id, user_name, title=title, url=url)
     return url
@@ -977,7 +962,7 @@ def view(inc: Incident, phases: list[str] | None = None) -> IncidentView:
         status_text=inc.status_text, status_by=inc.status_by, status_at=inc.status_at, detected_at=inc.detected_at,
         declared_at=inc.declared_at, acknowledged_at=inc.acknowledged_at, mitigated_at=inc.mitigated_at,
         resolved_at=inc.resolved_at, dedicated_channel=inc.dedicated_channel, environment=inc.environment,
-        source=inc.source,
+        source=inc.source, channel_creating=CHANNEL_CLAIM.held(inc.channel_claimed_at),
     )  # fmt: skip
 
 
@@ -1016,6 +1001,7 @@ def _store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
         if inc is None:
             return
         inc.header_ts = ts
+        inc.header_claimed_at, inc.header_claimed_by = None, ""
         if ts:
             inc.channel = channel
         runs = list(s.scalars(select(RunbookRun.id).where(RunbookRun.incident_id == incident_id)))
@@ -1027,7 +1013,7 @@ def _store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
 def _thread(svc: Services, key: str) -> tuple[str, str] | None:
     with svc.sessions() as s:
         inc = s.get(Incident, int(key.split(":", 1)[1]))
-    if inc is None or not inc.channel or not posted(inc.header_ts):
+    if inc is None or not inc.channel or not inc.header_ts:
         return None
     return inc.channel, inc.header_ts
 
@@ -1053,8 +1039,8 @@ def install(svc: Services) -> None:
         Syncer(
             prefix="inc",
             messages=lambda key: _messages(svc, key),
-            claim=lambda key, slot: claim_column(
-                svc.sessions, Incident.header_ts, Incident.id == int(key.split(":", 1)[1])
+            claim=lambda key, slot: claim_message(
+                svc.sessions, Incident.header_ts, HEADER_CLAIM, Incident.id == int(key.split(":", 1)[1])
             ),
             store=lambda key, slot, channel, ts: _store(svc, key, slot, channel, ts),
             thread=lambda key: _thread(svc, key),

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, select, update
 
 from bot.core import metrics
-from bot.core.jobs import new_owner_id
-from bot.core.outbox import CLAIM_SECONDS, Syncer, job_subject, now, posted
+from bot.core.claims import Claim
+from bot.core.outbox import Syncer, job_subject, now
 from bot.core.store.models import Outbox
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 IDLE_EXIT_SECONDS = 5.0
 TICK_SECONDS = 0.5
+REPLY_CLAIM = Claim(Outbox.claimed_at, Outbox.claimed_by)
 
 
 @dataclass
@@ -63,7 +64,6 @@ class SlackOutbox:
 
     def __init__(self, svc: Services):
         self.svc = svc
-        self.owner = new_owner_id()
         self.syncers: dict[str, Syncer] = {}
         self.tickers: list[Callable[[], bool]] = []
         # Called whenever a job changed (the App Home views, a terminal's progress line).
@@ -108,9 +108,12 @@ class SlackOutbox:
             self._cond.notify_all()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every changed subject is sent (tests and shutdown)."""
+        """Wait until every changed subject is sent (tests and shutdown); False at once when this
+        process never started sending and something waits."""
         deadline = time.monotonic() + timeout
         with self._cond:
+            if not self._started:
+                return not self._st.dirty
             while (self._st.dirty or self._st.busy) and time.monotonic() < deadline:
                 self._cond.wait(0.05)
             return not self._st.dirty and not self._st.busy
@@ -258,7 +261,7 @@ class SlackOutbox:
                 syncer.store(key, m.slot, str(resp["channel"]), str(resp["ts"]))
                 self._hash[(key, m.slot)] = digest
                 again = True  # the state may have moved on while we posted
-            elif posted(m.ts) and self._hash.get((key, m.slot)) != digest:
+            elif self._hash.get((key, m.slot)) != digest:
                 if self._call("chat_update", channel=m.channel, ts=m.ts, text=m.text, blocks=m.blocks):
                     self._hash[(key, m.slot)] = digest
                 else:
@@ -307,20 +310,8 @@ class SlackOutbox:
                 )
 
     def _claim_outbox(self, row_id: int) -> bool:
-        t = now()
         with self.svc.sessions.begin() as s:
-            res = s.execute(
-                update(Outbox)
-                .where(
-                    Outbox.id == row_id,
-                    Outbox.sent_ts == "",
-                    or_(
-                        Outbox.claimed_at.is_(None), Outbox.claimed_at < t - timedelta(seconds=CLAIM_SECONDS)
-                    ),
-                )
-                .values(claimed_by=self.owner, claimed_at=t)
-            )
-            return bool(res.rowcount == 1)
+            return REPLY_CLAIM.take(s, and_(Outbox.id == row_id, Outbox.sent_ts == ""))
 
     # -- the one way out ------------------------------------------------------------------
     def _call(self, method: str, **kwargs: Any) -> Any:

@@ -2,7 +2,9 @@
 
 Everything a replica needs to carry on where another stopped lives here: incident
 numbers, checklist state, the timeline, nudges already posted, alert groups and the
-Slack messages that show them (with claims, so two replicas never post the same one).
+Slack messages that show them. A one-off side effect (posting a message, creating a channel,
+opening an issue) is claimed in its own `<thing>_claimed_at`/`_by` columns (bot.core.claims),
+so two replicas never do it twice and a dead replica's claim expires.
 """
 
 from __future__ import annotations
@@ -44,11 +46,15 @@ class Incident(Base):
     # Where it was declared, and where the header message (thread parent) lives.
     origin_channel: Mapped[str] = mapped_column(String(64), default="")
     channel: Mapped[str] = mapped_column(String(64), default="")
-    # The header message; "" until posted, "pending:<iso>" while a replica posts it.
+    # The header message; "" until posted (claimed by the replica posting it).
     header_ts: Mapped[str] = mapped_column(String(64), default="")
-    # The incident's own channel (inc-<n>-<slug>); "creating:<iso>" while being created.
+    header_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    header_claimed_by: Mapped[str] = mapped_column(String(64), default="")
+    # The incident's own channel (inc-<n>-<slug>); "" until created (claimed by the replica creating it).
     dedicated_channel: Mapped[str] = mapped_column(String(64), default="")
     dedicated_name: Mapped[str] = mapped_column(String(80), default="")
+    channel_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    channel_claimed_by: Mapped[str] = mapped_column(String(64), default="")
     source: Mapped[str] = mapped_column(String(255), default="")  # "alert:<group id>", "message:<ch>/<ts>"
     detected_at: Mapped[datetime] = mapped_column(default=utcnow)
     declared_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -105,9 +111,11 @@ class IncidentFollowup(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     title: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text, default="")
-    # "" → "creating:<iso>" (claimed by one click) → the issue's URL
+    # "" → the issue's URL (claimed by one click while it is opened)
     issue_url: Mapped[str] = mapped_column(String(500), default="")
     opened_by: Mapped[str] = mapped_column(String(64), default="")
+    issue_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    issue_claimed_by: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Nudge(Base):
@@ -148,7 +156,10 @@ class RunbookRun(Base):
     channel: Mapped[str] = mapped_column(String(64), default="")
     # The thread the checklist is posted into ("" = top level; results then go in its own thread).
     thread_ts: Mapped[str] = mapped_column(String(64), default="")
+    # The checklist message; "" until posted (claimed by the replica posting it).
     message_ts: Mapped[str] = mapped_column(String(64), default="")
+    message_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    message_claimed_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
