@@ -37,9 +37,8 @@ from bot.operations.restart import Restart
 from bot.slack.app import create_app
 from bot.slack.client import SlackError, group_fetcher, make_web_client
 from bot.slack.home import Home
-from bot.slack.message_sync import MessageSync
-from bot.slack.notifier import Notifier
-from bot.slack.render import render_job_message
+from bot.slack.outbox import SlackOutbox
+from bot.slack.render import job_syncer
 from bot.slack.server import SlackAuthWatch, WsgiApp
 
 # Every operation the bot runs as a durable job, one line each.
@@ -126,8 +125,8 @@ def build_services(
         threads=workers if workers is not None else settings.taisun_workers,
         lease_seconds=settings.taisun_lease_seconds,
     )
-    svc.notifier = Notifier(svc, slack, lambda job_id: render_job_message(svc, job_id))
-    svc.messages = MessageSync(svc)
+    svc.outbox = SlackOutbox(svc)
+    svc.outbox.register(job_syncer(svc))
 
     def user_of(user_id: str) -> dict[str, Any] | None:
         return svc.slack.users_info(user=user_id, include_locale=True).get("user")
@@ -139,7 +138,7 @@ def build_services(
 
     home = Home(svc)
     svc.home = home
-    svc.notifier.changed_hooks.append(home.changed)
+    svc.outbox.job_hooks.append(home.changed)
     svc.people.learned_hooks.append(home.relearned)
     return svc
 

@@ -13,6 +13,7 @@ from bot.core.config import Environment
 from bot.core.i18n import Msg, render, t
 from bot.core.mrkdwn import Mrkdwn, escape
 from bot.core.policy import Attempt
+from bot.core.replies import Refusal
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -24,7 +25,7 @@ def simulated_why(job: Job, lang: str) -> str:
     return render(job.params.get("simulated"), lang)
 
 
-class OpError(Exception):
+class OpError(Refusal):
     """An operation failed or was refused; the message is shown to the user as is.
 
     Raised with `key=` (and named fields) instead of a text, it is shown in each reader's language.

@@ -9,6 +9,7 @@ from typing import Any
 from bot.core.blocks import Action, Block, context, section, sections
 from bot.core.i18n import t
 from bot.core.mrkdwn import Mrkdwn, escape, is_user_id, link, mention, slack_time
+from bot.core.states import JobState
 from bot.core.store.models import Job
 from bot.deploys.timeline import github_facts, is_outside, origin_of
 
@@ -154,7 +155,7 @@ def _verdict(job: Job, lang: str) -> Mrkdwn:
         return t("deploys.pending", lang)
     verified = progress.get("verified")
     if verified is None:
-        verified = job.state == "succeeded"  # rows from before the verdict was kept
+        verified = job.state == JobState.SUCCEEDED  # rows from before the verdict was kept
     text = t("deploys.verified" if verified else "deploys.not_verified", lang)
     if progress.get("smoke") == "failed":
         text = Mrkdwn(" · ").join([text, t("deploys.smoke_failed", lang)])

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bot.backends.github import GitHubBackend
 from bot.core.config import Config, Settings
 from bot.core.ops import OpError
+from bot.core.states import JobState
 from bot.core.store.models import DeployRun, Job
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def latest_tag_names(svc: Services, limit: int = 20) -> list[str]:
 def was_simulated(job: Job) -> bool:
     """The deploy or rollback only simulated (rows from before the `simulated` state ended
     `succeeded` with the reason in their params)."""
-    return job.state == "simulated" or bool(job.params.get("simulated"))
+    return job.state == JobState.SIMULATED or bool(job.params.get("simulated"))
 
 
 def finished_changes(
@@ -54,7 +55,7 @@ def finished_changes(
     simulated=True simulated ones too. Never dry runs, which are not deploys at all."""
     q = select(Job).where(
         Job.operation.in_(("deploy", "rollback")), Job.dry_run.is_(False),
-        Job.state.in_(("succeeded", "simulated") if simulated else ("succeeded",)),
+        Job.state.in_((JobState.SUCCEEDED, JobState.SIMULATED) if simulated else (JobState.SUCCEEDED,)),
     )  # fmt: skip
     if environment is not None:
         q = q.where(Job.environment == environment)
@@ -99,7 +100,7 @@ def newer_change(svc: Services, job: Job) -> Job | None:
             select(Job).where(
                 Job.environment == job.environment, Job.operation.in_(("deploy", "rollback")),
                 Job.created_at > job.created_at, Job.id != job.id, Job.dry_run.is_(False),
-                or_(Job.started_at.is_not(None), Job.state.in_(("validating", "pending_approval", "queued", "running"))),
+                or_(Job.started_at.is_not(None), Job.state.in_(JobState.ACTIVE)),
             ).order_by(Job.created_at.desc()).limit(1)
         ).first()  # fmt: skip
 
@@ -110,7 +111,7 @@ def rollback_button_target(svc: Services, failed_id: str) -> str:
     with svc.sessions() as s:
         failed = s.get(Job, failed_id)
     target = str(failed.progress.get("rollback_to") or "") if failed else ""
-    if failed is None or failed.operation != "deploy" or failed.state != "failed" or not target:
+    if failed is None or failed.operation != "deploy" or failed.state != JobState.FAILED or not target:
         raise OpError(key="err.rollback.not_offered")
     env = failed.environment
     if failed.progress.get("auto_rollback_started_at"):
@@ -118,7 +119,7 @@ def rollback_button_target(svc: Services, failed_id: str) -> str:
     newer = newer_change(svc, failed)
     if newer is not None:
         version = str(newer.params.get("version") or "?")
-        if newer.state in ("validating", "pending_approval", "queued", "running"):
+        if newer.state in JobState.ACTIVE:
             raise OpError(key="err.rollback.newer_active", env=env, version=version, job=newer.id[:8])
         raise OpError(key="err.rollback.moved_on", env=env, version=version, job=newer.id[:8])
     return target

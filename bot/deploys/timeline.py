@@ -31,6 +31,7 @@ from bot.backends.github import CLOCK_SKEW, GitHubError, WorkflowRun
 from bot.core import audit, metrics
 from bot.core.commands import Command, Spec, UsageError, env_arg
 from bot.core.config import Config, Environment
+from bot.core.states import JobState
 from bot.core.store.models import DeployRun, GithubPoll, Job
 from bot.deploys.service import github_backend
 
@@ -269,7 +270,7 @@ def _bot_dispatches(svc: Services, since: datetime) -> tuple[list[_Dispatch], di
                 found[int(run_id)] = job.id
         at = _iso(p.get("dispatch_started_at"))
         if at is not None:
-            searching = job.state == "running" and not p.get("run_id")
+            searching = job.state == JobState.RUNNING and not p.get("run_id")
             out.append(_Dispatch(job.id, job.environment, at, "run", searching, bool(p.get("run_id"))))
         auto = _iso(p.get("auto_rollback_started_at"))
         if auto is not None:
@@ -535,7 +536,7 @@ def entries(svc: Services, environment: str, limit: int = 10) -> list[Job]:
                 .where(
                     Job.environment == environment, Job.operation.in_(("deploy", "rollback")),
                     Job.dry_run.is_(False),
-                    or_(Job.started_at.is_not(None), Job.state.in_(("pending_approval", "queued", "running"))),
+                    or_(Job.started_at.is_not(None), Job.state.in_((JobState.PENDING_APPROVAL, JobState.QUEUED, JobState.RUNNING))),
                 )
                 .order_by(Job.created_at.desc())
                 .limit(limit)

@@ -55,6 +55,8 @@ from bot.core.i18n import t
 from bot.core.locks import EnvironmentLocked
 from bot.core.mrkdwn import Mrkdwn, mention
 from bot.core.ops import JobContext, Operation, OpError, Request, Throttled, human_bytes
+from bot.core.replies import Reply
+from bot.core.states import JobState
 from bot.core.store.models import Job
 
 if TYPE_CHECKING:
@@ -88,11 +90,11 @@ def _active(svc: Services, operation: str, exclude: str = "") -> Job | None:
         for job in s.scalars(
             select(Job).where(
                 Job.operation == operation,
-                Job.state.in_(("validating", "queued", "running")),
+                Job.state.in_((JobState.VALIDATING, JobState.QUEUED, JobState.RUNNING)),
                 Job.id != exclude,
             )
         ):
-            if job.state != "running" or job.lease_expires_at is None or job.lease_expires_at > now:
+            if job.state != JobState.RUNNING or job.lease_expires_at is None or job.lease_expires_at > now:
                 return job
     return None
 
@@ -622,7 +624,7 @@ def _last_drill(svc: Services) -> dict[str, Any]:
     with svc.read_sessions() as s:
         job = s.scalars(
             select(Job)
-            .where(Job.operation == "drill", Job.state.in_(("succeeded", "failed")), Job.dry_run.is_(False))
+            .where(Job.operation == "drill", Job.state.in_((JobState.SUCCEEDED, JobState.FAILED)), Job.dry_run.is_(False))
             .order_by(Job.finished_at.desc())
             .limit(1)
         ).first()
@@ -640,7 +642,7 @@ def _logical_at(svc: Services) -> datetime | None:
     with svc.read_sessions() as s:
         at = s.scalar(
             select(Job.finished_at)
-            .where(Job.operation == "backup", Job.state == "succeeded")
+            .where(Job.operation == "backup", Job.state == JobState.SUCCEEDED)
             .order_by(Job.finished_at.desc())
             .limit(1)
         )
@@ -843,7 +845,7 @@ def status_lines(st: RecoveryStatus, lang: str) -> list[Mrkdwn]:
     return lines
 
 
-def status_reply(svc: Services, lang: str) -> dict[str, Any]:
+def status_reply(svc: Services, lang: str) -> Reply:
     """`/taisun backup status` (off the ack path: pgbackrest info and pg_stat_archiver are read)."""
     st = refresh(svc, force=True)
     assert st is not None
@@ -881,7 +883,7 @@ def status_reply(svc: Services, lang: str) -> dict[str, Any]:
                   lag=i18n.duration(lag, lang) if lag is not None else "—", n=a.archived_count)
             )  # fmt: skip
     text = t("rpo.text", lang, rpo="✅" if st.rpo_ok else "❌")
-    return blocks.message(
+    return Reply(
         text,
         [
             blocks.section(t("rpo.title", lang) + "\n" + Mrkdwn("\n").join(head)),

@@ -19,6 +19,7 @@ from bot.backends import http
 from bot.core import audit, blocks, i18n, locks
 from bot.core.blocks import Action
 from bot.core.i18n import t
+from bot.core.states import JobState
 from bot.core.store.models import Job
 from bot.deploys.messages import started_by
 from bot.deploys.service import last_changes
@@ -143,7 +144,7 @@ class Home:
             held = {e: locks.current(s, e) for e in svc.config.environments}
             last = last_changes(s)  # verified deploys only: a simulation changed nothing
             pending = list(
-                s.scalars(select(Job).where(Job.state == "pending_approval").order_by(Job.created_at))
+                s.scalars(select(Job).where(Job.state == JobState.PENDING_APPROVAL).order_by(Job.created_at))
             )
             mine = audit.recent_by_actor(s, user_id, limit=5)
         with self._lock:
