@@ -13,6 +13,7 @@ from typing import Any
 import handlers
 from bot.alerts.service import install as install_alerts
 from bot.audit.anchors import Anchorer, configured_sinks
+from bot.backends.wake import NoSignal, PostgresSignal, RedisSignal, WakeSignal
 from bot.core import deadline
 from bot.core.audit import AuditChainer, audit_key, refusal_recorder
 from bot.core.config import Config, Settings, load_config
@@ -35,7 +36,7 @@ from bot.slack.home import Home
 from bot.slack.message_sync import MessageSync
 from bot.slack.notifier import Notifier
 from bot.slack.render import render_job_message
-from bot.slack.server import SlackAuthWatch, WsgiApp
+from bot.slack.server import SlackAuthWatch, WorkerApp, WsgiApp
 
 # Every operation the bot runs as a durable job, one line each.
 OPERATIONS: tuple[Operation, ...] = (
@@ -79,10 +80,25 @@ def _anchorer(svc: Services) -> Anchorer | None:
     return Anchorer(svc.sessions.begin, sinks, timedelta(minutes=anchor.interval_minutes)) if sinks else None
 
 
+def wake_signal(settings: Settings, engine: Any) -> WakeSignal:
+    """How `taisun serve` wakes `taisun worker` processes: NOTIFY on PostgreSQL, else Redis pub/sub when
+    REDIS_URL is set, else nothing (the workers' one-second poll)."""
+    if engine.dialect.name == "postgresql":
+        return PostgresSignal(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    if settings.redis_url:
+        return RedisSignal(settings.redis_url)
+    return NoSignal()
+
+
 def build_services(
-    settings: Settings, config: Config | None = None, *, workers: int | None = None
+    settings: Settings, config: Config | None = None, *, workers: int | None = None, role: str = "embedded"
 ) -> Services:
-    """Everything the handlers and workers need. Starts nothing; call .start()."""
+    """Everything the handlers and workers need. Starts nothing; call .start().
+
+    role: "embedded" (one process runs everything: `taisun serve` by default, the shell, the CLI with
+    workers=0), "serve" (`taisun serve` with TAISUN_JOBS=worker: no job threads, wakes the workers) or
+    "worker" (`taisun worker`: job threads woken by serve's signal).
+    """
     register_operations()
     config = config or load_config(settings.config_path)
     engine = make_engine(settings.database_url)
@@ -111,10 +127,13 @@ def build_services(
     svc.chainer = AuditChainer(
         svc.sessions.begin, key=audit_key(settings.taisun_audit_key), anchorer=_anchorer(svc)
     )
+    threads = workers if workers is not None else settings.taisun_workers
     svc.runner = JobRunner(
         svc,
-        threads=workers if workers is not None else settings.taisun_workers,
+        threads=0 if role == "serve" else threads,
         lease_seconds=settings.taisun_lease_seconds,
+        signal=wake_signal(settings, engine) if role in ("serve", "worker") else None,
+        housekeeping=role == "serve",
     )
     svc.notifier = Notifier(svc, slack, lambda job_id: render_job_message(svc, job_id))
     svc.messages = MessageSync(svc)
@@ -135,8 +154,10 @@ def build_services(
 
 
 def build_wsgi(settings: Any, *, socket_mode: bool = False, start_background: bool = True) -> WsgiApp:
-    """Build services, the Bolt app and the WSGI router; start the bot's threads."""
-    svc = build_services(settings)
+    """Build services, the Bolt app and the WSGI router; start the bot's threads.
+
+    With TAISUN_JOBS=worker this process runs no job: `taisun worker` does (build_worker)."""
+    svc = build_services(settings, role="serve" if settings.taisun_jobs == "worker" else "embedded")
     ensure_migrated(svc.engine)
     install_capabilities(svc)
     bolt = create_app(settings, svc, handlers.register_listeners)
@@ -147,3 +168,19 @@ def build_wsgi(settings: Any, *, socket_mode: bool = False, start_background: bo
         svc.start()
         watch.start()
     return wsgi
+
+
+def build_worker(settings: Settings, *, start_background: bool = True) -> WorkerApp:
+    """`taisun worker`: the job threads with everything a job's changes need (the job cards, the
+    capabilities' messages and sweeps, the audit chainer), no Bolt app; its HTTP side is /health and
+    /metrics. Jobs requested in `taisun serve` wake it through wake_signal()."""
+    svc = build_services(settings, role="worker")
+    ensure_migrated(svc.engine)
+    install_capabilities(svc)
+    svc.http_routes.clear()  # the alert webhook is serve's: a worker answers /health and /metrics only
+    watch = SlackAuthWatch(svc)
+    app = WorkerApp(svc, watch)
+    if start_background:
+        svc.start()
+        watch.start()
+    return app

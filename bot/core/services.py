@@ -142,8 +142,8 @@ class Services:
         self.notifier.start()
         self.runner.start()
 
-    def stop(self) -> None:
-        self.runner.stop()
+    def stop(self, runner_timeout: float = 5.0) -> None:
+        self.runner.stop(runner_timeout)
         self.chainer.stop()
         self.notifier.flush(5)
         self.notifier.stop()
