@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import os
 import signal
 import sys
@@ -101,7 +102,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     # gunicorn's arbiter kills the worker process graceful_timeout after SIGTERM: the jobs' grace
     # period, and then time to hand back leases and send what waits for Slack.
-    serve_one(settings, build, bind=args.bind, threads=2, graceful_timeout=grace + 10)
+    serve_one(settings, build, bind=args.bind, threads=2, graceful_timeout=math.ceil(grace) + 10)
     return 0
 
 

@@ -90,7 +90,7 @@ def serve_one(
     *,
     bind: str | None = None,
     threads: int = 4,
-    graceful_timeout: float = 20,
+    graceful_timeout: int = 20,
 ) -> None:
     """One gunicorn worker: a process that must exist once (Socket Mode's WebSocket, a job worker),
     restarted by gunicorn's arbiter should it die, drained on SIGTERM within graceful_timeout."""
