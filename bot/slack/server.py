@@ -125,7 +125,7 @@ class _Router:
 
     def __init__(self, routes: dict[tuple[str, str], Handler]):
         self.routes = dict(routes)
-        # Paths are matched as written: no merging of "//", no redirects to a canonical form.
+        # No redirects to a canonical form: a path that is not a route is a 404, not a 308 to follow.
         self.map = Map(
             [Rule(path, endpoint=(method, path), methods=[method]) for method, path in self.routes],
             merge_slashes=False,
