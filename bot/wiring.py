@@ -124,6 +124,7 @@ def build_services(
     # Writes made on a request's ack path take effect only while the answer can be on time.
     deadline.install(svc.sessions)
     svc.jobs = JobService(svc)
+    svc.chain_here = role != "serve"
     svc.chainer = AuditChainer(
         svc.sessions.begin, key=audit_key(settings.taisun_audit_key), anchorer=_anchorer(svc)
     )

@@ -96,6 +96,9 @@ class Services:
     notifier: JobOutbox = field(init=False)
     messages: SubjectOutbox = field(init=False)
     chainer: AuditChainer = field(init=False)
+    # Whether this process links audit rows into the chain. Not `taisun serve` when jobs run in
+    # `taisun worker`: the worker's chainer links every process's rows (off the acks' CPU).
+    chain_here: bool = True
     # Live /health + /version results people look at, shared for 2 s between those asking at once.
     recent_checks: RecentChecks = field(default_factory=RecentChecks)
     home: HomeTab = field(init=False)
@@ -138,13 +141,15 @@ class Services:
 
     def start(self) -> None:
         """Start the background threads (audit chainer, job workers, message sender)."""
-        self.chainer.start()
+        if self.chain_here:
+            self.chainer.start()
         self.notifier.start()
         self.runner.start()
 
     def stop(self, runner_timeout: float = 5.0) -> None:
         self.runner.stop(runner_timeout)
-        self.chainer.stop()
+        if self.chain_here:
+            self.chainer.stop()
         self.notifier.flush(5)
         self.notifier.stop()
         self.messages.flush(5)  # incident, runbook-run and alert messages
