@@ -208,3 +208,38 @@ def test_a_worker_answers_health_and_metrics_only_and_says_when_it_cannot_start(
         settings.model_copy(update={"database_url": f"sqlite:///{tmp_path}/empty.db"}),
     )
     assert empty.returncode == 2 and "never migrated" in empty.stderr and "Traceback" not in empty.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_socket_mode_answers_over_the_websocket_and_serves_http_from_gunicorn(
+    db_url, settings_for, slack, tmp_path
+):
+    from tests.fakes.socketmode import FakeSocketMode
+
+    ws = FakeSocketMode().start()
+    slack.app_token = "xapp-1-A0TAISUN-1-good"  # noqa: S105 (the local Slack's own app-level token)
+    slack.socket_mode_url = ws.url
+    bot = ServedBot(
+        settings_for(db_url), tmp_path / "socket.log", command=("serve",), SLACK_APP_TOKEN=slack.app_token
+    )
+    try:
+        ws.wait_connected()
+        payload = {
+            "token": "unused", "team_id": "T0LOCAL", "channel_id": CHANNEL, "user_id": ALICE, "user_name": "alice",
+            "command": "/taisun", "text": "help", "response_url": slack.response_url("alice-ws"),
+            "trigger_id": "ws-trigger-1", "api_app_id": "A0TAISUN",
+        }  # fmt: skip
+        ws.send_envelope("envelope-1", "slash_commands", payload)
+        ack = ws.wait_ack("envelope-1")
+        assert "/taisun deploy" in text_of(ack["payload"])  # the help, answered over the WebSocket
+        # HTTP beside it, from gunicorn: /health, /metrics; Slack's events do not come this way.
+        health = bot.http.get("/health")
+        assert health.status_code == 200 and health.json()["database"] == "ok", health.text
+        assert "taisun_commands_total" in bot.http.get("/metrics").text
+        assert bot.http.post("/slack/events", content=b"{}").status_code == 404
+        assert bot.terminate() == 0  # SIGTERM: gunicorn stops, the WebSocket is closed
+        assert ws.wait_closed()
+        assert "Traceback" not in bot.log()
+    finally:
+        bot.stop()
+        ws.stop()
