@@ -13,7 +13,7 @@ from typing import Any
 import handlers
 from bot.alerts.service import install as install_alerts
 from bot.audit.anchors import Anchorer, configured_sinks
-from bot.backends.wake import NoSignal, PostgresSignal, RedisSignal, WakeSignal
+from bot.backends.wake import CHANGES, JOBS, NoSignal, PostgresSignal, RedisSignal, WakeSignal
 from bot.core import deadline
 from bot.core.audit import AuditChainer, audit_key, refusal_recorder
 from bot.core.config import Config, Settings, load_config
@@ -80,13 +80,15 @@ def _anchorer(svc: Services) -> Anchorer | None:
     return Anchorer(svc.sessions.begin, sinks, timedelta(minutes=anchor.interval_minutes)) if sinks else None
 
 
-def wake_signal(settings: Settings, engine: Any) -> WakeSignal:
-    """How `taisun serve` wakes `taisun worker` processes: NOTIFY on PostgreSQL, else Redis pub/sub when
-    REDIS_URL is set, else nothing (the workers' one-second poll)."""
+def wake_signal(settings: Settings, engine: Any, channel: str = JOBS) -> WakeSignal:
+    """How `taisun serve` wakes `taisun worker` processes (and how a worker tells serve a job changed):
+    NOTIFY on PostgreSQL, else Redis pub/sub when REDIS_URL is set, else nothing (the workers poll
+    every second; Home tabs refresh on the changes serve makes itself)."""
     if engine.dialect.name == "postgresql":
-        return PostgresSignal(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresSignal(dsn, channel)
     if settings.redis_url:
-        return RedisSignal(settings.redis_url)
+        return RedisSignal(settings.redis_url, channel)
     return NoSignal()
 
 
@@ -151,6 +153,14 @@ def build_services(
     svc.home = home
     svc.notifier.changed_hooks.append(home.changed)
     svc.people.learned_hooks.append(home.relearned)
+    if role in ("serve", "worker"):
+        # People open Home in serve; jobs change in the worker: it tells serve, which redraws their tabs.
+        changes = wake_signal(settings, engine, CHANGES)
+        if role == "worker":
+            svc.notifier.changed_hooks.append(changes.send)
+        else:
+            svc.on_start.append(lambda: changes.listen(home.changed))
+        svc.on_stop.append(changes.stop)
     return svc
 
 

@@ -129,3 +129,35 @@ def test_routes_answer_404_for_unknown_paths_and_405_with_allow_for_other_method
     assert status == 405 and headers["Allow"] == "POST" and body == {"error": "not found"}
     status, headers, _ = _get(bot.wsgi, "/alerts/alertmanager", method="GET")
     assert status == 405 and "POST" in headers["Allow"]
+
+
+def test_a_home_tab_opened_in_serve_refreshes_when_the_worker_changes_a_job(
+    db_url,
+    make_bot,
+    settings_for,
+    slack,
+    redis_base,  # noqa: F811
+):
+    from bot.slack import signing
+    from bot.wiring import build_worker
+    from tests.harness import BOB, text_of
+
+    settings = settings_for(db_url, taisun_jobs="worker", redis_url=redis_base + "/0")
+    bot = make_bot(db_url, settings=settings)
+    worker = build_worker(settings)
+    try:
+        body, ctype = signing.event_callback(
+            {"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D1"}, event_id="Ev-home-bob"
+        )
+        assert bot.post(body, ctype)[0] == 200
+        slack.wait_for(lambda: BOB in slack.home, timeout=15)
+        before = slack.count("views.publish")
+        bot.svc.home._published.clear()  # the debounce window has passed
+        bot.command("deploy prod v1.2.3", user=ALICE)  # the worker prepares it: waiting for approval
+        slack.wait_for(
+            lambda: "Waiting for your approval* (1)" in text_of({"blocks": slack.home[BOB]["blocks"]}),
+            timeout=20,
+        )
+        assert slack.count("views.publish") > before
+    finally:
+        worker.stop()

@@ -1,4 +1,5 @@
-"""Wake signals between processes: "a job may be runnable now", from `taisun serve` to `taisun worker`.
+"""Signals between processes: "a job may be runnable now", from `taisun serve` to `taisun worker` (JOBS),
+and "a job changed", from `taisun worker` to `taisun serve` (CHANGES: the App Home tabs people look at).
 
 A signal carries no data and may be lost: the workers' poll (a second) stays the floor, and the
 job rows in the database are the only truth. A signal only makes a worker look now instead of
@@ -24,7 +25,8 @@ import redis.exceptions
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "taisun_jobs"
+JOBS = "taisun_jobs"
+CHANGES = "taisun_job_changes"
 RECONNECT_CAP_SECONDS = 10.0
 
 
@@ -142,19 +144,20 @@ class _Signal:
 
 
 class PostgresSignal(_Signal):
-    """NOTIFY taisun_jobs / LISTEN taisun_jobs, each on a connection of its own (autocommit)."""
+    """NOTIFY <channel> / LISTEN <channel>, each on a connection of its own (autocommit)."""
 
     kind = "postgresql"
 
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str, channel: str = JOBS):
         super().__init__()
         self.dsn = dsn
+        self.channel = channel
         self._conn: psycopg.Connection | None = None
 
     def _publish(self) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
-        self._conn.execute(f"NOTIFY {CHANNEL}")
+        self._conn.execute(f"NOTIFY {self.channel}")
 
     def _disconnect_sender(self) -> None:
         conn, self._conn = self._conn, None
@@ -166,7 +169,7 @@ class PostgresSignal(_Signal):
 
     def _listen(self, on_wake: Callable[[], None]) -> None:
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute(f"LISTEN {self.channel}")
             on_wake()  # anything that became runnable before LISTEN took effect
             while not self._stop.is_set():
                 # A timeout, so stop() is noticed; several notifications at once are one wake.
@@ -175,19 +178,20 @@ class PostgresSignal(_Signal):
 
 
 class RedisSignal(_Signal):
-    """PUBLISH taisun_jobs / SUBSCRIBE taisun_jobs on the bot's own Redis (REDIS_URL)."""
+    """PUBLISH <channel> / SUBSCRIBE <channel> on the bot's own Redis (REDIS_URL)."""
 
     kind = "redis"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, channel: str = JOBS):
         super().__init__()
         self.url = url
+        self.channel = channel
         self._client: redis.Redis | None = None
 
     def _publish(self) -> None:
         if self._client is None:
             self._client = redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=5)
-        self._client.publish(CHANNEL, b"1")
+        self._client.publish(self.channel, b"1")
 
     def _disconnect_sender(self) -> None:
         client, self._client = self._client, None
@@ -201,7 +205,7 @@ class RedisSignal(_Signal):
         client = redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=5)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(CHANNEL)
+            pubsub.subscribe(self.channel)
             on_wake()
             while not self._stop.is_set():
                 if pubsub.get_message(timeout=1.0) is not None:

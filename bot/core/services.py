@@ -96,6 +96,9 @@ class Services:
     notifier: JobOutbox = field(init=False)
     messages: SubjectOutbox = field(init=False)
     chainer: AuditChainer = field(init=False)
+    # Started with the other threads (e.g. `taisun serve` listening for the worker's job changes).
+    on_start: list[Callable[[], None]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
     # Whether this process links audit rows into the chain. Not `taisun serve` when jobs run in
     # `taisun worker`: the worker's chainer links every process's rows (off the acks' CPU).
     chain_here: bool = True
@@ -145,8 +148,12 @@ class Services:
             self.chainer.start()
         self.notifier.start()
         self.runner.start()
+        for start in self.on_start:
+            start()
 
     def stop(self, runner_timeout: float = 5.0) -> None:
+        for stop in self.on_stop:
+            stop()
         self.runner.stop(runner_timeout)
         if self.chain_here:
             self.chainer.stop()
