@@ -339,6 +339,12 @@ def render(results: dict[str, Any]) -> str:
                 rows,
             )  # fmt: skip
         )
+        q = w["quiet"]
+        if "embedded_ratio" in q:
+            out.append(
+                f"   reference, same run: jobs embedded in serve (the default) {q['embedded_rps']} req/s = "
+                f"{q['embedded_ratio']}× bare, p99 {q['embedded_p99_ms']} ms = {q['embedded_p99_vs_bare']}× bare"
+            )
         quiet_bot = [x for x in w["quiet"]["windows"] if x["app"] == "bot"]
         out.append(
             "   worker caught up after each quiet bot window in "

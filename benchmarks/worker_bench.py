@@ -7,9 +7,10 @@ One run, PostgreSQL: `taisun serve --workers 2 --threads 8` with TAISUN_JOBS=wor
 Bolt app of section 1 under the same gunicorn settings. The two are measured in alternation, window
 after window, so drift on the shared machine hits both alike:
 
-  A. quiet: bare, bot, bare, bot ... Before every window the worker has caught up (no job waits for
-     it), so a bare window never pays for the jobs of the bot window before it; how long the worker
-     took to catch up after each bot window is reported.
+  A. quiet: bare, bot, embedded, bare, bot, embedded ... Before every window the jobs of the last one
+     are prepared (no job waits), so a bare window never pays for the jobs of the bot window before
+     it; how long the worker took to catch up after each bot window is reported. "embedded" is the
+     reference: `taisun serve` as before, its jobs in its own processes (its own database).
   B. background: 50 deploys to environments of their own (no approval) are dispatched to FakeGitHub,
      whose runs stay in progress, so the worker follows all 50 (a GET per run every 3 s); a
      `/taisun backup run` streams a ~1 GB PostgreSQL database (pg_dump → gzip → S3 on moto) in
@@ -203,6 +204,13 @@ def _summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
     out["round_p99_vs_bare"] = [
         round(b["p99_ms"] / a["p99_ms"], 2) for a, b in zip(bare, bot, strict=False) if a["p99_ms"]
     ]
+    embedded = [w for w in windows if w["app"] == "embedded"]
+    if embedded:  # the reference: the same request with the jobs in the web process, as before
+        out["embedded_rps"], out["embedded_p99_ms"] = mean(embedded, "rps"), mean(embedded, "p99_ms")
+        out["embedded_ratio"] = round(out["embedded_rps"] / out["bare_rps"], 3) if out["bare_rps"] else None
+        out["embedded_p99_vs_bare"] = (
+            round(out["embedded_p99_ms"] / out["bare_p99_ms"], 2) if out["bare_p99_ms"] else None
+        )
     return out
 
 
@@ -252,6 +260,7 @@ def run(
     log(f"worker: filling a ~{backup_mb} MB database to back up")
     backup_dsn, backup_db_mb, _ = make_db(backup_mb)
     db_url = fresh_db("postgresql", "worker-bench")
+    embedded_db = fresh_db("postgresql", "worker-bench-embedded")
     # serve checks a backup request (are the AWS settings and the DSN there?) as it takes it: it shares
     # the worker's environment, as /etc/taisun/env is shared by the two units.
     shared_env = {**aws_env, "BACKUP_DATABASE_URL": backup_dsn}
@@ -277,25 +286,42 @@ def run(
             extra_env=shared_env,
         )  # fmt: skip
         procs.append(worker)
+        # The reference, quiet phase only: `taisun serve` with its jobs embedded (the default), its own database.
+        embedded, embedded_url = start_bot(
+            name="worker-embedded", db_url=embedded_db, config=config, slack_url=slack.url,
+            github_token=GITHUB_TOKEN, github_url=github.url, extra_env=shared_env,
+        )  # fmt: skip
+        procs.append(embedded)
+        embedded_jobs = Jobs(embedded_db, envs)
 
         log("worker: warm-up (one window each, not counted)")
         _window(bare_url, None, duration=2, name="worker-bare-warmup")
         _window(bot_url, slack, duration=2, name="worker-bot-warmup")
+        _window(embedded_url, slack, duration=2, name="worker-embedded-warmup")
         _wait("the worker prepares the warm-up's jobs", lambda: jobs.waiting() == 0, 600)
+        _wait("the embedded bot prepares the warm-up's jobs", lambda: embedded_jobs.waiting() == 0, 600)
 
         windows: list[dict[str, Any]] = []
+        apps = (
+            ("bare", bare_url, None, jobs),
+            ("bot", bot_url, slack, jobs),
+            ("embedded", embedded_url, slack, embedded_jobs),
+        )
         for r in range(rounds):
-            for app, url, sl in (("bare", bare_url, None), ("bot", bot_url, slack)):
+            for app, url, sl, js in apps:
                 log(f"worker A{r + 1}: {app} ({duration:g} s)")
-                before = jobs.count()
+                before = js.count()
                 w = _window(url, sl, duration=duration, name=f"worker-A{r}-{app}")
                 w.update(app=app, phase="quiet", round=r + 1)
-                if app == "bot":
-                    w["jobs_created"] = jobs.count() - before  # one per request: none was a replay
-                    w["left_waiting"] = jobs.waiting()
-                    w["caught_up_s"] = _wait("the worker catches up", lambda: jobs.waiting() == 0, 900)
+                if app != "bare":
+                    w["jobs_created"] = js.count() - before  # one per request: none was a replay
+                    w["left_waiting"] = js.waiting()
+                    w["caught_up_s"] = _wait("the jobs are prepared", lambda js=js: js.waiting() == 0, 900)
                 windows.append(w)
         result["quiet"] = {"windows": windows, **_summary(windows)}
+        embedded_jobs.dispose()
+        embedded.stop(fast=True)
+        procs.remove(embedded)
 
         log(f"worker B: {followed} deploys to follow and a backup, in the worker")
         for i, env in enumerate(envs):
@@ -341,5 +367,6 @@ def run(
         github.stop()
         moto.stop()
         drop_db(db_url)
+        drop_db(embedded_db)
         pg_drop(backup_dsn)
     return result
