@@ -345,6 +345,19 @@ def render(results: dict[str, Any]) -> str:
                 f"   reference, same run: jobs embedded in serve (the default) {q['embedded_rps']} req/s = "
                 f"{q['embedded_ratio']}× bare, p99 {q['embedded_p99_ms']} ms = {q['embedded_p99_vs_bare']}× bare"
             )
+        for phase in ("quiet", "background"):
+            p = w.get(phase, {})
+            if "bot_cpu_ms_per_request" in p:
+                out.append(
+                    f"   CPU per request ({phase}): bare app {p.get('bare_cpu_ms_per_request')} ms, serve "
+                    f"{p['bot_cpu_ms_per_request']} ms"
+                    + (
+                        f", embedded serve {p['embedded_cpu_ms_per_request']} ms"
+                        if "embedded_cpu_ms_per_request" in p
+                        else ""
+                    )
+                    + " (its own processes' CPU ÷ requests answered; the worker's is apart)"
+                )
         quiet_bot = [x for x in w["quiet"]["windows"] if x["app"] == "bot"]
         out.append(
             "   worker caught up after each quiet bot window in "

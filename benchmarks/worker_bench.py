@@ -171,13 +171,39 @@ def requests(slack: LocalSlack | None, n: int, tag: str) -> list[loadgen.Req]:
     return out
 
 
-def _window(url: str, slack: LocalSlack | None, *, duration: float, name: str) -> dict[str, Any]:
+def _group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) of every live process in process group `pgid` (a server and its workers)."""
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rfind(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _window(
+    url: str, slack: LocalSlack | None, *, duration: float, name: str, groups: dict[str, int]
+) -> dict[str, Any]:
+    """One load window. `groups`: process groups whose CPU per request is reported (the app measured,
+    the worker): less sensitive to the shared machine's other load than req/s and latency are."""
     # More distinct requests than the bot can take in the window (it is well under 1,500 req/s here);
     # the bare app dedupes nothing, so it replays 512 like section 1.
     reqs = requests(slack, int(1500 * duration) if slack else 512, name)
+    before = {k: _group_cpu_seconds(pid) for k, pid in groups.items()}
     with CpuWatch() as cpu:
         res = loadgen.run(url, reqs, duration=duration, name=name)
     res["cpu"] = cpu.result
+    res["cpu_ms_per_request"] = {
+        k: round((_group_cpu_seconds(pid) - before[k]) * 1000 / max(res["requests"], 1), 2)
+        for k, pid in groups.items()
+    }
     return res
 
 
@@ -204,9 +230,16 @@ def _summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
     out["round_p99_vs_bare"] = [
         round(b["p99_ms"] / a["p99_ms"], 2) for a, b in zip(bare, bot, strict=False) if a["p99_ms"]
     ]
+    for app, rows in (("bare", bare), ("bot", bot)):
+        per = [r["cpu_ms_per_request"]["app"] for r in rows if "app" in r.get("cpu_ms_per_request", {})]
+        if per:
+            out[f"{app}_cpu_ms_per_request"] = round(statistics.fmean(per), 2)
     embedded = [w for w in windows if w["app"] == "embedded"]
     if embedded:  # the reference: the same request with the jobs in the web process, as before
         out["embedded_rps"], out["embedded_p99_ms"] = mean(embedded, "rps"), mean(embedded, "p99_ms")
+        out["embedded_cpu_ms_per_request"] = round(
+            statistics.fmean(r["cpu_ms_per_request"]["app"] for r in embedded), 2
+        )
         out["embedded_ratio"] = round(out["embedded_rps"] / out["bare_rps"], 3) if out["bare_rps"] else None
         out["embedded_p99_vs_bare"] = (
             round(out["embedded_p99_ms"] / out["bare_p99_ms"], 2) if out["bare_p99_ms"] else None
@@ -295,23 +328,23 @@ def run(
         embedded_jobs = Jobs(embedded_db, envs)
 
         log("worker: warm-up (one window each, not counted)")
-        _window(bare_url, None, duration=2, name="worker-bare-warmup")
-        _window(bot_url, slack, duration=2, name="worker-bot-warmup")
-        _window(embedded_url, slack, duration=2, name="worker-embedded-warmup")
+        _window(bare_url, None, duration=2, name="worker-bare-warmup", groups={})
+        _window(bot_url, slack, duration=2, name="worker-bot-warmup", groups={})
+        _window(embedded_url, slack, duration=2, name="worker-embedded-warmup", groups={})
         _wait("the worker prepares the warm-up's jobs", lambda: jobs.waiting() == 0, 600)
         _wait("the embedded bot prepares the warm-up's jobs", lambda: embedded_jobs.waiting() == 0, 600)
 
         windows: list[dict[str, Any]] = []
         apps = (
-            ("bare", bare_url, None, jobs),
-            ("bot", bot_url, slack, jobs),
-            ("embedded", embedded_url, slack, embedded_jobs),
+            ("bare", bare_url, None, jobs, {"app": bare.pid}),
+            ("bot", bot_url, slack, jobs, {"app": bot.pid, "worker": worker.pid}),
+            ("embedded", embedded_url, slack, embedded_jobs, {"app": embedded.pid}),
         )
         for r in range(rounds):
-            for app, url, sl, js in apps:
+            for app, url, sl, js, groups in apps:
                 log(f"worker A{r + 1}: {app} ({duration:g} s)")
                 before = js.count()
-                w = _window(url, sl, duration=duration, name=f"worker-A{r}-{app}")
+                w = _window(url, sl, duration=duration, name=f"worker-A{r}-{app}", groups=groups)
                 w.update(app=app, phase="quiet", round=r + 1)
                 if app != "bare":
                     w["jobs_created"] = js.count() - before  # one per request: none was a replay
@@ -336,11 +369,14 @@ def run(
         backup_started = time.monotonic()
         windows = []
         for r in range(rounds):
-            for app, url, sl in (("bare", bare_url, None), ("bot", bot_url, slack)):
+            for app, url, sl, groups in (
+                ("bare", bare_url, None, {"app": bare.pid, "worker": worker.pid}),
+                ("bot", bot_url, slack, {"app": bot.pid, "worker": worker.pid}),
+            ):
                 _wait("the worker prepares the last window's requests", lambda: jobs.waiting() == 0, 900)
                 log(f"worker B{r + 1}: {app} ({duration:g} s), backup {jobs.backup()[0]}")
                 before = jobs.count()
-                w = _window(url, sl, duration=duration, name=f"worker-B{r}-{app}")
+                w = _window(url, sl, duration=duration, name=f"worker-B{r}-{app}", groups=groups)
                 w.update(app=app, phase="background", round=r + 1)
                 w["backup_running_at_end"] = jobs.backup()[0] == "running"
                 w["followed_at_end"] = jobs.following()
