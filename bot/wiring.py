@@ -16,6 +16,7 @@ from bot.audit.anchors import Anchorer, configured_sinks
 from bot.backends.wake import CHANGES, JOBS, NoSignal, PostgresSignal, RedisSignal, WakeSignal
 from bot.core import deadline
 from bot.core.audit import AuditChainer, audit_key, refusal_recorder
+from bot.core.commands import register_command
 from bot.core.config import Config, Settings, load_config
 from bot.core.jobs import JobRunner, JobService
 from bot.core.metrics import Metrics
@@ -24,11 +25,15 @@ from bot.core.people import People
 from bot.core.policy import Directory, Policy
 from bot.core.services import Services
 from bot.core.store.db import ensure_migrated, make_engine, session_factory
+from bot.deploys import webhook as deploy_webhook
 from bot.deploys.operations import Deploy, Rollback
+from bot.deploys.timeline import DEPLOYS_COMMAND
 from bot.incidents.service import install as install_incidents
 from bot.operations.backup import Backup, Restore
 from bot.operations.cache import CacheClear
 from bot.operations.dbreset import DbConnectionReset
+from bot.operations.pitr import Drill, PitrBackup
+from bot.operations.pitr import install as install_backup_schedule
 from bot.operations.restart import Restart
 from bot.slack.app import create_app
 from bot.slack.client import SlackError, group_fetcher, make_web_client
@@ -47,6 +52,8 @@ OPERATIONS: tuple[Operation, ...] = (
     DbConnectionReset(),
     Backup(),
     Restore(),
+    PitrBackup(),
+    Drill(),
 )
 
 
@@ -60,6 +67,7 @@ def register_operations() -> None:
     if not _registered:
         for op in OPERATIONS:
             register(op)
+        register_command(DEPLOYS_COMMAND)  # the deploy timeline (no operation: it only reads)
         _registered = True
 
 
@@ -67,6 +75,8 @@ def install_capabilities(svc: Services) -> None:
     """Capabilities with message senders, periodic work or HTTP routes of their own."""
     install_incidents(svc)  # incidents and runbook runs (their messages, nudges, job polling)
     install_alerts(svc)  # POST /alerts/alertmanager and the alert-group messages
+    install_backup_schedule(svc)  # daily full, hourly incremental, weekly drill; the RPO/RTO status
+    deploy_webhook.install(svc)  # POST /github/webhook, the poller: deploys started on GitHub
 
 
 def _anchorer(svc: Services) -> Anchorer | None:

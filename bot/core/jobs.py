@@ -756,7 +756,7 @@ class JobRunner:
             return
         try:
             with self.svc.sessions.begin() as s:
-                if op.needs_lock and env is not None and not job.dry_run:
+                if env is not None and op.takes_lock(job):
                     locks.acquire(
                         s, env.name, holder_id=job.requested_by, holder_name=job.requested_by_name,
                         reason=op.describe(job, self.svc.config.language), job_id=job.id, channel=job.channel,

@@ -177,6 +177,11 @@ class Operation:
     def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
         return bool(env and env.approval_required) and not job.dry_run
 
+    def takes_lock(self, job: Job) -> bool:
+        """Whether this job holds its environment's lock while it runs (a deploy someone started on
+        GitHub is followed whoever holds the lock: it happens anyway)."""
+        return self.needs_lock and not job.dry_run
+
     def prepare(self, ctx: JobContext) -> None:
         """Slow validation in a worker (GitHub lookups...). Raise OpRefused to end the job as invalid."""
 

@@ -14,17 +14,19 @@ from sqlalchemy.orm import Session
 from bot.backends.github import GitHubBackend
 from bot.core.config import Config, Settings
 from bot.core.ops import OpError
-from bot.core.store.models import Job
+from bot.core.store.models import DeployRun, Job
 
 if TYPE_CHECKING:
     from bot.core.services import Services
 
 
-def github_backend(settings: Settings, config: Config) -> GitHubBackend:
+def github_backend(settings: Settings, config: Config, *, workflow: str = "", ref: str = "") -> GitHubBackend:
+    """GitHub for the deploy workflow (or another one of the repository's, e.g. a smoke test's)."""
     g = config.github
     return GitHubBackend(
         token=settings.github_token, api_url=settings.github_api_url, repository=g.repository,
-        workflow=g.workflow, ref=g.ref, tag_pattern=g.tag_pattern, return_run_details=g.return_run_details,
+        workflow=workflow or g.workflow, ref=ref or g.ref, tag_pattern=g.tag_pattern,
+        return_run_details=g.return_run_details,
     )  # fmt: skip
 
 
@@ -122,8 +124,10 @@ def rollback_button_target(svc: Services, failed_id: str) -> str:
     return target
 
 
-def claimed_run_ids(svc: Services, job_id: str) -> set[int]:
-    """Runs already followed by other jobs: a new job must not adopt them."""
+def claimed_run_ids(svc: Services, job_id: str, key: str = "run_id") -> set[int]:
+    """Runs already followed by other jobs (progress[key]: run_id, or smoke_run_id for smoke
+    workflows): a new job must not adopt them. Deploy runs also count when the timeline gave them
+    to another job (a deploy started on GitHub)."""
     since = datetime.now(UTC) - timedelta(days=1)
     with svc.sessions() as s:
         rows = s.scalars(
@@ -131,7 +135,16 @@ def claimed_run_ids(svc: Services, job_id: str) -> set[int]:
                 Job.operation.in_(("deploy", "rollback")), Job.created_at >= since, Job.id != job_id
             )
         )
-        return {int(j.progress["run_id"]) for j in rows if j.progress.get("run_id")}
+        ids = {int(j.progress[key]) for j in rows if j.progress.get(key)}
+        if key == "run_id":
+            owned = s.scalars(
+                select(DeployRun.run_id).where(
+                    DeployRun.repository == svc.config.github.repository, DeployRun.seen_at >= since,
+                    DeployRun.job_id.not_in(("", job_id)), DeployRun.run_id.is_not(None),
+                )
+            )  # fmt: skip
+            ids |= {int(r) for r in owned if r is not None}
+        return ids
 
 
 def newer_simulation(simulation: Job | None, verified: Job | None) -> Job | None:

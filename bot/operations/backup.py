@@ -157,9 +157,17 @@ def parse_backup(tokens: list[str], config: Config, usage: str) -> Command:
     dry_run = bool(pop_flag(tokens, "--dry-run"))
     reject_unknown_flags(tokens, usage)
     action = (tokens.pop(0) if tokens else "").lower()
-    if action in ("run", "list"):
+    if action == "run" and tokens:  # run full|diff|incr: pgBackRest (bot.operations.pitr)
+        kind = tokens.pop(0).lower()
+        if kind not in ("full", "diff", "incr"):
+            raise UsageError(key="backup.bad_kind", kind=kind)
+        no_more(tokens, usage)
+        return Command("backup", {"action": "run", "kind": kind, "dry_run": dry_run})
+    if action in ("run", "list", "status"):
         no_more(tokens, usage)
         return Command("backup", {"action": action, "dry_run": dry_run})
+    if action == "drill":  # drill [time]: the rest of the words are the point in time
+        return Command("backup", {"action": "drill", "time": " ".join(tokens), "dry_run": dry_run})
     if action == "restore":
         if not tokens:
             raise UsageError(key="err.which_backup")
@@ -167,12 +175,14 @@ def parse_backup(tokens: list[str], config: Config, usage: str) -> Command:
         env = env_arg(config, tokens.pop(0), usage) if tokens else None
         no_more(tokens, usage)
         return Command("backup", {"action": "restore", "id": backup_id, "dry_run": dry_run}, env)
-    hint = closest(action, ["run", "list", "restore"]) if action else None
+    hint = closest(action, ["run", "list", "restore", "status", "drill"]) if action else None
     raise UsageError(key="err.backup_action", action=action, guess=hint or "")
 
 
 BACKUP_COMMAND = Spec(
-    "backup", "backup run|list|restore <id>", "Database backups in S3", "S3 へのデータベースバックアップ", "operator",
+    "backup", "backup run [full|diff|incr]|list|status|drill [time]|restore <id>",
+    "Database backups (S3, pgBackRest), RPO/RTO and restore drills",
+    "データベースバックアップ（S3・pgBackRest）、RPO/RTO、リストア訓練", "operator",
     parse=parse_backup, rank=60,
 )  # fmt: skip
 

@@ -11,6 +11,8 @@ from bot.core.blocks import STEP_ICON, Action, Block, button, confirm_dialog, co
 from bot.core.commands import Spec, specs
 from bot.core.i18n import MESSAGES, duration, t
 from bot.core.mrkdwn import Mrkdwn, escape, link, mention, plain_text, slack_time, trusted
+from bot.deploys.messages import outside_facts, started_by
+from bot.deploys.timeline import is_outside
 
 
 def help_blocks(allowed: Iterable[Spec], lang: str = "en") -> list[Block]:
@@ -55,7 +57,10 @@ def job_blocks(
     label = state_label(state, lang, job.dry_run)
     head = f"{STATE_EMOJI.get(state, '•')} *{escape(description)}*{dry}\n*{label}*"
     blocks: list[Block] = [section(head)]
-    facts = [t("card.requested_by", lang, user=mention(job.requested_by))]
+    if is_outside(job):  # started on GitHub: who (in the title), how and which run
+        facts = [outside_facts(job, lang)]
+    else:
+        facts = [t("card.requested_by", lang, user=mention(job.requested_by))]
     if job.approved_by:
         facts.append(t("card.approved_by", lang, user=mention(job.approved_by)))
     facts.append(t("card.at", lang, time=slack_time(job.created_at)))
@@ -179,6 +184,6 @@ def jobs_list_blocks(jobs: list[Any], describe: Any, lang: str = "en") -> list[B
         stuck = j.state == "running" and j.lease_expires_at and j.lease_expires_at < now
         lines.append(
             t("jobs.line_stuck" if stuck else "jobs.line", lang, job=j.id[:8], what=escape(describe(j, lang)),
-              state=state_label(j.state, lang), user=mention(j.requested_by))
+              state=state_label(j.state, lang), user=started_by(j, lang))
         )  # fmt: skip
     return [section(t("jobs.title", lang)), section("\n".join(lines))]

@@ -23,6 +23,7 @@ Handler = Callable[[Invocation], Reply]
 SUBCOMMANDS: dict[str, Handler] = {
     "help": general.help_,
     "status": general.status,
+    "deploys": general.deploys,
     "audit": general.audit_,
     "lock": general.lock,
     "unlock": general.unlock,

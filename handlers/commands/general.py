@@ -12,9 +12,10 @@ from bot.core.i18n import t
 from bot.core.locks import EnvironmentLocked
 from bot.core.ops import OpError, Request
 from bot.core.store.models import Job
-from bot.deploys.messages import deploy_line, status_blocks
+from bot.deploys import timeline
+from bot.deploys.messages import deploy_line, deploys_blocks, status_blocks
 from bot.deploys.service import last_changes, newer_simulation
-from bot.slack.messages import help_blocks, jobs_list_blocks
+from bot.slack.messages import help_blocks, jobs_list_blocks, state_label
 from handlers.common import Invocation, Reply
 
 
@@ -54,6 +55,16 @@ def status(inv: Invocation) -> Reply:
     inv.later(check)
     names = ", ".join(e.name for e in envs)
     return blocks.message(t("reply.status_checking", lang, envs=names))
+
+
+def deploys(inv: Invocation) -> Reply:
+    """`/taisun deploys <env> [n]`: the deploy timeline, whoever started each deploy."""
+    env = inv.cmd.env
+    assert env is not None
+    jobs = timeline.entries(inv.svc, env.name, int(inv.cmd.args.get("n", 10)))
+    return blocks.message(
+        t("deploys.text", inv.lang, env=env.name), deploys_blocks(env.name, jobs, state_label, inv.lang)
+    )
 
 
 def audit_(inv: Invocation) -> Reply:

@@ -9,6 +9,7 @@ from bot.core import blocks
 from bot.core.i18n import t
 from bot.core.ops import REGISTRY, OpError
 from bot.operations.backup import list_reply
+from bot.operations.pitr import pitr_list_lines, status_reply
 from handlers.common import Invocation, Reply
 from handlers.views.deploy import open_deploy_modal
 
@@ -34,11 +35,26 @@ def deploy(inv: Invocation) -> Reply:
 
 def backup(inv: Invocation) -> Reply:
     action = inv.cmd.args["action"]
+    lang = inv.lang
     if action == "list":
-        lang = inv.lang
-        inv.later(lambda: list_reply(inv.svc, lang))
+        inv.later(lambda: with_pitr_sets(inv, list_reply(inv.svc, lang)))
         return blocks.message(t("op.backup.list.listing", lang))
+    if action == "status":  # pgbackrest info and pg_stat_archiver are read off the ack path
+        inv.later(lambda: status_reply(inv.svc, lang))
+        return blocks.message(t("rpo.checking", lang))
+    if action == "drill":
+        return request_job(inv, "drill")
+    if action == "run" and inv.cmd.args.get("kind"):
+        return request_job(inv, "pitr_backup")
     return request_job(inv, "backup" if action == "run" else "restore")
+
+
+def with_pitr_sets(inv: Invocation, reply: Reply) -> Reply:
+    """`backup list` shows the pgBackRest backup sets after the pg_dump copies."""
+    lines = pitr_list_lines(inv.svc, inv.lang)
+    if lines and reply:
+        reply["blocks"] = [*(reply.get("blocks") or []), *blocks.sections(lines)]
+    return reply
 
 
 # The operations' subcommands that do more than request their operation as it is.
