@@ -86,7 +86,16 @@ class Settings(BaseSettings):
         "INFO", description="Log level; logs are JSON, one object a line, secrets redacted."
     )
     taisun_workers: int = Field(
-        4, description="Worker threads that run jobs (deploys, restarts...) in this process."
+        4,
+        description="Worker threads that run jobs (deploys, restarts...) in this process: `taisun serve` "
+        "(TAISUN_JOBS=embedded) or `taisun worker`.",
+    )
+    taisun_jobs: Literal["embedded", "worker"] = Field(
+        "embedded",
+        description="Where jobs run: `embedded`, in `taisun serve` itself; `worker`, in `taisun worker` processes "
+        "(`taisun serve` then acks, renders and reads, and runs no job). With `worker`, serve wakes the workers "
+        "through PostgreSQL's NOTIFY when the database is PostgreSQL, else through Redis (REDIS_URL) when set; "
+        "a worker also polls every second.",
     )
     taisun_listener_threads: int = Field(
         16, description="Threads Bolt uses for listeners, so acks never queue behind slow work."

@@ -19,11 +19,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from bot.backends.wake import NoSignal, WakeSignal
 from bot.core import audit, dedupe, i18n, locks
 from bot.core.audit import AuditWriteFailed
 from bot.core.i18n import msg, user_message
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from bot.core.services import Services
 
 log = logging.getLogger(__name__)
+
+# What a worker claims (when no live lease holds it).
+RUNNABLE_STATES = (JobState.VALIDATING, JobState.QUEUED, JobState.RUNNING)
 
 
 class LeaseLost(Exception):
@@ -367,6 +371,19 @@ class JobService:
         except SQLAlchemyError:
             log.exception("could not audit a denied approval")
 
+    def waiting(self) -> tuple[int, datetime | None]:
+        """Runnable jobs no worker holds now, and when the oldest was asked for: a worker that is down
+        or behind shows here (`taisun serve`'s /health, when jobs run in `taisun worker`)."""
+        t = now()
+        with self.svc.read_sessions() as s:
+            count, oldest = s.execute(
+                select(func.count(), func.min(Job.created_at)).where(
+                    Job.state.in_(RUNNABLE_STATES),
+                    or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < t),
+                )
+            ).one()
+        return int(count), oldest
+
     def active(self, environment: str | None = None) -> list[Job]:
         with self.svc.sessions() as s:
             q = select(Job).where(Job.state.in_(JobState.ACTIVE)).order_by(Job.created_at)
@@ -397,18 +414,34 @@ def _already_decided(job: Job) -> AlreadyDecided:
 
 
 class JobRunner:
-    """Worker threads of the bot's own (never Bolt's listener pool) that run jobs under a lease."""
+    """Worker threads of the bot's own (never Bolt's listener pool) that run jobs under a lease.
+
+    In `taisun serve` with TAISUN_JOBS=worker it has no job threads: wake() then tells the workers in
+    other processes through `signal`, and `housekeeping` keeps the sweep (approvals that expire, lock
+    reminders, the capabilities' sweeps) running in serve as it always did.
+    """
 
     def __init__(
-        self, svc: Services, *, threads: int = 4, poll_seconds: float = 1.0, lease_seconds: float = 30.0
+        self,
+        svc: Services,
+        *,
+        threads: int = 4,
+        poll_seconds: float = 1.0,
+        lease_seconds: float = 30.0,
+        signal: WakeSignal | None = None,
+        housekeeping: bool = False,
     ):
         self.svc = svc
         self.owner = new_owner_id()
         self.threads = threads
         self.poll_seconds = poll_seconds
         self.lease = timedelta(seconds=lease_seconds)
+        self.signal: WakeSignal = signal or NoSignal()
+        self.housekeeping = housekeeping
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._draining = threading.Event()  # no new claims; running jobs go on
+        self._frozen = False  # stopping: this process's job threads may record nothing more
         self._workers: list[threading.Thread] = []
         self._job_threads: list[threading.Thread] = []
         self._running: set[str] = set()
@@ -425,20 +458,68 @@ class JobRunner:
             t.start()
             self._workers.append(t)
             self._job_threads.append(t)
+        if self.threads:
+            self.signal.listen(self._wake.set)  # other processes' requests wake this one's threads
+        elif self.housekeeping:
+            sweeper = threading.Thread(target=self._housekeeping_loop, name="taisun-sweep", daemon=True)
+            sweeper.start()
+            self._workers.append(sweeper)
         hb = threading.Thread(target=self._heartbeat_loop, name="taisun-lease", daemon=True)
         hb.start()
         self._workers.append(hb)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop every thread, waiting at most `timeout` seconds in all (they are daemon threads)."""
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + timeout
         for t in self._workers:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
         self._workers.clear()
         self._job_threads.clear()
+        self.signal.stop()
+
+    def drain(self, timeout: float) -> list[str]:
+        """A graceful stop (SIGTERM): claim nothing more, let running jobs end for up to `timeout`
+        seconds, then hand the leases of those still running back, so another worker resumes them
+        at once instead of after the lease. Returns the ids handed back.
+
+        Before handing back, this process's job threads are frozen: their next progress save raises
+        LeaseLost, so none of them starts another side effect once another worker may hold the job
+        (operations save progress before each side effect). Stop the process right after.
+        """
+        self._draining.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._running_lock:
+            left = sorted(self._running)
+        if not left:
+            return []
+        self._frozen = True
+        handed: list[str] = []
+        for job_id in left:
+            try:
+                with self.svc.sessions.begin() as s:
+                    res = s.execute(
+                        update(Job).where(Job.id == job_id, Job.lease_owner == self.owner)
+                        .values(lease_expires_at=None)
+                    )  # fmt: skip
+                if res.rowcount == 1:
+                    handed.append(job_id)
+            except Exception as e:
+                _log_failure("could not hand a job back at stop; its lease will run out", e, job_id=job_id)
+        if handed:
+            log.warning("stopped with jobs still running; handed back for another worker to resume",
+                        extra={"jobs": handed})  # fmt: skip
+            self.signal.send()
+        return handed
 
     def wake(self) -> None:
+        """A job may be runnable: this process's job threads look now, and so do the workers elsewhere."""
         self._wake.set()
+        self.signal.send()
 
     @property
     def busy(self) -> int:
@@ -451,10 +532,18 @@ class JobRunner:
         return sum(1 for t in self._job_threads if t.is_alive())
 
     # -- claiming --------------------------------------------------------------------
+    def _housekeeping_loop(self) -> None:
+        """The sweep, in a process that runs no job (`taisun serve` when jobs run in `taisun worker`)."""
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self._maybe_sweep()
+            except Exception as e:
+                _log_failure("job sweep failed", e)
+
     def _loop(self) -> None:
         """Claim and run jobs until stopped. Nothing a job or the database does may end this thread."""
         failures = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._draining.is_set():
             try:
                 self._maybe_sweep()
             except Exception as e:
@@ -474,7 +563,7 @@ class JobRunner:
                     _log_failure("job worker error", e, job_id=job_id)
                 continue
             self._wake.wait(self.poll_seconds)
-            if not self._stop.is_set():  # keep it set while stopping, so every worker sees it
+            if not self._stop.is_set() and not self._draining.is_set():  # stopping: every worker sees it
                 self._wake.clear()
 
     def claim_one(self) -> str | None:
@@ -515,6 +604,8 @@ class JobRunner:
 
     def _extend(self, job_id: str) -> None:
         """Renew this worker's lease on a job; when the database is away, the next beat tries again."""
+        if self._frozen:
+            return  # handed back at stop: the job is another worker's to take
         try:
             with self.svc.sessions.begin() as s:
                 s.execute(
@@ -579,6 +670,8 @@ class JobRunner:
             progress = {**job.progress, **values}
             failures = 0
             while True:
+                if self._frozen:
+                    raise LeaseLost(job.id)  # handed back at stop: touch nothing more
                 try:
                     with self.svc.sessions.begin() as s:
                         # Only while this worker still holds the lease: operations save before each

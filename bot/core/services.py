@@ -89,6 +89,12 @@ class Services:
     runner: JobRunner = field(init=False)
     outbox: MessageOutbox = field(init=False)
     chainer: AuditChainer = field(init=False)
+    # Started with the other threads (e.g. `taisun serve` listening for the worker's job changes).
+    on_start: list[Callable[[], None]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Whether this process links audit rows into the chain. Not `taisun serve` when jobs run in
+    # `taisun worker`: the worker's chainer links every process's rows (off the acks' CPU).
+    chain_here: bool = True
     # Live /health + /version results people look at, shared for 2 s between those asking at once.
     recent_checks: RecentChecks = field(default_factory=RecentChecks)
     home: HomeTab = field(init=False)
@@ -131,13 +137,19 @@ class Services:
 
     def start(self) -> None:
         """Start the background work (audit chainer, job workers, the Slack outbox)."""
-        self.chainer.start()
+        if self.chain_here:
+            self.chainer.start()
         self.outbox.start()
         self.runner.start()
+        for start in self.on_start:
+            start()
 
-    def stop(self) -> None:
-        self.runner.stop()
-        self.chainer.stop()
+    def stop(self, runner_timeout: float = 5.0) -> None:
+        for stop in self.on_stop:
+            stop()
+        self.runner.stop(runner_timeout)
+        if self.chain_here:
+            self.chainer.stop()
         self.outbox.flush(5)  # job cards, incident, runbook-run and alert messages, thread replies
         self.outbox.stop()
 

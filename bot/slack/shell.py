@@ -422,7 +422,10 @@ def run_shell(
     from bot.core.logs import setup_logging
 
     stdin, out = stdin or sys.stdin, out or sys.stdout
-    settings = Settings().model_copy(update={"database_url": database_url or SHELL_DATABASE})
+    # The shell is one process: its jobs run here, whatever TAISUN_JOBS says for the real bot.
+    settings = Settings().model_copy(
+        update={"database_url": database_url or SHELL_DATABASE, "taisun_jobs": "embedded"}
+    )
     # The bot's JSON log lines would interleave with the conversation: they go to a file.
     log_path = _log_path(settings.database_url)
     log_path.parent.mkdir(parents=True, exist_ok=True)  # .taisun/ on the first run
