@@ -21,7 +21,12 @@ from bot.core.store.db import DatabaseNotMigrated, WrongDatabase
 
 
 def _settings() -> Settings:
-    return Settings()
+    """The environment's settings, with the secrets *_SECRET_ID names read from AWS Secrets Manager."""
+    from bot.core.secrets import load_secrets
+
+    settings = Settings()
+    load_secrets(settings)
+    return settings
 
 
 def _require_slack_settings(settings: Settings) -> None:

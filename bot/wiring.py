@@ -21,6 +21,7 @@ from bot.core.metrics import Metrics
 from bot.core.ops import Operation, register
 from bot.core.people import People
 from bot.core.policy import Directory, Policy
+from bot.core.secrets import load_secrets
 from bot.core.services import Services
 from bot.core.store.db import ensure_migrated, make_engine, session_factory
 from bot.deploys.operations import Deploy, Rollback
@@ -84,6 +85,7 @@ def build_services(
 ) -> Services:
     """Everything the handlers and workers need. Starts nothing; call .start()."""
     register_operations()
+    load_secrets(settings)  # *_SECRET_ID: the bot's own secrets from AWS Secrets Manager, once
     config = config or load_config(settings.config_path)
     engine = make_engine(settings.database_url)
     # SQLite takes its write lock at BEGIN; hot reads (lock checks, polls) must not queue for it.

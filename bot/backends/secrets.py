@@ -124,7 +124,9 @@ def _explain(e: Exception, operation: str, label: str, region: str | None) -> Se
     code = str(e.response.get("Error", {}).get("Code") or "")
     status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     message = str(e.response.get("Error", {}).get("Message") or "")
-    if code == "AccessDenied" or (status == 403 and ("AccessDenied" in message or "not authorized" in message)):
+    if code == "AccessDenied" or (
+        status == 403 and ("AccessDenied" in message or "not authorized" in message)
+    ):
         code = "AccessDeniedException"  # an IAM denial answered the Query way (some proxies and emulators)
     if code == "AccessDeniedException":
         return SecretsManagerError(

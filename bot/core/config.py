@@ -6,11 +6,19 @@ import os
 import re
 from datetime import datetime, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES = ("operator", "approver", "responder", "break_glass", "admin")
@@ -117,6 +125,13 @@ class Settings(BaseSettings):
         description="As SLACK_BOT_TOKEN_SECRET_ID, for TAISUN_ALERT_TOKEN (read again, at most once a minute, "
         "when Alertmanager's bearer token does not match).",
     )
+
+    # The *_SECRET_ID secrets once read (bot.core.secrets.BotSecrets); None until load_secrets().
+    _bot_secrets: Any = PrivateAttr(default=None)
+
+    @property
+    def bot_secrets(self) -> Any:
+        return self._bot_secrets
 
     @field_validator("slack_api_url")
     @classmethod

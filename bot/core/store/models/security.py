@@ -111,7 +111,9 @@ class AccessReviewItem(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     review_id: Mapped[int] = mapped_column(ForeignKey("security_reviews.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(128))  # the config field: roles.admin, environments.production.approvers
+    role: Mapped[str] = mapped_column(
+        String(128)
+    )  # the config field: roles.admin, environments.production.approvers
     entry: Mapped[str] = mapped_column(String(64))  # U0123 / @group / *
     user_id: Mapped[str] = mapped_column(String(64), default="")  # "" for `*` (everyone in the workspace)
     last_action: Mapped[str] = mapped_column(String(64), default="")
