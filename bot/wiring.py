@@ -30,6 +30,8 @@ from bot.operations.backup import Backup, Restore
 from bot.operations.cache import CacheClear
 from bot.operations.dbreset import DbConnectionReset
 from bot.operations.restart import Restart
+from bot.security.scan import SecurityScan
+from bot.security.service import install as install_security
 from bot.slack.app import create_app
 from bot.slack.client import SlackError, group_fetcher, make_web_client
 from bot.slack.home import Home
@@ -47,6 +49,7 @@ OPERATIONS: tuple[Operation, ...] = (
     DbConnectionReset(),
     Backup(),
     Restore(),
+    SecurityScan(),
 )
 
 
@@ -67,6 +70,7 @@ def install_capabilities(svc: Services) -> None:
     """Capabilities with message senders, periodic work or HTTP routes of their own."""
     install_incidents(svc)  # incidents and runbook runs (their messages, nudges, job polling)
     install_alerts(svc)  # POST /alerts/alertmanager and the alert-group messages
+    install_security(svc)  # the periodic security tasks, their messages and the access review
 
 
 def _anchorer(svc: Services) -> Anchorer | None:

@@ -2408,6 +2408,400 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{icon} *{title}*: job `{job}` {text}",
         "ja": "{icon} *{title}*: ジョブ `{job}` {text}",
     },
+    # --- security operations (#18) ---
+    "security.act.review": {"en": "start or decide an access review", "ja": "アクセス権レビューの開始・判断"},
+    "security.act.secrets": {
+        "en": "see the watched secrets' ages",
+        "ja": "監視対象シークレットの経過日数の確認",
+    },
+    "security.act.task": {
+        "en": "act on the security task `{task}`",
+        "ja": "セキュリティタスク `{task}` の操作",
+    },
+    "security.audit.missed": {
+        "en": "not done before the next one came due ({next})",
+        "ja": "次回（{next}）の期限までに完了しませんでした",
+    },
+    "security.task.dependency_scan": {"en": "Dependency scan", "ja": "依存関係スキャン"},
+    "security.task.secret_rotation": {"en": "Secret rotation", "ja": "シークレットローテーション"},
+    "security.task.access_review": {"en": "Access review", "ja": "アクセス権レビュー"},
+    "security.task.penetration_test": {"en": "Penetration test", "ja": "ペネトレーションテスト"},
+    "security.mode.automatic": {"en": "automatic", "ja": "自動"},
+    "security.mode.manual": {"en": "manual", "ja": "手動"},
+    "security.mode.external": {"en": "external", "ja": "外部"},
+    "security.cadence.weekly": {"en": "every {day} at {time}", "ja": "毎週{day} {time}"},
+    "security.cadence.monthly": {"en": "monthly on day {day} at {time}", "ja": "毎月{day}日 {time}"},
+    "security.cadence.quarterly": {
+        "en": "quarterly on day {day} of months {months} at {time}",
+        "ja": "四半期ごと（{months}月の{day}日 {time}）",
+    },
+    "security.cadence.yearly": {"en": "yearly on {month} {day} at {time}", "ja": "毎年{month}{day}日 {time}"},
+    "security.month.1": {"en": "January", "ja": "1月"},
+    "security.month.2": {"en": "February", "ja": "2月"},
+    "security.month.3": {"en": "March", "ja": "3月"},
+    "security.month.4": {"en": "April", "ja": "4月"},
+    "security.month.5": {"en": "May", "ja": "5月"},
+    "security.month.6": {"en": "June", "ja": "6月"},
+    "security.month.7": {"en": "July", "ja": "7月"},
+    "security.month.8": {"en": "August", "ja": "8月"},
+    "security.month.9": {"en": "September", "ja": "9月"},
+    "security.month.10": {"en": "October", "ja": "10月"},
+    "security.month.11": {"en": "November", "ja": "11月"},
+    "security.month.12": {"en": "December", "ja": "12月"},
+    "security.due.text": {"en": "Security task due: {title}", "ja": "セキュリティタスクの期限: {title}"},
+    "security.due.text_done": {"en": "Security task done: {title}", "ja": "セキュリティタスク完了: {title}"},
+    "security.due.head": {"en": "🛡️ *{title}* is due — {due}", "ja": "🛡️ *{title}* の期限です — {due}"},
+    "security.due.done": {
+        "en": "✅ *{title}* — done {when} by {user}",
+        "ja": "✅ *{title}* — {when} に {user} が完了",
+    },
+    "security.due.missed": {
+        "en": "⌛ *{title}* (due {due}) was not done before the next one came due",
+        "ja": "⌛ *{title}*（期限 {due}）は次回の期限までに完了しませんでした",
+    },
+    "security.due.facts": {
+        "en": "{cadence} · {mode} · owners: {owners}",
+        "ja": "{cadence} · {mode} · 担当: {owners}",
+    },
+    "security.due.snoozed": {
+        "en": "💤 Reminders snoozed until {until} by {user}",
+        "ja": "💤 {user} がリマインダーを {until} までスヌーズしています",
+    },
+    "security.due.overdue": {
+        "en": "⏰ *Overdue*: it was due {due}.",
+        "ja": "⏰ *期限超過*: 期限は {due} でした。",
+    },
+    "security.due.scan_failed": {
+        "en": "❌ The scan failed: {reason}\nRun it again with `/taisun security scan`, or mark this done once it has run.",
+        "ja": "❌ スキャンに失敗しました: {reason}\n`/taisun security scan` で再実行するか、実行後に完了にしてください。",
+    },
+    "security.due.scan_running": {
+        "en": "🔎 The scan is running (job `{job}`); its report follows in this channel.",
+        "ja": "🔎 スキャン実行中（ジョブ `{job}`）。結果はこのチャンネルに投稿されます。",
+    },
+    "security.due.secrets_checking": {
+        "en": "Reading when the watched secrets were last rotated…",
+        "ja": "監視対象シークレットの最終ローテーション日時を確認しています…",
+    },
+    "security.due.review_posted": {
+        "en": "🔐 The access review (#{id}) is posted in this channel: decide Keep or Remove for each person in its thread.",
+        "ja": "🔐 アクセス権レビュー（#{id}）をこのチャンネルに投稿しました。スレッドで各メンバーの維持・削除を判断してください。",
+    },
+    "security.due.review_preparing": {
+        "en": "Preparing the access review…",
+        "ja": "アクセス権レビューを準備しています…",
+    },
+    "security.due.review_failed": {
+        "en": "⚠️ Could not prepare the access review: {error} (it is tried again in a few minutes)",
+        "ja": "⚠️ アクセス権レビューを準備できませんでした: {error}（数分後に再試行します）",
+    },
+    "security.due.external": {
+        "en": "Carried out by an outside party: mark it done with a link to their report.",
+        "ja": "外部による実施です。報告書へのリンクを添えて完了にしてください。",
+    },
+    "security.note": {"en": "\n> {note}", "ja": "\n> {note}"},
+    "security.owners.everyone": {"en": "everyone", "ja": "全員"},
+    "security.owners.none": {
+        "en": "nobody (set owners, or roles.admin)",
+        "ja": "なし（owners か roles.admin を設定してください）",
+    },
+    "security.nudge": {
+        "en": "⏰ {owners} *{title}* was due {due} ({days} days ago) and is overdue: mark it done, or snooze it.",
+        "ja": "⏰ {owners} *{title}* の期限は {due} でした（{days}日経過）。完了にするか、スヌーズしてください。",
+    },
+    "security.button.done": {"en": "Mark done", "ja": "完了にする"},
+    "security.button.snooze": {"en": "Snooze {hours}h", "ja": "{hours}時間スヌーズ"},
+    "security.button.keep": {"en": "Keep", "ja": "維持"},
+    "security.button.remove": {"en": "Remove", "ja": "削除"},
+    "security.modal.title": {"en": "Mark done", "ja": "完了にする"},
+    "security.modal.submit": {"en": "Done", "ja": "完了"},
+    "security.modal.cancel": {"en": "Cancel", "ja": "キャンセル"},
+    "security.modal.text": {
+        "en": "Mark *{title}* done. A note or a link (the report, the rotation's PR…) is kept with it and in the audit log.",
+        "ja": "*{title}* を完了にします。メモやリンク（報告書、ローテーションの PR など）はタスクと監査ログに残ります。",
+    },
+    "security.modal.note": {"en": "Note or link", "ja": "メモまたはリンク"},
+    "security.modal.placeholder": {"en": "https://… or what was done", "ja": "https://… または実施内容"},
+    "security.list.text": {"en": "Security tasks", "ja": "セキュリティタスク"},
+    "security.list.title": {
+        "en": "*🛡️ Security tasks* (the guide's periodic security tasks)",
+        "ja": "*🛡️ 定期セキュリティタスク*",
+    },
+    "security.list.task": {"en": "*{title}* · {mode} · {cadence}", "ja": "*{title}* · {mode} · {cadence}"},
+    "security.list.disabled": {"en": " · _disabled_", "ja": " · _無効_"},
+    "security.list.last_done": {"en": "Last done {when} by {user}", "ja": "前回完了: {when}（{user}）"},
+    "security.list.never_done": {"en": "Never done yet", "ja": "まだ完了記録がありません"},
+    "security.list.due": {"en": "Due since {due} · then next {next}", "ja": "期限 {due} · その次 {next}"},
+    "security.list.overdue": {
+        "en": "⏰ *Overdue*: due {due} · then next {next}",
+        "ja": "⏰ *期限超過*: 期限 {due} · その次 {next}",
+    },
+    "security.list.next": {"en": "Next due {next}", "ja": "次回 {next}"},
+    "security.list.snoozed": {"en": " · 💤 until {until}", "ja": " · 💤 {until} まで"},
+    "security.list.owners": {"en": "Owners: {owners}", "ja": "担当: {owners}"},
+    "security.list.help": {
+        "en": "`/taisun security done <task> [note or link]` · `snooze <task> [hours]` · `scan` · `review` · `secrets`",
+        "ja": "`/taisun security done <task> [メモまたはリンク]` · `snooze <task> [時間]` · `scan` · `review` · `secrets`",
+    },
+    "security.home.title": {"en": "*🛡️ Security tasks*", "ja": "*🛡️ セキュリティタスク*"},
+    "security.home.due": {"en": "🛡️ *{title}* — due {due}", "ja": "🛡️ *{title}* — 期限 {due}"},
+    "security.home.overdue": {
+        "en": "⏰ *{title}* — *overdue*, due {due}",
+        "ja": "⏰ *{title}* — *期限超過*（期限 {due}）",
+    },
+    "security.reply.done": {"en": "✅ *{title}* marked done.", "ja": "✅ *{title}* を完了にしました。"},
+    "security.reply.snoozed": {
+        "en": "💤 *{title}*: reminders snoozed until {until}.",
+        "ja": "💤 *{title}*: {until} までリマインダーをスヌーズしました。",
+    },
+    "security.reply.snoozed_button": {
+        "en": "💤 Reminders snoozed until {until}.",
+        "ja": "💤 {until} までリマインダーをスヌーズしました。",
+    },
+    "security.reply.scan": {
+        "en": "🔎 Dependency scan requested (job `{job}`); its card is in {channel}.",
+        "ja": "🔎 依存関係スキャンを依頼しました（ジョブ `{job}`）。カードは {channel} にあります。",
+    },
+    "security.reply.review": {
+        "en": "🔐 Access review #{id} is posted in {channel}.",
+        "ja": "🔐 アクセス権レビュー #{id} を {channel} に投稿しました。",
+    },
+    "security.reply.review_preparing": {
+        "en": "Preparing the access review (reading the roles' user groups from Slack)…",
+        "ja": "アクセス権レビューを準備しています（Slack からユーザーグループを取得中）…",
+    },
+    "security.reply.secrets_checking": {
+        "en": "Reading the dates of {n} watched secret(s)…",
+        "ja": "監視対象シークレット {n} 件の日時を確認しています…",
+    },
+    "security.usage.action": {
+        "en": "Unknown security action `{action}`.{hint} Usage: `/taisun {usage}`",
+        "ja": "`{action}` というセキュリティ操作はありません。{hint} 使い方: `/taisun {usage}`",
+    },
+    "security.usage.task": {
+        "en": "Unknown task `{task}`.{hint} Tasks: {tasks}",
+        "ja": "タスク `{task}` はありません。{hint} タスク: {tasks}",
+    },
+    "security.usage.hours": {
+        "en": "`{hours}` is not a number of hours (1 to 720).",
+        "ja": "`{hours}` は時間数ではありません（1〜720）。",
+    },
+    "security.err.already_done": {
+        "en": "Already done by {user} ({when}).",
+        "ja": "{user} が既に完了しています（{when}）。",
+    },
+    "security.err.gone": {
+        "en": "That security task or review no longer exists.",
+        "ja": "そのセキュリティタスクまたはレビューは存在しません。",
+    },
+    "security.err.no_review": {
+        "en": "There is no access review #{id}.",
+        "ja": "アクセス権レビュー #{id} はありません。",
+    },
+    "security.err.no_scan_task": {
+        "en": "No task of kind dependency_scan is configured (security.tasks).",
+        "ja": "dependency_scan のタスクが設定されていません（security.tasks）。",
+    },
+    "security.err.no_task": {
+        "en": "Unknown security task `{task}`; the tasks are {tasks}.",
+        "ja": "セキュリティタスク `{task}` はありません。タスク: {tasks}",
+    },
+    "security.err.not_due": {
+        "en": "That task is not due now (done already, missed, or not posted yet).",
+        "ja": "そのタスクは現在期限ではありません（完了済み・期限切れ・未投稿）。",
+    },
+    "security.err.nothing_due": {
+        "en": "`{task}` is not due now; it is next due {next}.",
+        "ja": "`{task}` は現在期限ではありません。次回は {next} です。",
+    },
+    "security.err.review_closed": {
+        "en": "Access review #{id} is complete; its decisions can no longer change.",
+        "ja": "アクセス権レビュー #{id} は完了しています。判断は変更できません。",
+    },
+    "security.err.review_exists": {
+        "en": "That access review was started already.",
+        "ja": "そのアクセス権レビューは既に開始されています。",
+    },
+    "security.err.review_groups": {
+        "en": "Could not list the members of the roles' user groups: {error}",
+        "ja": "ロールのユーザーグループのメンバーを取得できませんでした: {error}",
+    },
+    "security.err.scan_running": {
+        "en": "A dependency scan is running already (job `{job}`).",
+        "ja": "依存関係スキャンは既に実行中です（ジョブ `{job}`）。",
+    },
+    "security.err.self_review": {
+        "en": "You cannot decide on your own access: another reviewer must.",
+        "ja": "自分自身のアクセス権は判断できません。別のレビュアーが判断してください。",
+    },
+    "security.review.text": {"en": "Access review #{id}", "ja": "アクセス権レビュー #{id}"},
+    "security.review.head": {
+        "en": "🔐 *Access review #{id}* — started {when} by {user}\n{people} people in {roles} role lists · *{inactive}* inactive (no action in {days} days)",
+        "ja": "🔐 *アクセス権レビュー #{id}* — {when} に {user} が開始\n{roles} 件のロール設定に {people} 人 · 非アクティブ *{inactive}* 人（{days}日間操作なし）",
+    },
+    "security.review.complete": {
+        "en": "✅ *Complete* {when} (last decision by {user}). Changes to make — the bot edits neither Slack groups nor the config:",
+        "ja": "✅ *完了* {when}（最後の判断: {user}）。必要な変更（ボットは Slack グループも設定も変更しません）:",
+    },
+    "security.review.no_changes": {
+        "en": "• Nothing to change: everyone keeps their access.",
+        "ja": "• 変更はありません。全員のアクセス権を維持します。",
+    },
+    "security.review.progress": {
+        "en": "{decided} of {total} decided · Keep or Remove each one in the thread · nobody decides on their own access",
+        "ja": "{total} 件中 {decided} 件判断済み · スレッドで各項目を維持または削除 · 自分自身の判断はできません",
+    },
+    "security.review.export": {
+        "en": "CSV: `taisun security review export {id} -o review-{id}.csv`",
+        "ja": "CSV 出力: `taisun security review export {id} -o review-{id}.csv`",
+    },
+    "security.review.page": {
+        "en": "Access review #{id}, part {page}",
+        "ja": "アクセス権レビュー #{id}（{page}）",
+    },
+    "security.review.item": {"en": "*{role}* · {who}\n{last}{flag}", "ja": "*{role}* · {who}\n{last}{flag}"},
+    "security.review.via": {"en": " (via {entry})", "ja": "（{entry} 経由）"},
+    "security.review.everyone": {"en": "`*` — everyone in the workspace", "ja": "`*` — ワークスペースの全員"},
+    "security.review.empty_group": {
+        "en": "{entry} — no members (or no such group)",
+        "ja": "{entry} — メンバーなし（またはグループが存在しません）",
+    },
+    "security.review.last": {"en": "last action `{action}` {when}", "ja": "最終操作 `{action}` {when}"},
+    "security.review.no_action": {"en": "no action in the audit log", "ja": "監査ログに操作なし"},
+    "security.review.inactive": {"en": " · ⚠️ *inactive*", "ja": " · ⚠️ *非アクティブ*"},
+    "security.review.decided_keep": {"en": "✅ Keep — {user}", "ja": "✅ 維持 — {user}"},
+    "security.review.decided_remove": {"en": "🗑️ Remove — {user}", "ja": "🗑️ 削除 — {user}"},
+    "security.review.remove_title": {"en": "Remove this access?", "ja": "このアクセス権を削除しますか？"},
+    "security.review.remove_text": {
+        "en": "Marks it for removal from {role}. The bot lists the change; someone makes it in Slack or the config.",
+        "ja": "{role} からの削除対象にします。ボットは変更内容を一覧にし、実際の変更は Slack または設定で行います。",
+    },
+    "security.review.note": {
+        "en": "Access review #{id}: {kept} kept, {removed} to remove",
+        "ja": "アクセス権レビュー #{id}: 維持 {kept} 件、削除 {removed} 件",
+    },
+    "security.change.everyone": {
+        "en": "• Replace `*` in *{role}* with named people or groups (everyone in the workspace holds it now)",
+        "ja": "• *{role}* の `*` を個人またはグループの指定に置き換える（現在はワークスペース全員が持っています）",
+    },
+    "security.change.group": {
+        "en": "• Remove {user} from the Slack user group {entry} (it grants *{role}*), or drop {entry} from *{role}* in the config",
+        "ja": "• {user} を Slack ユーザーグループ {entry} から外す（{entry} が *{role}* を与えています）か、設定の *{role}* から {entry} を削除する",
+    },
+    "security.change.group_entry": {
+        "en": "• Drop {entry} from *{role}* in the config (the group has no members)",
+        "ja": "• 設定の *{role}* から {entry} を削除する（グループにメンバーがいません）",
+    },
+    "security.change.user": {
+        "en": "• Remove {user} from *{role}* in the config (taisun.yml)",
+        "ja": "• 設定（taisun.yml）の *{role}* から {user} を削除する",
+    },
+    "security.scan.describe": {"en": "Dependency scan", "ja": "依存関係スキャン"},
+    "security.scan.no_token": {
+        "en": "GITHUB_TOKEN is not set: the scan workflow cannot be dispatched (the token needs actions:write and actions:read).",
+        "ja": "GITHUB_TOKEN が未設定のため、スキャンのワークフローを起動できません（actions:write と actions:read が必要です）。",
+    },
+    "security.scan.field.workflow": {"en": "Workflow", "ja": "ワークフロー"},
+    "security.scan.field.report": {"en": "Report", "ja": "レポート"},
+    "security.scan.workflow": {
+        "en": "`{workflow}` on `{ref}` in {repo}",
+        "ja": "{repo} の `{workflow}`（`{ref}`）",
+    },
+    "security.scan.report_where": {
+        "en": "`{file}` in the artifact `{artifact}`",
+        "ja": "アーティファクト `{artifact}` の `{file}`",
+    },
+    "security.scan.dispatching": {"en": "Dispatching `{workflow}`…", "ja": "`{workflow}` を起動しています…"},
+    "security.scan.dispatched": {"en": "`{workflow}` dispatched", "ja": "`{workflow}` を起動しました"},
+    "security.scan.github_slow": {
+        "en": "GitHub is slow: {error}",
+        "ja": "GitHub の応答が遅れています: {error}",
+    },
+    "security.scan.run": {"en": "scan run", "ja": "スキャン実行"},
+    "security.scan.run_found": {
+        "en": "Scan run <{url}|#{id}> found",
+        "ja": "スキャン実行 <{url}|#{id}> が見つかりました",
+    },
+    "security.scan.run_status": {"en": "Scan run {status}", "ja": "スキャン実行: {status}"},
+    "security.scan.run_done": {
+        "en": "Scan run finished: {conclusion}",
+        "ja": "スキャン実行完了: {conclusion}",
+    },
+    "security.scan.read": {"en": "Read {file}: {n} finding(s)", "ja": "{file} を読みました: {n} 件"},
+    "security.scan.issues_opened": {
+        "en": "Opened {n} GitHub issue(s)",
+        "ja": "GitHub issue を {n} 件作成しました",
+    },
+    "security.scan.issues_failed": {
+        "en": "⚠️ {n} issue(s) could not be opened: {error}",
+        "ja": "⚠️ {n} 件の issue を作成できませんでした: {error}",
+    },
+    "security.scan.no_run": {
+        "en": "No run of `{workflow}` appeared within {seconds} s of the dispatch.",
+        "ja": "起動後 {seconds} 秒以内に `{workflow}` の実行が見つかりませんでした。",
+    },
+    "security.scan.timeout": {
+        "en": "The scan run did not finish within {minutes} min: {url}",
+        "ja": "スキャン実行が {minutes} 分以内に終わりませんでした: {url}",
+    },
+    "security.scan.no_artifact": {
+        "en": "The scan run ended {conclusion} without an artifact named `{artifact}` (it has: {found}); the workflow must upload the report (actions/upload-artifact).",
+        "ja": "スキャン実行は {conclusion} で終了し、`{artifact}` という名前のアーティファクトがありません（あるもの: {found}）。ワークフローでレポートをアップロードしてください（actions/upload-artifact）。",
+    },
+    "security.scan.bad_report": {
+        "en": "`{file}` is not a report the bot can read: {error}",
+        "ja": "`{file}` を読み取れません: {error}",
+    },
+    "security.scan.github": {"en": "GitHub: {error}", "ja": "GitHub: {error}"},
+    "security.scan.clean": {
+        "en": "✅ No vulnerabilities found · {run}",
+        "ja": "✅ 脆弱性は見つかりませんでした · {run}",
+    },
+    "security.scan.summary": {
+        "en": "*{n} vulnerabilities*: {counts} · {opened} issue(s) opened · {run}",
+        "ja": "*脆弱性 {n} 件*: {counts} · issue 作成 {opened} 件 · {run}",
+    },
+    "security.scan.count": {"en": "{severity} {n}", "ja": "{severity} {n}"},
+    "security.scan.group": {"en": "{icon} *{severity}* ({n})", "ja": "{icon} *{severity}*（{n}）"},
+    "security.scan.finding": {
+        "en": "• `{package}` {version} — {title} ({advisory})",
+        "ja": "• `{package}` {version} — {title}（{advisory}）",
+    },
+    "security.scan.issue": {"en": "issue", "ja": "issue"},
+    "security.scan.more": {"en": "   … and {n} more", "ja": "   …ほか {n} 件"},
+    "security.scan.note": {
+        "en": "{n} vulnerabilities ({counts}) · {url}",
+        "ja": "脆弱性 {n} 件（{counts}）· {url}",
+    },
+    "security.secret.ok": {
+        "en": "🟢 `{name}` ({source}) — rotated {when}, {days} days ago (limit {max})",
+        "ja": "🟢 `{name}`（{source}）— {when} にローテーション、{days}日経過（上限 {max}日）",
+    },
+    "security.secret.overdue": {
+        "en": "🔴 `{name}` ({source}) — rotated {when}, *{days} days ago*: over the {max}-day limit",
+        "ja": "🔴 `{name}`（{source}）— {when} にローテーション、*{days}日経過*: 上限 {max}日を超えています",
+    },
+    "security.secret.never": {
+        "en": "🔴 `{name}` ({source}) — no rotation on record",
+        "ja": "🔴 `{name}`（{source}）— ローテーション記録なし",
+    },
+    "security.secret.error": {
+        "en": "⚠️ `{name}` ({source}) — {error}",
+        "ja": "⚠️ `{name}`（{source}）— {error}",
+    },
+    "security.secrets.none": {
+        "en": "No secrets are watched: list them under security.secrets.watch (by name only).",
+        "ja": "監視対象のシークレットがありません。security.secrets.watch に名前で指定してください。",
+    },
+    "security.secrets.head_ok": {
+        "en": "*{n} watched secret(s)*, all rotated within their limit",
+        "ja": "*監視対象シークレット {n} 件*、すべて上限内にローテーション済み",
+    },
+    "security.secrets.head_flagged": {
+        "en": "*{n} watched secret(s)* · 🔴 *{flagged} flagged*: rotate them, then mark this task done",
+        "ja": "*監視対象シークレット {n} 件* · 🔴 *要対応 {flagged} 件*: ローテーションしてからこのタスクを完了にしてください",
+    },
+    "security.secrets.text": {"en": "Watched secrets", "ja": "監視対象シークレット"},
 }
 
 
