@@ -64,11 +64,12 @@ class BotSecrets:
                 raise ConfigError(f"{env}_SECRET_ID: {e}") from None
             register_secret(value)
             setattr(self.settings, field, value)
-            self._read_at[field] = time.monotonic()
             log.info("secret read from AWS Secrets Manager", extra={"variable": env, "secret_id": secret_id})
 
     def refresh(self, field: str, min_interval: float = REFRESH_SECONDS) -> bool:
-        """Read `field`'s secret again; True when its value changed (worth trying the failed call again)."""
+        """Read `field`'s secret again; True when its value changed (worth trying the failed call again).
+        The first refresh after the start may happen at once (a rotation can come any time); later ones
+        wait `min_interval` after the previous refresh."""
         secret_id = self.ids.get(field)
         if not secret_id:
             return False
