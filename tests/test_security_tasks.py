@@ -48,7 +48,9 @@ def posts(slack: Any) -> list[Any]:
 
 def actions(bot: Any, prefix: str = "security.") -> list[str]:
     with bot.svc.sessions() as s:
-        return [a for a in s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)) if a.startswith(prefix)]
+        return [
+            a for a in s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)) if a.startswith(prefix)
+        ]
 
 
 def occurrences(bot: Any) -> list[SecurityOccurrence]:
@@ -100,7 +102,9 @@ def test_a_due_task_is_posted_once_by_two_replicas_and_never_again_after_a_resta
     assert actions(two).count("security.task_missed") == 1 and actions(two).count("security.task_due") == 2
 
 
-def test_owners_mark_it_done_with_a_note_others_are_refused_and_every_step_is_audited(db_url, make_bot, slack):
+def test_owners_mark_it_done_with_a_note_others_are_refused_and_every_step_is_audited(
+    db_url, make_bot, slack
+):
     bot = fast(make_bot(db_url, config_mutate=one_weekly_task, start=False))
     make_due(bot)
     bot.svc.start()
@@ -135,12 +139,16 @@ def test_owners_mark_it_done_with_a_note_others_are_refused_and_every_step_is_au
     assert row.actor_id == BOB and row.params["note"] == note and row.params["task"] == "penetration_test"
 
 
-def test_overdue_tasks_are_nudged_once_per_interval_snooze_quiets_them_and_home_shows_them(db_url, make_bot, slack):
+def test_overdue_tasks_are_nudged_once_per_interval_snooze_quiets_them_and_home_shows_them(
+    db_url, make_bot, slack
+):
     bot = fast(make_bot(db_url, config_mutate=one_weekly_task, start=False))
     other = fast(make_bot(db_url, settings=bot.settings, start=False))
     due = make_due(bot, weeks_ago=2)  # due two to three weeks ago: overdue (after 2 days)
     now = datetime.now(UTC)
-    assert security.sweep(bot.svc, at=now + timedelta(minutes=1))["nudged"] == 0  # reminded in the first sweep
+    assert (
+        security.sweep(bot.svc, at=now + timedelta(minutes=1))["nudged"] == 0
+    )  # reminded in the first sweep
     assert security.sweep(other.svc, at=now + timedelta(minutes=2))["nudged"] == 0  # nor by another replica
     settle(bot, other)
     (post,) = posts(slack)
@@ -187,7 +195,9 @@ def test_security_commands_explain_what_to_type(db_url, make_bot, slack):
     assert "penetration_test" in bot.command("security done pentest")["text"]
     assert "not a number of hours" in bot.command("security snooze secret_rotation soon")["text"]
     assert "Unknown security action `rotate`" in bot.command("security rotate")["text"]
-    assert "is not due now; it is next due" in bot.command("security done secret_rotation", user=CAROL)["text"]
+    assert (
+        "is not due now; it is next due" in bot.command("security done secret_rotation", user=CAROL)["text"]
+    )
     assert "security [list]" in text_of(bot.command("help"))
     assert CHANNEL  # replies stay ephemeral: nothing in the channel
     assert not [m for m in slack.channel_messages(CHANNEL) if "security" in m.text.lower()]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import or_, select, update
 
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, WorkflowRun
-from bot.core.i18n import t, t_plain
+from bot.core.i18n import t, t_plain, user_message
 from bot.core.mrkdwn import Mrkdwn
 from bot.core.ops import JobContext, Operation, OpError, OpRefused, Request
 from bot.core.secrets import refresher
@@ -86,6 +86,11 @@ class SecurityScan(Operation):
             run = self._follow(ctx, gh)
             findings = self._read_report(ctx, gh, run)
             issues, failed = self._issues(ctx, gh, findings, run)
+        except OpError as e:
+            # The weekly task's message says why at once (the job's card says it too, once it has ended).
+            ctx.save(scan_error=user_message(e, ctx.lang))
+            tasks.scan_changed(ctx.svc, ctx.job)
+            raise
         finally:
             gh.close()
         self._report(ctx, findings, issues, failed, run)

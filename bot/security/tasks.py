@@ -231,7 +231,7 @@ def _make_due(svc: Services, task: SecurityTask, t_now: datetime) -> int | None:
             ["subject", "slot"],
         )
         if task.kind == "dependency_scan":
-            job_id = _scan_job(s, svc, occ, channel, "schedule", SYSTEM, SYSTEM_NAME, t_now)
+            job_id = _scan_job(s, svc, occ, channel, "schedule", SYSTEM, SYSTEM_NAME, now())
             occ.details = {**occ.details, "job_id": job_id}
         audit.append(
             s, actor_id=SYSTEM, actor_name=SYSTEM_NAME, action="security.task_due", channel=channel,
@@ -325,6 +325,7 @@ def sweep(svc: Services, at: datetime | None = None) -> dict[str, int]:
             made_due += 1
     nudged = _nudge(svc, t_now)
     _resend(svc)
+    _redraw_scans(svc)
     return {"due": made_due, "nudged": nudged}
 
 
@@ -494,6 +495,22 @@ def scan_finished(
     svc.messages.mark(task_subject(occ.id))
 
 
+def scan_changed(svc: Services, job: Job) -> None:
+    """A scan job's outcome is known: redraw the message of the occurrence it runs for."""
+    occurrence_id = job.params.get("occurrence_id")
+    if occurrence_id:
+        svc.messages.mark(task_subject(int(occurrence_id)))
+
+
+def _redraw_scans(svc: Services) -> None:
+    """Due occurrences whose scan job may have moved on (a crash the job could not report itself)."""
+    with svc.read_sessions() as s:
+        due = list(s.scalars(select(SecurityOccurrence).where(SecurityOccurrence.state == "due")))
+    keys = [task_subject(o.id) for o in due if o.details.get("job_id")]
+    if keys:
+        svc.messages.mark(*keys)
+
+
 def request_scan(svc: Services, user_id: str, user_name: str, channel: str) -> Job:
     """`/taisun security scan`: the dependency scan now (the task's owners or admins); it counts for the
     weekly one when that is due."""
@@ -568,6 +585,8 @@ def _occurrence_view(svc: Services, occ: SecurityOccurrence, lang: str) -> messa
             job = s.get(Job, occ.details["job_id"])
         if job is not None:
             job_state, job_result = job.state, job.result
+            if job.progress.get("scan_error") and job_state not in ("succeeded", "simulated"):
+                job_state, job_result = "failed", str(job.progress["scan_error"])
     review_id = None
     if task.kind == "access_review":
         with svc.read_sessions() as s:
