@@ -6,7 +6,7 @@ the findings posted grouped by severity, and one GitHub issue per critical or hi
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -65,11 +65,11 @@ def scan_bot(db_url: str, make_bot: Any, gh: Any) -> Any:
     return fast(make_bot(db_url, github_token=GITHUB_TOKEN, github_api_url=gh.url, config_mutate=scan_only))
 
 
-def scan_comes_due(bot: Any, weeks: int = 0) -> datetime:
-    """The weekly scan's time comes (weeks ahead of the real time, so the bot's own sweeps stay out of it)."""
-    start = datetime.now(UTC) + timedelta(days=60 + 7 * weeks)
-    security.sweep(bot.svc, at=start)
-    due = min(o.due_at for o in occurrences(bot) if o.state == "scheduled" and o.due_at > start)
+def scan_comes_due(bot: Any) -> datetime:
+    """The weekly scan's next time comes (the sweep's time moved there; it is ahead of the real time, so
+    the bot's own sweeps leave it alone)."""
+    security.sweep(bot.svc)
+    due = min(o.due_at for o in occurrences(bot) if o.state == "scheduled")
     assert security.sweep(bot.svc, at=due)["due"] == 1
     return due
 
@@ -124,9 +124,7 @@ def test_the_weekly_scan_posts_findings_by_severity_and_opens_one_issue_per_find
         m for m in slack.channel_messages(SEC) if m.text.startswith("Security task") and not m.thread_ts
     ]
     assert "done" in text_of(post) and "4 vulnerabilities" in text_of(post)
-    assert [o.state for o in occurrences(bot) if o.due_at <= datetime.now(UTC) + timedelta(days=70)] == [
-        "done"
-    ]
+    assert [o.state for o in occurrences(bot)] == ["done", "scheduled"]
     # Every step in the audit log, each before the next side effect.
     steps = audit_actions(bot, "security")
     expected = [
@@ -141,7 +139,7 @@ def test_the_weekly_scan_posts_findings_by_severity_and_opens_one_issue_per_find
 
     # The next week: the same findings and a new high one — one new issue, no second for the old ones.
     with_scan_workflow(github, LODASH, EXPRESS, MINIMIST, DEBUG, AXIOS)
-    scan_comes_due(bot, weeks=1)
+    scan_comes_due(bot)
     settle(bot)
     assert [j.state for j in scan_jobs(bot)] == ["succeeded", "succeeded"]
     assert len(github.dispatches) == 2 and len(github.issues) == 3

@@ -69,8 +69,8 @@ def make_due(bot: Any, weeks_ago: int = 0) -> SecurityOccurrence:
 
 
 def test_a_due_task_is_posted_once_by_two_replicas_and_never_again_after_a_restart(db_url, make_bot, slack):
-    one, two = fast(make_bot(db_url, config_mutate=one_weekly_task)), None
-    # Weeks ahead, so the bots' own sweeps (every 15 s, at the real time) leave it alone until the test moves.
+    # Two replicas that sweep only when the test says (start=False), weeks ahead of the real time.
+    one, two = fast(make_bot(db_url, config_mutate=one_weekly_task, start=False)), None
     start = datetime.now(UTC) + timedelta(days=60)
     security.sweep(one.svc, at=start)
     (scheduled,) = occurrences(one)
@@ -78,7 +78,7 @@ def test_a_due_task_is_posted_once_by_two_replicas_and_never_again_after_a_resta
     assert scheduled.state == "scheduled" and (local.strftime("%a %H:%M"), local.second) == ("Wed 10:00", 0)
     assert timedelta(0) < scheduled.due_at - start <= timedelta(days=7)
     assert security.sweep(one.svc, at=scheduled.due_at - timedelta(seconds=1))["due"] == 0
-    two = fast(make_bot(db_url, settings=one.settings))  # a second replica on the same database
+    two = fast(make_bot(db_url, settings=one.settings, start=False))  # a second replica, same database
     assert security.sweep(one.svc, at=scheduled.due_at)["due"] == 1
     assert security.sweep(two.svc, at=scheduled.due_at + timedelta(seconds=5))["due"] == 0
     settle(one, two)
@@ -87,7 +87,8 @@ def test_a_due_task_is_posted_once_by_two_replicas_and_never_again_after_a_resta
     assert "<@U0BOB>" in text_of(post)  # the owner is mentioned
     assert set(buttons(post)) == {Action.SECURITY_DONE, Action.SECURITY_SNOOZE}
     one.stop()
-    restarted = fast(make_bot(db_url, settings=two.settings))  # a restart: nothing is posted twice
+    # A restart (running: its own sweeps at the real time change nothing here): nothing is posted twice.
+    restarted = fast(make_bot(db_url, settings=two.settings))
     security.sweep(restarted.svc, at=scheduled.due_at + timedelta(minutes=2))
     settle(restarted, two)
     assert len(posts(slack)) == 1 and actions(two).count("security.task_due") == 1

@@ -7,7 +7,7 @@ from bot.core.i18n import msg, t
 from bot.core.mrkdwn import channel_link
 from bot.core.policy import Attempt
 from bot.security import messages, review, rotation, tasks
-from handlers.common import Invocation, Reply
+from handlers.common import Invocation, Reply, run_guarded
 
 
 def security(inv: Invocation) -> Reply:
@@ -49,7 +49,7 @@ def security(inv: Invocation) -> Reply:
                 t("security.reply.review", lang, id=started.id, channel=channel_link(started.channel))
             )
 
-        inv.later(start)
+        inv.later(lambda: run_guarded(start, lang))  # Slack's refusal (a missing scope) is told as it is
         return blocks.message(t("security.reply.review_preparing", lang))
     # secrets: who may see the watched secrets' names and ages is who owns the rotation
     task = next((x for x in tasks.tasks(svc) if x.kind == "secret_rotation"), None)
