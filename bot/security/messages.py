@@ -132,7 +132,7 @@ def _kind_blocks(view: OccurrenceView, lang: str) -> list[Block]:
         if summary:
             return [section(scan_summary_line(summary, lang))]
         job = str(view.details.get("job_id") or "")[:8]
-        if view.job_state == "failed":
+        if view.job_state in ("failed", "invalid", "refused"):
             return [section(t("security.due.scan_failed", lang, reason=trusted(view.job_result) or "—"))]
         if view.job_state in ("validating", "queued", "running"):
             return [context(t("security.due.scan_running", lang, job=job))]

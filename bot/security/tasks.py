@@ -441,7 +441,7 @@ def open_for(svc: Services, task_id: str) -> SecurityOccurrence:
     occ = current(svc, task.id)
     if occ is None:
         nxt = next_due(svc, task)
-        raise SecurityError(key="security.err.nothing_due", task=title(task, "en"), next=messages.when(nxt))
+        raise SecurityError(key="security.err.nothing_due", task=task.id, next=messages.when(nxt))
     return occ
 
 
