@@ -172,7 +172,7 @@ def test_an_issue_opened_before_a_crash_or_a_restore_is_found_again_never_opened
         s.add(Job(id=dead, operation="security-scan", environment="", params={}, state="failed", requested_by="taisun",
                   created_at=now, updated_at=now))  # fmt: skip
         s.add(SecurityFinding(key=finding_key(EXPRESS["id"], "express", ""), severity="high", advisory=EXPRESS["id"],
-                              package="express", issue_url=f"pending:{dead}"))  # fmt: skip
+                              package="express", issue_claimed_by=dead, issue_claimed_at=now))  # fmt: skip
     reply = bot.command("security scan", user=CAROL)  # by hand: carol is an admin
     assert "Dependency scan requested" in reply["text"]
     settle(bot)

@@ -42,6 +42,7 @@ from bot.core.mrkdwn import without_github_mentions
 __all__ = [
     "Artifact",
     "Comparison",
+    "RunListing",
     "GitHubBackend",
     "GitHubError",
     "GitHubRateLimited",
@@ -49,6 +50,7 @@ __all__ = [
     "Tag",
     "WorkflowRun",
     "version_key",
+    "workflow_run_from_json",
 ]
 
 # A dispatched run is created by GitHub's clock; ours may be a little ahead.
@@ -117,6 +119,46 @@ class WorkflowRun:
     created_at: datetime  # aware, UTC
     head_branch: str
     display_title: str = ""  # the workflow's run-name (or its name)
+    run_number: int = 0
+    event: str = ""  # push, workflow_dispatch, ...
+    actor: str = ""  # the login of who triggered it (triggering_actor, else actor)
+    head_sha: str = ""
+    path: str = ""  # .github/workflows/cd.yml
+    workflow_id: int = 0
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """One page of a workflow's runs, newest first; `runs` is None when GitHub answered 304 Not
+    Modified to the ETag given (nothing changed, and the request cost no rate limit)."""
+
+    runs: list[WorkflowRun] | None
+    etag: str
+
+
+def workflow_run_from_json(data: Mapping[str, Any]) -> WorkflowRun:
+    """A run as GitHub's REST API and its `workflow_run` webhook payload both describe it."""
+    actor = data.get("triggering_actor") or data.get("actor") or {}
+    created = str(data.get("created_at") or "")
+    try:
+        when = _utc(datetime.fromisoformat(created.replace("Z", "+00:00"))) if created else datetime.now(UTC)
+    except ValueError:
+        when = datetime.now(UTC)
+    return WorkflowRun(
+        id=int(data.get("id") or 0),
+        status=str(data.get("status") or ""),
+        conclusion=str(data["conclusion"]) if data.get("conclusion") else None,
+        html_url=str(data.get("html_url") or ""),
+        created_at=when,
+        head_branch=str(data.get("head_branch") or ""),
+        display_title=str(data.get("display_title") or ""),
+        run_number=int(data.get("run_number") or 0),
+        event=str(data.get("event") or ""),
+        actor=str(actor.get("login") or "") if isinstance(actor, Mapping) else "",
+        head_sha=str(data.get("head_sha") or ""),
+        path=str(data.get("path") or ""),
+        workflow_id=int(data.get("workflow_id") or 0),
+    )
 
 
 _SEMVER = re.compile(
@@ -374,6 +416,31 @@ class GitHubBackend:
         return None
 
     @_renews_token
+    def list_runs(
+        self, *, branch: str = "", event: str = "", per_page: int = 30, page: int = 1, etag: str = ""
+    ) -> RunListing:
+        """One page of the workflow's runs, newest first, as a conditional request: with the `etag` of
+        the last answer GitHub says 304 when nothing changed, which costs no rate limit."""
+        params: dict[str, Any] = {"per_page": max(1, min(PER_PAGE, per_page)), "page": max(1, page)}
+        if branch:
+            params["branch"] = branch
+        if event:
+            params["event"] = event
+        headers = {"If-None-Match": etag} if etag else None
+        with self._errors(
+            f"listing runs of {self.workflow}",
+            not_found=f"workflow {self.workflow} not found in {self.repository}, or the token cannot see it",
+        ):
+            answer, data = self._gh.requester.requestJsonAndCheck(
+                "GET", f"{self._workflow_url()}/runs", parameters=params, headers=headers
+            )
+        new_etag = str(answer.get("etag") or "")
+        if data is None:  # 304 Not Modified: an empty body
+            return RunListing(None, new_etag or etag)
+        runs = data.get("workflow_runs") if isinstance(data, dict) else None
+        return RunListing([workflow_run_from_json(r) for r in runs or [] if isinstance(r, dict)], new_etag)
+
+    @_renews_token
     def get_run(self, run_id: int) -> WorkflowRun:
         """The run's current state (one GET)."""
         with self._errors(
@@ -384,11 +451,16 @@ class GitHubBackend:
     # ------------------------------------------------------------------ deployments
 
     @_renews_token
-    def create_deployment(self, ref: str, environment: str, description: str) -> int:
-        """Record a GitHub Deployment of ``ref`` to ``environment``; returns its id."""
+    def create_deployment(
+        self, ref: str, environment: str, description: str, payload: dict[str, Any] | None = None
+    ) -> int:
+        """Record a GitHub Deployment of ``ref`` to ``environment``; returns its id. ``payload`` is
+        kept with it (the bot marks its own, so their webhooks are not taken for someone else's)."""
+        extra: dict[str, Any] = {"payload": payload} if payload else {}
         with self._errors(f"creating a deployment of {ref} to {environment}"):
             deployment = self._repo.create_deployment(
                 ref,
+                **extra,
                 environment=environment,
                 # GitHub's limit; people's words in it never @-mention a GitHub user or team.
                 description=without_github_mentions(description)[:140],
@@ -419,6 +491,19 @@ class GitHubBackend:
             not_found=f"deployment {deployment_id} does not exist in {self.repository}",
         ):
             self._gh.requester.requestJsonAndCheck("POST", url, input=body)
+
+    @_renews_token
+    def deployment_state(self, deployment_id: int) -> str | None:
+        """The newest status of a deployment (success, failure, in_progress, ...), None when it has none."""
+        url = f"{self._repo.url}/deployments/{int(deployment_id)}/statuses"
+        with self._errors(
+            f"reading deployment {deployment_id}",
+            not_found=f"deployment {deployment_id} does not exist in {self.repository}",
+        ):
+            _, data = self._gh.requester.requestJsonAndCheck("GET", url, parameters={"per_page": 1})
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            return str(data[0].get("state") or "") or None
+        return None
 
     # ------------------------------------------------------------------ issues
 
@@ -660,6 +745,8 @@ class GitHubBackend:
 
     @staticmethod
     def _run(run: Any) -> WorkflowRun:
+        # Attributes, not raw_data: reading raw_data of a listed run fetches it again.
+        actor = run.triggering_actor or run.actor
         return WorkflowRun(
             id=int(run.id),
             status=str(run.status),
@@ -668,6 +755,12 @@ class GitHubBackend:
             created_at=_utc(run.created_at),
             head_branch=str(run.head_branch or ""),
             display_title=str(run.display_title or ""),
+            run_number=int(run.run_number or 0),
+            event=str(run.event or ""),
+            actor=str(actor.login or "") if actor is not None else "",
+            head_sha=str(run.head_sha or ""),
+            path=str(run.path or ""),
+            workflow_id=int(run.workflow_id or 0),
         )
 
     def _declared_inputs(self, path: str) -> tuple[list[str], set[str]] | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.core.config import Config, Environment
 from bot.core.i18n import Msg, msg, t
+from bot.core.replies import Refusal
 
 MAX_TEXT = 2000
 
@@ -36,7 +37,7 @@ class Spec:
     aliases: tuple[str, ...] = ()
 
 
-class UsageError(Exception):
+class UsageError(Refusal):
     """The text could not be understood; the message says what was wrong and what to type.
 
     Raised with `key=` and named fields, it is shown in the reader's language; `guess` becomes

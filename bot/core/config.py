@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from datetime import datetime, time
@@ -79,6 +80,12 @@ class Settings(BaseSettings):
     taisun_alert_token: str = Field(
         "", description="Bearer token Alertmanager must send to POST /alerts/alertmanager."
     )
+    github_webhook_secret: str = Field(
+        "",
+        description="The secret of the repository's webhook: POST /github/webhook accepts only deliveries "
+        "signed with it (X-Hub-Signature-256). Empty: the webhook answers 503 and only the poller "
+        "(github.poll_seconds) sees deploys started outside the bot.",
+    )
     port: int = Field(
         3000,
         description="HTTP port for /slack/events, /health, /metrics and /alerts (Socket Mode serves all but the first).",
@@ -87,7 +94,16 @@ class Settings(BaseSettings):
         "INFO", description="Log level; logs are JSON, one object a line, secrets redacted."
     )
     taisun_workers: int = Field(
-        4, description="Worker threads that run jobs (deploys, restarts...) in this process."
+        4,
+        description="Worker threads that run jobs (deploys, restarts...) in this process: `taisun serve` "
+        "(TAISUN_JOBS=embedded) or `taisun worker`.",
+    )
+    taisun_jobs: Literal["embedded", "worker"] = Field(
+        "embedded",
+        description="Where jobs run: `embedded`, in `taisun serve` itself; `worker`, in `taisun worker` processes "
+        "(`taisun serve` then acks, renders and reads, and runs no job). With `worker`, serve wakes the workers "
+        "through PostgreSQL's NOTIFY when the database is PostgreSQL, else through Redis (REDIS_URL) when set; "
+        "a worker also polls every second.",
     )
     taisun_listener_threads: int = Field(
         16, description="Threads Bolt uses for listeners, so acks never queue behind slow work."
@@ -241,6 +257,52 @@ class GithubConfig(Strict):
         "",
         description='When cd.yml sets run-name from an input: text every run title contains (e.g. "{job_id}"), so concurrent deploys never mix up runs.',
     )
+    users: dict[str, str] = Field(
+        default_factory=dict,
+        description="GitHub login → Slack user ID: a deploy someone started on GitHub (a push, a tag, "
+        "`gh workflow run`) is shown and audited as theirs. Logins not listed are shown as @login.",
+    )
+    poll_seconds: float = Field(
+        0,
+        ge=0,
+        description="Look for deploy workflow runs started outside the bot this often (one conditional "
+        "request per environment; an unchanged answer costs no rate limit), for a bot GitHub cannot "
+        "reach with webhooks. 0: webhooks only. Checked at most every 15 s.",
+    )
+    run_name_pattern: str = Field(
+        "",
+        description="A regular expression with a named group `environment` (and optionally `version`) "
+        "matched against a run's title: how a run started with `gh workflow run` names its environment "
+        "when cd.yml sets `run-name:` from its inputs. Empty: such runs are attributed only through "
+        "GitHub deployments.",
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, v: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for login, user in v.items():
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
+                raise ValueError(f"{login}: {user!r} is not a Slack user ID (U0123ABCD)")
+            out[login.lower()] = user
+        return out
+
+    @field_validator("run_name_pattern")
+    @classmethod
+    def _run_name(cls, v: str) -> str:
+        if not v:
+            return v
+        try:
+            pattern = re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from e
+        if "environment" not in pattern.groupindex:
+            raise ValueError("needs a named group (?P<environment>...)")
+        return v
+
+    def slack_user(self, login: str) -> str:
+        """The Slack user a GitHub login maps to, or ""."""
+        return self.users.get((login or "").lower(), "")
 
     @field_validator("repository")
     @classmethod
@@ -418,6 +480,67 @@ class DatabaseTarget(Strict):
     )
 
 
+class DeployTriggers(Strict):
+    branches: list[str] = Field(
+        default_factory=list,
+        description="A push to one of these branches (globs allowed) runs the deploy workflow for this "
+        "environment (the guide: develop → staging).",
+    )
+    tags: bool = Field(
+        False,
+        description="A pushed release tag (github.tag_pattern) runs the deploy workflow for this environment "
+        "(the guide: `git push origin v1.2.3` → production).",
+    )
+
+    def matches_branch(self, branch: str) -> bool:
+        return any(fnmatch.fnmatchcase(branch, pattern) for pattern in self.branches)
+
+
+class SmokeCheck(Strict):
+    path: str = Field(description="Path under the environment's url, e.g. /api/ping.")
+    status: int = Field(200, ge=100, le=599, description="The HTTP status the check expects.")
+    json_subset: dict[str, Any] | None = Field(
+        None,
+        description="Keys and values the JSON answer must contain (nested mappings compared the same way).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} should start with /")
+        return v
+
+
+class SmokeConfig(Strict):
+    workflow: str = Field(
+        "",
+        description="A GitHub Actions workflow dispatched after verification (the guide's "
+        "`npm run test:smoke -- --env=production`), e.g. smoke.yml; its conclusion is the smoke test's.",
+    )
+    ref: str = Field("", description="Ref the smoke workflow is dispatched on; empty: github.ref.")
+    inputs: dict[str, str] = Field(
+        default_factory=lambda: {"environment": "{environment}"},
+        description="Inputs sent with the smoke dispatch (only what the workflow declares); values may use "
+        "{environment} {version} {job_id}.",
+    )
+    timeout_minutes: float = Field(
+        15, gt=0, description="How long the smoke workflow may take before the smoke test counts as failed."
+    )
+    checks: list[SmokeCheck] = Field(
+        default_factory=list,
+        description="Instead of a workflow: HTTP GETs against the environment, each with the status and "
+        "JSON it must answer.",
+    )
+    timeout_seconds: float = Field(10, gt=0, description="Timeout of each HTTP check.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SmokeConfig:
+        if bool(self.workflow) == bool(self.checks):
+            raise ValueError("give either workflow (a smoke workflow to dispatch) or checks (HTTP checks)")
+        return self
+
+
 class Environment(Strict):
     name: str = Field("", description="Filled in from the key under environments; leave it out.")
     aliases: list[str] = Field(
@@ -435,7 +558,18 @@ class Environment(Strict):
         None, description="Overrides defaults.approval_expiry_minutes here."
     )
     auto_rollback: bool = Field(
-        False, description="Roll back automatically when post-deploy verification fails."
+        False,
+        description="Roll back automatically when post-deploy verification or the smoke test fails.",
+    )
+    triggers: DeployTriggers = Field(
+        default_factory=DeployTriggers,
+        description="What starts the deploy workflow for this environment outside the bot, so those runs "
+        "join its deploy timeline (seen by POST /github/webhook or the poller).",
+    )
+    smoke: SmokeConfig | None = Field(
+        None,
+        description="A smoke test after /health and /version are verified; a failure fails the deploy "
+        "(and rolls back where auto_rollback is true). Absent: none.",
     )
     services: list[str] = Field(
         default_factory=list, description="Services `restart` may restart; the first is the default."
@@ -479,6 +613,88 @@ class Environment(Strict):
         return v.rstrip("/")
 
 
+class PgBackRestConfig(Strict):
+    """pgBackRest (physical backups with WAL archiving): the bot runs it, the server side is documented
+    in docs/backups.md. An empty stanza turns pgBackRest off: `backup run` is the pg_dump copy alone."""
+
+    stanza: str = Field("", description="pgBackRest stanza of the database; empty: pgBackRest is not used.")
+    command: list[str] = Field(
+        default_factory=lambda: ["pgbackrest"], description="The pgbackrest program (argument list)."
+    )
+    run_as: list[str] = Field(
+        default_factory=list,
+        description="Argument list put before pgbackrest and pg_ctl so they run as the cluster's OS user, "
+        'e.g. ["sudo", "-n", "-u", "postgres"]; empty: as the bot\'s own user.',
+    )
+    config_path: str = Field(
+        "", description="pgbackrest.conf to use (--config); empty: pgBackRest's default."
+    )
+    repos: list[int] = Field(
+        default_factory=lambda: [1],
+        description="Repositories each backup is taken to, in order (repo1 posix, repo2 S3, ...).",
+    )
+    timeout_seconds: float = Field(21600.0, gt=0, description="Seconds one pgbackrest backup may run.")
+
+
+class DrillConfig(Strict):
+    """Restore drills: the newest backup (or a point in time) restored into a scratch instance."""
+
+    pg_bin: str = Field(
+        "/usr/lib/postgresql/15/bin", description="Directory of the PostgreSQL server programs (pg_ctl)."
+    )
+    scratch_dir: str = Field(
+        "/var/lib/taisun/drill",
+        description="Parent directory of the scratch data directories (never the live data directory).",
+    )
+    port: int = Field(55439, gt=0, lt=65536, description="Port the scratch instance listens on (127.0.0.1).")
+    database: str = Field(
+        "", description="Database the integrity check connects to; empty: the one backup.dsn_env names."
+    )
+    timeout_seconds: float = Field(
+        3600.0, gt=0, description="Seconds the scratch instance may take to replay WAL and open."
+    )
+
+
+class BackupSchedule(Strict):
+    """The guide's timers, run by the bot itself: each slot exactly once across replicas and restarts."""
+
+    enabled: bool = Field(True, description="Run the schedule (only while backup.pgbackrest.stanza is set).")
+    full_at: str = Field(
+        "02:00", description="Daily full backup, HH:MM in `timezone` (the guide's 02:00 JST)."
+    )
+    incremental_minutes: int = Field(
+        60, ge=0, description="An incremental backup every this many minutes (0: none)."
+    )
+    drill_at: str = Field(
+        "sun 04:00", description="Weekly restore drill, `<day> HH:MM` in `timezone`; empty: no drill."
+    )
+    timezone: str = Field("Asia/Tokyo", description="Timezone of full_at and drill_at.")
+
+    @field_validator("full_at")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError(f"{v!r}: expected HH:MM, e.g. 02:00")
+        return v
+
+    @field_validator("drill_at")
+    @classmethod
+    def _day_hhmm(cls, v: str) -> str:
+        m = re.fullmatch(r"(\w{3}) ([01]\d|2[0-3]):([0-5]\d)", v.strip().lower())
+        if v and (m is None or m[1] not in DAYS):
+            raise ValueError(f"{v!r}: expected `<day> HH:MM`, e.g. sun 04:00 (days: {', '.join(DAYS)})")
+        return v.strip().lower()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Asia/Tokyo)") from e
+        return v
+
+
 class BackupConfig(Strict):
     bucket: str = Field("taisun-backups", description="S3 bucket backups are written to.")
     prefix: str = Field("db/", description="Key prefix; keys look like db/backup_20261128_020000.sql.gz.")
@@ -508,6 +724,22 @@ class BackupConfig(Strict):
         "psql", description="psql program; a versioned path when the server is newer than the default client."
     )
     verify_timeout_seconds: float = Field(600.0, gt=0, description="Seconds verify_command may run.")
+    # --- RPO/RTO (#17) ---
+    rpo_minutes: int = Field(
+        60, gt=0, description="Recovery point objective: the most data the team may lose."
+    )
+    rto_minutes: int = Field(
+        240, gt=0, description="Recovery time objective: a restore drill must finish within it."
+    )
+    pgbackrest: PgBackRestConfig = Field(
+        default_factory=PgBackRestConfig, description="Full, differential and incremental backups with WAL."
+    )
+    drill: DrillConfig = Field(
+        default_factory=DrillConfig, description="Restore drills into a scratch instance."
+    )
+    schedule: BackupSchedule = Field(
+        default_factory=BackupSchedule, description="Daily full, hourly incremental, weekly drill."
+    )
 
 
 class Nudges(Strict):
@@ -833,7 +1065,10 @@ class Config(Strict):
     environments: dict[str, Environment] = Field(
         description="The environments by name (the guide's development, staging, production)."
     )
-    backup: BackupConfig = Field(default_factory=BackupConfig, description="pg_dump backups to S3.")
+    backup: BackupConfig = Field(
+        default_factory=BackupConfig,
+        description="Backups: pg_dump to S3, pgBackRest with WAL, restore drills.",
+    )
     incidents: IncidentConfig = Field(default_factory=IncidentConfig, description="Incident response.")
     alerts: AlertConfig = Field(
         default_factory=AlertConfig, description="Alertmanager alerts received at POST /alerts/alertmanager."

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.core.config import Config, Environment, FreezeWindow
 from bot.core.i18n import Msg, msg, render, t
+from bot.core.replies import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ REFUSAL_KEYS = {
 }
 
 
-class NotAllowed(Exception):
+class NotAllowed(Refusal):
     """The user lacks the role; the message names the role and the config field that decides it."""
 
     def __init__(

@@ -195,9 +195,9 @@ def start(
             review_id = review.id
     except IntegrityError:
         raise SecurityError(key="security.err.review_exists") from None  # another replica started it
-    svc.messages.mark(key)
+    svc.outbox.mark(key)
     if occurrence_id is not None:
-        svc.messages.mark(task_subject(occurrence_id))
+        svc.outbox.mark(task_subject(occurrence_id))
     return get(svc, review_id)
 
 
@@ -237,7 +237,7 @@ def start_for_occurrence(svc: Services, occurrence_id: int) -> None:
             if row is not None:
                 row.details = {**row.details, "review_error": str(e)[:500],
                                "review_error_at": datetime.now(UTC).isoformat()}  # fmt: skip
-        svc.messages.mark(task_subject(occ.id))
+        svc.outbox.mark(task_subject(occ.id))
 
 
 def get(svc: Services, review_id: int) -> AccessReview:
@@ -365,7 +365,7 @@ def decide(
                                 "note": note, "review": review.id},
                         outcome="ok",
                     )  # fmt: skip
-    svc.messages.mark(
+    svc.outbox.mark(
         subject(review.id), *([task_subject(occurrence_id)] if occurrence_id and completed else [])
     )
     with svc.read_sessions() as s:
@@ -447,7 +447,7 @@ def _messages(svc: Services, key: str) -> list[Managed] | None:
 
 
 def install(svc: Services) -> None:
-    svc.messages.register(
+    svc.outbox.register(
         Syncer(
             prefix=REVIEW_PREFIX,
             messages=lambda key: _messages(svc, key),

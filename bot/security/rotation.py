@@ -105,7 +105,7 @@ def record_check(svc: Services, occurrence_id: int) -> None:
             params={"task": occ.task, "occurrence": occ.id, **audit_params(items)},
             outcome="ok",
         )  # fmt: skip
-    svc.messages.mark(task_subject(occurrence_id))
+    svc.outbox.mark(task_subject(occurrence_id))
 
 
 def audit_check(

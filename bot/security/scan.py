@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, WorkflowRun
 from bot.core.i18n import t, t_plain, user_message
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTIVE = ("validating", "queued", "running")
-PENDING = "pending:"
 
 
 def marker(finding_key: str) -> str:
@@ -324,27 +323,32 @@ class SecurityScan(Operation):
             )
 
     def _claim(self, svc: Services, key: str, job_id: str) -> bool:
-        """This job opens the finding's issue: none yet, ours already (resumed), or a claim whose scan ended."""
+        """This job opens the finding's issue: nobody's claim, its own (resumed), or one whose scan ended."""
         with svc.read_sessions() as s:
-            current = s.scalar(select(SecurityFinding.issue_url).where(SecurityFinding.key == key)) or ""
-            if current.startswith(PENDING) and current != f"{PENDING}{job_id}":
-                owner = s.scalar(select(Job.state).where(Job.id == current.removeprefix(PENDING)))
-                if owner in ACTIVE:
+            holder = (
+                s.scalar(select(SecurityFinding.issue_claimed_by).where(SecurityFinding.key == key)) or ""
+            )
+            if holder and holder != job_id:
+                state = s.scalar(select(Job.state).where(Job.id == holder))
+                if state in ACTIVE:
                     return False
         with svc.sessions.begin() as s:
             res = s.execute(
                 update(SecurityFinding)
-                .where(
-                    SecurityFinding.key == key,
-                    or_(SecurityFinding.issue_url == "", SecurityFinding.issue_url == current),
-                )
-                .values(issue_url=f"{PENDING}{job_id}")
-            )
+                .where(SecurityFinding.key == key, SecurityFinding.issue_url == "",
+                       SecurityFinding.issue_claimed_by == holder)
+                .values(issue_claimed_by=job_id, issue_claimed_at=datetime.now(UTC))
+            )  # fmt: skip
             return bool(res.rowcount == 1)
 
     def _set_issue(self, svc: Services, key: str, url: str) -> None:
+        """The issue's URL ("" after a failure), and the claim ends either way."""
         with svc.sessions.begin() as s:
-            s.execute(update(SecurityFinding).where(SecurityFinding.key == key).values(issue_url=url))
+            s.execute(
+                update(SecurityFinding)
+                .where(SecurityFinding.key == key)
+                .values(issue_url=url, issue_claimed_by="", issue_claimed_at=None)
+            )
 
     def _report(
         self,

@@ -69,7 +69,7 @@ def follow_up(svc: Services) -> None:
 
 def install(svc: Services) -> None:
     """Installed by the composition root (bot.wiring): the task and review messages, and the sweep."""
-    sync = svc.messages
+    sync = svc.outbox
     if tasks.TASK_PREFIX in sync.syncers:
         return
     sync.register(

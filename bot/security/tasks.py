@@ -18,17 +18,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.claims import Claim
 from bot.core.config import SecurityTask
 from bot.core.i18n import msg, t
 from bot.core.mrkdwn import Mrkdwn, mention
 from bot.core.ops import OpError
-from bot.core.outbox import PENDING, Managed, claim_column, outbox, posted
+from bot.core.outbox import Managed, claim_message, outbox
 from bot.core.policy import Attempt
 from bot.core.store.models import AccessReview, Job, SecurityMessage, SecurityOccurrence
 from bot.security import messages, schedule
@@ -240,7 +241,7 @@ def _make_due(svc: Services, task: SecurityTask, t_now: datetime) -> int | None:
             outcome="ok",
         )  # fmt: skip
         missed_ids = [o.id for o in older if o.state == "missed"]
-    svc.messages.mark(task_subject(occ.id), *(task_subject(i) for i in missed_ids))
+    svc.outbox.mark(task_subject(occ.id), *(task_subject(i) for i in missed_ids))
     if job_id:
         svc.runner.wake()
     return occ.id
@@ -309,7 +310,7 @@ def _nudge(svc: Services, t_now: datetime) -> int:
                 outcome="ok",
             )  # fmt: skip
         sent += 1
-        svc.messages.mark(task_subject(occ.id))
+        svc.outbox.mark(task_subject(occ.id))
     return sent
 
 
@@ -335,16 +336,11 @@ def _resend(svc: Services) -> None:
     prefixes = (f"{TASK_PREFIX}:", f"{REVIEW_PREFIX}:")
     with svc.read_sessions() as s:
         unposted = set(
-            s.scalars(
-                select(SecurityMessage.subject)
-                .where(or_(SecurityMessage.ts == "", SecurityMessage.ts.startswith(PENDING)))
-                .distinct()
-                .limit(200)
-            )
+            s.scalars(select(SecurityMessage.subject).where(SecurityMessage.ts == "").distinct().limit(200))
         )
-    pending = {k for k in svc.messages.pending_subjects() if k.startswith(prefixes)}
+    pending = {k for k in svc.outbox.pending_subjects() if k.startswith(prefixes)}
     if unposted | pending:
-        svc.messages.mark(*sorted(unposted | pending))
+        svc.outbox.mark(*sorted(unposted | pending))
 
 
 # --------------------------------------------------------------------------- done, snooze
@@ -393,7 +389,7 @@ def mark_done(
             params={"task": task.id, "occurrence": occ.id, "due_at": occ.due_at.isoformat(), "note": note},
             outcome="ok",
         )  # fmt: skip
-    svc.messages.mark(task_subject(occ.id))
+    svc.outbox.mark(task_subject(occ.id))
     svc.home.changed()
     return occurrence(svc, occ.id)
 
@@ -430,7 +426,7 @@ def snooze(
             s, actor_id=user_id, actor_name=user_name, action="security.task_snoozed", channel=channel or occ.channel,
             params={"task": task.id, "occurrence": occ.id, "hours": hours, "until": until.isoformat()}, outcome="ok",
         )  # fmt: skip
-    svc.messages.mark(task_subject(occ.id))
+    svc.outbox.mark(task_subject(occ.id))
     svc.home.changed()
     return occurrence(svc, occ.id)
 
@@ -492,14 +488,14 @@ def scan_finished(
                     "job_id": job.id},
             outcome="ok", job_id=job.id,
         )  # fmt: skip
-    svc.messages.mark(task_subject(occ.id))
+    svc.outbox.mark(task_subject(occ.id))
 
 
 def scan_changed(svc: Services, job: Job) -> None:
     """A scan job's outcome is known: redraw the message of the occurrence it runs for."""
     occurrence_id = job.params.get("occurrence_id")
     if occurrence_id:
-        svc.messages.mark(task_subject(int(occurrence_id)))
+        svc.outbox.mark(task_subject(int(occurrence_id)))
 
 
 def _redraw_scans(svc: Services) -> None:
@@ -508,7 +504,7 @@ def _redraw_scans(svc: Services) -> None:
         due = list(s.scalars(select(SecurityOccurrence).where(SecurityOccurrence.state == "due")))
     keys = [task_subject(o.id) for o in due if o.details.get("job_id")]
     if keys:
-        svc.messages.mark(*keys)
+        svc.outbox.mark(*keys)
 
 
 def request_scan(svc: Services, user_id: str, user_name: str, channel: str) -> Job:
@@ -622,14 +618,19 @@ def task_messages(svc: Services, key: str) -> list[Managed] | None:
     ]  # fmt: skip
 
 
+# Who is posting a security message now (bot.core.claims): the data column `ts` stays empty until posted.
+MESSAGE_CLAIM = Claim(SecurityMessage.message_claimed_at, SecurityMessage.message_claimed_by)
+
+
 def message_claim(svc: Services, key: str, slot: str) -> bool:
-    return claim_column(
-        svc.sessions, SecurityMessage.ts, and_(SecurityMessage.subject == key, SecurityMessage.slot == slot)
-    )
+    return claim_message(
+        svc.sessions, SecurityMessage.ts, MESSAGE_CLAIM,
+        and_(SecurityMessage.subject == key, SecurityMessage.slot == slot),
+    )  # fmt: skip
 
 
 def message_store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
-    values: dict[str, Any] = {"ts": ts}
+    values: dict[str, Any] = {"ts": ts, **MESSAGE_CLAIM.cleared()}
     if ts:
         values["channel"] = channel
     with svc.sessions.begin() as s:
@@ -645,7 +646,7 @@ def message_thread(svc: Services, key: str, slot: str) -> tuple[str, str] | None
         row = s.scalars(
             select(SecurityMessage).where(SecurityMessage.subject == key, SecurityMessage.slot == slot)
         ).first()
-    if row is None or not posted(row.ts):
+    if row is None or not row.ts:
         return None
     return row.channel, row.ts
 

@@ -1,8 +1,7 @@
-"""Slack Web API access: one client honouring SLACK_API_URL, and a sender thread for messages.
+"""Slack Web API access: one client honouring SLACK_API_URL, retrying rate limits, 5xx and resets.
 
-Nothing here runs on the ack path: job messages are posted and edited by a background
-thread that coalesces updates (only the newest state of a message matters), so Slack's
-rate limits and slack-sdk's retry sleeps never delay an ack.
+Messages are sent through it by the outbox thread (bot.slack.outbox), never on the ack path,
+so slack-sdk's retry sleeps never delay an ack.
 """
 
 from __future__ import annotations

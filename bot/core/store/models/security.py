@@ -51,7 +51,7 @@ class SecurityOccurrence(Base):
 class SecurityMessage(Base):
     """A Slack message a security subject owns ("sectask:<id>", "secreview:<id>"), one per slot.
 
-    `ts` is "" until posted and "pending:<iso>" while a replica posts it (bot.core.outbox.claim_column)."""
+    `ts` is "" until posted; the replica posting it holds the claim (bot.core.claims)."""
 
     __tablename__ = "security_messages"
 
@@ -60,6 +60,8 @@ class SecurityMessage(Base):
     slot: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(64), default="")
     ts: Mapped[str] = mapped_column(String(64), default="")
+    message_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    message_claimed_by: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (UniqueConstraint("subject", "slot", name="uq_security_message"),)
 
@@ -81,8 +83,11 @@ class SecurityFinding(Base):
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_job_id: Mapped[str] = mapped_column(String(36), default="")
-    # The GitHub issue: "" none yet, "pending:<iso>" while one scan opens it, else its html_url.
+    # The GitHub issue's html_url; "" until opened. The scan opening it holds the claim, by its job id
+    # (a resumed job knows its own claim: it looks for the issue on GitHub before opening one).
     issue_url: Mapped[str] = mapped_column(Text, default="")
+    issue_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    issue_claimed_by: Mapped[str] = mapped_column(String(64), default="")
 
 
 class AccessReview(Base):

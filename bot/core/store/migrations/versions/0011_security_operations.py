@@ -5,8 +5,10 @@ finding gets one issue (key), a review belongs to one occurrence, and a person's
 per review. The audit log gets an index on (actor_id, ts): the access review reads each person's last
 action, and the Home tab each viewer's recent ones.
 
-Revision ID: 0009
-Revises: 0008
+Messages and issues are claimed in their own columns (bot.core.claims), like every other claim.
+
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
@@ -14,8 +16,8 @@ from alembic import op
 
 import bot.core.store.models
 
-revision = "0009"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
@@ -53,6 +55,8 @@ def upgrade() -> None:
         sa.Column("slot", sa.String(length=32), nullable=False),
         sa.Column("channel", sa.String(length=64), nullable=False),
         sa.Column("ts", sa.String(length=64), nullable=False),
+        sa.Column("message_claimed_at", Time(timezone=True), nullable=True),
+        sa.Column("message_claimed_by", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("subject", "slot", name="uq_security_message"),
     )
@@ -71,6 +75,8 @@ def upgrade() -> None:
         sa.Column("last_seen_at", Time(timezone=True), nullable=False),
         sa.Column("last_job_id", sa.String(length=36), nullable=False),
         sa.Column("issue_url", sa.Text(), nullable=False),
+        sa.Column("issue_claimed_at", Time(timezone=True), nullable=True),
+        sa.Column("issue_claimed_by", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key"),
     )
