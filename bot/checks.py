@@ -166,7 +166,10 @@ def _pgbackrest(settings: Settings, config: Config) -> tuple[str, str]:
     """pgBackRest (#17): installed, the stanza known, WAL reaching the repositories, the drill's target safe."""
     p = config.backup.pgbackrest
     if not p.stanza:
-        return SKIP, "backup.pgbackrest.stanza is empty: only the daily pg_dump copy (RPO up to 24 h; docs/backups.md)"
+        return (
+            SKIP,
+            "backup.pgbackrest.stanza is empty: only the daily pg_dump copy (RPO up to 24 h; docs/backups.md)",
+        )
     from bot.backends.pgbackrest import PgBackRestError
     from bot.core.i18n import user_message
     from bot.core.mrkdwn import to_plain
@@ -174,7 +177,10 @@ def _pgbackrest(settings: Settings, config: Config) -> tuple[str, str]:
 
     pgb = pgbackrest_of(config.backup)
     if not pgb.installed():
-        return FAIL, f"{p.command[0] if p.command else 'pgbackrest'} is not installed (apt-get install pgbackrest)"
+        return (
+            FAIL,
+            f"{p.command[0] if p.command else 'pgbackrest'} is not installed (apt-get install pgbackrest)",
+        )
     try:
         info = pgb.info()
     except PgBackRestError as e:

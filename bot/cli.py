@@ -22,7 +22,12 @@ from bot.core.store.db import DatabaseNotMigrated, WrongDatabase
 
 
 def _settings() -> Settings:
-    return Settings()
+    """The environment's settings, with the secrets *_SECRET_ID names read from AWS Secrets Manager."""
+    from bot.core.secrets import load_secrets
+
+    settings = Settings()
+    load_secrets(settings)
+    return settings
 
 
 def _require_slack_settings(settings: Settings) -> None:
@@ -308,6 +313,38 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_security(args: argparse.Namespace) -> int:
+    """`taisun security review export [ID] [-o FILE]`: an access review as CSV (audited)."""
+    from bot.core.store.db import ensure_migrated
+    from bot.security import review
+    from bot.wiring import build_services
+
+    svc = build_services(_settings(), workers=0)
+    try:
+        ensure_migrated(svc.engine)
+        if args.id is not None:
+            review_id = int(args.id)
+        else:
+            newest = review.newest(svc)
+            if newest is None:
+                print("no access review yet: start one with /taisun security review", file=sys.stderr)
+                return 1
+            review_id = newest.id
+        actor = f"cli:{getpass.getuser()}"
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
+        try:
+            rows = review.export_csv(svc, review_id, out, actor, actor)
+        finally:
+            if args.output:
+                out.close()
+        if args.output:
+            print(f"exported access review #{review_id} ({rows} rows) to {args.output}", file=sys.stderr)
+        return 0
+    finally:
+        svc.background.shutdown(wait=False)
+        svc.engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="taisun", description="TAISUN ChatOps: run production from Slack, safely."
@@ -405,6 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--json", action="store_true", help='print {"ok", "state", "job_state", "result", ...}')
     s.set_defaults(fn=cmd_backup)
+
+    s = sub.add_parser("security", help="security operations: export an access review as CSV")
+    sec = s.add_subparsers(dest="what", required=True)
+    rv = sec.add_parser("review", help="access reviews").add_subparsers(dest="action", required=True)
+    ex = rv.add_parser("export", help="write an access review as CSV (one row per person and role; audited)")
+    ex.add_argument("id", nargs="?", type=int, default=None, help="the review number (default: the newest)")
+    ex.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
+    s.set_defaults(fn=cmd_security)
 
     s = sub.add_parser("jobs", help="list active or stuck jobs, or cancel one")
     s.add_argument("action", nargs="?", choices=["list", "cancel"], default="list")

@@ -23,6 +23,7 @@ from bot.core.metrics import Metrics
 from bot.core.ops import Operation, register
 from bot.core.people import People
 from bot.core.policy import Directory, Policy
+from bot.core.secrets import load_secrets
 from bot.core.services import Services
 from bot.core.store.db import ensure_migrated, make_engine, session_factory
 from bot.deploys import webhook as deploy_webhook
@@ -35,6 +36,8 @@ from bot.operations.dbreset import DbConnectionReset
 from bot.operations.pitr import Drill, PitrBackup
 from bot.operations.pitr import install as install_backup_schedule
 from bot.operations.restart import Restart
+from bot.security.scan import SecurityScan
+from bot.security.service import install as install_security
 from bot.slack.app import create_app
 from bot.slack.client import SlackError, group_fetcher, make_web_client
 from bot.slack.home import Home
@@ -53,6 +56,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Restore(),
     PitrBackup(),
     Drill(),
+    SecurityScan(),
 )
 
 
@@ -76,6 +80,7 @@ def install_capabilities(svc: Services) -> None:
     install_alerts(svc)  # POST /alerts/alertmanager and the alert-group messages
     install_backup_schedule(svc)  # daily full, hourly incremental, weekly drill; the RPO/RTO status
     deploy_webhook.install(svc)  # POST /github/webhook, the poller: deploys started on GitHub
+    install_security(svc)  # the periodic security tasks, their messages and the access review
 
 
 def _anchorer(svc: Services) -> Anchorer | None:
@@ -111,6 +116,7 @@ def build_services(
     "worker" (`taisun worker`: job threads woken by serve's signal).
     """
     register_operations()
+    load_secrets(settings)  # *_SECRET_ID: the bot's own secrets from AWS Secrets Manager, once
     config = config or load_config(settings.config_path)
     engine = make_engine(settings.database_url)
     # SQLite takes its write lock at BEGIN; hot reads (lock checks, polls) must not queue for it.

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.alerts.messages import AlertGroupView, alert_group_blocks, alert_group_text
-from bot.core import audit, i18n, metrics
+from bot.core import audit, i18n, metrics, secrets
 from bot.core.claims import PROCESS, Claim
 from bot.core.ops import OpError
 from bot.core.outbox import Managed, Syncer, claim_message
@@ -282,6 +282,16 @@ def _json(
     return [data]
 
 
+def _token_matches(svc: Services, given: str, token: str) -> bool:
+    """The bearer token is TAISUN_ALERT_TOKEN; one from Secrets Manager is read again on a mismatch
+    (a rotation), at most once a minute (anyone can send a wrong one)."""
+    if hmac.compare_digest(given.encode(), token.encode()):
+        return True
+    if not given or not secrets.refresh(svc.settings, "taisun_alert_token", secrets.INBOUND_REFRESH_SECONDS):
+        return False
+    return hmac.compare_digest(given.encode(), svc.settings.taisun_alert_token.encode())
+
+
 def make_route(svc: Services) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """The WSGI handler for POST /alerts/alertmanager. It never answers 500."""
 
@@ -310,7 +320,7 @@ def make_route(svc: Services) -> Callable[[dict[str, Any], StartResponse], Itera
                 start_response, "503 Service Unavailable", {"error": "alert receiver not configured"}
             )
         scheme, _, given = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        if scheme.lower() != "bearer" or not _token_matches(svc, given.strip(), token):
             return refuse(start_response, "401 Unauthorized", "invalid or missing bearer token",
                           "bad token" if given else "no bearer token", environ, [("WWW-Authenticate", "Bearer")])  # fmt: skip
         try:

@@ -11,7 +11,15 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES = ("operator", "approver", "responder", "break_glass", "admin")
@@ -111,6 +119,35 @@ class Settings(BaseSettings):
         30.0,
         description="A worker holds a job this long between heartbeats; a dead worker's job is taken over after it.",
     )
+
+    # --- security operations (#18): the bot's own secrets from AWS Secrets Manager ---
+    slack_bot_token_secret_id: str = Field(
+        "",
+        description="AWS Secrets Manager secret (name or ARN; `NAME#KEY` for one key of a JSON secret) holding "
+        "SLACK_BOT_TOKEN, read at start instead of the variable and read again when Slack rejects the token "
+        "(a rotation). Needs secretsmanager:GetSecretValue.",
+    )
+    slack_signing_secret_secret_id: str = Field(
+        "",
+        description="As SLACK_BOT_TOKEN_SECRET_ID, for SLACK_SIGNING_SECRET (read again, at most once a minute, "
+        "when a request's signature does not match).",
+    )
+    github_token_secret_id: str = Field(
+        "",
+        description="As SLACK_BOT_TOKEN_SECRET_ID, for GITHUB_TOKEN (read again when GitHub answers 401).",
+    )
+    taisun_alert_token_secret_id: str = Field(
+        "",
+        description="As SLACK_BOT_TOKEN_SECRET_ID, for TAISUN_ALERT_TOKEN (read again, at most once a minute, "
+        "when Alertmanager's bearer token does not match).",
+    )
+
+    # The *_SECRET_ID secrets once read (bot.core.secrets.BotSecrets); None until load_secrets().
+    _bot_secrets: Any = PrivateAttr(default=None)
+
+    @property
+    def bot_secrets(self) -> Any:
+        return self._bot_secrets
 
     @field_validator("slack_api_url")
     @classmethod
@@ -770,6 +807,235 @@ class AuditConfig(Strict):
     )
 
 
+# --- security operations (#18) -----------------------------------------------------------------------
+
+CADENCES = ("weekly", "monthly", "quarterly", "yearly")
+# When a task left undone counts as overdue, by cadence (security.tasks[].overdue_after_days).
+OVERDUE_AFTER_DAYS = {"weekly": 2.0, "monthly": 7.0, "quarterly": 14.0, "yearly": 30.0}
+
+
+class SecurityTask(Strict):
+    id: str = Field(
+        description="The task's key (a-z, 0-9, _ and -): the guide's four are dependency_scan, secret_rotation, "
+        "access_review and penetration_test; an entry with one of their ids changes only the keys it sets."
+    )
+    title: str = Field(
+        "", description="Name shown in Slack; empty: the guide's name for its four tasks, else the id."
+    )
+    kind: Literal["dependency_scan", "secret_rotation", "access_review", "manual"] = Field(
+        "manual",
+        description="What the bot does when it is due: dependency_scan dispatches the scan workflow and posts its "
+        "report; secret_rotation posts the watched secrets' ages; access_review starts a review; manual posts it.",
+    )
+    mode: Literal["automatic", "manual", "external"] = Field(
+        "manual",
+        description="Who carries it out (the guide's 担当): automatic (the bot), manual (the owners), external "
+        "(a vendor the owners engage).",
+    )
+    cadence: Literal["weekly", "monthly", "quarterly", "yearly"] = Field(
+        "monthly", description="How often it is due (required for a task of your own)."
+    )
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(
+        "mon", description="weekly: the day it is due."
+    )
+    day: int = Field(
+        1,
+        ge=1,
+        le=31,
+        description="monthly, quarterly, yearly: the day of the month (past a month's end: its last day).",
+    )
+    month: int = Field(
+        1, ge=1, le=12,
+        description="yearly: the month; quarterly: the first quarter's month (1, 2 or 3), repeated every three months.",
+    )  # fmt: skip
+    time: str = Field("09:00", description="Time of day (HH:MM) in the config's timezone.")
+    owners: list[Member] = Field(
+        default_factory=list,
+        description="Who does it and may mark it done or snooze it (user IDs, @groups); empty: roles.admin.",
+    )
+    channel: str = Field(
+        "", description="Where it is posted when due (ID or #name); empty: security.channel."
+    )
+    overdue_after_days: float | None = Field(
+        None,
+        gt=0,
+        description="Days after it is due that it counts as overdue and owners are nudged; empty: weekly 2, "
+        "monthly 7, quarterly 14, yearly 30.",
+    )
+    enabled: bool = Field(
+        True, description="false: the task is never posted (a guide task you do elsewhere)."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", v):
+            raise ValueError(f"{v!r} should be lower-case letters, digits, _ or - (at most 40)")
+        return v
+
+    @field_validator("time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        try:
+            time.fromisoformat(v)
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not a time like 09:00") from e
+        return v
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, v: list[str]) -> list[str]:
+        return _check_members(v)
+
+    @property
+    def overdue_days(self) -> float:
+        return self.overdue_after_days or OVERDUE_AFTER_DAYS[self.cadence]
+
+
+# The guide's セキュリティ運用 table: the tasks a config without security.tasks gets.
+GUIDE_TASKS: tuple[SecurityTask, ...] = (
+    SecurityTask(id="dependency_scan", kind="dependency_scan", mode="automatic", cadence="weekly",
+                 weekday="mon", time="09:00"),
+    SecurityTask(id="secret_rotation", kind="secret_rotation", mode="manual", cadence="monthly", day=1,
+                 time="10:00"),
+    SecurityTask(id="access_review", kind="access_review", mode="manual", cadence="quarterly", month=1, day=1,
+                 time="10:00"),
+    SecurityTask(id="penetration_test", kind="manual", mode="external", cadence="yearly", month=4, day=1,
+                 time="10:00"),
+)  # fmt: skip
+
+
+class ScanConfig(Strict):
+    workflow: str = Field(
+        "security-scan.yml",
+        description="The GitHub Actions workflow that runs the scan (the guide's `npm run security:scan`) and "
+        "uploads its report as an artifact; it needs `on: workflow_dispatch`.",
+    )
+    ref: str = Field("", description="Git ref the scan is dispatched on; empty: github.ref.")
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description="Workflow inputs sent with the dispatch (only inputs it declares)."
+    )
+    artifact: str = Field("security-report", description="Name of the run's artifact that holds the report.")
+    report_file: str = Field(
+        "security-report.json",
+        description="The report inside the artifact: JSON with `vulnerabilities`, a list (or npm audit's map) of "
+        "findings with a `severity` (the guide's `jq '.vulnerabilities | group_by(.severity)'`).",
+    )
+    timeout_minutes: float = Field(
+        30, gt=0, description="How long the scan run may take before the bot stops following it."
+    )
+    poll_seconds: float = Field(5, gt=0, description="How often the scan run's state is read.")
+    issue_severities: list[str] = Field(
+        default_factory=lambda: ["critical", "high"],
+        description="Findings of these severities get a GitHub issue each (once per finding, never twice).",
+    )
+    issue_labels: list[str] = Field(
+        default_factory=lambda: ["security"],
+        description="Labels of those issues; the first also finds the bot's earlier issues after a database restore.",
+    )
+    max_issues_per_scan: int = Field(
+        20,
+        ge=0,
+        description="At most this many issues are opened per scan; the rest follow with the next scans.",
+    )
+
+
+class WatchedSecret(Strict):
+    name: str = Field(
+        description="The secret's name (an AWS Secrets Manager name or ARN, or a GitHub secret's name)."
+    )
+    source: Literal["aws", "github"] = Field(
+        "aws",
+        description="aws: Secrets Manager (LastRotatedDate, else LastChangedDate); github: the repository's Actions "
+        "secrets (updated_at).",
+    )
+    region: str = Field("", description="aws: the secret's region; empty: AWS_DEFAULT_REGION.")
+    max_age_days: int | None = Field(
+        None, ge=1, description="Flagged when older than this; empty: security.secrets.max_age_days."
+    )
+
+
+class SecretsConfig(Strict):
+    max_age_days: int = Field(
+        35,
+        ge=1,
+        description="A watched secret not rotated for longer is flagged (a month and the task's grace).",
+    )
+    watch: list[WatchedSecret] = Field(
+        default_factory=list,
+        description="The secrets the monthly rotation watches, by name only (the bot never reads their values).",
+    )
+
+
+class AccessReviewConfig(Strict):
+    reviewers: list[Member] = Field(
+        default_factory=list,
+        description="Who may decide Keep or Remove (never on their own access); empty: roles.admin.",
+    )
+    inactive_days: int = Field(
+        90,
+        ge=1,
+        description="Someone with no audit log entry for this long is marked inactive in the review.",
+    )
+
+    @field_validator("reviewers")
+    @classmethod
+    def _reviewers(cls, v: list[str]) -> list[str]:
+        return _check_members(v)
+
+
+class SecurityConfig(Strict):
+    channel: str = Field(
+        "",
+        description="The owners' channel, where due tasks are posted (ID or #name); empty: slack.ops_channel.",
+    )
+    tasks: list[SecurityTask] = Field(
+        default_factory=list,
+        description="The recurring tasks; the guide's four (dependency_scan, secret_rotation, access_review, "
+        "penetration_test) are always there unless disabled, and an entry with one of their ids changes them.",
+    )
+    snooze_hours: float = Field(24, gt=0, description="How long Snooze quiets a task's reminders.")
+    nudge_every_hours: float = Field(
+        24, gt=0, description="An overdue task's owners are reminded this often."
+    )
+    scan: ScanConfig = Field(default_factory=ScanConfig, description="The weekly dependency scan.")
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig, description="The monthly secret rotation.")
+    access_review: AccessReviewConfig = Field(
+        default_factory=AccessReviewConfig, description="The quarterly access review."
+    )
+
+    @model_validator(mode="after")
+    def _tasks(self) -> SecurityConfig:
+        seen: set[str] = set()
+        guide = {t.id for t in GUIDE_TASKS}
+        for task in self.tasks:
+            if task.id in seen:
+                raise ValueError(f"tasks: {task.id!r} is listed twice")
+            seen.add(task.id)
+            if task.id not in guide and "cadence" not in task.model_fields_set:
+                raise ValueError(f"tasks: {task.id!r} needs a cadence (weekly, monthly, quarterly or yearly)")
+        for task in self.all_tasks():
+            if task.cadence == "quarterly" and task.month > 3:
+                raise ValueError(
+                    f"tasks: {task.id!r} is quarterly: its month is the first quarter's, 1, 2 or 3"
+                )
+        return self
+
+    def all_tasks(self) -> list[SecurityTask]:
+        """The guide's four (changed by entries with their ids) and the config's own, enabled or not."""
+        given = {t.id: t for t in self.tasks}
+        out = []
+        for base in GUIDE_TASKS:
+            mine = given.pop(base.id, None)
+            out.append(
+                base.model_copy(update={f: getattr(mine, f) for f in mine.model_fields_set}) if mine else base
+            )
+        return out + list(given.values())
+
+    def task(self, task_id: str) -> SecurityTask | None:
+        return next((t for t in self.all_tasks() if t.id == task_id), None)
+
+
 class Config(Strict):
     """The YAML config file."""
 
@@ -808,6 +1074,9 @@ class Config(Strict):
         default_factory=AlertConfig, description="Alertmanager alerts received at POST /alerts/alertmanager."
     )
     audit: AuditConfig = Field(default_factory=AuditConfig, description="The audit log's anchors.")
+    security: SecurityConfig = Field(
+        default_factory=SecurityConfig, description="Security operations: the guide's periodic tasks."
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -186,6 +186,17 @@ class Directory:
             self._cache[handle] = (now, fresh)
         return fresh
 
+    def fresh(self, handle: str) -> set[str]:
+        """The group's members as Slack says them now, not cached (an access review must not show a stale
+        or empty-on-error answer); raises when Slack cannot say."""
+        handle = handle.lstrip("@")
+        members = self._fetch(handle)
+        if members is None:
+            raise LookupError(f"Slack did not say who is in @{handle}")
+        with self._lock:
+            self._cache[handle] = (time.monotonic(), members)
+        return members
+
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bot.backends.github import GitHubBackend
 from bot.core.config import Config, Settings
 from bot.core.ops import OpError
+from bot.core.secrets import refresher
 from bot.core.states import JobState
 from bot.core.store.models import DeployRun, Job
 
@@ -27,7 +28,7 @@ def github_backend(settings: Settings, config: Config, *, workflow: str = "", re
     return GitHubBackend(
         token=settings.github_token, api_url=settings.github_api_url, repository=g.repository,
         workflow=workflow or g.workflow, ref=ref or g.ref, tag_pattern=g.tag_pattern,
-        return_run_details=g.return_run_details,
+        return_run_details=g.return_run_details, token_refresh=refresher(settings, "github_token"),
     )  # fmt: skip
 
 

@@ -624,7 +624,11 @@ def _last_drill(svc: Services) -> dict[str, Any]:
     with svc.read_sessions() as s:
         job = s.scalars(
             select(Job)
-            .where(Job.operation == "drill", Job.state.in_((JobState.SUCCEEDED, JobState.FAILED)), Job.dry_run.is_(False))
+            .where(
+                Job.operation == "drill",
+                Job.state.in_((JobState.SUCCEEDED, JobState.FAILED)),
+                Job.dry_run.is_(False),
+            )
             .order_by(Job.finished_at.desc())
             .limit(1)
         ).first()

@@ -26,6 +26,7 @@ from bot.deploys.service import last_changes
 from bot.incidents import service as incidents
 from bot.incidents.messages import phase_name
 from bot.operations.pitr import home_lines as backup_home_lines
+from bot.security import tasks as security_tasks
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -197,6 +198,13 @@ class Home:
             if incidents
             else blocks.context(t("home.no_incidents", lang))
         )
+        security = security_tasks.home_lines(svc, lang)  # security operations (#18): due and overdue tasks
+        if security:
+            out += [
+                {"type": "divider"},
+                blocks.section(t("security.home.title", lang)),
+                blocks.section("\n".join(security)),
+            ]
         out += [{"type": "divider"}, blocks.section(t("home.recent", lang))]
         if mine:
             out.append(

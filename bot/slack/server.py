@@ -23,7 +23,7 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
-from bot.core import metrics
+from bot.core import metrics, secrets
 from bot.core.services import Services
 from bot.slack import inbound
 
@@ -220,7 +220,7 @@ class WsgiApp:
         secret = self.svc.settings.slack_signing_secret
         try:
             if secret:
-                inbound.verify_signature(secret, text_body, headers)
+                self._verify(secret, text_body, headers)
             inbound.parse_payload(text_body, inbound.content_type_of(headers))
             req = BoltRequest(
                 body=text_body, query=parse_qs(environ.get("QUERY_STRING", "")), headers=headers
@@ -246,6 +246,17 @@ class WsgiApp:
         out.append(("Content-Length", str(len(data))))
         start_response(status_line(resp.status), out)
         return [data]
+
+    def _verify(self, secret: str, body: str, headers: dict[str, str]) -> None:
+        """The request's signature, checked against the signing secret; with one from Secrets Manager,
+        a mismatch reads the secret again (at most once a minute: anyone can send a bad signature)."""
+        try:
+            inbound.verify_signature(secret, body, headers)
+        except inbound.Unsigned:
+            settings = self.svc.settings
+            if not secrets.refresh(settings, "slack_signing_secret", secrets.INBOUND_REFRESH_SECONDS):
+                raise
+            inbound.verify_signature(settings.slack_signing_secret, body, headers)
 
     def health(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         db = _database_status(self.svc)

@@ -14,7 +14,7 @@ from bot.core.ops import REGISTRY
 from bot.core.ratelimit import RateLimiter
 from bot.core.replies import Refused, Reply
 from bot.core.services import Services
-from handlers.commands import general, incident, jobs, runbook
+from handlers.commands import general, incident, jobs, runbook, security
 from handlers.common import Invocation, run_guarded, services, too_late
 
 Handler = Callable[[Invocation], Reply | None]
@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, Handler] = {
     "jobs": general.jobs,
     "incident": incident.incident,
     "runbook": runbook.runbook,
+    "security": security.security,
     **jobs.SUBCOMMANDS,  # deploy (its form) and backup (list, restore)
 }
 

@@ -63,7 +63,9 @@ def deploys(inv: Invocation) -> Reply | None:
     env = inv.cmd.env
     assert env is not None
     jobs = timeline.entries(inv.svc, env.name, int(inv.cmd.args.get("n", 10)))
-    return Reply(t("deploys.text", inv.lang, env=env.name), deploys_blocks(env.name, jobs, state_label, inv.lang))
+    return Reply(
+        t("deploys.text", inv.lang, env=env.name), deploys_blocks(env.name, jobs, state_label, inv.lang)
+    )
 
 
 def audit_(inv: Invocation) -> Reply | None:

@@ -40,6 +40,12 @@ Redeliver button), to any targets, at once when there are several; ``flush_webho
 
 Run listings answer with an ``ETag`` and ``304 Not Modified`` to a matching ``If-None-Match``;
 ``rate_limit_used`` counts the requests that cost rate limit (a 304 does not).
+
+Security operations (#18): ``run_artifacts[workflow] = {name: {file: bytes}}`` gives every run of
+that workflow those artifacts (listed at /actions/runs/{id}/artifacts; the zip download answers 302
+to ``http://localhost:<port>/_blobs/…``, another origin, like GitHub's storage, and records in
+``blob_requests`` whether a token reached it); ``add_secret`` adds an Actions secret (name and
+dates only); ``issues`` lists the issues created (POST /issues), which GET /issues lists by label.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import io
 import itertools
 import json
 import operator
@@ -64,6 +71,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from zipfile import ZipFile
 
 import httpx
 
@@ -282,6 +290,13 @@ class FakeGitHub:
         self._workflows: dict[str, _Workflow] = {}
         self._runs: dict[int, _Run] = {}
         self._deployments: dict[int, _Deployment] = {}
+        # Security operations: artifacts per workflow file, run artifacts, issues, Actions secrets.
+        self.run_artifacts: dict[str, dict[str, dict[str, bytes]]] = {}
+        self._artifacts: dict[int, dict[str, Any]] = {}
+        self._blobs: dict[str, bytes] = {}
+        self.blob_requests: list[dict[str, Any]] = []
+        self._issues: list[dict[str, Any]] = []
+        self._secrets: dict[str, dict[str, str]] = {}
         self._faults: list[_Fault] = []
         self._requests: list[RecordedRequest] = []
         self._branches: dict[str, str] = {}
@@ -864,6 +879,9 @@ class FakeGitHub:
     def _handle(self, h: _Handler) -> None:
         method = h.command.upper()
         raw_path = h.path
+        if raw_path.startswith("/_blobs/"):
+            self._serve_blob(h, raw_path)
+            return
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         body: Any = None
@@ -1013,7 +1031,113 @@ class FakeGitHub:
             ("GET", r"/deployments/(?P<dep_id>\d+)", self._get_deployment),
             ("POST", r"/deployments/(?P<dep_id>\d+)/statuses", self._create_status),
             ("GET", r"/deployments/(?P<dep_id>\d+)/statuses", self._list_statuses),
+            ("GET", r"/actions/runs/(?P<run_id>\d+)/artifacts", self._list_artifacts),
+            ("GET", r"/actions/artifacts/(?P<art_id>\d+)/zip", self._download_artifact),
+            ("GET", r"/actions/secrets", self._list_secrets),
+            ("POST", r"/issues", self._create_issue),
+            ("GET", r"/issues", self._list_issues),
         ]
+
+    # ------------------------------------------------------------------ security operations (#18)
+
+    def _add_artifact(self, run_id: int, name: str, files: dict[str, bytes]) -> int:
+        buf = io.BytesIO()
+        with ZipFile(buf, "w") as zf:
+            for file_name, data in files.items():
+                zf.writestr(file_name, data)
+        art_id = next(self._ids)
+        blob = hashlib.sha1(f"{art_id}:{name}".encode(), usedforsecurity=False).hexdigest()
+        self._blobs[blob] = buf.getvalue()
+        now = self.clock()
+        self._artifacts[art_id] = {
+            "id": art_id, "node_id": f"MDg6QXJ0aWZhY3Q{art_id}", "name": name, "size_in_bytes": len(buf.getvalue()),
+            "url": f"{self._api}/actions/artifacts/{art_id}",
+            "archive_download_url": f"{self._api}/actions/artifacts/{art_id}/zip", "expired": False,
+            "created_at": _iso(now), "updated_at": _iso(now), "expires_at": _iso(now + timedelta(days=90)),
+            "workflow_run": {"id": run_id, "head_branch": self.default_branch}, "_blob": blob,
+        }  # fmt: skip
+        return art_id
+
+    def expire_artifacts(self) -> None:
+        with self._lock:
+            for art in self._artifacts.values():
+                art["expired"] = True
+
+    def add_secret(self, name: str, updated_at: datetime) -> None:
+        """An Actions secret of the repository: GitHub shows its name and dates, never its value."""
+        with self._lock:
+            self._secrets[name] = {
+                "name": name,
+                "created_at": _iso(updated_at),
+                "updated_at": _iso(updated_at),
+            }
+
+    @property
+    def issues(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(i) for i in self._issues]
+
+    def _list_artifacts(self, *, run_id: str, query: dict[str, str], path: str, **_: Any) -> Reply:
+        if int(run_id) not in self._runs:
+            raise _NotFound
+        items = [
+            {k: v for k, v in a.items() if k != "_blob"}
+            for a in self._artifacts.values()
+            if a["workflow_run"]["id"] == int(run_id)
+        ]
+        page, headers = self._paginate(items, query, path)
+        return 200, {"total_count": len(items), "artifacts": page}, headers
+
+    def _download_artifact(self, *, art_id: str, **_: Any) -> Reply:
+        art = self._artifacts.get(int(art_id))
+        if art is None:
+            raise _NotFound
+        if art["expired"]:
+            return 410, {"message": "Artifact has expired", "documentation_url": DOCS, "status": "410"}, {}
+        # GitHub's answer: a redirect to short-lived storage on another host (here: another origin).
+        location = f"http://localhost:{self._port}/_blobs/{art['_blob']}?sig=fake"
+        return 302, b"", {"Location": location, "Content-Type": "text/plain"}
+
+    def _serve_blob(self, h: _Handler, raw_path: str) -> None:
+        blob = urlsplit(raw_path).path.removeprefix("/_blobs/")
+        with self._lock:
+            self.blob_requests.append({"path": raw_path, "authorization": h.headers.get("Authorization")})
+            data = self._blobs.get(blob)
+        if data is None:
+            self._send(
+                h, 404, b"<Error><Code>BlobNotFound</Code></Error>", {"Content-Type": "application/xml"}
+            )
+            return
+        self._send(h, 200, data, {"Content-Type": "application/zip"})
+
+    def _list_secrets(self, *, query: dict[str, str], path: str, **_: Any) -> Reply:
+        items = [dict(v) for _, v in sorted(self._secrets.items())]
+        page, headers = self._paginate(items, query, path)
+        return 200, {"total_count": len(items), "secrets": page}, headers
+
+    def _create_issue(self, *, body: Any, **_: Any) -> Reply:
+        if not isinstance(body, dict) or not str(body.get("title") or "").strip():
+            return 422, {"message": "Validation Failed", "errors": [{"resource": "Issue", "code": "missing_field",
+                                                                      "field": "title"}], "documentation_url": DOCS}, {}  # fmt: skip
+        number = len(self._issues) + 1
+        issue = {
+            "id": next(self._ids), "number": number, "title": body["title"], "body": body.get("body") or "",
+            "labels": [{"name": str(n)} for n in body.get("labels") or []], "state": "open",
+            "url": f"{self._api}/issues/{number}", "html_url": f"{self._html}/issues/{number}",
+            "created_at": _iso(self.clock()), "user": self._user(),
+        }  # fmt: skip
+        self._issues.append(issue)
+        return 201, issue, {}
+
+    def _list_issues(self, *, query: dict[str, str], path: str, **_: Any) -> Reply:
+        wanted = {n for n in (query.get("labels") or "").split(",") if n}
+        state = query.get("state", "open")
+        items = [
+            i for i in reversed(self._issues)
+            if wanted <= {lab["name"] for lab in i["labels"]} and (state == "all" or i["state"] == state)
+        ]  # fmt: skip
+        page, headers = self._paginate(items, query, path)
+        return 200, page, headers
 
     # ------------------------------------------------------------------ JSON shapes
 
@@ -1294,6 +1418,8 @@ class FakeGitHub:
             actor=actor,
         )
         self._runs[run.id] = run
+        for name, files in self.run_artifacts.get(wf.file, {}).items():
+            self._add_artifact(run.id, name, files)
         self._run_event(run)
         return run
 

@@ -15,10 +15,18 @@ from bot.core.store.models.incidents import (
     RunbookStep,
 )
 from bot.core.store.models.outbox import Outbox
+from bot.core.store.models.security import (
+    AccessReview,
+    AccessReviewItem,
+    SecurityFinding,
+    SecurityMessage,
+    SecurityOccurrence,
+)
 
 __all__ = [
     "Alert", "AlertGroup", "AuditEvent", "AuditHead", "Base", "BotMeta", "DedupeKey", "DeployRun",
     "GithubPoll", "Incident",
     "IncidentCounter", "IncidentEvent", "IncidentFollowup", "Job", "Lock", "Nudge", "Outbox", "Person",
     "RunbookRun", "RunbookStep", "UTCDateTime", "utcnow",
+    "AccessReview", "AccessReviewItem", "SecurityFinding", "SecurityMessage", "SecurityOccurrence",
 ]  # fmt: skip
