@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
 
@@ -59,7 +60,7 @@ def _backoff(failures: int) -> float:
     return float(min(RECONNECT_CAP_SECONDS, 0.5 * 2 ** max(0, failures - 1)))
 
 
-class _Signal:
+class _Signal(ABC):
     """One sender thread (coalescing) and one listener thread, each reconnecting with backoff."""
 
     kind = "none"
@@ -133,14 +134,16 @@ class _Signal:
         self._disconnect_sender()
 
     # -- per transport ---------------------------------------------------------------
+    @abstractmethod
     def _publish(self) -> None:
-        raise NotImplementedError
+        """Send one signal on this transport."""
 
-    def _disconnect_sender(self) -> None:
-        pass
+    def _disconnect_sender(self) -> None:  # noqa: B027 — optional: a transport with a connection closes it
+        return None
 
+    @abstractmethod
     def _listen(self, on_wake: Callable[[], None]) -> None:
-        raise NotImplementedError
+        """Block, calling on_wake for each signal, until stopped or the connection fails."""
 
 
 class PostgresSignal(_Signal):
