@@ -133,6 +133,12 @@ def test_the_webhook_refuses_bad_requests_and_replays_never_duplicate(db_url, ma
     bad_status = dict(firing, alerts=[dict(firing["alerts"][0], status="exploding")])
     assert post_alerts(bot, bad_status, TOKEN)[0] == 400
     assert count_alerts(bot) == 0
+    # A valid webhook with no alerts in it is accepted and stores nothing (not a 503 Alertmanager retries).
+    assert post_alerts(bot, webhook([]), TOKEN) == (
+        200,
+        {"status": "ok", "alerts": 0, "firing": 0, "resolved": 0, "groups": 0},
+    )
+    assert count_alerts(bot) == 0 and top_level(slack, ALERTS) == []
 
     # Alertmanager re-sends a group's whole state: replays never duplicate.
     for _ in range(3):
