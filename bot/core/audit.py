@@ -568,10 +568,18 @@ def _unchained_rows(engine: Engine) -> list[AuditEvent]:
         return list(s.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id)))
 
 
+def spreadsheet_cell(value: Any) -> str:
+    """A CSV cell a spreadsheet shows as text: one starting with = + - @ (or a tab or CR) would be read
+    as a formula (CSV injection), so it gets a leading `'`, which spreadsheets hide."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = None) -> tuple[int, int]:
     """Write every row as JSON lines or CSV, chained rows in seq order, then rows not chained yet.
 
-    Reads only. Returns (rows written, of which not chained yet).
+    Reads only. Returns (rows written, of which not chained yet). JSON lines are verbatim; CSV cells a
+    spreadsheet would run as a formula (a display name or reason starting with `=`) get a leading `'`.
     """
     n = 0
     writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS) if fmt == "csv" else None
@@ -584,7 +592,7 @@ def export(engine: Engine, out: IO[str], fmt: str = "jsonl", progress: Any = Non
             row["params"] = json.dumps(row["params"], ensure_ascii=False, sort_keys=True)
             if row["detail_msg"] is not None:
                 row["detail_msg"] = json.dumps(row["detail_msg"], ensure_ascii=False, sort_keys=True)
-            writer.writerow(row)
+            writer.writerow({k: spreadsheet_cell(v) for k, v in row.items()})
         else:
             if row["detail_msg"] is None:  # as in the hash: only rows that have one carry it
                 del row["detail_msg"]

@@ -15,7 +15,7 @@ import csv
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -374,12 +374,6 @@ def decide(
     return fresh
 
 
-def _cell(value: Any) -> str:
-    """A CSV cell a spreadsheet shows as text: a leading = + - @ would be read as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def export_csv(svc: Services, review_id: int, out: IO[str], actor_id: str, actor_name: str = "") -> int:
     """The review as CSV (one row per person and role, with the change a Remove asks for); audited."""
     review = get(svc, review_id)
@@ -396,7 +390,7 @@ def export_csv(svc: Services, review_id: int, out: IO[str], actor_id: str, actor
             to_plain(messages.change_line(_item_view(i), lang), names=name) if i.decision == "remove" else ""
         )
         writer.writerow(
-            [_cell(v) for v in (
+            [audit.spreadsheet_cell(v) for v in (
                 review.id, review.state, review.started_at.isoformat(), i.role, i.entry, i.user_id, name(i.user_id),
                 i.last_action, i.last_action_at.isoformat() if i.last_action_at else "", "yes" if i.inactive else "no",
                 i.decision, i.decided_by, i.decided_at.isoformat() if i.decided_at else "", change,
