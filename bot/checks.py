@@ -114,8 +114,12 @@ def _redis(settings: Settings, config: Config) -> tuple[str, str]:
     return OK, f"ping ok: {', '.join(urls)}"
 
 
+def _aws_credentials() -> bool:
+    return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
+
+
 def _aws(settings: Settings, config: Config) -> tuple[str, str]:
-    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+    if not _aws_credentials():
         return SKIP, "no AWS credentials: backups and SSM restarts run as labelled simulations"
     from bot.backends.aws import client
 
@@ -203,6 +207,49 @@ def _pgbackrest(settings: Settings, config: Config) -> tuple[str, str]:
     )
 
 
+def _security(settings: Settings, config: Config) -> tuple[str, str]:
+    """The security cadence's outside parts: the scan workflow, and the watched secrets' dates (names only)."""
+    sec = config.security
+    kinds = {t.kind for t in sec.all_tasks() if t.enabled}
+    checked: list[str] = []
+    skipped: list[str] = []
+    if "dependency_scan" in kinds:
+        if not settings.github_token:
+            skipped.append("GITHUB_TOKEN is not set: the weekly dependency scan cannot run")
+        else:
+            from bot.deploys.service import github_backend
+
+            gh = github_backend(settings, config, workflow=sec.scan.workflow, ref=sec.scan.ref)
+            try:
+                checked.append("scan " + gh.check(field="security.scan.workflow"))
+            finally:
+                gh.close()
+    if "secret_rotation" in kinds and sec.secrets.watch:
+        from bot.security.rotation import ages
+
+        can = {"github": bool(settings.github_token), "aws": _aws_credentials()}
+        watch = [w for w in sec.secrets.watch if can[w.source]]
+        if len(watch) < len(sec.secrets.watch):
+            missing = sorted({"GITHUB_TOKEN" if w.source == "github" else "AWS credentials"
+                              for w in sec.secrets.watch if not can[w.source]})  # fmt: skip
+            skipped.append(f"watched secrets not checked without {' and '.join(missing)}")
+        items = ages(settings, config, watch=watch) if watch else []
+        unreadable = [f"{i['name']}: {i['error']}" for i in items if i["error"]]
+        if unreadable:
+            return FAIL, "watched secrets: " + "; ".join(unreadable)
+        old = [i["name"] for i in items if i["overdue"]]
+        if items:
+            checked.append(
+                f"{len(items)} watched secret(s) readable by date"
+                + (f", {len(old)} due for rotation: {', '.join(old)}" if old else "")
+            )
+    if not checked:
+        return SKIP, "; ".join(
+            skipped
+        ) or "no dependency scan and no watched secrets (security in the config)"
+    return OK, "; ".join(checked + skipped)
+
+
 def _runbooks(settings: Settings, config: Config) -> tuple[str, str]:
     try:
         from bot.incidents.runbooks import default_runbook_dir, load_runbooks
@@ -235,6 +282,7 @@ CHECKS: list[tuple[str, Callable[[Settings, Config], tuple[str, str]]]] = [
     ("aws", _aws),
     ("audit", _audit),
     ("pgbackrest", _pgbackrest),
+    ("security", _security),
     ("runbooks", _runbooks),
 ]
 

@@ -143,7 +143,9 @@ def test_unlocking_someone_elses_lock_is_refused_and_audited(db_url, make_bot):
     assert "Only they or an admin can unlock it" in text_of(reply)
     (row,) = refusals(bot, BOB)
     assert row.action == "unlock.refused" and row.environment == "staging"
-    assert "Only they or an admin can unlock it" in row.detail and f"@{ALICE}" in row.detail  # audit details are plain text
+    assert (
+        "Only they or an admin can unlock it" in row.detail and f"@{ALICE}" in row.detail
+    )  # audit details are plain text
 
 
 def test_a_refusal_is_audited_in_the_workspace_language(db_url, make_bot):

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from sqlalchemy import select, update
 
 from bot.core.store.models import AuditEvent, Job, SecurityFinding
@@ -19,6 +21,7 @@ from bot.security.scan import marker
 from tests.chatops_helpers import settle
 from tests.conftest import GITHUB_TOKEN
 from tests.harness import CAROL, MALLORY, text_of
+from tests.procs import run_cli
 from tests.test_security_tasks import SEC, fast, occurrences
 
 WORKFLOW = "security-scan.yml"
@@ -216,3 +219,21 @@ def test_missing_github_permissions_are_named_on_the_card_and_the_task(db_url, m
     settle(bot)
     second = scan_jobs(bot)[-1]
     assert second.state == "failed" and "actions:write" in second.result
+
+
+def test_taisun_check_finds_the_scan_workflow_or_names_the_field_to_fix(db_url, make_bot, github):
+    with_scan_workflow(github, LODASH)
+    bot = scan_bot(db_url, make_bot, github)
+    checked = run_cli(["check", "--json"], bot.settings)
+    (row,) = [r for r in json.loads(checked.stdout) if r["check"] == "security"]
+    assert row["status"] == "ok" and f"workflow {WORKFLOW} active" in row["detail"], row
+    path = Path(bot.settings.taisun_config)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["security"]["scan"]["workflow"] = "no-such-scan.yml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    checked = run_cli(["check", "--json"], bot.settings)
+    (row,) = [r for r in json.loads(checked.stdout) if r["check"] == "security"]
+    assert checked.returncode == 1 and row["status"] == "fail"
+    assert (
+        "workflow no-such-scan.yml not found" in row["detail"] and "security.scan.workflow" in row["detail"]
+    )

@@ -154,6 +154,15 @@ def test_missing_describe_secret_and_secrets_read_permissions_are_named(
     assert "refused DescribeSecret on secret taisun/production/database (AccessDeniedException)" in answer
     assert "needs the secretsmanager:DescribeSecret permission" in answer
     assert "Secrets: read repository permission" in answer
+    # `taisun check` says the same before the task ever comes due, and fails.
+    github.fail_next(
+        "/actions/secrets", 403, body={"message": "Resource not accessible by personal access token"}
+    )
+    checked = run_cli(["check", "--json"], bot.settings)
+    assert checked.returncode == 1
+    (row,) = [r for r in json.loads(checked.stdout) if r["check"] == "security"]
+    assert row["status"] == "fail" and "needs the secretsmanager:DescribeSecret permission" in row["detail"]
+    assert "Secrets: read repository permission" in row["detail"] and DB_PASSWORD not in checked.stdout
 
 
 def signed_command(bot: Any, text: str, user: str, secret: str) -> dict[str, Any]:

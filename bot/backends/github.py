@@ -531,7 +531,7 @@ class GitHubBackend:
     # ------------------------------------------------------------------ check
 
     @_renews_token
-    def check(self, inputs: Collection[str] = ()) -> str:
+    def check(self, inputs: Collection[str] = (), field: str = "github.workflow") -> str:
         """Connectivity check for ``taisun check``: the repository and the workflow are reachable.
 
         With ``inputs`` (the names the bot will send), also read the workflow file on ``ref``
@@ -544,7 +544,7 @@ class GitHubBackend:
             full_name = repo.full_name
         with self._errors(
             f"reading workflow {self.workflow}",
-            not_found=f"workflow {self.workflow} not found in {self.repository} (github.workflow in the config)",
+            not_found=f"workflow {self.workflow} not found in {self.repository} ({field} in the config)",
         ):
             wf = repo.get_workflow(self.workflow)
             state, path = wf.state, wf.path

@@ -22,6 +22,7 @@ from bot.core.store.models import SecurityOccurrence
 from bot.security.tasks import SYSTEM, SYSTEM_NAME, task_subject
 
 if TYPE_CHECKING:
+    from bot.core.config import Config, Settings, WatchedSecret
     from bot.core.services import Services
 
 log = logging.getLogger(__name__)
@@ -29,19 +30,28 @@ log = logging.getLogger(__name__)
 
 def check(svc: Services, at: datetime | None = None) -> list[dict[str, Any]]:
     """Each watched secret: name, source, last_rotated (ISO or None), age_days, max_age_days, overdue, error."""
-    cfg = svc.config.security.secrets
+    return ages(svc.settings, svc.config, at)
+
+
+def ages(
+    settings: Settings, config: Config, at: datetime | None = None, watch: list[WatchedSecret] | None = None
+) -> list[dict[str, Any]]:
+    """`check` for a caller without the running bot (`taisun check`): the settings, the config, and
+    optionally only some of the watched secrets."""
+    cfg = config.security.secrets
+    watch = cfg.watch if watch is None else watch
     t_now = at or datetime.now(UTC)
     github: dict[str, datetime] | None = None
     github_error = ""
-    if any(w.source == "github" for w in cfg.watch):
-        if not svc.settings.github_token:
+    if any(w.source == "github" for w in watch):
+        if not settings.github_token:
             github_error = "GITHUB_TOKEN is not set"
         else:
             gh = GitHubBackend(
-                token=svc.settings.github_token, api_url=svc.settings.github_api_url,
-                repository=svc.config.github.repository, workflow=svc.config.github.workflow,
-                ref=svc.config.github.ref, tag_pattern=svc.config.github.tag_pattern,
-                token_refresh=refresher(svc.settings, "github_token"),
+                token=settings.github_token, api_url=settings.github_api_url,
+                repository=config.github.repository, workflow=config.github.workflow,
+                ref=config.github.ref, tag_pattern=config.github.tag_pattern,
+                token_refresh=refresher(settings, "github_token"),
             )  # fmt: skip
             try:
                 github = gh.repository_secrets()
@@ -50,7 +60,7 @@ def check(svc: Services, at: datetime | None = None) -> list[dict[str, Any]]:
             finally:
                 gh.close()
     out = []
-    for w in cfg.watch:
+    for w in watch:
         limit = w.max_age_days or cfg.max_age_days
         item: dict[str, Any] = {"name": w.name, "source": w.source, "last_rotated": None, "age_days": None,
                                 "max_age_days": limit, "overdue": True, "error": ""}  # fmt: skip
@@ -63,7 +73,7 @@ def check(svc: Services, at: datetime | None = None) -> list[dict[str, Any]]:
         elif github is None:
             item["error"] = github_error
         elif w.name not in github:
-            item["error"] = f"no Actions secret named {w.name} in {svc.config.github.repository}"
+            item["error"] = f"no Actions secret named {w.name} in {config.github.repository}"
         else:
             rotated = github[w.name]
         if rotated is not None:
