@@ -7,12 +7,18 @@ Served by gunicorn with the same worker/thread settings as `taisun serve`:
 It verifies the Slack signature exactly as the bot does (Bolt's request verification),
 so the difference to the bot is everything the bot does beyond that: routing, parsing,
 roles, database writes, metrics and its own listener pool.
+
+With BARE_DATABASE_URL (a PostgreSQL URL) it is the *durable* bare app: before acking, the listener
+makes the writes any bot that keeps what it acked must make, and nothing else — the delivery's
+trigger_id inserted once (ON CONFLICT DO NOTHING, as a dedupe) and a request row, committed, with
+psycopg on one connection per listener thread. It is the floor for an ack that survives a crash.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,8 +37,40 @@ app = App(
 )
 
 
+_db_url = os.environ.get("BARE_DATABASE_URL", "")
+_local = threading.local()
+
+
+def _connection() -> Any:
+    conn = getattr(_local, "conn", None)
+    if conn is None or conn.closed:
+        conn = _local.conn = psycopg.connect(_db_url.replace("postgresql+psycopg://", "postgresql://"))
+    return conn
+
+
+if _db_url:
+    import psycopg
+
+    with psycopg.connect(_db_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as _c:
+        _c.execute("CREATE TABLE IF NOT EXISTS bare_seen (key text PRIMARY KEY, at timestamptz NOT NULL)")
+        _c.execute("CREATE TABLE IF NOT EXISTS bare_requests (id bigserial PRIMARY KEY, user_id text, "
+                   "text text, at timestamptz NOT NULL)")  # fmt: skip
+
+
 @app.command("/taisun")
-def taisun(ack: Ack) -> None:
+def taisun(ack: Ack, body: dict[str, Any]) -> None:
+    if _db_url:
+        conn = _connection()
+        with conn.transaction():
+            first = conn.execute(
+                "INSERT INTO bare_seen VALUES (%s, now()) ON CONFLICT DO NOTHING RETURNING key",
+                ("command:" + str(body.get("trigger_id", "")),),
+            ).fetchone()
+            if first:
+                conn.execute(
+                    "INSERT INTO bare_requests (user_id, text, at) VALUES (%s, %s, now())",
+                    (body.get("user_id", ""), body.get("text", "")),
+                )
     ack()
 
 

@@ -340,6 +340,13 @@ def render(results: dict[str, Any]) -> str:
             )  # fmt: skip
         )
         q = w["quiet"]
+        if "durable_ratio" in q:
+            out.append(
+                f"   floor, same run: the bare app committing a dedupe key and a request row per ack (psycopg, no "
+                f"ORM) {q['durable_rps']} req/s = {q['durable_ratio']}× bare, p99 {q['durable_p99_ms']} ms, CPU "
+                f"{q['durable_cpu_ms_per_request']} ms/request; serve = {q['bot_vs_durable']}× that floor's req/s, "
+                f"p99 {q['bot_p99_vs_durable']}× its p99"
+            )
         if "embedded_ratio" in q:
             out.append(
                 f"   reference, same run: jobs embedded in serve (the default) {q['embedded_rps']} req/s = "

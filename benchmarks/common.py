@@ -276,10 +276,14 @@ def start_worker(
     return proc, url
 
 
-def start_bare(*, name: str, slack_url: str, workers: int = 2, threads: int = 8) -> tuple[Proc, str]:
-    """benchmarks/bare_app.py under gunicorn with the same worker settings as `taisun serve`."""
+def start_bare(
+    *, name: str, slack_url: str, workers: int = 2, threads: int = 8, database_url: str = ""
+) -> tuple[Proc, str]:
+    """benchmarks/bare_app.py under gunicorn with the same worker settings as `taisun serve`
+    (with database_url: the durable bare app, which commits a dedupe key and a request row per ack)."""
     port = free_port()
-    env = base_env(BARE_SIGNING_SECRET=SIGNING_SECRET, BARE_BOT_TOKEN=BOT_TOKEN, BARE_SLACK_API_URL=slack_url)
+    env = base_env(BARE_SIGNING_SECRET=SIGNING_SECRET, BARE_BOT_TOKEN=BOT_TOKEN, BARE_SLACK_API_URL=slack_url,
+                   BARE_DATABASE_URL=database_url)  # fmt: skip
     argv = [
         PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
         "--worker-class", "gthread", "--threads", str(threads), "--timeout", "60", "--graceful-timeout", "20",

@@ -234,6 +234,17 @@ def _summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
         per = [r["cpu_ms_per_request"]["app"] for r in rows if "app" in r.get("cpu_ms_per_request", {})]
         if per:
             out[f"{app}_cpu_ms_per_request"] = round(statistics.fmean(per), 2)
+    durable = [w for w in windows if w["app"] == "durable"]
+    if durable:  # the floor: the bare app committing a dedupe key and a request row before each ack
+        out["durable_rps"], out["durable_p99_ms"] = mean(durable, "rps"), mean(durable, "p99_ms")
+        out["durable_cpu_ms_per_request"] = round(
+            statistics.fmean(r["cpu_ms_per_request"]["app"] for r in durable), 2
+        )
+        out["durable_ratio"] = round(out["durable_rps"] / out["bare_rps"], 3) if out["bare_rps"] else None
+        out["bot_vs_durable"] = round(out["bot_rps"] / out["durable_rps"], 3) if out["durable_rps"] else None
+        out["bot_p99_vs_durable"] = (
+            round(out["bot_p99_ms"] / out["durable_p99_ms"], 2) if out["durable_p99_ms"] else None
+        )
     embedded = [w for w in windows if w["app"] == "embedded"]
     if embedded:  # the reference: the same request with the jobs in the web process, as before
         out["embedded_rps"], out["embedded_p99_ms"] = mean(embedded, "rps"), mean(embedded, "p99_ms")
@@ -299,6 +310,7 @@ def run(
     shared_env = {**aws_env, "BACKUP_DATABASE_URL": backup_dsn}
     bot_env = {"TAISUN_JOBS": "worker", **shared_env}
     procs: list[Any] = []
+    durable_db = ""
     jobs = Jobs(db_url, envs)
     result: dict[str, Any] = {
         "db": "postgresql", "request": f"/taisun {PROD_DEPLOY}", "window_s": duration, "rounds": rounds,
@@ -308,6 +320,11 @@ def run(
     try:
         bare, bare_url = start_bare(name="worker-bare", slack_url=bare_slack.url)
         procs.append(bare)
+        durable_db = fresh_db("postgresql", "worker-bench-durable")
+        durable, durable_url = start_bare(
+            name="worker-durable", slack_url=bare_slack.url, database_url=durable_db
+        )
+        procs.append(durable)
         bot, bot_url = start_bot(
             name="worker-serve", db_url=db_url, config=config, slack_url=slack.url,
             github_token=GITHUB_TOKEN, github_url=github.url, extra_env=bot_env,
@@ -329,6 +346,7 @@ def run(
 
         log("worker: warm-up (one window each, not counted)")
         _window(bare_url, None, duration=2, name="worker-bare-warmup", groups={})
+        _window(durable_url, bare_slack, duration=2, name="worker-durable-warmup", groups={})
         _window(bot_url, slack, duration=2, name="worker-bot-warmup", groups={})
         _window(embedded_url, slack, duration=2, name="worker-embedded-warmup", groups={})
         _wait("the worker prepares the warm-up's jobs", lambda: jobs.waiting() == 0, 600)
@@ -337,6 +355,7 @@ def run(
         windows: list[dict[str, Any]] = []
         apps = (
             ("bare", bare_url, None, jobs, {"app": bare.pid}),
+            ("durable", durable_url, bare_slack, jobs, {"app": durable.pid}),
             ("bot", bot_url, slack, jobs, {"app": bot.pid, "worker": worker.pid}),
             ("embedded", embedded_url, slack, embedded_jobs, {"app": embedded.pid}),
         )
@@ -346,12 +365,14 @@ def run(
                 before = js.count()
                 w = _window(url, sl, duration=duration, name=f"worker-A{r}-{app}", groups=groups)
                 w.update(app=app, phase="quiet", round=r + 1)
-                if app != "bare":
+                if app not in ("bare", "durable"):
                     w["jobs_created"] = js.count() - before  # one per request: none was a replay
                     w["left_waiting"] = js.waiting()
                     w["caught_up_s"] = _wait("the jobs are prepared", lambda js=js: js.waiting() == 0, 900)
                 windows.append(w)
         result["quiet"] = {"windows": windows, **_summary(windows)}
+        durable.stop(fast=True)
+        procs.remove(durable)
         embedded_jobs.dispose()
         embedded.stop(fast=True)
         procs.remove(embedded)
@@ -404,5 +425,7 @@ def run(
         moto.stop()
         drop_db(db_url)
         drop_db(embedded_db)
+        if durable_db:
+            drop_db(durable_db)
         pg_drop(backup_dsn)
     return result
