@@ -253,7 +253,7 @@ def render(results: dict[str, Any]) -> str:
         peaks = [r["bot_peak_rss_mb"] for r in s["backup"]]
         flat = (max(peaks) - min(peaks) < 32) if len(peaks) > 1 else None
         rows = [[r["target_mb"], r["db_size_mb"], r["dump_raw_mb"], r["reference_s"], r["bot_s"], r["bot_vs_reference"],
-                 r["bot_s3_wait_s"], r["bot_gzip_mb"], r["bot_baseline_rss_mb"], r["bot_peak_rss_mb"],
+                 r.get("reference_to_s3_s"), r.get("bot_vs_reference_to_s3"), r["bot_s3_wait_s"], r["bot_gzip_mb"], r["bot_baseline_rss_mb"], r["bot_peak_rss_mb"],
                  r["stored_sha256_ok"] and r["stored_size_ok"], _other({"cpu": r.get("cpu_bot")})] for r in s["backup"]]  # fmt: skip
         out.append(
             _table(
@@ -264,6 +264,8 @@ def render(results: dict[str, Any]) -> str:
                     "pipeline s",
                     "run_backup s",
                     "ratio",
+                    "pipeline → S3 s",
+                    "ratio to that",
                     "in S3 calls s",
                     "gzip MB",
                     "RSS before MB",

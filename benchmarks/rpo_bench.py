@@ -8,6 +8,11 @@ repo1 posix and repo2 S3 on moto behind TLS) filled with --mb of rows:
   full backup to repo1 and to repo2, an incremental after 2 % of the rows changed, a drill of the
   newest backup (restore → recovery to promotion → a count(*) check), a point-in-time drill;
   each phase timed with the bot's own adapter (bot.backends.pgbackrest).
+Through the bot vs pgBackRest alone, alternating (bot, alone, bot, alone): a full backup to repo1 as
+the bot's backup job runs it (the adapter's `backup`, then the `info` the job reads to report the new
+set) and as an operator types it (the same `pgbackrest … backup` argument list, nothing else); a
+restore of the newest backup likewise (the adapter's `restore` vs the same command alone).
+The bench process's own peak memory (VmHWM) is recorded: the backup data never passes through it.
 Then `taisun serve` (gunicorn) answers signed `/taisun help` at 16 connections: idle, and while a
 full backup and a drill run on the same host. Results go to benchmarks/results/rpo.json.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import loadgen  # noqa: E402
 from benchmarks.ack import requests_for  # noqa: E402
-from benchmarks.common import WORK, CpuWatch, log, start_bot, write_config  # noqa: E402
+from benchmarks.common import WORK, CpuWatch, fresh_db, log, start_bot, write_config  # noqa: E402
 from bot.backends.pgbackrest import PgBackRest, ScratchInstance  # noqa: E402
 from bot.slack.localslack import LocalSlack  # noqa: E402
 from tests.backend_fixtures import free_port  # noqa: E402
@@ -83,6 +89,31 @@ def drill(pgb: PgBackRest, cluster: Any, target: datetime | None, repo: int) -> 
     return phases
 
 
+def alone(argv: list[str]) -> float:
+    """pgBackRest alone: the command as an operator would type it."""
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=21600)  # noqa: S603
+    return round(time.perf_counter() - started, 2)
+
+
+def restore_pair(pgb: PgBackRest, cluster: Any) -> dict[str, float]:
+    """The newest backup restored into a fresh directory: through the adapter, and the same command alone."""
+    out: dict[str, float] = {}
+    for how in ("bot", "alone"):
+        scratch = cluster.new_scratch_dir(f"bench-restore-{how}-{time.monotonic_ns()}")
+        data = str(scratch / "data")
+        argv = pgb.argv("restore", f"--pg1-path={data}", "--archive-mode=off", "--link-all=n", "--repo=1",
+                        "--type=default")  # fmt: skip
+        out[how] = timed(lambda data=data: pgb.restore(data, repo=1)) if how == "bot" else alone(argv)
+        subprocess.run([*cluster.run_as, "rm", "-rf", "--", data], check=False, timeout=600)  # noqa: S603
+    return out
+
+
+def hwm_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next((int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")), 0.0)
+
+
 def ack(url: str, slack: LocalSlack, seconds: float, name: str) -> dict[str, Any]:
     reqs = requests_for("help", slack)
     with CpuWatch() as cpu:
@@ -119,6 +150,30 @@ def main() -> None:
         log("incremental backups")
         out["incr_repo1_posix_s"] = timed(lambda: pgb.backup("incr", 1, retention_days=30))
         out["incr_repo2_s3_s"] = timed(lambda: pgb.backup("incr", 2, retention_days=30))
+        log("through the bot vs pgBackRest alone (full backup to repo1, then a restore; twice, alternating)")
+        retention = ["--repo1-retention-full-type=time", "--repo1-retention-full=30"]
+        pairs: list[dict[str, Any]] = []
+        for _ in range(2):
+
+            def via_bot() -> None:
+                pgb.backup("full", 1, retention_days=30)
+                pgb.info()
+
+            pair: dict[str, Any] = {"backup_bot_s": timed(via_bot)}
+            pair["backup_alone_s"] = alone(pgb.argv("backup", "--type=full", "--repo=1", *retention))
+            restored = restore_pair(pgb, cluster)
+            pair["restore_bot_s"], pair["restore_alone_s"] = restored["bot"], restored["alone"]
+            pairs.append(pair)
+        out["bot_vs_alone"] = {
+            "pairs": pairs,
+            "backup_ratio": round(
+                sum(p["backup_bot_s"] for p in pairs) / sum(p["backup_alone_s"] for p in pairs), 3
+            ),
+            "restore_ratio": round(
+                sum(p["restore_bot_s"] for p in pairs) / sum(p["restore_alone_s"] for p in pairs), 3
+            ),
+            "bench_process_peak_rss_mb": round(hwm_mb(), 1),
+        }
         ((point,),) = cluster.sql("SELECT clock_timestamp()")
         time.sleep(1.1)
         cluster.sql("UPDATE events SET payload = md5(payload) WHERE id % 20 = 0")
@@ -133,7 +188,7 @@ def main() -> None:
         slack.add_usergroup("sre-leads", {"U0BOB", "U0CAROL"})
         tmp = Path(tempfile.mkdtemp(prefix="rpo-bench-"))
         config = write_config(tmp / "taisun.yml", service_url="http://127.0.0.1:9")
-        bot, url = start_bot(name="rpo-ack", db_url=f"sqlite:///{tmp / 'taisun.db'}", config=config,
+        bot, url = start_bot(name="rpo-ack", db_url=fresh_db("sqlite", "rpo-ack"), config=config,
                              slack_url=slack.url)  # fmt: skip
         try:
             loadgen.run(url, requests_for("help", slack), duration=3, name="rpo-warmup")
