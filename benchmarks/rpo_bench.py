@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import loadgen  # noqa: E402
 from benchmarks.ack import requests_for  # noqa: E402
-from benchmarks.common import WORK, CpuWatch, fresh_db, log, start_bot, write_config  # noqa: E402
+from benchmarks.common import WORK, CpuWatch, drop_db, fresh_db, log, start_bot, write_config  # noqa: E402
 from bot.backends.pgbackrest import PgBackRest, ScratchInstance  # noqa: E402
 from bot.slack.localslack import LocalSlack  # noqa: E402
 from tests.backend_fixtures import free_port  # noqa: E402
@@ -188,7 +188,8 @@ def main() -> None:
         slack.add_usergroup("sre-leads", {"U0BOB", "U0CAROL"})
         tmp = Path(tempfile.mkdtemp(prefix="rpo-bench-"))
         config = write_config(tmp / "taisun.yml", service_url="http://127.0.0.1:9")
-        bot, url = start_bot(name="rpo-ack", db_url=fresh_db("sqlite", "rpo-ack"), config=config,
+        ack_db = fresh_db("postgresql", "rpo-ack")  # as in production (two gunicorn workers on SQLite queue)
+        bot, url = start_bot(name="rpo-ack", db_url=ack_db, config=config,
                              slack_url=slack.url)  # fmt: skip
         try:
             loadgen.run(url, requests_for("help", slack), duration=3, name="rpo-warmup")
@@ -208,6 +209,7 @@ def main() -> None:
         finally:
             bot.stop(fast=True)
             slack.stop()
+            drop_db(ack_db)
     out["at"] = datetime.now(UTC).isoformat()
     dest = WORK.parent / "rpo.json"  # benchmarks/results/, git-ignored
     dest.parent.mkdir(parents=True, exist_ok=True)
