@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,6 +13,21 @@ from bot.core.store.models import DedupeKey
 
 # Slack retries within minutes and Socket Mode redelivers after a reconnect; a day is ample.
 TTL = timedelta(days=1)
+
+
+def _insert_once(insert: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING key, built once (bound values at each call)."""
+    table = DedupeKey.__table__
+    return (
+        insert(table)
+        .values(key=bindparam("key"), created_at=bindparam("created_at"))
+        .on_conflict_do_nothing(index_elements=[table.c.key])
+        .returning(table.c.key)
+    )
+
+
+_PG_INSERT = _insert_once(postgresql.insert)
+_SQLITE_INSERT = _insert_once(sqlite.insert)
 
 
 def first_time(sessions: sessionmaker[Session], key: str) -> bool:
@@ -24,14 +39,14 @@ def first_time(sessions: sessionmaker[Session], key: str) -> bool:
     binds listener threads, does not apply.)
     """
     engine = sessions.kw["bind"]
-    statement = (
-        (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(DedupeKey)
-        .values(key=key[:255], created_at=datetime.now(UTC))
-        .on_conflict_do_nothing(index_elements=[DedupeKey.key])
-        .returning(DedupeKey.key)
-    )
-    with engine.begin() as conn:
-        return conn.execute(statement).first() is not None
+    values = {"key": key[:255], "created_at": datetime.now(UTC)}
+    if engine.dialect.name == "postgresql":
+        # One statement is its own transaction: in autocommit it is one round trip, not BEGIN, INSERT
+        # and COMMIT (the connection goes back to the pool as it came).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return conn.execute(_PG_INSERT, values).first() is not None
+    with engine.begin() as conn:  # SQLite: through the engine's writer queue, as every write
+        return conn.execute(_SQLITE_INSERT, values).first() is not None
 
 
 def prune(sessions: sessionmaker[Session], older_than: timedelta = TTL) -> int:
