@@ -413,6 +413,38 @@ def _already_decided(job: Job) -> AlreadyDecided:
     return AlreadyDecided(key="err.decided.other", state=msg(f"state.{job.state}"))
 
 
+class Doorbell:
+    """Wakes idle job threads: one per ring, all of them to stop.
+
+    A thread that claims a job rings again, so a burst of requests spreads over as many threads as it
+    needs; one new job no longer sends every idle thread to the database at once to race for it.
+    Rings are counted (up to the number of threads), so a ring while every thread is busy is not lost."""
+
+    def __init__(self, threads: int) -> None:
+        self._cond = threading.Condition()
+        self._rings = 0
+        self._limit = max(1, threads)
+        self._everyone = False
+
+    def ring(self) -> None:
+        with self._cond:
+            self._rings = min(self._limit, self._rings + 1)
+            self._cond.notify()
+
+    def ring_all(self) -> None:
+        with self._cond:
+            self._everyone = True
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        """Until a ring (taken), ring_all, or the timeout (the poll)."""
+        with self._cond:
+            if not self._rings and not self._everyone:
+                self._cond.wait(timeout)
+            if self._rings:
+                self._rings -= 1
+
+
 class JobRunner:
     """Worker threads of the bot's own (never Bolt's listener pool) that run jobs under a lease.
 
@@ -438,7 +470,7 @@ class JobRunner:
         self.lease = timedelta(seconds=lease_seconds)
         self.signal: WakeSignal = signal or NoSignal()
         self.housekeeping = housekeeping
-        self._wake = threading.Event()
+        self._bell = Doorbell(threads)
         self._stop = threading.Event()
         self._draining = threading.Event()  # no new claims; running jobs go on
         self._frozen = False  # stopping: this process's job threads may record nothing more
@@ -459,7 +491,7 @@ class JobRunner:
             self._workers.append(t)
             self._job_threads.append(t)
         if self.threads:
-            self.signal.listen(self._wake.set)  # other processes' requests wake this one's threads
+            self.signal.listen(self._bell.ring)  # other processes' requests wake this one's threads
         elif self.housekeeping:
             sweeper = threading.Thread(target=self._housekeeping_loop, name="taisun-sweep", daemon=True)
             sweeper.start()
@@ -471,7 +503,7 @@ class JobRunner:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every thread, waiting at most `timeout` seconds in all (they are daemon threads)."""
         self._stop.set()
-        self._wake.set()
+        self._bell.ring_all()
         deadline = time.monotonic() + timeout
         for t in self._workers:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -489,7 +521,7 @@ class JobRunner:
         (operations save progress before each side effect). Stop the process right after.
         """
         self._draining.set()
-        self._wake.set()
+        self._bell.ring_all()
         deadline = time.monotonic() + timeout
         while self.busy and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -517,8 +549,9 @@ class JobRunner:
         return handed
 
     def wake(self) -> None:
-        """A job may be runnable: this process's job threads look now, and so do the workers elsewhere."""
-        self._wake.set()
+        """A job may be runnable: one of this process's idle job threads looks now, and so do the workers
+        elsewhere."""
+        self._bell.ring()
         self.signal.send()
 
     @property
@@ -557,19 +590,34 @@ class JobRunner:
                 continue
             failures = 0
             if job_id:
+                self._bell.ring()  # there may be more: the next idle thread looks, not all of them
                 try:
                     self.execute(job_id)
                 except Exception as e:  # execute() handles its own errors; this is the last net
                     _log_failure("job worker error", e, job_id=job_id)
                 continue
-            self._wake.wait(self.poll_seconds)
-            if not self._stop.is_set() and not self._draining.is_set():  # stopping: every worker sees it
-                self._wake.clear()
+            self._bell.wait(self.poll_seconds)
 
     def claim_one(self) -> str | None:
-        """Take the oldest runnable job under a lease (a conditional UPDATE decides between replicas)."""
+        """Take the oldest runnable job under a lease (a conditional UPDATE decides between replicas).
+
+        On PostgreSQL it is one statement: the oldest runnable row no one else is claiming right now
+        (FOR UPDATE SKIP LOCKED), leased and returned, so many job threads and replicas claiming at once
+        neither wait on each other nor try the same row."""
         t = now()
         free = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < t)
+        runnable = and_(Job.state.in_(JobState.FOR_WORKERS), free)
+        lease = {"lease_owner": self.owner, "lease_expires_at": t + self.lease,
+                 "attempts": Job.attempts + 1, "updated_at": t}  # fmt: skip
+        if self.svc.engine.dialect.name == "postgresql":
+            oldest = (
+                select(Job.id).where(runnable).order_by(Job.created_at).limit(1)
+                .with_for_update(skip_locked=True).scalar_subquery()
+            )  # fmt: skip
+            with self.svc.sessions.begin() as s:
+                return s.execute(
+                    update(Job).where(Job.id == oldest, runnable).values(**lease).returning(Job.id)
+                ).scalar_one_or_none()
         with self.svc.read_sessions() as s:
             candidates = list(
                 s.scalars(
@@ -581,16 +629,7 @@ class JobRunner:
             )
         for job_id in candidates:
             with self.svc.sessions.begin() as s:
-                res = s.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.state.in_(JobState.FOR_WORKERS), free)
-                    .values(
-                        lease_owner=self.owner,
-                        lease_expires_at=t + self.lease,
-                        attempts=Job.attempts + 1,
-                        updated_at=t,
-                    )
-                )
+                res = s.execute(update(Job).where(Job.id == job_id, runnable).values(**lease))
             if res.rowcount == 1:
                 return job_id
         return None
