@@ -92,3 +92,39 @@ def test_two_takers_racing_for_a_free_lock_get_one_lock_and_one_clear_refusal(db
     for th in threads:
         th.join(30)
     assert sorted(outcomes) == ["refused", "took"], outcomes
+
+
+def test_one_new_job_sends_one_idle_thread_to_claim_it_not_all_of_them(db_url, make_bot):
+    """Sixteen idle job threads and one request: the job runs, and the threads did not all race to
+    lease it (each lease attempt is an UPDATE of the jobs table; a stampede is 16 or more)."""
+    from sqlalchemy import event
+
+    bot = make_bot(db_url, taisun_workers=16)
+    time.sleep(1.5)  # every thread has polled once and sleeps until the next poll or a ring
+    attempts: list[float] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        sql = " ".join(statement.split()).lower()
+        if (
+            sql.startswith("update jobs set")
+            and "lease_owner=" in sql.replace(" = ", "=")
+            and "attempts" in sql
+        ):
+            attempts.append(time.monotonic())
+
+    event.listen(bot.svc.engine, "before_cursor_execute", count)
+    try:
+        started = time.monotonic()
+        bot.command("deploy stg v1.2.3", user=ALICE)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with bot.svc.sessions() as s:
+                if s.scalar(select(Job.state)) == "simulated":
+                    break
+            time.sleep(0.05)
+        with bot.svc.sessions() as s:
+            assert s.scalar(select(Job.state)) == "simulated"
+        woken = [t for t in attempts if t - started < 0.9]  # before any thread's own poll came round
+    finally:
+        event.remove(bot.svc.engine, "before_cursor_execute", count)
+    assert 1 <= len(woken) <= 4, f"{len(woken)} lease attempts for one job"
