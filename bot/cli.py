@@ -78,7 +78,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _serve_socket_mode(settings, args)
     from bot.slack.gunicorn_app import serve_http
 
-    serve_http(settings, _build_in_worker, bind=args.bind, workers=args.workers, threads=args.threads)
+    grace = args.graceful_timeout
+
+    def build(s: Settings) -> Any:
+        app = _build_in_worker(s)
+        app.grace_seconds = grace
+        return app
+
+    # As for the worker: the jobs' grace, then time to hand back leases and send what waits for Slack.
+    serve_http(settings, build, bind=args.bind, workers=args.workers, threads=args.threads,
+               graceful_timeout=math.ceil(grace) + 10)  # fmt: skip
     return 0
 
 
@@ -128,7 +137,9 @@ def _build_socket_mode(settings: Settings) -> Any:
 def _serve_socket_mode(settings: Settings, args: argparse.Namespace) -> int:
     from bot.slack.socket_mode import serve_socket_mode
 
-    return serve_socket_mode(settings, _build_socket_mode, bind=args.bind, threads=args.threads)
+    return serve_socket_mode(
+        settings, _build_socket_mode, bind=args.bind, threads=args.threads, grace=args.graceful_timeout
+    )
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -362,6 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-jobs",
         action="store_true",
         help="run no job here: `taisun worker` runs them (the same as TAISUN_JOBS=worker)",
+    )
+    s.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=20.0,
+        help="on SIGTERM, with jobs run here: seconds running jobs may take to end; those still running are "
+        "then handed back for another replica to resume at once (default 20)",
     )
     s.set_defaults(fn=cmd_serve)
 

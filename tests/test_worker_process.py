@@ -3,7 +3,9 @@ runs the jobs. Real processes on PostgreSQL, signed HTTP in, the loopback Slack 
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 import pytest
 from sqlalchemy import select
@@ -243,3 +245,38 @@ def test_socket_mode_answers_over_the_websocket_and_serves_http_from_gunicorn(
     finally:
         bot.stop()
         ws.stop()
+
+
+def test_sigterm_to_serve_running_jobs_itself_hands_a_running_job_back(
+    pg_url, settings_for, tmp_path, slack, github
+):
+    """The embedded default (jobs in `taisun serve`): a SIGTERM mid-deploy hands the job back at once,
+    and the next serve resumes the same run — no waiting out the lease, no second dispatch."""
+    settings = settings_for(
+        pg_url, github_token=GITHUB_TOKEN, github_api_url=github.url, taisun_lease_seconds=600.0
+    )
+    github.run_script = ["queued"] + ["in_progress"] * 400 + [("completed", "success")]
+    first = ServedBot(settings, tmp_path / "serve-a.log", workers=1)
+    second = None
+    try:
+        _slash(first, "deploy stg v1.2.3", ALICE, slack)
+        slack.wait_for(lambda: _jobs(pg_url) and _jobs(pg_url)[0].progress.get("run_id"), timeout=30)
+        os.killpg(
+            first.proc.pid, signal.SIGTERM
+        )  # as systemd stop does; with --graceful-timeout 20 (default)
+        assert first.proc.wait(60) == 0
+        (job,) = _jobs(pg_url)
+        assert job.state == "running" and job.lease_expires_at is None  # handed back, not left for 10 min
+        assert "handed back" in first.log_path.read_text()
+        github.script_run(job.progress["run_id"], ["in_progress", ("completed", "success")])
+        second = ServedBot(settings, tmp_path / "serve-b.log", workers=1)
+        slack.wait_for(lambda: _jobs(pg_url)[0].state in ("succeeded", "failed"), timeout=60)
+        (job,) = _jobs(pg_url)
+        assert job.state == "succeeded", job.result
+        assert len(github.dispatches) == 1
+        actions = _audit_actions(pg_url, job.id)
+        assert actions.count("deploy.resumed") == 1 and actions.count("deploy.succeeded") == 1
+    finally:
+        first.stop()
+        if second:
+            second.stop()

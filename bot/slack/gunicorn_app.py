@@ -78,10 +78,11 @@ def serve_http(
     bind: str | None = None,
     workers: int = 2,
     threads: int = 8,
+    graceful_timeout: int = 30,
 ) -> None:
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="taisun-metrics-")
-    TaisunGunicorn(settings, build, _options(settings, bind, workers, threads, 20)).run()
+    TaisunGunicorn(settings, build, _options(settings, bind, workers, threads, graceful_timeout)).run()
 
 
 def serve_one(

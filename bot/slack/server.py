@@ -168,10 +168,13 @@ def _metrics(environ: dict[str, Any], start_response: StartResponse) -> Iterable
 class WsgiApp:
     """`taisun serve`: POST /slack/events, GET /health, GET /metrics, POST /alerts/alertmanager."""
 
-    def __init__(self, bolt: App | None, svc: Services, auth_watch: SlackAuthWatch):
+    def __init__(
+        self, bolt: App | None, svc: Services, auth_watch: SlackAuthWatch, grace_seconds: float = 20.0
+    ):
         self.bolt = bolt
         self.svc = svc
         self.auth = auth_watch
+        self.grace_seconds = grace_seconds  # SIGTERM: how long running jobs may take to end
         self.routes: dict[tuple[str, str], Handler] = {
             ("POST", "/slack/events"): self.slack_events,
             ("GET", "/health"): self.health,
@@ -184,9 +187,15 @@ class WsgiApp:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         return self._router(environ, start_response)
 
-    def stop(self) -> None:
-        """The process is stopping (gunicorn's worker_exit); running jobs keep their leases in the database."""
+    def stop(self) -> list[str]:
+        """The process is stopping (gunicorn's worker_exit, after the last request was answered). Where
+        this process runs jobs (the embedded default, Socket Mode): claim nothing more, let running jobs
+        end for up to grace_seconds and hand the rest back, so another replica (or this one restarted)
+        resumes them at once instead of after their lease; then send what waits for Slack."""
+        handed = self.svc.runner.drain(self.grace_seconds) if self.svc.runner.threads else []
         self.auth.stop()
+        self.svc.stop(runner_timeout=1.0)
+        return handed
 
     @staticmethod
     def read_body(environ: dict[str, Any]) -> bytes | None:

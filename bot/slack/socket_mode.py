@@ -3,6 +3,7 @@ webhook over HTTP from the same gunicorn server as HTTP mode, in its one worker 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,7 +31,12 @@ class SocketModeApp:
 
 
 def serve_socket_mode(
-    settings: Settings, build: Callable[[Settings], WsgiApp], *, bind: str | None = None, threads: int = 8
+    settings: Settings,
+    build: Callable[[Settings], WsgiApp],
+    *,
+    bind: str | None = None,
+    threads: int = 8,
+    grace: float = 20.0,
 ) -> int:
     """Serve Socket Mode (blocks): one gunicorn worker builds the bot, connects the WebSocket (a failed
     connection fails the worker's boot, and `taisun serve` exits non-zero for its supervisor to restart
@@ -38,9 +44,10 @@ def serve_socket_mode(
 
     def build_and_connect(s: Settings) -> SocketModeApp:
         wsgi = build(s)
+        wsgi.grace_seconds = grace
         handler = SocketModeHandler(wsgi.bolt_app, s.slack_app_token)  # type: ignore[attr-defined]
         handler.connect()
         return SocketModeApp(wsgi, handler)
 
-    serve_one(settings, build_and_connect, bind=bind, threads=threads)
+    serve_one(settings, build_and_connect, bind=bind, threads=threads, graceful_timeout=math.ceil(grace) + 10)
     return 0
