@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.core.store.models import Job
 from bot.operations import pitr
@@ -312,3 +313,42 @@ def test_taisun_check_says_exactly_what_is_wrong_with_pgbackrest(
     )
     wrong = check(stanza="nope")
     assert wrong.startswith("✗ pgbackrest") and "nope" in wrong and "missing stanza path" in wrong
+
+
+def test_quiet_scheduled_backups_post_a_card_only_when_they_fail(db_url, make_bot, slack, source, tmp_path):
+    """The hourly incremental (backup.schedule.quiet) would post 24 cards a day: a scheduled run of a
+    quiet kind shows in backup status and the audit log when it succeeds, and in the channel when it fails."""
+    cluster = source
+    scratch = cluster.new_scratch_dir(f"q-{uuid.uuid4().hex[:6]}")
+    base = rpo_config(cluster, scratch, tmp_path / "x", repos=(1,))
+
+    def mutate(cfg):  # type: ignore[no-untyped-def]
+        base(cfg)
+        cfg["backup"]["schedule"] = {"enabled": True, "drill_at": "", "quiet": ["full", "incr"]}
+
+    bot = make_bot(db_url, config_mutate=mutate)
+    pitr.schedule_tick(bot.svc)  # the bot's own sweep does the same; a slot is created once
+    bot.settle(180)
+    with bot.svc.sessions() as s:
+        ran = list(s.scalars(select(Job).where(Job.operation == "pitr_backup")))
+    assert ran and all(j.state == "succeeded" and j.params["trigger"] == "schedule" for j in ran), [
+        (j.state, j.result) for j in ran
+    ]
+    assert all(not j.message_ts for j in ran)
+    assert not [m for m in slack.channel_messages(CHANNEL) if "pgBackRest" in text_of(m)]
+    assert [r["action"] for r in exported_audit(bot.settings, ran[0].id)][-1] == "pitr_backup.succeeded"
+
+    # pgBackRest misconfigured: the next scheduled run fails, and that one is posted.
+    bot.svc.config.backup.pgbackrest.config_path = str(tmp_path / "missing.conf")
+    later = datetime.now(UTC) + timedelta(hours=1, minutes=5)
+    assert pitr.schedule_tick(bot.svc, later)
+    bot.settle(180)
+    with bot.svc.sessions() as s:
+        failed = list(s.scalars(select(Job).where(Job.operation == "pitr_backup", Job.state == "failed")))
+    assert failed and all(j.message_ts for j in failed)
+    posted = {m.ts: text_of(m) for m in slack.channel_messages(CHANNEL)}
+    for job in failed:  # its card (the report channel), and the warning (the ops channel; one channel here)
+        assert "failed" in posted[job.message_ts].lower() and "missing.conf" in posted[job.message_ts]
+        assert any(t.startswith(f"⚠️ The scheduled {job.params['kind']} backup failed (job `{job.id[:8]}`)")
+                   for t in posted.values())  # fmt: skip
+    assert len(posted) == 2 * len(failed)  # nothing for the runs that succeeded

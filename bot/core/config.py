@@ -669,6 +669,12 @@ class BackupSchedule(Strict):
         "sun 04:00", description="Weekly restore drill, `<day> HH:MM` in `timezone`; empty: no drill."
     )
     timezone: str = Field("Asia/Tokyo", description="Timezone of full_at and drill_at.")
+    quiet: list[Literal["full", "diff", "incr", "drill"]] = Field(
+        default_factory=lambda: ["incr"],
+        description="Scheduled runs of these kinds post their card only when they fail: the hourly "
+        "incremental would post 24 cards a day. Their successes still show in `/taisun backup status`, the "
+        "Home tab, the audit log and the metrics. `[]`: every scheduled run posts a card.",
+    )
 
     @field_validator("full_at")
     @classmethod

@@ -190,6 +190,10 @@ class Operation:
         """Do the work, recording steps. Raise OpError on failure."""
         raise OpError(f"{self.name} has no run step")
 
+    def posts_card(self, svc: Services, job: Job) -> bool:
+        """Whether the job's card goes to the channel yet (a quiet scheduled run: only when it fails)."""
+        return True
+
     def describe(self, job: Job, lang: str = "en") -> str:
         """One line: what this job does, e.g. `deploy v1.2.3 to production`."""
         title = self.title.get(lang) or self.title["en"]

@@ -137,6 +137,15 @@ def _seconds(s: float, lang: str) -> str:
 # --- backup run full|diff|incr ---------------------------------------------------------------------
 
 
+def _quiet_success(svc: Services, job: Job, kind: str) -> bool:
+    """A scheduled run of a kind in backup.schedule.quiet that has not failed: no card (yet)."""
+    return (
+        job.params.get("trigger") == "schedule"
+        and kind in svc.config.backup.schedule.quiet
+        and job.state not in (JobState.FAILED, JobState.CANCELLED, JobState.INVALID, JobState.REFUSED)
+    )
+
+
 class PitrBackup(Operation):
     """A pgBackRest backup (full, differential or incremental) to each configured repository."""
 
@@ -151,6 +160,9 @@ class PitrBackup(Operation):
         self, svc: Services, params: dict[str, Any], env: Any, version: str = ""
     ) -> dict[str, Any]:
         return {"kind": str(params.get("kind") or "incr")}
+
+    def posts_card(self, svc: Services, job: Job) -> bool:
+        return not _quiet_success(svc, job, str(job.params.get("kind") or "incr"))
 
     def check_request(self, svc: Services, req: Request) -> None:
         b = svc.config.backup
@@ -334,6 +346,9 @@ class Drill(Operation):
     needs_lock = False
     # A drill killed mid-way removes its scratch instance when resumed and starts again.
     resumable = True
+
+    def posts_card(self, svc: Services, job: Job) -> bool:
+        return not _quiet_success(svc, job, "drill")
 
     def runbook_request(
         self, svc: Services, params: dict[str, Any], env: Any, version: str = ""

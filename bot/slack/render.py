@@ -23,6 +23,8 @@ def job_card(svc: Services, job_id: str) -> Managed | None:
     if job is None or job.state == JobState.VALIDATING and not job.message_ts:
         return None  # nothing worth a channel message until the request is checked
     op = REGISTRY.get(job.operation)
+    if op is not None and not job.message_ts and not op.posts_card(svc, job):
+        return None  # a quiet scheduled run (an hourly incremental): a card only if it fails
     # A request refused before it had a card concerns only the requester: tell them, not the channel.
     private = (
         not job.message_ts and job.state in (JobState.INVALID, JobState.REFUSED) and bool(job.response_url)
