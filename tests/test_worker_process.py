@@ -70,6 +70,16 @@ def _audit_actions(url: str, job_id: str) -> list[str]:
         engine.dispose()
 
 
+def _resumed_and_finished_once(pg_url: str, slack, github) -> None:  # type: ignore[no-untyped-def]
+    """The handed-back deploy is resumed by the next process and succeeds: the same run, one dispatch."""
+    slack.wait_for(lambda: _jobs(pg_url)[0].state in ("succeeded", "failed"), timeout=60)
+    (job,) = _jobs(pg_url)
+    assert job.state == "succeeded", job.result
+    assert len(github.dispatches) == 1
+    actions = _audit_actions(pg_url, job.id)
+    assert actions.count("deploy.resumed") == 1 and actions.count("deploy.succeeded") == 1
+
+
 def _finished(metrics_text: str, operation: str, outcome: str) -> float:
     m = re.search(
         rf'^taisun_jobs_finished_total{{operation="{operation}",outcome="{outcome}"}} (\S+)$',
@@ -179,12 +189,7 @@ def test_sigterm_hands_a_running_job_back_and_the_next_worker_finishes_it(
     assert "handed back" in first.log()
     github.script_run(job.progress["run_id"], ["in_progress", ("completed", "success")])
     worker(settings)
-    slack.wait_for(lambda: _jobs(pg_url)[0].state in ("succeeded", "failed"), timeout=60)
-    (job,) = _jobs(pg_url)
-    assert job.state == "succeeded", job.result
-    assert len(github.dispatches) == 1
-    actions = _audit_actions(pg_url, job.id)
-    assert actions.count("deploy.resumed") == 1 and actions.count("deploy.succeeded") == 1
+    _resumed_and_finished_once(pg_url, slack, github)
 
 
 def test_a_worker_answers_health_and_metrics_only_and_says_when_it_cannot_start(
@@ -270,12 +275,7 @@ def test_sigterm_to_serve_running_jobs_itself_hands_a_running_job_back(
         assert "handed back" in first.log_path.read_text()
         github.script_run(job.progress["run_id"], ["in_progress", ("completed", "success")])
         second = ServedBot(settings, tmp_path / "serve-b.log", workers=1)
-        slack.wait_for(lambda: _jobs(pg_url)[0].state in ("succeeded", "failed"), timeout=60)
-        (job,) = _jobs(pg_url)
-        assert job.state == "succeeded", job.result
-        assert len(github.dispatches) == 1
-        actions = _audit_actions(pg_url, job.id)
-        assert actions.count("deploy.resumed") == 1 and actions.count("deploy.succeeded") == 1
+        _resumed_and_finished_once(pg_url, slack, github)
     finally:
         first.stop()
         if second:
