@@ -413,6 +413,9 @@ def _already_decided(job: Job) -> AlreadyDecided:
     return AlreadyDecided(key="err.decided.other", state=msg(f"state.{job.state}"))
 
 
+IDLE_POLL_SECONDS = 15.0  # job threads other than the first: their own look when no ring came
+
+
 class Doorbell:
     """Wakes idle job threads: one per ring, all of them to stop.
 
@@ -471,6 +474,8 @@ class JobRunner:
         self.signal: WakeSignal = signal or NoSignal()
         self.housekeeping = housekeeping
         self._bell = Doorbell(threads)
+        self._poller_lock = threading.Lock()
+        self._poller_taken = False  # an idle thread looks every poll_seconds; the others wait for a ring
         self._stop = threading.Event()
         self._draining = threading.Event()  # no new claims; running jobs go on
         self._frozen = False  # stopping: this process's job threads may record nothing more
@@ -574,7 +579,12 @@ class JobRunner:
                 _log_failure("job sweep failed", e)
 
     def _loop(self) -> None:
-        """Claim and run jobs until stopped. Nothing a job or the database does may end this thread."""
+        """Claim and run jobs until stopped. Nothing a job or the database does may end this thread.
+
+        Idle threads wait for the doorbell. One of them at a time (the poller) also looks every
+        poll_seconds — a signal lost, a lease run out, a slot come due — and a claim rings for the
+        next; the others look on their own only every IDLE_POLL_SECONDS, so 64 idle threads are not 64
+        queries a second."""
         failures = 0
         while not self._stop.is_set() and not self._draining.is_set():
             try:
@@ -596,7 +606,14 @@ class JobRunner:
                 except Exception as e:  # execute() handles its own errors; this is the last net
                     _log_failure("job worker error", e, job_id=job_id)
                 continue
-            self._bell.wait(self.poll_seconds)
+            with self._poller_lock:
+                polling, self._poller_taken = not self._poller_taken, True
+            try:
+                self._bell.wait(self.poll_seconds if polling else max(self.poll_seconds, IDLE_POLL_SECONDS))
+            finally:
+                if polling:
+                    with self._poller_lock:
+                        self._poller_taken = False
 
     def claim_one(self) -> str | None:
         """Take the oldest runnable job under a lease (a conditional UPDATE decides between replicas).
