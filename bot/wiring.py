@@ -25,6 +25,7 @@ from bot.core.services import Services
 from bot.core.store.db import ensure_migrated, make_engine, session_factory
 from bot.deploys.operations import Deploy, Rollback
 from bot.incidents.service import install as install_incidents
+from bot.observability.service import Observability
 from bot.operations.backup import Backup, Restore
 from bot.operations.cache import CacheClear
 from bot.operations.dbreset import DbConnectionReset
@@ -127,6 +128,7 @@ def build_services(
         default=config.language, use_locale=config.use_user_locale, later=svc.later,
     )  # fmt: skip
 
+    svc.observability = Observability(config)
     home = Home(svc)
     svc.home = home
     svc.notifier.changed_hooks.append(home.changed)

@@ -2408,6 +2408,151 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{icon} *{title}*: job `{job}` {text}",
         "ja": "{icon} *{title}*: ジョブ `{job}` {text}",
     },
+    # --- observability (#16) ---
+    # bot/backends/monitoring.py: a monitoring service that did not answer, or answered with an error
+    "obs.unreachable": {
+        "en": "{what} at {url} did not answer ({why})",
+        "ja": "{what}（{url}）から応答がありません（{why}）",
+    },
+    "obs.refused": {
+        "en": "{what} at {url} answered with an error: {error}",
+        "ja": "{what}（{url}）がエラーを返しました: {error}",
+    },
+    "obs.not_configured": {
+        "en": "{env} has no {what} configured (`{path}` in taisun.yml).",
+        "ja": "{env} には {what} が設定されていません（taisun.yml の `{path}`）。",
+    },
+    "obs.act.read": {"en": "read metrics, SLOs, logs and traces", "ja": "メトリクス・SLO・ログ・トレースの閲覧"},
+    "obs.open_grafana": {"en": "Open in Grafana", "ja": "Grafana で開く"},
+    "obs.as_of": {"en": "as of {time}", "ja": "{time} 時点"},
+    "obs.status.ok": {"en": "ok", "ja": "正常"},
+    "obs.status.warning": {"en": "warning", "ja": "警告"},
+    "obs.status.critical": {"en": "critical", "ja": "重大"},
+    "obs.status.no_data": {"en": "no data", "ja": "データなし"},
+    "obs.status.failed": {"en": "query failed", "ja": "クエリ失敗"},
+    # bot/observability/messages.py: /taisun metrics
+    "metrics.checking": {
+        "en": "Asking Prometheus for the metrics of {env}…",
+        "ja": "{env} のメトリクスを Prometheus に問い合わせています…",
+    },
+    "metrics.text": {"en": "Metrics of {env}", "ja": "{env} のメトリクス"},
+    "metrics.title": {"en": "*Metrics — {env}*", "ja": "*メトリクス — {env}*"},
+    "metrics.name.p99_latency": {"en": "Response time (p99)", "ja": "レスポンスタイム (p99)"},
+    "metrics.name.error_rate": {"en": "Error rate", "ja": "エラー率"},
+    "metrics.name.request_rate": {"en": "Request rate", "ja": "リクエスト数"},
+    "metrics.name.cpu": {"en": "CPU usage", "ja": "CPU 使用率"},
+    "metrics.name.memory": {"en": "Memory usage", "ja": "メモリ使用率"},
+    "metrics.name.disk": {"en": "Disk usage", "ja": "ディスク使用率"},
+    "metrics.line": {"en": "{icon} *{name}*: {value} — {status}{limits}", "ja": "{icon} *{name}*: {value} — {status}{limits}"},
+    "metrics.limits": {"en": " ({limits})", "ja": "（{limits}）"},
+    "metrics.warn_above": {"en": "warning > {v}", "ja": "警告 > {v}"},
+    "metrics.crit_above": {"en": "critical > {v}", "ja": "重大 > {v}"},
+    "metrics.warn_below": {"en": "warning < {v}", "ja": "警告 < {v}"},
+    "metrics.crit_below": {"en": "critical < {v}", "ja": "重大 < {v}"},
+    "metrics.failed": {"en": "{icon} *{name}*: query failed: {error}", "ja": "{icon} *{name}*: クエリ失敗: {error}"},
+    "metrics.how": {
+        "en": "Rates over the last {window}; thresholds from the ops guide (taisun.yml `observability.metrics`).",
+        "ja": "レートは直近 {window}。閾値は運用ガイドのもの（taisun.yml の `observability.metrics`）。",
+    },
+    # /taisun slo, and the SLO line on status and the Home tab
+    "slo.checking": {
+        "en": "Asking Prometheus for the SLOs of {envs}…",
+        "ja": "{envs} の SLO を Prometheus に問い合わせています…",
+    },
+    "slo.text": {"en": "SLOs of {envs}", "ja": "{envs} の SLO"},
+    "slo.title": {"en": "*SLOs — {env}* (rolling {days} days)", "ja": "*SLO — {env}*（直近 {days} 日）"},
+    "slo.name.api_availability": {"en": "API availability", "ja": "API 可用性"},
+    "slo.name.api_latency": {"en": "API latency (p99 < 500 ms)", "ja": "API レイテンシ (p99 < 500ms)"},
+    "slo.name.database_availability": {"en": "Database availability", "ja": "Database 可用性"},
+    "slo.line": {
+        "en": "{icon} *{name}* — objective {objective} %\n      SLI {sli} % · error budget left {left} % ({minutes} of {total} min)"
+        " · burn rate 1h {burn1h} · 6h {burn6h}",
+        "ja": "{icon} *{name}* — 目標 {objective}%\n      SLI {sli}% · エラーバジェット残り {left}%（{total} 分中 {minutes} 分）"
+        " · バーンレート 1h {burn1h} · 6h {burn6h}",
+    },
+    "slo.no_data": {
+        "en": "{icon} *{name}* — objective {objective} %: no data over the window",
+        "ja": "{icon} *{name}* — 目標 {objective}%: 期間内のデータなし",
+    },
+    "slo.failed": {"en": "{icon} *{name}*: query failed: {error}", "ja": "{icon} *{name}*: クエリ失敗: {error}"},
+    "slo.how": {
+        "en": "❌ budget spent, or burning at page level (1h ≥ 14.4×, 6h ≥ 6×) · ⚠️ under {warn} % of the budget left, "
+        "or 6h burn above 1× · minutes: the budget as minutes of full outage",
+        "ja": "❌ バジェット切れ、またはページ相当のバーン（1h ≥ 14.4×、6h ≥ 6×）· ⚠️ 残り {warn}% 未満、"
+        "または 6h バーンが 1× 超 · 分: バジェットを全停止の分数で表したもの",
+    },
+    "slo.none": {
+        "en": "No environment has a Prometheus configured (`environments.<name>.observability.prometheus`).",
+        "ja": "Prometheus が設定された環境がありません（`environments.<name>.observability.prometheus`）。",
+    },
+    "slo.compact": {"en": "SLO: {items}", "ja": "SLO: {items}"},
+    "slo.compact_item": {"en": "{icon} {name} {left} % left", "ja": "{icon} {name} 残り {left}%"},
+    "slo.compact_no_data": {"en": "{icon} {name} no data", "ja": "{icon} {name} データなし"},
+    "slo.compact_failed": {"en": "{icon} {name} query failed", "ja": "{icon} {name} クエリ失敗"},
+    "slo.compact_down": {"en": "SLO: {error}", "ja": "SLO: {error}"},
+    "slo.compact_waiting": {"en": "SLO: asking Prometheus…", "ja": "SLO: Prometheus に問い合わせ中…"},
+    # /taisun logs
+    "logs.searching": {"en": "Searching the logs of {env}…", "ja": "{env} のログを検索しています…"},
+    "logs.text": {"en": "Logs of {env}", "ja": "{env} のログ"},
+    "logs.title": {"en": "*Logs — {env}*  `{query}`", "ja": "*ログ — {env}*  `{query}`"},
+    "logs.summary": {
+        "en": "{n} lines in the last {since}, newest first (times in UTC).",
+        "ja": "直近 {since} の {n} 行（新しい順、時刻は UTC）。",
+    },
+    "logs.capped": {
+        "en": "Only the newest {limit} were fetched: narrow the search or --since to see older ones.",
+        "ja": "新しい {limit} 行だけを取得しました。それより古い行は検索語か --since を絞って見てください。",
+    },
+    "logs.none": {"en": "No line of the last {since} matches.", "ja": "直近 {since} に一致する行はありません。"},
+    "logs.file": {
+        "en": "All {n} lines are in {link}, in your DM with the bot; the newest {shown} are below.",
+        "ja": "{n} 行すべてをボットとの DM に {link} として送りました。新しい {shown} 行を以下に表示します。",
+    },
+    "logs.file_failed": {
+        "en": "The file could not be uploaded ({error}); the newest {shown} lines are below.",
+        "ja": "ファイルをアップロードできませんでした（{error}）。新しい {shown} 行を以下に表示します。",
+    },
+    "logs.file_comment": {
+        "en": "Logs of {env}: `{query}` ({n} lines, newest first)",
+        "ja": "{env} のログ: `{query}`（{n} 行、新しい順）",
+    },
+    "logs.file_title": {"en": "Logs of {env}", "ja": "{env} のログ"},
+    "logs.bad_since": {
+        "en": "“{since}” is not a time span: use --since 30s, 15m, 6h or 2d.",
+        "ja": "「{since}」は期間ではありません。--since 30s、15m、6h、2d のように指定してください。",
+    },
+    "logs.since_too_long": {
+        "en": "--since {since} goes further back than {longest}, the most this bot searches (`observability.logs_max_since`).",
+        "ja": "--since {since} は、このボットが検索する最長の {longest} より長すぎます（`observability.logs_max_since`）。",
+    },
+    "logs.bad_level": {
+        "en": "“{level}” is not a log level: use --level error, warn, info or debug.",
+        "ja": "「{level}」はログレベルではありません。--level error、warn、info、debug のように指定してください。",
+    },
+    # /taisun trace
+    "trace.looking": {"en": "Looking up trace `{id}`…", "ja": "トレース `{id}` を検索しています…"},
+    "trace.text": {"en": "Trace {id}", "ja": "トレース {id}"},
+    "trace.title": {"en": "*Trace* `{id}`", "ja": "*トレース* `{id}`"},
+    "trace.found": {
+        "en": "*{env}*: root span `{operation}` of *{service}* · {duration} · {spans} spans ({services}) · started {time}",
+        "ja": "*{env}*: ルートスパン *{service}* の `{operation}` · {duration} · スパン {spans} 個（{services}）· 開始 {time}",
+    },
+    "trace.errors": {"en": "❌ {n} spans with errors", "ja": "❌ エラーのスパン {n} 個"},
+    "trace.not_found": {
+        "en": "*{env}*: Jaeger does not have this trace (not sampled, or older than its retention).",
+        "ja": "*{env}*: Jaeger にこのトレースはありません（サンプリング外か、保持期間より古い）。",
+    },
+    "trace.no_answer": {"en": "*{env}*: {error}", "ja": "*{env}*: {error}"},
+    "trace.open": {"en": "Open in Jaeger", "ja": "Jaeger で開く"},
+    "trace.bad_id": {
+        "en": "“{id}” is not a trace id: Jaeger's are up to 32 hexadecimal digits.",
+        "ja": "「{id}」はトレース ID ではありません。Jaeger のトレース ID は 32 桁までの 16 進数です。",
+    },
+    "trace.no_jaeger": {
+        "en": "No environment has a Jaeger configured (`environments.<name>.observability.jaeger`).",
+        "ja": "Jaeger が設定された環境がありません（`environments.<name>.observability.jaeger`）。",
+    },
+    # --- end of observability (#16) ---
 }
 
 

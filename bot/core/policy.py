@@ -26,6 +26,7 @@ ROLE_LABELS = {
     "responder": "responder",
     "break_glass": "break-glass",
     "admin": "admin",
+    "viewer": "viewer",
 }
 
 

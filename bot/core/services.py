@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +28,9 @@ from bot.core.outbox import Syncer
 from bot.core.people import People
 from bot.core.policy import Policy
 from bot.core.store.models import Job
+
+if TYPE_CHECKING:  # built by the composition root; named here in annotations only
+    from bot.observability.service import Observability
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,7 @@ class Services:
     recent_checks: RecentChecks = field(default_factory=RecentChecks)
     home: HomeTab = field(init=False)
     people: People = field(init=False)  # each person's language and name
+    observability: Observability = field(init=False)  # metrics, SLOs, logs, traces (read-only)
     sweep_hooks: list[Callable[[], None]] = field(default_factory=list)
     # Short post-ack work (live status checks, follow-up replies); never Bolt's listener pool.
     background: ThreadPoolExecutor = field(
@@ -149,6 +153,8 @@ class Services:
         self.notifier.stop()
         self.messages.flush(5)  # incident, runbook-run and alert messages
         self.messages.stop()
+        if hasattr(self, "observability"):
+            self.observability.close()  # its pooled connections to Prometheus, Loki and Jaeger
 
     def flush_messages(self, timeout: float = 0.2) -> bool:
         """True when no Slack message is waiting to be sent (job cards, incidents, alerts)."""

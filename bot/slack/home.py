@@ -23,6 +23,7 @@ from bot.core.store.models import Job
 from bot.deploys.service import last_changes
 from bot.incidents import service as incidents
 from bot.incidents.messages import phase_name
+from bot.observability.messages import slo_compact
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -113,9 +114,13 @@ class Home:
             self._checking = True
         try:
             envs = self.svc.config.environments.values()
+            obs = self.svc.observability  # SLO states beside the health checks; the view reads the cache
+            slo = obs.slo_states_soon(envs) if any(obs.configured(e) for e in envs) else None
             reports = http.check_many(
                 {e.name: e.url for e in envs}, timeout=3.0, recent=self.svc.recent_checks
             )
+            if slo is not None:
+                slo.result()
             now = time.monotonic()
             with self._lock:
                 for name, report in reports.items():
@@ -146,6 +151,7 @@ class Home:
             mine = audit.recent_by_actor(s, user_id, limit=5)
         with self._lock:
             health = {name: rep for name, (_, rep) in self._health.items()}
+        slo_states = svc.observability.cached_slo_states()
         for env in svc.config.environments.values():
             rep = health.get(env.name)
             icon = "⚪" if rep is None or rep.healthy is None else ("🟢" if rep.healthy else "🔴")
@@ -156,6 +162,8 @@ class Home:
             lock = held.get(env.name)
             if lock is not None:
                 lines.append(f"🔒 {locks.LockInfo.of(lock).describe(lang)}")
+            if svc.observability.configured(env):  # as last asked of Prometheus (never waited on here)
+                lines.append(slo_compact(slo_states.get(env.name), lang))
             job = last.get(env.name)
             if job is not None:
                 lines.append(

@@ -14,7 +14,7 @@ from bot.core.i18n import t
 from bot.core.ops import REGISTRY
 from bot.core.ratelimit import RateLimiter
 from bot.core.services import Services
-from handlers.commands import general, incident, jobs, runbook
+from handlers.commands import general, incident, jobs, observe, runbook
 from handlers.common import Invocation, Reply, run_guarded, services, too_late
 
 Handler = Callable[[Invocation], Reply]
@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, Handler] = {
     "incident": incident.incident,
     "runbook": runbook.runbook,
     **jobs.SUBCOMMANDS,  # deploy (its form) and backup (list, restore)
+    **observe.SUBCOMMANDS,  # metrics, slo, logs, trace (read-only, after the ack)
 }
 
 

@@ -14,6 +14,7 @@ from bot.core.ops import OpError, Request
 from bot.core.store.models import Job
 from bot.deploys.messages import deploy_line, status_blocks
 from bot.deploys.service import last_changes, newer_simulation
+from bot.observability.messages import slo_compact
 from bot.slack.messages import help_blocks, jobs_list_blocks
 from handlers.common import Invocation, Reply
 
@@ -38,7 +39,10 @@ def status(inv: Invocation) -> Reply:
         last, simulated = last_changes(s), last_changes(s, simulated=True)
 
     def check() -> Reply:
+        obs = inv.svc.observability  # the SLO line, asked of Prometheus while /health is checked
+        slo = obs.slo_states_soon(envs) if any(obs.configured(e) for e in envs) else None
         reports = http.check_many({e.name: e.url for e in envs}, timeout=3.0, recent=inv.svc.recent_checks)
+        slo_states = slo.result() if slo else {}
         rows = []
         for e in envs:
             r = reports[e.name]
@@ -48,6 +52,7 @@ def status(inv: Invocation) -> Reply:
                 "version": r.version, "lock": lock_text.get(e.name),
                 "last_deploy": deploy_line(job, lang) if job else None,
                 "last_simulation": deploy_line(sim, lang) if (sim := newer_simulation(simulated.get(e.name), job)) else None,
+                "slo": slo_compact(slo_states.get(e.name), lang) if obs.configured(e) else None,
             })  # fmt: skip
         return blocks.message(t("status.text", lang), status_blocks(rows, lang))
 
