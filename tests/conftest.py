@@ -179,3 +179,19 @@ def github(service: FakeService) -> Iterator[Any]:
     yield gh
     assert gh.errors == []
     gh.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[Any]:
+    """A real Prometheus with 30 days of history scraping an exporter the tests control (one per
+    test process: tests/prom_fixture.py)."""
+    from tests.prom_fixture import running_prometheus, unavailable_reason
+
+    why = unavailable_reason()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    with running_prometheus() as server:
+        yield server
+

@@ -2449,6 +2449,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "metrics.crit_above": {"en": "critical > {v}", "ja": "重大 > {v}"},
     "metrics.warn_below": {"en": "warning < {v}", "ja": "警告 < {v}"},
     "metrics.crit_below": {"en": "critical < {v}", "ja": "重大 < {v}"},
+    "metrics.no_data": {
+        "en": "{icon} *{name}*: no data (the query found no series)",
+        "ja": "{icon} *{name}*: データなし（クエリに該当する系列がありません）",
+    },
     "metrics.failed": {"en": "{icon} *{name}*: query failed: {error}", "ja": "{icon} *{name}*: クエリ失敗: {error}"},
     "metrics.how": {
         "en": "Rates over the last {window}; thresholds from the ops guide (taisun.yml `observability.metrics`).",

@@ -67,9 +67,9 @@ def _limits(r: Reading, lang: str) -> Mrkdwn:
 def reading_line(r: Reading, lang: str) -> Mrkdwn:
     if r.status == "failed":
         return t("metrics.failed", lang, icon=ICON["failed"], name=metric_name(r, lang=lang), error=r.error)
-    value = (
-        t("obs.status.no_data", lang) if r.value is None else with_unit(r.value, r.spec.unit, r.spec.decimals)
-    )
+    if r.value is None:
+        return t("metrics.no_data", lang, icon=ICON["no_data"], name=metric_name(r, lang=lang))
+    value = with_unit(r.value, r.spec.unit, r.spec.decimals)
     return t(
         "metrics.line", lang, icon=ICON[r.status], name=metric_name(r, lang=lang), value=value,
         status=t(f"obs.status.{r.status}", lang), limits=_limits(r, lang),
