@@ -149,11 +149,14 @@ def series(
 
 def _history_offsets() -> list[int]:
     """Sample times (seconds before now): every 10 min for 30 days, every minute for the last day,
-    every 15 s for the last two hours (rates over 5 minutes work at once)."""
+    every 15 s for the last two hours, every second for the last ten (rates over 5 minutes work at once)."""
     far = range(HISTORY_DAYS * DAY, DAY, -600)
     day = range(DAY, 7200, -60)
-    near = range(7200, 0, -15)
-    return [*far, *day, *near, 0]
+    near = range(7200, 600, -15)
+    # The last 10 minutes as often as the live scrape: rate() extrapolates by the average interval,
+    # and a 5-minute window of mixed 15 s and 1 s samples would come out a few per cent low.
+    last = range(600, 0, -SCRAPE_SECONDS)
+    return [*far, *day, *near, *last, 0]
 
 
 def write_openmetrics(path: Path, now: float, envs: dict[str, EnvModel]) -> None:

@@ -2503,6 +2503,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{n} lines in the last {since}, newest first (times in UTC).",
         "ja": "直近 {since} の {n} 行（新しい順、時刻は UTC）。",
     },
+    "logs.summary_one": {
+        "en": "1 line in the last {since} (times in UTC).",
+        "ja": "直近 {since} の 1 行（時刻は UTC）。",
+    },
     "logs.capped": {
         "en": "Only the newest {limit} were fetched: narrow the search or --since to see older ones.",
         "ja": "新しい {limit} 行だけを取得しました。それより古い行は検索語か --since を絞って見てください。",

@@ -22,7 +22,7 @@ CODE_LINE = 280  # characters of one log line shown inline (the file has them wh
 
 
 def number(value: float, decimals: int) -> str:
-    return f"{value:,.{decimals}f}"
+    return f"{value:.{decimals}f}"
 
 
 def with_unit(value: float, unit: str, decimals: int) -> str:
@@ -187,7 +187,10 @@ def logs_blocks(result: LogResult, lang: str, *, shown: int, file_link: Mrkdwn |
     if not result.lines:
         out.append(section(t("logs.none", lang, since=since)))
         return out
-    notes = [t("logs.summary", lang, n=len(result.lines), since=since)]
+    n = len(result.lines)
+    notes = [
+        t("logs.summary_one", lang, since=since) if n == 1 else t("logs.summary", lang, n=n, since=since)
+    ]
     if result.capped:
         notes.append(t("logs.capped", lang, limit=result.limit))
     if file_link is not None:
