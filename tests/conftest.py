@@ -194,4 +194,3 @@ def prometheus() -> Iterator[Any]:
         pytest.skip(why)
     with running_prometheus() as server:
         yield server
-

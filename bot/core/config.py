@@ -471,7 +471,9 @@ class Endpoint(Strict):
     url_env: str = Field(
         "", description="Env var holding the URL instead (it wins when set), e.g. PROD_PROMETHEUS_URL."
     )
-    token_env: str = Field("", description="Env var holding a bearer token sent as `Authorization: Bearer …`.")
+    token_env: str = Field(
+        "", description="Env var holding a bearer token sent as `Authorization: Bearer …`."
+    )
     username: str = Field("", description="Basic auth user name (its password from password_env).")
     password_env: str = Field("", description="Env var holding the basic auth password.")
     timeout_seconds: float = Field(5.0, gt=0, le=60, description="How long one request may take.")
@@ -502,7 +504,7 @@ class Endpoint(Strict):
 class PrometheusEndpoint(Endpoint):
     selector: str = Field(
         "",
-        description='Label matchers that pick this environment\'s series, put where a query says $selector, e.g. '
+        description="Label matchers that pick this environment's series, put where a query says $selector, e.g. "
         '`env="production"`; empty when this Prometheus watches this environment only.',
     )
 
@@ -518,7 +520,7 @@ class LokiEndpoint(Endpoint):
     @classmethod
     def _stream(cls, v: str) -> str:
         if not re.fullmatch(r"\{.*\}", v.strip(), re.S):
-            raise ValueError(f"{v!r} is not a LogQL stream selector like {{app=\"taisun\"}}")
+            raise ValueError(f'{v!r} is not a LogQL stream selector like {{app="taisun"}}')
         return v.strip()
 
 
@@ -530,11 +532,16 @@ class JaegerEndpoint(Endpoint):
 
 class EnvObservability(Strict):
     prometheus: PrometheusEndpoint | None = Field(
-        None, description="Prometheus HTTP API of this environment (`metrics`, `slo`, the SLO line on status and Home)."
+        None,
+        description="Prometheus HTTP API of this environment (`metrics`, `slo`, the SLO line on status and Home).",
     )
     loki: LokiEndpoint | None = Field(None, description="Loki of this environment (`logs`).")
-    jaeger: JaegerEndpoint | None = Field(None, description="Jaeger query service of this environment (`trace`).")
-    grafana_url: str = Field("", description="Grafana dashboard of this environment, linked from metrics and SLOs.")
+    jaeger: JaegerEndpoint | None = Field(
+        None, description="Jaeger query service of this environment (`trace`)."
+    )
+    grafana_url: str = Field(
+        "", description="Grafana dashboard of this environment, linked from metrics and SLOs."
+    )
 
 
 class MetricQuery(Strict):
@@ -543,7 +550,9 @@ class MetricQuery(Strict):
     unit: str = Field("", description="Unit the query's number is in, shown after it (ms, %, /min).")
     warning: float | None = Field(None, description="Warning beyond this value (the query's unit).")
     critical: float | None = Field(None, description="Critical beyond this value (the query's unit).")
-    below: bool = Field(False, description="true: lower is worse (warning/critical when the value falls under them).")
+    below: bool = Field(
+        False, description="true: lower is worse (warning/critical when the value falls under them)."
+    )
     decimals: int = Field(1, ge=0, le=6, description="Decimals shown.")
 
     @model_validator(mode="after")

@@ -2422,7 +2422,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{env} has no {what} configured (`{path}` in taisun.yml).",
         "ja": "{env} には {what} が設定されていません（taisun.yml の `{path}`）。",
     },
-    "obs.act.read": {"en": "read metrics, SLOs, logs and traces", "ja": "メトリクス・SLO・ログ・トレースの閲覧"},
+    "obs.act.read": {
+        "en": "read metrics, SLOs, logs and traces",
+        "ja": "メトリクス・SLO・ログ・トレースの閲覧",
+    },
     "obs.open_grafana": {"en": "Open in Grafana", "ja": "Grafana で開く"},
     "obs.as_of": {"en": "as of {time}", "ja": "{time} 時点"},
     "obs.status.ok": {"en": "ok", "ja": "正常"},
@@ -2443,7 +2446,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "metrics.name.cpu": {"en": "CPU usage", "ja": "CPU 使用率"},
     "metrics.name.memory": {"en": "Memory usage", "ja": "メモリ使用率"},
     "metrics.name.disk": {"en": "Disk usage", "ja": "ディスク使用率"},
-    "metrics.line": {"en": "{icon} *{name}*: {value} — {status}{limits}", "ja": "{icon} *{name}*: {value} — {status}{limits}"},
+    "metrics.line": {
+        "en": "{icon} *{name}*: {value} — {status}{limits}",
+        "ja": "{icon} *{name}*: {value} — {status}{limits}",
+    },
     "metrics.limits": {"en": " ({limits})", "ja": "（{limits}）"},
     "metrics.warn_above": {"en": "warning > {v}", "ja": "警告 > {v}"},
     "metrics.crit_above": {"en": "critical > {v}", "ja": "重大 > {v}"},
@@ -2453,7 +2459,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{icon} *{name}*: no data (the query found no series)",
         "ja": "{icon} *{name}*: データなし（クエリに該当する系列がありません）",
     },
-    "metrics.failed": {"en": "{icon} *{name}*: query failed: {error}", "ja": "{icon} *{name}*: クエリ失敗: {error}"},
+    "metrics.failed": {
+        "en": "{icon} *{name}*: query failed: {error}",
+        "ja": "{icon} *{name}*: クエリ失敗: {error}",
+    },
     "metrics.how": {
         "en": "Rates over the last {window}; thresholds from the ops guide (taisun.yml `observability.metrics`).",
         "ja": "レートは直近 {window}。閾値は運用ガイドのもの（taisun.yml の `observability.metrics`）。",
@@ -2478,7 +2487,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{icon} *{name}* — objective {objective} %: no data over the window",
         "ja": "{icon} *{name}* — 目標 {objective}%: 期間内のデータなし",
     },
-    "slo.failed": {"en": "{icon} *{name}*: query failed: {error}", "ja": "{icon} *{name}*: クエリ失敗: {error}"},
+    "slo.failed": {
+        "en": "{icon} *{name}*: query failed: {error}",
+        "ja": "{icon} *{name}*: クエリ失敗: {error}",
+    },
     "slo.how": {
         "en": "❌ budget spent, or burning at page level (1h ≥ 14.4×, 6h ≥ 6×) · ⚠️ under {warn} % of the budget left, "
         "or 6h burn above 1× · minutes: the budget as minutes of full outage",
@@ -2511,7 +2523,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Only the newest {limit} were fetched: narrow the search or --since to see older ones.",
         "ja": "新しい {limit} 行だけを取得しました。それより古い行は検索語か --since を絞って見てください。",
     },
-    "logs.none": {"en": "No line of the last {since} matches.", "ja": "直近 {since} に一致する行はありません。"},
+    "logs.none": {
+        "en": "No line of the last {since} matches.",
+        "ja": "直近 {since} に一致する行はありません。",
+    },
     "logs.file": {
         "en": "All {n} lines are in {link}, in your DM with the bot; the newest {shown} are below.",
         "ja": "{n} 行すべてをボットとの DM に {link} として送りました。新しい {shown} 行を以下に表示します。",
