@@ -273,6 +273,10 @@ def _parse_slo(tokens: list[str], config: Config, usage: str) -> Command:
 
 def _parse_logs(tokens: list[str], config: Config, usage: str) -> Command:
     """`logs <env> [words or LogQL] [--since 15m] [--level error]`; the words keep their quotes."""
+    for flag, example in (("--since", "15m"), ("--level", "error")):
+        at = tokens.index(flag) if flag in tokens else -1
+        if at >= 0 and (at + 1 == len(tokens) or tokens[at + 1].startswith("--")):
+            raise UsageError(key="logs.flag_value", flag=flag, example=example)
     since, level = pop_flag(tokens, "--since", True), pop_flag(tokens, "--level", True)
     env = env_arg(config, tokens.pop(0) if tokens else None, usage)
     reject_unknown_flags(tokens, usage)  # a LogQL `--` is inside a quoted string, one word with its quotes

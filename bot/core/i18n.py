@@ -2540,6 +2540,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{env} のログ: `{query}`（{n} 行、新しい順）",
     },
     "logs.file_title": {"en": "Logs of {env}", "ja": "{env} のログ"},
+    "logs.flag_value": {
+        "en": "`{flag}` needs a value, e.g. `{flag} {example}`.",
+        "ja": "`{flag}` には値が必要です（例: `{flag} {example}`）。",
+    },
     "logs.bad_since": {
         "en": "“{since}” is not a time span: use --since 30s, 15m, 6h or 2d.",
         "ja": "「{since}」は期間ではありません。--since 30s、15m、6h、2d のように指定してください。",
