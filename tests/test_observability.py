@@ -492,6 +492,37 @@ def test_trace_not_found_or_jaeger_down_still_gives_the_link(db_url, make_bot, s
     assert "“xyz!” is not a trace id" in bot.command("trace xyz!")["text"]
 
 
+# --------------------------------------------------------------------------- taisun check
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_check_asks_each_prometheus_loki_and_jaeger(db_url, settings_for, prometheus, loki, jaeger):
+    import json
+
+    from tests.procs import run_cli
+
+    gone = f"http://127.0.0.1:{closed_port()}"
+
+    def stack(cfg: dict[str, Any]) -> None:
+        observed(prometheus.url, loki.url, jaeger.url)(cfg)
+        cfg["environments"]["development"]["observability"]["loki"]["url"] = gone
+
+    out = run_cli(["check", "--json"], settings_for(db_url, config_mutate=stack))
+    row = next(r for r in json.loads(out.stdout) if r["check"] == "monitor")
+    assert row["status"] == "fail" and out.returncode == 1
+    assert f"development: Loki at {gone} did not answer (connection refused or DNS failure)" in row["detail"]
+    assert loki.queries and loki.queries[-1]["query"] == '{app="taisun", env="staging"}'
+    assert prometheus.url and jaeger.requests == ["/api/traces/0"] * 3
+
+    def good(cfg: dict[str, Any]) -> None:
+        observed(prometheus.url)(cfg)
+
+    out = run_cli(["check", "--json"], settings_for(db_url, config_mutate=good))
+    row = next(r for r in json.loads(out.stdout) if r["check"] == "monitor")
+    assert row == {"check": "monitor", "status": "ok", "detail": row["detail"]}
+    assert row["detail"] == "answered: development prometheus, production prometheus, staging prometheus"
+
+
 # --------------------------------------------------------------------------- Japanese
 
 

@@ -522,6 +522,20 @@ class Observability:
                 out.append(TraceAnswer(env.name, link, trace=answer))
         return out
 
+    # -- taisun check ----------------------------------------------------------------------
+    def ping(self, env: Environment, what: str) -> None:
+        """One small request to the environment's `what` (prometheus, loki, jaeger); MonitoringError
+        when it did not answer or refused (a wrong token, a wrong tenant)."""
+        ep = self._need(env, what)
+        client = self._client(what, ep)
+        if what == "prometheus":
+            client.query("vector(1)")
+        elif what == "loki":
+            now = datetime.now(UTC)
+            client.query_range(ep.selector, now - timedelta(minutes=1), now, 1)  # type: ignore[attr-defined]
+        else:
+            client.trace("0")  # a 404 is an answer
+
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self._side.shutdown(wait=False)
