@@ -170,3 +170,13 @@ def test_logql_from_words_a_pipeline_or_a_query_of_ones_own() -> None:
         == '{job="api"} != "health" | json | level=~"(?i)warn"'
     )
     assert build_logql(sel, []) == sel
+
+
+def test_the_docs_show_every_default_query_verbatim() -> None:
+    from bot.core.config import DEFAULT_SLOS
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "observability.md").read_text(encoding="utf-8")
+    for name, spec in DEFAULT_METRICS.items():
+        assert f"{name}:\n  {spec['query']}\n" in doc, name
+    for name, spec in DEFAULT_SLOS.items():
+        assert f"{name}:\n  {spec['error_ratio']}\n" in doc, name
