@@ -298,26 +298,54 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_prometheus() -> PromServer:
-    """History → blocks → a Prometheus on a free loopback port scraping the exporter every second."""
-    timings: dict[str, float] = {}
-    work = Path(tempfile.mkdtemp(prefix="taisun-prom-"))
+def build_history(folder: Path) -> float:
+    """The 30 days as TSDB blocks in folder/blocks; returns the model's now (the history's end)."""
     envs = models()
     now = time.time()
-    t0 = time.monotonic()
-    write_openmetrics(work / "history.om", now, envs)
-    timings["openmetrics_s"] = time.monotonic() - t0
-    t0 = time.monotonic()
-    blocks = work / "blocks"
+    shutil.rmtree(folder / "blocks", ignore_errors=True)  # what a build that failed half-way left
+    write_openmetrics(folder / "history.om", now, envs)
     out = subprocess.run(
         [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=720h", "--quiet",
-         str(work / "history.om"), str(blocks)],
+         str(folder / "history.om"), str(folder / "blocks")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"promtool could not write the history: {out.stdout}{out.stderr}")
-    timings["blocks_s"] = time.monotonic() - t0
-    (work / "history.om").unlink()
+    (folder / "history.om").unlink()
+    (folder / "now").write_text(repr(now))
+    return now
+
+
+def shared_history(folder: Path) -> float:
+    """build_history once for every test process of a run (pytest-xdist workers share `folder`'s
+    parent): the first builds it under a lock, the others copy its blocks and use its now."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if (folder / "now").exists():
+                return float((folder / "now").read_text())
+            return build_history(folder)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def start_prometheus(history: Path | None = None) -> PromServer:
+    """History → blocks → a Prometheus on a free loopback port scraping the exporter every second.
+    `history`: a folder shared_history() fills once (else this server builds its own)."""
+    timings: dict[str, float] = {}
+    work = Path(tempfile.mkdtemp(prefix="taisun-prom-"))
+    envs = models()
+    t0 = time.monotonic()
+    if history is None:
+        history = work
+        now = build_history(work)
+    else:
+        now = shared_history(history)
+    timings["history_s"] = time.monotonic() - t0
+    blocks = history / "blocks"
     data = work / "data"
     shutil.copytree(blocks, data)  # backfilled blocks go in before the server starts
     exporter = Exporter(now, envs).start()
@@ -345,6 +373,8 @@ def start_prometheus() -> PromServer:
         _wait_ready(server, work / "prometheus.log")
         # The first scrape of the exporter has landed: "now" is answered by live data as well.
         server.wait_for('count(up{job="exporter"} == 1)', lambda v: v >= 1, timeout=30)
+        # History from another test process may have ended minutes ago: wait until 5-minute rates answer.
+        server.wait_for("count(rate(http_request_duration_seconds_count[5m]))", lambda v: v >= 6, timeout=30)
     except BaseException:
         server.stop()
         raise
@@ -372,8 +402,8 @@ def unavailable_reason() -> str:
 
 
 @contextlib.contextmanager
-def running_prometheus() -> Iterator[PromServer]:
-    server = start_prometheus()
+def running_prometheus(history: Path | None = None) -> Iterator[PromServer]:
+    server = start_prometheus(history)
     try:
         yield server
     finally:

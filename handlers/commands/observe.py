@@ -11,6 +11,7 @@ from bot.core import blocks
 from bot.core.config import Environment
 from bot.core.i18n import msg, t, t_plain
 from bot.core.mrkdwn import link
+from bot.core.ops import OpError
 from bot.core.policy import Attempt
 from bot.observability import messages
 from bot.observability.service import Observability
@@ -121,9 +122,12 @@ def trace(inv: Invocation) -> Reply:
     trace_id = str(inv.cmd.args["id"])
     if inv.cmd.env is not None:
         _may_read(inv, inv.cmd.env, "trace")
-    envs = obs.trace_envs(inv.cmd.env)
-    if inv.cmd.env is None:
-        envs = _readable(inv, envs, "trace")
+        envs = obs.trace_envs(inv.cmd.env)
+    else:  # the role first: who may not read learns nothing of the configuration
+        mine = {e.name for e in _readable(inv, list(inv.svc.config.environments.values()), "trace")}
+        envs = [e for e in obs.trace_envs(None) if e.name in mine]
+        if not envs:
+            raise OpError(key="trace.no_jaeger")
     obs.check_trace_id(trace_id)
 
     def answer() -> Reply:
