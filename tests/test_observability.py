@@ -207,6 +207,16 @@ def test_a_prometheus_that_hangs_times_out_and_says_so(db_url, make_bot, slack):
         listener.close()
 
 
+def test_a_url_that_is_not_prometheus_is_said_once_not_six_times(db_url, make_bot, slack, service):
+    def wrong(cfg: dict[str, Any]) -> None:  # the service's own URL, where /api/v1/query is a 404
+        cfg["environments"]["staging"]["observability"] = {"prometheus": {"url": service.url}}
+
+    bot = make_bot(db_url, config_mutate=wrong)
+    _, text = answer(bot, slack, "metrics stg")
+    assert f":warning: Prometheus at {service.url} answered with an error: 404: not found" in text
+    assert "query failed" not in text and "Response time" not in text  # said once, not once per metric
+
+
 def test_an_environment_without_prometheus_is_told_where_to_configure_it(db_url, make_bot, slack):
     bot = make_bot(db_url)
     ack = bot.command("metrics prod")

@@ -51,7 +51,10 @@ class Jaeger:
         traces = data.get("data") or []
         if not traces or not traces[0].get("spans"):
             return None
-        return summarize(traces[0])
+        try:
+            return summarize(traces[0])
+        except (KeyError, ValueError, TypeError, AttributeError):
+            raise Refused(WHAT, self.url, "not a Jaeger API answer") from None
 
     def close(self) -> None:
         self.client.close()

@@ -53,11 +53,14 @@ class Loki:
                 self.url,
                 f"a {body.get('resultType')} answer: the query is a metric query, not a log search",
             )
-        lines = [
-            LogLine(int(ns), str(text), dict(stream.get("stream") or {}))
-            for stream in body.get("result") or []
-            for ns, text, *_ in stream.get("values") or []
-        ]
+        try:
+            lines = [
+                LogLine(int(ns), str(text), dict(stream.get("stream") or {}))
+                for stream in body.get("result") or []
+                for ns, text, *_ in stream.get("values") or []
+            ]
+        except (ValueError, TypeError, AttributeError):
+            raise Refused(WHAT, self.url, "not a Loki API answer") from None
         lines.sort(key=lambda ln: ln.ns, reverse=True)  # streams come one after another: merge them
         return lines[:limit]
 

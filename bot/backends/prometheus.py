@@ -47,7 +47,10 @@ class Prometheus:
             raise Refused(
                 WHAT, self.url, error_text(resp) if resp.status_code != 200 else "not a Prometheus API answer"
             )
-        return _samples(data.get("data") or {})
+        try:
+            return _samples(data.get("data") or {})
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise Refused(WHAT, self.url, "not a Prometheus API answer") from None
 
     def close(self) -> None:
         self.client.close()
