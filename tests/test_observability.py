@@ -338,6 +338,17 @@ def test_reading_needs_the_viewer_role_and_a_refusal_is_audited(db_url, make_bot
         actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.actor_id == MALLORY))]
     assert {"metrics.refused", "slo.refused", "logs.refused", "trace.refused"} <= set(actions)
     assert "Asking Prometheus" in bot.command("metrics prod", user=ALICE)["text"]
+    _, status = answer(bot, slack, "status prod", user=MALLORY)  # status is for everyone; its SLO line is not
+    assert "Environment status" in status and "SLO" not in status
+    for user in (MALLORY, ALICE):
+        body, ctype = signing.event_callback(
+            {"type": "app_home_opened", "user": user, "tab": "home", "channel": "D1"},
+            event_id=f"Ev-viewer-{user}",
+        )
+        assert bot.post(body, ctype)[0] == 200
+    slack.wait_for(lambda: "SLO: ✅" in readable(slack.home.get(ALICE, {})))
+    bot.settle()
+    assert "production" in readable(slack.home[MALLORY]) and "SLO" not in readable(slack.home[MALLORY])
     help_text = text_of(bot.command("help", user=MALLORY))
     assert "/taisun metrics &lt;env&gt;`" in help_text and "you lack the role" in help_text
 

@@ -162,7 +162,7 @@ class Home:
             lock = held.get(env.name)
             if lock is not None:
                 lines.append(f"🔒 {locks.LockInfo.of(lock).describe(lang)}")
-            if svc.observability.configured(env):  # as last asked of Prometheus (never waited on here)
+            if svc.observability.configured(env) and self._may_view(user_id, env):  # as last asked of it
                 lines.append(slo_compact(slo_states.get(env.name), lang))
             job = last.get(env.name)
             if job is not None:
@@ -213,6 +213,12 @@ class Home:
         else:
             out.append(blocks.context(t("home.nothing_yet", lang)))
         return {"type": "home", "blocks": out[:100]}
+
+    def _may_view(self, user_id: str, env: Any) -> bool:
+        """The viewer role, for the SLO line. `*` admits whoever opens Home (only the installed
+        workspace's members can), even before a command of theirs has named their workspace."""
+        members = self.svc.policy.members_of("viewer", env)
+        return "*" in members or self.svc.policy.is_member(user_id, members)
 
     def _may_approve(self, user_id: str, job: Job) -> bool:
         env = self.svc.config.environments.get(job.environment)

@@ -39,8 +39,11 @@ def status(inv: Invocation) -> Reply:
         last, simulated = last_changes(s), last_changes(s, simulated=True)
 
     def check() -> Reply:
-        obs = inv.svc.observability  # the SLO line, asked of Prometheus while /health is checked
-        slo = obs.slo_states_soon(envs) if any(obs.configured(e) for e in envs) else None
+        obs = inv.svc.observability  # the SLO line (viewers), asked of Prometheus while /health is checked
+        slo_envs = {
+            e.name for e in envs if obs.configured(e) and inv.svc.policy.has_role(inv.user_id, "viewer", e)
+        }
+        slo = obs.slo_states_soon([e for e in envs if e.name in slo_envs]) if slo_envs else None
         reports = http.check_many({e.name: e.url for e in envs}, timeout=3.0, recent=inv.svc.recent_checks)
         slo_states = slo.result() if slo else {}
         rows = []
@@ -52,7 +55,7 @@ def status(inv: Invocation) -> Reply:
                 "version": r.version, "lock": lock_text.get(e.name),
                 "last_deploy": deploy_line(job, lang) if job else None,
                 "last_simulation": deploy_line(sim, lang) if (sim := newer_simulation(simulated.get(e.name), job)) else None,
-                "slo": slo_compact(slo_states.get(e.name), lang) if obs.configured(e) else None,
+                "slo": slo_compact(slo_states.get(e.name), lang) if e.name in slo_envs else None,
             })  # fmt: skip
         return blocks.message(t("status.text", lang), status_blocks(rows, lang))
 
