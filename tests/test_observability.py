@@ -4,6 +4,7 @@ status and the Home tab. Everything is asserted as the person who asked reads it
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -415,6 +416,27 @@ def test_logs_take_logql_as_typed_and_a_pipeline_on_the_environments_stream(
     assert "No line of the last 5m 00s matches." in none
 
 
+def test_loki_gets_the_token_and_tenant_the_config_names_and_slack_never_sees_them(
+    db_url, make_bot, slack, prometheus, loki, monkeypatch
+):
+    monkeypatch.setenv("PROD_LOKI_TOKEN", "loki-s3cret-token")
+
+    def with_auth(cfg: dict[str, Any]) -> None:
+        observed(prometheus.url, loki.url)(cfg)
+        cfg["environments"]["production"]["observability"]["loki"] |= {
+            "token_env": "PROD_LOKI_TOKEN",
+            "tenant": "taisun",
+        }
+
+    _push_app_logs(loki, "production", time.time())
+    bot = make_bot(db_url, config_mutate=with_auth)
+    _, text = answer(bot, slack, "logs prod payment")
+    assert loki.headers[-1]["Authorization"] == "Bearer loki-s3cret-token"
+    assert loki.headers[-1]["X-Scope-OrgID"] == "taisun"
+    assert "payment timeout" in text
+    assert not any("loki-s3cret-token" in json.dumps(p) for _, p in slack.calls)
+
+
 def test_logs_refuse_a_bad_since_or_level_at_once(db_url, make_bot, prometheus, loki):
     bot = make_bot(db_url, config_mutate=observed(prometheus.url, loki.url))
     assert "“soon” is not a time span" in bot.command("logs prod x --since soon")["text"]
@@ -518,8 +540,6 @@ def test_trace_not_found_or_jaeger_down_still_gives_the_link(db_url, make_bot, s
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_check_asks_each_prometheus_loki_and_jaeger(db_url, settings_for, prometheus, loki, jaeger):
-    import json
-
     from tests.procs import run_cli
 
     gone = f"http://127.0.0.1:{closed_port()}"
