@@ -4,7 +4,7 @@
     benchmarks/run --quick    # short smoke: a few seconds per load, 100 MB backup, 100,000 audit rows
     benchmarks/run --only ack,dispatch --db postgresql
 
-Sections (see BENCHMARKS.md): ack, dispatch, storm, backup, audit, observe. Everything is on
+Sections (see BENCHMARKS.md): ack, dispatch, storm, backup, audit, worker, observe. Everything is on
 loopback; every load loop is bounded by a count and a time.
 """
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
 from benchmarks.common import PG_ADMIN, RESULTS, ROOT, WORK, log  # noqa: E402
 
-SECTIONS = ("ack", "dispatch", "storm", "backup", "audit", "observe")
+SECTIONS = ("ack", "dispatch", "storm", "backup", "audit", "worker", "observe")
 P99_TARGET_MS = 50.0
 WRITE_RATIO_TARGET = 0.5
 
@@ -304,10 +304,74 @@ def render(results: dict[str, Any]) -> str:
             out.append(
                 f"   `/taisun audit production 100`: longest section text {longest} characters (Slack refuses section text over 3,000)"
             )
+    if "worker" in s and isinstance(s["worker"], dict) and "quiet" in s["worker"]:
+        w = s["worker"]
+        out.append(
+            f"\n6. Jobs in their own process — {w['request']} on PostgreSQL, serve (TAISUN_JOBS=worker) vs the bare Bolt app, "
+            f"alternating {w['rounds']}× {w['window_s']:g} s windows; `taisun worker` ({w['worker_threads']} threads, nice {w['worker_nice']}) "
+            f"runs the jobs (targets: ≥ 0.5× bare req/s, ack p99 ≤ 1.5× bare)"
+        )
+        rows = []
+        for phase, label in (("quiet", "worker runs the requests' jobs"),
+                             ("background", f"+ {w['backup_db_mb']} MB backup and {w['followed_deploys']} followed deploys in the worker")):  # fmt: skip
+            if phase not in w:
+                continue
+            p = w[phase]
+            rows.append([label, p["bare_rps"], p["bot_rps"], p["ratio"], " ".join(map(str, p["round_ratios"])),
+                         p["bare_p99_ms"], p["bot_p99_ms"], p["p99_vs_bare"], p["errors"], f"{p['other_cpu_max_pct']:.0f}%",
+                         _ok(p["ratio_ok"]), _ok(p["p99_ok"])])  # fmt: skip
+        out.append(
+            _table(
+                [
+                    "while",
+                    "bare req/s",
+                    "bot req/s",
+                    "× bare",
+                    "per round",
+                    "bare p99 ms",
+                    "bot p99 ms",
+                    "p99 × bare",
+                    "errors",
+                    "other CPU max",
+                    "≥0.5×",
+                    "p99≤1.5×",
+                ],
+                rows,
+            )  # fmt: skip
+        )
+        q = w["quiet"]
+        if "embedded_ratio" in q:
+            out.append(
+                f"   reference, same run: jobs embedded in serve (the default) {q['embedded_rps']} req/s = "
+                f"{q['embedded_ratio']}× bare, p99 {q['embedded_p99_ms']} ms = {q['embedded_p99_vs_bare']}× bare"
+            )
+        for phase in ("quiet", "background"):
+            p = w.get(phase, {})
+            if "bot_cpu_ms_per_request" in p:
+                out.append(
+                    f"   CPU per request ({phase}): bare app {p.get('bare_cpu_ms_per_request')} ms, serve "
+                    f"{p['bot_cpu_ms_per_request']} ms"
+                    + (
+                        f", embedded serve {p['embedded_cpu_ms_per_request']} ms"
+                        if "embedded_cpu_ms_per_request" in p
+                        else ""
+                    )
+                    + " (its own processes' CPU ÷ requests answered; the worker's is apart)"
+                )
+        quiet_bot = [x for x in w["quiet"]["windows"] if x["app"] == "bot"]
+        out.append(
+            "   worker caught up after each quiet bot window in "
+            + ", ".join(f"{x['caught_up_s']} s ({x['jobs_created']} jobs)" for x in quiet_bot)
+            + f"; background: backup {w.get('backup', {}).get('state')}, "
+            + ", ".join(
+                f"{x['app']} window: backup {'running' if x['backup_running_at_end'] else 'done'}, {x['followed_at_end']} followed"
+                for x in w["background"]["windows"]
+            )
+        )
     if "observe" in s and isinstance(s["observe"], dict) and "answers" in s["observe"]:
         o = s["observe"]
         out.append(
-            f"\n6. Observability — a real Prometheus with 30 days of history ({o.get('series')} series; "
+            f"\n7. Observability — a real Prometheus with 30 days of history ({o.get('series')} series; "
             f"set up in {o.get('prometheus_setup_s')} s); answer = request sent → answer at response_url"
         )
         rows = [[a["scenario"], a["n"], a["ack_p50_ms"], a["ack_p99_ms"], a["answer_p50_ms"], a["answer_p99_ms"],
@@ -421,7 +485,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name} done in {results['section_seconds'][name]:.0f} s")
 
     try:
-        from benchmarks import ack, alert_storm, audit_bench, backup_bench, dispatch, observe_bench
+        from benchmarks import (
+            ack,
+            alert_storm,
+            audit_bench,
+            backup_bench,
+            dispatch,
+            observe_bench,
+            worker_bench,
+        )
 
         section(
             "ack",
@@ -448,6 +520,21 @@ def main(argv: list[str] | None = None) -> int:
         section(
             "backup",
             lambda: backup_bench.run(sizes) if "postgresql" in dbs else {"error": "needs PostgreSQL"},
+        )
+        section(
+            "worker",
+            lambda: (
+                worker_bench.run(
+                    base_config=config,
+                    service_url=service.url,
+                    duration=duration,
+                    rounds=1 if quick else 2,
+                    backup_mb=100 if quick else 1000,
+                    followed=10 if quick else 50,
+                )
+                if "postgresql" in dbs
+                else {"error": "needs PostgreSQL"}
+            ),
         )
         section(
             "audit",

@@ -246,6 +246,36 @@ def start_bot(
     return proc, url
 
 
+def start_worker(
+    *,
+    name: str,
+    db_url: str,
+    config: Path,
+    slack_url: str,
+    threads: int = 4,
+    nice: int = 0,
+    github_token: str = "",
+    github_url: str = "http://127.0.0.1:9",
+    log_level: str = "INFO",
+    extra_env: dict[str, str] | None = None,
+) -> tuple[Proc, str]:
+    """`taisun worker` (python -m bot worker) with TAISUN_WORKERS=threads, its /health on a free port;
+    under `nice -n <nice>` when nice > 0 (as taisun-worker.service's Nice=)."""
+    port = free_port()
+    env = base_env(
+        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack_url, DATABASE_URL=db_url, TAISUN_CONFIG=str(config),
+        GITHUB_TOKEN=github_token, GITHUB_API_URL=github_url, LOG_LEVEL=log_level, TAISUN_WORKERS=str(threads),
+        **(extra_env or {}),
+    )  # fmt: skip
+    argv = [PY, "-m", "bot", "worker", "--bind", f"127.0.0.1:{port}"]
+    if nice > 0:
+        argv = ["nice", "-n", str(nice), *argv]
+    proc = Proc(argv, env=env, log_path=WORK / "logs" / f"{name}.log")
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_http(url + "/health")
+    return proc, url
+
+
 def start_bare(*, name: str, slack_url: str, workers: int = 2, threads: int = 8) -> tuple[Proc, str]:
     """benchmarks/bare_app.py under gunicorn with the same worker settings as `taisun serve`."""
     port = free_port()

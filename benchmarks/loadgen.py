@@ -54,8 +54,18 @@ def _lua_str(s: str) -> str:
     return f"[{eq}[{s}]{eq}]"
 
 
-def _write_lua(reqs: list[Req], name: str) -> Path:
-    lines = ["local reqs = {}", "init = function(args)"]
+def _write_lua(reqs: list[Req], name: str, threads: int = 2) -> Path:
+    # Each wrk thread runs its own copy of the script: thread k sends requests k, k + threads, ... so no
+    # two threads send the same request (the bot answers a repeated delivery quietly, as a Slack retry).
+    lines = [
+        "local reqs = {}",
+        "local started = 0",
+        "setup = function(thread)",
+        '  thread:set("offset", started)',
+        "  started = started + 1",
+        "end",
+        "init = function(args)",
+    ]
     for r in reqs:
         hdrs = ", ".join(f"[ {_lua_str(k)} ] = {_lua_str(v)}" for k, v in r.headers.items())
         lines.append(
@@ -65,9 +75,9 @@ def _write_lua(reqs: list[Req], name: str) -> Path:
         "end",
         "local i = 0",
         "request = function()",
+        f"  local k = (i * {threads} + (offset or 0)) % #reqs + 1",
         "  i = i + 1",
-        "  if i > #reqs then i = 1 end",
-        "  return reqs[i]",
+        "  return reqs[k]",
         "end",
         _LUA_DONE,
     ]
@@ -80,7 +90,7 @@ def _write_lua(reqs: list[Req], name: str) -> Path:
 def _run_wrk(
     url: str, reqs: list[Req], *, connections: int, duration: float, threads: int, name: str
 ) -> dict[str, Any]:
-    script = _write_lua(reqs, name)
+    script = _write_lua(reqs, name, threads)
     argv = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
         "-s", str(script), url,

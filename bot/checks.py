@@ -77,6 +77,25 @@ def _github(settings: Settings, config: Config) -> tuple[str, str]:
     return OK, github_backend(settings, config).check()
 
 
+def _timeline(settings: Settings, config: Config) -> tuple[str, str]:
+    """How deploys started on GitHub reach the bot: the webhook (its secret), the poller, or nothing."""
+    triggered = [e.name for e in config.environments.values() if e.triggers.branches or e.triggers.tags]
+    ways = []
+    if settings.github_webhook_secret:
+        ways.append("POST /github/webhook verifies X-Hub-Signature-256 with GITHUB_WEBHOOK_SECRET")
+    if config.github.poll_seconds and settings.github_token:
+        ways.append(
+            f"the deploy workflow's runs are polled every {max(15.0, config.github.poll_seconds):g} s"
+        )
+    if ways:
+        where = f" (triggers: {', '.join(triggered)})" if triggered else ""
+        return OK, "; ".join(ways) + where
+    return SKIP, (
+        "neither GITHUB_WEBHOOK_SECRET nor github.poll_seconds is set: deploys started on GitHub (a push, a tag, "
+        "`gh workflow run`) are not seen; see docs/github-webhooks.md"
+    )
+
+
 def _redis(settings: Settings, config: Config) -> tuple[str, str]:
     urls = {
         e.name: os.environ.get(e.cache.redis_url_env, "")
@@ -143,6 +162,47 @@ def _audit(settings: Settings, config: Config) -> tuple[str, str]:
     return OK, f"keyed (HMAC-SHA256, key id {key.id}); {anchored}"
 
 
+def _pgbackrest(settings: Settings, config: Config) -> tuple[str, str]:
+    """pgBackRest (#17): installed, the stanza known, WAL reaching the repositories, the drill's target safe."""
+    p = config.backup.pgbackrest
+    if not p.stanza:
+        return (
+            SKIP,
+            "backup.pgbackrest.stanza is empty: only the daily pg_dump copy (RPO up to 24 h; docs/backups.md)",
+        )
+    from bot.backends.pgbackrest import PgBackRestError
+    from bot.core.i18n import user_message
+    from bot.core.mrkdwn import to_plain
+    from bot.operations.pitr import drill_target_problem, pgbackrest_of
+
+    pgb = pgbackrest_of(config.backup)
+    if not pgb.installed():
+        return (
+            FAIL,
+            f"{p.command[0] if p.command else 'pgbackrest'} is not installed (apt-get install pgbackrest)",
+        )
+    try:
+        info = pgb.info()
+    except PgBackRestError as e:
+        return FAIL, str(e)
+    if info.broken:
+        return FAIL, f"stanza {p.stanza!r}: {info.status} (pgbackrest stanza-create, docs/backups.md)"
+    try:
+        pgb.check()  # a WAL switch that must reach every repository: archive_command works
+    except PgBackRestError as e:
+        return FAIL, f"stanza {p.stanza!r}: {e}"
+    problem = drill_target_problem(config)
+    if problem is not None:
+        return FAIL, to_plain(user_message(problem, "en"))
+    full = info.newest("full")
+    newest = info.newest()
+    return OK, (
+        f"stanza {p.stanza}: archiving works; {len(info.backups)} backups"
+        + (f", newest full {full.label}" if full else ", no full backup yet")
+        + (f", newest {newest.label}" if newest and newest is not full else "")
+    )
+
+
 def _runbooks(settings: Settings, config: Config) -> tuple[str, str]:
     try:
         from bot.incidents.runbooks import default_runbook_dir, load_runbooks
@@ -197,9 +257,11 @@ CHECKS: list[tuple[str, Callable[[Settings, Config], tuple[str, str]]]] = [
     ("slack", _slack),
     ("mode", _mode),
     ("github", _github),
+    ("timeline", _timeline),
     ("redis", _redis),
     ("aws", _aws),
     ("audit", _audit),
+    ("pgbackrest", _pgbackrest),
     ("runbooks", _runbooks),
     ("monitor", _monitor),
 ]

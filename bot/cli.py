@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import os
 import signal
 import sys
@@ -21,7 +22,12 @@ from bot.core.store.db import DatabaseNotMigrated, WrongDatabase
 
 
 def _settings() -> Settings:
-    return Settings()
+    """The environment's settings, with the secrets *_SECRET_ID names read from AWS Secrets Manager."""
+    from bot.core.secrets import load_secrets
+
+    settings = Settings()
+    load_secrets(settings)
+    return settings
 
 
 def _require_slack_settings(settings: Settings) -> None:
@@ -41,11 +47,8 @@ def _require_slack_settings(settings: Settings) -> None:
         )
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings()
-    config = load_config(settings.config_path)  # fail fast, with the file and field, before forking
-    del config
-    _require_slack_settings(settings)
+def _prepare_database(settings: Settings, *, migrate_first: bool) -> None:
+    """Refuse the shell's demo database and an unmigrated one (or migrate first), before forking."""
     from bot.core.logs import setup_logging
     from bot.core.store.db import ensure_migrated, ensure_not_shell_database, make_engine, migrate
 
@@ -53,19 +56,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     try:
         ensure_not_shell_database(engine)  # before --migrate: the demo's database is left as it is
-        if args.migrate:
+        if migrate_first:
             migrate(engine)
         ensure_migrated(engine)
     finally:
         engine.dispose()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if args.no_jobs:
+        settings = settings.model_copy(update={"taisun_jobs": "worker"})
+    config = load_config(settings.config_path)  # fail fast, with the file and field, before forking
+    del config
+    _require_slack_settings(settings)
+    _prepare_database(settings, migrate_first=args.migrate)
     if settings.slack_app_token:
         from bot.slack.client import check_app_token
 
         check_app_token(settings)
-        return _serve_socket_mode(settings)
+        return _serve_socket_mode(settings, args)
     from bot.slack.gunicorn_app import serve_http
 
     serve_http(settings, _build_in_worker, bind=args.bind, workers=args.workers, threads=args.threads)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """`taisun worker`: run jobs (TAISUN_WORKERS threads) for the `taisun serve` processes of TAISUN_JOBS=worker."""
+    settings = _settings()
+    load_config(settings.config_path)  # fail fast, as serve does
+    if not settings.slack_bot_token:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set: the worker could not post or edit any job card. "
+            "Copy the xoxb- token from the app's OAuth & Permissions page."
+        )
+    if settings.taisun_workers < 1:
+        raise ConfigError("TAISUN_WORKERS is 0: a worker with no job threads would run nothing.")
+    _prepare_database(settings, migrate_first=args.migrate)
+    from bot.slack.gunicorn_app import serve_one
+
+    grace = args.graceful_timeout
+
+    def build(s: Settings) -> Any:
+        from bot.wiring import build_worker
+
+        app = build_worker(s)
+        app.grace_seconds = grace
+        return app
+
+    # gunicorn's arbiter kills the worker process graceful_timeout after SIGTERM: the jobs' grace
+    # period, and then time to hand back leases and send what waits for Slack.
+    serve_one(settings, build, bind=args.bind, threads=2, graceful_timeout=math.ceil(grace) + 10)
     return 0
 
 
@@ -77,11 +119,16 @@ def _build_in_worker(settings: Settings) -> Any:
     return build_wsgi(settings)
 
 
-def _serve_socket_mode(settings: Settings) -> int:
-    from bot.slack.socket_mode import serve_socket_mode
+def _build_socket_mode(settings: Settings) -> Any:
     from bot.wiring import build_wsgi
 
-    return serve_socket_mode(settings, build_wsgi(settings, socket_mode=True))
+    return build_wsgi(settings, socket_mode=True)
+
+
+def _serve_socket_mode(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.slack.socket_mode import serve_socket_mode
+
+    return serve_socket_mode(settings, _build_socket_mode, bind=args.bind, threads=args.threads)
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -266,6 +313,38 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_security(args: argparse.Namespace) -> int:
+    """`taisun security review export [ID] [-o FILE]`: an access review as CSV (audited)."""
+    from bot.core.store.db import ensure_migrated
+    from bot.security import review
+    from bot.wiring import build_services
+
+    svc = build_services(_settings(), workers=0)
+    try:
+        ensure_migrated(svc.engine)
+        if args.id is not None:
+            review_id = int(args.id)
+        else:
+            newest = review.newest(svc)
+            if newest is None:
+                print("no access review yet: start one with /taisun security review", file=sys.stderr)
+                return 1
+            review_id = newest.id
+        actor = f"cli:{getpass.getuser()}"
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
+        try:
+            rows = review.export_csv(svc, review_id, out, actor, actor)
+        finally:
+            if args.output:
+                out.close()
+        if args.output:
+            print(f"exported access review #{review_id} ({rows} rows) to {args.output}", file=sys.stderr)
+        return 0
+    finally:
+        svc.background.shutdown(wait=False)
+        svc.engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="taisun", description="TAISUN ChatOps: run production from Slack, safely."
@@ -279,7 +358,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bind", default=None, help="address:port (default 0.0.0.0:$PORT)")
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--threads", type=int, default=8)
+    s.add_argument(
+        "--no-jobs",
+        action="store_true",
+        help="run no job here: `taisun worker` runs them (the same as TAISUN_JOBS=worker)",
+    )
     s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser(
+        "worker",
+        help="run jobs (deploys, backups...) for `taisun serve` with TAISUN_JOBS=worker; /health and /metrics on PORT",
+        description="Run jobs in their own process. `taisun serve` (TAISUN_JOBS=worker or --no-jobs) acks, renders "
+        "and reads; this process runs the jobs with TAISUN_WORKERS threads, posts and edits their cards, and "
+        "answers GET /health and GET /metrics. Several workers may run at once, on any host sharing the database.",
+    )
+    s.add_argument("--migrate", action="store_true", help="apply database migrations first")
+    s.add_argument(
+        "--bind", default=None, help="address:port for /health and /metrics (default 0.0.0.0:$PORT)"
+    )
+    s.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=20.0,
+        help="on SIGTERM, seconds running jobs may take to end; those still running are then handed back "
+        "for another worker to resume at once (default 20)",
+    )
+    s.set_defaults(fn=cmd_worker)
 
     s = sub.add_parser("shell", help="try the bot in this terminal, no Slack workspace needed")
     s.add_argument("--as", dest="as_user", default="alice", help="who you are at start: alice, bob or carol")
@@ -338,6 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--json", action="store_true", help='print {"ok", "state", "job_state", "result", ...}')
     s.set_defaults(fn=cmd_backup)
+
+    s = sub.add_parser("security", help="security operations: export an access review as CSV")
+    sec = s.add_subparsers(dest="what", required=True)
+    rv = sec.add_parser("review", help="access reviews").add_subparsers(dest="action", required=True)
+    ex = rv.add_parser("export", help="write an access review as CSV (one row per person and role; audited)")
+    ex.add_argument("id", nargs="?", type=int, default=None, help="the review number (default: the newest)")
+    ex.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
+    s.set_defaults(fn=cmd_security)
 
     s = sub.add_parser("jobs", help="list active or stuck jobs, or cancel one")
     s.add_argument("action", nargs="?", choices=["list", "cancel"], default="list")

@@ -1,5 +1,6 @@
-"""What every listener shares: who is asking and in which language, the ack deadline, the bot's
-known refusals turned into a clear reply, and the adapter that puts a button on a function.
+"""What every listener shares: who is asking and in which language, the ack deadline, the one
+place the bot's refusals become what the person sees (run_guarded), and the adapter that puts a
+button on a function.
 
 Listeners are plain module-level functions in commands/, actions/, views/, events/ and
 shortcuts/; each package's register(app, svc) puts them on the Bolt app. A listener finds the
@@ -19,19 +20,16 @@ from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.core import audit, blocks, deadline
-from bot.core.audit import AuditWriteFailed
-from bot.core.commands import Command, UsageError
+from bot.core import audit, deadline
+from bot.core.commands import Command
 from bot.core.i18n import msg, t, user_message
-from bot.core.locks import EnvironmentLocked
-from bot.core.mrkdwn import to_plain
-from bot.core.ops import OpError, Request
-from bot.core.policy import Attempt, NotAllowed
+from bot.core.ops import Request
+from bot.core.policy import Attempt
+from bot.core.replies import Refusal, Reply
 from bot.core.services import Services
 from bot.slack.server import arrived_at
 
 log = logging.getLogger(__name__)
-Reply = dict[str, Any] | None
 SERVICES = "taisun_services"  # the key of the Services in Bolt's context
 
 
@@ -61,11 +59,6 @@ def channel_of(body: dict[str, Any]) -> str:
 def selected(values: dict[str, Any], block: str, action: str) -> dict[str, Any]:
     """A form element's state: the `action` element in input block `block` ({} when absent)."""
     return values.get(block, {}).get(action) or {}
-
-
-def modal_error(reply: dict[str, Any]) -> str:
-    """A refusal's text as a form field's error (plain text, without the warning sign, short)."""
-    return to_plain(reply["text"]).removeprefix(":warning: ")[:150]
 
 
 def split(value: str) -> tuple[str, str]:
@@ -125,31 +118,39 @@ class Invocation:
             dry_run=dry_run or bool(self.cmd.args.get("dry_run")),
         )
 
-    def later(self, fn: Callable[[], Reply]) -> None:
+    def later(self, fn: Callable[[], Reply | None]) -> None:
         """Run slow work (network checks) off the ack path and reply to the user when done."""
         respond, lang = self.respond, self.lang
 
         def run() -> None:
             try:
-                reply = fn()
+                reply = run_guarded(fn, lang)
             except Exception as e:  # the user must hear about it, not just the log
                 log.exception("background reply failed")
-                reply = blocks.error(t("reply.went_wrong", lang, error=type(e).__name__))
-            if reply:
-                respond(**reply)
+                reply = Reply.refusal(t("reply.went_wrong", lang, error=type(e).__name__))
+            if reply and (payload := reply.payload()):
+                respond(**payload)
 
         self.svc.later(run)
 
 
-def run_guarded(fn: Callable[[], Reply], lang: str = "en") -> Reply:
-    """Turn the bot's known refusals into a clear ephemeral message in the reader's language."""
+def run_guarded(fn: Callable[[], Reply | None], lang: str = "en") -> Reply | None:
+    """The one error mapper: the bot's refusals (and a database that cannot be reached) become a
+    refused Reply in the reader's language; it is what the person sees (`payload()`, or
+    `field_error()` in a form) and what the command metric counts as "refused"."""
     try:
         return fn()
-    except (UsageError, NotAllowed, EnvironmentLocked, OpError, AuditWriteFailed) as e:
-        return blocks.error(user_message(e, lang))
+    except Refusal as e:
+        return Reply.refusal(user_message(e, lang), e.extra_blocks)
     except SQLAlchemyError:
-        log.exception("database error while handling a command")
-        return blocks.error(t("reply.db_down", lang))
+        log.exception("database error while handling a request")
+        return Reply.refusal(t("reply.db_down", lang))
+
+
+def answer(respond: Callable[..., Any], reply: Reply | None) -> None:
+    """A button's answer, if it has one: a private message beside the card (the card stays)."""
+    if reply and (payload := reply.payload()):
+        respond(replace_original=False, **payload)
 
 
 def too_late(svc: Services, request: BoltRequest, ack: Ack, respond: Respond, lang: str, what: str) -> bool:
@@ -173,7 +174,7 @@ def too_late(svc: Services, request: BoltRequest, ack: Ack, respond: Respond, la
     log.warning(
         "request not run: it waited too long for a worker", extra={"waited_s": round(waited, 2), "what": what}
     )
-    svc.later(lambda: respond(**blocks.error(t("reply.too_late", lang, seconds=f"{waited:.1f}"))))
+    svc.later(lambda: respond(**Reply.refusal(t("reply.too_late", lang, seconds=f"{waited:.1f}")).payload()))
     return True
 
 
@@ -227,7 +228,7 @@ def answer_too_late(
         except SQLAlchemyError:
             log.exception("could not audit a request that came too late")
         if respond is not None:
-            respond(**blocks.error(t("reply.too_late_work", lang, seconds=f"{late.waited:.1f}")))
+            respond(**Reply.refusal(t("reply.too_late_work", lang, seconds=f"{late.waited:.1f}")).payload())
 
     svc.later(record_and_tell)
 
@@ -245,7 +246,7 @@ def on_error(
 
 
 # A button's work: (services, value, user id, user name, payload) -> an ephemeral reply or None.
-Click = Callable[[Services, str, str, str, dict[str, Any]], Reply]
+Click = Callable[[Services, str, str, str, dict[str, Any]], Reply | None]
 
 
 def on_click(app: App, action_id: str, fn: Click, role: str = "responder", thing: str = "incident") -> None:
@@ -264,7 +265,7 @@ def on_click(app: App, action_id: str, fn: Click, role: str = "responder", thing
         if too_late(svc, request, ack, respond, svc.lang_for(user_id), what=action_id):
             return
 
-        def guarded() -> Reply:
+        def guarded() -> Reply | None:
             attempt = Attempt(
                 thing, user_name, channel_of(body), {"button": action_id, "value": value_of(body)}
             )
@@ -273,8 +274,7 @@ def on_click(app: App, action_id: str, fn: Click, role: str = "responder", thing
 
         reply = run_guarded(guarded, svc.lang_for(user_id))
         ack()
-        if reply:
-            respond(replace_original=False, **reply)
+        answer(respond, reply)
 
 
 def on_job_click(app: App, action_id: str, fn: Click) -> None:
@@ -289,5 +289,4 @@ def on_job_click(app: App, action_id: str, fn: Click) -> None:
         ack()
         value = value_of(body, limit=100)
         reply = run_guarded(lambda: fn(svc, value, user_id, user_name, body), svc.lang_for(user_id))
-        if reply:
-            respond(replace_original=False, **reply)
+        answer(respond, reply)

@@ -13,12 +13,12 @@ from bot.core.blocks import Action
 from bot.core.store.models import Incident, IncidentEvent, RunbookRun, RunbookStep
 from bot.slack import signing
 from bot.slack.localslack import LocalSlack, Message
-from bot.slack.message_sync import MessageSync
+from bot.slack.outbox import SlackOutbox
 from tests.harness import NAMES, Bot, wsgi_post
 
 
-def sync_of(bot: Bot) -> MessageSync:
-    return bot.svc.messages  # type: ignore[no-any-return]
+def sync_of(bot: Bot) -> SlackOutbox:
+    return bot.svc.outbox  # type: ignore[no-any-return]
 
 
 def fast(bot: Bot, alerts: bool = True) -> Bot:
@@ -29,16 +29,13 @@ def fast(bot: Bot, alerts: bool = True) -> Bot:
 
 
 def settle(*bots: Bot, timeout: float = 20.0) -> None:
-    """Jobs, background work and both senders are all quiet."""
+    """Jobs, background work and the outbox are all quiet."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for bot in bots:
             bot.settle(timeout)
             sync_of(bot).flush(timeout)
-        quiet = all(
-            not b.svc.pending_background and sync_of(b).flush(0.05) and b.svc.notifier.flush(0.05)
-            for b in bots
-        )
+        quiet = all(not b.svc.pending_background and sync_of(b).flush(0.05) for b in bots)
         if quiet:
             time.sleep(0.05)
             if all(not b.svc.pending_background and sync_of(b).flush(0.05) for b in bots):

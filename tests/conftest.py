@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -77,6 +78,36 @@ def _drop_templates() -> Iterator[None]:
     url = _templates.get("postgresql")
     if url:
         drop_pg_database(url)
+
+
+class _MissingTexts(logging.Handler):
+    """Collects the keys t() looked up and did not find (it logs them and shows the key itself)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.keys: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "missing message key":
+            self.keys.append(str(getattr(record, "key", "?")))
+
+
+@pytest.fixture(autouse=True)
+def _every_text_shown_is_in_the_catalogues() -> Iterator[None]:
+    """A test whose bot showed a text the catalogues lack fails, whatever the test asserts itself:
+    a reader would have seen the key (`home.recent`) instead of words."""
+    logger = logging.getLogger("bot.core.i18n")
+    handler, level = _MissingTexts(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)  # whatever LOG_LEVEL the bot under test set
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert not handler.keys, (
+        f"texts missing from the catalogues (bot/*/locales/*.yml): {sorted(set(handler.keys))}"
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -170,7 +201,9 @@ def github(service: FakeService) -> Iterator[Any]:
     service.version = "v1.2.2"
 
     def live_version() -> str:
-        for run in gh.runs:
+        for run in gh.runs:  # runs of cd.yml deploy; other workflows (a smoke test) deploy nothing
+            if not run["path"].endswith("/cd.yml"):
+                continue
             if run["status"] == "completed" and run["conclusion"] == "success":
                 return str(run["inputs"].get("version", service.version))
         return service.version

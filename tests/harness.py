@@ -59,7 +59,7 @@ class Bot:
         self.slack = slack
         self.wsgi = build_wsgi(settings, start_background=start)
         self.svc = self.wsgi.svc
-        self.svc.notifier.min_interval = 0.0
+        self.svc.outbox.syncers["job"].min_interval = 0.0
 
     def post(
         self,

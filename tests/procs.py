@@ -44,17 +44,29 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class ServedBot:
-    """`python -m bot serve` in its own process group, with its log captured to a file."""
+    """`python -m bot serve` in its own process group, with its log captured to a file.
 
-    def __init__(self, settings: Settings, log_path: Path, workers: int = 2, cwd: Path = ROOT):
+    command: ("worker", ...) starts `taisun worker` instead (its /health and /metrics on the port)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        workers: int = 2,
+        cwd: Path = ROOT,
+        command: tuple[str, ...] = (),
+        **extra_env: str,
+    ):
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115
+        argv = list(command) or ["serve", "--workers", str(workers), "--threads", "8"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", "8"],
-            cwd=cwd, env=env_for(settings), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "bot", *argv, "--bind", f"127.0.0.1:{self.port}"],
+            cwd=cwd, env=env_for(settings, **extra_env), stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
         self.http = httpx.Client(base_url=self.url, timeout=10)
         self.wait_healthy()
@@ -87,6 +99,12 @@ class ServedBot:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM the whole process group, as systemd and docker stop do; its exit code."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        return self.proc.wait(timeout)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -254,6 +254,41 @@ def test_bot_units_migrate_then_serve_as_taisun_hardened(path: Path) -> None:
     assert _values(unit, "Install", "WantedBy") == ["multi-user.target"]
 
 
+def test_worker_unit_runs_taisun_worker_beside_the_bot_hardened_and_gives_jobs_time_to_end() -> None:
+    path = DEPLOY / "systemd" / "taisun-worker.service"
+    unit = _unit(path)
+    service = dict(unit["Service"])
+    argv = service["ExecStart"].split()
+    assert argv[1] == "worker" and service["User"] == "taisun" and service["Restart"] == "always"
+    assert _values(unit, "Service", "ExecStartPre")[0].split()[1:] == ["migrate"]
+    args = build_parser().parse_args(argv[1:])
+    # systemd's stop timeout outlasts the jobs' grace period (and gunicorn's 10 s more after it).
+    assert float(service["TimeoutStopSec"]) > args.graceful_timeout + 10
+    assert args.bind and not args.bind.endswith(":3000")  # not the bot's default PORT on the same host
+    bot = dict(_unit(DEPLOY / "systemd" / "taisun-bot.service")["Service"])
+    for key in ("NoNewPrivileges", "ProtectSystem", "PrivateTmp", "ProtectHome", "CapabilityBoundingSet",
+                "SystemCallFilter", "WorkingDirectory", "StateDirectory", "ReadWritePaths"):  # fmt: skip
+        assert service.get(key) == bot.get(key), (
+            f"{path.name}: {key}={service.get(key)!r}, the bot has {bot.get(key)!r}"
+        )
+    assert _values(unit, "Install", "WantedBy") == ["multi-user.target"]
+
+
+def test_two_replica_example_runs_jobs_in_the_worker_and_scrapes_it() -> None:
+    assert _env_file(TWO_REPLICAS / "taisun.env")["TAISUN_JOBS"] == "worker"
+    readme = (TWO_REPLICAS / "README.md").read_text(encoding="utf-8")
+    worker_bind = (
+        build_parser()
+        .parse_args(
+            dict(_unit(DEPLOY / "systemd" / "taisun-worker.service")["Service"])["ExecStart"].split()[1:]
+        )
+        .bind
+    )
+    assert "taisun-worker.service" in readme and f'"{worker_bind}"' in readme  # Prometheus scrapes it
+    ports = {_env_file(TWO_REPLICAS / f"replica-{n}.env")["PORT"] for n in (1, 2)}
+    assert worker_bind.rsplit(":", 1)[1] not in ports
+
+
 def test_single_host_unit_keeps_sqlite_writable_under_protect_system_strict() -> None:
     unit = _unit(DEPLOY / "systemd" / "taisun-bot.service")
     service = dict(unit["Service"])

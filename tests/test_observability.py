@@ -19,7 +19,7 @@ from bot.core.store.models import AuditEvent
 from bot.slack import signing
 from tests.fakes.jaeger import FakeJaeger, make_trace
 from tests.fakes.loki import FakeLoki
-from tests.harness import ALICE, MALLORY, text_of
+from tests.harness import ALICE, MALLORY, TEAM, text_of
 
 DAY = 86400
 
@@ -46,6 +46,9 @@ def observed(prom_url: str, loki_url: str = "", jaeger_url: str = "", **extra: A
 
     def mutate(cfg: dict[str, Any]) -> None:
         cfg["defaults"]["commands_per_minute"] = 200
+        # The viewer role is `*` (this workspace's members): named here, so a command sent before the
+        # bot's first auth.test has answered is not refused (tests/test_workspaces.py covers that path).
+        cfg["slack"]["team_id"] = TEAM
         for name, env in cfg["environments"].items():
             o: dict[str, Any] = {
                 "prometheus": {"url": prom_url, "selector": f'env="{name}"'},

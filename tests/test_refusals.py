@@ -179,3 +179,44 @@ def test_the_non_approver_refusal_names_the_list_that_decides(db_url, make_bot, 
     plain.settle()
     told = slack.ephemeral(MALLORY)[-1].text
     assert "`roles.approver`" in told and "environments.production" not in told, told
+
+
+def _commands_counted(bot: Bot, command: str, outcome: str) -> float:
+    """taisun_commands_total{command, outcome} as /metrics shows it (Prometheus' text format)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = b"".join(bot.wsgi({"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics"}, lambda *a, **k: None))
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "taisun_commands_total"
+        and sample.labels == {"command": command, "outcome": outcome}
+    )
+
+
+def test_refused_commands_are_counted_as_refused_and_answered_with_a_warning(db_url, make_bot):
+    """The one error mapper: a refusal from any floor is the warning the person sees and the
+    `refused` label of the command metric; a command that ran is `ok`, a form opened is `ok`."""
+    bot = make_bot(db_url)
+    counts = {
+        (name, outcome): _commands_counted(bot, name, outcome)
+        for name in ("unlock", "frobnicate", "lock", "deploy")
+        for outcome in ("ok", "refused")
+    }
+    assert bot.command("lock stg fixing the cache", user=ALICE)["response_type"] == "in_channel"
+    answers = {
+        "unlock": bot.command("unlock stg", user=MALLORY),  # the role check (NotAllowed)
+        "lock": bot.command("lock stg mine now", user=BOB),  # a held lock (EnvironmentLocked)
+        "frobnicate": bot.command("frobnicate", user=ALICE),  # the parser (UsageError)
+    }
+    for name, reply in answers.items():
+        assert reply["text"].startswith(":warning: "), (name, reply)
+        assert reply["blocks"][0]["text"]["text"] == reply["text"], (name, reply)
+    assert "You need the" in answers["unlock"]["text"] and "is locked" in answers["lock"]["text"]
+    assert bot.command("deploy", user=ALICE) == {}  # the form opens after the ack, nothing is said
+    assert _commands_counted(bot, "unlock", "refused") == counts[("unlock", "refused")] + 1
+    assert _commands_counted(bot, "lock", "refused") == counts[("lock", "refused")] + 1
+    assert _commands_counted(bot, "lock", "ok") == counts[("lock", "ok")] + 1
+    assert _commands_counted(bot, "frobnicate", "refused") == counts[("frobnicate", "refused")] + 1
+    assert _commands_counted(bot, "deploy", "ok") == counts[("deploy", "ok")] + 1

@@ -3,7 +3,7 @@
 The webhook only checks the bearer token, validates the payload (version 4) and upserts
 the alerts by fingerprint (a unique constraint, so replays and several replicas posting
 at once never duplicate), then marks the touched groups dirty. The sender thread
-(bot.slack.message_sync) renders each group at most once a second, so a storm of thousands of
+(bot.slack.outbox) renders each group at most once a second, so a storm of thousands of
 alerts becomes one message per alertname and a bounded number of edits.
 
 While rendering, a group with a critical alert firing declares an incident
@@ -29,10 +29,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.alerts.messages import AlertGroupView, alert_group_blocks, alert_group_text
-from bot.core import audit, i18n, metrics
+from bot.core import audit, i18n, metrics, secrets
+from bot.core.claims import PROCESS, Claim
 from bot.core.ops import OpError
-from bot.core.outbox import Managed, Syncer, claim_column, posted
-from bot.core.store.models import Alert, AlertGroup, Incident
+from bot.core.outbox import Managed, Syncer, claim_message
+from bot.core.states import IncidentState
+from bot.core.store.models import Alert, AlertGroup, Incident, RunbookRun
 from bot.incidents import runs as runbook_runs
 from bot.incidents import service as incidents
 from bot.incidents.runbooks import runbook_id_from_url
@@ -59,6 +61,9 @@ SEVERITY_RANK = {
     "low": 1,
 }
 INSTANCES_SHOWN = 5
+# Posting a group's message, and starting its runbook run, are claimed in the group's own columns.
+MESSAGE_CLAIM = Claim(AlertGroup.message_claimed_at, AlertGroup.message_claimed_by)
+RUN_CLAIM = Claim(AlertGroup.run_claimed_at, AlertGroup.run_claimed_by)
 
 StartResponse = Callable[..., Any]
 
@@ -162,7 +167,7 @@ def ingest(svc: Services, hook: AmWebhook) -> dict[str, int]:
                 raise
     for _, a in alerts:
         metrics.ALERTS.labels(a.status).inc()
-    svc.messages.mark(*(subject(gid) for gid in sorted(set(group_ids.values()))))
+    svc.outbox.mark(*(subject(gid) for gid in sorted(set(group_ids.values()))))
     firing = sum(1 for _, a in alerts if a.status == "firing")
     return {"alerts": len(alerts), "firing": firing, "resolved": len(alerts) - firing, "groups": len(names)}
 
@@ -260,7 +265,7 @@ def _new_episodes(
         s.execute(
             update(AlertGroup)
             .where(AlertGroup.id.in_(quiet), AlertGroup.message_ts != "", AlertGroup.updated_at < t - QUIET)
-            .values(message_ts="", episode_started_at=t, incident_id=None, run_id="")
+            .values(message_ts="", episode_started_at=t, incident_id=None, run_id="", **RUN_CLAIM.cleared())
         )
 
 
@@ -275,6 +280,16 @@ def _json(
         status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers]
     )
     return [data]
+
+
+def _token_matches(svc: Services, given: str, token: str) -> bool:
+    """The bearer token is TAISUN_ALERT_TOKEN; one from Secrets Manager is read again on a mismatch
+    (a rotation), at most once a minute (anyone can send a wrong one)."""
+    if hmac.compare_digest(given.encode(), token.encode()):
+        return True
+    if not given or not secrets.refresh(svc.settings, "taisun_alert_token", secrets.INBOUND_REFRESH_SECONDS):
+        return False
+    return hmac.compare_digest(given.encode(), svc.settings.taisun_alert_token.encode())
 
 
 def make_route(svc: Services) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
@@ -305,7 +320,7 @@ def make_route(svc: Services) -> Callable[[dict[str, Any], StartResponse], Itera
                 start_response, "503 Service Unavailable", {"error": "alert receiver not configured"}
             )
         scheme, _, given = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        if scheme.lower() != "bearer" or not _token_matches(svc, given.strip(), token):
             return refuse(start_response, "401 Unauthorized", "invalid or missing bearer token",
                           "bad token" if given else "no bearer token", environ, [("WWW-Authenticate", "Bearer")])  # fmt: skip
         try:
@@ -393,7 +408,7 @@ def _group_view(svc: Services, s: Session, group: AlertGroup) -> AlertGroupView:
         resolved=int(counts.get("resolved", 0)), severity=severity, summary=summary,
         instances=[_instance(a.labels) for a in firing], runbook_id=runbook_id if book else "",
         runbook_title=book.title_for(lang) if book else "", incident_ref=incident.ref if incident else "",
-        run_started=bool(group.run_id), generator_url=latest.generator_url if latest else "", since=since,
+        run_started=bool(group.run_id) or RUN_CLAIM.held(group.run_claimed_at), generator_url=latest.generator_url if latest else "", since=since,
     )  # fmt: skip
 
 
@@ -442,7 +457,7 @@ def _maybe_link_incident(svc: Services, group: AlertGroup, view: AlertGroupView)
         return
     with svc.sessions() as s:
         newest = s.scalars(
-            select(Incident).where(Incident.state == "open").order_by(Incident.number.desc())
+            select(Incident).where(Incident.state == IncidentState.OPEN).order_by(Incident.number.desc())
         ).first()
     if newest is None:
         return
@@ -508,7 +523,7 @@ def _record_on_incident(
             )  # fmt: skip
     except IntegrityError:
         return  # already on the timeline
-    svc.messages.mark(incidents.subject(group.incident_id))
+    svc.outbox.mark(incidents.subject(group.incident_id))
 
 
 def _make_syncer(svc: Services) -> Syncer:
@@ -544,7 +559,7 @@ def _make_syncer(svc: Services) -> Syncer:
 
     def store(key: str, slot: str, channel: str, ts: str) -> None:
         with svc.sessions.begin() as s:
-            values: dict[str, Any] = {"message_ts": ts}
+            values: dict[str, Any] = {"message_ts": ts, **MESSAGE_CLAIM.cleared()}
             if ts:
                 values["channel"] = channel
             s.execute(update(AlertGroup).where(AlertGroup.id == int(key.split(":", 1)[1])).values(**values))
@@ -552,7 +567,7 @@ def _make_syncer(svc: Services) -> Syncer:
     def thread(key: str) -> tuple[str, str] | None:
         with svc.sessions() as s:
             group = s.get(AlertGroup, int(key.split(":", 1)[1]))
-        if group is None or not posted(group.message_ts):
+        if group is None or not group.message_ts:
             return None
         return group.channel, group.message_ts
 
@@ -570,8 +585,8 @@ def _make_syncer(svc: Services) -> Syncer:
     return Syncer(
         prefix="alert",
         messages=messages,
-        claim=lambda key, slot: claim_column(
-            svc.sessions, AlertGroup.message_ts, AlertGroup.id == int(key.split(":", 1)[1])
+        claim=lambda key, slot: claim_message(
+            svc.sessions, AlertGroup.message_ts, MESSAGE_CLAIM, AlertGroup.id == int(key.split(":", 1)[1])
         ),
         store=store,
         thread=thread,
@@ -598,16 +613,29 @@ def start_runbook(svc: Services, group_id: int, user_id: str, user_name: str = "
         raise AlertError(key="alert.err.no_runbook", name=group.alertname)
     book = runbook_runs.find_runbook(runbook_id)
     env = environment_of(svc, latest.labels if latest else {}) or runbook_runs.default_environment(svc.config)
-    if not posted(group.message_ts):
+    if not group.message_ts:
         raise AlertError(key="alert.err.posting")
     with svc.sessions.begin() as s:
-        res = s.execute(
-            update(AlertGroup)
-            .where(AlertGroup.id == group_id, AlertGroup.run_id == "")
-            .values(run_id="starting")
-        )
-        if res.rowcount != 1:
+        if not RUN_CLAIM.take(s, and_(AlertGroup.id == group_id, AlertGroup.run_id == "")):
             raise AlertError(key="alert.err.running", name=group.alertname)
+        # A run of this episode with no run_id on the group was started by a replica that died
+        # before it could say so (its claim has just expired): it is this group's run, not a reason
+        # for a second one.
+        orphan = s.scalar(
+            select(RunbookRun.id)
+            .where(RunbookRun.alert_group_id == group_id, RunbookRun.created_at >= group.episode_started_at)
+            .order_by(RunbookRun.created_at.desc())
+            .limit(1)
+        )
+        if orphan:
+            s.execute(
+                update(AlertGroup)
+                .where(AlertGroup.id == group_id)
+                .values(run_id=orphan, **RUN_CLAIM.cleared())
+            )
+    if orphan:
+        svc.outbox.mark(subject(group_id))
+        raise AlertError(key="alert.err.running", name=group.alertname)
     try:
         run = runbook_runs.start_run(
             svc, book, env, user_id=user_id, user_name=user_name, channel=group.channel, thread_ts=group.message_ts,
@@ -617,13 +645,17 @@ def start_runbook(svc: Services, group_id: int, user_id: str, user_name: str = "
         with svc.sessions.begin() as s:
             s.execute(
                 update(AlertGroup)
-                .where(AlertGroup.id == group_id, AlertGroup.run_id == "starting")
-                .values(run_id="")
+                .where(
+                    AlertGroup.id == group_id, AlertGroup.run_id == "", AlertGroup.run_claimed_by == PROCESS
+                )
+                .values(RUN_CLAIM.cleared())
             )
         raise
     with svc.sessions.begin() as s:
-        s.execute(update(AlertGroup).where(AlertGroup.id == group_id).values(run_id=run.id))
-    svc.messages.mark(subject(group_id))
+        s.execute(
+            update(AlertGroup).where(AlertGroup.id == group_id).values(run_id=run.id, **RUN_CLAIM.cleared())
+        )
+    svc.outbox.mark(subject(group_id))
     return run
 
 
@@ -637,12 +669,12 @@ def sweep(svc: Services) -> None:
             s.scalars(select(AlertGroup.id).where(AlertGroup.version > AlertGroup.sent_version).limit(500))
         )
     if behind:
-        svc.messages.mark(*(subject(g) for g in behind))
+        svc.outbox.mark(*(subject(g) for g in behind))
 
 
 def install(svc: Services) -> None:
     """Installed by the composition root (bot.wiring): the webhook route and the alert-group sender."""
-    sync = svc.messages
+    sync = svc.outbox
     if "alert" not in sync.syncers:
         sync.register(_make_syncer(svc))
         svc.sweep_hooks.append(lambda: sweep(svc))

@@ -15,27 +15,34 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import functools
+import io
 import itertools
 import json
 import math
 import re
 import time
 import urllib.parse
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+from zipfile import BadZipFile, ZipFile
 
+import httpx
 import requests
 import yaml
 from github import Auth, Github, GithubException
 from urllib3.util.retry import Retry
 
+from bot.core.logs import register_secret
 from bot.core.mrkdwn import without_github_mentions
 
 __all__ = [
+    "Artifact",
     "Comparison",
+    "RunListing",
     "GitHubBackend",
     "GitHubError",
     "GitHubRateLimited",
@@ -43,6 +50,7 @@ __all__ = [
     "Tag",
     "WorkflowRun",
     "version_key",
+    "workflow_run_from_json",
 ]
 
 # A dispatched run is created by GitHub's clock; ours may be a little ahead.
@@ -111,6 +119,46 @@ class WorkflowRun:
     created_at: datetime  # aware, UTC
     head_branch: str
     display_title: str = ""  # the workflow's run-name (or its name)
+    run_number: int = 0
+    event: str = ""  # push, workflow_dispatch, ...
+    actor: str = ""  # the login of who triggered it (triggering_actor, else actor)
+    head_sha: str = ""
+    path: str = ""  # .github/workflows/cd.yml
+    workflow_id: int = 0
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """One page of a workflow's runs, newest first; `runs` is None when GitHub answered 304 Not
+    Modified to the ETag given (nothing changed, and the request cost no rate limit)."""
+
+    runs: list[WorkflowRun] | None
+    etag: str
+
+
+def workflow_run_from_json(data: Mapping[str, Any]) -> WorkflowRun:
+    """A run as GitHub's REST API and its `workflow_run` webhook payload both describe it."""
+    actor = data.get("triggering_actor") or data.get("actor") or {}
+    created = str(data.get("created_at") or "")
+    try:
+        when = _utc(datetime.fromisoformat(created.replace("Z", "+00:00"))) if created else datetime.now(UTC)
+    except ValueError:
+        when = datetime.now(UTC)
+    return WorkflowRun(
+        id=int(data.get("id") or 0),
+        status=str(data.get("status") or ""),
+        conclusion=str(data["conclusion"]) if data.get("conclusion") else None,
+        html_url=str(data.get("html_url") or ""),
+        created_at=when,
+        head_branch=str(data.get("head_branch") or ""),
+        display_title=str(data.get("display_title") or ""),
+        run_number=int(data.get("run_number") or 0),
+        event=str(data.get("event") or ""),
+        actor=str(actor.get("login") or "") if isinstance(actor, Mapping) else "",
+        head_sha=str(data.get("head_sha") or ""),
+        path=str(data.get("path") or ""),
+        workflow_id=int(data.get("workflow_id") or 0),
+    )
 
 
 _SEMVER = re.compile(
@@ -146,6 +194,47 @@ def _short_ref(ref: str) -> str:
     return ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """A workflow run's artifact (its zip is downloaded through archive_download_url)."""
+
+    id: int
+    name: str
+    size_in_bytes: int
+    expired: bool
+    archive_download_url: str
+
+
+class _CurrentToken(Auth.Token):
+    """The backend's token as it is now: a token re-read after a rotation is used from the next request."""
+
+    def __init__(self, backend: GitHubBackend) -> None:
+        self._backend = backend
+
+    @property
+    def token(self) -> str:
+        return self._backend._token
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _renews_token(method: _F) -> _F:
+    """Call again once, with a re-read token, when GitHub answered 401 and the token has changed since
+    (a rotation). A 401 means GitHub did nothing, so even a POST is safe to send again."""
+
+    @functools.wraps(method)
+    def wrapper(self: GitHubBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except GitHubError as e:
+            if e.status != 401 or not self._renew_token():
+                raise
+        return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class GitHubBackend:
     """What the deploy feature needs from GitHub, for one repository and workflow."""
 
@@ -160,14 +249,17 @@ class GitHubBackend:
         tag_pattern: str,
         timeout: float = 10.0,
         return_run_details: bool = False,
+        token_refresh: Callable[[], str] | None = None,
     ) -> None:
         """``return_run_details`` asks GitHub for the run id in the dispatch answer (github.com
-        supports it; older GitHub Enterprise Server may answer 422 to the unknown key)."""
+        supports it; older GitHub Enterprise Server may answer 422 to the unknown key).
+        ``token_refresh`` reads the token again (GITHUB_TOKEN_SECRET_ID) when GitHub answers 401."""
         try:
             self._tag_re = re.compile(tag_pattern)
         except re.error as exc:
             raise ValueError(f"github.tag_pattern {tag_pattern!r} is not a valid regex: {exc}") from exc
         self._token = token
+        self._token_refresh = token_refresh
         self._api_url = api_url.rstrip("/") or "https://api.github.com"
         self.repository = repository
         self.workflow = workflow
@@ -176,7 +268,7 @@ class GitHubBackend:
         self.return_run_details = return_run_details
         self._gh = Github(
             base_url=self._api_url,
-            auth=Auth.Token(token) if token else None,
+            auth=_CurrentToken(self) if token else None,
             # PyGithub only accepts an int timeout (seconds) for connect and read alike.
             timeout=max(1, math.ceil(timeout)),
             user_agent="taisun-chatops (PyGithub)",
@@ -199,6 +291,7 @@ class GitHubBackend:
 
     # ------------------------------------------------------------------ tags
 
+    @_renews_token
     def latest_tags(self, limit: int = 10) -> list[Tag]:
         """Tags matching tag_pattern, newest semantic version first."""
         with self._errors("listing tags"):
@@ -210,6 +303,7 @@ class GitHubBackend:
         found.sort(key=lambda t: version_key(t.name), reverse=True)
         return found[: max(0, limit)]
 
+    @_renews_token
     def resolve_tag(self, name: str) -> str | None:
         """The commit sha a tag points to, or None when there is no such tag."""
         if not name:
@@ -237,6 +331,7 @@ class GitHubBackend:
 
     # ------------------------------------------------------------------ compare
 
+    @_renews_token
     def compare(self, base: str, head: str) -> Comparison:
         """Commits in head but not in base: how many, the newest titles, and the GitHub page."""
         url = f"{self._repo.url}/compare/{urllib.parse.quote(base)}...{urllib.parse.quote(head)}"
@@ -263,6 +358,7 @@ class GitHubBackend:
 
     # ------------------------------------------------------------------ workflow runs
 
+    @_renews_token
     def dispatch(self, inputs: Mapping[str, str]) -> int | None:
         """Start the workflow on ``ref`` with these inputs. Sent once; never retried.
 
@@ -284,6 +380,7 @@ class GitHubBackend:
         run_id = data.get("workflow_run_id") if isinstance(data, dict) else None
         return int(run_id) if isinstance(run_id, int) else None
 
+    @_renews_token
     def find_run(
         self,
         dispatched_after: datetime,
@@ -318,6 +415,32 @@ class GitHubBackend:
                 return found
         return None
 
+    @_renews_token
+    def list_runs(
+        self, *, branch: str = "", event: str = "", per_page: int = 30, page: int = 1, etag: str = ""
+    ) -> RunListing:
+        """One page of the workflow's runs, newest first, as a conditional request: with the `etag` of
+        the last answer GitHub says 304 when nothing changed, which costs no rate limit."""
+        params: dict[str, Any] = {"per_page": max(1, min(PER_PAGE, per_page)), "page": max(1, page)}
+        if branch:
+            params["branch"] = branch
+        if event:
+            params["event"] = event
+        headers = {"If-None-Match": etag} if etag else None
+        with self._errors(
+            f"listing runs of {self.workflow}",
+            not_found=f"workflow {self.workflow} not found in {self.repository}, or the token cannot see it",
+        ):
+            answer, data = self._gh.requester.requestJsonAndCheck(
+                "GET", f"{self._workflow_url()}/runs", parameters=params, headers=headers
+            )
+        new_etag = str(answer.get("etag") or "")
+        if data is None:  # 304 Not Modified: an empty body
+            return RunListing(None, new_etag or etag)
+        runs = data.get("workflow_runs") if isinstance(data, dict) else None
+        return RunListing([workflow_run_from_json(r) for r in runs or [] if isinstance(r, dict)], new_etag)
+
+    @_renews_token
     def get_run(self, run_id: int) -> WorkflowRun:
         """The run's current state (one GET)."""
         with self._errors(
@@ -327,11 +450,17 @@ class GitHubBackend:
 
     # ------------------------------------------------------------------ deployments
 
-    def create_deployment(self, ref: str, environment: str, description: str) -> int:
-        """Record a GitHub Deployment of ``ref`` to ``environment``; returns its id."""
+    @_renews_token
+    def create_deployment(
+        self, ref: str, environment: str, description: str, payload: dict[str, Any] | None = None
+    ) -> int:
+        """Record a GitHub Deployment of ``ref`` to ``environment``; returns its id. ``payload`` is
+        kept with it (the bot marks its own, so their webhooks are not taken for someone else's)."""
+        extra: dict[str, Any] = {"payload": payload} if payload else {}
         with self._errors(f"creating a deployment of {ref} to {environment}"):
             deployment = self._repo.create_deployment(
                 ref,
+                **extra,
                 environment=environment,
                 # GitHub's limit; people's words in it never @-mention a GitHub user or team.
                 description=without_github_mentions(description)[:140],
@@ -342,6 +471,7 @@ class GitHubBackend:
             )
             return int(deployment.id)
 
+    @_renews_token
     def set_deployment_status(
         self, deployment_id: int, state: str, environment_url: str = "", log_url: str = ""
     ) -> None:
@@ -362,8 +492,22 @@ class GitHubBackend:
         ):
             self._gh.requester.requestJsonAndCheck("POST", url, input=body)
 
+    @_renews_token
+    def deployment_state(self, deployment_id: int) -> str | None:
+        """The newest status of a deployment (success, failure, in_progress, ...), None when it has none."""
+        url = f"{self._repo.url}/deployments/{int(deployment_id)}/statuses"
+        with self._errors(
+            f"reading deployment {deployment_id}",
+            not_found=f"deployment {deployment_id} does not exist in {self.repository}",
+        ):
+            _, data = self._gh.requester.requestJsonAndCheck("GET", url, parameters={"per_page": 1})
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            return str(data[0].get("state") or "") or None
+        return None
+
     # ------------------------------------------------------------------ issues
 
+    @_renews_token
     def create_issue(self, title: str, body: str, labels: Collection[str] = ()) -> str:
         """Open an issue (incident follow-ups); returns its html_url. Sent once, never retried.
 
@@ -376,7 +520,9 @@ class GitHubBackend:
         }
         if labels:
             payload["labels"] = list(labels)
-        with self._errors(f"creating an issue in {self.repository}"):
+        with self._errors(
+            f"creating an issue in {self.repository}", need="the Issues: write permission (issues:write)"
+        ):
             _, data = self._gh.requester.requestJsonAndCheck(
                 "POST", f"{self._repo.url}/issues", input=payload
             )
@@ -384,6 +530,7 @@ class GitHubBackend:
 
     # ------------------------------------------------------------------ check
 
+    @_renews_token
     def check(self, inputs: Collection[str] = ()) -> str:
         """Connectivity check for ``taisun check``: the repository and the workflow are reachable.
 
@@ -427,6 +574,166 @@ class GitHubBackend:
             )
         return f"{summary}, inputs {', '.join(sorted(inputs))} declared"
 
+    # ------------------------------------------------------------------ security operations (#18)
+
+    @_renews_token
+    def list_artifacts(self, run_id: int) -> list[Artifact]:
+        """The artifacts a workflow run uploaded (needs Actions: read)."""
+        url = f"{self._repo.url}/actions/runs/{int(run_id)}/artifacts"
+        found: list[Artifact] = []
+        with self._errors(
+            f"listing the artifacts of run {run_id}",
+            not_found=f"run {run_id} does not exist in {self.repository}, or the token cannot see it",
+            need="the Actions: read permission (actions:read) to read workflow runs and their artifacts",
+        ):
+            for page in range(1, 11):
+                data = self._get_json(url, {"per_page": PER_PAGE, "page": page})
+                items = data.get("artifacts") or []
+                for a in items:
+                    found.append(
+                        Artifact(
+                            id=int(a["id"]), name=str(a.get("name") or ""), size_in_bytes=int(a.get("size_in_bytes") or 0),
+                            expired=bool(a.get("expired")), archive_download_url=str(a.get("archive_download_url") or ""),
+                        )
+                    )  # fmt: skip
+                if len(items) < PER_PAGE:
+                    break
+        return found
+
+    @_renews_token
+    def read_artifact_file(self, artifact: Artifact, file_name: str, *, max_bytes: int = 50 * 2**20) -> bytes:
+        """One file of an artifact's zip. GitHub answers the download with a 302 to short-lived storage
+        elsewhere; the token is sent to GitHub only, never to where it redirects."""
+        if artifact.expired:
+            raise GitHubError(
+                f"artifact {artifact.name} has expired (GitHub keeps artifacts for a limited time)"
+            )
+        if artifact.size_in_bytes > max_bytes:
+            raise GitHubError(f"artifact {artifact.name} is {artifact.size_in_bytes} bytes, over {max_bytes}")
+        action = f"downloading artifact {artifact.name}"
+        headers = {"Accept": "application/vnd.github+json", "User-Agent": "taisun-chatops"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            # httpx drops the Authorization header when a redirect leaves GitHub's origin.
+            with (
+                httpx.Client(timeout=self.timeout, follow_redirects=True, max_redirects=3) as http,
+                http.stream("GET", artifact.archive_download_url, headers=headers) as resp,
+            ):
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise self._http_error(resp, action)
+                chunks, size = [], 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise GitHubError(f"artifact {artifact.name} is larger than {max_bytes} bytes")
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise GitHubUnavailable(
+                self._scrub(f"could not download artifact {artifact.name}: {type(exc).__name__}")
+            ) from exc
+        try:
+            with ZipFile(io.BytesIO(b"".join(chunks))) as zf:
+                names = zf.namelist()
+                member = next((n for n in names if n == file_name or n.rsplit("/", 1)[-1] == file_name), None)
+                if member is None:
+                    listed = ", ".join(names[:10]) or "nothing"
+                    raise GitHubError(f"artifact {artifact.name} has no {file_name} (it holds {listed})")
+                if zf.getinfo(member).file_size > max_bytes:  # a zip bomb stays a zip
+                    raise GitHubError(
+                        f"{file_name} in artifact {artifact.name} is larger than {max_bytes} bytes"
+                    )
+                return zf.read(member)
+        except BadZipFile:
+            raise GitHubError(f"artifact {artifact.name} is not a zip archive") from None
+
+    def _http_error(self, resp: httpx.Response, action: str) -> GitHubError:
+        try:
+            detail = str((resp.json() or {}).get("message") or "")[:300]
+        except ValueError:
+            detail = ""
+        status = resp.status_code
+        if status == 401:
+            return GitHubError(
+                f"GitHub rejected GITHUB_TOKEN (401 {detail or 'Bad credentials'}): check the token", 401
+            )
+        if status == 403:
+            return GitHubError(
+                self._scrub(
+                    f"GitHub refused {action} (403 {detail or 'Forbidden'}): the token needs the Actions: read "
+                    "permission (actions:read)"
+                ),
+                403,
+            )
+        if status == 410:
+            return GitHubError(f"GitHub answered 410 to {action}: the artifact has expired", 410)
+        if status >= 500:
+            return GitHubUnavailable(f"GitHub answered {status} to {action}", status)
+        return GitHubError(
+            self._scrub(f"GitHub answered {status} to {action}: {detail or 'no details'}"), status
+        )
+
+    @_renews_token
+    def issues_with_label(self, label: str, *, max_pages: int = 10) -> list[dict[str, Any]]:
+        """Issues (open and closed) carrying `label`, newest first: number, html_url, title, body."""
+        url = f"{self._repo.url}/issues"
+        out: list[dict[str, Any]] = []
+        with self._errors(
+            f"listing issues labelled {label} in {self.repository}",
+            need="the Issues: read permission (issues:read)",
+        ):
+            for page in range(1, max_pages + 1):
+                _, data = self._gh.requester.requestJsonAndCheck(
+                    "GET",
+                    url,
+                    parameters={"labels": label, "state": "all", "per_page": PER_PAGE, "page": page},
+                )
+                items = data if isinstance(data, list) else []
+                out += [
+                    {k: i.get(k) for k in ("number", "html_url", "title", "body")}
+                    for i in items
+                    if isinstance(i, dict) and "pull_request" not in i
+                ]
+                if len(items) < PER_PAGE:
+                    break
+        return out
+
+    @_renews_token
+    def repository_secrets(self) -> dict[str, datetime]:
+        """The repository's Actions secrets by name, with when each was last updated (never a value;
+        needs the Secrets: read permission, or the repo scope of a classic token)."""
+        url = f"{self._repo.url}/actions/secrets"
+        out: dict[str, datetime] = {}
+        with self._errors(
+            f"listing the Actions secrets of {self.repository}",
+            need="the Secrets: read repository permission (a classic token: the repo scope)",
+        ):
+            for page in range(1, 11):
+                data = self._get_json(url, {"per_page": PER_PAGE, "page": page})
+                items = data.get("secrets") or []
+                for item in items:
+                    when = str(item.get("updated_at") or item.get("created_at") or "")
+                    if item.get("name") and when:
+                        out[str(item["name"])] = _utc(datetime.fromisoformat(when.replace("Z", "+00:00")))
+                if len(items) < PER_PAGE:
+                    break
+        return out
+
+    def _renew_token(self) -> bool:
+        """Read the token again (a rotation); True when it changed, so the failed call is worth one more try."""
+        if self._token_refresh is None:
+            return False
+        try:
+            fresh = self._token_refresh()
+        except Exception:
+            return False
+        if not fresh or fresh == self._token:
+            return False
+        register_secret(fresh)
+        self._token = fresh
+        return True
+
     # ------------------------------------------------------------------ internals
 
     def _workflow_url(self) -> str:
@@ -438,6 +745,8 @@ class GitHubBackend:
 
     @staticmethod
     def _run(run: Any) -> WorkflowRun:
+        # Attributes, not raw_data: reading raw_data of a listed run fetches it again.
+        actor = run.triggering_actor or run.actor
         return WorkflowRun(
             id=int(run.id),
             status=str(run.status),
@@ -446,6 +755,12 @@ class GitHubBackend:
             created_at=_utc(run.created_at),
             head_branch=str(run.head_branch or ""),
             display_title=str(run.display_title or ""),
+            run_number=int(run.run_number or 0),
+            event=str(run.event or ""),
+            actor=str(actor.login or "") if actor is not None else "",
+            head_sha=str(run.head_sha or ""),
+            path=str(run.path or ""),
+            workflow_id=int(run.workflow_id or 0),
         )
 
     def _declared_inputs(self, path: str) -> tuple[list[str], set[str]] | None:
@@ -483,14 +798,16 @@ class GitHubBackend:
         return [str(k) for k in inputs], required
 
     @contextmanager
-    def _errors(self, action: str, *, not_found: str = "", dispatch: bool = False) -> Iterator[None]:
+    def _errors(
+        self, action: str, *, not_found: str = "", dispatch: bool = False, need: str = ""
+    ) -> Iterator[None]:
         """Turn PyGithub and requests exceptions into GitHubError with a message for the user."""
         try:
             yield
         except GitHubError:
             raise
         except GithubException as exc:
-            raise self._translate(exc, action, not_found=not_found, dispatch=dispatch) from exc
+            raise self._translate(exc, action, not_found=not_found, dispatch=dispatch, need=need) from exc
         except requests.exceptions.RequestException as exc:
             what = " (the run may have started anyway: check before dispatching again)" if dispatch else ""
             # Retried GETs that time out surface as ConnectionError("... Read timed out").
@@ -509,7 +826,9 @@ class GitHubBackend:
                 raise
             raise GitHubError(self._scrub(f"GITHUB_API_URL looks wrong ({self._api_url}): {exc}")) from exc
 
-    def _translate(self, exc: GithubException, action: str, *, not_found: str, dispatch: bool) -> GitHubError:
+    def _translate(
+        self, exc: GithubException, action: str, *, not_found: str, dispatch: bool, need: str = ""
+    ) -> GitHubError:
         status = int(exc.status) if exc.status is not None else None
         data = exc.data if isinstance(exc.data, dict) else {}
         headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
@@ -545,7 +864,7 @@ class GitHubBackend:
                 f"GitHub rejected GITHUB_TOKEN (401 {detail or 'Bad credentials'}): check the token", status
             )
         if status == 403:
-            need = (
+            need = need or (
                 "actions:write"
                 if dispatch
                 else "read access to the repository (contents:read, actions:read; deployments:write to record deployments)"

@@ -74,6 +74,73 @@ def check(url: str, *, timeout: float = 3.0, client: httpx.Client | None = None)
     return _report(url, healthy, health, version, int((time.monotonic() - start) * 1000))
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One smoke check: GET <url><path>, compared with the status and JSON it should answer."""
+
+    url: str
+    ok: bool
+    status: int | None  # None: could not reach it
+    said: Msg  # what was found, for people (in their language) and the audit log (English)
+
+    def text(self, lang: str) -> Mrkdwn:
+        return render(self.said, lang)
+
+    @property
+    def record(self) -> str:
+        return render_plain(self.said, "en")
+
+
+def _subset_mismatch(expected: object, actual: object, where: str = "") -> str | None:
+    """The first key path where `actual` does not contain `expected`, or None when it does."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return where or "."
+        for key, value in expected.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key not in actual:
+                return path
+            found = _subset_mismatch(value, actual[key], path)
+            if found is not None:
+                return found
+        return None
+    return None if expected == actual else (where or ".")
+
+
+def probe(
+    base_url: str,
+    path: str,
+    *,
+    status: int = 200,
+    json_subset: dict[str, object] | None = None,
+    timeout: float = 10.0,
+    client: httpx.Client | None = None,
+) -> Probe:
+    """GET base_url + path; ok when the status is `status` and the JSON answer contains `json_subset`."""
+    url = f"{base_url}{path}"
+    if not base_url:
+        return Probe(url, False, None, msg("health.no_url"))
+    client = client or _shared_client()
+    try:
+        resp = client.get(url, timeout=timeout)
+    except httpx.HTTPError as e:
+        return Probe(url, False, None, msg("smoke.check.unreachable", path=path, why=_reason(e)))
+    if resp.status_code != status:
+        return Probe(
+            url, False, resp.status_code,
+            msg("smoke.check.status", path=path, status=resp.status_code, expected=status),
+        )  # fmt: skip
+    if json_subset:
+        try:
+            data = resp.json()
+        except ValueError:
+            return Probe(url, False, resp.status_code, msg("smoke.check.not_json", path=path))
+        where = _subset_mismatch(json_subset, data)
+        if where is not None:
+            return Probe(url, False, resp.status_code, msg("smoke.check.json", path=path, field=where))
+    return Probe(url, True, resp.status_code, msg("smoke.check.ok", path=path, status=resp.status_code))
+
+
 _client: httpx.Client | None = None
 _client_lock = threading.Lock()
 

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from bot.core.i18n import Msg, msg, render_plain
 from bot.core.logs import redact, redact_obj, register_secret
 from bot.core.mrkdwn import Mrkdwn, to_plain
+from bot.core.replies import Refusal
 from bot.core.store.models import AuditEvent, AuditHead
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ EXPORT_FIELDS = (
 KEY_MIN_CHARS = 32
 
 
-class AuditWriteFailed(Exception):
+class AuditWriteFailed(Refusal):
     """The audit row could not be written, so the operation must not run.
 
     Raised with `key=`, it is shown in each reader's language (bot.core.i18n.user_message).

@@ -50,6 +50,13 @@ class Action:
     STEP_PARAMS_MODAL = "taisun.step.params_modal"
     STEP_VERSION = "taisun.step.version"
     ALERT_START_RUNBOOK = "taisun.alert.start_runbook"
+    # Security operations (#18): a due task, its Done form, the access review (bot/security/messages.py).
+    SECURITY_DONE = "taisun.security.done"
+    SECURITY_SNOOZE = "taisun.security.snooze"
+    SECURITY_DONE_MODAL = "taisun.security.done_modal"
+    SECURITY_NOTE = "taisun.security.note"
+    SECURITY_REVIEW_KEEP = "taisun.security.review_keep"
+    SECURITY_REVIEW_REMOVE = "taisun.security.review_remove"
 
 
 STEP_ICON = {"running": "⏳", "done": "✅", "failed": "❌", "info": "•", "skipped": "⏭️"}

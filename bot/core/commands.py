@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.core.config import Config, Environment
 from bot.core.i18n import Msg, msg, t
+from bot.core.replies import Refusal
 
 MAX_TEXT = 2000
 
@@ -37,7 +38,7 @@ class Spec:
     raw: bool = False  # the words keep their quotes (a LogQL query's own)
 
 
-class UsageError(Exception):
+class UsageError(Refusal):
     """The text could not be understood; the message says what was wrong and what to type.
 
     Raised with `key=` and named fields, it is shown in the reader's language; `guess` becomes
@@ -303,6 +304,33 @@ OBSERVE = (
          "viewer", parse=_parse_trace, rank=23),
 )  # fmt: skip
 # --- end of observability (#16) ---
+# --- security operations (#18) ---
+_SECURITY_ACTIONS = ("list", "done", "snooze", "scan", "review", "secrets")
+
+
+def _parse_security(tokens: list[str], config: Config, usage: str) -> Command:
+    action = (tokens.pop(0) if tokens else "list").lower()
+    if action in ("list", "scan", "review", "secrets"):
+        no_more(tokens, usage)
+        return Command("security", {"action": action})
+    if action in ("done", "snooze"):
+        known = [task.id for task in config.security.all_tasks()]
+        task = tokens.pop(0).lower() if tokens else ""
+        if task not in known:
+            raise UsageError(
+                key="security.usage.task", task=task, tasks=", ".join(known), guess=closest(task, known) or ""
+            )
+        if action == "done":
+            return Command(
+                "security", {"action": "done", "task": task, "note": " ".join(tokens).strip()[:500]}
+            )
+        hours = tokens.pop(0) if tokens else ""
+        no_more(tokens, usage)
+        if hours and not (hours.isdigit() and 1 <= int(hours) <= 24 * 30):
+            raise UsageError(key="security.usage.hours", hours=hours)
+        return Command("security", {"action": "snooze", "task": task, "hours": int(hours) if hours else None})
+    guess = closest(action, list(_SECURITY_ACTIONS)) if action else None
+    raise UsageError(key="security.usage.action", action=action, usage=usage, guess=guess or "")
 
 
 # The subcommands that are no operation; each operation's own comes with it (bot.core.ops.register).
@@ -335,5 +363,8 @@ for _spec in (
     Spec("runbook", "runbook list | run <name> [env] [--drill]", "Guided runbooks", "ランブックを実行", "responder",
          parse=_parse_runbook, rank=120),
     *OBSERVE,
+    Spec("security", "security [list] | done <task> [note or link] | snooze <task> [hours] | scan | review | secrets",
+         "Security tasks: the cadence, the scan, access review, secret ages", "定期セキュリティタスク（スキャン・アクセス権レビュー・シークレット）",
+         parse=_parse_security, rank=130),
 ):  # fmt: skip
     register_command(_spec)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import base64
+import fnmatch
 import os
 import re
 from datetime import datetime, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES = ("operator", "approver", "responder", "break_glass", "admin", "viewer")
@@ -72,6 +81,12 @@ class Settings(BaseSettings):
     taisun_alert_token: str = Field(
         "", description="Bearer token Alertmanager must send to POST /alerts/alertmanager."
     )
+    github_webhook_secret: str = Field(
+        "",
+        description="The secret of the repository's webhook: POST /github/webhook accepts only deliveries "
+        "signed with it (X-Hub-Signature-256). Empty: the webhook answers 503 and only the poller "
+        "(github.poll_seconds) sees deploys started outside the bot.",
+    )
     port: int = Field(
         3000,
         description="HTTP port for /slack/events, /health, /metrics and /alerts (Socket Mode serves all but the first).",
@@ -80,7 +95,16 @@ class Settings(BaseSettings):
         "INFO", description="Log level; logs are JSON, one object a line, secrets redacted."
     )
     taisun_workers: int = Field(
-        4, description="Worker threads that run jobs (deploys, restarts...) in this process."
+        4,
+        description="Worker threads that run jobs (deploys, restarts...) in this process: `taisun serve` "
+        "(TAISUN_JOBS=embedded) or `taisun worker`.",
+    )
+    taisun_jobs: Literal["embedded", "worker"] = Field(
+        "embedded",
+        description="Where jobs run: `embedded`, in `taisun serve` itself; `worker`, in `taisun worker` processes "
+        "(`taisun serve` then acks, renders and reads, and runs no job). With `worker`, serve wakes the workers "
+        "through PostgreSQL's NOTIFY when the database is PostgreSQL, else through Redis (REDIS_URL) when set; "
+        "a worker also polls every second.",
     )
     taisun_listener_threads: int = Field(
         16, description="Threads Bolt uses for listeners, so acks never queue behind slow work."
@@ -96,6 +120,35 @@ class Settings(BaseSettings):
         30.0,
         description="A worker holds a job this long between heartbeats; a dead worker's job is taken over after it.",
     )
+
+    # --- security operations (#18): the bot's own secrets from AWS Secrets Manager ---
+    slack_bot_token_secret_id: str = Field(
+        "",
+        description="AWS Secrets Manager secret (name or ARN; `NAME#KEY` for one key of a JSON secret) holding "
+        "SLACK_BOT_TOKEN, read at start instead of the variable and read again when Slack rejects the token "
+        "(a rotation). Needs secretsmanager:GetSecretValue.",
+    )
+    slack_signing_secret_secret_id: str = Field(
+        "",
+        description="As SLACK_BOT_TOKEN_SECRET_ID, for SLACK_SIGNING_SECRET (read again, at most once a minute, "
+        "when a request's signature does not match).",
+    )
+    github_token_secret_id: str = Field(
+        "",
+        description="As SLACK_BOT_TOKEN_SECRET_ID, for GITHUB_TOKEN (read again when GitHub answers 401).",
+    )
+    taisun_alert_token_secret_id: str = Field(
+        "",
+        description="As SLACK_BOT_TOKEN_SECRET_ID, for TAISUN_ALERT_TOKEN (read again, at most once a minute, "
+        "when Alertmanager's bearer token does not match).",
+    )
+
+    # The *_SECRET_ID secrets once read (bot.core.secrets.BotSecrets); None until load_secrets().
+    _bot_secrets: Any = PrivateAttr(default=None)
+
+    @property
+    def bot_secrets(self) -> Any:
+        return self._bot_secrets
 
     @field_validator("slack_api_url")
     @classmethod
@@ -205,6 +258,52 @@ class GithubConfig(Strict):
         "",
         description='When cd.yml sets run-name from an input: text every run title contains (e.g. "{job_id}"), so concurrent deploys never mix up runs.',
     )
+    users: dict[str, str] = Field(
+        default_factory=dict,
+        description="GitHub login → Slack user ID: a deploy someone started on GitHub (a push, a tag, "
+        "`gh workflow run`) is shown and audited as theirs. Logins not listed are shown as @login.",
+    )
+    poll_seconds: float = Field(
+        0,
+        ge=0,
+        description="Look for deploy workflow runs started outside the bot this often (one conditional "
+        "request per environment; an unchanged answer costs no rate limit), for a bot GitHub cannot "
+        "reach with webhooks. 0: webhooks only. Checked at most every 15 s.",
+    )
+    run_name_pattern: str = Field(
+        "",
+        description="A regular expression with a named group `environment` (and optionally `version`) "
+        "matched against a run's title: how a run started with `gh workflow run` names its environment "
+        "when cd.yml sets `run-name:` from its inputs. Empty: such runs are attributed only through "
+        "GitHub deployments.",
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, v: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for login, user in v.items():
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
+                raise ValueError(f"{login}: {user!r} is not a Slack user ID (U0123ABCD)")
+            out[login.lower()] = user
+        return out
+
+    @field_validator("run_name_pattern")
+    @classmethod
+    def _run_name(cls, v: str) -> str:
+        if not v:
+            return v
+        try:
+            pattern = re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from e
+        if "environment" not in pattern.groupindex:
+            raise ValueError("needs a named group (?P<environment>...)")
+        return v
+
+    def slack_user(self, login: str) -> str:
+        """The Slack user a GitHub login maps to, or ""."""
+        return self.users.get((login or "").lower(), "")
 
     @field_validator("repository")
     @classmethod
@@ -617,6 +716,67 @@ class ObservabilityConfig(Strict):
 # --- end of observability (#16) ---
 
 
+class DeployTriggers(Strict):
+    branches: list[str] = Field(
+        default_factory=list,
+        description="A push to one of these branches (globs allowed) runs the deploy workflow for this "
+        "environment (the guide: develop → staging).",
+    )
+    tags: bool = Field(
+        False,
+        description="A pushed release tag (github.tag_pattern) runs the deploy workflow for this environment "
+        "(the guide: `git push origin v1.2.3` → production).",
+    )
+
+    def matches_branch(self, branch: str) -> bool:
+        return any(fnmatch.fnmatchcase(branch, pattern) for pattern in self.branches)
+
+
+class SmokeCheck(Strict):
+    path: str = Field(description="Path under the environment's url, e.g. /api/ping.")
+    status: int = Field(200, ge=100, le=599, description="The HTTP status the check expects.")
+    json_subset: dict[str, Any] | None = Field(
+        None,
+        description="Keys and values the JSON answer must contain (nested mappings compared the same way).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} should start with /")
+        return v
+
+
+class SmokeConfig(Strict):
+    workflow: str = Field(
+        "",
+        description="A GitHub Actions workflow dispatched after verification (the guide's "
+        "`npm run test:smoke -- --env=production`), e.g. smoke.yml; its conclusion is the smoke test's.",
+    )
+    ref: str = Field("", description="Ref the smoke workflow is dispatched on; empty: github.ref.")
+    inputs: dict[str, str] = Field(
+        default_factory=lambda: {"environment": "{environment}"},
+        description="Inputs sent with the smoke dispatch (only what the workflow declares); values may use "
+        "{environment} {version} {job_id}.",
+    )
+    timeout_minutes: float = Field(
+        15, gt=0, description="How long the smoke workflow may take before the smoke test counts as failed."
+    )
+    checks: list[SmokeCheck] = Field(
+        default_factory=list,
+        description="Instead of a workflow: HTTP GETs against the environment, each with the status and "
+        "JSON it must answer.",
+    )
+    timeout_seconds: float = Field(10, gt=0, description="Timeout of each HTTP check.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SmokeConfig:
+        if bool(self.workflow) == bool(self.checks):
+            raise ValueError("give either workflow (a smoke workflow to dispatch) or checks (HTTP checks)")
+        return self
+
+
 class Environment(Strict):
     name: str = Field("", description="Filled in from the key under environments; leave it out.")
     aliases: list[str] = Field(
@@ -634,7 +794,18 @@ class Environment(Strict):
         None, description="Overrides defaults.approval_expiry_minutes here."
     )
     auto_rollback: bool = Field(
-        False, description="Roll back automatically when post-deploy verification fails."
+        False,
+        description="Roll back automatically when post-deploy verification or the smoke test fails.",
+    )
+    triggers: DeployTriggers = Field(
+        default_factory=DeployTriggers,
+        description="What starts the deploy workflow for this environment outside the bot, so those runs "
+        "join its deploy timeline (seen by POST /github/webhook or the poller).",
+    )
+    smoke: SmokeConfig | None = Field(
+        None,
+        description="A smoke test after /health and /version are verified; a failure fails the deploy "
+        "(and rolls back where auto_rollback is true). Absent: none.",
     )
     services: list[str] = Field(
         default_factory=list, description="Services `restart` may restart; the first is the default."
@@ -681,6 +852,88 @@ class Environment(Strict):
         return v.rstrip("/")
 
 
+class PgBackRestConfig(Strict):
+    """pgBackRest (physical backups with WAL archiving): the bot runs it, the server side is documented
+    in docs/backups.md. An empty stanza turns pgBackRest off: `backup run` is the pg_dump copy alone."""
+
+    stanza: str = Field("", description="pgBackRest stanza of the database; empty: pgBackRest is not used.")
+    command: list[str] = Field(
+        default_factory=lambda: ["pgbackrest"], description="The pgbackrest program (argument list)."
+    )
+    run_as: list[str] = Field(
+        default_factory=list,
+        description="Argument list put before pgbackrest and pg_ctl so they run as the cluster's OS user, "
+        'e.g. ["sudo", "-n", "-u", "postgres"]; empty: as the bot\'s own user.',
+    )
+    config_path: str = Field(
+        "", description="pgbackrest.conf to use (--config); empty: pgBackRest's default."
+    )
+    repos: list[int] = Field(
+        default_factory=lambda: [1],
+        description="Repositories each backup is taken to, in order (repo1 posix, repo2 S3, ...).",
+    )
+    timeout_seconds: float = Field(21600.0, gt=0, description="Seconds one pgbackrest backup may run.")
+
+
+class DrillConfig(Strict):
+    """Restore drills: the newest backup (or a point in time) restored into a scratch instance."""
+
+    pg_bin: str = Field(
+        "/usr/lib/postgresql/15/bin", description="Directory of the PostgreSQL server programs (pg_ctl)."
+    )
+    scratch_dir: str = Field(
+        "/var/lib/taisun/drill",
+        description="Parent directory of the scratch data directories (never the live data directory).",
+    )
+    port: int = Field(55439, gt=0, lt=65536, description="Port the scratch instance listens on (127.0.0.1).")
+    database: str = Field(
+        "", description="Database the integrity check connects to; empty: the one backup.dsn_env names."
+    )
+    timeout_seconds: float = Field(
+        3600.0, gt=0, description="Seconds the scratch instance may take to replay WAL and open."
+    )
+
+
+class BackupSchedule(Strict):
+    """The guide's timers, run by the bot itself: each slot exactly once across replicas and restarts."""
+
+    enabled: bool = Field(True, description="Run the schedule (only while backup.pgbackrest.stanza is set).")
+    full_at: str = Field(
+        "02:00", description="Daily full backup, HH:MM in `timezone` (the guide's 02:00 JST)."
+    )
+    incremental_minutes: int = Field(
+        60, ge=0, description="An incremental backup every this many minutes (0: none)."
+    )
+    drill_at: str = Field(
+        "sun 04:00", description="Weekly restore drill, `<day> HH:MM` in `timezone`; empty: no drill."
+    )
+    timezone: str = Field("Asia/Tokyo", description="Timezone of full_at and drill_at.")
+
+    @field_validator("full_at")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError(f"{v!r}: expected HH:MM, e.g. 02:00")
+        return v
+
+    @field_validator("drill_at")
+    @classmethod
+    def _day_hhmm(cls, v: str) -> str:
+        m = re.fullmatch(r"(\w{3}) ([01]\d|2[0-3]):([0-5]\d)", v.strip().lower())
+        if v and (m is None or m[1] not in DAYS):
+            raise ValueError(f"{v!r}: expected `<day> HH:MM`, e.g. sun 04:00 (days: {', '.join(DAYS)})")
+        return v.strip().lower()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Asia/Tokyo)") from e
+        return v
+
+
 class BackupConfig(Strict):
     bucket: str = Field("taisun-backups", description="S3 bucket backups are written to.")
     prefix: str = Field("db/", description="Key prefix; keys look like db/backup_20261128_020000.sql.gz.")
@@ -710,6 +963,22 @@ class BackupConfig(Strict):
         "psql", description="psql program; a versioned path when the server is newer than the default client."
     )
     verify_timeout_seconds: float = Field(600.0, gt=0, description="Seconds verify_command may run.")
+    # --- RPO/RTO (#17) ---
+    rpo_minutes: int = Field(
+        60, gt=0, description="Recovery point objective: the most data the team may lose."
+    )
+    rto_minutes: int = Field(
+        240, gt=0, description="Recovery time objective: a restore drill must finish within it."
+    )
+    pgbackrest: PgBackRestConfig = Field(
+        default_factory=PgBackRestConfig, description="Full, differential and incremental backups with WAL."
+    )
+    drill: DrillConfig = Field(
+        default_factory=DrillConfig, description="Restore drills into a scratch instance."
+    )
+    schedule: BackupSchedule = Field(
+        default_factory=BackupSchedule, description="Daily full, hourly incremental, weekly drill."
+    )
 
 
 class Nudges(Strict):
@@ -777,6 +1046,235 @@ class AuditConfig(Strict):
     )
 
 
+# --- security operations (#18) -----------------------------------------------------------------------
+
+CADENCES = ("weekly", "monthly", "quarterly", "yearly")
+# When a task left undone counts as overdue, by cadence (security.tasks[].overdue_after_days).
+OVERDUE_AFTER_DAYS = {"weekly": 2.0, "monthly": 7.0, "quarterly": 14.0, "yearly": 30.0}
+
+
+class SecurityTask(Strict):
+    id: str = Field(
+        description="The task's key (a-z, 0-9, _ and -): the guide's four are dependency_scan, secret_rotation, "
+        "access_review and penetration_test; an entry with one of their ids changes only the keys it sets."
+    )
+    title: str = Field(
+        "", description="Name shown in Slack; empty: the guide's name for its four tasks, else the id."
+    )
+    kind: Literal["dependency_scan", "secret_rotation", "access_review", "manual"] = Field(
+        "manual",
+        description="What the bot does when it is due: dependency_scan dispatches the scan workflow and posts its "
+        "report; secret_rotation posts the watched secrets' ages; access_review starts a review; manual posts it.",
+    )
+    mode: Literal["automatic", "manual", "external"] = Field(
+        "manual",
+        description="Who carries it out (the guide's 担当): automatic (the bot), manual (the owners), external "
+        "(a vendor the owners engage).",
+    )
+    cadence: Literal["weekly", "monthly", "quarterly", "yearly"] = Field(
+        "monthly", description="How often it is due (required for a task of your own)."
+    )
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(
+        "mon", description="weekly: the day it is due."
+    )
+    day: int = Field(
+        1,
+        ge=1,
+        le=31,
+        description="monthly, quarterly, yearly: the day of the month (past a month's end: its last day).",
+    )
+    month: int = Field(
+        1, ge=1, le=12,
+        description="yearly: the month; quarterly: the first quarter's month (1, 2 or 3), repeated every three months.",
+    )  # fmt: skip
+    time: str = Field("09:00", description="Time of day (HH:MM) in the config's timezone.")
+    owners: list[Member] = Field(
+        default_factory=list,
+        description="Who does it and may mark it done or snooze it (user IDs, @groups); empty: roles.admin.",
+    )
+    channel: str = Field(
+        "", description="Where it is posted when due (ID or #name); empty: security.channel."
+    )
+    overdue_after_days: float | None = Field(
+        None,
+        gt=0,
+        description="Days after it is due that it counts as overdue and owners are nudged; empty: weekly 2, "
+        "monthly 7, quarterly 14, yearly 30.",
+    )
+    enabled: bool = Field(
+        True, description="false: the task is never posted (a guide task you do elsewhere)."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", v):
+            raise ValueError(f"{v!r} should be lower-case letters, digits, _ or - (at most 40)")
+        return v
+
+    @field_validator("time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        try:
+            time.fromisoformat(v)
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not a time like 09:00") from e
+        return v
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, v: list[str]) -> list[str]:
+        return _check_members(v)
+
+    @property
+    def overdue_days(self) -> float:
+        return self.overdue_after_days or OVERDUE_AFTER_DAYS[self.cadence]
+
+
+# The guide's セキュリティ運用 table: the tasks a config without security.tasks gets.
+GUIDE_TASKS: tuple[SecurityTask, ...] = (
+    SecurityTask(id="dependency_scan", kind="dependency_scan", mode="automatic", cadence="weekly",
+                 weekday="mon", time="09:00"),
+    SecurityTask(id="secret_rotation", kind="secret_rotation", mode="manual", cadence="monthly", day=1,
+                 time="10:00"),
+    SecurityTask(id="access_review", kind="access_review", mode="manual", cadence="quarterly", month=1, day=1,
+                 time="10:00"),
+    SecurityTask(id="penetration_test", kind="manual", mode="external", cadence="yearly", month=4, day=1,
+                 time="10:00"),
+)  # fmt: skip
+
+
+class ScanConfig(Strict):
+    workflow: str = Field(
+        "security-scan.yml",
+        description="The GitHub Actions workflow that runs the scan (the guide's `npm run security:scan`) and "
+        "uploads its report as an artifact; it needs `on: workflow_dispatch`.",
+    )
+    ref: str = Field("", description="Git ref the scan is dispatched on; empty: github.ref.")
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description="Workflow inputs sent with the dispatch (only inputs it declares)."
+    )
+    artifact: str = Field("security-report", description="Name of the run's artifact that holds the report.")
+    report_file: str = Field(
+        "security-report.json",
+        description="The report inside the artifact: JSON with `vulnerabilities`, a list (or npm audit's map) of "
+        "findings with a `severity` (the guide's `jq '.vulnerabilities | group_by(.severity)'`).",
+    )
+    timeout_minutes: float = Field(
+        30, gt=0, description="How long the scan run may take before the bot stops following it."
+    )
+    poll_seconds: float = Field(5, gt=0, description="How often the scan run's state is read.")
+    issue_severities: list[str] = Field(
+        default_factory=lambda: ["critical", "high"],
+        description="Findings of these severities get a GitHub issue each (once per finding, never twice).",
+    )
+    issue_labels: list[str] = Field(
+        default_factory=lambda: ["security"],
+        description="Labels of those issues; the first also finds the bot's earlier issues after a database restore.",
+    )
+    max_issues_per_scan: int = Field(
+        20,
+        ge=0,
+        description="At most this many issues are opened per scan; the rest follow with the next scans.",
+    )
+
+
+class WatchedSecret(Strict):
+    name: str = Field(
+        description="The secret's name (an AWS Secrets Manager name or ARN, or a GitHub secret's name)."
+    )
+    source: Literal["aws", "github"] = Field(
+        "aws",
+        description="aws: Secrets Manager (LastRotatedDate, else LastChangedDate); github: the repository's Actions "
+        "secrets (updated_at).",
+    )
+    region: str = Field("", description="aws: the secret's region; empty: AWS_DEFAULT_REGION.")
+    max_age_days: int | None = Field(
+        None, ge=1, description="Flagged when older than this; empty: security.secrets.max_age_days."
+    )
+
+
+class SecretsConfig(Strict):
+    max_age_days: int = Field(
+        35,
+        ge=1,
+        description="A watched secret not rotated for longer is flagged (a month and the task's grace).",
+    )
+    watch: list[WatchedSecret] = Field(
+        default_factory=list,
+        description="The secrets the monthly rotation watches, by name only (the bot never reads their values).",
+    )
+
+
+class AccessReviewConfig(Strict):
+    reviewers: list[Member] = Field(
+        default_factory=list,
+        description="Who may decide Keep or Remove (never on their own access); empty: roles.admin.",
+    )
+    inactive_days: int = Field(
+        90,
+        ge=1,
+        description="Someone with no audit log entry for this long is marked inactive in the review.",
+    )
+
+    @field_validator("reviewers")
+    @classmethod
+    def _reviewers(cls, v: list[str]) -> list[str]:
+        return _check_members(v)
+
+
+class SecurityConfig(Strict):
+    channel: str = Field(
+        "",
+        description="The owners' channel, where due tasks are posted (ID or #name); empty: slack.ops_channel.",
+    )
+    tasks: list[SecurityTask] = Field(
+        default_factory=list,
+        description="The recurring tasks; the guide's four (dependency_scan, secret_rotation, access_review, "
+        "penetration_test) are always there unless disabled, and an entry with one of their ids changes them.",
+    )
+    snooze_hours: float = Field(24, gt=0, description="How long Snooze quiets a task's reminders.")
+    nudge_every_hours: float = Field(
+        24, gt=0, description="An overdue task's owners are reminded this often."
+    )
+    scan: ScanConfig = Field(default_factory=ScanConfig, description="The weekly dependency scan.")
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig, description="The monthly secret rotation.")
+    access_review: AccessReviewConfig = Field(
+        default_factory=AccessReviewConfig, description="The quarterly access review."
+    )
+
+    @model_validator(mode="after")
+    def _tasks(self) -> SecurityConfig:
+        seen: set[str] = set()
+        guide = {t.id for t in GUIDE_TASKS}
+        for task in self.tasks:
+            if task.id in seen:
+                raise ValueError(f"tasks: {task.id!r} is listed twice")
+            seen.add(task.id)
+            if task.id not in guide and "cadence" not in task.model_fields_set:
+                raise ValueError(f"tasks: {task.id!r} needs a cadence (weekly, monthly, quarterly or yearly)")
+        for task in self.all_tasks():
+            if task.cadence == "quarterly" and task.month > 3:
+                raise ValueError(
+                    f"tasks: {task.id!r} is quarterly: its month is the first quarter's, 1, 2 or 3"
+                )
+        return self
+
+    def all_tasks(self) -> list[SecurityTask]:
+        """The guide's four (changed by entries with their ids) and the config's own, enabled or not."""
+        given = {t.id: t for t in self.tasks}
+        out = []
+        for base in GUIDE_TASKS:
+            mine = given.pop(base.id, None)
+            out.append(
+                base.model_copy(update={f: getattr(mine, f) for f in mine.model_fields_set}) if mine else base
+            )
+        return out + list(given.values())
+
+    def task(self, task_id: str) -> SecurityTask | None:
+        return next((t for t in self.all_tasks() if t.id == task_id), None)
+
+
 class Config(Strict):
     """The YAML config file."""
 
@@ -806,7 +1304,10 @@ class Config(Strict):
     environments: dict[str, Environment] = Field(
         description="The environments by name (the guide's development, staging, production)."
     )
-    backup: BackupConfig = Field(default_factory=BackupConfig, description="pg_dump backups to S3.")
+    backup: BackupConfig = Field(
+        default_factory=BackupConfig,
+        description="Backups: pg_dump to S3, pgBackRest with WAL, restore drills.",
+    )
     incidents: IncidentConfig = Field(default_factory=IncidentConfig, description="Incident response.")
     alerts: AlertConfig = Field(
         default_factory=AlertConfig, description="Alertmanager alerts received at POST /alerts/alertmanager."
@@ -815,6 +1316,9 @@ class Config(Strict):
     observability: ObservabilityConfig = Field(
         default_factory=ObservabilityConfig,
         description="The metrics, SLOs and log searches the environments' monitoring stacks answer.",
+    )
+    security: SecurityConfig = Field(
+        default_factory=SecurityConfig, description="Security operations: the guide's periodic tasks."
     )
 
     @field_validator("timezone")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.store.models import DedupeKey
@@ -16,13 +16,22 @@ TTL = timedelta(days=1)
 
 
 def first_time(sessions: sessionmaker[Session], key: str) -> bool:
-    """True the first time `key` is seen by any replica; False for every repeat."""
-    try:
-        with sessions.begin() as s:
-            s.add(DedupeKey(key=key[:255], created_at=datetime.now(UTC)))
-        return True
-    except IntegrityError:
-        return False
+    """True the first time `key` is seen by any replica; False for every repeat.
+
+    It runs before every Slack request is acked, so it is one Core statement, INSERT … ON CONFLICT DO
+    NOTHING RETURNING, on a connection of the sessions' engine: no ORM unit of work, no exception for
+    a repeat. (It runs in the request's thread before any listener, so the answer deadline, which
+    binds listener threads, does not apply.)
+    """
+    engine = sessions.kw["bind"]
+    statement = (
+        (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(DedupeKey)
+        .values(key=key[:255], created_at=datetime.now(UTC))
+        .on_conflict_do_nothing(index_elements=[DedupeKey.key])
+        .returning(DedupeKey.key)
+    )
+    with engine.begin() as conn:
+        return conn.execute(statement).first() is not None
 
 
 def prune(sessions: sessionmaker[Session], older_than: timedelta = TTL) -> int:

@@ -19,18 +19,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from bot.backends.wake import NoSignal, WakeSignal
 from bot.core import audit, dedupe, i18n, locks
 from bot.core.audit import AuditWriteFailed
 from bot.core.i18n import msg, user_message
-from bot.core.locks import FINAL_STATES, SYSTEM_HOLDER, EnvironmentLocked
+from bot.core.locks import SYSTEM_HOLDER, EnvironmentLocked
 from bot.core.mrkdwn import mention, slack_time, trusted
 from bot.core.ops import REGISTRY, AuditNote, JobContext, Operation, OpError, OpRefused, Request
 from bot.core.policy import Attempt, NotAllowed
+from bot.core.states import JobState
 from bot.core.store.models import Job, Lock
 
 if TYPE_CHECKING:
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATES = frozenset({"validating", "pending_approval", "queued", "running"})
+# What a worker claims (when no live lease holds it).
+RUNNABLE_STATES = (JobState.VALIDATING, JobState.QUEUED, JobState.RUNNING)
 
 
 class LeaseLost(Exception):
@@ -158,7 +161,7 @@ class JobService:
             operation=op.name,
             environment=env.name if env else "",
             params=req.params,
-            state="validating",
+            state=JobState.VALIDATING,
             requested_by=req.user_id,
             requested_by_name=req.user_name,
             channel=req.channel,
@@ -201,7 +204,7 @@ class JobService:
         job = self.get(job_id)
         op = self.op(job.operation)
         env = self.svc.config.environments.get(job.environment)
-        if job.state != "pending_approval":
+        if job.state != JobState.PENDING_APPROVAL:
             raise _already_decided(job)
         if user_id == job.requested_by:
             self._audit_denied(job, user_id, user_name, msg("err.self_approval"))
@@ -224,25 +227,25 @@ class JobService:
                     update(Job)
                     .where(
                         Job.id == job.id,
-                        Job.state == "pending_approval",
+                        Job.state == JobState.PENDING_APPROVAL,
                         or_(Job.expires_at.is_(None), Job.expires_at > now()),
                     )
-                    .values(state="queued", approved_by=user_id, updated_at=now())
+                    .values(state=JobState.QUEUED, approved_by=user_id, updated_at=now())
                 )
                 if res.rowcount != 1:
                     s.rollback()
                     raise _already_decided(self.get(job.id))
-                job.state, job.approved_by = "queued", user_id
+                job.state, job.approved_by = JobState.QUEUED, user_id
                 _audit(s, job, "approved", user_id, user_name)
         except EnvironmentLocked:
             raise
         except SQLAlchemyError as e:
             fresh = self.get(job.id)
-            if fresh.state != "pending_approval":
+            if fresh.state != JobState.PENDING_APPROVAL:
                 raise _already_decided(fresh) from None
             raise AuditWriteFailed(key="err.audit_approval") from e
         self.svc.runner.wake()
-        self.svc.notifier.job_changed(job.id)
+        self.svc.outbox.job_changed(job.id)
         return self.get(job.id)
 
     def reason_required(self, job: Job) -> bool:
@@ -257,7 +260,7 @@ class JobService:
         """Check a Reject click before its form opens: the job still waits and the clicker may
         reject it (a refusal is audited by the policy). The requester may always withdraw."""
         job = self.get(job_id)
-        if job.state != "pending_approval":
+        if job.state != JobState.PENDING_APPROVAL:
             raise _already_decided(job)
         if user_id != job.requested_by:
             env = self.svc.config.environments.get(job.environment)
@@ -275,10 +278,10 @@ class JobService:
         lang = self.svc.config.language  # the card's language
         key = "job.result.rejected_because" if reason else "job.result.rejected_by"
         result = i18n.t(key, lang, user=mention(user_id), reason=reason)
-        outcome = "cancelled" if withdrawn else "rejected"
+        outcome = JobState.CANCELLED if withdrawn else JobState.REJECTED
         with self.svc.sessions.begin() as s:
             res = s.execute(
-                update(Job).where(Job.id == job.id, Job.state == "pending_approval")
+                update(Job).where(Job.id == job.id, Job.state == JobState.PENDING_APPROVAL)
                 .values(state=outcome, finished_at=now(), updated_at=now(), result=result)
             )  # fmt: skip
             if res.rowcount != 1:
@@ -286,14 +289,14 @@ class JobService:
                 raise _already_decided(self.get(job.id))
             # The row's actor says who; its detail is what they gave as the reason (plain text).
             _audit(s, job, outcome, user_id, user_name, outcome=outcome, detail=reason)
-        self.svc.notifier.job_changed(job.id)
+        self.svc.outbox.job_changed(job.id)
         return self.get(job.id)
 
     def expire(self, job_id: str) -> bool:
         with self.svc.sessions.begin() as s:
             res = s.execute(
-                update(Job).where(Job.id == job_id, Job.state == "pending_approval", Job.expires_at <= now())
-                .values(state="expired", finished_at=now(), updated_at=now(),
+                update(Job).where(Job.id == job_id, Job.state == JobState.PENDING_APPROVAL, Job.expires_at <= now())
+                .values(state=JobState.EXPIRED, finished_at=now(), updated_at=now(),
                         result=i18n.t("job.result.expired", self.svc.config.language))
             )  # fmt: skip
             if res.rowcount != 1:
@@ -304,7 +307,7 @@ class JobService:
                 s, job, "expired", "taisun", "TAISUN", outcome="expired", detail=msg("audit.why.no_approval"),
                 lang=self.svc.config.language,
             )  # fmt: skip
-        self.svc.notifier.job_changed(job_id)
+        self.svc.outbox.job_changed(job_id)
         return True
 
     def cancel(
@@ -327,20 +330,20 @@ class JobService:
                 .where(
                     Job.id == job.id,
                     or_(
-                        Job.state.in_(("validating", "pending_approval", "queued")),
+                        Job.state.in_((JobState.VALIDATING, JobState.PENDING_APPROVAL, JobState.QUEUED)),
                         and_(
-                            Job.state == "running",
+                            Job.state == JobState.RUNNING,
                             or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < t),
                         ),
                     ),
                     or_(
                         Job.lease_expires_at.is_(None),
                         Job.lease_expires_at < t,
-                        Job.state == "pending_approval",
+                        Job.state == JobState.PENDING_APPROVAL,
                     ),
                 )
                 .values(
-                    state="cancelled",
+                    state=JobState.CANCELLED,
                     finished_at=t,
                     updated_at=t,
                     result=reason
@@ -350,12 +353,12 @@ class JobService:
             if res.rowcount != 1:
                 s.rollback()
                 fresh = self.get(job.id)
-                if fresh.state == "running":
+                if fresh.state == JobState.RUNNING:
                     raise OpError(key="err.cancel_running")
                 raise _already_decided(fresh)
             locks.release_for_job(s, job.id)
             _audit(s, job, "cancelled", user_id, user_name, outcome="cancelled", detail=reason)
-        self.svc.notifier.job_changed(job.id)
+        self.svc.outbox.job_changed(job.id)
         return self.get(job.id)
 
     def _audit_denied(self, job: Job, user_id: str, user_name: str, why: i18n.Msg) -> None:
@@ -368,9 +371,22 @@ class JobService:
         except SQLAlchemyError:
             log.exception("could not audit a denied approval")
 
+    def waiting(self) -> tuple[int, datetime | None]:
+        """Runnable jobs no worker holds now, and when the oldest was asked for: a worker that is down
+        or behind shows here (`taisun serve`'s /health, when jobs run in `taisun worker`)."""
+        t = now()
+        with self.svc.read_sessions() as s:
+            count, oldest = s.execute(
+                select(func.count(), func.min(Job.created_at)).where(
+                    Job.state.in_(RUNNABLE_STATES),
+                    or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < t),
+                )
+            ).one()
+        return int(count), oldest
+
     def active(self, environment: str | None = None) -> list[Job]:
         with self.svc.sessions() as s:
-            q = select(Job).where(Job.state.in_(ACTIVE_STATES)).order_by(Job.created_at)
+            q = select(Job).where(Job.state.in_(JobState.ACTIVE)).order_by(Job.created_at)
             if environment:
                 q = q.where(Job.environment == environment)
             return list(s.scalars(q))
@@ -386,30 +402,46 @@ def _attempt_on(job: Job, user_name: str, event: str = "refused") -> Attempt:
 
 def _already_decided(job: Job) -> AlreadyDecided:
     """Why a click on a card that has moved on does nothing, in the clicker's language."""
-    if job.state in ("queued", "running"):
+    if job.state in JobState.UNDER_WAY:
         if job.approved_by:
             return AlreadyDecided(key=f"err.decided.{job.state}_by", user=mention(job.approved_by))
         return AlreadyDecided(key=f"err.decided.{job.state}")
-    if job.state == "simulated":
+    if job.state == JobState.SIMULATED:
         return AlreadyDecided(key="err.decided.succeeded")  # "already done", as a simulation
-    if job.state in ("succeeded", "expired", "rejected", "cancelled"):
+    if job.state in (JobState.SUCCEEDED, JobState.EXPIRED, JobState.REJECTED, JobState.CANCELLED):
         return AlreadyDecided(key=f"err.decided.{job.state}")
     return AlreadyDecided(key="err.decided.other", state=msg(f"state.{job.state}"))
 
 
 class JobRunner:
-    """Worker threads of the bot's own (never Bolt's listener pool) that run jobs under a lease."""
+    """Worker threads of the bot's own (never Bolt's listener pool) that run jobs under a lease.
+
+    In `taisun serve` with TAISUN_JOBS=worker it has no job threads: wake() then tells the workers in
+    other processes through `signal`, and `housekeeping` keeps the sweep (approvals that expire, lock
+    reminders, the capabilities' sweeps) running in serve as it always did.
+    """
 
     def __init__(
-        self, svc: Services, *, threads: int = 4, poll_seconds: float = 1.0, lease_seconds: float = 30.0
+        self,
+        svc: Services,
+        *,
+        threads: int = 4,
+        poll_seconds: float = 1.0,
+        lease_seconds: float = 30.0,
+        signal: WakeSignal | None = None,
+        housekeeping: bool = False,
     ):
         self.svc = svc
         self.owner = new_owner_id()
         self.threads = threads
         self.poll_seconds = poll_seconds
         self.lease = timedelta(seconds=lease_seconds)
+        self.signal: WakeSignal = signal or NoSignal()
+        self.housekeeping = housekeeping
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._draining = threading.Event()  # no new claims; running jobs go on
+        self._frozen = False  # stopping: this process's job threads may record nothing more
         self._workers: list[threading.Thread] = []
         self._job_threads: list[threading.Thread] = []
         self._running: set[str] = set()
@@ -426,20 +458,68 @@ class JobRunner:
             t.start()
             self._workers.append(t)
             self._job_threads.append(t)
+        if self.threads:
+            self.signal.listen(self._wake.set)  # other processes' requests wake this one's threads
+        elif self.housekeeping:
+            sweeper = threading.Thread(target=self._housekeeping_loop, name="taisun-sweep", daemon=True)
+            sweeper.start()
+            self._workers.append(sweeper)
         hb = threading.Thread(target=self._heartbeat_loop, name="taisun-lease", daemon=True)
         hb.start()
         self._workers.append(hb)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop every thread, waiting at most `timeout` seconds in all (they are daemon threads)."""
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + timeout
         for t in self._workers:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
         self._workers.clear()
         self._job_threads.clear()
+        self.signal.stop()
+
+    def drain(self, timeout: float) -> list[str]:
+        """A graceful stop (SIGTERM): claim nothing more, let running jobs end for up to `timeout`
+        seconds, then hand the leases of those still running back, so another worker resumes them
+        at once instead of after the lease. Returns the ids handed back.
+
+        Before handing back, this process's job threads are frozen: their next progress save raises
+        LeaseLost, so none of them starts another side effect once another worker may hold the job
+        (operations save progress before each side effect). Stop the process right after.
+        """
+        self._draining.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._running_lock:
+            left = sorted(self._running)
+        if not left:
+            return []
+        self._frozen = True
+        handed: list[str] = []
+        for job_id in left:
+            try:
+                with self.svc.sessions.begin() as s:
+                    res = s.execute(
+                        update(Job).where(Job.id == job_id, Job.lease_owner == self.owner)
+                        .values(lease_expires_at=None)
+                    )  # fmt: skip
+                if res.rowcount == 1:
+                    handed.append(job_id)
+            except Exception as e:
+                _log_failure("could not hand a job back at stop; its lease will run out", e, job_id=job_id)
+        if handed:
+            log.warning("stopped with jobs still running; handed back for another worker to resume",
+                        extra={"jobs": handed})  # fmt: skip
+            self.signal.send()
+        return handed
 
     def wake(self) -> None:
+        """A job may be runnable: this process's job threads look now, and so do the workers elsewhere."""
         self._wake.set()
+        self.signal.send()
 
     @property
     def busy(self) -> int:
@@ -452,10 +532,18 @@ class JobRunner:
         return sum(1 for t in self._job_threads if t.is_alive())
 
     # -- claiming --------------------------------------------------------------------
+    def _housekeeping_loop(self) -> None:
+        """The sweep, in a process that runs no job (`taisun serve` when jobs run in `taisun worker`)."""
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self._maybe_sweep()
+            except Exception as e:
+                _log_failure("job sweep failed", e)
+
     def _loop(self) -> None:
         """Claim and run jobs until stopped. Nothing a job or the database does may end this thread."""
         failures = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._draining.is_set():
             try:
                 self._maybe_sweep()
             except Exception as e:
@@ -475,7 +563,7 @@ class JobRunner:
                     _log_failure("job worker error", e, job_id=job_id)
                 continue
             self._wake.wait(self.poll_seconds)
-            if not self._stop.is_set():  # keep it set while stopping, so every worker sees it
+            if not self._stop.is_set() and not self._draining.is_set():  # stopping: every worker sees it
                 self._wake.clear()
 
     def claim_one(self) -> str | None:
@@ -486,7 +574,7 @@ class JobRunner:
             candidates = list(
                 s.scalars(
                     select(Job.id)
-                    .where(Job.state.in_(("validating", "queued", "running")), free)
+                    .where(Job.state.in_(JobState.FOR_WORKERS), free)
                     .order_by(Job.created_at)
                     .limit(5)
                 )
@@ -495,7 +583,7 @@ class JobRunner:
             with self.svc.sessions.begin() as s:
                 res = s.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.state.in_(("validating", "queued", "running")), free)
+                    .where(Job.id == job_id, Job.state.in_(JobState.FOR_WORKERS), free)
                     .values(
                         lease_owner=self.owner,
                         lease_expires_at=t + self.lease,
@@ -516,6 +604,8 @@ class JobRunner:
 
     def _extend(self, job_id: str) -> None:
         """Renew this worker's lease on a job; when the database is away, the next beat tries again."""
+        if self._frozen:
+            return  # handed back at stop: the job is another worker's to take
         try:
             with self.svc.sessions.begin() as s:
                 s.execute(
@@ -540,12 +630,14 @@ class JobRunner:
                 self._hand_back(job_id)
             else:
                 log.exception("job crashed", extra={"job_id": job_id})
-                self._finish(job_id, "failed", i18n.t("job.result.internal_error", self.svc.config.language))
+                self._finish(
+                    job_id, JobState.FAILED, i18n.t("job.result.internal_error", self.svc.config.language)
+                )
         finally:
             with self._running_lock:
                 self._running.discard(job_id)
             try:
-                self.svc.notifier.job_changed(job_id)
+                self.svc.outbox.job_changed(job_id)
             except Exception as e:
                 _log_failure("could not queue a card update", e, job_id=job_id)
 
@@ -578,6 +670,8 @@ class JobRunner:
             progress = {**job.progress, **values}
             failures = 0
             while True:
+                if self._frozen:
+                    raise LeaseLost(job.id)  # handed back at stop: touch nothing more
                 try:
                     with self.svc.sessions.begin() as s:
                         # Only while this worker still holds the lease: operations save before each
@@ -608,7 +702,7 @@ class JobRunner:
                     _log_failure("could not save job progress yet", e, job_id=job.id)
                     self._stop.wait(backoff(failures))
             job.progress = progress
-            self.svc.notifier.job_changed(job.id)
+            self.svc.outbox.job_changed(job.id)
 
         return JobContext(
             job=job,
@@ -621,18 +715,20 @@ class JobRunner:
     def _execute(self, job_id: str) -> None:
         with self.svc.sessions() as s:
             job = s.get(Job, job_id)
-        if job is None or job.lease_owner != self.owner or job.state in FINAL_STATES:
+        if job is None or job.lease_owner != self.owner or job.state in JobState.FINAL:
             return
         op = REGISTRY.get(job.operation)
         if op is None:
             self._finish(
-                job_id, "failed", i18n.t("job.result.unknown_op", self.svc.config.language, op=job.operation)
+                job_id,
+                JobState.FAILED,
+                i18n.t("job.result.unknown_op", self.svc.config.language, op=job.operation),
             )
             return
         ctx = self._context(job)
-        if job.state == "validating":
+        if job.state == JobState.VALIDATING:
             self._prepare(op, ctx)
-        elif job.state in ("queued", "running"):
+        elif job.state in JobState.UNDER_WAY:
             self._run(op, ctx)
 
     def _prepare(self, op: Operation, ctx: JobContext) -> None:
@@ -642,10 +738,10 @@ class JobRunner:
         except LeaseLost:
             return
         except OpRefused as e:
-            self._finish(job.id, "invalid", user_message(e, self.svc.config.language))
+            self._finish(job.id, JobState.INVALID, user_message(e, self.svc.config.language))
             return
         except OpError as e:
-            self._finish(job.id, "failed", user_message(e, self.svc.config.language))
+            self._finish(job.id, JobState.FAILED, user_message(e, self.svc.config.language))
             return
         env = ctx.env
         t = now()
@@ -657,48 +753,50 @@ class JobRunner:
             )
             with self.svc.sessions.begin() as s:
                 s.execute(
-                    update(Job).where(Job.id == job.id, Job.state == "validating")
-                    .values(state="pending_approval", expires_at=t + timedelta(minutes=minutes),
+                    update(Job).where(Job.id == job.id, Job.state == JobState.VALIDATING)
+                    .values(state=JobState.PENDING_APPROVAL, expires_at=t + timedelta(minutes=minutes),
                             lease_owner="", lease_expires_at=None, updated_at=t)
                 )  # fmt: skip
                 _audit(s, job, "awaiting_approval", "taisun", "TAISUN", outcome="pending")
             return
         try:
             with self.svc.sessions.begin() as s:
-                if op.needs_lock and env is not None and not job.dry_run:
+                if env is not None and op.takes_lock(job):
                     locks.acquire(
                         s, env.name, holder_id=job.requested_by, holder_name=job.requested_by_name,
                         reason=op.describe(job, self.svc.config.language), job_id=job.id, channel=job.channel,
                     )  # fmt: skip
-                s.execute(update(Job).where(Job.id == job.id).values(state="queued", updated_at=t))
+                s.execute(update(Job).where(Job.id == job.id).values(state=JobState.QUEUED, updated_at=t))
                 _audit(s, job, "queued", "taisun", "TAISUN")
         except EnvironmentLocked as e:
-            self._finish(job.id, "refused", user_message(e, self.svc.config.language))
+            self._finish(job.id, JobState.REFUSED, user_message(e, self.svc.config.language))
             return
-        job.state = "queued"
+        job.state = JobState.QUEUED
         self._run(op, ctx)
 
     def _run(self, op: Operation, ctx: JobContext) -> None:
         job = ctx.job
-        if job.state == "running" and not op.resumable:
-            self._finish(job.id, "failed", i18n.t("job.result.not_resumable", self.svc.config.language))
+        if job.state == JobState.RUNNING and not op.resumable:
+            self._finish(
+                job.id, JobState.FAILED, i18n.t("job.result.not_resumable", self.svc.config.language)
+            )
             return
         t = now()
         with self.svc.sessions.begin() as s:
             s.execute(
                 update(Job)
                 .where(Job.id == job.id)
-                .values(state="running", started_at=job.started_at or t, updated_at=t)
+                .values(state=JobState.RUNNING, started_at=job.started_at or t, updated_at=t)
             )
-            if job.state != "running":
+            if job.state != JobState.RUNNING:
                 _audit(s, job, "started", "taisun", "TAISUN")
             else:
                 _audit(
                     s, job, "resumed", "taisun", "TAISUN", lang=self.svc.config.language,
                     detail=msg("audit.why.resumed", attempt=job.attempts, owner=self.owner),
                 )  # fmt: skip
-        job.state = "running"
-        self.svc.notifier.job_changed(job.id)
+        job.state = JobState.RUNNING
+        self.svc.outbox.job_changed(job.id)
         try:
             op.run(ctx)
         except LeaseLost:
@@ -706,7 +804,7 @@ class JobRunner:
             return
         except OpError as e:
             # Stored on the job and shown on the channel's card: the workspace language.
-            self._finish(job.id, "failed", user_message(e, self.svc.config.language))
+            self._finish(job.id, JobState.FAILED, user_message(e, self.svc.config.language))
             return
         except Exception as e:
             if database_unreachable(e):
@@ -716,7 +814,7 @@ class JobRunner:
                 extra={"job_id": job.id, "error": repr(e), "trace": traceback.format_exc()},
             )
             self._finish(
-                job.id, "failed",
+                job.id, JobState.FAILED,
                 i18n.t("job.result.unexpected", self.svc.config.language, error=f"{type(e).__name__}: {e}"),
             )  # fmt: skip
             return
@@ -724,12 +822,12 @@ class JobRunner:
         # ends `simulated`, which no history, status or metric counts as a success.
         self._finish(
             job.id,
-            "simulated" if ctx.progress.get("simulated") else "succeeded",
+            JobState.SIMULATED if ctx.progress.get("simulated") else JobState.SUCCEEDED,
             ctx.progress.get("result", ""),
             keep_lock=op.keep_lock_after(job, self.svc.config.language),
         )
 
-    def _finish(self, job_id: str, state: str, result: str, keep_lock: str | None = None) -> None:
+    def _finish(self, job_id: str, state: JobState, result: str, keep_lock: str | None = None) -> None:
         """Record how the job ended; while the database is unreachable, try again with backoff.
 
         The outcome is known and must not be lost to a blip (a restart that finished must not be
@@ -749,12 +847,12 @@ class JobRunner:
                 _log_failure("could not record how a job ended yet", e, job_id=job_id)
                 self._stop.wait(backoff(failures))
 
-    def _finish_once(self, job_id: str, state: str, result: str, keep_lock: str | None) -> None:
+    def _finish_once(self, job_id: str, state: JobState, result: str, keep_lock: str | None) -> None:
         """Move to a final state, release (or convert) the lock, audit — all in one transaction."""
         t = now()
         with self.svc.sessions.begin() as s:
             job = s.get(Job, job_id, with_for_update=True)
-            if job is None or job.state in FINAL_STATES:
+            if job is None or job.state in JobState.FINAL:
                 return
             if job.lease_owner and job.lease_owner != self.owner:
                 return  # another worker took the job over; it decides how it ends
@@ -769,7 +867,7 @@ class JobRunner:
                     lock.kept_for = job.requested_by  # who rolled back: they or an admin release it
             else:
                 locks.release_for_job(s, job.id)
-            outcome = {"succeeded": "ok", "failed": "error"}.get(state, state)
+            outcome = {JobState.SUCCEEDED: "ok", JobState.FAILED: "error"}.get(state, str(state))
             # A job's result is mrkdwn the bot rendered (as the card shows it): the audit log gets
             # its plain text, not the markup and entities.
             _audit(s, job, state, "taisun", "TAISUN", outcome=outcome, detail=trusted(result))
@@ -787,7 +885,7 @@ class JobRunner:
         t = now()
         with self.svc.read_sessions() as s:
             expired = list(
-                s.scalars(select(Job.id).where(Job.state == "pending_approval", Job.expires_at <= t))
+                s.scalars(select(Job.id).where(Job.state == JobState.PENDING_APPROVAL, Job.expires_at <= t))
             )
         for job_id in expired:
             self.svc.jobs.expire(job_id)

@@ -13,12 +13,11 @@ from sqlalchemy.orm import Session
 from bot.core.i18n import Msg, msg, render, t
 from bot.core.mrkdwn import Mrkdwn, mention, slack_time
 from bot.core.ops import REGISTRY
+from bot.core.replies import Refusal
+from bot.core.states import JobState
 from bot.core.store.models import Job, Lock
 
 SYSTEM_HOLDER = "taisun"  # the bot itself holds a lock (the one a rollback leaves)
-FINAL_STATES = frozenset(
-    {"succeeded", "simulated", "failed", "rejected", "expired", "cancelled", "invalid", "refused"}
-)
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class LockInfo:
         return t("lock.describe", lang, **fields)
 
 
-class EnvironmentLocked(Exception):
+class EnvironmentLocked(Refusal):
     """Someone or something holds the environment; the message says who, why, since when and what to do."""
 
     key = "err.locked"
@@ -111,7 +110,7 @@ def _is_stale(s: Session, lock: Lock, now: datetime) -> bool:
         return True
     if lock.job_id:
         state = s.scalar(select(Job.state).where(Job.id == lock.job_id))
-        return state is None or state in FINAL_STATES
+        return state is None or state in JobState.FINAL
     return False
 
 
@@ -212,7 +211,7 @@ def _one_job_through(s: Session, lock: Lock, job_id: str) -> None:
     other = s.scalars(
         select(Job).where(
             Job.environment == lock.environment, Job.id != job_id, Job.dry_run.is_(False),
-            Job.state.in_(("queued", "running")), Job.operation.in_(locking),
+            Job.state.in_(JobState.UNDER_WAY), Job.operation.in_(locking),
         ).limit(1)
     ).first()  # fmt: skip
     if other is not None:

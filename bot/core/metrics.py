@@ -56,6 +56,44 @@ DUPLICATES = Counter(
     ["kind"],
 )
 
+# --- RPO/RTO (#17): set from the sources of truth (pgBackRest, pg_stat_archiver, the jobs table) ---
+BACKUP_LAST_SUCCESS = Gauge(
+    "taisun_backup_last_success_timestamp_seconds",
+    "When the newest backup of each kind finished (full, diff, incr, logical) or WAL was last archived (wal)",
+    ["kind"],
+    multiprocess_mode="max",
+)
+BACKUP_RPO = Gauge(
+    "taisun_backup_rpo_seconds",
+    "Data the team would lose right now: seconds since the newest point a restore can reach",
+    multiprocess_mode="livemostrecent",
+)
+DRILL_SECONDS = Gauge(
+    "taisun_restore_drill_duration_seconds",
+    "How long the newest restore drill took from start to an open, checked database",
+    multiprocess_mode="mostrecent",
+)
+DRILL_SUCCESS = Gauge(
+    "taisun_restore_drill_success", "1 when the newest restore drill passed, 0 when it failed",
+    multiprocess_mode="mostrecent",
+)  # fmt: skip
+GITHUB_WEBHOOKS = Counter(
+    "taisun_github_webhooks_total",
+    "GitHub webhook deliveries by event and what became of them "
+    "(recorded, known, duplicate, ignored, unattributed, pong, unauthorized, malformed, error)",
+    ["event", "result"],
+)
+GITHUB_POLLS = Counter(
+    "taisun_github_polls_total",
+    "Polls of an environment's deploy workflow runs: changed, not_modified (a 304, free) or error",
+    ["result"],
+)
+OUTSIDE_DEPLOYS = Counter(
+    "taisun_outside_deploys_total",
+    "Deploys started outside the bot (push, tag, workflow_dispatch, deployment) that joined the timeline",
+    ["origin"],
+)
+
 
 class Metrics:
     """The bot's hooks into the metrics above."""

@@ -13,6 +13,7 @@ from bot.core.config import Environment
 from bot.core.i18n import Msg, render, t
 from bot.core.mrkdwn import Mrkdwn, escape
 from bot.core.policy import Attempt
+from bot.core.replies import Refusal
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -24,7 +25,7 @@ def simulated_why(job: Job, lang: str) -> str:
     return render(job.params.get("simulated"), lang)
 
 
-class OpError(Exception):
+class OpError(Refusal):
     """An operation failed or was refused; the message is shown to the user as is.
 
     Raised with `key=` (and named fields) instead of a text, it is shown in each reader's language.
@@ -176,6 +177,11 @@ class Operation:
 
     def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
         return bool(env and env.approval_required) and not job.dry_run
+
+    def takes_lock(self, job: Job) -> bool:
+        """Whether this job holds its environment's lock while it runs (a deploy someone started on
+        GitHub is followed whoever holds the lock: it happens anyway)."""
+        return self.needs_lock and not job.dry_run
 
     def prepare(self, ctx: JobContext) -> None:
         """Slow validation in a worker (GitHub lookups...). Raise OpRefused to end the job as invalid."""

@@ -1,28 +1,29 @@
-"""How the core and the capabilities talk to the Slack surface's message sender, without importing it.
+"""How the core and the capabilities talk to the Slack surface's one outbox, without importing it.
 
-A capability owns "subjects" ("inc:3", "run:<id>", "alert:7"): it registers a Syncer that
-says which messages a subject owns now, and marks a subject changed through
-`Services.messages` (the surface's MessageSync). Thread replies go through a durable
-outbox table, queued in the caller's transaction with `outbox()`. Pure data and
-database code: nothing here talks to Slack.
+Every message the bot keeps in Slack belongs to a "subject" ("job:<id>", "inc:3", "run:<id>",
+"alert:7"): its owner registers a Syncer that says which messages a subject owns now, and
+marks a subject changed through `Services.outbox` (the surface's SlackOutbox; a job through
+`job_changed`). Thread replies go through a durable outbox table, queued in the caller's
+transaction with `outbox()`. Pure data and database code: nothing here talks to Slack.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from bot.core.claims import Claim
 from bot.core.store.models import Outbox
 
-PENDING = "pending:"
 
-
-CLAIM_SECONDS = 60
+def job_subject(job_id: str) -> str:
+    """The subject of a job's card."""
+    return f"job:{job_id}"
 
 
 def now() -> datetime:
@@ -41,6 +42,8 @@ class Managed:
     thread_ts: str = ""
     # Where to post instead when `channel` refuses (the bot is not in it, a DM...).
     fallback_channel: str = ""
+    # Set: an ephemeral answer to the requester through this response_url, not a channel message.
+    response_url: str = ""
 
 
 @dataclass
@@ -50,9 +53,9 @@ class Syncer:
     prefix: str
     # key -> the messages it owns now, or None when the subject is gone.
     messages: Callable[[str], list[Managed] | None]
-    # (key, slot) -> True if this replica may post that message now.
+    # (key, slot) -> True if this replica may post that message now (it took the claim).
     claim: Callable[[str, str], bool]
-    # (key, slot, channel, ts) -> record the posted message ("" ts releases the claim).
+    # (key, slot, channel, ts) -> record the posted message and end the claim ("" ts: just end it).
     store: Callable[[str, str, str, str], None]
     # key -> (channel, thread_ts) for outbox replies, or None while the thread does not exist.
     thread: Callable[[str], tuple[str, str] | None]
@@ -61,23 +64,10 @@ class Syncer:
     min_interval: float = 1.0
 
 
-def claim_column(
-    sessions: Any, column: InstrumentedAttribute[str], where: Any, *, seconds: int = CLAIM_SECONDS
-) -> bool:
-    """Set a message-ts column to a pending claim if it is empty or its claim went stale."""
-    t = now()
-    stale = f"{PENDING}{(t - timedelta(seconds=seconds)).strftime('%Y-%m-%dT%H:%M:%S')}"
+def claim_message(sessions: Any, ts: InstrumentedAttribute[str], claim: Claim, where: Any) -> bool:
+    """Claim the posting of a message not posted yet (its ts column empty) for this replica."""
     with sessions.begin() as s:
-        res = s.execute(
-            update(column.class_)
-            .where(where, or_(column == "", and_(column.startswith(PENDING), column < stale)))
-            .values({column.key: f"{PENDING}{t.strftime('%Y-%m-%dT%H:%M:%S')}"})
-        )
-        return bool(res.rowcount == 1)
-
-
-def posted(ts: str) -> bool:
-    return bool(ts) and not ts.startswith(PENDING)
+        return claim.take(s, and_(where, ts == ""))
 
 
 def outbox(

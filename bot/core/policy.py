@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.core.config import Config, Environment, FreezeWindow
 from bot.core.i18n import Msg, msg, render, t
+from bot.core.replies import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ REFUSAL_KEYS = {
 }
 
 
-class NotAllowed(Exception):
+class NotAllowed(Refusal):
     """The user lacks the role; the message names the role and the config field that decides it."""
 
     def __init__(
@@ -185,6 +186,17 @@ class Directory:
         with self._lock:
             self._cache[handle] = (now, fresh)
         return fresh
+
+    def fresh(self, handle: str) -> set[str]:
+        """The group's members as Slack says them now, not cached (an access review must not show a stale
+        or empty-on-error answer); raises when Slack cannot say."""
+        handle = handle.lstrip("@")
+        members = self._fetch(handle)
+        if members is None:
+            raise LookupError(f"Slack did not say who is in @{handle}")
+        with self._lock:
+            self._cache[handle] = (time.monotonic(), members)
+        return members
 
     def invalidate(self) -> None:
         with self._lock:

@@ -38,28 +38,22 @@ log = logging.getLogger(__name__)
 WsgiRoute = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class JobOutbox(Protocol):
-    """Posts and edits job cards (bot.slack.notifier.Notifier): told which job changed, sends later."""
-
-    changed_hooks: list[Callable[[], None]]
-
-    def job_changed(self, job_id: str) -> None: ...
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def flush(self, timeout: float = 10.0) -> bool: ...
-
-
-class SubjectOutbox(Protocol):
-    """Keeps the messages of incidents, runbook runs and alert groups in step with the database
-    (bot.slack.message_sync.MessageSync): capabilities register a Syncer and mark subjects changed."""
+class MessageOutbox(Protocol):
+    """The one outbox every Slack message goes through (bot.slack.outbox.SlackOutbox): told which
+    subject changed ("job:<id>", "inc:3", "run:<id>", "alert:7"), it renders and sends it later,
+    off the ack path. The owner of a kind of subject registers its Syncer (bot.core.outbox)."""
 
     syncers: dict[str, Syncer]
+    # Called whenever a job changed (the App Home views, a terminal's progress line).
+    job_hooks: list[Callable[[], None]]
 
     def register(self, syncer: Syncer) -> None: ...
     def add_ticker(self, fn: Callable[[], bool]) -> None: ...
     def mark(self, *keys: str) -> None: ...
+    def job_changed(self, job_id: str) -> None: ...
     def tick_soon(self) -> None: ...
     def pending_subjects(self, older_than_seconds: float = 5.0) -> list[str]: ...
+    def start(self) -> None: ...
     def flush(self, timeout: float = 10.0) -> bool: ...
     def stop(self) -> None: ...
 
@@ -96,9 +90,14 @@ class Services:
     metrics: Metrics
     jobs: JobService = field(init=False)
     runner: JobRunner = field(init=False)
-    notifier: JobOutbox = field(init=False)
-    messages: SubjectOutbox = field(init=False)
+    outbox: MessageOutbox = field(init=False)
     chainer: AuditChainer = field(init=False)
+    # Started with the other threads (e.g. `taisun serve` listening for the worker's job changes).
+    on_start: list[Callable[[], None]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Whether this process links audit rows into the chain. Not `taisun serve` when jobs run in
+    # `taisun worker`: the worker's chainer links every process's rows (off the acks' CPU).
+    chain_here: bool = True
     # Live /health + /version results people look at, shared for 2 s between those asking at once.
     recent_checks: RecentChecks = field(default_factory=RecentChecks)
     home: HomeTab = field(init=False)
@@ -141,25 +140,28 @@ class Services:
         return pending + (self.listeners.inflight if self.listeners is not None else 0)
 
     def start(self) -> None:
-        """Start the background threads (audit chainer, job workers, message sender)."""
-        self.chainer.start()
-        self.notifier.start()
+        """Start the background work (audit chainer, job workers, the Slack outbox)."""
+        if self.chain_here:
+            self.chainer.start()
+        self.outbox.start()
         self.runner.start()
+        for start in self.on_start:
+            start()
 
-    def stop(self) -> None:
-        self.runner.stop()
-        self.chainer.stop()
-        self.notifier.flush(5)
-        self.notifier.stop()
-        self.messages.flush(5)  # incident, runbook-run and alert messages
-        self.messages.stop()
+    def stop(self, runner_timeout: float = 5.0) -> None:
+        for stop in self.on_stop:
+            stop()
+        self.runner.stop(runner_timeout)
+        if self.chain_here:
+            self.chainer.stop()
+        self.outbox.flush(5)  # job cards, incident, runbook-run and alert messages, thread replies
+        self.outbox.stop()
         if hasattr(self, "observability"):
             self.observability.close()  # its pooled connections to Prometheus, Loki and Jaeger
 
     def flush_messages(self, timeout: float = 0.2) -> bool:
         """True when no Slack message is waiting to be sent (job cards, incidents, alerts)."""
-        ok = self.notifier.flush(timeout)
-        return self.messages.flush(timeout) and ok
+        return self.outbox.flush(timeout)
 
     def lang_for(self, user_id: str) -> str:
         """The language to answer this person in (never waits on Slack: unknown → workspace language)."""

@@ -20,7 +20,7 @@ from bot.backends import http
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, version_key
 from bot.core.commands import Command, Spec, UsageError, env_arg, no_more, pop_flag, reject_unknown_flags
 from bot.core.config import Config, Environment
-from bot.core.i18n import msg, render, t
+from bot.core.i18n import msg, render, t, t_plain
 from bot.core.mrkdwn import Mrkdwn, key_values, mention, trusted
 from bot.core.ops import JobContext, NeedsVersion, Operation, OpError, OpRefused, Request, simulated_why
 from bot.core.store.models import Job
@@ -31,6 +31,8 @@ from bot.deploys.service import (
     rollback_target_inferable,
     verified_history,
 )
+from bot.deploys.smoke import run_smoke
+from bot.deploys.timeline import adopt_pending, claim_run, github_facts, is_outside
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -133,11 +135,24 @@ class Deploy(Operation):
         )  # fmt: skip
 
     def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
-        if job.dry_run:
+        if job.dry_run or is_outside(job):  # started on GitHub: it runs whatever the bot says
             return False
         return bool(env and env.approval_required) or bool(job.params.get("freeze_override"))
 
+    def takes_lock(self, job: Job) -> bool:
+        # A deploy started on GitHub happens whoever holds the lock: the bot follows it all the same.
+        return super().takes_lock(job) and not is_outside(job)
+
     def describe(self, job: Job, lang: str = "en") -> str:
+        if is_outside(job):
+            gh = github_facts(job)
+            actor = str(gh.get("actor") or job.requested_by_name or "GitHub")
+            if job.params.get("version"):
+                return t_plain(
+                    "timeline.describe", lang, actor=actor, version=job.params["version"], env=job.environment
+                )
+            ref = str(gh.get("ref") or "?") + (f"@{str(gh.get('sha'))[:7]}" if gh.get("sha") else "")
+            return t_plain("timeline.describe_ref", lang, actor=actor, ref=ref, env=job.environment)
         version = job.params.get("version") or "?"
         if lang == "ja":
             return f"{job.environment} に {version} をデプロイ"
@@ -159,6 +174,9 @@ class Deploy(Operation):
     def prepare(self, ctx: JobContext) -> None:
         svc, job, env = ctx.svc, ctx.job, ctx.env
         assert env is not None
+        if is_outside(job):
+            self._prepare_outside(ctx, env)
+            return
         version = job.params["version"]
         live = http.check(env.url, timeout=3.0).version
         where = (
@@ -252,10 +270,107 @@ class Deploy(Operation):
                 return v
         return ""
 
+    # -- a deploy started on GitHub (worker) --------------------------------------------
+    def _prepare_outside(self, ctx: JobContext, env: Environment) -> None:
+        """What the card shows of a deploy someone started on GitHub, and what a rollback returns to.
+
+        Nothing here may refuse it: it runs whatever the bot thinks."""
+        job, gh = ctx.job, github_facts(ctx.job)
+        version = str(job.params.get("version") or "")
+        live = http.check(env.url, timeout=3.0).version
+        where = (
+            ctx.t("op.deploy.env_value", env=env.name, url=env.url)
+            if env.url
+            else ctx.t("op.deploy.env_value_no_url", env=env.name)
+        )
+        fields: list[tuple[str, str]] = [(ctx.t("op.field.environment"), where)]
+        shown = version or ctx.t("timeline.version_from_service")
+        fields.append((ctx.t("op.field.version"), f"{live} → *{shown}*" if live else f"*{shown}*"))
+        if gh.get("sha"):
+            fields.append((ctx.t("op.field.commit"), f"`{str(gh['sha'])[:10]}`"))
+        # What a rollback after it returns to: the version live before it when known, else the last
+        # one verified on the timeline (the run may have finished before the bot saw it).
+        history = verified_history(ctx.svc, env.name)
+        if version:
+            previous = self._previous_version(ctx.svc, env, live, version)
+        else:
+            previous = history[0] if history else live
+        links = [(ctx.t("op.deploy.link_run"), str(gh["run_url"]))] if gh.get("run_url") else []
+        save = {"live_version": live, "rollback_to": previous, "fields": fields, "links": links}
+        ctx.record(
+            "checked", save=save, version=version or None, live_version=live or None,
+            rollback_to=previous or None, origin=job.params.get("origin"), run_id=gh.get("run_id"),
+        )  # fmt: skip
+
+    def _run_outside(self, ctx: JobContext, env: Environment) -> None:
+        """Follow a deploy someone started on GitHub to its conclusion and verify it like the bot's own:
+        never dispatch it, only read its run (or deployment), then /health, /version and the smoke test."""
+        job, facts = ctx.job, github_facts(ctx.job)
+        gh = github_backend(ctx.svc.settings, ctx.svc.config)
+        try:
+            if facts.get("run_id"):
+                if not ctx.progress.get("run_id"):
+                    url = str(facts.get("run_url") or "")
+                    ctx.record(
+                        "run_found", run_id=facts["run_id"], run_url=url, found_by=str(facts.get("seen_via") or ""),
+                        save={"run_id": int(facts["run_id"]), "run_url": url},
+                    )  # fmt: skip
+                    ctx.step(ctx.t("op.deploy.run_found", url=url, id=facts["run_id"]), "done")
+                run = self._follow(ctx, gh)
+                if run.conclusion != "success":
+                    raise OpError(key="op.deploy.run_ended", conclusion=run.conclusion, url=run.html_url)
+            elif facts.get("deployment_id"):
+                self._follow_deployment(ctx, gh, int(facts["deployment_id"]))
+            version = str(job.params.get("version") or "")
+            ok, failed = self._verify(ctx, env, version)
+            if not version:  # now known: what /version answers after the deploy
+                version = str(ctx.progress.get("verified_version") or "")
+                if version:
+                    job.params = {**job.params, "version": version}
+                    with ctx.svc.sessions.begin() as s:
+                        s.get(Job, job.id).params = job.params  # type: ignore[union-attr]
+            if not ok:
+                self._after_failed_verification(ctx, gh, env, version, failed)
+            ok, failed = run_smoke(ctx, env, version, self.poll_seconds(ctx))
+            if not ok:
+                self._after_failed_verification(ctx, gh, env, version, failed)
+        finally:
+            gh.close()
+        ctx.save(result=ctx.t("op.deploy.live", version=version, env=env.name))
+
+    def _follow_deployment(self, ctx: JobContext, gh: GitHubBackend, deployment_id: int) -> None:
+        """A GitHub deployment without a workflow run: its newest status, until it succeeds or fails."""
+        minutes = ctx.svc.config.defaults.workflow_timeout_minutes
+        deadline = time.monotonic() + minutes * 60
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                state = gh.deployment_state(deployment_id) or "pending"
+            except (GitHubUnavailable, GitHubRateLimited):
+                state = last or "pending"
+            if state != last:
+                last = state
+                if state not in ("success", "failure", "error", "inactive"):
+                    ctx.step(ctx.t("timeline.deployment_state", state=state.replace("_", " ")), "running")
+            if state in ("success", "failure", "error", "inactive"):
+                ok = state == "success"
+                ctx.record("deployment_completed", outcome="ok" if ok else "failed", deployment_id=deployment_id,
+                           state=state)  # fmt: skip
+                ctx.step(ctx.t("timeline.deployment_state", state=state), "done" if ok else "failed")
+                if not ok:
+                    raise OpError(key="timeline.deployment_ended", state=state)
+                return
+            ctx.heartbeat()
+            time.sleep(self.poll_seconds(ctx))
+        raise OpError(key="op.deploy.timeout", minutes=f"{minutes:g}")
+
     # -- run (worker) ----------------------------------------------------------------
     def run(self, ctx: JobContext) -> None:
         job, env = ctx.job, ctx.env
         assert env is not None
+        if is_outside(job):
+            self._run_outside(ctx, env)
+            return
         version = job.params["version"]
         if job.dry_run or job.params.get("simulated"):
             self._simulate(ctx, env, version)
@@ -267,6 +382,9 @@ class Deploy(Operation):
             if run.conclusion != "success":
                 raise OpError(key="op.deploy.run_ended", conclusion=run.conclusion, url=run.html_url)
             ok, failed = self._verify(ctx, env, version)
+            if not ok:
+                self._after_failed_verification(ctx, gh, env, version, failed)
+            ok, failed = run_smoke(ctx, env, version, self.poll_seconds(ctx))
             if not ok:
                 self._after_failed_verification(ctx, gh, env, version, failed)
             self._set_deployment(ctx, gh, "success")
@@ -328,7 +446,10 @@ class Deploy(Operation):
 
     def _github_deployment(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
         try:
-            dep = gh.create_deployment(version, ctx.job.environment, self.describe(ctx.job))
+            # Marked as the bot's own, so its webhooks are not taken for a deploy someone else started.
+            dep = gh.create_deployment(
+                version, ctx.job.environment, self.describe(ctx.job), payload={"taisun_job_id": ctx.job.id}
+            )
         except GitHubError as e:
             ctx.record("deployment_created", outcome="error", detail=str(e), ref=version)
             ctx.step(ctx.t("op.deploy.no_deployment", error=e), "info")
@@ -361,16 +482,23 @@ class Deploy(Operation):
             deadline = time.monotonic() + find_timeout
             title = ctx.svc.config.github.run_title.format(job_id=ctx.job.id) or None
             run = None
+            not_ours: set[int] = set()
             while run is None and time.monotonic() < deadline:
+                named = bool(ctx.progress.get("dispatched_run_id"))
                 try:
-                    if ctx.progress.get("dispatched_run_id"):
+                    if named:
                         run = gh.get_run(int(ctx.progress["dispatched_run_id"]))
                     else:
                         run = gh.find_run(
-                            started, exclude_ids=claimed_run_ids(ctx.svc, ctx.job.id), title_contains=title
-                        )
+                            started, exclude_ids=claimed_run_ids(ctx.svc, ctx.job.id) | not_ours,
+                            title_contains=title,
+                        )  # fmt: skip
                 except (GitHubUnavailable, GitHubRateLimited) as e:
                     ctx.step(ctx.t("op.deploy.github_slow", error=e), "running")
+                    run = None
+                # The run is this job's on the timeline from now on: never announced as someone else's.
+                if run is not None and not claim_run(ctx.svc, ctx.job, run, force=named):
+                    not_ours.add(run.id)  # a deploy someone started on GitHub, followed by its own job
                     run = None
                 if run is None:
                     ctx.heartbeat()
@@ -390,6 +518,8 @@ class Deploy(Operation):
             self._set_deployment(ctx, gh, "in_progress")
             ctx.step(ctx.t("op.deploy.run_found", url=run.html_url, id=run.id), "done")
             run_id = run.id
+            # Runs someone else dispatched meanwhile waited for this job to find its own: they go on now.
+            adopt_pending(ctx.svc)
         deadline = time.monotonic() + ctx.svc.config.defaults.workflow_timeout_minutes * 60
         last_status = ""
         while time.monotonic() < deadline:
@@ -430,7 +560,9 @@ class Deploy(Operation):
     def _verify(self, ctx: JobContext, env: Environment, version: str) -> tuple[bool, str]:
         """The guide's check: /health is 200 and /version is the one deployed, until a deadline.
 
-        Returns (ok, which check failed and what was seen); every attempt and the verdict are audited."""
+        Returns (ok, which check failed and what was seen); every attempt and the verdict are audited.
+        With no version (a deploy started on GitHub from a branch), /version must answer one, which
+        is then the version deployed (progress["verified_version"])."""
         d = ctx.svc.config.defaults
         ctx.step(ctx.t("op.deploy.verifying", url=env.url), "running")
         deadline = time.monotonic() + d.verify_timeout_seconds
@@ -438,20 +570,27 @@ class Deploy(Operation):
         while True:
             attempt += 1
             report = http.check(env.url, timeout=min(5.0, d.verify_timeout_seconds))
-            health_ok, version_ok = bool(report.healthy), report.version == version
+            health_ok = bool(report.healthy)
+            version_ok = report.version == version if version else bool(report.version)
             seen = {
                 "url": env.url, "health": report.health, "health_ok": health_ok, "version": report.version or None,
-                "expected_version": version, "version_ok": version_ok,
+                "expected_version": version or None, "version_ok": version_ok,
             }  # fmt: skip
             ok = health_ok and version_ok
             ctx.record("verify_attempt", outcome="ok" if ok else "failed", attempt=attempt, **seen)
             if ok:
-                ctx.record("verified", attempts=attempt, failed_checks=[], **seen)
-                ctx.step(ctx.t("op.deploy.verified", version=version), "done")
+                ctx.record(
+                    "verified", attempts=attempt, failed_checks=[], **seen,
+                    save={"verified": True, "verified_version": report.version},
+                )  # fmt: skip
+                ctx.step(ctx.t("op.deploy.verified", version=report.version), "done")
                 return True, ""
             if time.monotonic() >= deadline:
                 failed = [name for name, good in (("health", health_ok), ("version", version_ok)) if not good]
-                ctx.record("verified", outcome="failed", attempts=attempt, failed_checks=failed, **seen)
+                ctx.record(
+                    "verified", outcome="failed", attempts=attempt, failed_checks=failed, **seen,
+                    save={"verified": False},
+                )  # fmt: skip
                 why = self._failed_checks(ctx, report, version)
                 ctx.step(
                     ctx.t(
@@ -469,6 +608,10 @@ class Deploy(Operation):
         health = report.text(ctx.lang)
         if report.healthy is None:
             return ctx.t("op.deploy.failed_unreachable", health=health)
+        if not version:
+            return ctx.t(
+                "timeline.failed_no_version", health=health, seen=report.version or ctx.t("op.unknown")
+            )
         if not report.healthy and report.version == version:
             return ctx.t("op.deploy.failed_health", health=health, version=version)
         if report.healthy:

@@ -14,17 +14,21 @@ from sqlalchemy.orm import Session
 from bot.backends.github import GitHubBackend
 from bot.core.config import Config, Settings
 from bot.core.ops import OpError
-from bot.core.store.models import Job
+from bot.core.secrets import refresher
+from bot.core.states import JobState
+from bot.core.store.models import DeployRun, Job
 
 if TYPE_CHECKING:
     from bot.core.services import Services
 
 
-def github_backend(settings: Settings, config: Config) -> GitHubBackend:
+def github_backend(settings: Settings, config: Config, *, workflow: str = "", ref: str = "") -> GitHubBackend:
+    """GitHub for the deploy workflow (or another one of the repository's, e.g. a smoke test's)."""
     g = config.github
     return GitHubBackend(
         token=settings.github_token, api_url=settings.github_api_url, repository=g.repository,
-        workflow=g.workflow, ref=g.ref, tag_pattern=g.tag_pattern, return_run_details=g.return_run_details,
+        workflow=workflow or g.workflow, ref=ref or g.ref, tag_pattern=g.tag_pattern,
+        return_run_details=g.return_run_details, token_refresh=refresher(settings, "github_token"),
     )  # fmt: skip
 
 
@@ -42,7 +46,7 @@ def latest_tag_names(svc: Services, limit: int = 20) -> list[str]:
 def was_simulated(job: Job) -> bool:
     """The deploy or rollback only simulated (rows from before the `simulated` state ended
     `succeeded` with the reason in their params)."""
-    return job.state == "simulated" or bool(job.params.get("simulated"))
+    return job.state == JobState.SIMULATED or bool(job.params.get("simulated"))
 
 
 def finished_changes(
@@ -52,7 +56,7 @@ def finished_changes(
     simulated=True simulated ones too. Never dry runs, which are not deploys at all."""
     q = select(Job).where(
         Job.operation.in_(("deploy", "rollback")), Job.dry_run.is_(False),
-        Job.state.in_(("succeeded", "simulated") if simulated else ("succeeded",)),
+        Job.state.in_((JobState.SUCCEEDED, JobState.SIMULATED) if simulated else (JobState.SUCCEEDED,)),
     )  # fmt: skip
     if environment is not None:
         q = q.where(Job.environment == environment)
@@ -97,7 +101,7 @@ def newer_change(svc: Services, job: Job) -> Job | None:
             select(Job).where(
                 Job.environment == job.environment, Job.operation.in_(("deploy", "rollback")),
                 Job.created_at > job.created_at, Job.id != job.id, Job.dry_run.is_(False),
-                or_(Job.started_at.is_not(None), Job.state.in_(("validating", "pending_approval", "queued", "running"))),
+                or_(Job.started_at.is_not(None), Job.state.in_(JobState.ACTIVE)),
             ).order_by(Job.created_at.desc()).limit(1)
         ).first()  # fmt: skip
 
@@ -108,7 +112,7 @@ def rollback_button_target(svc: Services, failed_id: str) -> str:
     with svc.sessions() as s:
         failed = s.get(Job, failed_id)
     target = str(failed.progress.get("rollback_to") or "") if failed else ""
-    if failed is None or failed.operation != "deploy" or failed.state != "failed" or not target:
+    if failed is None or failed.operation != "deploy" or failed.state != JobState.FAILED or not target:
         raise OpError(key="err.rollback.not_offered")
     env = failed.environment
     if failed.progress.get("auto_rollback_started_at"):
@@ -116,14 +120,16 @@ def rollback_button_target(svc: Services, failed_id: str) -> str:
     newer = newer_change(svc, failed)
     if newer is not None:
         version = str(newer.params.get("version") or "?")
-        if newer.state in ("validating", "pending_approval", "queued", "running"):
+        if newer.state in JobState.ACTIVE:
             raise OpError(key="err.rollback.newer_active", env=env, version=version, job=newer.id[:8])
         raise OpError(key="err.rollback.moved_on", env=env, version=version, job=newer.id[:8])
     return target
 
 
-def claimed_run_ids(svc: Services, job_id: str) -> set[int]:
-    """Runs already followed by other jobs: a new job must not adopt them."""
+def claimed_run_ids(svc: Services, job_id: str, key: str = "run_id") -> set[int]:
+    """Runs already followed by other jobs (progress[key]: run_id, or smoke_run_id for smoke
+    workflows): a new job must not adopt them. Deploy runs also count when the timeline gave them
+    to another job (a deploy started on GitHub)."""
     since = datetime.now(UTC) - timedelta(days=1)
     with svc.sessions() as s:
         rows = s.scalars(
@@ -131,7 +137,16 @@ def claimed_run_ids(svc: Services, job_id: str) -> set[int]:
                 Job.operation.in_(("deploy", "rollback")), Job.created_at >= since, Job.id != job_id
             )
         )
-        return {int(j.progress["run_id"]) for j in rows if j.progress.get("run_id")}
+        ids = {int(j.progress[key]) for j in rows if j.progress.get(key)}
+        if key == "run_id":
+            owned = s.scalars(
+                select(DeployRun.run_id).where(
+                    DeployRun.repository == svc.config.github.repository, DeployRun.seen_at >= since,
+                    DeployRun.job_id.not_in(("", job_id)), DeployRun.run_id.is_not(None),
+                )
+            )  # fmt: skip
+            ids |= {int(r) for r in owned if r is not None}
+        return ids
 
 
 def newer_simulation(simulation: Job | None, verified: Job | None) -> Job | None:

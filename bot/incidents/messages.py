@@ -14,27 +14,27 @@ from typing import Any
 from bot.core.blocks import Action, Block, button, confirm_dialog, context, section
 from bot.core.i18n import coarse_duration, duration, t
 from bot.core.mrkdwn import Mrkdwn, channel_link, escape, escape_within, link, mention, slack_time, trusted
+from bot.core.states import IncidentState, JobState, RunState, StepState
 from bot.incidents.runbooks import PHASE_INFO, Runbook, Step
 
 MAX_BLOCKS = 50  # Slack's limit per message
 
 STEP_ICON = {
-    "pending": "⬜",
-    "running": "⏳",
-    "done": "✅",
-    "passed": "✅",
-    "failed": "❌",
-    "skipped": "⏭️",
+    StepState.PENDING: "⬜",
+    StepState.RUNNING: "⏳",
+    StepState.DONE: "✅",
+    StepState.PASSED: "✅",
+    StepState.FAILED: "❌",
+    StepState.SKIPPED: "⏭️",
 }
 SEVERITY_ICON = {"sev1": "🔴", "sev2": "🟠", "sev3": "🟡", "sev4": "🔵"}
-JOB_STATES = ("validating", "pending_approval", "queued", "running")
 
 
 @dataclass
 class StepView:
     """A step's stored state, as the checklist shows it (`result` is mrkdwn the bot rendered, `reason` plain)."""
 
-    state: str = "pending"
+    state: str = StepState.PENDING
     actor_id: str = ""
     reason: str = ""
     result: str = ""
@@ -63,7 +63,7 @@ def _step_value(run_id: str, step_id: str) -> str:
 
 
 def _is_overdue(step: Step, view: StepView, started: datetime, now: datetime) -> bool:
-    if not step.overdue_minutes or view.state not in ("pending", "failed", "running"):
+    if not step.overdue_minutes or view.state not in (StepState.PENDING, StepState.FAILED, StepState.RUNNING):
         return False
     return (now - started).total_seconds() >= step.overdue_minutes * 60
 
@@ -72,19 +72,19 @@ def _status_line(view: StepView, lang: str = "en") -> str:
     who = mention(view.actor_id) if view.actor_id else t("rb.the_bot", lang)
     # Built as markup: an f-string would make the date plain text, shown escaped (&lt;!date…&gt;).
     when = Mrkdwn(" ") + slack_time(view.updated_at, "{time}") if view.updated_at else Mrkdwn("")
-    if view.state == "done":
+    if view.state == StepState.DONE:
         if view.result:
             return t("rb.status.done_result", lang, who=who, when=when, result=trusted(view.result[:300]))
         return t("rb.status.done", lang, who=who, when=when)
-    if view.state == "passed":
+    if view.state == StepState.PASSED:
         return t("rb.status.passed", lang, when=when, result=trusted(view.result[:300]))
-    if view.state == "failed":
+    if view.state == StepState.FAILED:
         return t("rb.status.failed", lang, when=when, result=trusted(view.result[:500]))
-    if view.state == "skipped":  # the reason is what a person typed: plain text, escaped by t()
+    if view.state == StepState.SKIPPED:  # the reason is what a person typed: plain text, escaped by t()
         return t("rb.status.skipped", lang, who=who, when=when, reason=view.reason[:300])
-    if view.state == "running":
+    if view.state == StepState.RUNNING:
         if view.job_id:
-            if view.job_state in JOB_STATES or not view.job_state:
+            if view.job_state in JobState.ACTIVE or not view.job_state:
                 what = t(f"rb.job_state.{view.job_state or 'requested'}", lang)
             else:
                 what = view.job_state
@@ -138,7 +138,7 @@ def _step_buttons(run: RunView, step: Step, view: StepView, lang: str) -> list[B
             )
         )
     if step.check is not None:
-        label = t("rb.btn.recheck" if view.state == "failed" else "rb.btn.check", lang)
+        label = t("rb.btn.recheck" if view.state == StepState.FAILED else "rb.btn.check", lang)
         out.append(button(label, Action.STEP_RECHECK, value))
     out.append(
         button(t("rb.btn.done", lang), Action.STEP_DONE, value, style=None if step.action else "primary")
@@ -151,7 +151,7 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
     """The checklist message: header, then each step with its state and, while open, its buttons."""
     now = now or datetime.now(UTC)
     book = run.runbook
-    done = sum(1 for v in run.steps.values() if v.state in ("done", "passed", "skipped"))
+    done = sum(1 for v in run.steps.values() if v.state in StepState.TERMINAL)
     total = len(book.steps)
     tags = []
     if run.incident_ref:
@@ -160,7 +160,7 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
         tags.append(f"`{run.environment}`")
     drill = f"  {t('rb.drill_badge', lang)}" if run.drill else ""
     head = f"📋 *{escape(book.title_for(lang))}*" + (f" · {' · '.join(tags)}" if tags else "") + drill
-    if run.state == "completed":
+    if run.state == RunState.COMPLETED:
         head = "✅ " + head.removeprefix("📋 ")
     blocks: list[Block] = [section(head)]
     facts = [
@@ -172,7 +172,7 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
     if run.finished_at:
         facts.append(t("rb.completed_at", lang, time=slack_time(run.finished_at, "{time}")))
     blocks.append(context(" · ".join(facts)))
-    if run.state != "completed" and (book.summary or book.symptoms):
+    if run.state != RunState.COMPLETED and (book.summary or book.symptoms):
         bits = [escape(book.summary_for(lang))] if book.summary else []
         if book.symptoms:
             bits.append(t("rb.symptoms", lang, items="; ".join(escape(s) for s in book.symptoms_for(lang))))
@@ -187,7 +187,7 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
     number = 0
     for phase, steps in book.steps_by_phase().items():
         if phase is not None:
-            marker = "▶️ " if phase == run.current_phase and run.state != "completed" else ""
+            marker = "▶️ " if phase == run.current_phase and run.state != RunState.COMPLETED else ""
             step_blocks.append((section(f"{marker}*{escape(Runbook.phase_title(phase, lang))}*"), None))
         for step in steps:
             number += 1
@@ -198,7 +198,7 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
             status = _status_line(view, lang)
             if status:
                 line += f"\n{status}"
-            is_open = view.state in ("pending", "failed") and run.state != "completed"
+            is_open = view.state in StepState.OPEN and run.state != RunState.COMPLETED
             if is_open and (phase is None or phase in reached):
                 detail = _step_detail(step, lang)
                 if detail:
@@ -231,7 +231,7 @@ def checklist_blocks(run: RunView, lang: str, now: datetime | None = None) -> li
 
 
 def checklist_text(run: RunView, lang: str) -> str:
-    done = sum(1 for v in run.steps.values() if v.state in ("done", "passed", "skipped"))
+    done = sum(1 for v in run.steps.values() if v.state in StepState.TERMINAL)
     return t(
         "rb.checklist_text", lang, title=run.runbook.title_for(lang), done=done, total=len(run.runbook.steps)
     )
@@ -263,6 +263,7 @@ class IncidentView:
     dedicated_channel: str = ""
     environment: str = ""
     source: str = ""
+    channel_creating: bool = False  # a replica is creating its channel now
 
 
 def _since(start: datetime, end: datetime | None, lang: str) -> str:
@@ -284,8 +285,8 @@ def milestone_line(inc: IncidentView, lang: str = "en") -> str:
 def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = None) -> list[Block]:
     """The incident's header message (the thread parent): severity, status, roles, phase, clock."""
     now = now or datetime.now(UTC)
-    icon = "✅" if inc.state == "resolved" else SEVERITY_ICON.get(inc.severity, "🚨")
-    state = t("inc.state.resolved" if inc.state == "resolved" else "inc.state.open", lang)
+    icon = "✅" if inc.state == IncidentState.RESOLVED else SEVERITY_ICON.get(inc.severity, "🚨")
+    state = t("inc.state.resolved" if inc.state == IncidentState.RESOLVED else "inc.state.open", lang)
     head = f"{icon} *{inc.ref} · {inc.severity.upper()} · {escape_within('*', inc.title)}*  `{state}`"
     phase_no = inc.phases.index(inc.phase) + 1 if inc.phase in inc.phases else 0
     phase = escape(Runbook.phase_title(inc.phase, lang))
@@ -317,13 +318,13 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
         )
     else:
         blocks.append(context(t("inc.header.no_status", lang)))
-    if inc.state != "resolved":
+    if inc.state != IncidentState.RESOLVED:
         elements = []
         if not inc.acknowledged_at:
             elements.append(button(t("inc.btn.ack", lang), Action.INCIDENT_ACK, str(inc.id), style="primary"))
         if not inc.mitigated_at:
             elements.append(button(t("inc.btn.mitigated", lang), Action.INCIDENT_MITIGATED, str(inc.id)))
-        if not inc.dedicated_channel:
+        if not inc.dedicated_channel and not inc.channel_creating:
             elements.append(button(t("inc.btn.promote", lang), Action.INCIDENT_PROMOTE, str(inc.id)))
         elements.append(
             button(
@@ -341,7 +342,7 @@ def incident_header_blocks(inc: IncidentView, lang: str, now: datetime | None = 
         )
         blocks.append({"type": "actions", "block_id": f"incident:{inc.id}", "elements": elements})
     where = []
-    if inc.dedicated_channel and not inc.dedicated_channel.startswith("creating:"):
+    if inc.dedicated_channel:
         where.append(t("inc.where.channel", lang, channel=channel_link(inc.dedicated_channel)))
     if inc.environment:
         where.append(t("inc.where.environment", lang, env=inc.environment))
@@ -358,7 +359,7 @@ def phase_name(phase: str, lang: str) -> str:
 
 def incident_text(inc: IncidentView, lang: str = "en") -> str:
     fields = {"ref": inc.ref, "severity": inc.severity.upper(), "title": inc.title}
-    if inc.state == "resolved":
+    if inc.state == IncidentState.RESOLVED:
         return t("inc.text_resolved", lang, **fields)
     return t("inc.text", lang, phase=phase_name(inc.phase, lang), **fields)
 
@@ -371,7 +372,7 @@ def incident_list_blocks(
         return [section(t("inc.list.empty", lang))]
     lines = []
     for inc in incidents:
-        icon = SEVERITY_ICON.get(inc.severity, "🚨") if inc.state != "resolved" else "✅"
+        icon = SEVERITY_ICON.get(inc.severity, "🚨") if inc.state != IncidentState.RESOLVED else "✅"
         who = mention(inc.commander) if inc.commander else t("inc.list.no_commander", lang)
         end = inc.resolved_at or now
         where = f" · {channel_link(inc.dedicated_channel)}" if inc.dedicated_channel.startswith("C") else ""
@@ -412,7 +413,7 @@ def followup_blocks(ref: str, followups: Sequence[tuple[int, str, str]], lang: s
         return [context(t("inc.followups.none", lang, ref=ref))]
     blocks: list[Block] = [section(t("inc.followups.title", lang, ref=ref))]
     for fid, title, url in followups[:20]:
-        if url and not url.startswith("creating:"):
+        if url:
             blocks.append(section(f"• {escape(title)} — {link(url, t('inc.followups.issue', lang))}"))
         else:
             blocks.append(

@@ -73,9 +73,6 @@ INCIDENT_PHASES: tuple[str, ...] = (
     "Improvement",
 )
 RUNBOOK_URL_PREFIX = "taisun://runbook/"
-# Step states: finished ones, and ones still waiting for someone.
-TERMINAL = frozenset({"done", "passed", "skipped"})
-OPEN = frozenset({"pending", "failed"})
 ENV_VAR = RUNBOOKS_ENV_VAR
 
 _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

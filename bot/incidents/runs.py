@@ -26,18 +26,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit, i18n
+from bot.core.claims import Claim
 from bot.core.config import Config, Environment
-from bot.core.locks import FINAL_STATES
 from bot.core.logs import redact
 from bot.core.mrkdwn import Mrkdwn, mention, to_plain, trusted
 from bot.core.ops import REGISTRY, OpError, Request
-from bot.core.outbox import Managed, Syncer, claim_column, outbox, posted
+from bot.core.outbox import Managed, Syncer, claim_message, outbox
+from bot.core.states import JobState, RunState, StepState
 from bot.core.store.models import Incident, Job, RunbookRun, RunbookStep
 from bot.incidents import messages as blocks_incident
 from bot.incidents.messages import RunView, StepView
 from bot.incidents.runbooks import (
-    OPEN,
-    TERMINAL,
     Check,
     Runbook,
     RunbookError,
@@ -51,6 +50,10 @@ if TYPE_CHECKING:
     from bot.core.services import Services
 
 log = logging.getLogger(__name__)
+# A step's job_state while its job is being requested (the job has no id yet): the step is taken.
+REQUESTING = "requesting"
+# Posting a run's checklist is claimed in the run's own columns (bot.core.claims).
+MESSAGE_CLAIM = Claim(RunbookRun.message_claimed_at, RunbookRun.message_claimed_by)
 
 CHECK_TIMEOUT_SECONDS = 10.0
 SQL_STATEMENT_TIMEOUT_MS = 5000
@@ -257,7 +260,7 @@ def start_run(
                 i18n.msg("inc.ev.runbook", title=book.title_for(svc.config.language)),
                 user_id,
             )
-    svc.messages.mark(subject(run.id), *([f"inc:{incident_id}"] if incident_id else []))
+    svc.outbox.mark(subject(run.id), *([f"inc:{incident_id}"] if incident_id else []))
     schedule_due_checks(svc, run.id)
     return run
 
@@ -319,7 +322,7 @@ def _home(loaded_run: RunbookRun, incident: Incident | None) -> tuple[str, str] 
     """(channel, thread_ts) the checklist is posted into; None while that thread does not exist."""
     if loaded_run.channel:
         return loaded_run.channel, loaded_run.thread_ts
-    if incident is not None and incident.channel and posted(incident.header_ts):
+    if incident is not None and incident.channel and incident.header_ts:
         return incident.channel, incident.header_ts
     return None
 
@@ -344,10 +347,10 @@ def _conflict(s: Session, run_id: str, step_id: str) -> RunbookRunError:
     if st is None:
         return RunbookRunError(key="rb.err.no_step", step=step_id)
     user = mention(st.actor_id) if st.actor_id else ""
-    if st.state in ("done", "skipped"):
+    if st.state in (StepState.DONE, StepState.SKIPPED):
         key = f"rb.err.{st.state}_by" if user else f"rb.err.{st.state}"
         return RunbookRunError(key=key, user=user, reason=st.reason)
-    if st.state in ("passed", "running", "failed", "pending"):
+    if st.state in (StepState.PASSED, StepState.RUNNING, StepState.FAILED, StepState.PENDING):
         return RunbookRunError(key=f"rb.err.{st.state}")
     return RunbookRunError(key="rb.err.state", state=st.state)
 
@@ -357,7 +360,7 @@ def _transition(
     run_id: str,
     step_id: str,
     *,
-    from_states: tuple[str, ...],
+    from_states: tuple[StepState, ...],
     values: dict[str, Any],
     actor_id: str,
     actor_name: str,
@@ -402,7 +405,7 @@ def _transition(
         if thread_note:
             outbox(s, subject(run_id), thread_note)
         _after_change(svc, s, run, t)
-    svc.messages.mark(subject(run_id), *([f"inc:{run.incident_id}"] if run.incident_id else []))
+    svc.outbox.mark(subject(run_id), *([f"inc:{run.incident_id}"] if run.incident_id else []))
 
 
 def _after_change(svc: Services, s: Session, run: RunbookRun, t: datetime) -> None:
@@ -410,8 +413,8 @@ def _after_change(svc: Services, s: Session, run: RunbookRun, t: datetime) -> No
     s.flush()
     states = list(s.scalars(select(RunbookStep.state).where(RunbookStep.run_id == run.id)))
     run.updated_at = t
-    if run.state == "open" and states and all(st in TERMINAL for st in states):
-        run.state, run.finished_at = "completed", t
+    if run.state == RunState.OPEN and states and all(st in StepState.TERMINAL for st in states):
+        run.state, run.finished_at = RunState.COMPLETED, t
         audit.append(
             s,
             actor_id="taisun",
@@ -436,8 +439,8 @@ def complete_step(svc: Services, run_id: str, step_id: str, user_id: str, user_n
     loaded = load_run(svc, run_id)
     title = _title(svc, loaded, step_id)
     _transition(
-        svc, run_id, step_id, from_states=("pending", "failed"),
-        values={"state": "done", "actor_id": user_id},
+        svc, run_id, step_id, from_states=tuple(StepState.OPEN),
+        values={"state": StepState.DONE, "actor_id": user_id},
         actor_id=user_id, actor_name=user_name, action="runbook.step_done",
         timeline=i18n.msg("inc.ev.step_done", title=title),
     )  # fmt: skip
@@ -451,8 +454,8 @@ def skip_step(svc: Services, run_id: str, step_id: str, user_id: str, user_name:
     loaded = load_run(svc, run_id)
     title = _title(svc, loaded, step_id)
     _transition(
-        svc, run_id, step_id, from_states=("pending", "failed"),
-        values={"state": "skipped", "actor_id": user_id, "reason": reason[:500]},
+        svc, run_id, step_id, from_states=tuple(StepState.OPEN),
+        values={"state": StepState.SKIPPED, "actor_id": user_id, "reason": reason[:500]},
         actor_id=user_id, actor_name=user_name, action="runbook.step_skipped", outcome="skipped",
         detail=reason, timeline=i18n.msg("inc.ev.step_skipped", title=title, reason=reason),
     )  # fmt: skip
@@ -465,16 +468,16 @@ def skip_step(svc: Services, run_id: str, step_id: str, user_id: str, user_name:
 def schedule_due_checks(svc: Services, run_id: str) -> list[str]:
     """Claim the checks whose turn has come and run them off the ack path; returns their ids."""
     loaded = load_run(svc, run_id)
-    if loaded.run.state != "open":
+    if loaded.run.state != RunState.OPEN:
         return []
     due = due_checks(loaded)
     started = []
     for step_id in due:
-        if _claim_check(svc, run_id, step_id, ("pending",)):
+        if _claim_check(svc, run_id, step_id, (StepState.PENDING,)):
             started.append(step_id)
             svc.later(lambda sid=step_id: run_check(svc, run_id, sid))  # type: ignore[misc]
     if started:
-        svc.messages.mark(subject(run_id))
+        svc.outbox.mark(subject(run_id))
     return started
 
 
@@ -492,29 +495,29 @@ def due_checks(loaded: LoadedRun) -> list[str]:
         reached = book.phases[: book.phases.index(phase) + 1] if phase in book.phases else book.phases[:1]
         for step in book.steps:
             st = steps.get(step.id)
-            if step.check is not None and st and st.state == "pending" and step.phase in reached:
+            if step.check is not None and st and st.state == StepState.PENDING and step.phase in reached:
                 out.append(step.id)
         return out
     for step in book.steps:
         st = steps.get(step.id)
         if st is None:
             continue
-        if step.check is not None and st.state == "pending":
+        if step.check is not None and st.state == StepState.PENDING:
             out.append(step.id)
-        if st.state not in TERMINAL:
+        if st.state not in StepState.TERMINAL:
             break
     return out
 
 
 def _claim_check(
-    svc: Services, run_id: str, step_id: str, from_states: tuple[str, ...], actor_id: str = ""
+    svc: Services, run_id: str, step_id: str, from_states: tuple[StepState, ...], actor_id: str = ""
 ) -> bool:
     with svc.sessions.begin() as s:
         res = s.execute(
             update(RunbookStep)
             .where(RunbookStep.run_id == run_id, RunbookStep.step_id == step_id, RunbookStep.state.in_(from_states))
             .values(
-                state="running", started_at=now(), updated_at=now(), attempts=RunbookStep.attempts + 1,
+                state=StepState.RUNNING, started_at=now(), updated_at=now(), attempts=RunbookStep.attempts + 1,
                 job_id="", job_state="", **({"actor_id": actor_id} if actor_id else {}),
             )
         )  # fmt: skip
@@ -526,10 +529,12 @@ def recheck(svc: Services, run_id: str, step_id: str, user_id: str, user_name: s
     loaded = load_run(svc, run_id)
     if loaded.book.step(step_id).check is None:
         raise RunbookRunError(key="rb.err.not_check")
-    if not _claim_check(svc, run_id, step_id, ("pending", "failed", "passed"), actor_id=user_id):
+    if not _claim_check(
+        svc, run_id, step_id, (StepState.PENDING, StepState.FAILED, StepState.PASSED), actor_id=user_id
+    ):
         with svc.sessions() as s:
             raise _conflict(s, run_id, step_id)
-    svc.messages.mark(subject(run_id))
+    svc.outbox.mark(subject(run_id))
     svc.later(lambda: run_check(svc, run_id, step_id, requested_by=user_id, requested_by_name=user_name))
 
 
@@ -557,8 +562,8 @@ def run_check(
     )  # fmt: skip
     try:
         _transition(
-            svc, run_id, step_id, from_states=("running",),
-            values={"state": "passed" if ok else "failed", "result": text[:2000]},
+            svc, run_id, step_id, from_states=(StepState.RUNNING,),
+            values={"state": StepState.PASSED if ok else StepState.FAILED, "result": text[:2000]},
             actor_id=requested_by or "taisun", actor_name=requested_by_name or "TAISUN",
             action="runbook.check_passed" if ok else "runbook.check_failed",
             outcome="ok" if ok else "error", detail=text[:500],
@@ -677,14 +682,14 @@ def request_action(
     # rather than failing the step after a click).
     params = REGISTRY[op].runbook_request(svc, step.action.resolved_params(), env, version)
     current = loaded.steps[step_id].state
-    if current not in OPEN:
+    if current not in StepState.OPEN:
         with svc.sessions() as s:
             raise _conflict(s, run_id, step_id)
     with svc.sessions.begin() as s:
         res = s.execute(
             update(RunbookStep)
             .where(RunbookStep.run_id == run_id, RunbookStep.step_id == step_id, RunbookStep.state == current)
-            .values(state="running", job_id="", job_state="requesting", actor_id=user_id,
+            .values(state=StepState.RUNNING, job_id="", job_state=REQUESTING, actor_id=user_id,
                     started_at=now(), updated_at=now(), attempts=RunbookStep.attempts + 1)
         )  # fmt: skip
         if res.rowcount != 1:
@@ -702,7 +707,7 @@ def request_action(
             s.execute(
                 update(RunbookStep)
                 .where(RunbookStep.run_id == run_id, RunbookStep.step_id == step_id,
-                       RunbookStep.state == "running", RunbookStep.job_state == "requesting")
+                       RunbookStep.state == StepState.RUNNING, RunbookStep.job_state == REQUESTING)
                 .values(state=current, job_state="", updated_at=now())
             )  # fmt: skip
         raise
@@ -713,7 +718,7 @@ def request_action(
         user=mention(user_id), title=title, what=what, job=job.id[:8],
     )  # fmt: skip
     _transition(
-        svc, run_id, step_id, from_states=("running",),
+        svc, run_id, step_id, from_states=(StepState.RUNNING,),
         values={"job_id": job.id, "job_state": job.state},
         actor_id=user_id, actor_name=user_name, action="runbook.action_requested", job_id=job.id,
         detail=what,
@@ -722,9 +727,9 @@ def request_action(
             title=title, what=what, job=job.id[:8],
         ),
         thread_note=note,
-        where_extra=(RunbookStep.job_state == "requesting",),
+        where_extra=(RunbookStep.job_state == REQUESTING,),
     )  # fmt: skip
-    svc.messages.tick_soon()
+    svc.outbox.tick_soon()
     return job
 
 
@@ -734,15 +739,15 @@ def poll_jobs(svc: Services) -> bool:
         rows = s.execute(
             select(RunbookStep, Job.state, Job.result, Job.approved_by)
             .join(Job, Job.id == RunbookStep.job_id)
-            .where(RunbookStep.state == "running", RunbookStep.job_id != "")
+            .where(RunbookStep.state == StepState.RUNNING, RunbookStep.job_id != "")
         ).all()
     waiting = False
     for step, job_state, job_result, approved_by in rows:
-        if job_state not in FINAL_STATES:
+        if job_state not in JobState.FINAL:
             waiting = True
         if job_state == step.job_state:
             continue
-        if job_state in FINAL_STATES:
+        if job_state in JobState.FINAL:
             _finish_action(svc, step, job_state, job_result or "", approved_by or "")
         else:
             with svc.sessions.begin() as s:
@@ -751,7 +756,7 @@ def poll_jobs(svc: Services) -> bool:
                     .where(RunbookStep.id == step.id, RunbookStep.job_state == step.job_state)
                     .values(job_state=job_state)
                 )
-            svc.messages.mark(subject(step.run_id))
+            svc.outbox.mark(subject(step.run_id))
     return waiting
 
 
@@ -760,23 +765,23 @@ def _finish_action(svc: Services, step: RunbookStep, job_state: str, result: str
     title = _title(svc, loaded, step.step_id)
     # A simulation ran to its end: the step is done, and it says that nothing was changed (the
     # job's own result would only repeat it; its card says why).
-    ok = job_state in ("succeeded", "simulated")
-    icon = "🧪" if job_state == "simulated" else "✅" if ok else "❌"
-    shown = "" if job_state == "simulated" else result
+    ok = job_state in (JobState.SUCCEEDED, JobState.SIMULATED)
+    icon = "🧪" if job_state == JobState.SIMULATED else "✅" if ok else "❌"
+    shown = "" if job_state == JobState.SIMULATED else result
     lang = svc.config.language
     key = "rb.action.ended" + ("_approved" if approved_by else "") + ("_result" if shown else "")
-    state = i18n.t(f"rb.job_final.{job_state}", lang) if job_state in FINAL_STATES else job_state
+    state = i18n.t(f"rb.job_final.{job_state}", lang) if job_state in JobState.FINAL else job_state
     # The job's result is mrkdwn the bot stored (like the step's result): shown as it is.
     text = i18n.t(key, lang, state=state, user=mention(approved_by), result=trusted(shown))
     try:
         _transition(
-            svc, step.run_id, step.step_id, from_states=("running",),
-            values={"state": "done" if ok else "failed", "job_state": job_state, "result": text[:2000]},
+            svc, step.run_id, step.step_id, from_states=(StepState.RUNNING,),
+            values={"state": StepState.DONE if ok else StepState.FAILED, "job_state": job_state, "result": text[:2000]},
             actor_id="taisun", actor_name="TAISUN", action="runbook.action_finished",
             outcome="ok" if ok else "error", detail=text[:500], job_id=step.job_id,
             timeline=i18n.msg(
                 "inc.ev.action_ended_approved" if approved_by else "inc.ev.action_ended",
-                state=i18n.msg(f"rb.job_final.{job_state}") if job_state in FINAL_STATES else job_state,
+                state=i18n.msg(f"rb.job_final.{job_state}") if job_state in JobState.FINAL else job_state,
                 title=title, job=step.job_id[:8], user=f"@{approved_by}", result=to_plain(result)[:300],
             ),
             thread_note=i18n.t("rb.msg.action_ended", lang, icon=icon, title=title, job=step.job_id[:8], text=text),
@@ -820,6 +825,7 @@ def _store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
         if run is None:
             return
         run.message_ts = ts
+        run.message_claimed_at, run.message_claimed_by = None, ""
         if ts and not run.channel:
             # An incident checklist: remember where it is so replies never depend on the header again.
             incident = s.get(Incident, run.incident_id) if run.incident_id else None
@@ -832,20 +838,20 @@ def _store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
 def _thread(svc: Services, key: str) -> tuple[str, str] | None:
     with svc.sessions() as s:
         run = s.get(RunbookRun, key.split(":", 1)[1])
-    if run is None or not posted(run.message_ts) or not run.channel:
+    if run is None or not run.message_ts or not run.channel:
         return None
     return run.channel, run.thread_ts or run.message_ts
 
 
 def sweep(svc: Services) -> None:
     """Recover what a dead replica left: stale check claims, unfollowed jobs, unsent replies."""
-    sync = svc.messages
+    sync = svc.outbox
     t = now()
     with svc.sessions() as s:
         stale = list(
             s.execute(
                 select(RunbookStep.run_id, RunbookStep.step_id).where(
-                    RunbookStep.state == "running",
+                    RunbookStep.state == StepState.RUNNING,
                     RunbookStep.kind == "check",
                     RunbookStep.job_id == "",
                     RunbookStep.started_at < t - STALE_CHECK,
@@ -853,16 +859,18 @@ def sweep(svc: Services) -> None:
             )
         )
         jobs_waiting = s.scalar(
-            select(RunbookStep.id).where(RunbookStep.state == "running", RunbookStep.job_id != "").limit(1)
+            select(RunbookStep.id)
+            .where(RunbookStep.state == StepState.RUNNING, RunbookStep.job_id != "")
+            .limit(1)
         )
-        open_runs = list(s.scalars(select(RunbookRun.id).where(RunbookRun.state == "open").limit(200)))
+        open_runs = list(s.scalars(select(RunbookRun.id).where(RunbookRun.state == RunState.OPEN).limit(200)))
     for run_id, step_id in stale:
         with svc.sessions.begin() as s:
             s.execute(
                 update(RunbookStep)
-                .where(RunbookStep.run_id == run_id, RunbookStep.step_id == step_id, RunbookStep.state == "running",
+                .where(RunbookStep.run_id == run_id, RunbookStep.step_id == step_id, RunbookStep.state == StepState.RUNNING,
                        RunbookStep.started_at < t - STALE_CHECK)
-                .values(state="pending", updated_at=t)
+                .values(state=StepState.PENDING, updated_at=t)
             )  # fmt: skip
         schedule_due_checks(svc, run_id)
     if jobs_waiting:
@@ -872,15 +880,15 @@ def sweep(svc: Services) -> None:
 
 
 def install(svc: Services) -> None:
-    sync = svc.messages
+    sync = svc.outbox
     if "run" in sync.syncers:
         return
     sync.register(
         Syncer(
             prefix="run",
             messages=lambda key: _messages(svc, key),
-            claim=lambda key, slot: claim_column(
-                svc.sessions, RunbookRun.message_ts, RunbookRun.id == key.split(":", 1)[1]
+            claim=lambda key, slot: claim_message(
+                svc.sessions, RunbookRun.message_ts, MESSAGE_CLAIM, RunbookRun.id == key.split(":", 1)[1]
             ),
             store=lambda key, slot, channel, ts: _store(svc, key, slot, channel, ts),
             thread=lambda key: _thread(svc, key),

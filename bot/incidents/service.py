@@ -6,7 +6,7 @@ checklist; severe ones (config `incidents.dedicated_channel_severities`) or prom
 get their own channel `inc-<n>-<slug>`. Phases follow the checklist: when every step of
 the current phase is finished the incident moves on, stamping a timeline entry (and the
 `mitigated` milestone on reaching Recovery). Every change is audited in the same
-transaction; the Slack side is rendered by the sender thread (bot.slack.message_sync).
+transaction; the Slack side is rendered by the sender thread (bot.slack.outbox).
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core import audit, i18n, metrics
+from bot.core.claims import Claim
 from bot.core.i18n import duration
 from bot.core.mrkdwn import Mrkdwn, channel_link, mention, to_plain, trusted
 from bot.core.ops import OpError
-from bot.core.outbox import Managed, Syncer, claim_column, outbox, posted
+from bot.core.outbox import Managed, Syncer, claim_message, outbox
+from bot.core.states import IncidentState, RunState, StepState
 from bot.core.store.models import (
     AlertGroup,
     Incident,
@@ -63,7 +65,13 @@ log = logging.getLogger(__name__)
 FLOW_RUNBOOK = "incident-response"
 ROLES = ("commander", "scribe", "comms")
 SNOOZE_MINUTES = 15
+# Creating a channel or a GitHub issue is claimed in the row's own columns (bot.core.claims); a claim
+# older than CLAIM_SECONDS belongs to a replica that died and is taken over by the next try.
 CLAIM_SECONDS = 120
+CHANNEL_CLAIM = Claim(Incident.channel_claimed_at, Incident.channel_claimed_by, CLAIM_SECONDS)
+ISSUE_CLAIM = Claim(IncidentFollowup.issue_claimed_at, IncidentFollowup.issue_claimed_by, CLAIM_SECONDS)
+# Posting the header message (the outbox's claim, like every message's).
+HEADER_CLAIM = Claim(Incident.header_claimed_at, Incident.header_claimed_by)
 # Steps of this phase become the postmortem's improvement items.
 IMPROVEMENT = "Improvement"
 
@@ -148,7 +156,7 @@ def declare(
             with svc.sessions.begin() as s:
                 number = _next_number(s)
                 inc = Incident(
-                    number=number, title=title, severity=severity, state="open",
+                    number=number, title=title, severity=severity, state=IncidentState.OPEN,
                     phase=(book.phases or list(INCIDENT_PHASES))[0],
                     environment=env.name if env else "", declared_by=user_id, declared_by_name=user_name,
                     origin_channel=channel, channel="" if dedicated else channel, source=source,
@@ -188,7 +196,7 @@ def declare(
         raise IncidentError(key="inc.err.number")
     if dedicated:
         svc.later(lambda: create_channel(svc, inc.id, user_id, announce=True))
-    svc.messages.mark(subject(inc.id))
+    svc.outbox.mark(subject(inc.id))
     with svc.sessions() as s:
         run_ids = list(s.scalars(select(RunbookRun.id).where(RunbookRun.incident_id == inc.id)))
     for run_id in run_ids:
@@ -231,32 +239,11 @@ def _invitees(svc: Services, inc: Incident, requester: str) -> list[str]:
     return sorted(users)
 
 
-def _claim_marks() -> tuple[str, str]:
-    """("creating:<now>", "creating:<now - CLAIM_SECONDS>"): a claim written into a column, and the
-    mark below which an unfinished claim is stale (its replica died) and may be taken over."""
-    t = now()
-    fmt = "creating:%Y-%m-%dT%H:%M:%S"
-    return t.strftime(fmt), (t - timedelta(seconds=CLAIM_SECONDS)).strftime(fmt)
-
-
 def create_channel(svc: Services, incident_id: int, requester: str, *, announce: bool = False) -> None:
-    """conversations.create + invite, linked both ways. Runs after the ack; one replica wins the claim."""
-    claim, stale = _claim_marks()
+    """conversations.create + invite, linked both ways. Runs after the ack; one replica wins the claim
+    (a claim left by a replica that died is taken over once it is CLAIM_SECONDS old)."""
     with svc.sessions.begin() as s:
-        res = s.execute(
-            update(Incident)
-            .where(
-                Incident.id == incident_id,
-                or_(
-                    Incident.dedicated_channel == "",
-                    and_(
-                        Incident.dedicated_channel.startswith("creating:"), Incident.dedicated_channel < stale
-                    ),
-                ),
-            )
-            .values(dedicated_channel=claim)
-        )
-        if res.rowcount != 1:
+        if not CHANNEL_CLAIM.take(s, and_(Incident.id == incident_id, Incident.dedicated_channel == "")):
             return
     inc = get(svc, incident_id)
     name = channel_name(inc)
@@ -278,14 +265,14 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
         log.warning("could not create an incident channel", extra={"incident": inc.ref, "error": error})
         with svc.sessions.begin() as s:
             row = _locked(s, incident_id)
-            row.dedicated_channel = ""
+            row.channel_claimed_at, row.channel_claimed_by = None, ""
             if not row.channel:
                 row.channel = row.origin_channel  # fall back to a thread where it was declared
             outbox(
                 s, subject(incident_id),
                 i18n.t("inc.msg.no_channel", svc.config.language, ref=row.ref, error=error),
             )  # fmt: skip
-        svc.messages.mark(subject(incident_id))
+        svc.outbox.mark(subject(incident_id))
         return
     users = _invitees(svc, inc, requester)
     if users:
@@ -300,6 +287,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
         row = _locked(s, incident_id)
         home_is_new = not row.channel
         row.dedicated_channel, row.dedicated_name, row.updated_at = cid, name, now()
+        row.channel_claimed_at, row.channel_claimed_by = None, ""
         if home_is_new:
             row.channel = cid
         add_event(s, row.id, "channel", i18n.msg("inc.ev.channel", name=name, n=len(users)), requester)
@@ -321,7 +309,7 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
                        home=channel_link(row.channel)),
                 target=cid,
             )  # fmt: skip
-    svc.messages.mark(subject(incident_id))
+    svc.outbox.mark(subject(incident_id))
 
 
 # --------------------------------------------------------------------------- finding one
@@ -329,7 +317,9 @@ def create_channel(svc: Services, incident_id: int, requester: str, *, announce:
 
 def open_incidents(svc: Services) -> list[Incident]:
     with svc.sessions() as s:
-        return list(s.scalars(select(Incident).where(Incident.state == "open").order_by(Incident.number)))
+        return list(
+            s.scalars(select(Incident).where(Incident.state == IncidentState.OPEN).order_by(Incident.number))
+        )
 
 
 def for_channel(svc: Services, channel_id: str) -> Incident | list[Incident]:
@@ -360,7 +350,7 @@ def _change(svc: Services, incident_id: int) -> Iterator[tuple[Session, Incident
     """A locked incident in a transaction; its messages are re-rendered after the commit."""
     with svc.sessions.begin() as s:
         yield s, _locked(s, incident_id)
-    svc.messages.mark(subject(incident_id))
+    svc.outbox.mark(subject(incident_id))
 
 
 def set_status(svc: Services, incident_id: int, text: str, user_id: str, user_name: str = "") -> Incident:
@@ -457,7 +447,7 @@ def promote(svc: Services, incident_id: int, user_id: str, user_name: str = "") 
         raise IncidentError(
             key="inc.err.has_channel", ref=inc.ref, channel=channel_link(inc.dedicated_channel)
         )
-    if inc.dedicated_channel:
+    if inc.dedicated_channel or CHANNEL_CLAIM.held(inc.channel_claimed_at):
         raise IncidentError(key="inc.err.channel_creating", ref=inc.ref)
     with _change(svc, incident_id) as (s, row):
         add_event(s, row.id, "promoted", i18n.msg("inc.ev.promoted", user=user_name or user_id), user_id)
@@ -526,7 +516,7 @@ def incident_for_message(svc: Services, channel: str, msg: dict[str, Any]) -> In
         return s.scalars(
             select(Incident)
             .where(
-                or_(Incident.state == "open", Incident.resolved_at > week),
+                or_(Incident.state == IncidentState.OPEN, Incident.resolved_at > week),
                 or_(
                     Incident.dedicated_channel == channel,
                     and_(Incident.channel == channel, Incident.header_ts == thread),
@@ -566,7 +556,7 @@ def record_pin(svc: Services, channel: str, ts: str, pinned_by: str) -> bool:
             audit_incident(s, inc, "pinned", pinned_by, channel_id=channel, ts=ts)
     except IntegrityError:
         return False  # pinned before (by someone else, or a retried event)
-    svc.messages.mark(subject(inc.id))
+    svc.outbox.mark(subject(inc.id))
     return True
 
 
@@ -598,14 +588,15 @@ def _due_nudges(svc: Services, s: Session, inc: Incident, t: datetime) -> list[D
             )
         )
     for run in s.scalars(
-        select(RunbookRun).where(RunbookRun.incident_id == inc.id, RunbookRun.state == "open")
+        select(RunbookRun).where(RunbookRun.incident_id == inc.id, RunbookRun.state == RunState.OPEN)
     ):
         book = Runbook.model_validate(run.definition)
         open_steps = {
             st.step_id
             for st in s.scalars(
                 select(RunbookStep).where(
-                    RunbookStep.run_id == run.id, RunbookStep.state.in_(("pending", "failed", "running"))
+                    RunbookStep.run_id == run.id,
+                    RunbookStep.state.in_((StepState.PENDING, StepState.FAILED, StepState.RUNNING)),
                 )
             )
         }
@@ -626,9 +617,9 @@ def sweep(svc: Services, at: datetime | None = None) -> int:
     t = at or now()
     posted_count = 0
     with svc.sessions() as s:
-        incidents = list(s.scalars(select(Incident).where(Incident.state == "open")))
+        incidents = list(s.scalars(select(Incident).where(Incident.state == IncidentState.OPEN)))
         due_by_incident = {inc.id: _due_nudges(svc, s, inc, t) for inc in incidents}
-    sync = svc.messages
+    sync = svc.outbox
     for inc in incidents:
         claimed: list[tuple[int, Due]] = []
         key = subject(inc.id)
@@ -703,12 +694,12 @@ def snooze(svc: Services, nudge_ids: list[int], user_id: str, minutes: int = SNO
 def resolve(svc: Services, incident_id: int, user_id: str, user_name: str = "") -> Incident:
     """Resolved: stamp the milestone, write the postmortem draft and its follow-up items."""
     with _change(svc, incident_id) as (s, inc):
-        if inc.state == "resolved":
+        if inc.state == IncidentState.RESOLVED:
             raise IncidentError(key="inc.err.already_resolved", ref=inc.ref)
         t = now()
         if inc.mitigated_at is None:
             milestone(s, inc, "mitigated", t, user_id, i18n.msg("inc.why.resolved_unmitigated"))
-        inc.state, inc.resolved_by, inc.updated_at = "resolved", user_id, t
+        inc.state, inc.resolved_by, inc.updated_at = IncidentState.RESOLVED, user_id, t
         milestone(s, inc, "resolved", t, user_id, i18n.msg("inc.why.resolved_by", user=user_name or user_id))
         s.flush()
         data = _postmortem_data(svc, s, inc)
@@ -806,7 +797,7 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
                         result=tr("inc.pm.result", result=trusted(job.result)) if job and job.result else "",
                     )
                 )  # fmt: skip
-            elif step.check is not None and st.state in ("passed", "failed"):
+            elif step.check is not None and st.state in (StepState.PASSED, StepState.FAILED):
                 # A step's result is stored as mrkdwn the bot rendered.
                 first = trusted(st.result.splitlines()[0]) if st.result else ""
                 actions.append(
@@ -817,14 +808,14 @@ def _postmortem_data(svc: Services, s: Session, inc: Incident) -> PostmortemData
                         result=first,
                     )
                 )
-            if st.state == "skipped":
+            if st.state == StepState.SKIPPED:
                 problems.append(tr("inc.pm.skipped", n=n, title=title, user=st.actor_id, reason=st.reason))
-            elif st.state == "failed":
+            elif st.state == StepState.FAILED:
                 problems.append(tr("inc.pm.failed", n=n, title=title, result=trusted(st.result[:300])))
                 followups.append(
                     (tr("inc.pm.followup_failed_step", ref=inc.ref, title=title), to_plain(st.result[:1000]))
                 )
-            if step.phase == IMPROVEMENT and st.state not in ("done", "skipped"):
+            if step.phase == IMPROVEMENT and st.state not in (StepState.DONE, StepState.SKIPPED):
                 followups.append((f"{inc.ref}: {title}", step.text_for(lang)))
     phases: list[tuple[str, datetime, datetime | None]] = []
     entered = sorted(
@@ -910,28 +901,18 @@ def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name
     """Open a GitHub issue for a follow-up item, once (a claim in its row); returns its URL."""
     if not svc.settings.github_token:
         raise NoGitHub(key="inc.err.no_github")
-    claim, stale = _claim_marks()
     with svc.sessions.begin() as s:
-        res = s.execute(
-            update(IncidentFollowup)
-            .where(
-                IncidentFollowup.id == followup_id,
-                or_(
-                    IncidentFollowup.issue_url == "",
-                    and_(
-                        IncidentFollowup.issue_url.startswith("creating:"), IncidentFollowup.issue_url < stale
-                    ),
-                ),
-            )
-            .values(issue_url=claim, opened_by=user_id)
+        claimed = ISSUE_CLAIM.take(
+            s, and_(IncidentFollowup.id == followup_id, IncidentFollowup.issue_url == "")
         )
         row = s.get(IncidentFollowup, followup_id)
         if row is None:
             raise IncidentError(key="inc.err.followup_gone")
-        if res.rowcount != 1:
-            if row.issue_url.startswith("creating:"):
+        if not claimed:
+            if not row.issue_url:
                 raise IncidentError(key="inc.err.issue_opening")
             raise IncidentError(key="inc.err.issue_opened", url=row.issue_url)
+        row.opened_by = user_id
         inc = s.get(Incident, row.incident_id)
         assert inc is not None
         title, body = row.title, row.body
@@ -943,10 +924,18 @@ def open_followup_issue(svc: Services, followup_id: int, user_id: str, user_name
         url = _create_issue(svc, title, body)
     except Exception as e:
         with svc.sessions.begin() as s:
-            s.execute(update(IncidentFollowup).where(IncidentFollowup.id == followup_id).values(issue_url=""))
+            s.execute(
+                update(IncidentFollowup)
+                .where(IncidentFollowup.id == followup_id)
+                .values(ISSUE_CLAIM.cleared())
+            )
         raise IncidentError(key="inc.err.github", error=str(e)) from None
     with svc.sessions.begin() as s:
-        s.execute(update(IncidentFollowup).where(IncidentFollowup.id == followup_id).values(issue_url=url))
+        s.execute(
+            update(IncidentFollowup)
+            .where(IncidentFollowup.id == followup_id)
+            .values(issue_url=url, **ISSUE_CLAIM.cleared())
+        )
         add_event(s, inc.id, "followup", i18n.msg("inc.ev.issue_opened", title=title, url=url), user_id)
         audit_incident(s, inc, "issue_opened", user_id, user_name, title=title, url=url)
     return url
@@ -973,7 +962,7 @@ def view(inc: Incident, phases: list[str] | None = None) -> IncidentView:
         status_text=inc.status_text, status_by=inc.status_by, status_at=inc.status_at, detected_at=inc.detected_at,
         declared_at=inc.declared_at, acknowledged_at=inc.acknowledged_at, mitigated_at=inc.mitigated_at,
         resolved_at=inc.resolved_at, dedicated_channel=inc.dedicated_channel, environment=inc.environment,
-        source=inc.source,
+        source=inc.source, channel_creating=CHANNEL_CLAIM.held(inc.channel_claimed_at),
     )  # fmt: skip
 
 
@@ -1012,25 +1001,26 @@ def _store(svc: Services, key: str, slot: str, channel: str, ts: str) -> None:
         if inc is None:
             return
         inc.header_ts = ts
+        inc.header_claimed_at, inc.header_claimed_by = None, ""
         if ts:
             inc.channel = channel
         runs = list(s.scalars(select(RunbookRun.id).where(RunbookRun.incident_id == incident_id)))
     if ts:
         # The thread exists now: the checklist can be posted into it.
-        svc.messages.mark(*(runbook_runs.subject(r) for r in runs))
+        svc.outbox.mark(*(runbook_runs.subject(r) for r in runs))
 
 
 def _thread(svc: Services, key: str) -> tuple[str, str] | None:
     with svc.sessions() as s:
         inc = s.get(Incident, int(key.split(":", 1)[1]))
-    if inc is None or not inc.channel or not posted(inc.header_ts):
+    if inc is None or not inc.channel or not inc.header_ts:
         return None
     return inc.channel, inc.header_ts
 
 
 def _sweep(svc: Services) -> None:
     sweep(svc)
-    sync = svc.messages
+    sync = svc.outbox
     # Headers show the elapsed time: refresh open ones; and send replies a dead replica left.
     sync.mark(
         *(subject(i.id) for i in open_incidents(svc)),
@@ -1042,15 +1032,15 @@ def install(svc: Services) -> None:
     """Installed by the composition root (bot.wiring): the sender for incident headers, runbook runs, nudges."""
     runbook_runs.install(svc)
     svc.sweep_hooks.append(lambda: metrics.OPEN_INCIDENTS.set(len(open_incidents(svc))))
-    sync = svc.messages
+    sync = svc.outbox
     if "inc" in sync.syncers:
         return
     sync.register(
         Syncer(
             prefix="inc",
             messages=lambda key: _messages(svc, key),
-            claim=lambda key, slot: claim_column(
-                svc.sessions, Incident.header_ts, Incident.id == int(key.split(":", 1)[1])
+            claim=lambda key, slot: claim_message(
+                svc.sessions, Incident.header_ts, HEADER_CLAIM, Incident.id == int(key.split(":", 1)[1])
             ),
             store=lambda key, slot, channel, ts: _store(svc, key, slot, channel, ts),
             thread=lambda key: _thread(svc, key),

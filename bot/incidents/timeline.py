@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit, i18n
 from bot.core.outbox import outbox
+from bot.core.states import StepState
 from bot.core.store.models import Incident, IncidentEvent, RunbookRun, RunbookStep
-from bot.incidents.runbooks import TERMINAL, Runbook
+from bot.incidents.runbooks import Runbook
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -105,7 +106,7 @@ def on_checklist_change(svc: Services, s: Session, incident_id: int, run: Runboo
     ):
         states.setdefault(phase, []).append(state)
     index = phases.index(inc.phase)
-    while index < len(phases) - 1 and all(st in TERMINAL for st in states.get(phases[index], [])):
+    while index < len(phases) - 1 and all(st in StepState.TERMINAL for st in states.get(phases[index], [])):
         old, index = phases[index], index + 1
         new = phases[index]
         inc.phase = new

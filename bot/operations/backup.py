@@ -72,6 +72,8 @@ from bot.core.ops import (
     label_for,
     simulated_why,
 )
+from bot.core.replies import Refused, Reply
+from bot.core.states import JobState
 from bot.core.store.db import ensure_migrated, ensure_not_shell_database
 from bot.core.store.models import Job
 from bot.operations import messages
@@ -101,8 +103,8 @@ def running_backup(svc: Services, exclude: str = "") -> Job | None:
     with svc.sessions() as s:
         q = select(Job).where(
             Job.operation.in_(BACKUP_OPERATIONS),
-            Job.state.in_(("queued", "running")),
-            or_(Job.state == "queued", Job.lease_expires_at.is_(None), Job.lease_expires_at > now),
+            Job.state.in_(JobState.UNDER_WAY),
+            or_(Job.state == JobState.QUEUED, Job.lease_expires_at.is_(None), Job.lease_expires_at > now),
             Job.id != exclude,
         )
         job = s.scalars(q.order_by(Job.created_at)).first()
@@ -157,9 +159,17 @@ def parse_backup(tokens: list[str], config: Config, usage: str) -> Command:
     dry_run = bool(pop_flag(tokens, "--dry-run"))
     reject_unknown_flags(tokens, usage)
     action = (tokens.pop(0) if tokens else "").lower()
-    if action in ("run", "list"):
+    if action == "run" and tokens:  # run full|diff|incr: pgBackRest (bot.operations.pitr)
+        kind = tokens.pop(0).lower()
+        if kind not in ("full", "diff", "incr"):
+            raise UsageError(key="backup.bad_kind", kind=kind)
+        no_more(tokens, usage)
+        return Command("backup", {"action": "run", "kind": kind, "dry_run": dry_run})
+    if action in ("run", "list", "status"):
         no_more(tokens, usage)
         return Command("backup", {"action": action, "dry_run": dry_run})
+    if action == "drill":  # drill [time]: the rest of the words are the point in time
+        return Command("backup", {"action": "drill", "time": " ".join(tokens), "dry_run": dry_run})
     if action == "restore":
         if not tokens:
             raise UsageError(key="err.which_backup")
@@ -167,12 +177,14 @@ def parse_backup(tokens: list[str], config: Config, usage: str) -> Command:
         env = env_arg(config, tokens.pop(0), usage) if tokens else None
         no_more(tokens, usage)
         return Command("backup", {"action": "restore", "id": backup_id, "dry_run": dry_run}, env)
-    hint = closest(action, ["run", "list", "restore"]) if action else None
+    hint = closest(action, ["run", "list", "restore", "status", "drill"]) if action else None
     raise UsageError(key="err.backup_action", action=action, guess=hint or "")
 
 
 BACKUP_COMMAND = Spec(
-    "backup", "backup run|list|restore <id>", "Database backups in S3", "S3 へのデータベースバックアップ", "operator",
+    "backup", "backup run [full|diff|incr]|list|status|drill [time]|restore <id>",
+    "Database backups (S3, pgBackRest), RPO/RTO and restore drills",
+    "データベースバックアップ（S3・pgBackRest）、RPO/RTO、リストア訓練", "operator",
     parse=parse_backup, rank=60,
 )  # fmt: skip
 
@@ -637,8 +649,9 @@ class Restore(Operation):
 # --- backup list ------------------------------------------------------------------------------------
 
 
-def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
-    """`/taisun backup list`: read the list from S3 (off the ack path) and show it."""
+def list_reply(svc: Services, lang: str = "en") -> Reply:
+    """`/taisun backup list`: read the list from S3 (off the ack path) and show it; Refused when
+    S3 would not answer."""
     b = svc.config.backup
     where = f"s3://{b.bucket}/{b.prefix}"
     problem = render(aws_credentials_problem(), lang)
@@ -647,9 +660,9 @@ def list_reply(svc: Services, lang: str = "en") -> dict[str, Any]:
     try:
         items = [i for i in list_backups(aws.client("s3"), b.bucket, b.prefix) if i.key.endswith(".sql.gz")]
     except BackupError as e:
-        return blocks.error(t("op.backup.list.failed", lang, error=e))
+        raise Refused(t("op.backup.list.failed", lang, error=e)) from None
     except (ClientError, BotoCoreError) as e:
-        return blocks.error(t("op.backup.list.failed_in", lang, where=where, error=s3_error(e)))
+        raise Refused(t("op.backup.list.failed_in", lang, where=where, error=s3_error(e))) from None
     if not items:
         return messages.backup_list_empty(where, lang)
     return messages.backup_list(items, where, b.retention_days, lang)
@@ -667,7 +680,7 @@ def _supersede_dead_cli_jobs(svc: Services) -> None:
             s.scalars(
                 select(Job.id).where(
                     Job.operation == "backup", Job.requested_by == CLI_ACTOR,
-                    Job.state.in_(("validating", "queued", "running")),
+                    Job.state.in_(JobState.FOR_WORKERS),
                     Job.lease_expires_at.is_not(None), Job.lease_expires_at < now - timedelta(seconds=5),
                 )
             )
@@ -691,7 +704,7 @@ def _start_cli_job(svc: Services) -> Job:
         raise
     t = datetime.now(UTC)
     job = Job(
-        id=str(uuid.uuid4()), operation="backup", environment="", params=req.params, state="validating",
+        id=str(uuid.uuid4()), operation="backup", environment="", params=req.params, state=JobState.VALIDATING,
         requested_by=CLI_ACTOR, requested_by_name=CLI_NAME, channel=channel, created_at=t, updated_at=t,
         # Leased to this process from the start: no server replica takes it while it runs here.
         lease_owner=svc.runner.owner, lease_expires_at=t + svc.runner.lease, attempts=1,
@@ -714,7 +727,7 @@ def cli_summary(job: Job) -> dict[str, Any]:
     # A simulated nightly backup backed nothing up: its job ends `simulated`, and for cron that is
     # a failure to notice ("ok": false).
     return {
-        "ok": job.state == "succeeded",
+        "ok": job.state == JobState.SUCCEEDED,
         "job_id": job.id,
         "state": job.state,
         "job_state": job.state,
@@ -746,12 +759,12 @@ def run_cli_backup(svc: Services, *, json_output: bool = False) -> int:
         try:
             job = _start_cli_job(svc)
         except OpError as e:
-            _print({"ok": False, "state": "refused", "result": str(e)}, json_output, error=True)
+            _print({"ok": False, "state": JobState.REFUSED, "result": str(e)}, json_output, error=True)
             return 1
         svc.runner.start()  # with no workers: only the lease heartbeat for this job
         progress = sys.stderr.isatty() and not json_output
         if progress:
-            svc.notifier.changed_hooks.append(lambda: _show_progress(svc, job.id))
+            svc.outbox.job_hooks.append(lambda: _show_progress(svc, job.id))
         svc.runner.execute(job.id)
         if progress:
             print(file=sys.stderr)

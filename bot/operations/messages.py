@@ -9,25 +9,26 @@ from bot.backends.backup import BackupInfo
 from bot.core import blocks, i18n
 from bot.core.i18n import t
 from bot.core.ops import human_bytes
+from bot.core.replies import Reply
 from bot.core.store.models import Job
 
 
-def backup_list_cannot(where: str, problem: str, lang: str) -> dict[str, Any]:
+def backup_list_cannot(where: str, problem: str, lang: str) -> Reply:
     """The list cannot be read here (no AWS credentials): where it would be, and why not."""
-    return blocks.message(
+    return Reply(
         t("op.backup.list.cannot", lang, where=where, problem=problem),
         [blocks.section(t("op.backup.list.cannot_long", lang, where=where, problem=problem))],
     )
 
 
-def backup_list_empty(where: str, lang: str) -> dict[str, Any]:
-    return blocks.message(
+def backup_list_empty(where: str, lang: str) -> Reply:
+    return Reply(
         t("op.backup.list.empty", lang, where=where),
         [blocks.section(t("op.backup.list.empty_long", lang, where=where))],
     )
 
 
-def backup_list(items: list[BackupInfo], where: str, retention_days: int, lang: str) -> dict[str, Any]:
+def backup_list(items: list[BackupInfo], where: str, retention_days: int, lang: str) -> Reply:
     """`/taisun backup list`: the database backups, newest first, with age, size and checksum."""
     now = datetime.now(UTC)
     lines = []
@@ -39,7 +40,7 @@ def backup_list(items: list[BackupInfo], where: str, retention_days: int, lang: 
               size=human_bytes(i.size_bytes), check=check)
         )  # fmt: skip
     more = "\n" + t("op.backup.list.more", lang, n=len(items) - 25) if len(items) > 25 else ""
-    return blocks.message(
+    return Reply(
         t("op.backup.list.text", lang, n=len(items), where=where),
         [
             blocks.section(t("op.backup.list.title", lang, where=where, days=retention_days)),

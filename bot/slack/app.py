@@ -94,7 +94,10 @@ def create_app(settings: Settings, svc: Services, register_listeners: Callable[[
         token_verification_enabled=False,
         # Our own pool: Bolt's default has 5 threads shared by acks and lazy listeners.
         listener_executor=executor,
-        request_verification_enabled=bool(settings.slack_signing_secret),
+        # A signing secret from Secrets Manager may rotate: then the WSGI app alone verifies requests,
+        # with the secret as it is now (bot/slack/server.py); Bolt's copy would keep the first one.
+        request_verification_enabled=bool(settings.slack_signing_secret)
+        and not settings.slack_signing_secret_secret_id,
         logger=logging.getLogger("slack_bolt"),
         process_before_response=False,
     )
@@ -145,6 +148,10 @@ def create_app(settings: Settings, svc: Services, register_listeners: Callable[[
             svc.people.language(user_id, wait=max(budget, 0.0))
         return next()
 
+    if hasattr(
+        svc.slack, "token_listeners"
+    ):  # SLACK_BOT_TOKEN_SECRET_ID: requests' clients get the new token
+        svc.slack.token_listeners.append(lambda token: setattr(app, "_token", token))
     register_listeners(app, svc)
     app.taisun_services = svc  # type: ignore[attr-defined]
     return app

@@ -1,15 +1,14 @@
-"""Slack Web API access: one client honouring SLACK_API_URL, and a sender thread for messages.
+"""Slack Web API access: one client honouring SLACK_API_URL, retrying rate limits, 5xx and resets.
 
-Nothing here runs on the ack path: job messages are posted and edited by a background
-thread that coalesces updates (only the newest state of a message matters), so Slack's
-rate limits and slack-sdk's retry sleeps never delay an ack.
+Messages are sent through it by the outbox thread (bot.slack.outbox), never on the ack path,
+so slack-sdk's retry sleeps never delay an ack.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -24,6 +23,7 @@ from slack_sdk.http_retry.response import HttpResponse
 
 from bot.core import metrics
 from bot.core.config import ConfigError, Settings, SlackUnreachable
+from bot.core.secrets import refresher
 
 if TYPE_CHECKING:
     pass
@@ -72,12 +72,47 @@ def slack_error_code(e: BaseException) -> str | None:
     return None
 
 
+# What Slack answers to a bot token that was rotated away (SLACK_BOT_TOKEN_SECRET_ID reads the new one).
+ROTATED_TOKEN_ERRORS = frozenset({"invalid_auth", "token_revoked", "token_expired", "not_authed"})
+
+
+class RotatingWebClient(WebClient):
+    """A WebClient whose bot token comes from AWS Secrets Manager: when Slack rejects it, the token is
+    read again and, if it changed (a rotation), the call is made once more with the new one."""
+
+    def __init__(self, *args: Any, renew: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._renew = renew
+        # Told the new token (the Bolt app builds each request's client from its own copy).
+        self.token_listeners: list[Callable[[str], None]] = []
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            return super().api_call(api_method, **kwargs)
+        except SlackApiError as e:
+            own_token = any("token" in (kwargs.get(k) or {}) for k in ("params", "data", "json"))
+            if own_token or slack_error_code(e) not in ROTATED_TOKEN_ERRORS:
+                raise
+            fresh = self._renew()
+            if not fresh or fresh == self.token:
+                raise
+            self.token = fresh
+            for listener in self.token_listeners:
+                listener(fresh)
+        return super().api_call(api_method, **kwargs)
+
+
 def make_web_client(settings: Settings, token: str | None = None) -> WebClient:
     """A WebClient on SLACK_API_URL that retries rate limits, 5xx and connection resets."""
-    client = WebClient(
-        token=token or settings.slack_bot_token or None,
-        base_url=settings.slack_api_url,
-        timeout=10,
+    renew = None if token else refresher(settings, "slack_bot_token")
+    client = (
+        RotatingWebClient(
+            token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10, renew=renew
+        )
+        if renew is not None
+        else WebClient(
+            token=token or settings.slack_bot_token or None, base_url=settings.slack_api_url, timeout=10
+        )
     )
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),

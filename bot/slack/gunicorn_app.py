@@ -1,4 +1,6 @@
-"""`taisun serve` in HTTP mode: gunicorn with threads, the app built in each worker."""
+"""Every HTTP listener of the bot is gunicorn (gthread workers), the app built in each worker after the fork:
+`taisun serve` in HTTP mode, `taisun serve` in Socket Mode (/health, /metrics and the alert webhook beside
+the WebSocket) and `taisun worker` (/health and /metrics beside the job threads)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ class TaisunGunicorn(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        # Runs in each worker after the fork: every worker has its own job threads and pool.
+        # Runs in each worker after the fork: every worker has its own threads and pool.
         setup_logging(self.settings.log_level)
         return self.build(self.settings)
 
@@ -36,6 +38,37 @@ def _child_exit(server: Any, worker: Any) -> None:
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    """In the worker process, once it has stopped serving HTTP: let the app stop its own threads
+    (`taisun worker` hands back or finishes its jobs; Socket Mode closes its WebSocket)."""
+    stop = getattr(getattr(worker, "wsgi", None), "stop", None)
+    if callable(stop):
+        stop()
+
+
+def _options(
+    settings: Settings, bind: str | None, workers: int, threads: int, graceful: float
+) -> dict[str, Any]:
+    return {
+        "bind": bind or f"0.0.0.0:{settings.port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": 60,
+        "graceful_timeout": graceful,
+        "keepalive": 5,
+        "accesslog": None,
+        "loglevel": "warning",
+        "child_exit": _child_exit,
+        "worker_exit": _worker_exit,
+        "proc_name": "taisun",
+        # gunicorn 27's control socket lives in $HOME, which the service user cannot write
+        # (the image's /app, systemd's ProtectSystem=strict): every start logged an ERROR.
+        # Older gunicorn does not know the setting, and load_config skips it there.
+        "control_socket_disable": True,
+    }
 
 
 def serve_http(
@@ -48,24 +81,17 @@ def serve_http(
 ) -> None:
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="taisun-metrics-")
-    TaisunGunicorn(
-        settings,
-        build,
-        {
-            "bind": bind or f"0.0.0.0:{settings.port}",
-            "workers": workers,
-            "worker_class": "gthread",
-            "threads": threads,
-            "timeout": 60,
-            "graceful_timeout": 20,
-            "keepalive": 5,
-            "accesslog": None,
-            "loglevel": "warning",
-            "child_exit": _child_exit,
-            "proc_name": "taisun",
-            # gunicorn 27's control socket lives in $HOME, which the service user cannot write
-            # (the image's /app, systemd's ProtectSystem=strict): every start logged an ERROR.
-            # Older gunicorn does not know the setting, and load_config skips it there.
-            "control_socket_disable": True,
-        },
-    ).run()
+    TaisunGunicorn(settings, build, _options(settings, bind, workers, threads, 20)).run()
+
+
+def serve_one(
+    settings: Settings,
+    build: Callable[[Settings], Any],
+    *,
+    bind: str | None = None,
+    threads: int = 4,
+    graceful_timeout: int = 20,
+) -> None:
+    """One gunicorn worker: a process that must exist once (Socket Mode's WebSocket, a job worker),
+    restarted by gunicorn's arbiter should it die, drained on SIGTERM within graceful_timeout."""
+    TaisunGunicorn(settings, build, _options(settings, bind, 1, threads, graceful_timeout)).run()

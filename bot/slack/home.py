@@ -19,11 +19,15 @@ from bot.backends import http
 from bot.core import audit, blocks, i18n, locks
 from bot.core.blocks import Action
 from bot.core.i18n import t
+from bot.core.states import JobState
 from bot.core.store.models import Job
+from bot.deploys.messages import started_by
 from bot.deploys.service import last_changes
 from bot.incidents import service as incidents
 from bot.incidents.messages import phase_name
 from bot.observability.messages import slo_compact
+from bot.operations.pitr import home_lines as backup_home_lines
+from bot.security import tasks as security_tasks
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -146,7 +150,7 @@ class Home:
             held = {e: locks.current(s, e) for e in svc.config.environments}
             last = last_changes(s)  # verified deploys only: a simulation changed nothing
             pending = list(
-                s.scalars(select(Job).where(Job.state == "pending_approval").order_by(Job.created_at))
+                s.scalars(select(Job).where(Job.state == JobState.PENDING_APPROVAL).order_by(Job.created_at))
             )
             mine = audit.recent_by_actor(s, user_id, limit=5)
         with self._lock:
@@ -168,9 +172,11 @@ class Home:
             if job is not None:
                 lines.append(
                     t("home.last", lang, operation=job.operation, version=job.params.get("version", ""),
-                      user=blocks.mention(job.requested_by), time=blocks.slack_time(job.finished_at))
+                      user=started_by(job, lang), time=blocks.slack_time(job.finished_at))
                 )  # fmt: skip
             out.append(blocks.section("\n".join(lines)))
+        # The guide's RPO and RTO at a glance (#17): from the status the sweep keeps, no network here.
+        out.append(blocks.section("\n".join(backup_home_lines(svc, lang))))
         actionable = [j for j in pending if self._may_approve(user_id, j)]
         out += [{"type": "divider"}, blocks.section(t("home.waiting", lang, n=len(actionable)))]
         if not actionable:
@@ -200,6 +206,13 @@ class Home:
             if incidents
             else blocks.context(t("home.no_incidents", lang))
         )
+        security = security_tasks.home_lines(svc, lang)  # security operations (#18): due and overdue tasks
+        if security:
+            out += [
+                {"type": "divider"},
+                blocks.section(t("security.home.title", lang)),
+                blocks.section("\n".join(security)),
+            ]
         out += [{"type": "divider"}, blocks.section(t("home.recent", lang))]
         if mine:
             out.append(

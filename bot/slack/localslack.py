@@ -48,6 +48,7 @@ class LocalSlack:
     def __init__(self, token: str | None = None, app_token: str | None = None):
         self.token = token  # when set, calls with another token get invalid_auth
         self.app_token = app_token  # when set, the one app-level token (xapp-…) Socket Mode accepts
+        self.socket_mode_url = ""  # when set, the WebSocket apps.connections.open hands out (a test's)
         self.messages: list[Message] = []
         self.views: dict[str, dict[str, Any]] = {}
         self.home: dict[str, dict[str, Any]] = {}
@@ -556,6 +557,7 @@ class LocalSlack:
             return {"ok": False, "error": "not_allowed_token_type"}
         if not token.startswith("xapp-") or (self.app_token and token != self.app_token):
             return {"ok": False, "error": "invalid_auth"}
-        # A one-time WebSocket URL, as Slack gives it (nothing listens on it here).
+        # A one-time WebSocket URL, as Slack gives it (nothing listens on the default one).
         host = self.base.removeprefix("http://").rstrip("/")
-        return {"ok": True, "url": f"ws://{host}/link/?ticket={next(self._ids):08d}&app_id=A0TAISUN"}
+        base = self.socket_mode_url or f"ws://{host}/link/"
+        return {"ok": True, "url": f"{base}?ticket={next(self._ids):08d}&app_id=A0TAISUN"}

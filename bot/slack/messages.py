@@ -11,6 +11,9 @@ from bot.core.blocks import STEP_ICON, Action, Block, button, confirm_dialog, co
 from bot.core.commands import Spec, specs
 from bot.core.i18n import MESSAGES, duration, t
 from bot.core.mrkdwn import Mrkdwn, escape, link, mention, plain_text, slack_time, trusted
+from bot.core.states import JobState
+from bot.deploys.messages import outside_facts, started_by
+from bot.deploys.timeline import is_outside
 
 
 def help_blocks(allowed: Iterable[Spec], lang: str = "en") -> list[Block]:
@@ -26,15 +29,15 @@ def help_blocks(allowed: Iterable[Spec], lang: str = "en") -> list[Block]:
 
 
 STATE_EMOJI = {
-    "validating": "🔎", "pending_approval": "⏳", "queued": "🕐", "running": "🚀", "succeeded": "✅",
-    "simulated": "🧪", "failed": "❌", "rejected": "🚫", "expired": "⌛", "cancelled": "🛑", "invalid": "⚠️",
-    "refused": "🔒",
+    JobState.VALIDATING: "🔎", JobState.PENDING_APPROVAL: "⏳", JobState.QUEUED: "🕐", JobState.RUNNING: "🚀", JobState.SUCCEEDED: "✅",
+    JobState.SIMULATED: "🧪", JobState.FAILED: "❌", JobState.REJECTED: "🚫", JobState.EXPIRED: "⌛", JobState.CANCELLED: "🛑", JobState.INVALID: "⚠️",
+    JobState.REFUSED: "🔒",
 }  # fmt: skip
 
 
 def state_label(state: str, lang: str = "en", dry_run: bool = False) -> Mrkdwn:
     """A job state as people read it; a dry run that ran says "Dry run — nothing was changed"."""
-    if state == "simulated" and dry_run:
+    if state == JobState.SIMULATED and dry_run:
         return t("state.simulated_dry_run", lang)
     return t(f"state.{state}", lang) if f"state.{state}" in MESSAGES else escape(state)
 
@@ -51,11 +54,14 @@ def job_blocks(
     """The one message a job lives in: approval card, then progress, then outcome."""
     state = job.state
     # Said once: the DRY RUN tag until the job ends, then the state ("Dry run — nothing was changed").
-    dry = f"  `{t('card.dry_run', lang)}`" if job.dry_run and state != "simulated" else ""
+    dry = f"  `{t('card.dry_run', lang)}`" if job.dry_run and state != JobState.SIMULATED else ""
     label = state_label(state, lang, job.dry_run)
     head = f"{STATE_EMOJI.get(state, '•')} *{escape(description)}*{dry}\n*{label}*"
     blocks: list[Block] = [section(head)]
-    facts = [t("card.requested_by", lang, user=mention(job.requested_by))]
+    if is_outside(job):  # started on GitHub: who (in the title), how and which run
+        facts = [outside_facts(job, lang)]
+    else:
+        facts = [t("card.requested_by", lang, user=mention(job.requested_by))]
     if job.approved_by:
         facts.append(t("card.approved_by", lang, user=mention(job.approved_by)))
     facts.append(t("card.at", lang, time=slack_time(job.created_at)))
@@ -82,10 +88,10 @@ def job_blocks(
     if links:
         blocks.append(context(Mrkdwn("  ").join(link(url, text) for text, url in links)))
     # A simulation's result ("nothing was changed, because …") is what its state and banner say.
-    if job.result and state not in ("running", "queued", "simulated"):
+    if job.result and state not in (JobState.RUNNING, JobState.QUEUED, JobState.SIMULATED):
         result = trusted(job.result)
-        blocks.append(section(result if state == "succeeded" else t("card.why", lang, reason=result)))
-    if state == "pending_approval":
+        blocks.append(section(result if state == JobState.SUCCEEDED else t("card.why", lang, reason=result)))
+    if state == JobState.PENDING_APPROVAL:
         expires = t("card.expires", lang, time=slack_time(job.expires_at, "{time}")) if job.expires_at else ""
         confirm = confirm_dialog(
             t("card.confirm_approve_title", lang),
@@ -104,11 +110,11 @@ def job_blocks(
             }
         )
         blocks.append(context(f"{expires} · {t('card.other_approver', lang)}"))
-    elif state in ("running", "queued"):
+    elif state in JobState.UNDER_WAY:
         started = job.started_at or job.created_at
         elapsed = duration((datetime.now(UTC) - started).total_seconds(), lang)
         blocks.append(context(t("card.running_for", lang, elapsed=elapsed, job=job.id[:8])))
-    elif state == "failed" and can_rollback:
+    elif state == JobState.FAILED and can_rollback:
         confirm = confirm_dialog(
             t("card.confirm_rollback_title", lang),
             # The version named here is the one the click dispatches (Rollback.check_request).
@@ -176,9 +182,9 @@ def jobs_list_blocks(jobs: list[Any], describe: Any, lang: str = "en") -> list[B
     lines = []
     now = datetime.now(UTC)
     for j in jobs:
-        stuck = j.state == "running" and j.lease_expires_at and j.lease_expires_at < now
+        stuck = j.state == JobState.RUNNING and j.lease_expires_at and j.lease_expires_at < now
         lines.append(
             t("jobs.line_stuck" if stuck else "jobs.line", lang, job=j.id[:8], what=escape(describe(j, lang)),
-              state=state_label(j.state, lang), user=mention(j.requested_by))
+              state=state_label(j.state, lang), user=started_by(j, lang))
         )  # fmt: skip
     return [section(t("jobs.title", lang)), section("\n".join(lines))]

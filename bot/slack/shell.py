@@ -29,6 +29,7 @@ from sqlalchemy import select
 from bot.core.config import ROLES, Settings, load_config
 from bot.core.i18n import lang_of_locale, t_plain
 from bot.core.mrkdwn import to_plain
+from bot.core.states import JobState
 from bot.slack import signing
 from bot.slack.localslack import LocalSlack, Message
 from bot.slack.server import WsgiApp
@@ -388,10 +389,8 @@ class Shell:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.svc.sessions() as s:
-                busy = s.scalar(
-                    select(Job.id).where(Job.state.in_(("validating", "queued", "running"))).limit(1)
-                )
-            self.svc.notifier.flush(2)
+                busy = s.scalar(select(Job.id).where(Job.state.in_(JobState.FOR_WORKERS)).limit(1))
+            self.svc.outbox.flush(2)
             if not busy and not self.svc.pending_background and time.monotonic() - self._last_event > 0.6:
                 return
             time.sleep(0.1)
@@ -423,7 +422,10 @@ def run_shell(
     from bot.core.logs import setup_logging
 
     stdin, out = stdin or sys.stdin, out or sys.stdout
-    settings = Settings().model_copy(update={"database_url": database_url or SHELL_DATABASE})
+    # The shell is one process: its jobs run here, whatever TAISUN_JOBS says for the real bot.
+    settings = Settings().model_copy(
+        update={"database_url": database_url or SHELL_DATABASE, "taisun_jobs": "embedded"}
+    )
     # The bot's JSON log lines would interleave with the conversation: they go to a file.
     log_path = _log_path(settings.database_url)
     log_path.parent.mkdir(parents=True, exist_ok=True)  # .taisun/ on the first run

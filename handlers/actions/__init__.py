@@ -6,7 +6,7 @@ from slack_bolt import App
 
 from bot.core.blocks import Action
 from bot.core.services import Services
-from handlers.actions import alerts, incidents, jobs, runbooks
+from handlers.actions import alerts, incidents, jobs, runbooks, security
 from handlers.common import on_click, on_job_click
 
 
@@ -32,3 +32,8 @@ def register(app: App, svc: Services) -> None:
     app.action(Action.STEP_RUN)(runbooks.run_step)
     # An alert group's message.
     on_click(app, Action.ALERT_START_RUNBOOK, alerts.start_runbook)
+    # A due security task and an access review (owners and reviewers are checked by bot/security).
+    app.action(Action.SECURITY_DONE)(security.done)
+    on_job_click(app, Action.SECURITY_SNOOZE, security.snooze)
+    on_job_click(app, Action.SECURITY_REVIEW_KEEP, security.keep)
+    on_job_click(app, Action.SECURITY_REVIEW_REMOVE, security.remove)

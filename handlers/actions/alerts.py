@@ -6,13 +6,12 @@
 from __future__ import annotations
 
 from bot.alerts import service as alerts
-from bot.core import blocks
 from bot.core.i18n import t
+from bot.core.replies import Reply
 from bot.core.services import Services
-from handlers.common import Reply
 
 
-def start_runbook(svc: Services, value: str, user_id: str, user_name: str, body: dict) -> Reply:
+def start_runbook(svc: Services, value: str, user_id: str, user_name: str, body: dict) -> Reply | None:
     run = alerts.start_runbook(svc, int(value), user_id, user_name)
     key = "alert.reply.started_drill" if run.drill else "alert.reply.started"
-    return blocks.message(t(key, svc.lang_for(user_id), id=run.runbook_id))
+    return Reply(t(key, svc.lang_for(user_id), id=run.runbook_id))

@@ -13,14 +13,15 @@ from slack_sdk import WebClient
 from bot.core import blocks, locking
 from bot.core.i18n import t
 from bot.core.ops import Request
+from bot.core.replies import Refused, Reply
 from bot.core.services import Services
 from bot.slack.messages import reject_modal
-from handlers.common import Reply, channel_of, run_guarded, services, too_late, user_of, value_of
+from handlers.common import answer, channel_of, run_guarded, services, too_late, user_of, value_of
 
 log = logging.getLogger(__name__)
 
 
-def approve(svc: Services, job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
+def approve(svc: Services, job_id: str, user_id: str, user_name: str, body: dict) -> Reply | None:
     job = svc.jobs.approve(job_id, user_id, user_name)
     svc.metrics.approved((datetime.now(UTC) - job.created_at).total_seconds())
     return None  # the card itself changes to show who approved
@@ -37,27 +38,25 @@ def reject(
         return
     ack()
 
-    def ask_why() -> Reply:
+    def ask_why() -> Reply | None:
         job = svc.jobs.may_reject(value_of(body, limit=100), user_id, user_name)
         if user_id == job.requested_by:
             job = svc.jobs.reject(job.id, user_id, user_name)
-            return blocks.message(t("reply.withdrawn", lang, what=svc.describe(job, lang), job=job.id[:8]))
+            return Reply(t("reply.withdrawn", lang, what=svc.describe(job, lang), job=job.id[:8]))
         channel = str((body.get("channel") or {}).get("id") or job.channel)
         view = reject_modal(job, svc.describe(job, lang), channel, svc.jobs.reason_required(job), lang)
         client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
         return None
 
-    reply = run_guarded(ask_why, lang)
-    if reply:
-        respond(replace_original=False, **reply)
+    answer(respond, run_guarded(ask_why, lang))
 
 
-def cancel(svc: Services, job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
+def cancel(svc: Services, job_id: str, user_id: str, user_name: str, body: dict) -> Reply | None:
     svc.jobs.cancel(job_id, user_id, user_name)
     return None
 
 
-def rollback(svc: Services, job_id: str, user_id: str, user_name: str, body: dict) -> Reply:
+def rollback(svc: Services, job_id: str, user_id: str, user_name: str, body: dict) -> Reply | None:
     """The failed deploy card's button: back to the version its dialog named, or a refusal
     when the environment has moved on since (the check is Rollback.check_request's)."""
     failed = svc.jobs.get(job_id)
@@ -67,21 +66,21 @@ def rollback(svc: Services, job_id: str, user_id: str, user_name: str, body: dic
         Request("rollback", env, {"after_failed_job": failed.id}, user_id, user_name, channel)
     )
     lang = svc.lang_for(user_id)
-    return blocks.message(
+    return Reply(
         t("reply.rolling_back", lang, env=failed.environment, target=job.params["version"], job=job.id[:8])
     )
 
 
-def take_over(svc: Services, env_name: str, user_id: str, user_name: str, body: dict) -> Reply:
+def take_over(svc: Services, env_name: str, user_id: str, user_name: str, body: dict) -> Reply | None:
     """The lock refusal's button: an approver takes the manual lock over (bot.core.locking)."""
     env = svc.config.environments.get(env_name)
     lang = svc.lang_for(user_id)
     if env is None:
-        return blocks.error(t("lock.env_gone", lang))
+        raise Refused(key="lock.env_gone")
     done = locking.take_over(svc, env, user_id, user_name, channel_of(body))
     if done.outcome == "job_holds":
-        return blocks.error(t("lock.job_holds_now", lang))
+        raise Refused(key="lock.job_holds_now")
     if done.outcome == "kept":
         assert done.info is not None
-        return blocks.error(done.info.not_yours(lang))
-    return blocks.message(t("lock.you_hold", lang, env=env.name))
+        raise Refused(done.info.not_yours(lang))
+    return Reply(t("lock.you_hold", lang, env=env.name))

@@ -9,15 +9,15 @@ from slack_bolt import Ack, BoltContext
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
-from bot.core import blocks
 from bot.core.blocks import Action
 from bot.core.i18n import msg, t, user_message
 from bot.core.ops import NeedsVersion
+from bot.core.replies import Reply
 from bot.core.services import Services
 from bot.incidents import messages as blocks_incident
 from bot.incidents import runs as runbook_runs
 from handlers.common import (
-    Reply,
+    answer,
     channel_of,
     run_guarded,
     services,
@@ -29,12 +29,12 @@ from handlers.common import (
 )
 
 
-def done(svc: Services, value: str, user_id: str, user_name: str, body: dict) -> Reply:
+def done(svc: Services, value: str, user_id: str, user_name: str, body: dict) -> Reply | None:
     runbook_runs.complete_step(svc, *split(value), user_id, user_name)
     return None
 
 
-def recheck(svc: Services, value: str, user_id: str, user_name: str, body: dict) -> Reply:
+def recheck(svc: Services, value: str, user_id: str, user_name: str, body: dict) -> Reply | None:
     runbook_runs.recheck(svc, *split(value), user_id, user_name)
     return None
 
@@ -44,7 +44,7 @@ def skip(ack: Ack, body: dict, client: WebClient, respond: Any, context: BoltCon
     user_id, user_name = user_of(body)
     value = value_of(body)
 
-    def open_modal() -> Reply:
+    def open_modal() -> Reply | None:
         attempt = step_attempt(user_name, channel_of(body), "skip_step", value)
         svc.policy.require(user_id, "responder", None, msg("act.skip_step"), attempt)
         run_id, step_id = split(value)
@@ -58,8 +58,7 @@ def skip(ack: Ack, body: dict, client: WebClient, respond: Any, context: BoltCon
 
     reply = run_guarded(open_modal, svc.lang_for(user_id))
     ack()
-    if reply:
-        respond(replace_original=False, **reply)
+    answer(respond, reply)
 
 
 def run_step(
@@ -72,7 +71,7 @@ def run_step(
     value = value_of(body)
     channel = str((body.get("channel") or {}).get("id", ""))
 
-    def request_step() -> Reply:
+    def request_step() -> Reply | None:
         attempt = step_attempt(user_name, channel, "run_step", value)
         svc.policy.require(user_id, "responder", None, msg("act.run_step"), attempt)
         run_id, step_id = split(value)
@@ -88,10 +87,9 @@ def run_step(
             )
             return None
         key = "rb.reply.requested_dry" if job.dry_run else "rb.reply.requested"
-        return blocks.message(t(key, lang, what=svc.describe(job, lang), job=job.id[:8]))
+        return Reply(t(key, lang, what=svc.describe(job, lang), job=job.id[:8]))
 
     lang = svc.lang_for(user_id)
     reply = run_guarded(request_step, lang)
     ack()
-    if reply:
-        respond(replace_original=False, **reply)
+    answer(respond, reply)

@@ -8,27 +8,29 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
-from bot.core import blocks
 from bot.core.commands import parse
 from bot.core.i18n import t
 from bot.core.ops import REGISTRY
 from bot.core.ratelimit import RateLimiter
+from bot.core.replies import Refused, Reply
 from bot.core.services import Services
-from handlers.commands import general, incident, jobs, observe, runbook
-from handlers.common import Invocation, Reply, run_guarded, services, too_late
+from handlers.commands import general, incident, jobs, observe, runbook, security
+from handlers.common import Invocation, run_guarded, services, too_late
 
-Handler = Callable[[Invocation], Reply]
+Handler = Callable[[Invocation], Reply | None]
 
 # Every subcommand and its listener (one source of truth; the grammar is bot.core.commands').
 SUBCOMMANDS: dict[str, Handler] = {
     "help": general.help_,
     "status": general.status,
+    "deploys": general.deploys,
     "audit": general.audit_,
     "lock": general.lock,
     "unlock": general.unlock,
     "jobs": general.jobs,
     "incident": incident.incident,
     "runbook": runbook.runbook,
+    "security": security.security,
     **jobs.SUBCOMMANDS,  # deploy (its form) and backup (list, restore)
     **observe.SUBCOMMANDS,  # metrics, slo, logs, trace (read-only, after the ack)
 }
@@ -60,15 +62,14 @@ def taisun(
     wait = limiter.allow(user_id)
     if wait:
         svc.metrics.command("rate_limited", "refused")
-        ack(**blocks.error(t("reply.rate_limited", lang, limit=limiter.limit, wait=f"{wait:.0f}")))
+        ack(**Reply.refusal(t("reply.rate_limited", lang, limit=limiter.limit, wait=f"{wait:.0f}")).payload())
         return
-    after: list[Callable[[], None]] = []
 
-    def handle() -> Reply:
+    def handle() -> Reply | None:
         cmd = parse(text, svc.config)
         handler = handler_for(cmd.name)
         if handler is None:
-            return blocks.error(t("reply.unavailable", lang, name=cmd.name))
+            raise Refused(key="reply.unavailable", name=cmd.name)
         inv = Invocation(
             svc=svc,
             cmd=cmd,
@@ -80,22 +81,14 @@ def taisun(
             client=client,
             respond=respond,
         )
-        reply = handler(inv)
-        if reply and "_after" in reply:
-            after.append(reply.pop("_after"))
-        return reply
+        return handler(inv)
 
-    reply = run_guarded(handle, lang)
+    reply = run_guarded(handle, lang) or Reply()
     name = text.split()[0].lower() if text.split() else "help"
-    svc.metrics.command(
-        name[:20], "refused" if reply and str(reply.get("text", "")).startswith(":warning:") else "ok"
-    )
-    if reply and (reply.get("text") or reply.get("blocks")):
-        ack(**reply)
-    else:
-        ack()
-    for fn in after:  # e.g. views.open, which must use the trigger_id within 3 s
-        fn()
+    svc.metrics.command(name[:20], "refused" if reply.refused else "ok")
+    ack(**reply.payload())
+    if reply.after:  # e.g. views.open, which must use the trigger_id within 3 s
+        reply.after()
 
 
 def register(app: App, svc: Services) -> None:

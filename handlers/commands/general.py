@@ -11,24 +11,26 @@ from bot.core.commands import specs
 from bot.core.i18n import t
 from bot.core.locks import EnvironmentLocked
 from bot.core.ops import OpError, Request
+from bot.core.replies import Refused, Reply
 from bot.core.store.models import Job
-from bot.deploys.messages import deploy_line, status_blocks
+from bot.deploys import timeline
+from bot.deploys.messages import deploy_line, deploys_blocks, status_blocks
 from bot.deploys.service import last_changes, newer_simulation
 from bot.observability.messages import slo_compact
-from bot.slack.messages import help_blocks, jobs_list_blocks
-from handlers.common import Invocation, Reply
+from bot.slack.messages import help_blocks, jobs_list_blocks, state_label
+from handlers.common import Invocation
 
 
-def help_(inv: Invocation) -> Reply:
+def help_(inv: Invocation) -> Reply | None:
     policy = inv.svc.policy
     allowed = [
         s for s in specs()
         if s.role is None or any(policy.has_role(inv.user_id, s.role, env) for env in [None, *inv.svc.config.environments.values()])
     ]  # fmt: skip
-    return blocks.message(t("help.text", inv.lang), help_blocks(allowed, inv.lang))
+    return Reply(t("help.text", inv.lang), help_blocks(allowed, inv.lang))
 
 
-def status(inv: Invocation) -> Reply:
+def status(inv: Invocation) -> Reply | None:
     envs = [inv.cmd.env] if inv.cmd.env else list(inv.svc.config.environments.values())
     lang = inv.lang
     # Locks and history come from the database now; the live checks run after the ack.
@@ -38,7 +40,7 @@ def status(inv: Invocation) -> Reply:
     with inv.svc.read_sessions() as s:
         last, simulated = last_changes(s), last_changes(s, simulated=True)
 
-    def check() -> Reply:
+    def check() -> Reply | None:
         obs = inv.svc.observability  # the SLO line (viewers), asked of Prometheus while /health is checked
         slo_envs = {
             e.name for e in envs if obs.configured(e) and inv.svc.policy.has_role(inv.user_id, "viewer", e)
@@ -57,23 +59,31 @@ def status(inv: Invocation) -> Reply:
                 "last_simulation": deploy_line(sim, lang) if (sim := newer_simulation(simulated.get(e.name), job)) else None,
                 "slo": slo_compact(slo_states.get(e.name), lang) if e.name in slo_envs else None,
             })  # fmt: skip
-        return blocks.message(t("status.text", lang), status_blocks(rows, lang))
+        return Reply(t("status.text", lang), status_blocks(rows, lang))
 
     inv.later(check)
     names = ", ".join(e.name for e in envs)
-    return blocks.message(t("reply.status_checking", lang, envs=names))
+    return Reply(t("reply.status_checking", lang, envs=names))
 
 
-def audit_(inv: Invocation) -> Reply:
+def deploys(inv: Invocation) -> Reply | None:
+    """`/taisun deploys <env> [n]`: the deploy timeline, whoever started each deploy."""
     env = inv.cmd.env
-    with inv.svc.read_sessions() as s:
-        events = audit.recent(s, environment=env.name if env else None, limit=inv.cmd.args.get("n", 10))
-    return blocks.message(
-        t("audit.text", inv.lang), audit_blocks(events, env.name if env else None, inv.lang)
+    assert env is not None
+    jobs = timeline.entries(inv.svc, env.name, int(inv.cmd.args.get("n", 10)))
+    return Reply(
+        t("deploys.text", inv.lang, env=env.name), deploys_blocks(env.name, jobs, state_label, inv.lang)
     )
 
 
-def lock(inv: Invocation) -> Reply:
+def audit_(inv: Invocation) -> Reply | None:
+    env = inv.cmd.env
+    with inv.svc.read_sessions() as s:
+        events = audit.recent(s, environment=env.name if env else None, limit=inv.cmd.args.get("n", 10))
+    return Reply(t("audit.text", inv.lang), audit_blocks(events, env.name if env else None, inv.lang))
+
+
+def lock(inv: Invocation) -> Reply | None:
     env = inv.cmd.env
     assert env is not None
     req = Request(
@@ -83,7 +93,6 @@ def lock(inv: Invocation) -> Reply:
     try:
         locked = locking.lock(inv.svc, req)
     except EnvironmentLocked as e:
-        reply = blocks.error(e.message(lang))
         held = e.info
         if locking.may_take_over(inv.svc, held, inv.user_id, env):
             confirm = blocks.confirm_dialog(
@@ -97,11 +106,11 @@ def lock(inv: Invocation) -> Reply:
                 style="danger",
                 confirm=confirm,
             )
-            reply["blocks"].append({"type": "actions", "elements": [button]})
-        return reply
+            e.extra_blocks = ({"type": "actions", "elements": [button]},)
+        raise
     # Posted in the channel for everyone: the workspace language.
     ws = inv.svc.config.language
-    return blocks.message(
+    return Reply(
         t("lock.locked_text", ws, env=env.name, reason=locked.reason),
         [blocks.section(t("lock.locked", ws, env=env.name, user=blocks.mention(inv.user_id), reason=locked.reason,
                           minutes=locked.minutes))],
@@ -109,25 +118,25 @@ def lock(inv: Invocation) -> Reply:
     )  # fmt: skip
 
 
-def unlock(inv: Invocation) -> Reply:
+def unlock(inv: Invocation) -> Reply | None:
     env = inv.cmd.env
     assert env is not None
     req = Request("unlock", env, {}, inv.user_id, inv.user_name, inv.channel_id)
     done = locking.unlock(inv.svc, req)
     lang, ws = inv.lang, inv.svc.config.language
     if done.outcome == "not_locked":
-        return blocks.message(t("lock.not_locked", lang, env=env.name))
+        return Reply(t("lock.not_locked", lang, env=env.name))
     if done.outcome == "not_yours":
         assert done.info is not None
-        return blocks.error(done.info.not_yours(lang))
-    return blocks.message(
+        raise Refused(done.info.not_yours(lang))
+    return Reply(
         t("lock.unlocked_text", ws, env=env.name),
         [blocks.section(t("lock.unlocked", ws, env=env.name, user=blocks.mention(inv.user_id)))],
         ephemeral=False,
     )
 
 
-def jobs(inv: Invocation) -> Reply:
+def jobs(inv: Invocation) -> Reply | None:
     if inv.cmd.args.get("action") == "cancel":
         prefix = inv.cmd.args["id"]
         with inv.svc.read_sessions() as s:
@@ -136,6 +145,6 @@ def jobs(inv: Invocation) -> Reply:
             raise OpError(key="jobs.no_single", prefix=prefix)
         # No reason typed: the card says "cancelled by …"; the audit row's actor says who.
         job = inv.svc.jobs.cancel(matches[0], inv.user_id, inv.user_name)
-        return blocks.message(t("jobs.cancelled", inv.lang, job=job.id[:8]))
+        return Reply(t("jobs.cancelled", inv.lang, job=job.id[:8]))
     active = inv.svc.jobs.active()
-    return blocks.message(t("jobs.text", inv.lang), jobs_list_blocks(active, inv.svc.describe, inv.lang))
+    return Reply(t("jobs.text", inv.lang), jobs_list_blocks(active, inv.svc.describe, inv.lang))

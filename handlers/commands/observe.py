@@ -7,16 +7,15 @@ Each checks the viewer role and the configuration at once (a refusal is the ack)
 from __future__ import annotations
 
 from bot.backends.monitoring import MonitoringError
-from bot.core import blocks
 from bot.core.config import Environment
 from bot.core.i18n import msg, t, t_plain
 from bot.core.mrkdwn import link
-from bot.core.ops import OpError
 from bot.core.policy import Attempt
+from bot.core.replies import Refused, Reply
 from bot.observability import messages
 from bot.observability.service import Observability
 from bot.slack.files import dm_text_file
-from handlers.common import Invocation, Reply
+from handlers.common import Invocation
 
 PREVIEW_LINES = 5  # lines shown in the reply when all of them went up as a file
 
@@ -41,25 +40,30 @@ def _obs(inv: Invocation) -> Observability:
     return inv.svc.observability
 
 
-def metrics(inv: Invocation) -> Reply:
+def _refused(e: MonitoringError) -> Refused:
+    """A monitoring service that did not answer (or refused) as the reader's refusal, in their language."""
+    return Refused(key=e.key, **e.fields)
+
+
+def metrics(inv: Invocation) -> Reply | None:
     env = inv.cmd.env
     assert env is not None
     _may_read(inv, env, "metrics")
     obs, lang = _obs(inv), inv.lang
     obs.require(env, "prometheus")
 
-    def answer() -> Reply:
+    def answer() -> Reply | None:
         try:
             report = obs.metrics(env)
         except MonitoringError as e:
-            return blocks.error(e.message(lang))
-        return blocks.message(t("metrics.text", lang, env=env.name), messages.metrics_blocks(report, lang))
+            raise _refused(e) from None
+        return Reply(t("metrics.text", lang, env=env.name), messages.metrics_blocks(report, lang))
 
     inv.later(answer)
-    return blocks.message(t("metrics.checking", lang, env=env.name))
+    return Reply(t("metrics.checking", lang, env=env.name))
 
 
-def slo(inv: Invocation) -> Reply:
+def slo(inv: Invocation) -> Reply | None:
     obs, lang = _obs(inv), inv.lang
     if inv.cmd.env is not None:
         _may_read(inv, inv.cmd.env, "slo")
@@ -69,19 +73,19 @@ def slo(inv: Invocation) -> Reply:
         envs = _readable(inv, list(inv.svc.config.environments.values()), "slo")
         envs = [e for e in envs if obs.configured(e)]
         if not envs:
-            return blocks.error(t("slo.none", lang))
+            raise Refused(key="slo.none")
     names = ", ".join(e.name for e in envs)
     warn = obs.obs.budget_warning_percent
 
-    def answer() -> Reply:
+    def answer() -> Reply | None:
         reports = obs.slo_reports(envs)  # a Prometheus that did not answer is said so for its environment
-        return blocks.message(t("slo.text", lang, envs=names), messages.slo_blocks(reports, warn, lang))
+        return Reply(t("slo.text", lang, envs=names), messages.slo_blocks(reports, warn, lang))
 
     inv.later(answer)
-    return blocks.message(t("slo.checking", lang, envs=names))
+    return Reply(t("slo.checking", lang, envs=names))
 
 
-def logs(inv: Invocation) -> Reply:
+def logs(inv: Invocation) -> Reply | None:
     env = inv.cmd.env
     assert env is not None
     _may_read(inv, env, "logs")
@@ -90,11 +94,11 @@ def logs(inv: Invocation) -> Reply:
     inline = obs.obs.logs_inline_lines
     svc, user_id = inv.svc, inv.user_id
 
-    def answer() -> Reply:
+    def answer() -> Reply | None:
         try:
             result = obs.logs(env, search)
         except MonitoringError as e:
-            return blocks.error(e.message(lang))
+            raise _refused(e) from None
         file_link, upload_error, shown = None, "", inline
         if len(result.lines) > inline:  # long: the whole of it as a file, the newest few here
             shown = PREVIEW_LINES
@@ -108,16 +112,16 @@ def logs(inv: Invocation) -> Reply:
                 file_link = link(up.permalink, up.name)
             else:
                 upload_error, shown = up.error, inline
-        return blocks.message(
+        return Reply(
             t("logs.text", lang, env=env.name),
             messages.logs_blocks(result, lang, shown=shown, file_link=file_link, upload_error=upload_error),
         )
 
     inv.later(answer)
-    return blocks.message(t("logs.searching", lang, env=env.name))
+    return Reply(t("logs.searching", lang, env=env.name))
 
 
-def trace(inv: Invocation) -> Reply:
+def trace(inv: Invocation) -> Reply | None:
     obs, lang = _obs(inv), inv.lang
     trace_id = str(inv.cmd.args["id"])
     if inv.cmd.env is not None:
@@ -127,17 +131,17 @@ def trace(inv: Invocation) -> Reply:
         mine = {e.name for e in _readable(inv, list(inv.svc.config.environments.values()), "trace")}
         envs = [e for e in obs.trace_envs(None) if e.name in mine]
         if not envs:
-            raise OpError(key="trace.no_jaeger")
+            raise Refused(key="trace.no_jaeger")
     obs.check_trace_id(trace_id)
 
-    def answer() -> Reply:
+    def answer() -> Reply | None:
         answers = obs.trace(trace_id, envs)
-        return blocks.message(
+        return Reply(
             t("trace.text", lang, id=trace_id), messages.trace_blocks(trace_id.lower(), answers, lang)
         )
 
     inv.later(answer)
-    return blocks.message(t("trace.looking", lang, id=trace_id))
+    return Reply(t("trace.looking", lang, id=trace_id))
 
 
 SUBCOMMANDS = {"metrics": metrics, "slo": slo, "logs": logs, "trace": trace}

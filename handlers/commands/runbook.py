@@ -5,12 +5,14 @@ from __future__ import annotations
 from bot.core import blocks
 from bot.core.i18n import msg, t
 from bot.core.policy import Attempt
+from bot.core.replies import Reply
+from bot.core.states import IncidentState
 from bot.incidents import runs as runbook_runs
 from bot.incidents import service as incidents
-from handlers.common import Invocation, Reply
+from handlers.common import Invocation
 
 
-def runbook(inv: Invocation) -> Reply:
+def runbook(inv: Invocation) -> Reply | None:
     svc, args = inv.svc, inv.cmd.args
     catalog = runbook_runs.load_catalog()
     if args["action"] == "list":
@@ -30,7 +32,7 @@ def runbook(inv: Invocation) -> Reply:
             bad = "\n".join(p for e in catalog.errors for p in e.problems[:3])
             out.append(blocks.section(t("rb.list.invalid", lang, problems=bad[:2800])))
         out.append(blocks.context(t("rb.list.how", lang)))
-        return blocks.message(t("rb.list.text", lang), out)
+        return Reply(t("rb.list.text", lang), out)
     attempt = Attempt("runbook", inv.user_name, inv.channel_id, {"action": "run", "name": args["name"]})
     svc.policy.require(inv.user_id, "responder", inv.cmd.env, msg("act.runbook"), attempt)
     book = runbook_runs.find_runbook(args["name"], catalog)
@@ -39,7 +41,7 @@ def runbook(inv: Invocation) -> Reply:
     if (
         isinstance(here, incidents.Incident)
         and here.dedicated_channel == inv.channel_id
-        and here.state == "open"
+        and here.state == IncidentState.OPEN
     ):
         incident_id = here.id  # steps land on that incident's timeline
     run = runbook_runs.start_run(
@@ -47,4 +49,4 @@ def runbook(inv: Invocation) -> Reply:
         drill=bool(args.get("drill")), incident_id=incident_id,
     )  # fmt: skip
     key = "rb.reply.starting_drill" if run.drill else "rb.reply.starting"
-    return blocks.message(t(key, inv.lang, title=book.title_for(inv.lang)))
+    return Reply(t(key, inv.lang, title=book.title_for(inv.lang)))

@@ -8,9 +8,9 @@ from slack_sdk import WebClient
 from bot.core.blocks import Action
 from bot.core.i18n import msg
 from bot.core.mrkdwn import to_plain
-from bot.core.policy import Attempt, NotAllowed
+from bot.core.policy import Attempt
 from bot.core.services import Services
-from handlers.common import channel_of, services, user_of
+from handlers.common import channel_of, run_guarded, services, user_of
 from handlers.views.incidents import open_declare_modal
 
 
@@ -20,11 +20,14 @@ def from_message(ack: Ack, body: dict, client: WebClient, context: BoltContext) 
     user_id, user_name = user_of(body)
     channel = channel_of(body)
     message = body.get("message") or {}
-    try:
+
+    def allowed() -> None:
         attempt = Attempt("incident", user_name, channel, {"action": "declare_from_message"})
         svc.policy.require(user_id, "responder", None, msg("act.declare"), attempt)
-    except NotAllowed as e:
-        client.chat_postEphemeral(channel=channel, user=user_id, text=e.message(svc.lang_for(user_id)))
+
+    refused = run_guarded(allowed, svc.lang_for(user_id))
+    if refused:
+        client.chat_postEphemeral(channel=channel, user=user_id, text=refused.text)
         return
     open_declare_modal(
         client, svc, str(body.get("trigger_id", "")), channel, lang=svc.lang_for(user_id),

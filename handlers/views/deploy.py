@@ -8,19 +8,15 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 from slack_bolt.request import BoltRequest
-from sqlalchemy.exc import SQLAlchemyError
 
-from bot.core import blocks
-from bot.core.audit import AuditWriteFailed
 from bot.core.blocks import Action
-from bot.core.i18n import t, user_message
-from bot.core.locks import EnvironmentLocked
+from bot.core.i18n import t
 from bot.core.mrkdwn import to_plain
-from bot.core.ops import OpError, Request
-from bot.core.policy import NotAllowed
+from bot.core.ops import Request
+from bot.core.replies import Reply
 from bot.deploys.messages import DRY_RUN, deploy_modal
 from bot.deploys.service import latest_tag_names
-from handlers.common import Invocation, selected, services, too_late
+from handlers.common import Invocation, run_guarded, selected, services, too_late
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +89,16 @@ def submit_deploy(ack: Ack, body: dict, view: dict, request: BoltRequest, contex
         channel,
         dry_run=dry_run,
     )
-    try:
+
+    def request_deploy() -> Reply:
         job = svc.jobs.request(req)
-    except (NotAllowed, EnvironmentLocked, OpError, AuditWriteFailed) as e:
-        ack(response_action="errors", errors={"version": to_plain(user_message(e, lang))[:150]})
-        return
-    except SQLAlchemyError:
-        log.exception("database error while handling the deploy form")
-        ack(response_action="errors", errors={"version": to_plain(t("reply.db_down", lang))[:150]})
+        key = "reply.checking_form_dry" if dry_run else "reply.checking_form"
+        return Reply(t(key, lang, what=svc.describe(job, lang), job=job.id[:8]))
+
+    reply = run_guarded(request_deploy, lang)
+    assert reply is not None
+    if reply.refused:
+        ack(response_action="errors", errors={"version": reply.field_error()})
         return
     ack()
-    key = "reply.checking_form_dry" if dry_run else "reply.checking_form"
-    text = t(key, lang, what=svc.describe(job, lang), job=job.id[:8])
-    svc.later(lambda: tell(**blocks.message(text)))
+    svc.later(lambda: tell(**reply.payload()))

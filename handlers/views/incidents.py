@@ -12,11 +12,12 @@ from slack_sdk import WebClient
 from bot.core.blocks import Action
 from bot.core.i18n import msg
 from bot.core.policy import Attempt
+from bot.core.replies import Reply
 from bot.core.services import Services
 from bot.incidents import messages as blocks_incident
 from bot.incidents import runs as runbook_runs
 from bot.incidents import service as incidents
-from handlers.common import Reply, modal_error, run_guarded, services, user_of
+from handlers.common import run_guarded, services, user_of
 
 
 def open_declare_modal(
@@ -85,7 +86,7 @@ def submit_declare(ack: Ack, body: dict, view: dict, context: BoltContext) -> No
             )
         )
 
-    def declare() -> Reply:
+    def declare() -> Reply | None:
         attempt = Attempt(
             "incident", user_name, channel, {"action": "declare", "severity": severity, "title": title}
         )
@@ -97,10 +98,7 @@ def submit_declare(ack: Ack, body: dict, view: dict, context: BoltContext) -> No
         return None
 
     reply = run_guarded(declare, svc.lang_for(user_id))
-    if reply:
-        ack(
-            response_action="errors",
-            errors={"title": modal_error(reply)},
-        )
+    if reply and reply.refused:
+        ack(response_action="errors", errors={"title": reply.field_error()})
         return
     ack()

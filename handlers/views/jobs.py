@@ -8,16 +8,11 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 from slack_bolt.request import BoltRequest
-from sqlalchemy.exc import SQLAlchemyError
 
-from bot.core import blocks
-from bot.core.audit import AuditWriteFailed
 from bot.core.blocks import Action
-from bot.core.i18n import t, user_message
-from bot.core.mrkdwn import to_plain
-from bot.core.ops import OpError
-from bot.core.policy import NotAllowed
-from handlers.common import selected, services, too_late
+from bot.core.i18n import t
+from bot.core.replies import Reply
+from handlers.common import run_guarded, selected, services, too_late
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +40,15 @@ def submit_reject(ack: Ack, body: dict, view: dict, request: BoltRequest, contex
         return
     values = (view.get("state") or {}).get("values") or {}
     reason = str(selected(values, "reason", Action.REJECT_REASON).get("value") or "")
-    try:
+
+    def reject() -> Reply:
         job = svc.jobs.reject(str(meta.get("job") or ""), user_id, user_name, reason=reason)
-    except (NotAllowed, OpError, AuditWriteFailed) as e:
-        ack(response_action="errors", errors={"reason": to_plain(user_message(e, lang))[:150]})
-        return
-    except SQLAlchemyError:
-        log.exception("database error while handling the reject form")
-        ack(response_action="errors", errors={"reason": to_plain(t("reply.db_down", lang))[:150]})
+        return Reply(t("reply.rejected", lang, what=svc.describe(job, lang), job=job.id[:8]))
+
+    reply = run_guarded(reject, lang)
+    assert reply is not None
+    if reply.refused:
+        ack(response_action="errors", errors={"reason": reply.field_error()})
         return
     ack()
-    text = t("reply.rejected", lang, what=svc.describe(job, lang), job=job.id[:8])
-    svc.later(lambda: tell(**blocks.message(text)))
+    svc.later(lambda: tell(**reply.payload()))

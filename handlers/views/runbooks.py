@@ -9,8 +9,9 @@ from slack_bolt import Ack, BoltContext
 
 from bot.core.blocks import Action
 from bot.core.i18n import msg, t_plain
+from bot.core.replies import Reply
 from bot.incidents import runs as runbook_runs
-from handlers.common import Reply, modal_error, run_guarded, services, split, step_attempt, user_of
+from handlers.common import run_guarded, services, split, step_attempt, user_of
 
 
 def submit_skip(ack: Ack, body: dict, view: dict, context: BoltContext) -> None:
@@ -19,18 +20,15 @@ def submit_skip(ack: Ack, body: dict, view: dict, context: BoltContext) -> None:
     values = view.get("state", {}).get("values", {})
     reason = str((values.get("reason", {}).get(Action.STEP_SKIP_REASON) or {}).get("value") or "")
 
-    def record() -> Reply:
+    def record() -> Reply | None:
         attempt = step_attempt(user_name, "", "skip_step", view.get("private_metadata", ""))
         svc.policy.require(user_id, "responder", None, msg("act.skip_step"), attempt)
         runbook_runs.skip_step(svc, *split(view.get("private_metadata", "")), user_id, user_name, reason)
         return None
 
     reply = run_guarded(record, svc.lang_for(user_id))
-    if reply:
-        ack(
-            response_action="errors",
-            errors={"reason": modal_error(reply)},
-        )
+    if reply and reply.refused:
+        ack(response_action="errors", errors={"reason": reply.field_error()})
         return
     ack()
 
@@ -48,7 +46,7 @@ def submit_version(ack: Ack, body: dict, view: dict, context: BoltContext) -> No
         return
     meta = json.loads(view.get("private_metadata") or "{}")
 
-    def request() -> Reply:
+    def request() -> Reply | None:
         attempt = step_attempt(
             user_name, str(meta.get("channel", "")), "run_step", str(meta.get("value", ""))
         )
@@ -66,10 +64,7 @@ def submit_version(ack: Ack, body: dict, view: dict, context: BoltContext) -> No
         return None
 
     reply = run_guarded(request, svc.lang_for(user_id))
-    if reply:
-        ack(
-            response_action="errors",
-            errors={"version": modal_error(reply)},
-        )
+    if reply and reply.refused:
+        ack(response_action="errors", errors={"version": reply.field_error()})
         return
     ack()

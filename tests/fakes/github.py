@@ -24,6 +24,28 @@ Knobs for deploy tests:
   request(s); ``after_effect=True`` carries the request out before failing it.
 - ``requests``, ``requests_to()``, ``dispatches``, ``runs``, ``deployments``: what happened.
 - ``errors``: exceptions inside the fake (a test fixture should assert it stays empty).
+- ``workflow_scripts``: a run script per workflow file (e.g. a failing ``smoke.yml``).
+
+Runs started outside the bot: ``add_branch`` and ``push(ref, actor=...)`` start a push-event run
+of the deploy workflow as GitHub does after a merge or a pushed tag (``inputs`` here are only the
+fake's record of what it deploys; GitHub never shows a run's inputs).
+
+Webhooks, signed as GitHub signs them: ``add_webhook(target, secret)`` subscribes a target (a
+callable ``(headers, body) -> status`` or an http URL) and sends it a ``ping``; from then on every
+run's lifecycle (``workflow_run`` requested / in_progress / completed) and every deployment and
+deployment status is delivered from a sender thread, each with its own ``X-GitHub-Delivery`` and
+``X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body>``. ``deliveries`` records them with the
+status each target answered; ``redeliver(id)`` sends one again with the same delivery id (GitHub's
+Redeliver button), to any targets, at once when there are several; ``flush_webhooks()`` waits.
+
+Run listings answer with an ``ETag`` and ``304 Not Modified`` to a matching ``If-None-Match``;
+``rate_limit_used`` counts the requests that cost rate limit (a 304 does not).
+
+Security operations (#18): ``run_artifacts[workflow] = {name: {file: bytes}}`` gives every run of
+that workflow those artifacts (listed at /actions/runs/{id}/artifacts; the zip download answers 302
+to ``http://localhost:<port>/_blobs/…``, another origin, like GitHub's storage, and records in
+``blob_requests`` whether a token reached it); ``add_secret`` adds an Actions secret (name and
+dates only); ``issues`` lists the issues created (POST /issues), which GET /issues lists by label.
 """
 
 from __future__ import annotations
@@ -31,13 +53,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
+import io
 import itertools
 import json
 import operator
+import queue
 import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -45,6 +71,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from zipfile import ZipFile
+
+import httpx
 
 __all__ = ["FakeGitHub", "RecordedRequest"]
 
@@ -117,6 +146,7 @@ class _Run:
     display_title: str
     hidden_lists: int
     step: int = 0
+    actor: str = "taisun-bot"  # who triggered it (the token's user for dispatches)
 
     @property
     def status(self) -> str:
@@ -139,6 +169,37 @@ class _Deployment:
     created_at: datetime
     body: dict[str, Any]
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    creator: str = "taisun-bot"
+    run_id: int | None = None
+
+
+@dataclass
+class Delivery:
+    """One webhook delivery as GitHub sends it: its id, event, headers and exact body, and the status
+    each send was answered with."""
+
+    id: str
+    event: str
+    headers: dict[str, str]
+    body: bytes
+    hook_id: int
+    answers: list[int] = field(default_factory=list)
+
+    @property
+    def payload(self) -> Any:
+        text = self.body.decode()
+        if text.startswith("payload="):
+            return json.loads(dict(parse_qsl(text))["payload"])
+        return json.loads(text)
+
+
+@dataclass
+class _Hook:
+    id: int
+    target: Any  # a callable (headers, body) -> status, or an http(s) URL
+    secret: str
+    events: tuple[str, ...]
+    content_type: str  # json or form
 
 
 def _iso(dt: datetime) -> str:
@@ -229,8 +290,24 @@ class FakeGitHub:
         self._workflows: dict[str, _Workflow] = {}
         self._runs: dict[int, _Run] = {}
         self._deployments: dict[int, _Deployment] = {}
+        # Security operations: artifacts per workflow file, run artifacts, issues, Actions secrets.
+        self.run_artifacts: dict[str, dict[str, dict[str, bytes]]] = {}
+        self._artifacts: dict[int, dict[str, Any]] = {}
+        self._blobs: dict[str, bytes] = {}
+        self.blob_requests: list[dict[str, Any]] = []
+        self._issues: list[dict[str, Any]] = []
+        self._secrets: dict[str, dict[str, str]] = {}
         self._faults: list[_Fault] = []
         self._requests: list[RecordedRequest] = []
+        self._branches: dict[str, str] = {}
+        self.workflow_scripts: dict[str, list[str | tuple[str, str | None]]] = {}
+        self.rate_limit_used = 0  # requests that cost rate limit (a 304 does not)
+        self.not_modified = 0  # 304 answers given
+        self._hooks: list[_Hook] = []
+        self._deliveries: list[Delivery] = []
+        self._outbox: queue.Queue[tuple[Delivery, list[Any]] | None] = queue.Queue()
+        self._sending = 0
+        self._sender: threading.Thread | None = None
         self.errors: list[str] = []  # exceptions raised inside the fake's handlers (should stay empty)
         self._conns: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -262,6 +339,10 @@ class FakeGitHub:
         return self
 
     def stop(self) -> None:
+        if self._sender is not None:
+            self._outbox.put(None)
+            self._sender.join(timeout=5)
+            self._sender = None
         server, self._server = self._server, None
         if server is None:
             return
@@ -347,6 +428,34 @@ class FakeGitHub:
         with self._lock:
             self._tags.pop(name)
 
+    def add_branch(self, name: str, sha: str | None = None) -> str:
+        """A branch besides the default one (develop), at `sha` (default: the head); returns its sha."""
+        with self._lock:
+            self._branches[name] = sha or self.head
+            return self._branches[name]
+
+    def push(
+        self,
+        ref: str,
+        *,
+        actor: str = "octocat",
+        workflow: str = "cd.yml",
+        inputs: dict[str, Any] | None = None,
+        script: Iterable[str | tuple[str, str | None]] | None = None,
+        event: str = "push",
+        created_at: datetime | None = None,
+    ) -> int:
+        """A push of `ref` (a branch or a tag) that runs the deploy workflow, as GitHub does after a
+        merge to develop or `git push origin v1.2.3`; returns the run id. The run then goes through
+        `script` (default run_script) one step per GET, like a dispatched one."""
+        with self._lock:
+            run = self._create_run(
+                self._workflows[workflow], ref=ref, inputs=inputs or {}, event=event, created_at=created_at,
+                script=script or self.workflow_scripts.get(workflow) or self.run_script, display_title=None,
+                lag=0, actor=actor,
+            )  # fmt: skip
+            return run.id
+
     # ------------------------------------------------------------------ test API: actions
 
     def declare_workflow(
@@ -394,6 +503,7 @@ class FakeGitHub:
         conclusion: str | None = "success",
         inputs: dict[str, Any] | None = None,
         display_title: str | None = None,
+        actor: str = "octocat",
     ) -> int:
         """Add a run directly (e.g. an older run, or one started by someone else); returns its id."""
         with self._lock:
@@ -407,6 +517,7 @@ class FakeGitHub:
                 script=[step],
                 display_title=display_title,
                 lag=0,
+                actor=actor,
             ).id
 
     def complete_run(self, run_id: int, conclusion: str = "success") -> None:
@@ -417,9 +528,12 @@ class FakeGitHub:
         """Put a run in this state and stop its script there."""
         with self._lock:
             run = self._runs[run_id]
+            before = run.status
             run.script = _normalise_script([(status, conclusion)])
             run.step = 0
             run.updated_at = self.clock()
+            if run.status != before:
+                self._run_event(run)
 
     def script_run(self, run_id: int, script: Iterable[str | tuple[str, str | None]]) -> None:
         """Replace one run's remaining script (it restarts at the script's first step)."""
@@ -462,6 +576,198 @@ class FakeGitHub:
                 data["statuses"] = [dict(s) for s in d.statuses]
                 out.append(data)
             return out
+
+    def add_deployment(
+        self,
+        ref: str,
+        environment: str,
+        *,
+        actor: str = "octocat",
+        run_id: int | None = None,
+        payload: Any = None,
+    ) -> int:
+        """A deployment created outside the bot (by a job's `environment:` in Actions when `run_id`
+        is given, else by another tool); its `deployment` webhook names the run. Returns its id."""
+        with self._lock:
+            sha = self._resolve(ref)
+            if sha is None:
+                raise ValueError(f"no ref {ref}")
+            d = _Deployment(
+                id=next(self._ids), sha=sha, ref=ref, task="deploy", environment=environment, description="",
+                payload=payload or {}, created_at=self.clock(), body={"ref": ref, "environment": environment},
+                creator=actor, run_id=run_id,
+            )  # fmt: skip
+            self._deployments[d.id] = d
+            self._deployment_event("deployment", d)
+            return d.id
+
+    def add_deployment_status(self, deployment_id: int, state: str) -> None:
+        """A status on a deployment (as its tool reports progress); its webhook is delivered."""
+        with self._lock:
+            self._create_status(dep_id=str(deployment_id), body={"state": state})
+
+    # ------------------------------------------------------------------ test API: webhooks
+
+    def add_webhook(
+        self,
+        target: Any,
+        secret: str,
+        *,
+        events: Iterable[str] = ("workflow_run", "deployment", "deployment_status"),
+        content_type: str = "json",
+    ) -> int:
+        """Subscribe `target` (a callable (headers, body) -> status, or an http URL) to these events,
+        signed with `secret`, and send it a ping as GitHub does when a webhook is created."""
+        with self._lock:
+            hook = _Hook(next(self._ids), target, secret, tuple(events), content_type)
+            self._hooks.append(hook)
+            ping = {
+                "zen": "Keep it logically awesome.", "hook_id": hook.id,
+                "hook": {"type": "Repository", "id": hook.id, "name": "web", "active": True, "events": list(hook.events),
+                         "config": {"content_type": content_type, "insecure_ssl": "0", "url": str(target)}},
+                "repository": self._repo_json(), "sender": self._user(self.owner),
+            }  # fmt: skip
+            self._queue(self._delivery(hook, "ping", ping), [hook.target])
+            return hook.id
+
+    def send_event(self, event: str, payload: dict[str, Any]) -> list[Delivery]:
+        """Deliver any event (e.g. one the bot ignores) to the hooks subscribed to it."""
+        with self._lock:
+            return self._emit(event, payload)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        with self._lock:
+            return list(self._deliveries)
+
+    def delivery(self, delivery_id: str) -> Delivery:
+        with self._lock:
+            return next(d for d in self._deliveries if d.id == delivery_id)
+
+    def redeliver(self, delivery_id: str, targets: Iterable[Any] | None = None) -> Delivery:
+        """Send a delivery again with the same id and body (GitHub's Redeliver), to `targets` (default:
+        its hook's); several targets get it at the same moment (two replicas behind a load balancer)."""
+        with self._lock:
+            d = next(d for d in self._deliveries if d.id == delivery_id)
+            hook = next(h for h in self._hooks if h.id == d.hook_id)
+            self._queue(d, list(targets) if targets is not None else [hook.target])
+            return d
+
+    def flush_webhooks(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued delivery has been sent and answered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._outbox.empty() and not self._sending:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def _queue(self, d: Delivery, targets: list[Any]) -> None:
+        """Called with the lock held: hand a delivery to the sender thread."""
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._send_loop, name="fake-github-hooks", daemon=True)
+            self._sender.start()
+        self._sending += 1
+        self._outbox.put((d, targets))
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            d, targets = item
+            try:
+                answers = self._post_all(targets, d)
+                with self._lock:
+                    d.answers.extend(answers)
+            except Exception as exc:
+                with self._lock:
+                    self.errors.append(f"webhook {d.event} {d.id}: {exc!r}")
+            finally:
+                with self._lock:
+                    self._sending -= 1
+
+    def _post_all(self, targets: list[Any], d: Delivery) -> list[int]:
+        """Send a delivery to each target; several at the same moment (two replicas behind a load balancer)."""
+        if len(targets) == 1:
+            return [self._post(targets[0], d)]
+        answers = [0] * len(targets)
+        go = threading.Barrier(len(targets))
+
+        def send(i: int, target: Any) -> None:
+            go.wait()
+            answers[i] = self._post(target, d)
+
+        threads = [threading.Thread(target=send, args=(i, t)) for i, t in enumerate(targets)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return answers
+
+    @staticmethod
+    def _post(target: Any, d: Delivery) -> int:
+        if callable(target):
+            return int(target(dict(d.headers), d.body))
+        return httpx.post(str(target), content=d.body, headers=d.headers, timeout=10).status_code
+
+    def _delivery(self, hook: _Hook, event: str, payload: dict[str, Any]) -> Delivery:
+        """A delivery as GitHub builds it: the body, its HMAC signatures, and GitHub's headers."""
+        raw = json.dumps(payload).encode()
+        if hook.content_type == "form":
+            body = urlencode({"payload": raw.decode()}).encode()
+            ctype = "application/x-www-form-urlencoded"
+        else:
+            body, ctype = raw, "application/json"
+        delivery_id = str(uuid.uuid4())
+        sha256 = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
+        sha1 = hmac.new(hook.secret.encode(), body, hashlib.sha1).hexdigest()
+        headers = {
+            "Content-Type": ctype, "User-Agent": "GitHub-Hookshot/f4a2c9e", "X-GitHub-Delivery": delivery_id,
+            "X-GitHub-Event": event, "X-GitHub-Hook-ID": str(hook.id),
+            "X-GitHub-Hook-Installation-Target-ID": "4242", "X-GitHub-Hook-Installation-Target-Type": "repository",
+            "X-Hub-Signature": f"sha1={sha1}", "X-Hub-Signature-256": f"sha256={sha256}",
+        }  # fmt: skip
+        d = Delivery(delivery_id, event, headers, body, hook.id)
+        self._deliveries.append(d)
+        return d
+
+    def _emit(self, event: str, payload: dict[str, Any]) -> list[Delivery]:
+        """Called with the lock held: deliver an event to every hook subscribed to it."""
+        out = []
+        for hook in self._hooks:
+            if event in hook.events or "*" in hook.events:
+                d = self._delivery(hook, event, payload)
+                self._queue(d, [hook.target])
+                out.append(d)
+        return out
+
+    def _run_event(self, run: _Run) -> None:
+        """Called with the lock held: the workflow_run webhook for a run's new status."""
+        if not self._hooks:
+            return
+        action = {"completed": "completed", "in_progress": "in_progress"}.get(run.status, "requested")
+        self._emit("workflow_run", {
+            "action": action, "workflow_run": self._run_json(run),
+            "workflow": self._workflow_json(self._workflows[run.workflow]),
+            "repository": self._repo_json(), "sender": self._user(run.actor),
+        })  # fmt: skip
+
+    def _deployment_event(self, event: str, d: _Deployment, status: dict[str, Any] | None = None) -> None:
+        """Called with the lock held: the deployment (or deployment_status) webhook."""
+        if not self._hooks:
+            return
+        run = self._runs.get(d.run_id) if d.run_id else None
+        payload: dict[str, Any] = {
+            "action": "created", "deployment": self._deployment_json(d),
+            "workflow": self._workflow_json(self._workflows[run.workflow]) if run else None,
+            "workflow_run": self._run_json(run) if run else None,
+            "repository": self._repo_json(), "sender": self._user(d.creator),
+        }  # fmt: skip
+        if status is not None:
+            payload["deployment_status"] = status
+        self._emit(event, payload)
 
     # ------------------------------------------------------------------ test API: faults
 
@@ -573,6 +879,9 @@ class FakeGitHub:
     def _handle(self, h: _Handler) -> None:
         method = h.command.upper()
         raw_path = h.path
+        if raw_path.startswith("/_blobs/"):
+            self._serve_blob(h, raw_path)
+            return
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         body: Any = None
@@ -607,7 +916,7 @@ class FakeGitHub:
         else:
             try:
                 with self._lock:
-                    reply = self._route(method, raw_path, body)
+                    reply = self._route(method, raw_path, body, dict(h.headers))
             except _NotFound:
                 reply = (404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}, {})
             except Exception as exc:  # a bug in the fake: make it loud, not a dropped connection
@@ -650,10 +959,14 @@ class FakeGitHub:
             h.send_response(status)
             h.send_header("X-GitHub-Request-Id", f"FAKE:{next(self._ids):X}")
             lower = {k.lower() for k in headers}
+            with self._lock:
+                if status != 304:  # GitHub: a conditional request answered 304 costs no rate limit
+                    self.rate_limit_used += 1
+                used = self.rate_limit_used
             defaults = {
                 "x-ratelimit-limit": "5000",
-                "x-ratelimit-remaining": "4999",
-                "x-ratelimit-used": "1",
+                "x-ratelimit-remaining": str(max(0, 5000 - used)),
+                "x-ratelimit-used": str(used),
                 "x-ratelimit-resource": "core",
                 "x-ratelimit-reset": str(int(time.time()) + 3600),
             }
@@ -662,8 +975,8 @@ class FakeGitHub:
                     h.send_header(k, v)
             for k, v in headers.items():
                 h.send_header(k, v)
-            if status == 204 or (payload is None and status < 300):
-                if status != 204:
+            if status in (204, 304) or (payload is None and status < 300):
+                if status not in (204, 304):
                     h.send_header("Content-Length", "0")
                 h.end_headers()
                 return
@@ -679,7 +992,7 @@ class FakeGitHub:
 
     # ------------------------------------------------------------------ routing
 
-    def _route(self, method: str, raw_path: str, body: Any) -> Reply:
+    def _route(self, method: str, raw_path: str, body: Any, headers: dict[str, str] | None = None) -> Reply:
         parts = urlsplit(raw_path)
         path = parts.path.rstrip("/") or "/"
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -691,7 +1004,7 @@ class FakeGitHub:
             m = re.fullmatch(pattern, sub)
             if m and route_method == method:
                 groups = {k: unquote(v) for k, v in m.groupdict().items()}
-                return handler(query=query, body=body, path=path, **groups)
+                return handler(query=query, body=body, path=path, headers_in=headers or {}, **groups)
         raise _NotFound
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Reply]]]:
@@ -718,7 +1031,113 @@ class FakeGitHub:
             ("GET", r"/deployments/(?P<dep_id>\d+)", self._get_deployment),
             ("POST", r"/deployments/(?P<dep_id>\d+)/statuses", self._create_status),
             ("GET", r"/deployments/(?P<dep_id>\d+)/statuses", self._list_statuses),
+            ("GET", r"/actions/runs/(?P<run_id>\d+)/artifacts", self._list_artifacts),
+            ("GET", r"/actions/artifacts/(?P<art_id>\d+)/zip", self._download_artifact),
+            ("GET", r"/actions/secrets", self._list_secrets),
+            ("POST", r"/issues", self._create_issue),
+            ("GET", r"/issues", self._list_issues),
         ]
+
+    # ------------------------------------------------------------------ security operations (#18)
+
+    def _add_artifact(self, run_id: int, name: str, files: dict[str, bytes]) -> int:
+        buf = io.BytesIO()
+        with ZipFile(buf, "w") as zf:
+            for file_name, data in files.items():
+                zf.writestr(file_name, data)
+        art_id = next(self._ids)
+        blob = hashlib.sha1(f"{art_id}:{name}".encode(), usedforsecurity=False).hexdigest()
+        self._blobs[blob] = buf.getvalue()
+        now = self.clock()
+        self._artifacts[art_id] = {
+            "id": art_id, "node_id": f"MDg6QXJ0aWZhY3Q{art_id}", "name": name, "size_in_bytes": len(buf.getvalue()),
+            "url": f"{self._api}/actions/artifacts/{art_id}",
+            "archive_download_url": f"{self._api}/actions/artifacts/{art_id}/zip", "expired": False,
+            "created_at": _iso(now), "updated_at": _iso(now), "expires_at": _iso(now + timedelta(days=90)),
+            "workflow_run": {"id": run_id, "head_branch": self.default_branch}, "_blob": blob,
+        }  # fmt: skip
+        return art_id
+
+    def expire_artifacts(self) -> None:
+        with self._lock:
+            for art in self._artifacts.values():
+                art["expired"] = True
+
+    def add_secret(self, name: str, updated_at: datetime) -> None:
+        """An Actions secret of the repository: GitHub shows its name and dates, never its value."""
+        with self._lock:
+            self._secrets[name] = {
+                "name": name,
+                "created_at": _iso(updated_at),
+                "updated_at": _iso(updated_at),
+            }
+
+    @property
+    def issues(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(i) for i in self._issues]
+
+    def _list_artifacts(self, *, run_id: str, query: dict[str, str], path: str, **_: Any) -> Reply:
+        if int(run_id) not in self._runs:
+            raise _NotFound
+        items = [
+            {k: v for k, v in a.items() if k != "_blob"}
+            for a in self._artifacts.values()
+            if a["workflow_run"]["id"] == int(run_id)
+        ]
+        page, headers = self._paginate(items, query, path)
+        return 200, {"total_count": len(items), "artifacts": page}, headers
+
+    def _download_artifact(self, *, art_id: str, **_: Any) -> Reply:
+        art = self._artifacts.get(int(art_id))
+        if art is None:
+            raise _NotFound
+        if art["expired"]:
+            return 410, {"message": "Artifact has expired", "documentation_url": DOCS, "status": "410"}, {}
+        # GitHub's answer: a redirect to short-lived storage on another host (here: another origin).
+        location = f"http://localhost:{self._port}/_blobs/{art['_blob']}?sig=fake"
+        return 302, b"", {"Location": location, "Content-Type": "text/plain"}
+
+    def _serve_blob(self, h: _Handler, raw_path: str) -> None:
+        blob = urlsplit(raw_path).path.removeprefix("/_blobs/")
+        with self._lock:
+            self.blob_requests.append({"path": raw_path, "authorization": h.headers.get("Authorization")})
+            data = self._blobs.get(blob)
+        if data is None:
+            self._send(
+                h, 404, b"<Error><Code>BlobNotFound</Code></Error>", {"Content-Type": "application/xml"}
+            )
+            return
+        self._send(h, 200, data, {"Content-Type": "application/zip"})
+
+    def _list_secrets(self, *, query: dict[str, str], path: str, **_: Any) -> Reply:
+        items = [dict(v) for _, v in sorted(self._secrets.items())]
+        page, headers = self._paginate(items, query, path)
+        return 200, {"total_count": len(items), "secrets": page}, headers
+
+    def _create_issue(self, *, body: Any, **_: Any) -> Reply:
+        if not isinstance(body, dict) or not str(body.get("title") or "").strip():
+            return 422, {"message": "Validation Failed", "errors": [{"resource": "Issue", "code": "missing_field",
+                                                                      "field": "title"}], "documentation_url": DOCS}, {}  # fmt: skip
+        number = len(self._issues) + 1
+        issue = {
+            "id": next(self._ids), "number": number, "title": body["title"], "body": body.get("body") or "",
+            "labels": [{"name": str(n)} for n in body.get("labels") or []], "state": "open",
+            "url": f"{self._api}/issues/{number}", "html_url": f"{self._html}/issues/{number}",
+            "created_at": _iso(self.clock()), "user": self._user(),
+        }  # fmt: skip
+        self._issues.append(issue)
+        return 201, issue, {}
+
+    def _list_issues(self, *, query: dict[str, str], path: str, **_: Any) -> Reply:
+        wanted = {n for n in (query.get("labels") or "").split(",") if n}
+        state = query.get("state", "open")
+        items = [
+            i for i in reversed(self._issues)
+            if wanted <= {lab["name"] for lab in i["labels"]} and (state == "all" or i["state"] == state)
+        ]  # fmt: skip
+        page, headers = self._paginate(items, query, path)
+        return 200, page, headers
 
     # ------------------------------------------------------------------ JSON shapes
 
@@ -862,8 +1281,8 @@ class FakeGitHub:
             "pull_requests": [],
             "created_at": _iso(run.created_at),
             "updated_at": _iso(run.updated_at),
-            "actor": self._user(),
-            "triggering_actor": self._user(),
+            "actor": self._user(run.actor),
+            "triggering_actor": self._user(run.actor),
             "run_attempt": 1,
             "referenced_workflows": [],
             "run_started_at": _iso(started) if started else None,
@@ -900,7 +1319,7 @@ class FakeGitHub:
             "original_environment": d.environment,
             "environment": d.environment,
             "description": d.description,
-            "creator": self._user(),
+            "creator": self._user(d.creator),
             "created_at": _iso(d.created_at),
             "updated_at": _iso(d.created_at),
             "statuses_url": f"{url}/statuses",
@@ -921,6 +1340,8 @@ class FakeGitHub:
             return tag.sha if tag else None
         if ref in (self.default_branch, "HEAD"):
             return str(self._commits[-1]["sha"])
+        if ref in self._branches:
+            return self._branches[ref]
         if ref in self._tags:
             return self._tags[ref].sha
         if ref in self._commit_index:
@@ -970,6 +1391,7 @@ class FakeGitHub:
         script: Iterable[str | tuple[str, str | None]],
         display_title: str | None,
         lag: int,
+        actor: str = "taisun-bot",
     ) -> _Run:
         sha = self._resolve(ref)
         if sha is None:
@@ -993,8 +1415,12 @@ class FakeGitHub:
             run_number=1 + sum(1 for r in self._runs.values() if r.workflow == wf.file),
             display_title=display_title,
             hidden_lists=lag,
+            actor=actor,
         )
         self._runs[run.id] = run
+        for name, files in self.run_artifacts.get(wf.file, {}).items():
+            self._add_artifact(run.id, name, files)
+        self._run_event(run)
         return run
 
     @staticmethod
@@ -1248,7 +1674,7 @@ class FakeGitHub:
             inputs=inputs,
             event="workflow_dispatch",
             created_at=None,
-            script=self.run_script,
+            script=self.workflow_scripts.get(workflow.file) or self.run_script,
             display_title=None,
             lag=self.run_list_lag,
         )
@@ -1264,7 +1690,15 @@ class FakeGitHub:
             )
         return 204, None, {}
 
-    def _list_runs(self, *, query: dict[str, str], path: str, wf: str | None = None, **_: Any) -> Reply:
+    def _list_runs(
+        self,
+        *,
+        query: dict[str, str],
+        path: str,
+        wf: str | None = None,
+        headers_in: dict[str, str] | None = None,
+        **_: Any,
+    ) -> Reply:
         runs = sorted(self._runs.values(), key=lambda r: (r.created_at, r.id), reverse=True)
         if wf is not None:
             file = self._workflow(wf).file
@@ -1291,7 +1725,12 @@ class FakeGitHub:
                 return 422, {"message": "Validation Failed", "documentation_url": DOCS, "status": "422"}, {}
             visible = [r for r in visible if keep(r.created_at.replace(microsecond=0))]
         page, headers = self._paginate([self._run_json(r) for r in visible], query, path)
-        return 200, {"total_count": len(visible), "workflow_runs": page}, headers
+        data = {"total_count": len(visible), "workflow_runs": page}
+        etag = 'W/"' + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest() + '"'
+        if etag in [t.strip() for t in (headers_in or {}).get("If-None-Match", "").split(",")]:
+            self.not_modified += 1
+            return 304, None, {"ETag": etag}
+        return 200, data, headers | {"ETag": etag}
 
     def _get_run(self, *, run_id: str, **_: Any) -> Reply:
         run = self._runs.get(int(run_id))
@@ -1300,8 +1739,11 @@ class FakeGitHub:
         data = self._run_json(run)
         # Each GET shows the current step, then the script moves on one step.
         if run.step < len(run.script) - 1:
+            before = run.status
             run.step += 1
             run.updated_at = self.clock()
+            if run.status != before:
+                self._run_event(run)
         return 200, data, {}
 
     def _cancel_run(self, *, run_id: str, **_: Any) -> Reply:
@@ -1353,6 +1795,7 @@ class FakeGitHub:
             body=dict(body),
         )
         self._deployments[d.id] = d
+        self._deployment_event("deployment", d)
         return 201, self._deployment_json(d), {}
 
     def _list_deployments(self, *, query: dict[str, str], path: str, **_: Any) -> Reply:
@@ -1412,6 +1855,7 @@ class FakeGitHub:
             "repository_url": self._api,
         }
         d.statuses.append(status)
+        self._deployment_event("deployment_status", d, status)
         return 201, status, {}
 
     def _list_statuses(self, *, dep_id: str, query: dict[str, str], path: str, **_: Any) -> Reply:

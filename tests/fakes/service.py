@@ -15,6 +15,8 @@ class FakeService:
         # When set, /version asks it (e.g. "the version of the last successful deploy run").
         self.version_fn: Callable[[], str] | None = None
         self.healthy = healthy
+        # Other paths (smoke checks): path -> (status, JSON body) the service answers.
+        self.routes: dict[str, tuple[int, Any]] = {}
         self.hits: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
@@ -32,6 +34,8 @@ class FakeService:
                     status, body = (200, {"status": "ok"}) if owner.healthy else (503, {"status": "down"})
                 elif self.path == "/version":
                     status, body = 200, {"version": owner.version_fn() if owner.version_fn else owner.version}
+                elif self.path in owner.routes:
+                    status, body = owner.routes[self.path]
                 else:
                     status, body = 404, {"error": "not found"}
                 data = json.dumps(body).encode()

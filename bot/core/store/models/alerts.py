@@ -19,15 +19,20 @@ class AlertGroup(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     alertname: Mapped[str] = mapped_column(String(255), unique=True)
     channel: Mapped[str] = mapped_column(String(64), default="")
-    # "" until posted, "pending:<iso>" while a replica posts it.
+    # "" until posted (claimed by the replica posting it: bot.core.claims).
     message_ts: Mapped[str] = mapped_column(String(64), default="")
+    message_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    message_claimed_by: Mapped[str] = mapped_column(String(64), default="")
     # Starts when the group fires after being quiet: a new episode gets a new message.
     episode_started_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Bumped by every webhook that touches the group; the sender renders until it catches up.
     version: Mapped[int] = mapped_column(Integer, default=0)
     sent_version: Mapped[int] = mapped_column(Integer, default=0)
     incident_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The runbook run started from the group message; "" until started (claimed by the click starting it).
     run_id: Mapped[str] = mapped_column(String(36), default="")
+    run_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    run_claimed_by: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -50,6 +50,8 @@ class AuditEvent(Base):
             postgresql_where=text("seq IS NULL"),
             sqlite_where=text("seq IS NULL"),
         ),
+        # Each person's last action (the access review) and recent ones (the Home tab).
+        Index("ix_audit_actor_ts", "actor_id", "ts"),
     )
 
 

@@ -2,7 +2,9 @@
 
 Everything a replica needs to carry on where another stopped lives here: incident
 numbers, checklist state, the timeline, nudges already posted, alert groups and the
-Slack messages that show them (with claims, so two replicas never post the same one).
+Slack messages that show them. A one-off side effect (posting a message, creating a channel,
+opening an issue) is claimed in its own `<thing>_claimed_at`/`_by` columns (bot.core.claims),
+so two replicas never do it twice and a dead replica's claim expires.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.core.states import IncidentState, RunState, StepState
 from bot.core.store.models.base import Base, utcnow
 
 
@@ -27,7 +30,7 @@ class Incident(Base):
     title: Mapped[str] = mapped_column(String(255))
     severity: Mapped[str] = mapped_column(String(16))
     # open → resolved
-    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=IncidentState.OPEN, index=True)
     phase: Mapped[str] = mapped_column(String(32), default="Detection")
     # {"Detection": iso, "Triage": iso, ...}: when each phase was entered.
     phase_times: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -43,11 +46,15 @@ class Incident(Base):
     # Where it was declared, and where the header message (thread parent) lives.
     origin_channel: Mapped[str] = mapped_column(String(64), default="")
     channel: Mapped[str] = mapped_column(String(64), default="")
-    # The header message; "" until posted, "pending:<iso>" while a replica posts it.
+    # The header message; "" until posted (claimed by the replica posting it).
     header_ts: Mapped[str] = mapped_column(String(64), default="")
-    # The incident's own channel (inc-<n>-<slug>); "creating:<iso>" while being created.
+    header_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    header_claimed_by: Mapped[str] = mapped_column(String(64), default="")
+    # The incident's own channel (inc-<n>-<slug>); "" until created (claimed by the replica creating it).
     dedicated_channel: Mapped[str] = mapped_column(String(64), default="")
     dedicated_name: Mapped[str] = mapped_column(String(80), default="")
+    channel_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    channel_claimed_by: Mapped[str] = mapped_column(String(64), default="")
     source: Mapped[str] = mapped_column(String(255), default="")  # "alert:<group id>", "message:<ch>/<ts>"
     detected_at: Mapped[datetime] = mapped_column(default=utcnow)
     declared_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -104,9 +111,11 @@ class IncidentFollowup(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     title: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text, default="")
-    # "" → "creating:<iso>" (claimed by one click) → the issue's URL
+    # "" → the issue's URL (claimed by one click while it is opened)
     issue_url: Mapped[str] = mapped_column(String(500), default="")
     opened_by: Mapped[str] = mapped_column(String(64), default="")
+    issue_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    issue_claimed_by: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Nudge(Base):
@@ -143,11 +152,14 @@ class RunbookRun(Base):
     started_by: Mapped[str] = mapped_column(String(64))
     started_by_name: Mapped[str] = mapped_column(String(255), default="")
     # open → completed (every step done or skipped)
-    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=RunState.OPEN, index=True)
     channel: Mapped[str] = mapped_column(String(64), default="")
     # The thread the checklist is posted into ("" = top level; results then go in its own thread).
     thread_ts: Mapped[str] = mapped_column(String(64), default="")
+    # The checklist message; "" until posted (claimed by the replica posting it).
     message_ts: Mapped[str] = mapped_column(String(64), default="")
+    message_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    message_claimed_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -164,7 +176,7 @@ class RunbookStep(Base):
     position: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))  # manual, check, action
     phase: Mapped[str] = mapped_column(String(32), default="")
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=StepState.PENDING, index=True)
     actor_id: Mapped[str] = mapped_column(String(64), default="")
     reason: Mapped[str] = mapped_column(Text, default="")  # a skip reason: plain text a person typed
     result: Mapped[str] = mapped_column(Text, default="")  # mrkdwn the bot rendered (outside text escaped)

@@ -1,0 +1,164 @@
+"""RPO/RTO (#17): pgBackRest backups and restore drills on a realistic data size, and the ack path while
+they run.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/rpo_bench.py [--mb 512] [--ack-seconds 15]
+
+On a cluster of its own (as tests/pgbackrest_fixtures.py builds it: WAL archived by pgBackRest to
+repo1 posix and repo2 S3 on moto behind TLS) filled with --mb of rows:
+  full backup to repo1 and to repo2, an incremental after 2 % of the rows changed, a drill of the
+  newest backup (restore → recovery to promotion → a count(*) check), a point-in-time drill;
+  each phase timed with the bot's own adapter (bot.backends.pgbackrest).
+Then `taisun serve` (gunicorn) answers signed `/taisun help` at 16 connections: idle, and while a
+full backup and a drill run on the same host. Results go to benchmarks/results/rpo.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import loadgen  # noqa: E402
+from benchmarks.ack import requests_for  # noqa: E402
+from benchmarks.common import WORK, CpuWatch, log, start_bot, write_config  # noqa: E402
+from bot.backends.pgbackrest import PgBackRest, ScratchInstance  # noqa: E402
+from bot.slack.localslack import LocalSlack  # noqa: E402
+from tests.backend_fixtures import free_port  # noqa: E402
+from tests.pgbackrest_fixtures import PG_BIN, STANZA, archiving_cluster  # noqa: E402
+
+PAYLOAD = " || ".join(["md5(random()::text)"] * 6)
+
+
+def timed(fn: Any) -> float:
+    started = time.perf_counter()
+    fn()
+    return round(time.perf_counter() - started, 2)
+
+
+def drill(pgb: PgBackRest, cluster: Any, target: datetime | None, repo: int) -> dict[str, float]:
+    scratch = cluster.new_scratch_dir(f"bench-{time.monotonic_ns()}")
+    data = str(scratch / "data")
+    inst = ScratchInstance(data, free_port(), str(PG_BIN), tuple(cluster.run_as))
+    (scratch / "data.TAISUN_DRILL").write_text("bench\n")
+    dsn = f"postgresql://postgres@127.0.0.1:{inst.port}/postgres"
+    phases: dict[str, float] = {}
+    try:
+        phases["restore"] = timed(lambda: pgb.restore(data, target_time=target, repo=repo))
+
+        def recover() -> None:
+            inst.start(timeout=600)
+            while True:
+                try:
+                    with psycopg.connect(dsn, autocommit=True) as c:
+                        if not c.execute("SELECT pg_is_in_recovery()").fetchone()[0]:  # type: ignore[index]
+                            return
+                except psycopg.OperationalError:
+                    pass
+                time.sleep(0.2)
+
+        phases["recovery"] = timed(recover)
+        rows: list[int] = []
+
+        def verify() -> None:
+            with psycopg.connect(dsn, autocommit=True) as c:
+                rows.append(c.execute("SELECT count(*) FROM events").fetchone()[0])  # type: ignore[index]
+
+        phases["verify"] = timed(verify)
+        phases["rows"] = rows[0]
+    finally:
+        phases["cleanup"] = timed(inst.remove)
+    phases["total"] = round(phases["restore"] + phases["recovery"] + phases["verify"], 2)
+    return phases
+
+
+def ack(url: str, slack: LocalSlack, seconds: float, name: str) -> dict[str, Any]:
+    reqs = requests_for("help", slack)
+    with CpuWatch() as cpu:
+        res = loadgen.run(url, reqs, duration=seconds, name=name)
+    res["cpu"] = cpu.result
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=512)
+    ap.add_argument("--ack-seconds", type=float, default=15)
+    args = ap.parse_args()
+    out: dict[str, Any] = {"mb": args.mb, "cpus": os.cpu_count()}
+    with archiving_cluster("archive_timeout = 60\n") as cluster:
+        pgb = PgBackRest(STANZA, ("pgbackrest",), tuple(cluster.run_as), str(cluster.conf))
+        log(f"filling {args.mb} MB")
+        rows = args.mb * 3636
+        cluster.sql("CREATE TABLE events (id bigint PRIMARY KEY, created_at timestamptz, payload text)")
+        out["fill_s"] = timed(
+            lambda: cluster.sql(
+                f"INSERT INTO events SELECT g, now(), {PAYLOAD} FROM generate_series(1, %s::bigint) g",  # noqa: S608
+                rows,
+            )
+        )
+        ((size,),) = cluster.sql("SELECT pg_database_size('postgres')")
+        out["db_mb"] = round(size / 1e6)
+        cluster.archive_now()
+        log("full backups")
+        out["full_repo1_posix_s"] = timed(lambda: pgb.backup("full", 1, retention_days=30))
+        out["full_repo2_s3_s"] = timed(lambda: pgb.backup("full", 2, retention_days=30))
+        cluster.sql("UPDATE events SET payload = md5(payload) WHERE id % 50 = 0")
+        cluster.archive_now()
+        log("incremental backups")
+        out["incr_repo1_posix_s"] = timed(lambda: pgb.backup("incr", 1, retention_days=30))
+        out["incr_repo2_s3_s"] = timed(lambda: pgb.backup("incr", 2, retention_days=30))
+        ((point,),) = cluster.sql("SELECT clock_timestamp()")
+        time.sleep(1.1)
+        cluster.sql("UPDATE events SET payload = md5(payload) WHERE id % 20 = 0")
+        cluster.archive_now()
+        log("drills")
+        out["drill_latest_repo1"] = drill(pgb, cluster, None, 1)
+        out["drill_pitr_repo1"] = drill(pgb, cluster, point, 1)
+        out["drill_latest_repo2_s3"] = drill(pgb, cluster, None, 2)
+
+        log("the ack path, idle and while a full backup and a drill run")
+        slack = LocalSlack(token="xoxb-bench").start()
+        slack.add_usergroup("sre-leads", {"U0BOB", "U0CAROL"})
+        tmp = Path(tempfile.mkdtemp(prefix="rpo-bench-"))
+        config = write_config(tmp / "taisun.yml", service_url="http://127.0.0.1:9")
+        bot, url = start_bot(name="rpo-ack", db_url=f"sqlite:///{tmp / 'taisun.db'}", config=config,
+                             slack_url=slack.url)  # fmt: skip
+        try:
+            loadgen.run(url, requests_for("help", slack), duration=3, name="rpo-warmup")
+            out["ack_idle"] = ack(url, slack, args.ack_seconds, "rpo-idle")
+            busy: dict[str, Any] = {}
+
+            def work() -> None:
+                busy["full_s"] = timed(lambda: pgb.backup("full", 1, retention_days=30))
+                busy["drill"] = drill(pgb, cluster, None, 1)
+
+            worker = threading.Thread(target=work)
+            worker.start()
+            time.sleep(0.5)
+            out["ack_during_backup_and_drill"] = ack(url, slack, args.ack_seconds, "rpo-busy")
+            worker.join()
+            out["during"] = busy
+        finally:
+            bot.stop(fast=True)
+            slack.stop()
+    out["at"] = datetime.now(UTC).isoformat()
+    dest = WORK.parent / "rpo.json"  # benchmarks/results/, git-ignored
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(out, indent=2, default=str))
+    print(json.dumps(out, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Jobs in their own process: `taisun serve` (TAISUN_JOBS=worker) acks, renders and reads; `taisun worker`
+runs the jobs. Real processes on PostgreSQL, signed HTTP in, the loopback Slack and GitHub out."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from bot.core.blocks import Action
+from bot.core.store.db import make_engine, session_factory
+from bot.core.store.models import AuditEvent
+from bot.slack import signing
+from tests.conftest import GITHUB_TOKEN, PG_OK, create_pg_database, drop_pg_database
+from tests.harness import ALICE, BOB, CHANNEL, buttons, text_of
+from tests.procs import ServedBot
+from tests.test_processes import _jobs, _slash
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pg_url():
+    """A migrated PostgreSQL database of its own: a separate worker needs one database it shares with serve."""
+    if not PG_OK:
+        pytest.skip("PostgreSQL not reachable")
+    from bot.core.store.db import migrate
+
+    url = create_pg_database()
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def procs(tmp_path):
+    started: list[ServedBot] = []
+
+    def serve(settings) -> ServedBot:  # type: ignore[no-untyped-def]
+        bot = ServedBot(settings, tmp_path / f"serve-{len(started)}.log", workers=2, TAISUN_JOBS="worker")
+        started.append(bot)
+        return bot
+
+    def worker(settings, *args: str) -> ServedBot:  # type: ignore[no-untyped-def]
+        w = ServedBot(settings, tmp_path / f"worker-{len(started)}.log", command=("worker", *args))
+        started.append(w)
+        return w
+
+    yield serve, worker
+    for p in started:
+        p.stop()
+
+
+def _audit_actions(url: str, job_id: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as s:
+            return [
+                e.action
+                for e in s.scalars(
+                    select(AuditEvent).where(AuditEvent.job_id == job_id).order_by(AuditEvent.id)
+                )
+            ]
+    finally:
+        engine.dispose()
+
+
+def _finished(metrics_text: str, operation: str, outcome: str) -> float:
+    m = re.search(
+        rf'^taisun_jobs_finished_total{{operation="{operation}",outcome="{outcome}"}} (\S+)$',
+        metrics_text,
+        re.M,
+    )
+    return float(m.group(1)) if m else 0.0
+
+
+def test_a_production_deploy_asked_of_serve_is_run_by_the_worker_process(
+    pg_url, settings_for, procs, slack, github
+):
+    serve, worker = procs
+    settings = settings_for(pg_url, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    web = serve(settings)
+    # No worker yet: serve takes the request and runs nothing, and its /health stays 200, saying a job waits.
+    _slash(web, "deploy prod v1.2.3", ALICE, slack)
+    health = web.http.get("/health")
+    assert health.status_code == 200, health.text
+    body = health.json()
+    assert body["status"] == "ok" and body["job_workers"]["in"] == "taisun worker"
+    assert body["job_workers"]["waiting"] == 1 and body["job_workers"]["wake"] == "postgresql"
+    assert _jobs(pg_url)[0].state == "validating"
+
+    jobs = worker(settings)
+    assert jobs.http.get("/health").json()["job_workers"]["alive"] == 2
+    card = slack.wait_for(
+        lambda: next((m for m in slack.channel_messages(CHANNEL) if Action.APPROVE in buttons(m)), None),
+        timeout=30,
+    )
+    job_id = buttons(card)[Action.APPROVE]
+    body, ctype = signing.block_action(
+        Action.APPROVE, job_id, user_id=BOB, user_name="bob", channel_id=CHANNEL, message_ts=card.ts,
+        response_url=slack.response_url("U0BOB-approve"),
+    )  # fmt: skip
+    assert web.post(body, ctype).status_code == 200
+    slack.wait_for(lambda: _jobs(pg_url)[0].state in ("succeeded", "failed"), timeout=60)
+    (job,) = _jobs(pg_url)
+    assert job.state == "succeeded", job.result
+    assert len(github.dispatches) == 1
+    slack.wait_for(
+        lambda: any("Succeeded" in text_of(m) for m in slack.channel_messages(CHANNEL)), timeout=15
+    )
+    # The worker ran it: the jobs' metrics are counted there, and serve's /health has nothing waiting.
+    assert _finished(jobs.http.get("/metrics").text, "deploy", "succeeded") == 1
+    assert _finished(web.http.get("/metrics").text, "deploy", "succeeded") == 0
+    assert web.http.get("/health").json()["job_workers"]["waiting"] == 0
+    assert [a for a in _audit_actions(pg_url, job_id) if a in ("deploy.approved", "deploy.succeeded")] == [
+        "deploy.approved",
+        "deploy.succeeded",
+    ]
+    assert "Traceback" not in web.log() and "Traceback" not in jobs.log()
+
+
+def test_a_worker_killed_mid_deploy_is_resumed_exactly_once_by_another_worker(
+    pg_url,
+    settings_for,
+    procs,
+    slack,
+    github,
+):
+    serve, worker = procs
+    settings = settings_for(
+        pg_url, github_token=GITHUB_TOKEN, github_api_url=github.url, taisun_lease_seconds=2.0
+    )
+    github.run_script = ["queued"] + ["in_progress"] * 400 + [("completed", "success")]
+    web = serve(settings)
+    first = worker(settings)
+    _slash(web, "deploy stg v1.2.3", ALICE, slack)
+    slack.wait_for(lambda: _jobs(pg_url) and _jobs(pg_url)[0].progress.get("run_id"), timeout=30)
+    first.kill()  # SIGKILL, mid-deploy: the run is dispatched and being followed
+    (job,) = _jobs(pg_url)
+    run_id = job.progress["run_id"]
+    github.script_run(run_id, ["in_progress", ("completed", "success")])
+    worker(settings)
+    slack.wait_for(lambda: _jobs(pg_url)[0].state in ("succeeded", "failed"), timeout=60)
+    (job,) = _jobs(pg_url)
+    assert job.state == "succeeded", job.result
+    assert len(github.dispatches) == 1  # followed again, never dispatched twice
+    assert job.progress["run_id"] == run_id
+    actions = _audit_actions(pg_url, job.id)
+    assert actions.count("deploy.resumed") == 1 and actions.count("deploy.started") == 1
+    assert actions.count("deploy.succeeded") == 1 and actions[-1] == "deploy.succeeded"
+    slack.wait_for(lambda: "Succeeded" in text_of(slack.channel_messages(CHANNEL)[-1]), timeout=15)
+
+
+def test_sigterm_hands_a_running_job_back_and_the_next_worker_finishes_it(
+    pg_url,
+    settings_for,
+    procs,
+    slack,
+    github,
+):
+    serve, worker = procs
+    # A long lease: a job left to run out its lease would wait here 10 minutes; handed back, it does not.
+    settings = settings_for(
+        pg_url, github_token=GITHUB_TOKEN, github_api_url=github.url, taisun_lease_seconds=600.0
+    )
+    github.run_script = ["queued"] + ["in_progress"] * 400 + [("completed", "success")]
+    web = serve(settings)
+    first = worker(settings, "--graceful-timeout", "1")
+    _slash(web, "deploy stg v1.2.3", ALICE, slack)
+    slack.wait_for(lambda: _jobs(pg_url) and _jobs(pg_url)[0].progress.get("run_id"), timeout=30)
+    assert first.terminate() == 0  # a clean exit, within gunicorn's graceful timeout
+    (job,) = _jobs(pg_url)
+    assert job.state == "running" and job.lease_expires_at is None  # handed back, not left to expire
+    assert "handed back" in first.log()
+    github.script_run(job.progress["run_id"], ["in_progress", ("completed", "success")])
+    worker(settings)
+    slack.wait_for(lambda: _jobs(pg_url)[0].state in ("succeeded", "failed"), timeout=60)
+    (job,) = _jobs(pg_url)
+    assert job.state == "succeeded", job.result
+    assert len(github.dispatches) == 1
+    actions = _audit_actions(pg_url, job.id)
+    assert actions.count("deploy.resumed") == 1 and actions.count("deploy.succeeded") == 1
+
+
+def test_a_worker_answers_health_and_metrics_only_and_says_when_it_cannot_start(
+    pg_url,
+    settings_for,
+    procs,
+    tmp_path,
+):
+    from tests.procs import run_cli
+
+    _, worker = procs
+    settings = settings_for(pg_url)
+    w = worker(settings)
+    health = w.http.get("/health")
+    assert health.status_code == 200 and health.json()["role"] == "worker"
+    assert w.http.post("/slack/events", content=b"x").status_code == 404
+    assert w.http.post("/health").status_code == 405
+    assert w.http.get("/metrics").status_code == 200
+    none = run_cli(["worker", "--bind", "127.0.0.1:0"], settings, TAISUN_WORKERS="0")
+    assert none.returncode == 2 and "TAISUN_WORKERS is 0" in none.stderr
+    empty = run_cli(
+        ["worker", "--bind", "127.0.0.1:0"],
+        settings.model_copy(update={"database_url": f"sqlite:///{tmp_path}/empty.db"}),
+    )
+    assert empty.returncode == 2 and "never migrated" in empty.stderr and "Traceback" not in empty.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_socket_mode_answers_over_the_websocket_and_serves_http_from_gunicorn(
+    db_url, settings_for, slack, tmp_path
+):
+    from tests.fakes.socketmode import FakeSocketMode
+
+    ws = FakeSocketMode().start()
+    slack.app_token = "xapp-1-A0TAISUN-1-good"  # noqa: S105 (the local Slack's own app-level token)
+    slack.socket_mode_url = ws.url
+    bot = ServedBot(
+        settings_for(db_url), tmp_path / "socket.log", command=("serve",), SLACK_APP_TOKEN=slack.app_token
+    )
+    try:
+        ws.wait_connected()
+        payload = {
+            "token": "unused", "team_id": "T0LOCAL", "channel_id": CHANNEL, "user_id": ALICE, "user_name": "alice",
+            "command": "/taisun", "text": "help", "response_url": slack.response_url("alice-ws"),
+            "trigger_id": "ws-trigger-1", "api_app_id": "A0TAISUN",
+        }  # fmt: skip
+        ws.send_envelope("envelope-1", "slash_commands", payload)
+        ack = ws.wait_ack("envelope-1")
+        assert "/taisun deploy" in text_of(ack["payload"])  # the help, answered over the WebSocket
+        # HTTP beside it, from gunicorn: /health, /metrics; Slack's events do not come this way.
+        health = bot.http.get("/health")
+        assert health.status_code == 200 and health.json()["database"] == "ok", health.text
+        assert "taisun_commands_total" in bot.http.get("/metrics").text
+        assert bot.http.post("/slack/events", content=b"{}").status_code == 404
+        assert bot.terminate() == 0  # SIGTERM: gunicorn stops, the WebSocket is closed
+        assert ws.wait_closed()
+        assert "Traceback" not in bot.log()
+    finally:
+        bot.stop()
+        ws.stop()
