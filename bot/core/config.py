@@ -671,6 +671,77 @@ class SloSpec(Strict):
     title: str = Field("", description="Name shown; empty: the guide's name for its SLOs, else the key.")
 
 
+# The watch after a deploy: which metrics it compares with their pre-deploy baseline, and how far
+# they may move (in the metric's own unit) before a measurement fails. Argo Rollouts' analysis
+# templates say the same thing per metric; these are the guide's two that a bad release moves first.
+DEFAULT_WATCH_METRICS: dict[str, dict[str, float]] = {
+    "error_rate": {"factor": 2.0, "margin": 1.0},  # over 2× the baseline and at least 1 point above it
+    "p99_latency": {"factor": 1.5, "margin": 250.0},  # over 1.5× the baseline and at least 250 ms above
+}
+
+
+class WatchLimit(Strict):
+    factor: float = Field(
+        2.0, ge=1, description="A measurement fails when the value is over this many times its baseline…"
+    )
+    margin: float = Field(
+        1.0,
+        ge=0,
+        description="…and at least this much above it, in the metric's unit (both must hold, so a tiny "
+        "baseline's noise is no breach). For a metric where lower is worse: under baseline ÷ factor and "
+        "this much below it.",
+    )
+
+
+class WatchConfig(Strict):
+    interval: str = Field(
+        "1m", description="Time between two measurements of the watch (Argo Rollouts' `interval`)."
+    )
+    window: str = Field(
+        "2m",
+        description="The $window of each measurement's rates: twice the interval, so every request is seen "
+        "by two measurements, and at least four scrapes at a 30 s scrape interval.",
+    )
+    baseline_window: str = Field(
+        "30m", description="The $window of the baseline, measured just before the deploy is dispatched."
+    )
+    failure_limit: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="This many failing measurements in a row are a breach (one bad sample is not); a "
+        "watch with fewer measurements needs all of them to fail.",
+    )
+    error_limit: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="This many measurements in a row that Prometheus did not answer end the watch: the "
+        "deploy stays verified but is marked not watched (Argo Rollouts' consecutiveErrorLimit).",
+    )
+    metrics: dict[str, WatchLimit] = Field(
+        default_factory=lambda: {k: WatchLimit.model_validate(v) for k, v in DEFAULT_WATCH_METRICS.items()},
+        description="The metrics watched (names under observability.metrics), each failing a measurement "
+        "beyond its critical threshold or beyond its baseline by factor and margin. Entries given here are "
+        "laid over the defaults of the same name; null removes one.",
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_over_defaults(cls, v: object) -> object:
+        return _merged(DEFAULT_WATCH_METRICS, v)  # type: ignore[arg-type]
+
+    @field_validator("interval", "window", "baseline_window")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        duration_seconds(v)
+        return v.strip().lower()
+
+    @property
+    def interval_seconds(self) -> int:
+        return duration_seconds(self.interval)
+
+
 class ObservabilityConfig(Strict):
     metrics: dict[str, MetricQuery] = Field(
         default_factory=lambda: {k: MetricQuery.model_validate(v) for k, v in DEFAULT_METRICS.items()},
@@ -695,6 +766,21 @@ class ObservabilityConfig(Strict):
     logs_inline_lines: int = Field(
         15, ge=1, le=50, description="Up to this many lines are shown in the reply; more go up as a file."
     )
+    watch: WatchConfig = Field(
+        default_factory=WatchConfig,
+        description="The watch after a deploy or rollback verifies, where environments.<name>.watch_minutes "
+        "is set (docs/observability.md).",
+    )
+
+    @model_validator(mode="after")
+    def _watched_metrics_exist(self) -> ObservabilityConfig:
+        for name in self.watch.metrics:
+            if name not in self.metrics:
+                raise ValueError(
+                    f"watch.metrics names {name!r}, which is not under observability.metrics "
+                    f"({', '.join(self.metrics) or 'none'})"
+                )
+        return self
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -829,6 +915,14 @@ class Environment(Strict):
     observability: EnvObservability | None = Field(
         None, description="Prometheus, Loki, Jaeger and Grafana of this environment; absent: none."
     )
+    watch_minutes: float = Field(
+        0,
+        ge=0,
+        le=24 * 60,
+        description="After a deploy or rollback verifies, watch error rate and p99 this long against the "
+        "guide's critical thresholds and the pre-deploy baseline (observability.watch); a breach fails "
+        "the deploy, or rolls it back where auto_rollback is true. 0: no watch.",
+    )
 
     @field_validator("approvers")
     @classmethod
@@ -850,6 +944,14 @@ class Environment(Strict):
         if v and not re.match(r"https?://", v):
             raise ValueError(f"{v!r} should start with http:// or https://")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _watch_needs_prometheus(self) -> Environment:
+        if self.watch_minutes and not (self.observability and self.observability.prometheus):
+            raise ValueError(
+                "watch_minutes needs this environment's Prometheus (observability.prometheus) to watch with"
+            )
+        return self
 
 
 class PgBackRestConfig(Strict):

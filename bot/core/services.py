@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine
@@ -36,6 +38,17 @@ log = logging.getLogger(__name__)
 
 # A WSGI handler a capability serves (POST /alerts/alertmanager).
 WsgiRoute = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Clock:
+    """The time work on a schedule goes by (a deploy's watch: measurement n is due at its start plus
+    n intervals, and Prometheus is asked about that instant). Tests move it instead of sleeping."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
 
 
 class MessageOutbox(Protocol):
@@ -100,6 +113,7 @@ class Services:
     chain_here: bool = True
     # Live /health + /version results people look at, shared for 2 s between those asking at once.
     recent_checks: RecentChecks = field(default_factory=RecentChecks)
+    clock: Clock = field(default_factory=Clock)
     home: HomeTab = field(init=False)
     people: People = field(init=False)  # each person's language and name
     observability: Observability = field(init=False)  # metrics, SLOs, logs, traces (read-only)
