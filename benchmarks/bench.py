@@ -4,7 +4,7 @@
     benchmarks/run --quick    # short smoke: a few seconds per load, 100 MB backup, 100,000 audit rows
     benchmarks/run --only ack,dispatch --db postgresql
 
-Sections (see BENCHMARKS.md): ack, dispatch, storm, backup, audit, worker. Everything is on
+Sections (see BENCHMARKS.md): ack, dispatch, storm, backup, audit, worker, observe. Everything is on
 loopback; every load loop is bounded by a count and a time.
 """
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
 from benchmarks.common import PG_ADMIN, RESULTS, ROOT, WORK, log  # noqa: E402
 
-SECTIONS = ("ack", "dispatch", "storm", "backup", "audit", "worker")
+SECTIONS = ("ack", "dispatch", "storm", "backup", "audit", "worker", "observe")
 P99_TARGET_MS = 50.0
 WRITE_RATIO_TARGET = 0.5
 
@@ -377,6 +377,38 @@ def render(results: dict[str, Any]) -> str:
                 for x in w["background"]["windows"]
             )
         )
+    if "observe" in s and isinstance(s["observe"], dict) and "answers" in s["observe"]:
+        o = s["observe"]
+        out.append(
+            f"\n7. Observability — a real Prometheus with 30 days of history ({o.get('series')} series; "
+            f"set up in {o.get('prometheus_setup_s')} s); answer = request sent → answer at response_url"
+        )
+        rows = [[a["scenario"], a["n"], a["ack_p50_ms"], a["ack_p99_ms"], a["answer_p50_ms"], a["answer_p99_ms"],
+                 a["lost"]] for a in o["answers"]]  # fmt: skip
+        out.append(
+            _table(
+                ["command", "n", "ack p50 ms", "ack p99 ms", "answer p50 ms", "answer p99 ms", "lost"], rows
+            )
+        )
+        rows = [[r["scenario"], r["n"], r["p50_ms"], r["p99_ms"]] for r in o.get("in_process", [])]
+        out.append(_table(["in-process (no Slack)", "n", "p50 ms", "p99 ms"], rows))
+        alone, busy = o["ack"]["alone"], o["ack"]["while_observing"]
+        out.append(_table(
+            ["/taisun help, 16 connections", "req/s", "p50 ms", "p99 ms", "non-2xx", "answers meanwhile", "their p99 ms", "p99<50"],
+            [["alone", alone["rps"], alone["p50_ms"], alone["p99_ms"], alone["non_2xx"], "-", "-", _ok(alone["p99_ms"] < P99_TARGET_MS)],
+             ["while 4 people ask for metrics and SLOs", busy["rps"], busy["p50_ms"], busy["p99_ms"], busy["non_2xx"],
+              busy.get("observability_answers_during"), busy.get("observability_answer_p99_ms"), _ok(busy["p99_ms"] < P99_TARGET_MS)]],
+        ))  # fmt: skip
+        pa, pb = o["paced"]["alone"], o["paced"]["while_observing"]
+        out.append(_table(
+            [f"/taisun help, steady {pa['rate']:g}/s", "p50 ms", "p99 ms", "max ms", "non-2xx"],
+            [["alone", pa["p50_ms"], pa["p99_ms"], pa["max_ms"], pa["non_2xx"]],
+             ["while 4 people ask for metrics and SLOs", pb["p50_ms"], pb["p99_ms"], pb["max_ms"], pb["non_2xx"]]],
+        ))  # fmt: skip
+        out.append(
+            f"   during the saturating run Prometheus itself used {busy.get('prometheus_cpu_pct_of_machine')} % of the "
+            f"machine; other CPU (not started by this run) {_other(busy)}"
+        )
     errs = {k: v for k, v in s.items() if isinstance(v, dict) and "error" in v}
     for k, v in errs.items():
         out.append(f"\n{k}: FAILED — {v['error']}")
@@ -462,7 +494,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name} done in {results['section_seconds'][name]:.0f} s")
 
     try:
-        from benchmarks import ack, alert_storm, audit_bench, backup_bench, dispatch, worker_bench
+        from benchmarks import (
+            ack,
+            alert_storm,
+            audit_bench,
+            backup_bench,
+            dispatch,
+            observe_bench,
+            worker_bench,
+        )
 
         section(
             "ack",
@@ -508,6 +548,10 @@ def main(argv: list[str] | None = None) -> int:
         section(
             "audit",
             lambda: audit_bench.run(dbs, rows_n=audit_rows, queries=20 if quick else 100, config=config),
+        )
+        section(
+            "observe",
+            lambda: observe_bench.run(dbs[0], base_config=config, n=15 if quick else 40, duration=duration),
         )
     finally:
         service.stop()

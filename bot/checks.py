@@ -259,6 +259,33 @@ def _runbooks(settings: Settings, config: Config) -> tuple[str, str]:
     return OK, f"{len(books)} runbooks valid"
 
 
+def _monitor(settings: Settings, config: Config) -> tuple[str, str]:
+    """Each environment's Prometheus, Loki and Jaeger answer (metrics, slo, logs, trace)."""
+    from bot.backends.monitoring import MonitoringError
+    from bot.observability.service import Observability
+
+    named = [
+        (env, what) for env in config.environments.values() if env.observability
+        for what in ("prometheus", "loki", "jaeger") if getattr(env.observability, what)
+    ]  # fmt: skip
+    if not named:
+        return SKIP, "no environment names a Prometheus, Loki or Jaeger (environments.<name>.observability)"
+    obs = Observability(config)
+    answered, failed = [], []
+    try:
+        for env, what in named:
+            try:
+                obs.ping(env, what)
+                answered.append(f"{env.name} {what}")
+            except MonitoringError as e:
+                failed.append(f"{env.name}: {redact(str(e))}")
+    finally:
+        obs.close()
+    if failed:
+        return FAIL, "; ".join(failed)
+    return OK, "answered: " + ", ".join(answered)
+
+
 def _why(e: Exception) -> str:
     from bot.incidents.runbooks import RunbookError
     from bot.slack.client import slack_error_code
@@ -284,6 +311,7 @@ CHECKS: list[tuple[str, Callable[[Settings, Config], tuple[str, str]]]] = [
     ("pgbackrest", _pgbackrest),
     ("security", _security),
     ("runbooks", _runbooks),
+    ("monitor", _monitor),
 ]
 
 

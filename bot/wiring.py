@@ -30,6 +30,7 @@ from bot.deploys import webhook as deploy_webhook
 from bot.deploys.operations import Deploy, Rollback
 from bot.deploys.timeline import DEPLOYS_COMMAND
 from bot.incidents.service import install as install_incidents
+from bot.observability.service import Observability
 from bot.operations.backup import Backup, Restore
 from bot.operations.cache import CacheClear
 from bot.operations.dbreset import DbConnectionReset
@@ -164,6 +165,7 @@ def build_services(
         default=config.language, use_locale=config.use_user_locale, later=svc.later,
     )  # fmt: skip
 
+    svc.observability = Observability(config)
     home = Home(svc)
     svc.home = home
     svc.outbox.job_hooks.append(home.changed)

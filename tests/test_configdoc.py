@@ -51,6 +51,9 @@ def _yaml_paths(node: Any, prefix: str = "") -> set[str]:
                 here = f"environments.{configdoc.DICT_KEY}"
                 paths |= _yaml_paths(value, here)  # the environment's own keys
                 continue
+            if prefix in _SECTION_MAPS:  # a section under a name of one's own (observability.watch.metrics)
+                paths |= _yaml_paths(value, f"{prefix}.{configdoc.DICT_KEY}")  # its keys, as environments'
+                continue
             here = f"{prefix}.{key}" if prefix else str(key)
             paths.add(here)
             if here in _MAPS:  # user-chosen keys (github.inputs, alerts.runbooks...) are values
@@ -65,6 +68,9 @@ def _yaml_paths(node: Any, prefix: str = "") -> set[str]:
 
 _MAPS = {
     k.path for k in configdoc.config_keys() if k.type.startswith("map of") and not k.type.endswith("section")
+}
+_SECTION_MAPS = {
+    k.path for k in configdoc.config_keys() if k.type.startswith("map of") and k.type.endswith("section")
 }
 
 

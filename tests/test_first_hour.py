@@ -181,8 +181,8 @@ def test_the_shell_in_an_english_workspace_is_english_throughout(tmp_path):
     assert "@bob is now commander of INC-1" in after(out, "alice> /taisun incident assign commander @bob")
     # /help lists the people, their Slack IDs and the roles the config gives them.
     people = after(out, "alice> /help")
-    assert re.search(r"alice\s+U0ALICE\s+operator, responder\n", people)
-    assert re.search(r"bob\s+U0BOB\s+operator, approver, responder, break_glass, admin\n", people)
+    assert re.search(r"alice\s+U0ALICE\s+operator, responder, viewer\n", people)
+    assert re.search(r"bob\s+U0BOB\s+operator, approver, responder, break_glass, admin, viewer\n", people)
     # The command's own answer ("Checking…") is drawn before what the bot posts after it.
     status = after(out, "alice> /taisun status stg")
     assert status.index("Checking staging…") < status.index("Environment status")

@@ -87,7 +87,7 @@ FILES = catalogue_files(BOT)
 
 def test_every_catalogue_file_parses_with_its_language_as_its_root():
     assert {package for package, _, _ in FILES} == {
-        "core", "slack", "deploys", "operations", "incidents", "alerts", "audit", "security"
+        "core", "slack", "deploys", "operations", "incidents", "alerts", "audit", "security", "observability"
     }  # fmt: skip
     for package, lang, file in FILES:
         assert lang in LANGS, file

@@ -75,7 +75,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "温めたキー:\\n  {keys}\\n# コメントではない: {n} 件",
     },
     "err.locked.release_warm": {"en": "{env}: it is released once warm.", "ja": "{env}: 温まると解除されます。"},
-    "metrics.title": {"en": "*Metrics* for {env}", "ja": "{env} の *メトリクス*"},
+    "gauges.title": {"en": "*Gauges* for {env}", "ja": "{env} の *ゲージ*"},
 }
 """
 NEW = {
@@ -87,7 +87,7 @@ NEW = {
         "温めたキー:\n  {keys}\n# コメントではない: {n} 件",
     ),
     "err.locked.release_warm": ("core", "{env}: it is released once warm.", "{env}: 温まると解除されます。"),
-    "metrics.title": ("core", "*Metrics* for {env}", "{env} の *メトリクス*"),
+    "gauges.title": ("core", "*Gauges* for {env}", "{env} の *ゲージ*"),
 }
 
 
@@ -122,7 +122,7 @@ def test_a_leftover_dict_moves_into_the_catalogues_of_its_prefixes_and_leaves_th
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert "added      op.cache.warm.start → bot/operations/locales (op.cache.*)" in run.stdout
-    assert "added      metrics.title → bot/core/locales (no shared prefix)" in run.stdout
+    assert "added      gauges.title → bot/core/locales (no shared prefix)" in run.stdout
     assert "MESSAGES literal" in run.stdout and "is removed" in run.stdout
     assert i18n.read_text(encoding="utf-8").count("MESSAGES") == (
         ROOT / "bot/core/i18n.py"

@@ -77,7 +77,7 @@ def test_the_quarterly_review_is_generated_decided_by_others_completed_exported_
     assert slack.count("usergroups.users.list") > groups_before  # @sre-leads read from Slack, not the cache
     head = head_of(slack)
     pages = replies(slack, head)
-    assert len(pages) == 2  # 13 people-and-roles, 12 to a message
+    assert len(pages) == 2  # 14 people-and-roles (roles.viewer's `*` among them), 12 to a message
     shown = text_of(head) + "".join(text_of(p) for p in pages)
     assert "started" in shown and "*2* inactive" in shown  # carol and dave: nothing in the audit log
     assert "<@U0BOB> (via @sre-leads)" in shown and "roles.approver" in shown
@@ -131,7 +131,10 @@ def test_the_quarterly_review_is_generated_decided_by_others_completed_exported_
     result = run_cli(["security", "review", "export", "-o", str(out)], bot.settings)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert len(rows) == 13 and {r["decision"] for r in rows} == {"keep", "remove"}
+    assert len(rows) == 14 and {r["decision"] for r in rows} == {"keep", "remove"}
+    assert [(r["role"], r["decision"]) for r in rows if r["role"] == "roles.viewer"] == [
+        ("roles.viewer", "keep")
+    ]
     bob_approver = next(r for r in rows if r["role"] == "roles.approver" and r["user_id"] == BOB)
     assert bob_approver["entry"] == "'@sre-leads"  # never a spreadsheet formula
     assert bob_approver["change"].startswith("• Remove @")
@@ -141,7 +144,7 @@ def test_the_quarterly_review_is_generated_decided_by_others_completed_exported_
     expected = {"security.task_due", "security.review_started", "security.review_decided",
                 "security.review_completed", "security.task_done"}  # fmt: skip
     assert expected <= set(audit_actions(bot))
-    assert audit_actions(bot).count("security.review_decided") == 13
+    assert audit_actions(bot).count("security.review_decided") == 14
 
 
 def test_a_review_started_by_hand_says_which_slack_scope_is_missing(db_url, make_bot, slack):

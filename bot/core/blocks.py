@@ -59,7 +59,7 @@ class Action:
     SECURITY_REVIEW_REMOVE = "taisun.security.review_remove"
 
 
-STEP_ICON = {"running": "⏳", "done": "✅", "failed": "❌", "info": "•", "skipped": "⏭️"}
+STEP_ICON = {"running": "⏳", "done": "✅", "failed": "❌", "info": "•", "skipped": "⏭️", "warning": "⚠️"}
 
 
 def section(text: str, **extra: Any) -> Block:

@@ -35,6 +35,7 @@ class Spec:
     parse: Parser | None = None  # None: the subcommand takes no words
     rank: int = 1000
     aliases: tuple[str, ...] = ()
+    raw: bool = False  # the words keep their quotes (a LogQL query's own)
 
 
 class UsageError(Refusal):
@@ -75,8 +76,12 @@ def closest(word: str, options: list[str]) -> str | None:
     return found[0] if found else None
 
 
+def _straight_quotes(text: str) -> str:
+    return text.replace("“", '"').replace("”", '"').replace("‘", "'").replace("’", "'").replace("\u3000", " ")
+
+
 def _tokens(text: str) -> list[str]:
-    text = text.replace("“", '"').replace("”", '"').replace("‘", "'").replace("’", "'").replace("\u3000", " ")
+    text = _straight_quotes(text)
     try:
         return shlex.split(text)
     except ValueError:
@@ -148,6 +153,8 @@ def parse(text: str, config: Config) -> Command:
             guess=f"/taisun {_COMMANDS[guess].usage}" if guess else "",
         )
     spec = _COMMANDS[name]
+    if spec.raw:
+        tokens = shlex.split(_straight_quotes(text.strip()), posix=False)[1:]
     if spec.parse is None:
         no_more(tokens, spec.usage)
         return Command(name)
@@ -252,6 +259,51 @@ def _parse_runbook(tokens: list[str], config: Config, usage: str) -> Command:
     raise UsageError(key="err.usage", usage=usage)
 
 
+# --- observability (#16): read-only answers from the monitoring stack ---
+def _parse_metrics(tokens: list[str], config: Config, usage: str) -> Command:
+    env = env_arg(config, tokens.pop(0) if tokens else None, usage)
+    no_more(tokens, usage)
+    return Command("metrics", env=env)
+
+
+def _parse_slo(tokens: list[str], config: Config, usage: str) -> Command:
+    env = env_arg(config, tokens.pop(0), usage) if tokens else None
+    no_more(tokens, usage)
+    return Command("slo", env=env)
+
+
+def _parse_logs(tokens: list[str], config: Config, usage: str) -> Command:
+    """`logs <env> [words or LogQL] [--since 15m] [--level error]`; the words keep their quotes."""
+    for flag, example in (("--since", "15m"), ("--level", "error")):
+        at = tokens.index(flag) if flag in tokens else -1
+        if at >= 0 and (at + 1 == len(tokens) or tokens[at + 1].startswith("--")):
+            raise UsageError(key="logs.flag_value", flag=flag, example=example)
+    since, level = pop_flag(tokens, "--since", True), pop_flag(tokens, "--level", True)
+    env = env_arg(config, tokens.pop(0) if tokens else None, usage)
+    reject_unknown_flags(tokens, usage)  # a LogQL `--` is inside a quoted string, one word with its quotes
+    return Command("logs", {"words": tokens, "since": str(since or ""), "level": str(level or "")}, env)
+
+
+def _parse_trace(tokens: list[str], config: Config, usage: str) -> Command:
+    if not tokens:
+        raise UsageError(key="err.usage", usage=usage)
+    trace_id = tokens.pop(0)
+    env = env_arg(config, tokens.pop(0), usage) if tokens else None
+    no_more(tokens, usage)
+    return Command("trace", {"id": trace_id}, env)
+
+
+OBSERVE = (
+    Spec("metrics", "metrics <env>", "The guide's key metrics now, from Prometheus", "主要メトリクスの現在値（Prometheus）",
+         "viewer", parse=_parse_metrics, rank=20),
+    Spec("slo", "slo [env]", "SLOs over 30 days: SLI, error budget, burn rate", "SLO（30 日）: SLI・エラーバジェット・バーンレート",
+         "viewer", parse=_parse_slo, rank=21),
+    Spec("logs", "logs <env> [words or LogQL] [--since 15m] [--level error]", "Search the logs (Loki)",
+         "ログを検索（Loki）", "viewer", parse=_parse_logs, rank=22, raw=True),
+    Spec("trace", "trace <id> [env]", "A trace's root span, duration and Jaeger link", "トレースのルートスパン・所要時間・Jaeger リンク",
+         "viewer", parse=_parse_trace, rank=23),
+)  # fmt: skip
+# --- end of observability (#16) ---
 # --- security operations (#18) ---
 _SECURITY_ACTIONS = ("list", "done", "snooze", "scan", "review", "secrets")
 
@@ -310,6 +362,7 @@ for _spec in (
          "Incident response", "インシデント対応", "responder", parse=_parse_incident, rank=110),
     Spec("runbook", "runbook list | run <name> [env] [--drill]", "Guided runbooks", "ランブックを実行", "responder",
          parse=_parse_runbook, rank=120),
+    *OBSERVE,
     Spec("security", "security [list] | done <task> [note or link] | snooze <task> [hours] | scan | review | secrets",
          "Security tasks: the cadence, the scan, access review, secret ages", "定期セキュリティタスク（スキャン・アクセス権レビュー・シークレット）",
          parse=_parse_security, rank=130),

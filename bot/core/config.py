@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import os
 import re
@@ -22,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROLES = ("operator", "approver", "responder", "break_glass", "admin")
+ROLES = ("operator", "approver", "responder", "break_glass", "admin", "viewer")
 RUNBOOKS_ENV_VAR = "TAISUN_RUNBOOKS"  # the directory of runbook YAML files
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "taisun.example.yml"
@@ -340,6 +341,9 @@ class Roles(Strict):
     admin: list[Member] = Field(
         default_factory=list, description="May cancel stuck jobs and release anyone's lock."
     )
+    viewer: list[Member] = Field(
+        default_factory=lambda: ["*"], description="May read metrics, SLOs, logs and traces (read-only)."
+    )
 
     @field_validator(*ROLES)
     @classmethod
@@ -480,6 +484,324 @@ class DatabaseTarget(Strict):
     )
 
 
+# --- observability (#16): the monitoring stack per environment, the guide's metrics and SLOs ---
+
+# A query's placeholders: $selector (the environment's label matchers) and $window (a range like 5m).
+_HTTP = "http_request_duration_seconds"
+_REAL_FS = 'fstype!~"tmpfs|overlay|squashfs|ramfs"'
+# The guide's key metrics (監視・アラート → 主要メトリクス), each in the unit its thresholds are written in.
+DEFAULT_METRICS: dict[str, dict[str, object]] = {
+    "p99_latency": {
+        "query": f"1000 * histogram_quantile(0.99, sum by (le) (rate({_HTTP}_bucket{{$selector}}[$window])))",
+        "unit": "ms", "warning": 500, "critical": 1000, "decimals": 0,
+    },
+    "error_rate": {
+        "query": f'100 * sum(rate({_HTTP}_count{{status_code=~"5..",$selector}}[$window]))'
+        f" / sum(rate({_HTTP}_count{{$selector}}[$window]))",
+        "unit": "%", "warning": 1, "critical": 5, "decimals": 2,
+    },
+    "request_rate": {
+        "query": f"60 * sum(rate({_HTTP}_count{{$selector}}[$window]))",
+        "unit": "/min", "warning": 10, "below": True, "decimals": 0,
+    },
+    "cpu": {
+        "query": '100 * max(1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",$selector}[$window])))',
+        "unit": "%", "warning": 70, "critical": 90,
+    },
+    "memory": {
+        "query": "100 * max(1 - node_memory_MemAvailable_bytes{$selector} / node_memory_MemTotal_bytes{$selector})",
+        "unit": "%", "warning": 80, "critical": 95,
+    },
+    "disk": {
+        "query": f"100 * max(1 - node_filesystem_avail_bytes{{{_REAL_FS},$selector}}"
+        f" / node_filesystem_size_bytes{{{_REAL_FS},$selector}})",
+        "unit": "%", "warning": 80,
+    },
+}  # fmt: skip
+# The guide's SLO table (SLO/SLI): each as the share of bad events over $window, 0..1.
+DEFAULT_SLOS: dict[str, dict[str, object]] = {
+    "api_availability": {
+        "objective": 99.9,
+        "error_ratio": f'sum(rate({_HTTP}_count{{status_code=~"5..",$selector}}[$window]))'
+        f" / sum(rate({_HTTP}_count{{$selector}}[$window]))",
+    },
+    # p99 < 500 ms: at least 99 % of requests answered within 500 ms (the histogram's le="0.5" bucket).
+    "api_latency": {
+        "objective": 99.0,
+        "error_ratio": f'1 - sum(rate({_HTTP}_bucket{{le="0.5",$selector}}[$window]))'
+        f" / sum(rate({_HTTP}_count{{$selector}}[$window]))",
+    },
+    "database_availability": {
+        "objective": 99.95,
+        "error_ratio": "1 - avg(avg_over_time(pg_up{$selector}[$window]))",
+    },
+}
+_DURATION = re.compile(r"(\d+)([smhd])")
+
+
+def duration_seconds(text: str) -> int:
+    """'15m' → 900 (one number and one unit of s, m, h or d); ValueError otherwise."""
+    m = _DURATION.fullmatch(text.strip().lower())
+    if not m or int(m[1]) <= 0:
+        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 6h or 7d")
+    return int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]]
+
+
+def _merged(defaults: dict[str, dict[str, object]], given: object) -> object:
+    """The defaults with each given entry laid over the one of the same name (null removes it)."""
+    if not isinstance(given, dict):
+        return given
+    out: dict[str, object] = {k: dict(v) for k, v in defaults.items()}
+    for name, entry in given.items():
+        if entry is None:
+            out.pop(name, None)
+        elif isinstance(entry, dict) and isinstance(out.get(name), dict):
+            out[name] = {**out[name], **entry}  # type: ignore[dict-item]
+        else:
+            out[name] = entry
+    return out
+
+
+class Endpoint(Strict):
+    url: str = Field(
+        "",
+        description="Base URL: Prometheus http://prometheus:9090, Loki http://loki:3100, Jaeger http://jaeger-query:16686.",
+    )
+    url_env: str = Field(
+        "", description="Env var holding the URL instead (it wins when set), e.g. PROD_PROMETHEUS_URL."
+    )
+    token_env: str = Field(
+        "", description="Env var holding a bearer token sent as `Authorization: Bearer …`."
+    )
+    username: str = Field("", description="Basic auth user name (its password from password_env).")
+    password_env: str = Field("", description="Env var holding the basic auth password.")
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="How long one request may take.")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if v and not re.match(r"https?://", v):
+            raise ValueError(f"{v!r} should start with http:// or https://")
+        return v.rstrip("/")
+
+    def resolved_url(self) -> str:
+        """The URL: the env var named by url_env when it is set, else url."""
+        return (os.environ.get(self.url_env, "") if self.url_env else "").rstrip("/") or self.url
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header from the env vars named here (none when they are unset)."""
+        token = os.environ.get(self.token_env, "") if self.token_env else ""
+        if token:
+            return {"Authorization": f"Bearer {token}"}
+        if self.username:
+            pw = os.environ.get(self.password_env, "") if self.password_env else ""
+            raw = base64.b64encode(f"{self.username}:{pw}".encode()).decode()
+            return {"Authorization": f"Basic {raw}"}
+        return {}
+
+
+class PrometheusEndpoint(Endpoint):
+    selector: str = Field(
+        "",
+        description="Label matchers that pick this environment's series, put where a query says $selector, e.g. "
+        '`env="production"`; empty when this Prometheus watches this environment only.',
+    )
+
+
+class LokiEndpoint(Endpoint):
+    selector: str = Field(
+        '{app="taisun"}',
+        description="LogQL stream selector of this environment's application logs (searches start from it).",
+    )
+    tenant: str = Field("", description="X-Scope-OrgID for a multi-tenant Loki; empty: none sent.")
+
+    @field_validator("selector")
+    @classmethod
+    def _stream(cls, v: str) -> str:
+        if not re.fullmatch(r"\{.*\}", v.strip(), re.S):
+            raise ValueError(f'{v!r} is not a LogQL stream selector like {{app="taisun"}}')
+        return v.strip()
+
+
+class JaegerEndpoint(Endpoint):
+    ui_url: str = Field(
+        "", description="Where people open a trace (<ui_url>/trace/<id>), when not url (the API's)."
+    )
+
+
+class EnvObservability(Strict):
+    prometheus: PrometheusEndpoint | None = Field(
+        None,
+        description="Prometheus HTTP API of this environment (`metrics`, `slo`, the SLO line on status and Home).",
+    )
+    loki: LokiEndpoint | None = Field(None, description="Loki of this environment (`logs`).")
+    jaeger: JaegerEndpoint | None = Field(
+        None, description="Jaeger query service of this environment (`trace`)."
+    )
+    grafana_url: str = Field(
+        "", description="Grafana dashboard of this environment, linked from metrics and SLOs."
+    )
+
+
+class MetricQuery(Strict):
+    query: str = Field(description="PromQL giving one number ($selector and $window are filled in).")
+    title: str = Field("", description="Name shown; empty: the guide's name for its metrics, else the key.")
+    unit: str = Field("", description="Unit the query's number is in, shown after it (ms, %, /min).")
+    warning: float | None = Field(None, description="Warning beyond this value (the query's unit).")
+    critical: float | None = Field(None, description="Critical beyond this value (the query's unit).")
+    below: bool = Field(
+        False, description="true: lower is worse (warning/critical when the value falls under them)."
+    )
+    decimals: int = Field(1, ge=0, le=6, description="Decimals shown.")
+
+    @model_validator(mode="after")
+    def _order(self) -> MetricQuery:
+        if self.warning is None or self.critical is None:
+            return self
+        if (self.critical > self.warning) if self.below else (self.critical < self.warning):
+            raise ValueError("critical should be beyond warning (further from the good side)")
+        return self
+
+
+class SloSpec(Strict):
+    objective: float = Field(gt=0, lt=100, description="Target in percent of good events (99.9).")
+    error_ratio: str = Field(
+        description="PromQL giving the share of bad events over $window, 0 to 1 ($selector is filled in too)."
+    )
+    title: str = Field("", description="Name shown; empty: the guide's name for its SLOs, else the key.")
+
+
+# The watch after a deploy: which metrics it compares with their pre-deploy baseline, and how far
+# they may move (in the metric's own unit) before a measurement fails. Argo Rollouts' analysis
+# templates say the same thing per metric; these are the guide's two that a bad release moves first.
+DEFAULT_WATCH_METRICS: dict[str, dict[str, float]] = {
+    "error_rate": {"factor": 2.0, "margin": 1.0},  # over 2× the baseline and at least 1 point above it
+    "p99_latency": {"factor": 1.5, "margin": 250.0},  # over 1.5× the baseline and at least 250 ms above
+}
+
+
+class WatchLimit(Strict):
+    factor: float = Field(
+        2.0, ge=1, description="A measurement fails when the value is over this many times its baseline…"
+    )
+    margin: float = Field(
+        1.0,
+        ge=0,
+        description="…and at least this much above it, in the metric's unit (both must hold, so a tiny "
+        "baseline's noise is no breach). For a metric where lower is worse: under baseline ÷ factor and "
+        "this much below it.",
+    )
+
+
+class WatchConfig(Strict):
+    interval: str = Field(
+        "1m", description="Time between two measurements of the watch (Argo Rollouts' `interval`)."
+    )
+    window: str = Field(
+        "2m",
+        description="The $window of each measurement's rates: twice the interval, so every request is seen "
+        "by two measurements, and at least four scrapes at a 30 s scrape interval.",
+    )
+    baseline_window: str = Field(
+        "30m", description="The $window of the baseline, measured just before the deploy is dispatched."
+    )
+    failure_limit: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="This many failing measurements in a row are a breach (one bad sample is not); a "
+        "watch with fewer measurements needs all of them to fail.",
+    )
+    error_limit: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="This many measurements in a row that Prometheus did not answer end the watch: the "
+        "deploy stays verified but is marked not watched (Argo Rollouts' consecutiveErrorLimit).",
+    )
+    metrics: dict[str, WatchLimit] = Field(
+        default_factory=lambda: {k: WatchLimit.model_validate(v) for k, v in DEFAULT_WATCH_METRICS.items()},
+        description="The metrics watched (names under observability.metrics), each failing a measurement "
+        "beyond its critical threshold or beyond its baseline by factor and margin. Entries given here are "
+        "laid over the defaults of the same name; null removes one.",
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_over_defaults(cls, v: object) -> object:
+        return _merged(DEFAULT_WATCH_METRICS, v)  # type: ignore[arg-type]
+
+    @field_validator("interval", "window", "baseline_window")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        duration_seconds(v)
+        return v.strip().lower()
+
+    @property
+    def interval_seconds(self) -> int:
+        return duration_seconds(self.interval)
+
+
+class ObservabilityConfig(Strict):
+    metrics: dict[str, MetricQuery] = Field(
+        default_factory=lambda: {k: MetricQuery.model_validate(v) for k, v in DEFAULT_METRICS.items()},
+        description="`metrics`: the guide's key metrics by name, PromQL and thresholds (docs/observability.md). "
+        "Entries given here are laid over the defaults of the same name; null removes one.",
+    )
+    metrics_window: str = Field("5m", description="The $window of the metrics' rates.")
+    slos: dict[str, SloSpec] = Field(
+        default_factory=lambda: {k: SloSpec.model_validate(v) for k, v in DEFAULT_SLOS.items()},
+        description="`slo`: the guide's SLO table by name; laid over the defaults like metrics.",
+    )
+    slo_window_days: int = Field(30, ge=1, le=90, description="The SLOs' rolling window.")
+    budget_warning_percent: float = Field(
+        25, ge=0, lt=100, description="An SLO shows ⚠️ when less of its error budget than this is left."
+    )
+    cache_seconds: float = Field(
+        30, ge=0, description="SLO states on status and the Home tab are reused for this long."
+    )
+    logs_since: str = Field("15m", description="How far back `logs` looks without --since.")
+    logs_max_since: str = Field("7d", description="The longest --since `logs` accepts.")
+    logs_limit: int = Field(500, ge=1, le=5000, description="The most lines one `logs` fetches.")
+    logs_inline_lines: int = Field(
+        15, ge=1, le=50, description="Up to this many lines are shown in the reply; more go up as a file."
+    )
+    watch: WatchConfig = Field(
+        default_factory=WatchConfig,
+        description="The watch after a deploy or rollback verifies, where environments.<name>.watch_minutes "
+        "is set (docs/observability.md).",
+    )
+
+    @model_validator(mode="after")
+    def _watched_metrics_exist(self) -> ObservabilityConfig:
+        for name in self.watch.metrics:
+            if name not in self.metrics:
+                raise ValueError(
+                    f"watch.metrics names {name!r}, which is not under observability.metrics "
+                    f"({', '.join(self.metrics) or 'none'})"
+                )
+        return self
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_over_defaults(cls, v: object) -> object:
+        return _merged(DEFAULT_METRICS, v)
+
+    @field_validator("slos", mode="before")
+    @classmethod
+    def _slos_over_defaults(cls, v: object) -> object:
+        return _merged(DEFAULT_SLOS, v)
+
+    @field_validator("metrics_window", "logs_since", "logs_max_since")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        duration_seconds(v)
+        return v.strip().lower()
+
+
+# --- end of observability (#16) ---
+
+
 class DeployTriggers(Strict):
     branches: list[str] = Field(
         default_factory=list,
@@ -590,6 +912,17 @@ class Environment(Strict):
     roles: dict[str, list[Member]] = Field(
         default_factory=dict, description='Per-environment role overrides, e.g. {operator: ["@sre"]}.'
     )
+    observability: EnvObservability | None = Field(
+        None, description="Prometheus, Loki, Jaeger and Grafana of this environment; absent: none."
+    )
+    watch_minutes: float = Field(
+        0,
+        ge=0,
+        le=24 * 60,
+        description="After a deploy or rollback verifies, watch error rate and p99 this long against the "
+        "guide's critical thresholds and the pre-deploy baseline (observability.watch); a breach fails "
+        "the deploy, or rolls it back where auto_rollback is true. 0: no watch.",
+    )
 
     @field_validator("approvers")
     @classmethod
@@ -611,6 +944,14 @@ class Environment(Strict):
         if v and not re.match(r"https?://", v):
             raise ValueError(f"{v!r} should start with http:// or https://")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _watch_needs_prometheus(self) -> Environment:
+        if self.watch_minutes and not (self.observability and self.observability.prometheus):
+            raise ValueError(
+                "watch_minutes needs this environment's Prometheus (observability.prometheus) to watch with"
+            )
+        return self
 
 
 class PgBackRestConfig(Strict):
@@ -1080,6 +1421,10 @@ class Config(Strict):
         default_factory=AlertConfig, description="Alertmanager alerts received at POST /alerts/alertmanager."
     )
     audit: AuditConfig = Field(default_factory=AuditConfig, description="The audit log's anchors.")
+    observability: ObservabilityConfig = Field(
+        default_factory=ObservabilityConfig,
+        description="The metrics, SLOs and log searches the environments' monitoring stacks answer.",
+    )
     security: SecurityConfig = Field(
         default_factory=SecurityConfig, description="Security operations: the guide's periodic tasks."
     )

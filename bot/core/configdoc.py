@@ -128,6 +128,8 @@ def field_default(field: FieldInfo) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, str):
         return f"`{value}`" if value else '`""`'
+    if isinstance(value, dict) and any(isinstance(v, BaseModel) for v in value.values()):
+        return "the sections " + ", ".join(f"`{name}`" for name in value)  # (observability.metrics)
     if isinstance(value, list | dict):
         return f"`{json.dumps(value, ensure_ascii=False)}`"
     return f"`{value}`"

@@ -132,7 +132,7 @@ class JobContext:
         return t(key, self.svc.config.language, **fields)
 
     def step(self, text: str, status: str = "done") -> None:
-        """Add a visible step to the job's message: status is running, done, failed, info or skipped."""
+        """Add a visible step to the job's message: status is running, done, failed, warning, info or skipped."""
         steps = list(self.progress.get("steps", []))
         if steps and steps[-1]["status"] == "running":
             steps.pop()

@@ -27,6 +27,7 @@ ROLE_LABELS = {
     "responder": "responder",
     "break_glass": "break-glass",
     "admin": "admin",
+    "viewer": "viewer",
 }
 
 

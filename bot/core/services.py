@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,10 +31,24 @@ from bot.core.people import People
 from bot.core.policy import Policy
 from bot.core.store.models import Job
 
+if TYPE_CHECKING:  # built by the composition root; named here in annotations only
+    from bot.observability.service import Observability
+
 log = logging.getLogger(__name__)
 
 # A WSGI handler a capability serves (POST /alerts/alertmanager).
 WsgiRoute = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Clock:
+    """The time work on a schedule goes by (a deploy's watch: measurement n is due at its start plus
+    n intervals, and Prometheus is asked about that instant). Tests move it instead of sleeping."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
 
 
 class MessageOutbox(Protocol):
@@ -97,8 +113,10 @@ class Services:
     chain_here: bool = True
     # Live /health + /version results people look at, shared for 2 s between those asking at once.
     recent_checks: RecentChecks = field(default_factory=RecentChecks)
+    clock: Clock = field(default_factory=Clock)
     home: HomeTab = field(init=False)
     people: People = field(init=False)  # each person's language and name
+    observability: Observability = field(init=False)  # metrics, SLOs, logs, traces (read-only)
     sweep_hooks: list[Callable[[], None]] = field(default_factory=list)
     # Short post-ack work (live status checks, follow-up replies); never Bolt's listener pool.
     background: ThreadPoolExecutor = field(
@@ -152,6 +170,8 @@ class Services:
             self.chainer.stop()
         self.outbox.flush(5)  # job cards, incident, runbook-run and alert messages, thread replies
         self.outbox.stop()
+        if hasattr(self, "observability"):
+            self.observability.close()  # its pooled connections to Prometheus, Loki and Jaeger
 
     def flush_messages(self, timeout: float = 0.2) -> bool:
         """True when no Slack message is waiting to be sent (job cards, incidents, alerts)."""

@@ -36,6 +36,8 @@ def status_blocks(rows: list[dict[str, Any]], lang: str = "en") -> list[Block]:
             lines.append(t("status.last_deploy", lang, what=r["last_deploy"]))
         if r.get("last_simulation"):  # never counted as a deploy: said apart, after the real one
             lines.append(t("status.last_simulation", lang, what=r["last_simulation"]))
+        if r.get("slo"):  # the environment's SLOs (bot.observability), when it has a Prometheus
+            lines.append(r["slo"])
         blocks.append(section("\n".join(lines)))
     blocks.append(context(t("status.checked", lang, time=slack_time(datetime.now(UTC)))))
     return blocks

@@ -4,8 +4,9 @@ The flow a job follows, each step saved before the next side effect so a restart
 bot resumes it without ever dispatching twice:
 
     prepare: tag → commit SHA, live version, what changes (GitHub compare)
-    run:     tag re-checked → dispatch marked → workflow dispatched → run found
-             → run followed → /health and /version verified (→ auto rollback)
+    run:     tag re-checked → baseline measured → dispatch marked → workflow dispatched → run found
+             → run followed → /health and /version verified (→ auto rollback) → smoke test
+             → watched for watch_minutes (bot/deploys/watch.py; a breach → Roll back or a rollback job)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.core.i18n import msg, render, t, t_plain
 from bot.core.mrkdwn import Mrkdwn, key_values, mention, trusted
 from bot.core.ops import JobContext, NeedsVersion, Operation, OpError, OpRefused, Request, simulated_why
 from bot.core.store.models import Job
+from bot.deploys import watch
 from bot.deploys.service import (
     claimed_run_ids,
     github_backend,
@@ -307,6 +309,8 @@ class Deploy(Operation):
         never dispatch it, only read its run (or deployment), then /health, /version and the smoke test."""
         job, facts = ctx.job, github_facts(ctx.job)
         gh = github_backend(ctx.svc.settings, ctx.svc.config)
+        if not ctx.progress.get("run_id"):  # as soon as the bot follows it (it did not dispatch it)
+            watch.measure_baseline(ctx, env)
         try:
             if facts.get("run_id"):
                 if not ctx.progress.get("run_id"):
@@ -334,9 +338,10 @@ class Deploy(Operation):
             ok, failed = run_smoke(ctx, env, version, self.poll_seconds(ctx))
             if not ok:
                 self._after_failed_verification(ctx, gh, env, version, failed)
+            watched = self._watch(ctx, gh, env)
         finally:
             gh.close()
-        ctx.save(result=ctx.t("op.deploy.live", version=version, env=env.name))
+        ctx.save(result=self._live(ctx, env, version, watched))
 
     def _follow_deployment(self, ctx: JobContext, gh: GitHubBackend, deployment_id: int) -> None:
         """A GitHub deployment without a workflow run: its newest status, until it succeeds or fails."""
@@ -377,6 +382,8 @@ class Deploy(Operation):
             return
         gh = github_backend(ctx.svc.settings, ctx.svc.config)
         try:
+            if not ctx.progress.get("dispatch_started_at"):  # what the watch compares with, before any change
+                watch.measure_baseline(ctx, env)
             self._dispatch_once(ctx, gh, version)
             run = self._follow(ctx, gh)
             if run.conclusion != "success":
@@ -387,10 +394,47 @@ class Deploy(Operation):
             ok, failed = run_smoke(ctx, env, version, self.poll_seconds(ctx))
             if not ok:
                 self._after_failed_verification(ctx, gh, env, version, failed)
+            watched = self._watch(ctx, gh, env)
             self._set_deployment(ctx, gh, "success")
         finally:
             gh.close()
-        ctx.save(result=ctx.t("op.deploy.live", version=version, env=env.name))
+        ctx.save(result=self._live(ctx, env, version, watched))
+
+    # -- the watch after verification (bot/deploys/watch.py) ---------------------------
+    def _watch(self, ctx: JobContext, gh: GitHubBackend, env: Environment) -> watch.Outcome:
+        """Watch error rate and p99 for the environment's watch_minutes; a breach fails the job
+        (or rolls back, where auto_rollback is on)."""
+        outcome = watch.watch(ctx, env)
+        if outcome.state == "breached":
+            self._after_watch_breach(ctx, gh, env, outcome.text)
+        return outcome
+
+    def _live(self, ctx: JobContext, env: Environment, version: str, watched: watch.Outcome) -> Mrkdwn:
+        live = ctx.t("op.deploy.live", version=version, env=env.name)
+        if watched.state == "ok":
+            return live + Mrkdwn(" ") + trusted(watched.text)
+        if watched.state == "unwatched":
+            return ctx.t("watch.unwatched_result", live=live, why=trusted(watched.text))
+        return live
+
+    def _after_watch_breach(self, ctx: JobContext, gh: GitHubBackend, env: Environment, why: str) -> None:
+        self._set_deployment(ctx, gh, "failure")
+        target = str(ctx.progress.get("rollback_to") or "")
+        what = {"op": ctx.t(f"watch.op.{self.name}"), "why": trusted(why)}
+        if self.rollback or not target:
+            raise OpError(key="watch.failed", **what)
+        if not env.auto_rollback:
+            raise OpError(key="watch.failed_offer", target=target, **what)
+        rid = str(ctx.progress.get("watch_rollback_job") or "")
+        if not rid:  # saved (and audited) before the rollback is requested: a resumed job requests it once
+            rid = watch.rollback_job_id(ctx.job.id)
+            ctx.record(
+                "watch_rollback", target=target, rollback_job=rid,
+                save={"watch_rollback_job": rid, "auto_rollback_started_at": datetime.now(UTC).isoformat()},
+            )  # fmt: skip
+        watch.start_rollback(ctx, env, target)
+        ctx.step(ctx.t("watch.rolling_back", target=target, job=rid[:8], env=env.name), "info")
+        raise OpError(key="watch.rolled_back", target=target, job=rid[:8], env=env.name, **what)
 
     def _simulate(self, ctx: JobContext, env: Environment, version: str) -> None:
         g = ctx.svc.config.github
@@ -401,6 +445,8 @@ class Deploy(Operation):
         )
         ctx.step(ctx.t("op.deploy.sim_follow"), "info")
         ctx.step(ctx.t("op.deploy.sim_verify", url=env.url, version=version), "info")
+        if env.watch_minutes:
+            ctx.step(ctx.t("watch.sim", minutes=f"{env.watch_minutes:g}"), "info")
         label = ctx.t("op.label.dry_run" if ctx.job.dry_run else "op.label.simulated")
         why = ctx.t("op.why.dry_run") if ctx.job.dry_run else simulated_why(ctx.job, ctx.lang)
         ctx.simulated(ctx.t("op.deploy.sim_result", label=label, why=why))
@@ -669,7 +715,9 @@ class Rollback(Deploy):
             req.params["version"] = rollback_button_target(svc, str(req.params["after_failed_job"]))
 
     def approval_required(self, svc: Services, job: Job, env: Environment | None) -> bool:
-        return bool(env and env.approval_required) and not job.dry_run
+        # One the watch of a deploy started (auto_rollback: true) was approved by that setting.
+        auto = bool(job.params.get("auto_rollback_of"))
+        return bool(env and env.approval_required) and not job.dry_run and not auto
 
     def describe(self, job: Job, lang: str = "en") -> str:
         target = job.params.get("version") or t("op.rollback.previous", lang)

@@ -25,6 +25,7 @@ from bot.deploys.messages import started_by
 from bot.deploys.service import last_changes
 from bot.incidents import service as incidents
 from bot.incidents.messages import phase_name
+from bot.observability.messages import slo_compact
 from bot.operations.pitr import home_lines as backup_home_lines
 from bot.security import tasks as security_tasks
 
@@ -117,9 +118,13 @@ class Home:
             self._checking = True
         try:
             envs = self.svc.config.environments.values()
+            obs = self.svc.observability  # SLO states beside the health checks; the view reads the cache
+            slo = obs.slo_states_soon(envs) if any(obs.configured(e) for e in envs) else None
             reports = http.check_many(
                 {e.name: e.url for e in envs}, timeout=3.0, recent=self.svc.recent_checks
             )
+            if slo is not None:
+                slo.result()
             now = time.monotonic()
             with self._lock:
                 for name, report in reports.items():
@@ -150,6 +155,7 @@ class Home:
             mine = audit.recent_by_actor(s, user_id, limit=5)
         with self._lock:
             health = {name: rep for name, (_, rep) in self._health.items()}
+        slo_states = svc.observability.cached_slo_states()
         for env in svc.config.environments.values():
             rep = health.get(env.name)
             icon = "⚪" if rep is None or rep.healthy is None else ("🟢" if rep.healthy else "🔴")
@@ -160,6 +166,8 @@ class Home:
             lock = held.get(env.name)
             if lock is not None:
                 lines.append(f"🔒 {locks.LockInfo.of(lock).describe(lang)}")
+            if svc.observability.configured(env) and self._may_view(user_id, env):  # as last asked of it
+                lines.append(slo_compact(slo_states.get(env.name), lang))
             job = last.get(env.name)
             if job is not None:
                 lines.append(
@@ -218,6 +226,12 @@ class Home:
         else:
             out.append(blocks.context(t("home.nothing_yet", lang)))
         return {"type": "home", "blocks": out[:100]}
+
+    def _may_view(self, user_id: str, env: Any) -> bool:
+        """The viewer role, for the SLO line. `*` admits whoever opens Home (only the installed
+        workspace's members can), even before a command of theirs has named their workspace."""
+        members = self.svc.policy.members_of("viewer", env)
+        return "*" in members or self.svc.policy.is_member(user_id, members)
 
     def _may_approve(self, user_id: str, job: Job) -> bool:
         env = self.svc.config.environments.get(job.environment)

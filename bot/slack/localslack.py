@@ -32,6 +32,7 @@ class Message:
     ephemeral_to: str = ""  # set for ephemeral messages (postEphemeral and response_url replies)
     updates: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # ids of the files shared with it (files.uploadV2)
 
 
 @dataclass
@@ -55,6 +56,8 @@ class LocalSlack:
         self.usergroups: dict[str, set[str]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
+        # Uploaded files by id: name, title, length asked for, content (bytes, once uploaded), channels.
+        self.files: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self.delays: dict[str, float] = {}  # method -> seconds each call takes (a slow Slack)
         self.revoked = False
@@ -201,6 +204,9 @@ class LocalSlack:
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         path = h.path.split("?", 1)[0]
+        if path.startswith("/upload/v1/"):
+            self._upload(h, path.removeprefix("/upload/v1/"))
+            return
         params = self._params(h)
         if path.startswith("/respond/"):
             method = "respond"
@@ -460,6 +466,84 @@ class LocalSlack:
         replies.sort(key=lambda m: float(m.ts))
         out = ([self._wire(parent)] if parent else []) + [self._wire(m) for m in replies]
         return {"ok": True, "messages": out[:limit], "has_more": len(out) > limit}
+
+    # -- files.uploadV2: getUploadURLExternal → POST the bytes to the URL → completeUploadExternal --
+    def api_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        users = [u for u in str(p.get("users", "")).split(",") if u]
+        if len(users) != 1:
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "channel": {"id": "D" + users[0]}}
+
+    def api_files_getUploadURLExternal(self, p: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        if not p.get("filename") or not str(p.get("length", "")).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ids):08d}"
+        with self._lock:
+            self.files[file_id] = {
+                "id": file_id, "name": p["filename"], "length": int(p["length"]), "content": None, "channels": [],
+            }  # fmt: skip
+        return {"ok": True, "upload_url": f"{self.base}upload/v1/{file_id}", "file_id": file_id}
+
+    def _upload(self, h: BaseHTTPRequestHandler, file_id: str) -> None:
+        """The upload URL: the file's bytes as the POST body; Slack answers in plain text."""
+        length = int(h.headers.get("Content-Length") or 0)
+        data = h.rfile.read(length) if length else b""
+        with self._lock:
+            self.calls.append(("upload", {"file_id": file_id, "length": len(data)}))
+        fault = self._fault_for("upload")
+        with self._lock:
+            entry = self.files.get(file_id)
+            if fault is None and entry is not None and entry["length"] == len(data):
+                entry["content"] = data
+        status, text = (
+            (fault.status or 500, "Internal Server Error") if fault else
+            (404, "Not Found") if entry is None else
+            (400, "length mismatch") if entry["length"] != len(data) else (200, f"OK - {len(data)}")
+        )  # fmt: skip
+        body = text.encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "text/plain; charset=utf-8")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _permalink(self, entry: dict[str, Any]) -> str:
+        return f"https://local.slack/files/UBOT/{entry['id']}/{entry['name']}"
+
+    def api_files_completeUploadExternal(self, p: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        try:
+            items = json.loads(p["files"]) if isinstance(p["files"], str) else p["files"]
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = self._channel_id(p["channel_id"]) if p.get("channel_id") else ""
+        with self._lock:
+            entries = [self.files.get(str(item.get("id"))) for item in items]
+            if not items or any(e is None or e["content"] is None for e in entries):
+                return {"ok": False, "error": "file_not_found"}
+            for item, entry in zip(items, entries, strict=True):
+                assert entry is not None
+                entry["title"] = item.get("title") or entry["name"]
+                if channel:
+                    entry["channels"].append(channel)
+        if channel:
+            msg = Message(
+                channel=channel, ts=self._new_ts(), text=str(p.get("initial_comment") or ""), blocks=[],
+                thread_ts=str(p.get("thread_ts") or ""), files=[e["id"] for e in entries if e],
+            )  # fmt: skip
+            with self._lock:
+                self.messages.append(msg)
+            self._emit("posted", msg)
+        # As Slack: only each file's id and title (files.info has the rest).
+        return {"ok": True, "files": [{"id": e["id"], "title": e["title"]} for e in entries if e]}
+
+    def api_files_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            entry = self.files.get(str(p["file"]))
+            if entry is None or entry["content"] is None:
+                return {"ok": False, "error": "file_not_found"}
+            info = {k: v for k, v in entry.items() if k not in ("content", "length")}
+            info |= {"size": entry["length"], "permalink": self._permalink(entry), "mimetype": "text/plain"}
+        return {"ok": True, "file": info}
 
     def api_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}

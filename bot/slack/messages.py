@@ -60,6 +60,9 @@ def job_blocks(
     blocks: list[Block] = [section(head)]
     if is_outside(job):  # started on GitHub: who (in the title), how and which run
         facts = [outside_facts(job, lang)]
+    elif (job.params or {}).get("auto_rollback_of"):  # started by a deploy's watch (bot/deploys/watch.py)
+        of = str(job.params["auto_rollback_of"])[:8]
+        facts = [t("card.auto_rollback", lang, job=of, user=mention(job.requested_by))]
     else:
         facts = [t("card.requested_by", lang, user=mention(job.requested_by))]
     if job.approved_by:

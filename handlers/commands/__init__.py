@@ -14,7 +14,7 @@ from bot.core.ops import REGISTRY
 from bot.core.ratelimit import RateLimiter
 from bot.core.replies import Refused, Reply
 from bot.core.services import Services
-from handlers.commands import general, incident, jobs, runbook, security
+from handlers.commands import general, incident, jobs, observe, runbook, security
 from handlers.common import Invocation, run_guarded, services, too_late
 
 Handler = Callable[[Invocation], Reply | None]
@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, Handler] = {
     "runbook": runbook.runbook,
     "security": security.security,
     **jobs.SUBCOMMANDS,  # deploy (its form) and backup (list, restore)
+    **observe.SUBCOMMANDS,  # metrics, slo, logs, trace (read-only, after the ack)
 }
 
 

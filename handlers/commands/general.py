@@ -16,6 +16,7 @@ from bot.core.store.models import Job
 from bot.deploys import timeline
 from bot.deploys.messages import deploy_line, deploys_blocks, status_blocks
 from bot.deploys.service import last_changes, newer_simulation
+from bot.observability.messages import slo_compact
 from bot.slack.messages import help_blocks, jobs_list_blocks, state_label
 from handlers.common import Invocation
 
@@ -40,7 +41,13 @@ def status(inv: Invocation) -> Reply | None:
         last, simulated = last_changes(s), last_changes(s, simulated=True)
 
     def check() -> Reply | None:
+        obs = inv.svc.observability  # the SLO line (viewers), asked of Prometheus while /health is checked
+        slo_envs = {
+            e.name for e in envs if obs.configured(e) and inv.svc.policy.has_role(inv.user_id, "viewer", e)
+        }
+        slo = obs.slo_states_soon([e for e in envs if e.name in slo_envs]) if slo_envs else None
         reports = http.check_many({e.name: e.url for e in envs}, timeout=3.0, recent=inv.svc.recent_checks)
+        slo_states = slo.result() if slo else {}
         rows = []
         for e in envs:
             r = reports[e.name]
@@ -50,6 +57,7 @@ def status(inv: Invocation) -> Reply | None:
                 "version": r.version, "lock": lock_text.get(e.name),
                 "last_deploy": deploy_line(job, lang) if job else None,
                 "last_simulation": deploy_line(sim, lang) if (sim := newer_simulation(simulated.get(e.name), job)) else None,
+                "slo": slo_compact(slo_states.get(e.name), lang) if e.name in slo_envs else None,
             })  # fmt: skip
         return Reply(t("status.text", lang), status_blocks(rows, lang))
 

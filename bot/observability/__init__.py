@@ -1,0 +1,1 @@
+"""Observability from chat: the guide's metrics, SLOs, logs and traces (Prometheus, Loki, Jaeger, Grafana)."""
