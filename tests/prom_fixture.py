@@ -279,15 +279,28 @@ class PromServer:
             time.sleep(0.2)
         raise TimeoutError(f"{expr} stayed at {value}")
 
-    def expected_error_ratio(self, env: str, window: float) -> float:
-        """The model's share of 5xx answers over the last `window` seconds (from the model's now)."""
+    def expected_share(self, env: str, window: float, part: Any) -> float:
+        """The model's ∫ part ÷ ∫ requests over the last `window` seconds until now. After the history's
+        end the exporter goes on with the last segment, so a test run minutes later (the history is built
+        once per run) still expects what Prometheus has."""
         m = self.envs[env]
-        ago = max(0.0, self.exporter.now0 - time.time())
-        errors = m.integral(ago, lambda s: s.rps * s.errors) - m.integral(
-            ago + window, lambda s: s.rps * s.errors
-        )
-        total = m.integral(ago, lambda s: s.rps) - m.integral(ago + window, lambda s: s.rps)
-        return errors / total
+        t = time.time()
+        ago, live = max(0.0, self.exporter.now0 - t), min(window, max(0.0, t - self.exporter.now0))
+        last = m.segments[-1]
+
+        def total(value: Any) -> float:
+            return live * value(last) + m.integral(ago, value) - m.integral(ago + window - live, value)
+
+        return total(part) / total(lambda s: s.rps)
+
+    def expected_error_ratio(self, env: str, window: float) -> float:
+        """The model's share of 5xx answers over the last `window` seconds."""
+        return self.expected_share(env, window, lambda s: s.rps * s.errors)
+
+    def expected_slow_ratio(self, env: str, window: float, le: str = "0.5") -> float:
+        """The model's share of answers slower than `le` seconds over the last `window` seconds."""
+        i = BOUNDS.index(le)
+        return self.expected_share(env, window, lambda s: s.rps * (1 - s.latency[i]))
 
     def stop(self) -> None:
         self.proc.terminate()
