@@ -89,6 +89,13 @@ def drill(pgb: PgBackRest, cluster: Any, target: datetime | None, repo: int) -> 
     return phases
 
 
+def save(out: dict[str, Any]) -> None:
+    """Results so far to benchmarks/results/rpo.json (git-ignored): a late failure keeps the early phases."""
+    dest = WORK.parent / "rpo.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(out, indent=2, default=str))
+
+
 def alone(argv: list[str]) -> float:
     """pgBackRest alone: the command as an operator would type it."""
     started = time.perf_counter()
@@ -141,12 +148,12 @@ def main() -> None:
         )
         ((size,),) = cluster.sql("SELECT pg_database_size('postgres')")
         out["db_mb"] = round(size / 1e6)
-        cluster.archive_now()
+        cluster.archive_now(timeout=1800)  # a GB's updates are many segments
         log("full backups")
         out["full_repo1_posix_s"] = timed(lambda: pgb.backup("full", 1, retention_days=30))
         out["full_repo2_s3_s"] = timed(lambda: pgb.backup("full", 2, retention_days=30))
         cluster.sql("UPDATE events SET payload = md5(payload) WHERE id % 50 = 0")
-        cluster.archive_now()
+        cluster.archive_now(timeout=1800)  # a GB's updates are many segments
         log("incremental backups")
         out["incr_repo1_posix_s"] = timed(lambda: pgb.backup("incr", 1, retention_days=30))
         out["incr_repo2_s3_s"] = timed(lambda: pgb.backup("incr", 2, retention_days=30))
@@ -164,6 +171,7 @@ def main() -> None:
             restored = restore_pair(pgb, cluster)
             pair["restore_bot_s"], pair["restore_alone_s"] = restored["bot"], restored["alone"]
             pairs.append(pair)
+        save(out)
         out["bot_vs_alone"] = {
             "pairs": pairs,
             "backup_ratio": round(
@@ -177,7 +185,8 @@ def main() -> None:
         ((point,),) = cluster.sql("SELECT clock_timestamp()")
         time.sleep(1.1)
         cluster.sql("UPDATE events SET payload = md5(payload) WHERE id % 20 = 0")
-        cluster.archive_now()
+        cluster.archive_now(timeout=1800)  # a GB's updates are many segments
+        save(out)
         log("drills")
         out["drill_latest_repo1"] = drill(pgb, cluster, None, 1)
         out["drill_pitr_repo1"] = drill(pgb, cluster, point, 1)
@@ -211,9 +220,7 @@ def main() -> None:
             slack.stop()
             drop_db(ack_db)
     out["at"] = datetime.now(UTC).isoformat()
-    dest = WORK.parent / "rpo.json"  # benchmarks/results/, git-ignored
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2, default=str))
+    save(out)
     print(json.dumps(out, indent=2, default=str))
 
 

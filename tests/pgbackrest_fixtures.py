@@ -61,10 +61,10 @@ class Cluster:
         argv = [*self.run_as, "pgbackrest", f"--config={self.conf}", f"--stanza={STANZA}", *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
-    def archive_now(self) -> None:
+    def archive_now(self, timeout: float = 60) -> None:
         """Switch to a new WAL segment and wait until the old one is archived (in both repositories)."""
         (seg,) = self.sql("SELECT pg_walfile_name(pg_switch_wal())")[0]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             (last,) = self.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")[0]
             if last >= seg:
