@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import loadgen  # noqa: E402
 from benchmarks.ack import requests_for  # noqa: E402
-from benchmarks.common import WORK, CpuWatch, drop_db, fresh_db, log, start_bot, write_config  # noqa: E402
+from benchmarks.common import BOT_TOKEN, WORK, CpuWatch, drop_db, fresh_db, log, start_bot, write_config  # noqa: E402
 from bot.backends.pgbackrest import PgBackRest, ScratchInstance  # noqa: E402
 from bot.slack.localslack import LocalSlack  # noqa: E402
 from tests.backend_fixtures import free_port  # noqa: E402
@@ -195,7 +195,7 @@ def main() -> None:
         out["drill_latest_repo2_s3"] = drill(pgb, cluster, None, 2)
 
         log("the ack path, idle and while a full backup and a drill run")
-        slack = LocalSlack(token="xoxb-bench").start()
+        slack = LocalSlack(token=BOT_TOKEN).start()  # the bot's token: else every request fails authorize
         slack.add_usergroup("sre-leads", {"U0BOB", "U0CAROL"})
         tmp = Path(tempfile.mkdtemp(prefix="rpo-bench-"))
         config = write_config(tmp / "taisun.yml", service_url="http://127.0.0.1:9")
