@@ -28,11 +28,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.fakes.loopback import LoopbackServer, respond
 
 PROMETHEUS = shutil.which("prometheus") or ""
 PROMTOOL = shutil.which("promtool") or ""
@@ -192,7 +194,7 @@ def write_openmetrics(path: Path, now: float, envs: dict[str, EnvModel]) -> None
         f.write("# EOF\n")
 
 
-class Exporter:
+class Exporter(LoopbackServer):
     """The environments' /metrics now: the same model as the history, with gauges tests may set."""
 
     def __init__(self, now: float, envs: dict[str, EnvModel]):
@@ -201,8 +203,6 @@ class Exporter:
         self.overrides: dict[str, dict[str, float]] = {}
         self.scrapes = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self.port = 0
 
     def set(self, env: str, **gauges: float) -> None:
         """Change a gauge (disk, memory, pg_up) from the next scrape on."""
@@ -230,26 +230,12 @@ class Exporter:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
-                body = owner.text("pg" if self.path.startswith("/pg") else "main").encode()
+                text = owner.text("pg" if self.path.startswith("/pg") else "main")
                 owner.scrapes += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                respond(self, 200, text, "text/plain; version=0.0.4")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 @dataclass

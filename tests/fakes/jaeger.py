@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.loopback import LoopbackServer, respond
 
 
 def make_trace(trace_id: str, start_us: int) -> dict[str, Any]:
@@ -27,11 +27,10 @@ def make_trace(trace_id: str, start_us: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class FakeJaeger:
+class FakeJaeger(LoopbackServer):
     def __init__(self) -> None:
         self.traces: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
         self.url = ""
 
     def start(self) -> FakeJaeger:
@@ -51,23 +50,7 @@ class FakeJaeger:
                                             "errors": [{"code": 404, "msg": "trace not found"}]}  # fmt: skip
                 else:
                     status, body = 200, {"data": [trace], "total": 0, "limit": 0, "offset": 0, "errors": None}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                respond(self, status, body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None

@@ -15,9 +15,11 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.loopback import LoopbackServer, respond
 
 _TOKEN = re.compile(
     r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<op>\|=|\|~|!=|!~|=~|==|=|\||\{|\}|,)|(?P<id>[A-Za-z_][A-Za-z0-9_]*))'
@@ -149,13 +151,12 @@ class Query:
         return labels
 
 
-class FakeLoki:
+class FakeLoki(LoopbackServer):
     def __init__(self) -> None:
         self.streams: list[tuple[dict[str, str], list[tuple[int, str]]]] = []
         self.queries: list[dict[str, str]] = []  # each query_range's parameters
         self.headers: list[dict[str, str]] = []
         self.delay = 0.0  # seconds each answer takes (a slow Loki)
-        self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
         self.url = ""
 
@@ -205,24 +206,7 @@ class FakeLoki:
                     status, body = 404, "404 page not found"
                 else:
                     status, body = owner.query_range(params)
-                data = (json.dumps(body) if not isinstance(body, str) else body + "\n").encode()
-                self.send_response(status)
-                ctype = "application/json" if not isinstance(body, str) else "text/plain; charset=utf-8"
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                respond(self, status, body + "\n" if isinstance(body, str) else body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.fakes.loopback import LoopbackServer, respond
 
-class FakeService:
+
+class FakeService(LoopbackServer):
     def __init__(self, version: str = "v1.0.0", healthy: bool = True):
         self.version = version
         # When set, /version asks it (e.g. "the version of the last successful deploy run").
@@ -18,7 +18,6 @@ class FakeService:
         # Other paths (smoke checks): path -> (status, JSON body) the service answers.
         self.routes: dict[str, tuple[int, Any]] = {}
         self.hits: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
         self.url = ""
 
     def start(self) -> FakeService:
@@ -38,22 +37,7 @@ class FakeService:
                     status, body = owner.routes[self.path]
                 else:
                     status, body = 404, {"error": "not found"}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                respond(self, status, body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
