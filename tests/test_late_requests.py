@@ -26,6 +26,10 @@ from tests.harness import ALICE, BOB, CHANNEL, NAMES, buttons, last_card
 HOLD_SECONDS = 4.0  # past the bot's 2.5 s deadline and Slack's 3 s
 
 
+def slacks_deadline(cfg: dict) -> None:  # type: ignore[type-arg]
+    cfg["slack"]["ack_deadline_seconds"] = 2.5  # the default, said out loud: the harness relaxes an unset one
+
+
 @contextlib.contextmanager
 def held_lock(db_url: str, table: str, seconds: float = HOLD_SECONDS) -> Iterator[threading.Event]:
     """Another session holds `table` (PostgreSQL) or the write lock (SQLite) for `seconds`.
@@ -72,7 +76,9 @@ def _told(slack, user: str) -> list[str]:
 def test_a_command_whose_own_database_work_outlasts_slacks_deadline_runs_nothing_and_says_so(
     db_url, make_bot, slack, github
 ):
-    bot = make_bot(db_url, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    bot = make_bot(
+        db_url, github_token=GITHUB_TOKEN, github_api_url=github.url, config_mutate=slacks_deadline
+    )
     body, ctype = signing.slash_command(
         "deploy stg v1.2.3", user_id=ALICE, user_name=NAMES[ALICE], channel_id=CHANNEL,
         response_url=slack.response_url(f"{ALICE}-late"),
@@ -98,7 +104,7 @@ def test_a_command_whose_own_database_work_outlasts_slacks_deadline_runs_nothing
 def test_a_click_whose_own_database_work_outlasts_slacks_deadline_changes_nothing_and_says_so(
     db_url, make_bot, slack
 ):
-    bot = make_bot(db_url)
+    bot = make_bot(db_url, config_mutate=slacks_deadline)
     bot.command('incident declare sev3 "checkout slow"', user=ALICE)
     bot.settle()
     with bot.svc.sessions() as s:
@@ -123,7 +129,7 @@ def test_an_approve_click_is_answered_before_its_database_work_so_slack_never_sh
     db_url, make_bot, slack
 ):
     """Approve acks first and then records the approval: a slow database delays the card, never the ack."""
-    bot = make_bot(db_url)
+    bot = make_bot(db_url, config_mutate=slacks_deadline)
     bot.command("deploy prod v1.2.3", user=ALICE)
     bot.settle()
     card = last_card(slack)
