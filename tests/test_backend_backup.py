@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import sys
 import tarfile
 import time
@@ -35,6 +36,7 @@ from bot.backends.backup import (
     run_backup,
     run_verify_command,
 )
+from bot.backends.pgbackrest import PgBackRest, ScratchError, ScratchInstance
 from tests.backend_fixtures import Bucket, aws, moto_endpoint, pg_db, s3_bucket  # noqa: F401
 
 NOW = datetime(2026, 11, 28, 2, 0, 0, tzinfo=UTC)
@@ -447,3 +449,65 @@ def test_abort_stale_uploads(s3_bucket: Bucket) -> None:
     assert backup.abort_stale_uploads(s3_bucket.s3, s3_bucket.name, "db/", long_ago) == []
     assert backup.abort_stale_uploads(s3_bucket.s3, s3_bucket.name, "db/", datetime.now(UTC)) == [key]
     assert s3_bucket.s3.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
+
+
+def test_pg_dump_and_its_compression_yield_the_cpu(s3_bucket: Bucket, tmp_path: Path) -> None:
+    """`backup.nice`: pg_dump runs niced from its first instruction, and so does the thread that
+    compresses its output; the rest of the bot (the job's thread, the acks) keeps its priority."""
+    fake = _fake_tool(
+        tmp_path,
+        "pg_dump",
+        "import time\n"
+        "mine = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "sys.stdout.write('-- start\\n'); sys.stdout.flush(); time.sleep(0.5)\n"
+        "tasks = f'/proc/{os.getppid()}/task'\n"
+        "bot = sorted({int(open(f'{tasks}/{t}/stat').read().rsplit(')', 1)[1].split()[16]) for t in os.listdir(tasks)})\n"
+        "sys.stdout.write(json.dumps({'pg_dump': mine, 'bot_threads': bot}))",
+    )
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    res = run_backup(dsn="dbname=x", s3=s3_bucket.s3, bucket=s3_bucket.name, now=NOW, pg_dump=fake, nice=7)
+    body = gzip.decompress(s3_bucket.s3.get_object(Bucket=s3_bucket.name, Key=res.key)["Body"].read())
+    seen = json.loads(body.decode().split("\n", 1)[1])
+    assert seen["pg_dump"] == min(19, base + 7)
+    assert min(19, base + 7) in seen["bot_threads"]  # the compressing thread
+    assert base in seen["bot_threads"]  # everything else in the bot
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # nothing of it stayed behind
+
+
+def test_a_missing_pg_dump_is_named(s3_bucket: Bucket) -> None:
+    with pytest.raises(
+        BackupFailed,
+        match=r"cannot run '/nonexistent/pg_dump': not found\. Is the PostgreSQL client installed\?",
+    ):
+        run_backup(
+            dsn="dbname=x",
+            s3=s3_bucket.s3,
+            bucket=s3_bucket.name,
+            now=NOW,
+            pg_dump="/nonexistent/pg_dump",
+            nice=5,
+        )
+    _no_leftovers(s3_bucket)
+
+
+def test_pgbackrest_and_the_drills_server_yield_the_cpu(tmp_path):
+    """`backup.nice` reaches pgBackRest (and the workers it forks) and the drill's scratch server
+    through pg_ctl, from their first instruction: the argument lists start with coreutils' nice."""
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    tell = "import os, sys; print(os.getpriority(os.PRIO_PROCESS, 0), *sys.argv[1:])"
+    pgb = PgBackRest(stanza="main", command=(sys.executable, "-c", tell), nice=6)
+    assert pgb.run("info").split() == [str(min(19, base + 6)), "--stanza=main", "info"]
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "seen"
+    pg_ctl = bin_dir / "pg_ctl"
+    pg_ctl.write_text(
+        f"#!{sys.executable}\nimport os\nopen({str(seen)!r}, 'w').write(str(os.getpriority(os.PRIO_PROCESS, 0)))\n"
+    )
+    pg_ctl.chmod(0o755)
+    ScratchInstance(str(tmp_path / "data"), 54329, str(bin_dir), nice=6).start(timeout=5)
+    assert seen.read_text() == str(min(19, base + 6))
+
+    with pytest.raises(ScratchError, match=r"nowhere/pg_ctl not found \(backup.drill.pg_bin\)"):
+        ScratchInstance(str(tmp_path / "data"), 54329, str(tmp_path / "nowhere"), nice=6).start(timeout=5)

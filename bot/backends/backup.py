@@ -2,8 +2,10 @@
 
 How the pieces fit:
 
-* ``run_backup`` streams ``pg_dump`` -> gzip (zlib, in-process) -> S3 multipart upload.
-  Memory stays at about one part; no temporary file of the dump is written.
+* ``run_backup`` streams ``pg_dump`` -> gzip (zlib, on a thread of its own) -> S3 multipart
+  upload: dump, compression and upload overlap as in ``pg_dump | gzip | upload``, and pg_dump
+  and the compression can run niced. Memory stays at a few parts; no temporary file of the
+  dump is written.
 * The SHA-256 and size of the gzip bytes are only known at the end, so after
   CompleteMultipartUpload the object is copied onto itself with
   ``MetadataDirective=REPLACE`` (a multipart copy above the 5 GiB CopyObject limit),
@@ -28,17 +30,19 @@ password handed to pg_dump/psql in ``PGPASSWORD``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import queue
 import re
+import shutil
 import subprocess
 import tarfile
 import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
@@ -232,6 +236,84 @@ class _StderrTail(threading.Thread):
     def text(self) -> str:
         self.join(timeout=5)
         return self.buf.decode("utf-8", "replace")
+
+
+class _DumpCompressor(threading.Thread):
+    """Reads pg_dump's pipe and gzips it on a thread of its own, at the backup's niceness.
+
+    The job's thread takes the compressed chunks and feeds the upload, so reading, compressing
+    and uploading overlap as in ``pg_dump | gzip | upload``. The pipe is widened to a chunk, so
+    pg_dump goes on producing while a chunk is compressed (a default pipe holds 64 KiB). With
+    ``nice`` > 0 this thread (Linux schedules threads on their own) and pg_dump yield the CPU to
+    the bot's acks; the thread ends with the backup, so the niceness goes with it. The queue
+    holds at most ``ahead`` chunks (memory stays flat). Leaving the ``with`` block early (an
+    error downstream) stops the thread without waiting for the child.
+    """
+
+    def __init__(self, stream: IO[bytes], level: int, nice: int, ahead: int = 4) -> None:
+        super().__init__(name="dump-compressor", daemon=True)
+        self.stream, self.level, self.nice = stream, level, nice
+        self.raw = 0
+        self.chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=ahead)
+        self.stopping = threading.Event()
+        _widen_pipe(stream)
+
+    def run(self) -> None:
+        _lower_thread_priority(self.nice)
+        comp = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # 31: gzip container
+        try:
+            while chunk := self.stream.read(READ_CHUNK):
+                self.raw += len(chunk)
+                out = comp.compress(chunk)
+                if out and not self._put(out):
+                    return
+            out = comp.flush()
+        except BaseException as exc:  # handed to the consumer
+            self._put(exc)
+            return
+        if self._put(out):
+            self._put(None)
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.chunks.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __enter__(self) -> _DumpCompressor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (item := self.chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+def _widen_pipe(stream: IO[bytes]) -> None:
+    with contextlib.suppress(OSError, AttributeError, ValueError):  # Linux only; best effort
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, READ_CHUNK)
+
+
+def niced(nice: int) -> list[str]:
+    """The `nice` prefix of an argument list: the program and every child it starts (through sudo
+    too) run with that much more niceness, from their first instruction. coreutils' nice."""
+    return ["nice", "-n", str(nice)] if nice > 0 else []
+
+
+def _lower_thread_priority(nice: int) -> None:
+    """Give the calling thread `nice` more niceness (Linux schedules threads on their own)."""
+    if nice > 0:
+        with contextlib.suppress(OSError):  # best effort: it runs at the bot's priority instead
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
 
 
 def _kill(proc: subprocess.Popen[bytes] | None) -> None:
@@ -483,12 +565,14 @@ def run_backup(
     part_size: int = DEFAULT_PART_SIZE,
     pg_dump_args: Sequence[str] = (),
     compresslevel: int = 6,
+    nice: int = 0,
 ) -> BackupResult:
     """pg_dump the DSN's database, gzip and stream it to s3://bucket/<prefix>backup_<ts>.sql.gz.
 
     Plain SQL format (restorable with psql, as in the guide). `progress` gets a line per
     part; if it raises, the backup is cancelled and cleaned up. KeyboardInterrupt and
-    SystemExit are re-raised after the cleanup.
+    SystemExit are re-raised after the cleanup. `nice` > 0 runs pg_dump and the compression
+    at that much lower CPU priority (the upload and the bot's other threads keep theirs).
     """
     key = backup_key(prefix, now, "backup")
     conninfo, password = _split(dsn, BackupFailed)
@@ -496,7 +580,10 @@ def run_backup(
     started = time.monotonic()
     proc: subprocess.Popen[bytes] | None = None
     try:
-        argv = [pg_dump, "--no-password", *pg_dump_args, f"--dbname={conninfo}"]
+        program = shutil.which(pg_dump)
+        if program is None:
+            raise BackupFailed(f"cannot run {pg_dump!r}: not found. Is the PostgreSQL client installed?")
+        argv = [*niced(nice), program, "--no-password", *pg_dump_args, f"--dbname={conninfo}"]
         try:
             proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env(password)
@@ -510,18 +597,19 @@ def run_backup(
         stderr.start()
         if progress:
             progress(f"dumping {safe_dsn(dsn)} to s3://{bucket}/{key}")
-        sink = _GzipSink(upload, compresslevel)
-        while chunk := proc.stdout.read(READ_CHUNK):
-            sink.write(chunk)
+        with _DumpCompressor(proc.stdout, compresslevel, nice) as dump:
+            for gz in dump:
+                upload.raw_bytes = dump.raw
+                upload.write(gz)
+        raw = dump.raw
         rc = proc.wait()
         if rc != 0:
             raise BackupFailed(
                 f"{_exit_text('pg_dump', rc)}: {_last_line(stderr.text(), password)}. "
                 "Nothing was stored; fix the cause and run the backup again."
             )
-        sink.finish()
         sha = upload.sha.hexdigest()
-        upload.complete({META_SHA256: sha, META_SIZE: str(upload.size), "raw-bytes": str(sink.raw)})
+        upload.complete({META_SHA256: sha, META_SIZE: str(upload.size), "raw-bytes": str(raw)})
     except BaseException as exc:
         _kill(proc)
         err = _fail(exc, upload, f"backup to s3://{bucket}/{key}")
@@ -539,8 +627,8 @@ def run_backup(
         size_bytes=upload.size,
         sha256=sha,
         seconds=seconds,
-        throughput_bytes_per_s=sink.raw / seconds if seconds > 0 else 0.0,
-        raw_bytes=sink.raw,
+        throughput_bytes_per_s=raw / seconds if seconds > 0 else 0.0,
+        raw_bytes=raw,
     )
 
 

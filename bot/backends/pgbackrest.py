@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.backends.backup import niced
 from bot.core.logs import redact
 
 Progress = Callable[[str], None] | None
@@ -124,10 +125,11 @@ class PgBackRest:
     command: Sequence[str] = ("pgbackrest",)
     run_as: Sequence[str] = ()
     config_path: str = ""
+    nice: int = 0  # niceness added to pgBackRest and its workers (they inherit it through sudo too)
 
     def argv(self, *args: str) -> list[str]:
         config = [f"--config={self.config_path}"] if self.config_path else []
-        return [*self.run_as, *self.command, *config, f"--stanza={self.stanza}", *args]
+        return [*niced(self.nice), *self.run_as, *self.command, *config, f"--stanza={self.stanza}", *args]
 
     def installed(self) -> bool:
         program = self.command[0] if self.command else "pgbackrest"
@@ -300,9 +302,13 @@ class ScratchInstance:
     port: int
     pg_bin: str
     run_as: Sequence[str] = ()
+    nice: int = 0  # the scratch server inherits it from pg_ctl: replay yields the CPU to the bot
 
     def _pg_ctl(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        argv = [*self.run_as, str(Path(self.pg_bin) / "pg_ctl"), "-D", self.data_dir, *args]
+        pg_ctl = Path(self.pg_bin) / "pg_ctl"
+        if not pg_ctl.exists():  # said here: behind `nice` it would only be an exit code
+            raise ScratchError(f"{pg_ctl} not found (backup.drill.pg_bin)")
+        argv = [*niced(self.nice), *self.run_as, str(pg_ctl), "-D", self.data_dir, *args]
         try:
             return subprocess.run(  # noqa: S603 (an argument list, no shell)
                 argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL

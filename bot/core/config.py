@@ -1071,6 +1071,16 @@ class BackupConfig(Strict):
         "psql", description="psql program; a versioned path when the server is newer than the default client."
     )
     verify_timeout_seconds: float = Field(600.0, gt=0, description="Seconds verify_command may run.")
+    nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description=(
+            "CPU niceness added to a backup's and a drill's own work (pg_dump and its compression, "
+            "pgBackRest, the drill's scratch PostgreSQL), so they yield the CPU to the bot's acks on a "
+            "shared host. 0: the bot's own priority. A restore you run is never niced."
+        ),
+    )
     # --- RPO/RTO (#17) ---
     rpo_minutes: int = Field(
         60, gt=0, description="Recovery point objective: the most data the team may lose."

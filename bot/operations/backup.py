@@ -339,6 +339,7 @@ class Backup(Operation):
                 now=now,
                 progress=progress,
                 pg_dump=b.pg_dump,
+                nice=b.nice,
             )
         except BackupError as e:
             ctx.record("stored", outcome="error", detail=str(e), bucket=b.bucket, key=key)

@@ -79,8 +79,9 @@ LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 def pgbackrest_of(b: BackupConfig) -> PgBackRest:
     p = b.pgbackrest
     return PgBackRest(
-        stanza=p.stanza, command=tuple(p.command), run_as=tuple(p.run_as), config_path=p.config_path
-    )
+        stanza=p.stanza, command=tuple(p.command), run_as=tuple(p.run_as), config_path=p.config_path,
+        nice=b.nice,
+    )  # fmt: skip
 
 
 def _active(svc: Services, operation: str, exclude: str = "") -> Job | None:
@@ -408,7 +409,7 @@ class Drill(Operation):
 
     def _instance(self, ctx: JobContext, data_dir: str) -> ScratchInstance:
         b = ctx.svc.config.backup
-        return ScratchInstance(data_dir, b.drill.port, b.drill.pg_bin, tuple(b.pgbackrest.run_as))
+        return ScratchInstance(data_dir, b.drill.port, b.drill.pg_bin, tuple(b.pgbackrest.run_as), b.nice)
 
     def _clean_leftovers(self, ctx: JobContext) -> None:
         """A drill killed mid-way leaves a marked scratch directory (maybe a running instance): remove it."""
