@@ -14,12 +14,13 @@ set) and as an operator types it (the same `pgbackrest … backup` argument list
 restore of the newest backup likewise (the adapter's `restore` vs the same command alone).
 The bench process's own peak memory (VmHWM) is recorded: the backup data never passes through it.
 Then `taisun serve` (gunicorn) answers signed `/taisun help` at 16 connections: idle, and while a
-full backup and a drill run on the same host. Results go to benchmarks/results/rpo.json.
+full backup and a drill run on the same host, with `backup.nice` 0 and at its default. Results go to benchmarks/results/rpo.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -40,6 +41,7 @@ from benchmarks import loadgen  # noqa: E402
 from benchmarks.ack import requests_for  # noqa: E402
 from benchmarks.common import BOT_TOKEN, WORK, CpuWatch, drop_db, fresh_db, log, start_bot, write_config  # noqa: E402
 from bot.backends.pgbackrest import PgBackRest, ScratchInstance  # noqa: E402
+from bot.core.config import BackupConfig  # noqa: E402
 from bot.slack.localslack import LocalSlack  # noqa: E402
 from tests.backend_fixtures import free_port  # noqa: E402
 from tests.pgbackrest_fixtures import PG_BIN, STANZA, archiving_cluster  # noqa: E402
@@ -56,7 +58,7 @@ def timed(fn: Any) -> float:
 def drill(pgb: PgBackRest, cluster: Any, target: datetime | None, repo: int) -> dict[str, float]:
     scratch = cluster.new_scratch_dir(f"bench-{time.monotonic_ns()}")
     data = str(scratch / "data")
-    inst = ScratchInstance(data, free_port(), str(PG_BIN), tuple(cluster.run_as))
+    inst = ScratchInstance(data, free_port(), str(PG_BIN), tuple(cluster.run_as), pgb.nice)
     (scratch / "data.TAISUN_DRILL").write_text("bench\n")
     dsn = f"postgresql://postgres@127.0.0.1:{inst.port}/postgres"
     phases: dict[str, float] = {}
@@ -205,18 +207,21 @@ def main() -> None:
         try:
             loadgen.run(url, requests_for("help", slack), duration=3, name="rpo-warmup")
             out["ack_idle"] = ack(url, slack, args.ack_seconds, "rpo-idle")
-            busy: dict[str, Any] = {}
+            # backup.nice off (as before it existed), then at the config's default
+            for nice in (0, BackupConfig().nice):
+                niced = dataclasses.replace(pgb, nice=nice)
+                busy: dict[str, Any] = {"nice": nice}
 
-            def work() -> None:
-                busy["full_s"] = timed(lambda: pgb.backup("full", 1, retention_days=30))
-                busy["drill"] = drill(pgb, cluster, None, 1)
+                def work(niced: PgBackRest = niced, busy: dict[str, Any] = busy) -> None:
+                    busy["full_s"] = timed(lambda: niced.backup("full", 1, retention_days=30))
+                    busy["drill"] = drill(niced, cluster, None, 1)
 
-            worker = threading.Thread(target=work)
-            worker.start()
-            time.sleep(0.5)
-            out["ack_during_backup_and_drill"] = ack(url, slack, args.ack_seconds, "rpo-busy")
-            worker.join()
-            out["during"] = busy
+                worker = threading.Thread(target=work)
+                worker.start()
+                time.sleep(0.5)
+                busy["ack"] = ack(url, slack, args.ack_seconds, f"rpo-busy-nice{nice}")
+                worker.join()
+                out[f"ack_during_backup_and_drill_nice{nice}"] = busy
         finally:
             bot.stop(fast=True)
             slack.stop()

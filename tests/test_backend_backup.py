@@ -511,3 +511,28 @@ def test_pgbackrest_and_the_drills_server_yield_the_cpu(tmp_path):
 
     with pytest.raises(ScratchError, match=r"nowhere/pg_ctl not found \(backup.drill.pg_bin\)"):
         ScratchInstance(str(tmp_path / "data"), 54329, str(tmp_path / "nowhere"), nice=6).start(timeout=5)
+
+
+def test_a_large_dump_is_compressed_in_parallel_into_one_ordinary_gzip_member(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    """Blocks deflated on several threads join into one gzip member as good as gzip's own, which
+    `gunzip` (here: zlib stopping at the first member's end) restores byte for byte."""
+    fake = _fake_tool(
+        tmp_path,
+        "pg_dump",
+        "import hashlib\n"
+        "for i in range(60000):  # ~5.6 MB of SQL-like lines, several blocks\n"
+        "    sys.stdout.write(f'{i}\\tuser{i % 97}\\t{hashlib.md5(str(i).encode()).hexdigest()}\\n')",
+    )
+    expected = "".join(
+        f"{i}\tuser{i % 97}\t{hashlib.md5(str(i).encode()).hexdigest()}\n"  # noqa: S324 (test data)
+        for i in range(60000)
+    ).encode()
+    res = run_backup(dsn="dbname=x", s3=s3_bucket.s3, bucket=s3_bucket.name, now=NOW, pg_dump=fake)
+    stored = s3_bucket.s3.get_object(Bucket=s3_bucket.name, Key=res.key)["Body"].read()
+    one = zlib.decompressobj(31)
+    assert one.decompress(stored) == expected
+    assert one.eof and one.unused_data == b""  # a single member, nothing after it
+    assert res.raw_bytes == len(expected)
+    assert len(stored) <= len(gzip.compress(expected, 6)) * 1.001  # the ratio is gzip's

@@ -2,9 +2,9 @@
 
 How the pieces fit:
 
-* ``run_backup`` streams ``pg_dump`` -> gzip (zlib, on a thread of its own) -> S3 multipart
-  upload: dump, compression and upload overlap as in ``pg_dump | gzip | upload``, and pg_dump
-  and the compression can run niced. Memory stays at a few parts; no temporary file of the
+* ``run_backup`` streams ``pg_dump`` -> gzip (zlib, blocks compressed in parallel as pigz
+  does, one ordinary gzip member) -> S3 multipart upload: dump, compression and upload
+  overlap, and pg_dump and the compression can run niced. Memory stays at a few parts; no temporary file of the
   dump is written.
 * The SHA-256 and size of the gzip bytes are only known at the end, so after
   CompleteMultipartUpload the object is copied onto itself with
@@ -36,13 +36,16 @@ import os
 import queue
 import re
 import shutil
+import struct
 import subprocess
 import tarfile
 import tempfile
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
@@ -239,20 +242,27 @@ class _StderrTail(threading.Thread):
 
 
 class _DumpCompressor(threading.Thread):
-    """Reads pg_dump's pipe and gzips it on a thread of its own, at the backup's niceness.
+    """Reads pg_dump's pipe and gzips it on threads of their own, at the backup's niceness.
+
+    The output is one ordinary gzip member (restored with psql, `gunzip`, anything), compressed
+    as pigz does it: the dump is cut into 1 MiB blocks deflated in parallel, each primed with the
+    32 KiB before it (the whole window deflate can use, so the ratio is gzip's) and ended on a
+    byte boundary (a sync flush), so the blocks join into one stream; one CRC-32 and the size close
+    it. zlib releases the GIL while it compresses, so on N cores the compression is no longer the
+    single-core ceiling `pg_dump | gzip` has.
 
     The job's thread takes the compressed chunks and feeds the upload, so reading, compressing
-    and uploading overlap as in ``pg_dump | gzip | upload``. The pipe is widened to a chunk, so
-    pg_dump goes on producing while a chunk is compressed (a default pipe holds 64 KiB). With
-    ``nice`` > 0 this thread (Linux schedules threads on their own) and pg_dump yield the CPU to
-    the bot's acks; the thread ends with the backup, so the niceness goes with it. The queue
-    holds at most ``ahead`` chunks (memory stays flat). Leaving the ``with`` block early (an
-    error downstream) stops the thread without waiting for the child.
+    and uploading overlap. The pipe is widened to a block, so pg_dump goes on producing while a
+    block is read. With ``nice`` > 0 these threads (Linux schedules threads on their own) and
+    pg_dump yield the CPU to the bot's acks; the threads end with the backup, and their niceness
+    with them. At most a few blocks wait anywhere (memory stays flat). Leaving the ``with`` block
+    early (an error downstream) stops the reader without waiting for the child.
     """
 
-    def __init__(self, stream: IO[bytes], level: int, nice: int, ahead: int = 4) -> None:
+    def __init__(self, stream: IO[bytes], level: int, nice: int, threads: int = 0, ahead: int = 4) -> None:
         super().__init__(name="dump-compressor", daemon=True)
         self.stream, self.level, self.nice = stream, level, nice
+        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
         self.raw = 0
         self.chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=ahead)
         self.stopping = threading.Event()
@@ -260,19 +270,38 @@ class _DumpCompressor(threading.Thread):
 
     def run(self) -> None:
         _lower_thread_priority(self.nice)
-        comp = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # 31: gzip container
         try:
-            while chunk := self.stream.read(READ_CHUNK):
-                self.raw += len(chunk)
-                out = comp.compress(chunk)
-                if out and not self._put(out):
-                    return
-            out = comp.flush()
+            if self._compress():
+                self._put(None)
         except BaseException as exc:  # handed to the consumer
             self._put(exc)
-            return
-        if self._put(out):
-            self._put(None)
+
+    def _compress(self) -> bool:
+        """Put the gzip member's pieces in order; False when the consumer went away."""
+        crc, window = 0, b""
+        in_flight: deque[Future[bytes]] = deque()
+        with ThreadPoolExecutor(
+            self.threads, thread_name_prefix="gzip", initializer=_lower_thread_priority, initargs=(self.nice,)
+        ) as pool:
+            if not self._put(GZIP_HEADER):
+                return False
+            while chunk := self.stream.read(READ_CHUNK):
+                self.raw += len(chunk)
+                crc = zlib.crc32(chunk, crc)
+                in_flight.append(pool.submit(_deflate_block, chunk, window, self.level, False))
+                window = (
+                    chunk[-DEFLATE_WINDOW:]
+                    if len(chunk) >= DEFLATE_WINDOW
+                    else (window + chunk)[-DEFLATE_WINDOW:]
+                )
+                while len(in_flight) > self.threads:
+                    if not self._put(in_flight.popleft().result()):
+                        return False
+            in_flight.append(pool.submit(_deflate_block, b"", window, self.level, True))
+            while in_flight:
+                if not self._put(in_flight.popleft().result()):
+                    return False
+        return self._put(struct.pack("<II", crc, self.raw & 0xFFFFFFFF))
 
     def _put(self, item: bytes | BaseException | None) -> bool:
         while not self.stopping.is_set():
@@ -295,6 +324,20 @@ class _DumpCompressor(threading.Thread):
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, OS unknown
+DEFLATE_WINDOW = 32 * 1024
+
+
+def _deflate_block(data: bytes, window: bytes, level: int, last: bool) -> bytes:
+    """Raw deflate of one block, primed with the bytes before it; ends byte-aligned, or final."""
+    comp = (
+        zlib.compressobj(level, zlib.DEFLATED, -15, zdict=window)
+        if window
+        else zlib.compressobj(level, zlib.DEFLATED, -15)
+    )
+    return comp.compress(data) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
 def _widen_pipe(stream: IO[bytes]) -> None:
