@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,33 @@ def pct(values: list[float], p: float) -> float:
 
 
 # --------------------------------------------------------------------------- CPU accounting
+
+
+def paced(url: str, reqs: list[Any], *, rate: float, duration: float) -> dict[str, Any]:
+    """Requests at a steady `rate` (an ordinary day's traffic, not a saturating loop); latency counted
+    from when each was due, so a stall shows in full."""
+    n = max(1, int(rate * duration))
+    client = httpx.Client(base_url=url, timeout=10, limits=httpx.Limits(max_connections=16))
+    t0 = time.perf_counter() + 0.05
+
+    def one(i: int) -> tuple[float, int]:
+        due = t0 + i / rate
+        time.sleep(max(0.0, due - time.perf_counter()))
+        req = reqs[i % len(reqs)]
+        try:
+            status = client.post(req.path, content=req.body, headers=req.headers).status_code
+        except httpx.HTTPError:
+            status = 0
+        return (time.perf_counter() - due) * 1000, status
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one, range(n)))
+    client.close()
+    lat = [ms for ms, _ in results]
+    return {
+        "rate": rate, "requests": n, "p50_ms": round(pct(lat, 50), 1), "p99_ms": round(pct(lat, 99), 1),
+        "max_ms": round(max(lat), 1), "non_2xx": sum(1 for _, st in results if st != 200),
+    }  # fmt: skip
 
 
 def _proc_ticks() -> dict[int, tuple[int, str, int, int]]:

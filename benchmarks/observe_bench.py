@@ -19,7 +19,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from benchmarks.common import (
     drop_db,
     fresh_db,
     log,
+    paced,
     pct,
     start_bot,
 )
@@ -114,33 +114,6 @@ def _series(name: str, fn: Callable[[int], tuple[float, float | None]], n: int) 
     }  # fmt: skip
 
 
-def _paced(url: str, reqs: list[loadgen.Req], *, rate: float, duration: float) -> dict[str, Any]:
-    """Requests at a steady `rate` (an ordinary day's traffic, not a saturating loop); latency counted
-    from when each was due, so a stall shows in full."""
-    n = max(1, int(rate * duration))
-    client = httpx.Client(base_url=url, timeout=10, limits=httpx.Limits(max_connections=16))
-    t0 = time.perf_counter() + 0.05
-
-    def one(i: int) -> tuple[float, int]:
-        due = t0 + i / rate
-        time.sleep(max(0.0, due - time.perf_counter()))
-        req = reqs[i % len(reqs)]
-        try:
-            status = client.post(req.path, content=req.body, headers=req.headers).status_code
-        except httpx.HTTPError:
-            status = 0
-        return (time.perf_counter() - due) * 1000, status
-
-    with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(one, range(n)))
-    client.close()
-    lat = [ms for ms, _ in results]
-    return {
-        "rate": rate, "requests": n, "p50_ms": round(pct(lat, 50), 1), "p99_ms": round(pct(lat, 99), 1),
-        "max_ms": round(max(lat), 1), "non_2xx": sum(1 for _, st in results if st != 200),
-    }  # fmt: skip
-
-
 def _cpu_seconds(pid: int) -> float:
     """utime + stime of one process (Prometheus), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -214,7 +187,7 @@ def run(db_kind: str, *, base_config: Path, n: int, duration: float) -> dict[str
         with CpuWatch() as cpu:
             alone = loadgen.run(url, reqs, duration=duration, name="observe-help-alone")
         alone["cpu"] = cpu.result
-        paced_alone = _paced(url, reqs, rate=PACED_RATE, duration=duration)
+        paced_alone = paced(url, reqs, rate=PACED_RATE, duration=duration)
         stop = threading.Event()
         done: list[float] = []
         lost = [0]
@@ -250,7 +223,7 @@ def run(db_kind: str, *, base_config: Path, n: int, duration: float) -> dict[str
             / (os.cpu_count() or 1),
             1,
         )
-        paced_busy = _paced(url, reqs, rate=PACED_RATE, duration=duration)
+        paced_busy = paced(url, reqs, rate=PACED_RATE, duration=duration)
         stop.set()
         for t in threads:
             t.join(60)

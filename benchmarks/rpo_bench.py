@@ -14,7 +14,8 @@ set) and as an operator types it (the same `pgbackrest … backup` argument list
 restore of the newest backup likewise (the adapter's `restore` vs the same command alone).
 The bench process's own peak memory (VmHWM) is recorded: the backup data never passes through it.
 Then `taisun serve` (gunicorn) answers signed `/taisun help` at 16 connections: idle, and while a
-full backup and a drill run on the same host, with `backup.nice` 0 and at its default. Results go to benchmarks/results/rpo.json.
+full backup and a drill run on the same host, with `backup.nice` 0 and at its default: flat out
+(16 connections) and at a steady 20 requests/s (latency counted from when each was due). Results go to benchmarks/results/rpo.json.
 """
 
 from __future__ import annotations
@@ -39,7 +40,17 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import loadgen  # noqa: E402
 from benchmarks.ack import requests_for  # noqa: E402
-from benchmarks.common import BOT_TOKEN, WORK, CpuWatch, drop_db, fresh_db, log, start_bot, write_config  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    BOT_TOKEN,
+    WORK,
+    CpuWatch,
+    drop_db,
+    fresh_db,
+    log,
+    paced,
+    start_bot,
+    write_config,
+)
 from bot.backends.pgbackrest import PgBackRest, ScratchInstance  # noqa: E402
 from bot.core.config import BackupConfig  # noqa: E402
 from bot.slack.localslack import LocalSlack  # noqa: E402
@@ -53,6 +64,9 @@ def timed(fn: Any) -> float:
     started = time.perf_counter()
     fn()
     return round(time.perf_counter() - started, 2)
+
+
+PACED_RATE = 20.0  # requests/s: far above a team's real command rate, far below saturation
 
 
 def drill(pgb: PgBackRest, cluster: Any, target: datetime | None, repo: int) -> dict[str, float]:
@@ -207,6 +221,9 @@ def main() -> None:
         try:
             loadgen.run(url, requests_for("help", slack), duration=3, name="rpo-warmup")
             out["ack_idle"] = ack(url, slack, args.ack_seconds, "rpo-idle")
+            out["paced_idle"] = paced(
+                url, requests_for("help", slack), rate=PACED_RATE, duration=args.ack_seconds
+            )
             # backup.nice off (as before it existed), then at the config's default
             for nice in (0, BackupConfig().nice):
                 niced = dataclasses.replace(pgb, nice=nice)
@@ -220,6 +237,14 @@ def main() -> None:
                 worker.start()
                 time.sleep(0.5)
                 busy["ack"] = ack(url, slack, args.ack_seconds, f"rpo-busy-nice{nice}")
+                worker.join()
+                # an ordinary day's traffic while it all runs again: is an ack any slower?
+                worker = threading.Thread(target=work, kwargs={"busy": {}})
+                worker.start()
+                time.sleep(0.5)
+                busy["paced"] = paced(
+                    url, requests_for("help", slack), rate=PACED_RATE, duration=args.ack_seconds
+                )
                 worker.join()
                 out[f"ack_during_backup_and_drill_nice{nice}"] = busy
         finally:
