@@ -98,11 +98,12 @@ class Invocation:
     trigger_id: str
     client: WebClient
     respond: Callable[..., Any]
+    reader_lang: str = ""  # decided as the request came in (bot.slack.app's know_the_reader)
 
     @property
     def lang(self) -> str:
         """The language to answer this person in (their Slack locale once known)."""
-        return self.svc.lang_for(self.user_id)
+        return self.reader_lang or self.svc.lang_for(self.user_id)
 
     def request(self, operation: str, params: dict[str, Any] | None = None, dry_run: bool = False) -> Request:
         return Request(

@@ -63,6 +63,8 @@ def _unwatched_after(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
         deadline.clear()
 
 
+READER_LANG = "taisun_reader_lang"  # the language a request is answered in, in Bolt's context
+
 # Of a request's answer deadline, what stays for the listener's own work when a new person's
 # language is looked up first (the listeners answer in milliseconds; this is ample margin).
 ANSWER_RESERVE = 1.0
@@ -130,7 +132,7 @@ def create_app(settings: Settings, svc: Services, register_listeners: Callable[[
         return BoltResponse(status=200, body="")
 
     @app.middleware
-    def know_the_reader(body, request, next):  # type: ignore[no-untyped-def]
+    def know_the_reader(body, request, context, next):  # type: ignore[no-untyped-def]
         # Whose request this is, in which language to answer. A locale the payload carries is
         # used as is; someone Slack has not told us about yet waits a moment for users.info, as far
         # as this request's answer deadline allows (events are acked first and wait in their listener).
@@ -145,7 +147,9 @@ def create_app(settings: Settings, svc: Services, register_listeners: Callable[[
             budget = min(
                 svc.people.first_wait, svc.config.slack.ack_deadline_seconds - ANSWER_RESERVE - waited
             )
-            svc.people.language(user_id, wait=max(budget, 0.0))
+            # Decided once for the request: an answer from Slack arriving meanwhile (a day-old
+            # locale is asked again in the background) applies from the next request on.
+            context[READER_LANG] = svc.people.language(user_id, wait=max(budget, 0.0))
         return next()
 
     if hasattr(

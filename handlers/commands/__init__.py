@@ -14,6 +14,7 @@ from bot.core.ops import REGISTRY
 from bot.core.ratelimit import RateLimiter
 from bot.core.replies import Refused, Reply
 from bot.core.services import Services
+from bot.slack.app import READER_LANG
 from handlers.commands import general, incident, jobs, observe, runbook, security
 from handlers.common import Invocation, run_guarded, services, too_late
 
@@ -56,7 +57,7 @@ def taisun(
     limiter: RateLimiter = context[LIMITER]
     text = body.get("text") or ""
     user_id = str(body.get("user_id", ""))
-    lang = svc.lang_for(user_id)
+    lang = context.get(READER_LANG) or svc.lang_for(user_id)
     if too_late(svc, request, ack, respond, lang, what=text.split()[0].lower() if text.split() else "help"):
         return
     wait = limiter.allow(user_id)
@@ -80,6 +81,7 @@ def taisun(
             trigger_id=body.get("trigger_id", ""),
             client=client,
             respond=respond,
+            reader_lang=lang,
         )
         return handler(inv)
 
