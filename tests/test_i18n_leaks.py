@@ -219,6 +219,7 @@ def _a_day_of_work(db_url, make_bot, slack, lang: str):  # type: ignore[no-untyp
     say("deploy prod v1.2.3")
     settle(bot)
     bot.click(Action.APPROVE, buttons(last_card(slack))[Action.APPROVE], ALICE, last_card(slack))  # her own
+    settle(bot)  # a card's click is acked first and decided after: as a person would, wait for it
     say("audit prod 3")  # the refusal, as the audit log shows it
     bot.click(Action.APPROVE, buttons(last_card(slack))[Action.APPROVE], BOB, last_card(slack))
     settle(bot)
