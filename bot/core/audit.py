@@ -181,47 +181,20 @@ def append(
     detail: str | Msg = "",
     job_id: str = "",
     lang: str = "en",
-) -> AuditEvent:
+    at_once: bool = False,
+) -> AuditEvent | None:
     """Add one audit row to the caller's transaction; the chainer links it after the commit.
 
     `detail` is plain text, or a catalogue message (bot.core.i18n.msg): then it is kept as such, for each
     reader's language, and its text in `lang` (the workspace language) is the record's `detail`.
+    `at_once` sends the row now as one cached INSERT instead of through the ORM's unit of work (the ack
+    path; no ORM object is built, and None is returned).
     """
-    ev = AuditEvent(
-        **_row(actor_id, action, outcome, actor_name, environment, channel, params, detail, job_id, lang)
-    )
-    session.add(ev)
-    session.info["audit_appended"] = True
-    return ev
-
-
-_INSERT_EVENT = sa_insert(AuditEvent.__table__)
-
-
-def insert(session: Session, **fields: Any) -> None:
-    """append(), sent at once as one INSERT (no ORM unit of work): for the ack path, where the row is
-    the only thing the request writes beside its job. Same row, same chaining after the commit."""
-    session.execute(_INSERT_EVENT, _row(**fields))  # parameters apart: the statement compiles once
-    session.info["audit_appended"] = True
-
-
-def _row(
-    actor_id: str,
-    action: str,
-    outcome: str,
-    actor_name: str = "",
-    environment: str = "",
-    channel: str = "",
-    params: dict[str, Any] | None = None,
-    detail: str | Msg = "",
-    job_id: str = "",
-    lang: str = "en",
-) -> dict[str, Any]:
     detail_msg = None
     if isinstance(detail, dict):
         detail_msg = redact_obj(_plain_fields(detail))
         detail = render_plain(detail_msg, lang)
-    return {
+    row = {
         "seq": None,
         "ts": datetime.now(UTC),
         "actor_id": actor_id,
@@ -239,6 +212,17 @@ def _row(
         "prev_hash": None,
         "hash": None,
     }
+    if at_once:
+        session.execute(_INSERT_EVENT, row)  # parameters apart: the statement compiles once
+        ev = None  # no ORM object: work the ack path does not need
+    else:
+        ev = AuditEvent(**row)
+        session.add(ev)
+    session.info["audit_appended"] = True
+    return ev
+
+
+_INSERT_EVENT = sa_insert(AuditEvent.__table__)
 
 
 def _plain_fields(message: Msg) -> Msg:

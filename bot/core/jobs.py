@@ -116,7 +116,7 @@ def _audit(
     lang: str = "en",
     at_once: bool = False,
 ) -> None:
-    (audit.insert if at_once else audit.append)(
+    audit.append(
         s,
         actor_id=actor_id,
         actor_name=actor_name,
@@ -129,6 +129,7 @@ def _audit(
         detail=detail,
         job_id=job.id,
         lang=lang,
+        at_once=at_once,
     )
 
 
