@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 
 from bot.core.services import Services
 from handlers.common import SERVICES
+
+Next = Callable[[], BoltResponse]
 
 
 def _str(value: Any) -> str:
@@ -48,15 +51,30 @@ def actor_workspace(body: Any) -> tuple[str, str, str]:
     return "", "", ""
 
 
+class GiveServices(Middleware):
+    """The services in each request's context (handlers.common.services(context) reads them)."""
+
+    def __init__(self, svc: Services):
+        self.svc = svc
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Next) -> BoltResponse | None:  # noqa: A002
+        req.context[SERVICES] = self.svc
+        return next()
+
+
+class NoteActorWorkspace(Middleware):
+    """The workspace of the person acting, noted before any listener checks a role."""
+
+    def __init__(self, svc: Services):
+        self.svc = svc
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Next) -> BoltResponse | None:  # noqa: A002
+        self.svc.policy.workspaces.saw(*actor_workspace(req.body))
+        return next()
+
+
 def register(app: App, svc: Services) -> None:
-    """Registered before every listener: the services in each request's context, then its workspace."""
-
-    @app.middleware
-    def give_services(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
-        context[SERVICES] = svc  # handlers.common.services(context) reads it
-        return next()
-
-    @app.middleware
-    def note_actor_workspace(body: Any, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
-        svc.policy.workspaces.saw(*actor_workspace(body))
-        return next()
+    """Registered before every listener: the services in each request's context, then its workspace.
+    Class middlewares, called as they are (a function middleware's arguments are built per request)."""
+    app.use(GiveServices(svc))
+    app.use(NoteActorWorkspace(svc))
