@@ -193,10 +193,7 @@ def github(service: FakeService) -> Iterator[Any]:
 
     gh = FakeGitHub("taisun/taisun-v2", token=GITHUB_TOKEN)
     gh.start()
-    for i, tag in enumerate(["v1.0.0", "v1.1.0", "v1.2.2", "v1.2.3"]):
-        gh.add_commit(f"feat: change {i}")
-        gh.add_tag(tag)
-    gh.declare_workflow("cd.yml", inputs=["environment", "version", "rollback"])
+    gh.add_releases()
     gh.run_script = ["queued", "in_progress", ("completed", "success")]
     service.version = "v1.2.2"
 

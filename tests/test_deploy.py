@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from bot.core import locks
 from bot.core.blocks import Action
@@ -562,3 +562,74 @@ def test_a_github_deployment_records_the_outcome_when_configured(gh_bot, github)
     assert [s["state"] for s in dep["statuses"]] == ["in_progress", "success"]
     steps = [a for a in actions(bot, the_job(bot).id) if a.startswith("deploy.deployment")]
     assert steps == ["deploy.deployment_created", "deploy.deployment_status", "deploy.deployment_status"]
+
+
+def test_a_deploy_never_follows_a_run_another_deploy_follows(gh_bot, slack, github, service):
+    """Two deploys to two environments a moment apart, the second one's run not listed yet (GitHub's
+    lag): it keeps looking for its own run, never adopting the first's, however many requests that
+    never ran lie about (awaiting approval). Both run cd.yml on develop: only the claim tells them apart."""
+    bot = gh_bot(config_mutate=lambda cfg: cfg["environments"]["development"].update(branch="develop"))
+    github.run_script = ["queued"] + ["in_progress"] * 10_000  # the first deploy's run stays under way
+    for user in (ALICE, CAROL, ALICE):
+        bot.command("deploy prod v1.2.3", user=user)
+    assert "Checking" in bot.command("deploy stg v1.2.3", user=ALICE)["text"]
+
+    def run_of(env: str) -> int | None:
+        with bot.svc.sessions() as s:
+            job = s.scalars(select(Job).where(Job.environment == env, Job.operation == "deploy")).first()
+            return int(job.progress["run_id"]) if job and job.progress.get("run_id") else None
+
+    first = slack.wait_for(lambda: run_of("staging"), timeout=30)
+    github.run_list_lag = 10**6  # the next run stays out of every listing until show_run()
+    assert "Checking" in bot.command("deploy dev v1.2.3", user=ALICE)["text"]
+    slack.wait_for(lambda: len(github.dispatches) == 2, timeout=30)
+    listed = len(github.requests_to("/actions/workflows/", "GET"))
+    slack.wait_for(lambda: len(github.requests_to("/actions/workflows/", "GET")) >= listed + 3, timeout=30)
+    assert run_of("development") is None  # the first deploy's run was listed every time: not taken
+    second = next(r["id"] for r in github.runs if r["id"] != first)
+    github.show_run(second)
+    assert slack.wait_for(lambda: run_of("development"), timeout=30) == second
+    assert run_of("staging") == first
+
+
+def test_the_runs_other_deploys_follow_are_read_from_the_jobs_that_ran(gh_bot):
+    """What a deploy looking for its run must skip: the runs of deploys and rollbacks of the last day
+    that started (their run id read out of the JSON by the database), never its own."""
+    from bot.deploys.service import claimed_run_ids
+
+    bot = gh_bot()
+    now = datetime.now(UTC)
+    rows = [  # (id, operation, state, progress, age)
+        ("running", "deploy", "running", {"run_id": 11}, timedelta(0)),
+        ("done", "rollback", "succeeded", {"run_id": "12", "smoke_run_id": 13}, timedelta(hours=2)),
+        ("failed", "deploy", "failed", {"run_id": 14}, timedelta(hours=23)),
+        ("old", "deploy", "succeeded", {"run_id": 15}, timedelta(days=2)),
+        ("restart", "restart", "running", {"run_id": 16}, timedelta(0)),
+        ("waiting", "deploy", "pending_approval", {}, timedelta(0)),
+        ("mine", "deploy", "running", {"run_id": 17}, timedelta(0)),
+    ]
+    with bot.svc.sessions.begin() as s:
+        for job_id, op, state, progress, age in rows:
+            s.add(Job(id=job_id, operation=op, environment="staging", params={}, state=state,
+                      requested_by=ALICE, progress=progress, created_at=now - age, updated_at=now))  # fmt: skip
+    with bot.svc.sessions.begin() as s:  # a busy day: many requests that never started
+        s.add_all(
+            Job(id=f"asked-{i}", operation="deploy", environment="production", params={}, state="pending_approval",
+                requested_by=ALICE, created_at=now, updated_at=now)
+            for i in range(50)
+        )  # fmt: skip
+    fetched: list[int] = []
+    engine = bot.svc.sessions.kw["bind"]
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "jobs" in statement:
+            fetched.append(cursor.rowcount)
+
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        assert claimed_run_ids(bot.svc, "mine") == {11, 12, 14}
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+    assert claimed_run_ids(bot.svc, "mine", "smoke_run_id") == {13}
+    if engine.dialect.name == "postgresql":  # (SQLite's cursors do not count a SELECT's rows)
+        assert fetched == [3], "only the run ids of jobs that ran are read, not every request of the day"

@@ -39,6 +39,8 @@ class JobState(StrEnum):
     UNDER_WAY: ClassVar[frozenset[JobState]]
     # A worker has something to do with it (check it, start it, carry it on).
     FOR_WORKERS: ClassVar[frozenset[JobState]]
+    # Approved and started at some point, so it may have side effects (a workflow run) on record.
+    MAY_HAVE_RUN: ClassVar[frozenset[JobState]]
 
 
 JobState.ACTIVE = frozenset(
@@ -47,6 +49,10 @@ JobState.ACTIVE = frozenset(
 JobState.FINAL = frozenset(JobState) - JobState.ACTIVE
 JobState.UNDER_WAY = frozenset({JobState.QUEUED, JobState.RUNNING})
 JobState.FOR_WORKERS = frozenset({JobState.VALIDATING, JobState.QUEUED, JobState.RUNNING})
+JobState.MAY_HAVE_RUN = frozenset(JobState) - {
+    JobState.VALIDATING, JobState.PENDING_APPROVAL, JobState.REJECTED, JobState.EXPIRED,
+    JobState.INVALID, JobState.REFUSED,
+}  # fmt: skip
 
 
 class StepState(StrEnum):

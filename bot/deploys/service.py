@@ -132,12 +132,17 @@ def claimed_run_ids(svc: Services, job_id: str, key: str = "run_id") -> set[int]
     to another job (a deploy started on GitHub)."""
     since = datetime.now(UTC) - timedelta(days=1)
     with svc.sessions() as s:
+        # Only the ids, read out of the JSON by the database, of the jobs that can have a run: every
+        # follow step asks, and a busy day leaves thousands of requests that never ran (awaiting
+        # approval, expired, refused). Loading those whole made each step cost O(requests).
+        run_id = Job.progress[key].as_string()
         rows = s.scalars(
-            select(Job).where(
-                Job.operation.in_(("deploy", "rollback")), Job.created_at >= since, Job.id != job_id
+            select(run_id).where(
+                Job.operation.in_(("deploy", "rollback")), Job.state.in_(JobState.MAY_HAVE_RUN),
+                Job.created_at >= since, Job.id != job_id, run_id.is_not(None),
             )
-        )
-        ids = {int(j.progress[key]) for j in rows if j.progress.get(key)}
+        )  # fmt: skip
+        ids = {int(r) for r in rows if r}
         if key == "run_id":
             owned = s.scalars(
                 select(DeployRun.run_id).where(

@@ -249,8 +249,11 @@ def _bot_dispatches(svc: Services, since: datetime) -> tuple[list[_Dispatch], di
     with svc.read_sessions() as s:
         jobs = list(
             s.scalars(
-                select(Job).where(
-                    Job.operation.in_(("deploy", "rollback")), Job.created_at >= since, Job.dry_run.is_(False)
+                select(Job).where(  # requests that never started have dispatched nothing
+                    Job.operation.in_(("deploy", "rollback")),
+                    Job.created_at >= since,
+                    Job.dry_run.is_(False),
+                    Job.state.in_(JobState.MAY_HAVE_RUN),
                 )
             )
         )

@@ -458,6 +458,15 @@ class FakeGitHub:
 
     # ------------------------------------------------------------------ test API: actions
 
+    def add_releases(self) -> FakeGitHub:
+        """The repository the tests and benchmarks deploy from: four release tags (v1.0.0 … v1.2.3),
+        a commit each, and cd.yml taking environment, version and rollback."""
+        for i, tag in enumerate(["v1.0.0", "v1.1.0", "v1.2.2", "v1.2.3"]):
+            self.add_commit(f"feat: change {i}")
+            self.add_tag(tag)
+        self.declare_workflow("cd.yml", inputs=["environment", "version", "rollback"])
+        return self
+
     def declare_workflow(
         self,
         file: str,
