@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from bot.core.blocks import Action
-from bot.core.store.models import AuditEvent, Lock
+from bot.core.states import JobState
+from bot.core.store.models import AuditEvent, Job, Lock
 from tests.backend_fixtures import redis_base, redis_port  # noqa: F401  (fixtures, requested by name)
 from tests.harness import ALICE, BOB, CAROL, CHANNEL, text_of
 
@@ -100,3 +101,42 @@ def test_without_redis_answering_the_limit_is_counted_in_each_process(db_url, ma
     bot = make_bot(db_url, config_mutate=three_a_minute, redis_url=dead)
     answers = [bot.command("help", user=BOB)["text"] for _ in range(4)]
     assert ["more than 3 commands a minute" in text for text in answers] == [False, False, False, True]
+
+
+def test_a_request_is_decided_by_the_live_lock_not_by_a_lock_row_the_sweeper_has_yet_to_remove(
+    db_url, make_bot, slack
+):
+    """A request is written at once where the environment has no lock row; where it has one, the lock
+    is read: an expired lock, or one held by a job that has finished, lets it through like no lock,
+    a live one refuses it, and the requester's own manual lock lets it through, noted."""
+    bot = make_bot(db_url, start=False)  # no worker runs (and releases) the jobs, no sweeper sweeps
+
+    def deploys() -> list[Job]:
+        with bot.svc.sessions() as s:
+            return list(s.scalars(select(Job).where(Job.operation == "deploy").order_by(Job.created_at)))
+
+    def lock_rows() -> list[str]:
+        with bot.svc.sessions() as s:
+            return list(s.scalars(select(Lock.environment)))
+
+    bot.command("lock stg load test", user=ALICE)
+    assert "locked by <@U0ALICE>" in bot.command("deploy stg v1.2.3", user=BOB)["text"]
+    assert deploys() == []
+    # Alice's own lock lets her deploys through, and the job says so.
+    assert "Checking" in bot.command("deploy stg v1.2.3", user=ALICE)["text"]
+    assert deploys()[-1].params["through_own_lock"] == {"reason": "load test"}
+
+    with bot.svc.sessions.begin() as s:  # expired a second ago: the sweeper has not removed it yet
+        s.execute(update(Lock).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert "Checking" in bot.command("deploy stg v1.2.3", user=BOB)["text"]
+    assert "through_own_lock" not in deploys()[-1].params
+    finished = deploys()[0].id  # Alice's, through her lock: it ran and failed, its worker died
+    with bot.svc.sessions.begin() as s:  # before unlocking; the lock row is still the job's
+        s.execute(update(Job).where(Job.id == finished).values(state=JobState.FAILED))
+        s.execute(update(Lock).values(expires_at=None, holder_id=CAROL, job_id=finished))
+    assert "Checking" in bot.command("deploy stg v1.2.3", user=BOB)["text"]
+    assert lock_rows() == ["staging"]  # both went past a row that is still there
+    assert len(deploys()) == 3
+    with bot.svc.sessions() as s:
+        requested = list(s.scalars(select(AuditEvent.job_id).where(AuditEvent.action == "deploy.requested")))
+    assert sorted(requested) == sorted(j.id for j in deploys())  # each job with its audit row

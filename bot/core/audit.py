@@ -16,6 +16,7 @@ recompute the chain. Rows chained before the key existed keep their SHA-256. Anc
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import hmac
 import itertools
@@ -28,7 +29,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Float,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    event,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -37,6 +50,7 @@ from bot.core.i18n import Msg, msg, render_plain
 from bot.core.logs import redact, redact_obj, register_secret
 from bot.core.mrkdwn import Mrkdwn, to_plain
 from bot.core.replies import Refusal
+from bot.core.store.hot import HotStatement
 from bot.core.store.models import AuditEvent, AuditHead
 
 if TYPE_CHECKING:
@@ -168,8 +182,20 @@ def compute_hash(ev: AuditEvent, key: AuditKey | None = None) -> str:
     return hashlib.sha256(canonical(ev)).hexdigest()
 
 
-def append(
-    session: Session,
+def append(session: Session, **event: Any) -> AuditEvent:
+    """Add one audit row to the caller's transaction; the chainer links it after the commit.
+
+    `event`: _event_row's fields. `detail` is plain text, or a catalogue message (bot.core.i18n.msg):
+    then it is kept as such, for each reader's language, and its text in `lang` (the workspace
+    language) is the record's `detail`.
+    """
+    ev = AuditEvent(**_event_row(**event))
+    session.add(ev)
+    session.info["audit_appended"] = True
+    return ev
+
+
+def _event_row(
     *,
     actor_id: str,
     action: str,
@@ -181,20 +207,13 @@ def append(
     detail: str | Msg = "",
     job_id: str = "",
     lang: str = "en",
-    at_once: bool = False,
-) -> AuditEvent | None:
-    """Add one audit row to the caller's transaction; the chainer links it after the commit.
-
-    `detail` is plain text, or a catalogue message (bot.core.i18n.msg): then it is kept as such, for each
-    reader's language, and its text in `lang` (the workspace language) is the record's `detail`.
-    `at_once` sends the row now as one cached INSERT instead of through the ORM's unit of work (the ack
-    path; no ORM object is built, and None is returned).
-    """
+) -> dict[str, Any]:
+    """The audit_events row of one event, as append and append_along write it."""
     detail_msg = None
     if isinstance(detail, dict):
         detail_msg = redact_obj(_plain_fields(detail))
         detail = render_plain(detail_msg, lang)
-    row = {
+    return {
         "seq": None,
         "ts": datetime.now(UTC),
         "actor_id": actor_id,
@@ -204,25 +223,103 @@ def append(
         "channel": channel,
         "params": redact_obj(params or {}),
         "outcome": outcome,
-        "detail": redact(
-            to_plain(detail) if isinstance(detail, Mrkdwn) else detail
-        ),  # plain text for auditors
+        "detail": redact(to_plain(detail) if isinstance(detail, Mrkdwn) else detail),  # plain, for auditors
         "detail_msg": detail_msg,
         "job_id": job_id,
         "prev_hash": None,
         "hash": None,
+        "keyed": False,  # linked (and keyed, with TAISUN_AUDIT_KEY) by the chainer
     }
-    if at_once:
-        session.execute(_INSERT_EVENT, row)  # parameters apart: the statement compiles once
-        ev = None  # no ORM object: work the ack path does not need
-    else:
-        ev = AuditEvent(**row)
-        session.add(ev)
-    session.info["audit_appended"] = True
-    return ev
+
+
+def append_along(
+    session: Session,
+    along: tuple[Table, dict[str, Any]],
+    *,
+    within: float | None,
+    unless: tuple[ColumnElement[bool], dict[str, Any]] | None = None,
+    **event: Any,
+) -> bool:
+    """Write the row `along` names (a table and its row) and the audit row recording it (`event`:
+    _event_row's fields), both or neither, only while `within` seconds have not passed (None: no
+    deadline) and, with `unless` (an EXISTS clause, built once, and its parameters), only where it
+    finds nothing; True when written.
+
+    On PostgreSQL it is one statement that commits on its own, outside the session's transaction (in
+    autocommit, one round trip: no BEGIN, no COMMIT; bot.core.store.hot): WITH along AS (INSERT …
+    SELECT … WHERE <deadline>) INSERT INTO audit_events … SELECT … FROM along. The deadline is the
+    database's own clock, read after whatever lock the statement waited on: a write that would land
+    after its answer was due lands nowhere. Elsewhere (SQLite) the two rows are added to the caller's
+    transaction, whose commit the answer deadline guards (bot.core.deadline.install), and the result
+    is True.
+    """
+    row = _event_row(**event)
+    table, other = along
+    clause, unless_params = unless if unless is not None else (None, {})
+    if session.get_bind().dialect.name != "postgresql":
+        if clause is not None and session.execute(select(clause), unless_params).scalar():
+            return False
+        session.execute(sa_insert(table), other)
+        session.execute(_INSERT_EVENT, row)
+        session.info["audit_appended"] = True
+        return True
+    both = {
+        **row,
+        **{_ALONG + k: v for k, v in other.items()},
+        _WITHIN: _UNBOUND if within is None else within,
+        **unless_params,
+    }
+    # Sent by psycopg itself on a pooled connection (bot.core.store.hot): the session is not used.
+    written = (
+        _insert_along(table, tuple(other), tuple(row), clause).first(session.get_bind(), both) is not None
+    )
+    if written:
+        _chain_wanted.set()  # committed: the chainer links it
+    return written
 
 
 _INSERT_EVENT = sa_insert(AuditEvent.__table__)
+_ALONG = "along_"  # the other table's parameters, apart from the audit row's (both have `params`...)
+_WITHIN = "within_seconds"
+_UNBOUND = 365 * 86400.0  # no deadline
+
+
+@functools.cache
+def _insert_along(
+    table: Table, columns: tuple[str, ...], event_columns: tuple[str, ...], unless: ColumnElement[bool] | None
+) -> HotStatement:
+    """The PostgreSQL statement of append_along, built once per shape (values bound at each call).
+
+    PostgreSQL runs a data-modifying WITH once and to completion, and only at the top of a statement;
+    the audit row is selected FROM it, so it exists exactly when the other row does. `now()` is when
+    the statement's own transaction began, before any lock wait; clock_timestamp() is the time as the
+    row is made. Values are CAST to their column's type: in a SELECT list PostgreSQL cannot infer it.
+    """
+    in_time = func.clock_timestamp() < func.now() + func.make_interval(
+        0, 0, 0, 0, 0, 0, bindparam(_WITHIN, type_=Float)
+    )
+    first = (
+        sa_insert(table)
+        .from_select(
+            list(columns),
+            select(
+                *(cast(bindparam(_ALONG + c, type_=table.c[c].type), table.c[c].type) for c in columns)
+            ).where(in_time if unless is None else and_(in_time, ~unless)),
+        )
+        .returning(literal(1).label("written"))
+        .cte("along")
+    )
+    events = AuditEvent.__table__
+    return HotStatement(
+        sa_insert(events)
+        .from_select(
+            list(event_columns),
+            select(
+                *(cast(bindparam(c, type_=events.c[c].type), events.c[c].type) for c in event_columns)
+            ).select_from(first),
+        )
+        .returning(events.c.id)
+    )
 
 
 def _plain_fields(message: Msg) -> Msg:

@@ -69,6 +69,27 @@ def check() -> None:
         raise AnswerTooLate(waited, w.seconds)
 
 
+def budget() -> float | None:
+    """Seconds this thread's unanswered request may still write in (≤ 0: none left); None when no
+    deadline binds it (not watching, or it was answered in time). For a write that carries its own
+    deadline to the database (bot.core.audit.append_along) instead of the commit hooks below."""
+    w: _Watch | None = getattr(_local, "watch", None)
+    if w is None:
+        return None
+    answered = w.answered_at()
+    if answered is not None and answered - w.arrived <= w.seconds:
+        return None
+    return w.arrived + w.seconds - time.monotonic()
+
+
+def missed() -> AnswerTooLate:
+    """The error for a write the database held to this thread's deadline and found past it."""
+    w: _Watch | None = getattr(_local, "watch", None)
+    if w is None:  # cannot happen: the write was bound by budget()
+        return AnswerTooLate(0.0, 0.0)
+    return AnswerTooLate(time.monotonic() - w.arrived, w.seconds)
+
+
 def install(sessions: sessionmaker[Session]) -> None:
     """Hold every write made through these sessions to the deadline of the thread's request."""
 

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.core.store.hot import HotStatement
 from bot.core.store.models import DedupeKey
 
 # Slack retries within minutes and Socket Mode redelivers after a reconnect; a day is ample.
@@ -26,14 +27,14 @@ def _insert_once(insert: Any) -> Any:
     )
 
 
-_PG_INSERT = _insert_once(postgresql.insert)
+_PG_INSERT = HotStatement(_insert_once(postgresql.insert))
 _SQLITE_INSERT = _insert_once(sqlite.insert)
 
 
 def first_time(sessions: sessionmaker[Session], key: str) -> bool:
     """True the first time `key` is seen by any replica; False for every repeat.
 
-    It runs before every Slack request is acked, so it is one Core statement, INSERT … ON CONFLICT DO
+    It runs before every Slack request is acked, so it is one statement, INSERT … ON CONFLICT DO
     NOTHING RETURNING, on a connection of the sessions' engine: no ORM unit of work, no exception for
     a repeat. (It runs in the request's thread before any listener, so the answer deadline, which
     binds listener threads, does not apply.)
@@ -42,9 +43,8 @@ def first_time(sessions: sessionmaker[Session], key: str) -> bool:
     values = {"key": key[:255], "created_at": datetime.now(UTC)}
     if engine.dialect.name == "postgresql":
         # One statement is its own transaction: in autocommit it is one round trip, not BEGIN, INSERT
-        # and COMMIT (the connection goes back to the pool as it came).
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return conn.execute(_PG_INSERT, values).first() is not None
+        # and COMMIT; sent by psycopg itself (bot.core.store.hot).
+        return _PG_INSERT.first(engine, values) is not None
     with engine.begin() as conn:  # SQLite: through the engine's writer queue, as every write
         return conn.execute(_SQLITE_INSERT, values).first() is not None
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -195,6 +196,16 @@ def _acquire_once(
             return winner
         raise EnvironmentLocked(LockInfo.of(winner)) from None
     return lock
+
+
+# Any lock row on the environment, live or not: the ack path writes a request at once where there is
+# none (the common case: the sweeper removes stale rows), and reads the lock to decide otherwise.
+ANY_LOCK_ROW = select(Lock.environment).where(Lock.environment == bindparam("lock_environment")).exists()
+
+
+def no_lock_row(environment: str) -> tuple[ColumnElement[bool], dict[str, Any]]:
+    """audit.append_along's `unless` for a request that may not go through a lock on `environment`."""
+    return ANY_LOCK_ROW, {"lock_environment": environment}
 
 
 def through_own_lock(lock: Lock | None, user_id: str) -> bool:
