@@ -121,8 +121,12 @@ def build_services(
     config = config or load_config(settings.config_path)
     engine = make_engine(settings.database_url)
     # SQLite takes its write lock at BEGIN; hot reads (lock checks, polls) must not queue for it.
+    # PostgreSQL reads in autocommit: under READ COMMITTED each statement has its own snapshot anyway,
+    # and a read then costs one round trip, not BEGIN, the query and ROLLBACK.
     read_engine = (
-        make_engine(settings.database_url, read_only=True) if engine.dialect.name == "sqlite" else engine
+        make_engine(settings.database_url, read_only=True)
+        if engine.dialect.name == "sqlite"
+        else engine.execution_options(isolation_level="AUTOCOMMIT")
     )
     slack = make_web_client(settings)
     sessions = session_factory(engine)

@@ -274,7 +274,7 @@ class SlackOutbox:
         return ok
 
     def _drain_outbox(self, key: str, syncer: Syncer) -> None:
-        with self.svc.sessions() as s:
+        with self.svc.read_sessions() as s:
             rows = list(
                 s.scalars(
                     select(Outbox).where(Outbox.subject == key, Outbox.sent_ts == "").order_by(Outbox.id)
@@ -345,7 +345,7 @@ class SlackOutbox:
     def pending_subjects(self, older_than_seconds: float = 5.0) -> list[str]:
         """Subjects with replies nobody sent (a replica died, or the thread appeared late)."""
         cutoff = now() - timedelta(seconds=older_than_seconds)
-        with self.svc.sessions() as s:
+        with self.svc.read_sessions() as s:
             return list(
                 s.scalars(
                     select(Outbox.subject)
