@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.core.blocks import Action
 from bot.core.store.models import AuditEvent, Job
+from tests.conftest import GITHUB_TOKEN
 from tests.harness import ALICE, BOB, CAROL, buttons, last_card
 
 
@@ -59,3 +60,26 @@ def test_the_approver_who_lost_the_race_is_told_who_approved_not_that_production
     assert len(told) == 1, told
     assert f"Already approved by <@{job.approved_by}>" in told[0], told
     assert "locked" not in told[0]
+
+
+@pytest.mark.parametrize(("outcome", "said"), [("success", "it is done"), ("failure", "it failed")])
+def test_an_approver_who_clicks_after_the_deploy_finished_is_told_who_approved_and_how_it_ended(
+    db_url, make_bot, slack, github, outcome, said
+):
+    """The loser of an approval race on a fast deploy reads the job after it has finished: it still
+    learns who approved it, not a bare "Already done" (CI caught the race saying exactly that)."""
+    github.run_script = [("completed", outcome)]
+    bot = make_bot(db_url, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    bot.command("deploy prod v1.2.3", user=ALICE)
+    bot.settle()
+    card = last_card(slack)
+    job_id = buttons(card)[Action.APPROVE]
+    bot.click(Action.APPROVE, job_id, BOB, card)
+    bot.settle()
+    with bot.svc.sessions() as s:
+        assert s.get(Job, job_id).state in ("succeeded", "failed")
+
+    bot.click(Action.APPROVE, job_id, CAROL, card)
+    bot.settle()
+    told = [m.text for m in slack.ephemeral(CAROL)]
+    assert told == [f":warning: Already approved by <@{BOB}>; {said}."], told

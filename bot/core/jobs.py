@@ -455,8 +455,12 @@ def _already_decided(job: Job) -> AlreadyDecided:
         if job.approved_by:
             return AlreadyDecided(key=f"err.decided.{job.state}_by", user=mention(job.approved_by))
         return AlreadyDecided(key=f"err.decided.{job.state}")
+    done = JobState.SUCCEEDED if job.state == JobState.SIMULATED else job.state  # a simulation is done
+    if job.approved_by and done in (JobState.SUCCEEDED, JobState.FAILED):
+        # A late approver (often the loser of an approval race on a quick job) learns who approved.
+        return AlreadyDecided(key=f"err.decided.{done}_by", user=mention(job.approved_by))
     if job.state == JobState.SIMULATED:
-        return AlreadyDecided(key="err.decided.succeeded")  # "already done", as a simulation
+        return AlreadyDecided(key="err.decided.succeeded")
     if job.state in (JobState.SUCCEEDED, JobState.EXPIRED, JobState.REJECTED, JobState.CANCELLED):
         return AlreadyDecided(key=f"err.decided.{job.state}")
     return AlreadyDecided(key="err.decided.other", state=msg(f"state.{job.state}"))
