@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from bot.core.audit import AuditKeyMismatch
@@ -25,7 +26,13 @@ def _settings() -> Settings:
     """The environment's settings, with the secrets *_SECRET_ID names read from AWS Secrets Manager."""
     from bot.core.secrets import load_secrets
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as e:  # which variable, and what it must be (its value may be a secret: not shown)
+        wrong = "; ".join(f"{'.'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in e.errors())
+        raise ConfigError(
+            f"{wrong}. Fix the environment variable (or /etc/taisun/env) and start again."
+        ) from None
     load_secrets(settings)
     return settings
 
@@ -103,8 +110,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if settings.taisun_workers < 1:
         raise ConfigError("TAISUN_WORKERS is 0: a worker with no job threads would run nothing.")
     _prepare_database(settings, migrate_first=args.migrate)
+    from bot.core.priority import yield_cpu
     from bot.slack.gunicorn_app import serve_one
 
+    yield_cpu(settings.taisun_worker_nice)  # before gunicorn forks: every thread and child inherits it
     grace = args.graceful_timeout
 
     def build(s: Settings) -> Any:

@@ -157,6 +157,7 @@ def build_services(
         lease_seconds=settings.taisun_lease_seconds,
         signal=wake_signal(settings, engine) if role in ("serve", "worker") else None,
         housekeeping=role == "serve",
+        idle_policy=role == "worker" and settings.taisun_worker_idle_policy,
     )
     svc.outbox = SlackOutbox(svc)
     svc.outbox.register(job_syncer(svc))

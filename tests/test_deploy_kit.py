@@ -265,6 +265,13 @@ def test_worker_unit_runs_taisun_worker_beside_the_bot_hardened_and_gives_jobs_t
     # systemd's stop timeout outlasts the jobs' grace period (and gunicorn's 10 s more after it).
     assert float(service["TimeoutStopSec"]) > args.graceful_timeout + 10
     assert args.bind and not args.bind.endswith(":3000")  # not the bot's default PORT on the same host
+    # The acks first: between services the cpu controller ranks cgroups, where niceness does not reach.
+    # systemd >= 252 reads the last value, "idle" (cpu.idle: the acks go first at once); an older one
+    # ignores "idle" as invalid and keeps the weight before it.
+    bot_weight = dict(_unit(DEPLOY / "systemd" / "taisun-bot.service")["Service"]).get("CPUWeight", "100")
+    fallback, last = _values(unit, "Service", "CPUWeight")
+    assert last == "idle" and int(fallback) < int(bot_weight) / 2
+    assert "Nice" not in service  # the worker sets TAISUN_WORKER_NICE itself, with its autogroup
     bot = dict(_unit(DEPLOY / "systemd" / "taisun-bot.service")["Service"])
     for key in ("NoNewPrivileges", "ProtectSystem", "PrivateTmp", "ProtectHome", "CapabilityBoundingSet",
                 "SystemCallFilter", "WorkingDirectory", "StateDirectory", "ReadWritePaths"):  # fmt: skip

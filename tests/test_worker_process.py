@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +19,7 @@ from bot.core.store.models import AuditEvent
 from bot.slack import signing
 from tests.conftest import GITHUB_TOKEN, PG_OK, create_pg_database, drop_pg_database
 from tests.harness import ALICE, BOB, CHANNEL, buttons, text_of
-from tests.procs import ServedBot
+from tests.procs import ROOT, ServedBot
 from tests.test_processes import _jobs, _slash
 
 pytestmark = pytest.mark.slow
@@ -215,6 +218,158 @@ def test_a_worker_answers_health_and_metrics_only_and_says_when_it_cannot_start(
         settings.model_copy(update={"database_url": f"sqlite:///{tmp_path}/empty.db"}),
     )
     assert empty.returncode == 2 and "never migrated" in empty.stderr and "Traceback" not in empty.stderr
+    for value, said in (("25", "less than or equal to 19"), ("low", "a valid integer")):
+        bad = run_cli(["worker", "--bind", "127.0.0.1:0"], settings, TAISUN_WORKER_NICE=value)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr
+        assert f"TAISUN_WORKER_NICE: Input should be {said}" in bad.stderr
+
+
+def _thread_stat(pid: int, field: int) -> list[int]:
+    """Field `field` (1-based, as proc(5) numbers them) of every thread of process `pid`."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        out.append(int(stat[stat.rfind(")") + 2 :].split()[field - 3]))  # fields 1-2: pid, (comm)
+    return out
+
+
+def _niceness(pid: int) -> set[int]:
+    """The niceness of every thread of process `pid` (Linux ranks threads, not processes)."""
+    return set(_thread_stat(pid, 19))
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _session_nice(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None  # a kernel without autogroup scheduling (or a sandbox whose file reads empty)
+
+
+SCHED_OTHER, SCHED_IDLE = 0, 5  # Linux's scheduling policies, as /proc/<pid>/task/<tid>/stat says them
+
+
+def _policies(pid: int) -> list[int]:
+    """The scheduling policy of every thread of process `pid`."""
+    return _thread_stat(pid, 41)
+
+
+def test_the_worker_yields_the_cpu_to_serves_acks_and_its_session_with_it(pg_url, settings_for, procs):
+    serve, worker = procs
+    settings = settings_for(pg_url)
+    s = serve(settings)
+    w = worker(settings)  # in a session of its own, as systemd and containers start it
+    job_process = _children(w.proc.pid)
+    assert job_process, "gunicorn's worker process that runs the jobs"
+    for pid in (w.proc.pid, *job_process):
+        assert _niceness(pid) == {19}, "every thread, the job threads included, at TAISUN_WORKER_NICE's 19"
+    # The job threads under SCHED_IDLE (and any thread one of them starts): a waking ack preempts them
+    # at once. The lease heartbeat and gunicorn's own threads keep the ordinary policy.
+    (runner,) = job_process
+    policies = _policies(runner)
+    assert policies.count(SCHED_IDLE) >= settings.taisun_workers, policies
+    assert SCHED_OTHER in policies and set(policies) == {SCHED_OTHER, SCHED_IDLE}, policies
+    assert set(_policies(w.proc.pid)) == {SCHED_OTHER}, "gunicorn's arbiter"
+    autogroups = _session_nice(w.proc.pid) is not None
+    assert w.http.get("/health").json()["priority"] == {
+        "nice": 19,
+        "session_nice": 19 if autogroups else None,
+        "idle_threads": settings.taisun_workers,
+    }
+    # serve, in a session of its own too, keeps the ordinary priority and policy: its acks go first.
+    for pid in (s.proc.pid, *_children(s.proc.pid)):
+        assert _niceness(pid) == {0}
+        assert set(_policies(pid)) == {SCHED_OTHER}
+        assert _session_nice(pid) in (0, None)
+    # TAISUN_WORKER_NICE=0 and TAISUN_WORKER_IDLE_POLICY=false: as serve.
+    even = ServedBot(
+        settings,
+        w.log_path.with_name("even.log"),
+        command=("worker",),
+        TAISUN_WORKER_NICE="0",
+        TAISUN_WORKER_IDLE_POLICY="false",
+    )
+    try:
+        assert even.http.get("/health").json()["priority"] == {
+            "nice": 0,
+            "session_nice": 0 if autogroups else None,
+            "idle_threads": 0,
+        }
+        (even_runner,) = _children(even.proc.pid)
+        assert set(_policies(even_runner)) == {SCHED_OTHER}
+    finally:
+        even.stop()
+
+
+def test_a_job_threads_idle_policy_reaches_what_it_starts_and_nothing_else():
+    """`idle_thread`: the calling thread, the threads it starts and the programs it runs (pg_dump,
+    pgbackrest...) run under SCHED_IDLE; the process's other threads keep theirs. In a process of its
+    own: an unprivileged thread can never leave SCHED_IDLE."""
+    code = (
+        "import os, subprocess, sys, threading\n"
+        "from bot.core import priority\n"
+        "seen = {}\n"
+        "def job():\n"
+        "    seen['took'] = priority.idle_thread()\n"
+        "    seen['job'] = os.sched_getscheduler(0)\n"
+        "    t = threading.Thread(target=lambda: seen.__setitem__('its_thread', os.sched_getscheduler(0)))\n"
+        "    t.start(); t.join()\n"
+        "    seen['its_program'] = int(subprocess.run([sys.executable, '-c',\n"
+        "        'import os; print(os.sched_getscheduler(0))'], capture_output=True, text=True).stdout)\n"
+        "t = threading.Thread(target=job); t.start(); t.join()\n"
+        "seen['main'] = os.sched_getscheduler(0)\n"
+        "seen['counted'] = priority.current().idle_threads\n"
+        "print(sorted(seen.items()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=True
+    ).stdout
+    assert out.strip() == str(
+        sorted(
+            {
+                "took": True,
+                "job": os.SCHED_IDLE,
+                "its_thread": os.SCHED_IDLE,
+                "its_program": os.SCHED_IDLE,
+                "main": os.SCHED_OTHER,
+                "counted": 1,
+            }.items()
+        )
+    )
+
+
+def test_a_worker_sharing_a_terminal_session_leaves_the_session_alone():
+    """Started from a shell (not leading its session), the worker lowers only itself: the shell and
+    whatever else runs in that session keep their priority."""
+    before = _session_nice(os.getpid())
+    code = "from bot.core.priority import yield_cpu; p = yield_cpu(7); print(p.nice, p.session_nice)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60
+    ).stdout.split()
+    assert out[0] == "7"
+    assert out[1] == str(before)
+    assert _session_nice(os.getpid()) == before
+
+
+@pytest.mark.parametrize("content", ["", "garbled\n"])
+def test_a_worker_on_a_host_whose_autogroup_file_reads_empty_still_lowers_itself(tmp_path, content):
+    """Some sandboxes (CI's) list /proc/<pid>/autogroup and read it empty: the worker leading its
+    session lowers its own niceness, reports no session niceness and writes nothing there."""
+    fake = tmp_path / "autogroup"
+    fake.write_text(content)
+    code = (
+        "import sys, pathlib, bot.core.priority as pr; pr.AUTOGROUP = pathlib.Path(sys.argv[1]); "
+        "p = pr.yield_cpu(9); print(p.nice, p.session_nice)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(fake)],
+        capture_output=True, text=True, check=True, cwd=ROOT, timeout=60, start_new_session=True,
+    ).stdout.split()  # fmt: skip
+    assert out == ["9", "None"]
+    assert fake.read_text() == content
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.backends.wake import NoSignal, WakeSignal
-from bot.core import audit, deadline, dedupe, i18n, locks
+from bot.core import audit, deadline, dedupe, i18n, locks, priority
 from bot.core.audit import AuditWriteFailed
 from bot.core.i18n import msg, user_message
 from bot.core.locks import SYSTEM_HOLDER, EnvironmentLocked
@@ -518,8 +518,10 @@ class JobRunner:
         lease_seconds: float = 30.0,
         signal: WakeSignal | None = None,
         housekeeping: bool = False,
+        idle_policy: bool = False,
     ):
         self.svc = svc
+        self.idle_policy = idle_policy  # job threads under SCHED_IDLE (bot.core.priority)
         self.owner = new_owner_id()
         self.threads = threads
         self.poll_seconds = poll_seconds
@@ -638,6 +640,8 @@ class JobRunner:
         poll_seconds — a signal lost, a lease run out, a slot come due — and a claim rings for the
         next; the others look on their own only every IDLE_POLL_SECONDS, so 64 idle threads are not 64
         queries a second."""
+        if self.idle_policy:
+            priority.idle_thread()
         failures = 0
         while not self._stop.is_set() and not self._draining.is_set():
             try:

@@ -6,6 +6,7 @@ asked with another method); status lines come from http.HTTPStatus.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -23,7 +24,7 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
-from bot.core import metrics, secrets
+from bot.core import metrics, priority, secrets
 from bot.core.services import Services
 from bot.slack import inbound
 
@@ -333,6 +334,7 @@ class WorkerApp:
             "slack": self.auth.status,
             "jobs_running": runner.busy,
             "job_workers": workers,
+            "priority": dataclasses.asdict(priority.current()),  # behind serve's acks (TAISUN_WORKER_NICE)
         }
         return _json(start_response, HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
