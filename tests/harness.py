@@ -69,6 +69,10 @@ class Bot:
             # deadline must not find its command "not run" because four test processes share two cores.
             # Tests of the deadline set slack.ack_deadline_seconds in their config (and keep it).
             self.svc.config.slack.ack_deadline_seconds = UNHURRIED_DEADLINE
+        # Likewise a first request's wait for the reader's language: the local Slack answers in
+        # milliseconds, a loaded CI host can take over a second to ask it and store the answer. The tests
+        # of a slow Slack set a short wait themselves.
+        self.svc.people.first_wait = UNHURRIED_DEADLINE / 3
 
     def post(
         self,

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 HEALTH_TTL = 30.0  # seconds a live check stays fresh
 VIEWER_TTL = 15 * 60.0  # people who opened Home this recently get refreshes after changes
 MIN_REFRESH = 5.0  # views.publish per viewer at most this often (Slack allows far more, but it adds nothing)
+# Someone's first Home tab waits this long for Slack to say their language. The event is acked already,
+# so nothing holds it to a request's answer deadline: a tab that appears a moment later in the reader's
+# language beats one drawn in the workspace's and redrawn (a busy host can take over a second).
+FIRST_DRAW_WAIT = 4.0
 
 
 class Home:
@@ -49,17 +53,19 @@ class Home:
         self._lock = threading.Lock()
         self._checking = False
         self._scheduled: dict[str, threading.Timer] = {}
+        self.first_draw_wait = FIRST_DRAW_WAIT
 
     # -- entry points ----------------------------------------------------------------
     def opened(self, user_id: str) -> None:
         """app_home_opened: publish now from what we know, then again when the live checks return.
 
         Someone opening it for the first time is drawn in their language: Slack is asked for their
-        locale first (a moment; the event is acked already). If Slack is slower, `relearned` redraws it.
+        locale first (up to `first_draw_wait`; the event is acked already). If Slack is slower still,
+        `relearned` redraws it.
         """
         with self._lock:
             self._viewers[user_id] = time.monotonic()
-        self.svc.people.language(user_id, wait=self.svc.people.first_wait)
+        self.svc.people.language(user_id, wait=self.first_draw_wait)
         self.publish(user_id)
         if self._stale():
             self.svc.later(lambda: self._refresh_health_then_publish())

@@ -60,7 +60,9 @@ class LocalSlack:
         self.files: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self.delays: dict[str, float] = {}  # method -> seconds each call takes (a slow Slack)
+        self.holds: dict[str, threading.Event] = {}  # method -> calls wait until it is set
         self.revoked = False
+        self._hold_for = 60.0
         self._lock = threading.RLock()
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -135,6 +137,16 @@ class LocalSlack:
         """Answer every call of `method` `seconds` late, as a slow Slack would."""
         with self._lock:
             self.delays[method] = seconds
+
+    def hold(self, method: str, at_most: float = 60.0) -> threading.Event:
+        """Leave every call of `method` unanswered until the returned event is set (or `at_most` seconds
+        have passed), as a Slack that has not answered yet: a test decides when Slack answers instead
+        of guessing how slow the host running it is."""
+        gate = threading.Event()
+        with self._lock:
+            self.holds[method] = gate
+            self._hold_for = at_most
+        return gate
 
     def channel_messages(self, channel: str | None = None) -> list[Message]:
         with self._lock:
@@ -218,8 +230,11 @@ class LocalSlack:
         with self._lock:
             self.calls.append((method, params))
             slow = self.delays.get(method, 0.0)
+            gate = self.holds.get(method)
         if slow:
             time.sleep(slow)
+        if gate is not None:
+            gate.wait(self._hold_for)
         fault = self._fault_for(method)
         if fault is not None:
             if fault.status == 0:
