@@ -49,6 +49,18 @@ def with_database(env: str, systemctl=None):
     return mutate
 
 
+def _wait_until_active(dsn: str, pid: int) -> None:
+    """Until the backend `pid` is running its query (the watching connection is closed after)."""
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            row = watcher.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+            if row and row[0] == "active":
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"backend {pid} never started its query")
+
+
 def alive(conn: psycopg.Connection) -> bool:
     try:
         conn.execute("SELECT 1")
@@ -75,6 +87,7 @@ def test_reset_terminates_only_idle_connections_older_than_the_limit_then_restar
     worker = threading.Thread(target=lambda: busy.execute("SELECT pg_sleep(3)"))
     worker.start()
     try:
+        _wait_until_active(dsn, busy.info.backend_pid)  # a loaded machine may not have sent it yet
         job = request(bot, "staging")
         bot.settle()
         worker.join()
@@ -85,7 +98,7 @@ def test_reset_terminates_only_idle_connections_older_than_the_limit_then_restar
         assert len(job.progress["terminated"]) == 2
         card = text_of(slack.channel_messages(CHANNEL)[-1])
         before = "*Before*: 5 connection(s): 3 idle, 2 idle &gt; 3 s, 1 idle in transaction (left alone)"
-        assert before in card  # Slack mrkdwn: a ">" in the text is sent escaped
+        assert before in card, card[card.find("*Before*") :][:160]  # mrkdwn: a ">" is sent escaped
         assert "*Terminated*: 2" in card
         assert "*After*: 3 connection(s): 1 idle, 0 idle &gt; 3 s" in card
         # then the runbook's "restart the application", with its health check
