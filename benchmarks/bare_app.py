@@ -51,7 +51,10 @@ def _connection() -> Any:
 if _db_url:
     import psycopg
 
+    # Both gunicorn workers import this at once: CREATE TABLE IF NOT EXISTS races in PostgreSQL (the loser
+    # fails on the type's name), so the tables are made under an advisory lock, one worker at a time.
     with psycopg.connect(_db_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as _c:
+        _c.execute("SELECT pg_advisory_lock(72110)")
         _c.execute("CREATE TABLE IF NOT EXISTS bare_seen (key text PRIMARY KEY, at timestamptz NOT NULL)")
         _c.execute("CREATE TABLE IF NOT EXISTS bare_requests (id bigserial PRIMARY KEY, user_id text, "
                    "text text, at timestamptz NOT NULL)")  # fmt: skip

@@ -310,7 +310,7 @@ def render(results: dict[str, Any]) -> str:
         w = s["worker"]
         out.append(
             f"\n6. Jobs in their own process — {w['request']} on PostgreSQL, serve (TAISUN_JOBS=worker) vs the bare Bolt app, "
-            f"alternating {w['rounds']}× {w['window_s']:g} s windows; `taisun worker` ({w['worker_threads']} threads, nice {w['worker_nice']}) "
+            f"alternating {w['rounds']}× {w['window_s']:g} s windows; `taisun worker` ({w['worker_threads']} threads, priority {w.get('worker_priority')}, cgroup {w.get('worker_cgroup')}; the Slack/GitHub/S3 stand-ins at nice {w.get('remotes_nice', 0)}, SCHED_IDLE) "
             f"runs the jobs (targets: ≥ 0.5× bare req/s, ack p99 ≤ 1.5× bare)"
         )
         rows = []
@@ -341,6 +341,15 @@ def render(results: dict[str, Any]) -> str:
                 rows,
             )  # fmt: skip
         )
+        for phase in ("quiet", "background"):
+            pc = w.get(phase, {}).get("paced") or {}
+            if "p99_vs_bare" in pc:
+                out.append(
+                    f"   {phase}, both paced at {pc['rate']:g} req/s (equal offered load): ack p50 bare "
+                    f"{pc['bare_p50_ms']} / bot {pc['bot_p50_ms']} ms, p99 bare {pc['bare_p99_ms']} / bot "
+                    f"{pc['bot_p99_ms']} ms = {pc['p99_vs_bare']}× bare (per round "
+                    f"{' '.join(map(str, pc['round_p99_vs_bare']))}) {_ok(pc['p99_ok'])}"
+                )
         q = w["quiet"]
         if "durable_ratio" in q:
             out.append(
@@ -535,7 +544,6 @@ def main(argv: list[str] | None = None) -> int:
             lambda: (
                 worker_bench.run(
                     base_config=config,
-                    service_url=service.url,
                     duration=duration,
                     rounds=1 if quick else 2,
                     backup_mb=100 if quick else 1000,

@@ -304,6 +304,41 @@ def start_worker(
     return proc, url
 
 
+def idle_cgroup(name: str) -> Path | None:
+    """A cpu cgroup with cpu.idle set, as systemd's CPUWeight=idle makes one for taisun-worker.service;
+    None where this process may not make one (not root, no cpu controller, a kernel before 5.15)."""
+    for base in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")):  # cgroup v1's cpu hierarchy, v2
+        v2 = base == Path("/sys/fs/cgroup")
+        if not (base / ("cgroup.subtree_control" if v2 else "tasks")).exists():
+            continue
+        if v2 and "cpu" not in (base / "cgroup.subtree_control").read_text().split():
+            continue
+        group = base / name
+        try:
+            group.mkdir(exist_ok=True)
+            (group / "cpu.idle").write_text("1")
+        except OSError:
+            return None
+        return group
+    return None
+
+
+def move_tree(group: Path, pid: int) -> None:
+    """Process `pid` and its descendants into cgroup `group` (their later threads and children follow)."""
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        with contextlib.suppress(OSError):
+            (group / "cgroup.procs").write_text(str(p))
+            stack.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
+
+
+def remove_cgroup(group: Path | None) -> None:
+    if group is not None:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+
+
 def start_bare(
     *, name: str, slack_url: str, workers: int = 2, threads: int = 8, database_url: str = ""
 ) -> tuple[Proc, str]:

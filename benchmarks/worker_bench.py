@@ -3,14 +3,17 @@
 deploys run in the worker.
 
 One run, PostgreSQL: `taisun serve --workers 2 --threads 8` with TAISUN_JOBS=worker, one `taisun worker`
-(TAISUN_WORKERS=64, under `nice -n 5` as deploy/systemd/taisun-worker.service runs it), and the bare
+(TAISUN_WORKERS=64, in a session of its own as systemd starts it, at TAISUN_WORKER_NICE's default, its job
+threads under SCHED_IDLE, and — where the benchmark may make one — in a cgroup with cpu.idle set, as
+taisun-worker.service's CPUWeight=idle puts it; the result's worker_cgroup says which), and the bare
 Bolt app of section 1 under the same gunicorn settings. The two are measured in alternation, window
 after window, so drift on the shared machine hits both alike:
 
   A. quiet: bare, bot, embedded, bare, bot, embedded ... Before every window the jobs of the last one
-     are prepared (no job waits), so a bare window never pays for the jobs of the bot window before
-     it; how long the worker took to catch up after each bot window is reported. "embedded" is the
-     reference: `taisun serve` as before, its jobs in its own processes (its own database).
+     are prepared (no job waits) and the bots and the worker have gone idle (their cards posted, their
+     audit rows linked), so a bare window never pays for the work of the bot window before it; how
+     long the worker took to catch up after each bot window is reported. "embedded" is the reference:
+     `taisun serve` as before, its jobs in its own processes (its own database).
   B. background: 50 deploys to environments of their own (no approval) are dispatched to FakeGitHub,
      whose runs stay in progress, so the worker follows all 50 (a GET per run every 3 s); a
      `/taisun backup run` streams a ~1 GB PostgreSQL database (pg_dump → gzip → S3 on moto) in
@@ -21,13 +24,21 @@ after window, so drift on the shared machine hits both alike:
 Every request is `/taisun deploy production v1.2.3` (a new job and audit row each; the worker prepares
 it against FakeGitHub — tag, compare, cd.yml — and posts its approval card), 16 connections, the
 requests of section 1. Targets: ≥ 0.5× the bare app's req/s and ack p99 ≤ 1.5× the bare app's.
+
+Both apps are also paced at PACED_RATE requests/s for PACED_SECONDS (latency from when each request
+was due): flat out, 16 connections are a closed loop whose latency is 16 ÷ its throughput, so only an
+equal offered load compares the acks themselves. Quiet: after each round's flat-out windows. With the
+background: the paced rounds first, while the backup streams.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -40,39 +51,85 @@ from benchmarks.ack import USERS
 from benchmarks.backup_bench import make_db
 from benchmarks.common import (
     ALICE,
-    BOT_TOKEN,
     CHANNEL,
     GITHUB_TOKEN,
+    PY,
+    ROOT,
     SIGNING_SECRET,
     CpuWatch,
     drop_db,
     engine_for,
     fresh_db,
+    idle_cgroup,
     log,
+    move_tree,
+    paced,
     pg_drop,
+    remove_cgroup,
     start_bare,
     start_bot,
     start_worker,
 )  # fmt: skip
 from bot.slack import signing
-from bot.slack.localslack import LocalSlack
-from tests.fakes.github import FakeGitHub
 
 PROD_DEPLOY = "deploy production v1.2.3"
 WORKER_THREADS = 64  # 50 followed deploys + the backup + the prepares of the requests measured
-WORKER_NICE = 5  # as deploy/systemd/taisun-worker.service
 RATIO_TARGET = 0.5
 P99_TARGET = 1.5
+# Latency at equal offered load: both apps paced at this rate (well inside both capacities). Flat out,
+# with 16 connections, a closed loop's latency is 16 ÷ its throughput: there the p99 says the req/s again.
+PACED_RATE = 100.0
+# 2,000 requests a window: a p99 of 800 (8 s) was the 8 slowest, and moved 1.0–2.4× between rounds.
+PACED_SECONDS = 20.0
 
 
 def _bench_envs(n: int) -> list[str]:
     return [f"bench{i:02d}" for i in range(1, n + 1)]
 
 
+REMOTES_NICE = 19  # Slack, GitHub, S3 and the service stand-ins: other machines in production
+
+
+class SlackAt:
+    """The local Slack (in the remotes' process) as the requests need it: its response URLs."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def response_url(self, key: str) -> str:
+        return f"{self.url.removesuffix('api/')}respond/{key}"
+
+
+class Remotes:
+    """benchmarks/remotes.py: the stand-ins for Slack, GitHub, S3 and the service, in a session of their
+    own at niceness `nice`, so the CPU they spend serving the worker is not taken from the acks."""
+
+    def __init__(self, nice: int):
+        self.proc = subprocess.Popen(
+            [PY, "-m", "benchmarks.remotes", str(nice)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        self.urls: dict[str, str] = json.loads(self.proc.stdout.readline())
+        self.dispatches: int | None = None
+
+    def stop(self) -> int | None:
+        """Stop them; how many workflow dispatches GitHub's stand-in received."""
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()
+            self.dispatches = json.loads(line)["dispatches"] if line else None
+            self.proc.wait(30)
+        return self.dispatches
+
+
 def write_config(path: Path, base: Path, *, service_url: str, followed: int, bucket: str) -> Path:
     """The benchmark config (benchmarks/common.write_config) plus `followed` environments without
     approval for the background deploys, and backups to `bucket` of BACKUP_DATABASE_URL."""
     data = yaml.safe_load(base.read_text())
+    for env in data["environments"].values():  # the service stand-in of the remotes' process
+        env["url"] = service_url
     template = dict(data["environments"]["staging"])
     for key in ("aliases", "restart", "cache", "database"):
         template.pop(key, None)
@@ -83,7 +140,7 @@ def write_config(path: Path, base: Path, *, service_url: str, followed: int, buc
     return path
 
 
-def _slash(url: str, text: str, slack: LocalSlack, i: int) -> None:
+def _slash(url: str, text: str, slack: SlackAt, i: int) -> None:
     body, ctype = signing.slash_command(
         text, user_id=ALICE, user_name="alice", channel_id=CHANNEL,
         response_url=slack.response_url(f"bg-{i}"), trigger_id=f"bg-{time.time_ns()}-{i}",
@@ -127,6 +184,13 @@ class Jobs:
             ).all()
         return sum(1 for state, progress in rows if state == "running" and (progress or {}).get("run_id"))
 
+    def followed_states(self) -> dict[str, int]:
+        from bot.core.store.models import Job
+
+        with self.engine.connect() as c:
+            rows = c.execute(select(Job.state, Job.progress).where(Job.environment.in_(self.followed))).all()
+        return dict(Counter(f"{state}, {bool((progress or {}).get('run_id'))}" for state, progress in rows))
+
     def backup(self) -> tuple[str, dict[str, Any]]:
         from bot.core.store.models import Job
 
@@ -151,7 +215,7 @@ def _wait(what: str, predicate: Any, timeout: float) -> float:
     raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
-def requests(slack: LocalSlack | None, n: int, tag: str) -> list[loadgen.Req]:
+def requests(slack: SlackAt | None, n: int, tag: str) -> list[loadgen.Req]:
     """n signed `/taisun deploy production v1.2.3`, each with a trigger id never sent before: the bot
     answers a repeated delivery quietly (Slack's retries), so a replayed request would measure that."""
     ts = int(time.time())
@@ -188,8 +252,23 @@ def _group_cpu_seconds(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _settle(pgids: list[int], *, below: float = 0.05, timeout: float = 120.0) -> float:
+    """Wait until these process groups together use under `below` of a core for a second: the last
+    window's aftermath (cards still being posted, audit rows being linked, an embedded bot's jobs) must
+    not run inside the next app's window. Seconds waited (`timeout` when they never went quiet)."""
+    started = time.monotonic()
+    last = sum(_group_cpu_seconds(p) for p in pgids)
+    while time.monotonic() - started < timeout:
+        time.sleep(1.0)
+        now = sum(_group_cpu_seconds(p) for p in pgids)
+        if now - last < below:
+            break
+        last = now
+    return round(time.monotonic() - started, 1)
+
+
 def _window(
-    url: str, slack: LocalSlack | None, *, duration: float, name: str, groups: dict[str, int]
+    url: str, slack: SlackAt | None, *, duration: float, name: str, groups: dict[str, int]
 ) -> dict[str, Any]:
     """One load window. `groups`: process groups whose CPU per request is reported (the app measured,
     the worker): less sensitive to the shared machine's other load than req/s and latency are."""
@@ -205,6 +284,40 @@ def _window(
         for k, pid in groups.items()
     }
     return res
+
+
+def _paced_window(
+    url: str, slack: SlackAt | None, *, rate: float, duration: float, name: str
+) -> dict[str, Any]:
+    """One window at a steady `rate`, latency from when each request was due (benchmarks.common.paced)."""
+    reqs = requests(slack, int(rate * duration) + 1, name)
+    with CpuWatch() as cpu:
+        res = paced(url, reqs, rate=rate, duration=duration)
+    res["cpu"] = cpu.result
+    return res
+
+
+def _paced_summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ack latency at equal offered load: the bot's paced p99 against the bare app's, round by round."""
+    bare = [w for w in windows if w["app"] == "bare"]
+    bot = [w for w in windows if w["app"] == "bot"]
+    if not bare or not bot:
+        return {}
+
+    def mean(rows: list[dict[str, Any]], key: str) -> float:
+        return round(statistics.fmean(r[key] for r in rows), 2)
+
+    out = {
+        "rate": bare[0]["rate"], "bare_p50_ms": mean(bare, "p50_ms"), "bot_p50_ms": mean(bot, "p50_ms"),
+        "bare_p99_ms": mean(bare, "p99_ms"), "bot_p99_ms": mean(bot, "p99_ms"),
+        "non_2xx": sum(w["non_2xx"] for w in windows),
+    }  # fmt: skip
+    out["p99_vs_bare"] = round(out["bot_p99_ms"] / out["bare_p99_ms"], 2) if out["bare_p99_ms"] else None
+    out["p99_ok"] = bool(out["p99_vs_bare"] is not None and out["p99_vs_bare"] <= P99_TARGET)
+    out["round_p99_vs_bare"] = [
+        round(b["p99_ms"] / a["p99_ms"], 2) for a, b in zip(bare, bot, strict=False) if a["p99_ms"]
+    ]
+    return out
 
 
 def _summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -258,19 +371,11 @@ def _summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run(
-    *, base_config: Path, service_url: str, duration: float, rounds: int, backup_mb: int, followed: int
-) -> dict[str, Any]:
-    import logging
-
+def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, followed: int) -> dict[str, Any]:
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    remotes = Remotes(REMOTES_NICE)
+    endpoint = remotes.urls["s3"]
     aws_env = {
         "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "ap-northeast-1", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
@@ -280,18 +385,9 @@ def run(
         "s3", endpoint_url=endpoint, region_name="ap-northeast-1",
         aws_access_key_id="testing", aws_secret_access_key="testing",
     ).create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})  # fmt: skip
-
-    github = FakeGitHub("taisun/taisun-v2", token=GITHUB_TOKEN)
-    github.start()
-    for i, tag in enumerate(["v1.0.0", "v1.1.0", "v1.2.2", "v1.2.3"]):
-        github.add_commit(f"feat: change {i}")
-        github.add_tag(tag)
-    github.declare_workflow("cd.yml", inputs=["environment", "version", "rollback"])
-    github.run_script = ["queued"] + ["in_progress"] * 100_000  # followed for as long as the run lasts
-
-    slack = LocalSlack(token=BOT_TOKEN).start()
-    slack.add_usergroup("sre-leads", {"U0BOB", "U0CAROL"})
-    bare_slack = LocalSlack(token=BOT_TOKEN).start()
+    github_url = remotes.urls["github"]
+    slack, bare_slack = SlackAt(remotes.urls["slack"]), SlackAt(remotes.urls["bare_slack"])
+    service_url = remotes.urls["service"]
     work = base_config.parent
     config = write_config(
         work / "taisun-worker-bench.yml",
@@ -310,11 +406,12 @@ def run(
     shared_env = {**aws_env, "BACKUP_DATABASE_URL": backup_dsn}
     bot_env = {"TAISUN_JOBS": "worker", **shared_env}
     procs: list[Any] = []
+    worker_cgroup = None
     durable_db = ""
     jobs = Jobs(db_url, envs)
     result: dict[str, Any] = {
         "db": "postgresql", "request": f"/taisun {PROD_DEPLOY}", "window_s": duration, "rounds": rounds,
-        "worker_threads": WORKER_THREADS, "worker_nice": WORKER_NICE, "backup_db_mb": round(backup_db_mb),
+        "worker_threads": WORKER_THREADS, "remotes_nice": REMOTES_NICE, "backup_db_mb": round(backup_db_mb),
         "followed_deploys": followed,
     }  # fmt: skip
     try:
@@ -327,19 +424,24 @@ def run(
         procs.append(durable)
         bot, bot_url = start_bot(
             name="worker-serve", db_url=db_url, config=config, slack_url=slack.url,
-            github_token=GITHUB_TOKEN, github_url=github.url, extra_env=bot_env,
+            github_token=GITHUB_TOKEN, github_url=github_url, extra_env=bot_env,
         )  # fmt: skip
         procs.append(bot)
-        worker, _ = start_worker(
+        worker, worker_url = start_worker(
             name="worker-worker", db_url=db_url, config=config, slack_url=slack.url, threads=WORKER_THREADS,
-            nice=WORKER_NICE, github_token=GITHUB_TOKEN, github_url=github.url,
-            extra_env=shared_env,
+            github_token=GITHUB_TOKEN, github_url=github_url, extra_env=shared_env,
         )  # fmt: skip
         procs.append(worker)
+        # As taisun-worker.service runs it: CPUWeight=idle puts the unit in a cgroup with cpu.idle set.
+        worker_cgroup = idle_cgroup("taisun-bench-worker")
+        if worker_cgroup is not None:
+            move_tree(worker_cgroup, worker.pid)
+        result["worker_cgroup"] = "cpu.idle" if worker_cgroup is not None else None
+        result["worker_priority"] = httpx.get(worker_url + "/health", timeout=10).json()["priority"]
         # The reference, quiet phase only: `taisun serve` with its jobs embedded (the default), its own database.
         embedded, embedded_url = start_bot(
             name="worker-embedded", db_url=embedded_db, config=config, slack_url=slack.url,
-            github_token=GITHUB_TOKEN, github_url=github.url, extra_env=shared_env,
+            github_token=GITHUB_TOKEN, github_url=github_url, extra_env=shared_env,
         )  # fmt: skip
         procs.append(embedded)
         embedded_jobs = Jobs(embedded_db, envs)
@@ -359,18 +461,32 @@ def run(
             ("bot", bot_url, slack, jobs, {"app": bot.pid, "worker": worker.pid}),
             ("embedded", embedded_url, slack, embedded_jobs, {"app": embedded.pid}),
         )
+        paced_windows: list[dict[str, Any]] = []
+        # Quiet means quiet: before each window the bots and the worker have finished the last one's work.
+        quiet = [bot.pid, worker.pid, embedded.pid]
         for r in range(rounds):
             for app, url, sl, js, groups in apps:
+                settled = _settle(quiet)
                 log(f"worker A{r + 1}: {app} ({duration:g} s)")
                 before = js.count()
                 w = _window(url, sl, duration=duration, name=f"worker-A{r}-{app}", groups=groups)
-                w.update(app=app, phase="quiet", round=r + 1)
+                w.update(app=app, phase="quiet", round=r + 1, settled_s=settled)
                 if app not in ("bare", "durable"):
                     w["jobs_created"] = js.count() - before  # one per request: none was a replay
                     w["left_waiting"] = js.waiting()
                     w["caught_up_s"] = _wait("the jobs are prepared", lambda js=js: js.waiting() == 0, 900)
                 windows.append(w)
-        result["quiet"] = {"windows": windows, **_summary(windows)}
+            for app, url, sl, js in (("bare", bare_url, None, jobs), ("bot", bot_url, slack, jobs)):
+                settled = _settle(quiet)
+                log(f"worker A{r + 1}: {app} paced at {PACED_RATE:g} req/s ({PACED_SECONDS:g} s)")
+                w = _paced_window(
+                    url, sl, rate=PACED_RATE, duration=PACED_SECONDS, name=f"worker-A{r}-{app}-paced"
+                )
+                w.update(app=app, phase="quiet", round=r + 1, settled_s=settled)
+                paced_windows.append(w)
+                _wait("the jobs are prepared", lambda js=js: js.waiting() == 0, 900)
+        result["quiet"] = {"windows": windows, **_summary(windows), "paced": {
+            "windows": paced_windows, **_paced_summary(paced_windows)}}  # fmt: skip
         durable.stop(fast=True)
         procs.remove(durable)
         embedded_jobs.dispose()
@@ -380,15 +496,35 @@ def run(
         log(f"worker B: {followed} deploys to follow and a backup, in the worker")
         for i, env in enumerate(envs):
             _slash(bot_url, f"deploy {env} v1.2.3", slack, i)
-        result["follow_setup_s"] = _wait(
-            f"{followed} deploys followed", lambda: jobs.following() == followed, 300
-        )
+        try:
+            result["follow_setup_s"] = _wait(
+                f"{followed} deploys followed", lambda: jobs.following() == followed, 300
+            )
+        except TimeoutError as e:  # say where they are: found their runs, still looking, or failed
+            raise TimeoutError(f"{e}; (state, has a run): {jobs.followed_states()}") from None
         _slash(bot_url, "backup run", slack, 999)
         result["backup_setup_s"] = _wait(
             "the backup streams", lambda: jobs.backup()[0] == "running" and jobs.waiting() == 0, 120
         )
         backup_started = time.monotonic()
         windows = []
+        paced_windows = []
+        # The paced rounds first, while the backup streams (a bot window's thousands of jobs take the
+        # worker minutes to prepare beside it); each window says whether it still ran at its end.
+        for r in range(rounds):
+            for app, url, sl in (("bare", bare_url, None), ("bot", bot_url, slack)):
+                _wait("the worker prepares the last window's requests", lambda: jobs.waiting() == 0, 900)
+                log(f"worker B{r + 1}: {app} paced at {PACED_RATE:g} req/s ({PACED_SECONDS:g} s)")
+                w = _paced_window(
+                    url, sl, rate=PACED_RATE, duration=PACED_SECONDS, name=f"worker-B{r}-{app}-paced"
+                )
+                w.update(
+                    app=app,
+                    phase="background",
+                    round=r + 1,
+                    backup_running_at_end=jobs.backup()[0] == "running",
+                )
+                paced_windows.append(w)
         for r in range(rounds):
             for app, url, sl, groups in (
                 ("bare", bare_url, None, {"app": bare.pid, "worker": worker.pid}),
@@ -405,7 +541,8 @@ def run(
                     w["jobs_created"] = jobs.count() - before
                     w["left_waiting"] = jobs.waiting()
                 windows.append(w)
-        result["background"] = {"windows": windows, **_summary(windows)}
+        result["background"] = {"windows": windows, **_summary(windows), "paced": {
+            "windows": paced_windows, **_paced_summary(paced_windows)}}  # fmt: skip
         state, progress = jobs.backup()
         if state == "running":
             _wait("the backup ends", lambda: jobs.backup()[0] != "running", 900)
@@ -414,15 +551,13 @@ def run(
             "state": state,
             "seconds_after_windows_began": round(time.monotonic() - backup_started, 1),
         }
-        result["github_dispatches"] = len(github.dispatches)
+        result["github_dispatches"] = remotes.stop()
     finally:
         jobs.dispose()
         for p in reversed(procs):
             p.stop(fast=True)
-        slack.stop()
-        bare_slack.stop()
-        github.stop()
-        moto.stop()
+        remove_cgroup(worker_cgroup)
+        remotes.stop()
         drop_db(db_url)
         drop_db(embedded_db)
         if durable_db:
