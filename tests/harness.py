@@ -116,15 +116,24 @@ class Bot:
 
         from bot.core.store.models import Job
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def quiet() -> bool:
+            # Post-ack work first: a listener that ends after this has committed what it decided (an
+            # approval queues its job) before the query below reads it. Asked the other way round, a
+            # click decided between the two was missed: the job read as awaiting approval, then no
+            # listener in flight, and the test found the job running (CI saw it once).
+            if self.svc.pending_background:
+                return False
             with self.svc.sessions() as s:
                 busy = s.scalar(
                     select(Job.id).where(Job.state.in_(("validating", "queued", "running"))).limit(1)
                 )
-            if not busy and not self.svc.pending_background and self.svc.flush_messages(0.2):
+            return not busy and self.svc.flush_messages(0.2)
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if quiet():
                 time.sleep(0.05)
-                if self.svc.flush_messages(0.2):
+                if quiet():
                     return
             time.sleep(0.05)
         raise TimeoutError("bot did not settle")
