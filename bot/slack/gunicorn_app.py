@@ -4,6 +4,7 @@ the WebSocket) and `taisun worker` (/health and /metrics beside the job threads)
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Callable
@@ -30,7 +31,19 @@ class TaisunGunicorn(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         # Runs in each worker after the fork: every worker has its own threads and pool.
         setup_logging(self.settings.log_level)
-        return self.build(self.settings)
+        app = self.build(self.settings)
+        freeze_heap()
+        return app
+
+
+def freeze_heap() -> None:
+    """Move everything built so far (modules, the app, its services) out of the garbage collector's
+    sight. A full collection walks every tracked object while holding the GIL: with the app built,
+    one took 80-170 ms, and the process's acks waited as long; frozen, it walks only what was made
+    since. Objects that die later are still freed by reference counting; the frozen ones are the
+    process's furniture and live as long as it does."""
+    gc.collect()
+    gc.freeze()
 
 
 def _child_exit(server: Any, worker: Any) -> None:
