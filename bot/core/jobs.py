@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.backends.wake import NoSignal, WakeSignal
 from bot.core import audit, deadline, dedupe, i18n, locks, priority
@@ -150,18 +150,14 @@ class JobService:
 
     def __init__(self, svc: Services):
         self.svc = svc
-        self._autocommit: sessionmaker[Session] | None = None
 
     def _ack_session(self) -> Session:
-        """The ack path's session: on PostgreSQL each statement commits on its own (see request)."""
-        if self._autocommit is None:
-            engine = self.svc.sessions.kw["bind"]
-            self._autocommit = (
-                sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
-                if engine.dialect.name == "postgresql"
-                else self.svc.sessions
-            )
-        return self._autocommit()
+        """The ack path's session. On PostgreSQL the rows are written by one statement sent on its own
+        (audit.append_along) and the session only reads the lock: the read sessions, in autocommit
+        (bot.wiring). On SQLite the writes go through the session, in one transaction."""
+        if self.svc.read_sessions.kw["bind"].dialect.name == "postgresql":
+            return self.svc.read_sessions()
+        return self.svc.sessions()
 
     def require(self, req: Request, role: str, action: str) -> None:
         """Check a role; a refusal is audited (by the policy) before it is raised."""
