@@ -311,7 +311,8 @@ def render(results: dict[str, Any]) -> str:
         out.append(
             f"\n6. Jobs in their own process — {w['request']} on PostgreSQL, serve (TAISUN_JOBS=worker) vs the bare Bolt app, "
             f"alternating {w['rounds']}× {w['window_s']:g} s windows; `taisun worker` ({w['worker_threads']} threads, priority {w.get('worker_priority')}, cgroup {w.get('worker_cgroup')}; the Slack/GitHub/S3 stand-ins at nice {w.get('remotes_nice', 0)}, SCHED_IDLE) "
-            f"runs the jobs (targets: ≥ 0.5× bare req/s, ack p99 ≤ 1.5× bare)"
+            f"runs the jobs (targets: ≥ 0.5× bare req/s flat out; ack p99 ≤ 1.5× bare at equal offered load — flat out a "
+            f"closed loop's latency is its connections ÷ its req/s, so there the p99 restates the req/s)"
         )
         rows = []
         for phase, label in (("quiet", "worker runs the requests' jobs"),
@@ -320,8 +321,8 @@ def render(results: dict[str, Any]) -> str:
                 continue
             p = w[phase]
             rows.append([label, p["bare_rps"], p["bot_rps"], p["ratio"], " ".join(map(str, p["round_ratios"])),
-                         p["bare_p99_ms"], p["bot_p99_ms"], p["p99_vs_bare"], p["errors"], f"{p['other_cpu_max_pct']:.0f}%",
-                         _ok(p["ratio_ok"]), _ok(p["p99_ok"])])  # fmt: skip
+                         p["bare_p99_ms"], p["bot_p99_ms"], p["flat_p99_vs_bare"], p["errors"], f"{p['other_cpu_max_pct']:.0f}%",
+                         _ok(p["ratio_ok"])])  # fmt: skip
         out.append(
             _table(
                 [
@@ -330,13 +331,12 @@ def render(results: dict[str, Any]) -> str:
                     "bot req/s",
                     "× bare",
                     "per round",
-                    "bare p99 ms",
+                    "flat-out bare p99 ms",
                     "bot p99 ms",
                     "p99 × bare",
                     "errors",
                     "other CPU max",
                     "≥0.5×",
-                    "p99≤1.5×",
                 ],
                 rows,
             )  # fmt: skip
@@ -345,10 +345,11 @@ def render(results: dict[str, Any]) -> str:
             pc = w.get(phase, {}).get("paced") or {}
             if "p99_vs_bare" in pc:
                 out.append(
-                    f"   {phase}, both paced at {pc['rate']:g} req/s (equal offered load): ack p50 bare "
+                    f"   {phase}, both paced at {pc['rate']:g} req/s (equal offered load), {pc.get('rounds')} rounds "
+                    f"pooled: ack p50 bare "
                     f"{pc['bare_p50_ms']} / bot {pc['bot_p50_ms']} ms, p99 bare {pc['bare_p99_ms']} / bot "
                     f"{pc['bot_p99_ms']} ms = {pc['p99_vs_bare']}× bare (per round "
-                    f"{' '.join(map(str, pc['round_p99_vs_bare']))}) {_ok(pc['p99_ok'])}"
+                    f"{' '.join(map(str, pc['round_p99_vs_bare']))}) p99≤1.5× {_ok(pc['p99_ok'])}"
                 )
         q = w["quiet"]
         if "durable_ratio" in q:

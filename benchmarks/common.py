@@ -68,9 +68,12 @@ def pct(values: list[float], p: float) -> float:
 # --------------------------------------------------------------------------- CPU accounting
 
 
-def paced(url: str, reqs: list[Any], *, rate: float, duration: float) -> dict[str, Any]:
+def paced(
+    url: str, reqs: list[Any], *, rate: float, duration: float, keep_latencies: bool = False
+) -> dict[str, Any]:
     """Requests at a steady `rate` (an ordinary day's traffic, not a saturating loop); latency counted
-    from when each was due, so a stall shows in full."""
+    from when each was due, so a stall shows in full. keep_latencies: each request's, as `latencies_ms`
+    (for percentiles pooled over several windows)."""
     n = max(1, int(rate * duration))
     client = httpx.Client(base_url=url, timeout=10, limits=httpx.Limits(max_connections=16))
     t0 = time.perf_counter() + 0.05
@@ -89,10 +92,13 @@ def paced(url: str, reqs: list[Any], *, rate: float, duration: float) -> dict[st
         results = list(pool.map(one, range(n)))
     client.close()
     lat = [ms for ms, _ in results]
-    return {
+    out = {
         "rate": rate, "requests": n, "p50_ms": round(pct(lat, 50), 1), "p99_ms": round(pct(lat, 99), 1),
         "max_ms": round(max(lat), 1), "non_2xx": sum(1 for _, st in results if st != 200),
     }  # fmt: skip
+    if keep_latencies:
+        out["latencies_ms"] = lat
+    return out
 
 
 def _proc_ticks() -> dict[int, tuple[int, str, int, int]]:

@@ -23,12 +23,17 @@ after window, so drift on the shared machine hits both alike:
 
 Every request is `/taisun deploy production v1.2.3` (a new job and audit row each; the worker prepares
 it against FakeGitHub — tag, compare, cd.yml — and posts its approval card), 16 connections, the
-requests of section 1. Targets: ≥ 0.5× the bare app's req/s and ack p99 ≤ 1.5× the bare app's.
+requests of section 1. Targets: ≥ 0.5× the bare app's req/s (flat out) and ack p99 ≤ 1.5× the bare
+app's at equal offered load.
 
-Both apps are also paced at PACED_RATE requests/s for PACED_SECONDS (latency from when each request
-was due): flat out, 16 connections are a closed loop whose latency is 16 ÷ its throughput, so only an
-equal offered load compares the acks themselves. Quiet: after each round's flat-out windows. With the
-background: the paced rounds first, while the backup streams.
+Why the p99 is judged paced: flat out, 16 connections are a closed loop, and by Little's law its mean
+latency is 16 ÷ its throughput. An app at exactly 0.5× the bare app's req/s has twice its mean latency,
+so no app could meet both targets flat out: there the p99 says the req/s again (it is reported, as
+flat_p99_vs_bare). Both apps are paced at PACED_RATE requests/s for PACED_SECONDS, PACED_ROUNDS times
+each, alternating (latency from when each request was due, so a stall counts in full); the p99 is
+pooled over every round's requests (6,000 per app) and each round's ratio is reported beside it.
+Quiet: after each round's flat-out windows. With the background: the paced rounds first, while the
+backup streams.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ from benchmarks.common import (
     log,
     move_tree,
     paced,
+    pct,
     pg_drop,
     remove_cgroup,
     start_bare,
@@ -81,6 +87,9 @@ P99_TARGET = 1.5
 PACED_RATE = 100.0
 # 2,000 requests a window: a p99 of 800 (8 s) was the 8 slowest, and moved 1.0–2.4× between rounds.
 PACED_SECONDS = 20.0
+# Three paced rounds per phase, pooled: one round's p99 is the 20 slowest of 2,000, and a single stall of
+# the shared machine (run 6: the bare app's p99 346 ms at 100 req/s) decided a two-round mean.
+PACED_ROUNDS = 3
 
 
 def _bench_envs(n: int) -> list[str]:
@@ -292,24 +301,26 @@ def _paced_window(
     """One window at a steady `rate`, latency from when each request was due (benchmarks.common.paced)."""
     reqs = requests(slack, int(rate * duration) + 1, name)
     with CpuWatch() as cpu:
-        res = paced(url, reqs, rate=rate, duration=duration)
+        res = paced(url, reqs, rate=rate, duration=duration, keep_latencies=True)
     res["cpu"] = cpu.result
     return res
 
 
 def _paced_summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Ack latency at equal offered load: the bot's paced p99 against the bare app's, round by round."""
+    """Ack latency at equal offered load: each app's percentiles over all its paced rounds' requests,
+    the bot's p99 against the bare app's, and each round's ratio. Drops the windows' raw latencies."""
+    lat = {
+        app: [ms for w in windows if w["app"] == app for ms in w.pop("latencies_ms", [])]
+        for app in ("bare", "bot")
+    }
     bare = [w for w in windows if w["app"] == "bare"]
     bot = [w for w in windows if w["app"] == "bot"]
-    if not bare or not bot:
+    if not lat["bare"] or not lat["bot"]:
         return {}
-
-    def mean(rows: list[dict[str, Any]], key: str) -> float:
-        return round(statistics.fmean(r[key] for r in rows), 2)
-
     out = {
-        "rate": bare[0]["rate"], "bare_p50_ms": mean(bare, "p50_ms"), "bot_p50_ms": mean(bot, "p50_ms"),
-        "bare_p99_ms": mean(bare, "p99_ms"), "bot_p99_ms": mean(bot, "p99_ms"),
+        "rate": bare[0]["rate"], "rounds": len(bot), "requests": {app: len(v) for app, v in lat.items()},
+        "bare_p50_ms": round(pct(lat["bare"], 50), 1), "bot_p50_ms": round(pct(lat["bot"], 50), 1),
+        "bare_p99_ms": round(pct(lat["bare"], 99), 1), "bot_p99_ms": round(pct(lat["bot"], 99), 1),
         "non_2xx": sum(w["non_2xx"] for w in windows),
     }  # fmt: skip
     out["p99_vs_bare"] = round(out["bot_p99_ms"] / out["bare_p99_ms"], 2) if out["bare_p99_ms"] else None
@@ -335,9 +346,9 @@ def _summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
         "other_cpu_max_pct": max((w["cpu"]["other_pct"] for w in windows), default=0.0),
     }  # fmt: skip
     out["ratio"] = round(out["bot_rps"] / out["bare_rps"], 3) if out["bare_rps"] else None
-    out["p99_vs_bare"] = round(out["bot_p99_ms"] / out["bare_p99_ms"], 2) if out["bare_p99_ms"] else None
+    # Flat out the p99 restates the req/s (Little's law, see the module's text): reported, not judged.
+    out["flat_p99_vs_bare"] = round(out["bot_p99_ms"] / out["bare_p99_ms"], 2) if out["bare_p99_ms"] else None
     out["ratio_ok"] = bool(out["ratio"] is not None and out["ratio"] >= RATIO_TARGET)
-    out["p99_ok"] = bool(out["p99_vs_bare"] is not None and out["p99_vs_bare"] <= P99_TARGET)
     # Each round on its own: bot window ÷ the bare window just before it.
     out["round_ratios"] = [round(b["rps"] / a["rps"], 3) for a, b in zip(bare, bot, strict=False) if a["rps"]]
     out["round_p99_vs_bare"] = [
@@ -397,6 +408,7 @@ def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, foll
         bucket=bucket,
     )
     envs = _bench_envs(followed)
+    paced_rounds = PACED_ROUNDS if rounds > 1 else 1  # --quick: one of each
     log(f"worker: filling a ~{backup_mb} MB database to back up")
     backup_dsn, backup_db_mb, _ = make_db(backup_mb)
     db_url = fresh_db("postgresql", "worker-bench")
@@ -411,7 +423,7 @@ def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, foll
     jobs = Jobs(db_url, envs)
     result: dict[str, Any] = {
         "db": "postgresql", "request": f"/taisun {PROD_DEPLOY}", "window_s": duration, "rounds": rounds,
-        "worker_threads": WORKER_THREADS, "remotes_nice": REMOTES_NICE, "backup_db_mb": round(backup_db_mb),
+        "paced_rounds": paced_rounds, "worker_threads": WORKER_THREADS, "remotes_nice": REMOTES_NICE, "backup_db_mb": round(backup_db_mb),
         "followed_deploys": followed,
     }  # fmt: skip
     try:
@@ -476,6 +488,7 @@ def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, foll
                     w["left_waiting"] = js.waiting()
                     w["caught_up_s"] = _wait("the jobs are prepared", lambda js=js: js.waiting() == 0, 900)
                 windows.append(w)
+        for r in range(paced_rounds):
             for app, url, sl, js in (("bare", bare_url, None, jobs), ("bot", bot_url, slack, jobs)):
                 settled = _settle(quiet)
                 log(f"worker A{r + 1}: {app} paced at {PACED_RATE:g} req/s ({PACED_SECONDS:g} s)")
@@ -511,7 +524,7 @@ def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, foll
         paced_windows = []
         # The paced rounds first, while the backup streams (a bot window's thousands of jobs take the
         # worker minutes to prepare beside it); each window says whether it still ran at its end.
-        for r in range(rounds):
+        for r in range(paced_rounds):
             for app, url, sl in (("bare", bare_url, None), ("bot", bot_url, slack)):
                 _wait("the worker prepares the last window's requests", lambda: jobs.waiting() == 0, 900)
                 log(f"worker B{r + 1}: {app} paced at {PACED_RATE:g} req/s ({PACED_SECONDS:g} s)")
