@@ -350,6 +350,12 @@ def render(results: dict[str, Any]) -> str:
                     f"{pc['bare_p50_ms']} / bot {pc['bot_p50_ms']} ms, p99 bare {pc['bare_p99_ms']} / bot "
                     f"{pc['bot_p99_ms']} ms = {pc['p99_vs_bare']}× bare (per round "
                     f"{' '.join(map(str, pc['round_p99_vs_bare']))}) p99≤1.5× {_ok(pc['p99_ok'])}"
+                    + (
+                        f"; the durable floor p50 {pc['durable_p50_ms']} / p99 {pc['durable_p99_ms']} ms = "
+                        f"{pc['durable_p99_vs_bare']}× bare"
+                        if "durable_p99_ms" in pc
+                        else ""
+                    )
                 )
         q = w["quiet"]
         if "durable_ratio" in q:

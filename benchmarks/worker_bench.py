@@ -29,8 +29,9 @@ app's at equal offered load.
 Why the p99 is judged paced: flat out, 16 connections are a closed loop, and by Little's law its mean
 latency is 16 ÷ its throughput. An app at exactly 0.5× the bare app's req/s has twice its mean latency,
 so no app could meet both targets flat out: there the p99 says the req/s again (it is reported, as
-flat_p99_vs_bare). Both apps are paced at PACED_RATE requests/s for PACED_SECONDS, PACED_ROUNDS times
-each, alternating (latency from when each request was due, so a stall counts in full); the p99 is
+flat_p99_vs_bare). Both apps, and the durable floor (the bare app writing a dedupe key and a row to
+PostgreSQL before each ack: what any bot that keeps what it acked pays), are paced at PACED_RATE
+requests/s for PACED_SECONDS, PACED_ROUNDS times each, alternating (latency from when each request was due, so a stall counts in full); the p99 is
 pooled over every round's requests (6,000 per app) and each round's ratio is reported beside it.
 Quiet: after each round's flat-out windows. With the background: the paced rounds first, while the
 backup streams.
@@ -311,7 +312,7 @@ def _paced_summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
     the bot's p99 against the bare app's, and each round's ratio. Drops the windows' raw latencies."""
     lat = {
         app: [ms for w in windows if w["app"] == app for ms in w.pop("latencies_ms", [])]
-        for app in ("bare", "bot")
+        for app in ("bare", "durable", "bot")
     }
     bare = [w for w in windows if w["app"] == "bare"]
     bot = [w for w in windows if w["app"] == "bot"]
@@ -328,6 +329,12 @@ def _paced_summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
     out["round_p99_vs_bare"] = [
         round(b["p99_ms"] / a["p99_ms"], 2) for a, b in zip(bare, bot, strict=False) if a["p99_ms"]
     ]
+    if lat["durable"]:  # the floor: the bare app writing its dedupe key and a row before each ack
+        out["durable_p50_ms"] = round(pct(lat["durable"], 50), 1)
+        out["durable_p99_ms"] = round(pct(lat["durable"], 99), 1)
+        out["durable_p99_vs_bare"] = (
+            round(out["durable_p99_ms"] / out["bare_p99_ms"], 2) if out["bare_p99_ms"] else None
+        )
     return out
 
 
@@ -489,7 +496,11 @@ def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, foll
                     w["caught_up_s"] = _wait("the jobs are prepared", lambda js=js: js.waiting() == 0, 900)
                 windows.append(w)
         for r in range(paced_rounds):
-            for app, url, sl, js in (("bare", bare_url, None, jobs), ("bot", bot_url, slack, jobs)):
+            for app, url, sl, js in (
+                ("bare", bare_url, None, jobs),
+                ("durable", durable_url, bare_slack, jobs),
+                ("bot", bot_url, slack, jobs),
+            ):
                 settled = _settle(quiet)
                 log(f"worker A{r + 1}: {app} paced at {PACED_RATE:g} req/s ({PACED_SECONDS:g} s)")
                 w = _paced_window(
@@ -500,8 +511,6 @@ def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, foll
                 _wait("the jobs are prepared", lambda js=js: js.waiting() == 0, 900)
         result["quiet"] = {"windows": windows, **_summary(windows), "paced": {
             "windows": paced_windows, **_paced_summary(paced_windows)}}  # fmt: skip
-        durable.stop(fast=True)
-        procs.remove(durable)
         embedded_jobs.dispose()
         embedded.stop(fast=True)
         procs.remove(embedded)
@@ -525,7 +534,11 @@ def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, foll
         # The paced rounds first, while the backup streams (a bot window's thousands of jobs take the
         # worker minutes to prepare beside it); each window says whether it still ran at its end.
         for r in range(paced_rounds):
-            for app, url, sl in (("bare", bare_url, None), ("bot", bot_url, slack)):
+            for app, url, sl in (
+                ("bare", bare_url, None),
+                ("durable", durable_url, bare_slack),
+                ("bot", bot_url, slack),
+            ):
                 _wait("the worker prepares the last window's requests", lambda: jobs.waiting() == 0, 900)
                 log(f"worker B{r + 1}: {app} paced at {PACED_RATE:g} req/s ({PACED_SECONDS:g} s)")
                 w = _paced_window(
