@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from sqlalchemy import select, update
 
 from bot.core.store.models import AuditEvent, Job
+from tests.conftest import GITHUB_TOKEN
 from tests.harness import ALICE
 
 
@@ -31,6 +33,47 @@ def test_a_worker_that_lost_its_lease_stops_before_its_next_step_and_does_not_en
         actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.job_id == second)))
     assert job.state == "validating" and job.lease_owner == "other-replica"  # left alone
     assert actions == ["deploy.requested"]  # nothing done, nothing ended, by the worker that lost it
+
+
+def test_a_job_whose_lease_ran_out_while_this_worker_runs_it_is_not_claimed_again_here(
+    db_url, make_bot, github
+):
+    """Found by the suite on a loaded machine: a nice-19 worker's heartbeat starved past a 2 s lease,
+    and another thread of the same worker claimed the deploy it was still following: the job ran twice
+    at once in one process (two `resumed` rows), where the lease guard cannot tell the threads apart."""
+    github.run_script = ["queued"] + ["in_progress"] * 10_000 + [("completed", "success")]
+    bot = make_bot(db_url, start=False, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    runner = bot.svc.runner
+    job_id = runner.claim_one()
+    following = threading.Thread(target=runner.execute, args=(job_id,), daemon=True)
+    following.start()  # dispatches and follows the run, which stays in progress
+
+    def progress() -> dict:
+        with bot.svc.sessions() as s:
+            return s.get(Job, job_id).progress
+
+    bot.slack.wait_for(lambda: progress().get("run_id"), timeout=30)
+    run_id = progress()["run_id"]
+    gets = len(github.requests_to(f"/actions/runs/{run_id}", "GET"))
+    github.stall_next(f"/actions/runs/{run_id}", 5.0, method="GET")  # the follower waits on GitHub ...
+    bot.slack.wait_for(lambda: len(github.requests_to(f"/actions/runs/{run_id}", "GET")) > gets, timeout=30)
+    with bot.svc.sessions.begin() as s:  # ... and meanwhile its lease runs out: no heartbeat came in time
+        s.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=None))
+    assert runner.claim_one() is None  # still this worker's: it runs here once
+
+    other = make_bot(db_url, start=False, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    assert other.svc.runner.claim_one() == job_id  # another replica may take it over
+    github.script_run(run_id, ["in_progress", ("completed", "success")])
+    other.svc.runner.execute(job_id)
+    following.join(30)
+    assert not following.is_alive()  # the first follower stopped at its next step: the lease is gone
+    with bot.svc.sessions() as s:
+        job = s.get(Job, job_id)
+        actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.job_id == job_id)))
+    assert job.state == "succeeded", job.result
+    assert len(github.dispatches) == 1
+    assert actions.count("deploy.resumed") == 1 and actions.count("deploy.succeeded") == 1
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite writers never overlap

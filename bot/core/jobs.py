@@ -677,6 +677,13 @@ class JobRunner:
         t = now()
         free = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < t)
         runnable = and_(Job.state.in_(JobState.FOR_WORKERS), free)
+        with self._running_lock:
+            mine = sorted(self._running)
+        if mine:
+            # A job this process is running whose lease ran out (its heartbeat starved on a busy host)
+            # is still ours: the next beat renews it. Claiming it again would run it twice at once here,
+            # where the lease guard cannot tell the two threads apart. Another replica may take it.
+            runnable = and_(runnable, Job.id.not_in(mine))
         lease = {"lease_owner": self.owner, "lease_expires_at": t + self.lease,
                  "attempts": Job.attempts + 1, "updated_at": t}  # fmt: skip
         if self.svc.engine.dialect.name == "postgresql":
