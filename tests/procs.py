@@ -106,11 +106,12 @@ class ServedBot:
             os.killpg(self.proc.pid, signal.SIGTERM)
         return self.proc.wait(timeout)
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 15) -> None:
+        """SIGTERM, and SIGKILL after `wait` seconds (a worker lets its jobs end for up to 20)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(wait)
             except subprocess.TimeoutExpired:
                 self.kill()
         self.http.close()
@@ -138,3 +139,13 @@ def run_cli(
     return subprocess.run(
         [sys.executable, "-m", "bot", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout
     )  # fmt: skip
+
+
+def stop_all(bots: list[ServedBot]) -> None:
+    """A test's teardown: its processes told to stop together, and not waited on for their jobs
+    (a deploy's watch would hold a worker its graceful 20 s; the test has seen what it needed)."""
+    for b in bots:
+        if b.proc.poll() is None:
+            os.killpg(b.proc.pid, signal.SIGTERM)
+    for b in bots:
+        b.stop(wait=3)

@@ -16,7 +16,7 @@ from bot.core.store.models import AuditEvent, Job
 from bot.slack import signing
 from tests.conftest import GITHUB_TOKEN, PG_OK, create_pg_database, drop_pg_database
 from tests.harness import ALICE, BOB, BOT_TOKEN, CAROL, CHANNEL, buttons, text_of
-from tests.procs import ServedBot, run_cli
+from tests.procs import ServedBot, run_cli, stop_all
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +31,7 @@ def served(tmp_path):
         return bot
 
     yield start
-    for b in bots:
-        b.stop()
+    stop_all(bots)
 
 
 @pytest.fixture

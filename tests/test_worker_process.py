@@ -19,7 +19,7 @@ from bot.core.store.models import AuditEvent
 from bot.slack import signing
 from tests.conftest import GITHUB_TOKEN, PG_OK, create_pg_database, drop_pg_database
 from tests.harness import ALICE, BOB, CHANNEL, buttons, text_of
-from tests.procs import ROOT, ServedBot
+from tests.procs import ROOT, ServedBot, stop_all
 from tests.test_processes import _jobs, _slash
 
 pytestmark = pytest.mark.slow
@@ -55,8 +55,7 @@ def procs(tmp_path):
         return w
 
     yield serve, worker
-    for p in started:
-        p.stop()
+    stop_all(started)
 
 
 def _audit_actions(url: str, job_id: str) -> list[str]:
