@@ -147,3 +147,34 @@ def test_a_changed_locale_is_picked_up_when_the_stored_one_is_a_day_old(db_url, 
     later.settle()
     assert JAPANESE_HELP in text_of(later.command("help", user=BOB))
     assert slack.count("users.info") == 2
+
+
+def test_a_tab_drawn_before_the_language_changed_never_lands_after_the_one_drawn_in_it(db_url, make_bot, slack):
+    """Found by the suite on a loaded host: the first tab (workspace language) was still on its way to
+    Slack when Bob's language became known; the redraw in Japanese reached Slack first and the older,
+    English tab landed last. Publishes for one person now go one at a time, the language read inside."""
+    slack.add_user(BOB, "bob", locale="en-US")
+    bot = make_bot(db_url, config_mutate=_english_workspace)
+    assert ENGLISH_HELP in text_of(bot.command("help", user=BOB))  # Bob is known: English
+    home = bot.svc.home
+
+    def publishes() -> int:
+        return sum(1 for m, p in list(slack.calls) if m == "views.publish" and p.get("user_id") == BOB)
+
+    first_gate = slack.hold("views.publish")
+    before = publishes()
+    drawn_in_english = threading.Thread(target=home.publish, args=(BOB,), daemon=True)
+    drawn_in_english.start()
+    slack.wait_for(lambda: publishes() > before)  # on its way: Slack has it and has not answered yet
+    later_gate = slack.hold("views.publish")  # calls from now on wait on this one
+    bot.svc.people.heard(BOB, "ja-JP")  # Bob switched his Slack to Japanese (this redraws his tab too)
+    drawn_in_japanese = threading.Thread(target=home.publish, args=(BOB,), daemon=True)
+    drawn_in_japanese.start()
+    later_gate.set()  # Slack answers the later publishes first, if any reached it
+    drawn_in_japanese.join(2)
+    first_gate.set()
+    drawn_in_english.join(10)
+    drawn_in_japanese.join(10)
+    bot.settle()
+    slack.wait_for(lambda: "環境" in _home_text(slack, BOB))
+    assert JAPANESE_HELP in text_of(bot.command("help", user=BOB))

@@ -53,6 +53,7 @@ class Home:
         self._lock = threading.Lock()
         self._checking = False
         self._scheduled: dict[str, threading.Timer] = {}
+        self._drawing: dict[str, threading.Lock] = {}  # one publish at a time per viewer
         self.first_draw_wait = FIRST_DRAW_WAIT
 
     # -- entry points ----------------------------------------------------------------
@@ -100,14 +101,20 @@ class Home:
         self.svc.later(lambda: self.publish(user_id))
 
     def publish(self, user_id: str) -> None:
-        lang = self.svc.lang_for(user_id)
+        """Draw and publish this person's tab. One at a time per person, the language read inside:
+        two publishes in flight could reach Slack in either order, and the tab would end on the older
+        one (drawn in the workspace language just before Slack said theirs)."""
         with self._lock:
-            self._published[user_id] = time.monotonic()
-            self._published_lang[user_id] = lang
-        try:
-            self.svc.slack.views_publish(user_id=user_id, view=self.view(user_id, lang))
-        except Exception as e:
-            log.warning("could not publish the Home tab", extra={"error": repr(e)})
+            drawing = self._drawing.setdefault(user_id, threading.Lock())
+        with drawing:
+            lang = self.svc.lang_for(user_id)
+            with self._lock:
+                self._published[user_id] = time.monotonic()
+                self._published_lang[user_id] = lang
+            try:
+                self.svc.slack.views_publish(user_id=user_id, view=self.view(user_id, lang))
+            except Exception as e:
+                log.warning("could not publish the Home tab", extra={"error": repr(e)})
 
     # -- data ------------------------------------------------------------------------
     def _stale(self) -> bool:
