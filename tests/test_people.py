@@ -149,7 +149,9 @@ def test_a_changed_locale_is_picked_up_when_the_stored_one_is_a_day_old(db_url, 
     assert slack.count("users.info") == 2
 
 
-def test_a_tab_drawn_before_the_language_changed_never_lands_after_the_one_drawn_in_it(db_url, make_bot, slack):
+def test_a_tab_drawn_before_the_language_changed_never_lands_after_the_one_drawn_in_it(
+    db_url, make_bot, slack
+):
     """Found by the suite on a loaded host: the first tab (workspace language) was still on its way to
     Slack when Bob's language became known; the redraw in Japanese reached Slack first and the older,
     English tab landed last. Publishes for one person now go one at a time, the language read inside."""
