@@ -699,7 +699,7 @@ class JobRunner:
             candidates = list(
                 s.scalars(
                     select(Job.id)
-                    .where(Job.state.in_(JobState.FOR_WORKERS), free)
+                    .where(runnable)
                     .order_by(Job.created_at)
                     .limit(5)
                 )
