@@ -536,3 +536,64 @@ def test_a_large_dump_is_compressed_in_parallel_into_one_ordinary_gzip_member(
     assert one.eof and one.unused_data == b""  # a single member, nothing after it
     assert res.raw_bytes == len(expected)
     assert len(stored) <= len(gzip.compress(expected, 6)) * 1.001  # the ratio is gzip's
+
+
+def test_a_rate_cap_waits_for_each_chunks_share_of_time_and_gives_no_flood_after_a_stall() -> None:
+    """`backup.max_rate_mib_per_s` (pg_basebackup's --max-rate): what the reader waits after each
+    chunk, on a clock of its own."""
+    now = [100.0]
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(round(seconds, 6))
+        now[0] += seconds
+
+    cap = backup.RateCap(2 * backup.MiB, backup.MiB, clock=lambda: now[0], wait=wait)
+    for _ in range(4):  # chunks that arrive at once: half a second each at 2 MiB/s
+        cap.took(backup.MiB)
+    assert waits == [0.5, 0.5, 0.5, 0.5]
+
+    waits.clear()
+    now[0] += 60  # pg_dump was slow to start the next table: a minute earns one chunk, not 120 MiB
+    for _ in range(3):
+        cap.took(backup.MiB)
+    assert waits == [0.5, 0.5]
+
+    waits.clear()
+    for _ in range(3):  # a producer slower than the cap is never held back
+        now[0] += 1.0
+        cap.took(backup.MiB)
+    assert waits == []
+
+    uncapped = backup.RateCap(0, backup.MiB, clock=lambda: now[0], wait=wait)
+    uncapped.took(100 * backup.MiB)
+    assert waits == []
+
+
+def test_a_capped_dump_holds_pg_dump_back_and_stores_every_byte(s3_bucket: Bucket, tmp_path: Path) -> None:
+    """With max_rate the pipe is read no faster than the cap, so pg_dump itself (and the server backend
+    feeding it) waits on the full pipe instead of streaming ahead; the backup is whole all the same."""
+    marks = tmp_path / "marks"
+    fake = _fake_tool(
+        tmp_path,
+        "pg_dump",
+        "import time\n"
+        f"marks = open({str(marks)!r}, 'w')\n"
+        "for i in range(6):  # 6 MiB, written as fast as the pipe takes it\n"
+        "    sys.stdout.buffer.write(bytes([65 + i]) * (1 << 20)); sys.stdout.buffer.flush()\n"
+        "    marks.write(f'{time.monotonic()}\\n'); marks.flush()",
+    )
+    res = run_backup(
+        dsn="dbname=x", s3=s3_bucket.s3, bucket=s3_bucket.name, now=NOW, pg_dump=fake, max_rate=3 * backup.MiB
+    )
+    written = [float(x) for x in marks.read_text().split()]
+    # 6 MiB at 3 MiB/s: pg_dump could be at most the pipe's 1 MiB and one chunk ahead of the reader
+    assert written[-1] - written[0] >= 0.9, "pg_dump was not held back"
+    assert res.throughput_bytes_per_s <= 3 * backup.MiB * 1.01
+    stored = s3_bucket.s3.get_object(Bucket=s3_bucket.name, Key=res.key)["Body"].read()
+    assert gzip.decompress(stored) == b"".join(bytes([65 + i]) * (1 << 20) for i in range(6))
+
+    uncapped = run_backup(
+        dsn="dbname=x", s3=s3_bucket.s3, bucket=s3_bucket.name, now=NOW + timedelta(seconds=1), pg_dump=fake
+    )
+    assert uncapped.raw_bytes == res.raw_bytes

@@ -39,6 +39,7 @@ def test_the_example_config_is_valid_and_has_the_guides_environments():
             "environments:\n  a:\n    freeze_windows: [{start: {day: fri, time: '25:00'}, end: {day: mon, time: '09:00'}}]\n",
             "not a time like 18:00",
         ),
+        ("backup: {max_rate_mib_per_s: -1}\nenvironments: {a: {}}\n", "max_rate_mib_per_s"),
         ("- just\n- a list\n", "should be a mapping"),
     ],
 )

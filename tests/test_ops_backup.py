@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -390,3 +392,23 @@ def test_cli_backup_shows_a_live_progress_line_on_a_terminal_only(db_url, settin
     monkeypatch.setattr(sys, "stderr", piped)
     run_from_cli(settings_for(db_url))
     assert "\r" not in piped.getvalue()  # scripts and cron get plain output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_capped_backup_says_its_cap_on_the_card_and_stores_the_same_backup(
+    db_url, make_bot, slack, s3_bucket, databases
+):
+    """`backup.max_rate_mib_per_s`: the card says the dump is read at most that fast (why it may take
+    longer than an uncapped one), and the copy restores the same."""
+    source, target = databases
+    bot = make_bot(db_url, config_mutate=backup_config(s3_bucket.name, max_rate_mib_per_s=32))
+    bot.command("backup run")
+    bot.settle()
+    job = the_job(bot, "backup")
+    assert job.state == "succeeded", job.result
+    card = text_of(slack.channel_messages(CHANNEL)[-1])
+    assert "*Read rate*: at most 32.0 MiB/s (`backup.max_rate_mib_per_s`)" in card
+    key = job.progress["key"]
+    body = s3_bucket.s3.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", target], input=gzip.decompress(body), check=True)
+    assert fingerprint(target) == fingerprint(source)

@@ -5,7 +5,9 @@ How the pieces fit:
 * ``run_backup`` streams ``pg_dump`` -> gzip (zlib, blocks compressed in parallel as pigz
   does, one ordinary gzip member) -> S3 multipart upload: dump, compression and upload
   overlap, and pg_dump and the compression can run niced. Memory stays at a few parts; no temporary file of the
-  dump is written.
+  dump is written. ``max_rate`` caps how fast the dump is read (pg_basebackup's ``--max-rate``): pg_dump's
+  server backend, which no niceness of the bot's reaches, then streams no faster, and the database server
+  keeps its CPU for its own queries.
 * The SHA-256 and size of the gzip bytes are only known at the end, so after
   CompleteMultipartUpload the object is copied onto itself with
   ``MetadataDirective=REPLACE`` (a multipart copy above the 5 GiB CopyObject limit),
@@ -241,6 +243,36 @@ class _StderrTail(threading.Thread):
         return self.buf.decode("utf-8", "replace")
 
 
+class RateCap:
+    """At most `rate` bytes a second through a loop that reads in chunks (pg_basebackup's --max-rate).
+
+    After each chunk the reader waits until the chunk's share of time has passed. Time spent idle earns
+    a burst of at most `burst` bytes, so a stall upstream is not made up for by a flood afterwards; a
+    producer slower than the cap is never held back. `rate` <= 0: no cap.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self.rate, self.burst = rate, burst
+        self.clock, self.wait = clock, wait
+        self.free_at = clock()
+
+    def took(self, n: int) -> None:
+        """`n` bytes were read: wait until reading them fits the rate."""
+        if self.rate <= 0:
+            return
+        now = self.clock()
+        self.free_at = max(self.free_at, now - self.burst / self.rate) + n / self.rate
+        if self.free_at > now:
+            self.wait(self.free_at - now)
+
+
 class _DumpCompressor(threading.Thread):
     """Reads pg_dump's pipe and gzips it on threads of their own, at the backup's niceness.
 
@@ -255,17 +287,28 @@ class _DumpCompressor(threading.Thread):
     and uploading overlap. The pipe is widened to a block, so pg_dump goes on producing while a
     block is read. With ``nice`` > 0 these threads (Linux schedules threads on their own) and
     pg_dump yield the CPU to the bot's acks; the threads end with the backup, and their niceness
-    with them. At most a few blocks wait anywhere (memory stays flat). Leaving the ``with`` block
-    early (an error downstream) stops the reader without waiting for the child.
+    with them. With ``max_rate`` > 0 (bytes a second) the pipe is read no faster than that: pg_dump
+    blocks on its full pipe, stops reading its connection, and its server backend waits on the socket
+    instead of taking a core. At most a few blocks wait anywhere (memory stays flat). Leaving the
+    ``with`` block early (an error downstream) stops the reader without waiting for the child.
     """
 
-    def __init__(self, stream: IO[bytes], level: int, nice: int, threads: int = 0, ahead: int = 4) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes],
+        level: int,
+        nice: int,
+        threads: int = 0,
+        ahead: int = 4,
+        max_rate: float = 0.0,
+    ) -> None:
         super().__init__(name="dump-compressor", daemon=True)
         self.stream, self.level, self.nice = stream, level, nice
         self.threads = threads or max(1, min(4, os.cpu_count() or 1))
         self.raw = 0
         self.chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=ahead)
         self.stopping = threading.Event()
+        self.cap = RateCap(max_rate, READ_CHUNK, wait=self.stopping.wait)
         _widen_pipe(stream)
 
     def run(self) -> None:
@@ -286,6 +329,7 @@ class _DumpCompressor(threading.Thread):
             if not self._put(GZIP_HEADER):
                 return False
             while chunk := self.stream.read(READ_CHUNK):
+                self.cap.took(len(chunk))
                 self.raw += len(chunk)
                 crc = zlib.crc32(chunk, crc)
                 in_flight.append(pool.submit(_deflate_block, chunk, window, self.level, False))
@@ -609,6 +653,7 @@ def run_backup(
     pg_dump_args: Sequence[str] = (),
     compresslevel: int = 6,
     nice: int = 0,
+    max_rate: float = 0.0,
 ) -> BackupResult:
     """pg_dump the DSN's database, gzip and stream it to s3://bucket/<prefix>backup_<ts>.sql.gz.
 
@@ -616,6 +661,7 @@ def run_backup(
     part; if it raises, the backup is cancelled and cleaned up. KeyboardInterrupt and
     SystemExit are re-raised after the cleanup. `nice` > 0 runs pg_dump and the compression
     at that much lower CPU priority (the upload and the bot's other threads keep theirs).
+    `max_rate` > 0: read the dump at most that many bytes a second (before compression).
     """
     key = backup_key(prefix, now, "backup")
     conninfo, password = _split(dsn, BackupFailed)
@@ -640,7 +686,7 @@ def run_backup(
         stderr.start()
         if progress:
             progress(f"dumping {safe_dsn(dsn)} to s3://{bucket}/{key}")
-        with _DumpCompressor(proc.stdout, compresslevel, nice) as dump:
+        with _DumpCompressor(proc.stdout, compresslevel, nice, max_rate=max_rate) as dump:
             for gz in dump:
                 upload.raw_bytes = dump.raw
                 upload.write(gz)

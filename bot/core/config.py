@@ -1101,6 +1101,17 @@ class BackupConfig(Strict):
             "shared host. 0: the bot's own priority. A restore you run is never niced."
         ),
     )
+    max_rate_mib_per_s: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Read the pg_dump copy at most this fast (MiB a second, before compression), as pg_basebackup's "
+            "--max-rate does. pg_dump's server backend streams the tables at the database server's ordinary "
+            "priority, which `nice` cannot reach: a cap leaves that server its CPU for the service's queries "
+            "and, where the bot's own database shares it, for the acks (BENCHMARKS.md §6i). A capped "
+            "dump takes longer and holds its snapshot open longer (vacuum waits for it). 0: no cap."
+        ),
+    )
     # --- RPO/RTO (#17) ---
     rpo_minutes: int = Field(
         60, gt=0, description="Recovery point objective: the most data the team may lose."

@@ -696,14 +696,7 @@ class JobRunner:
                     update(Job).where(Job.id == oldest, runnable).values(**lease).returning(Job.id)
                 ).scalar_one_or_none()
         with self.svc.read_sessions() as s:
-            candidates = list(
-                s.scalars(
-                    select(Job.id)
-                    .where(runnable)
-                    .order_by(Job.created_at)
-                    .limit(5)
-                )
-            )
+            candidates = list(s.scalars(select(Job.id).where(runnable).order_by(Job.created_at).limit(5)))
         for job_id in candidates:
             with self.svc.sessions.begin() as s:
                 res = s.execute(update(Job).where(Job.id == job_id, runnable).values(**lease))

@@ -30,6 +30,7 @@ from bot.backends.backup import (
     BackupError,
     BackupNotFound,
     ChecksumMismatch,
+    MiB,
     abort_stale_uploads,
     apply_retention,
     backup_key,
@@ -231,6 +232,9 @@ class Backup(Operation):
             (ctx.t("op.field.destination"), f"s3://{b.bucket}/{b.prefix}"),
             (ctx.t("op.field.retention"), ctx.t("op.backup.retention_value", days=b.retention_days)),
         ]
+        if b.max_rate_mib_per_s:  # why today's dump may take longer than the last uncapped one
+            rate = f"{human_bytes(b.max_rate_mib_per_s * MiB)}/s"
+            fields.append((ctx.t("op.field.read_rate"), ctx.t("op.backup.read_rate_value", rate=rate)))
         if b.memory_paths:
             fields.append(
                 (
@@ -340,6 +344,7 @@ class Backup(Operation):
                 progress=progress,
                 pg_dump=b.pg_dump,
                 nice=b.nice,
+                max_rate=b.max_rate_mib_per_s * MiB,
             )
         except BackupError as e:
             ctx.record("stored", outcome="error", detail=str(e), bucket=b.bucket, key=key)
