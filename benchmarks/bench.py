@@ -341,8 +341,15 @@ def render(results: dict[str, Any]) -> str:
                 rows,
             )  # fmt: skip
         )
-        for phase in ("quiet", "background"):
+        for phase in ("quiet", "background", "capped"):
             pc = w.get(phase, {}).get("paced") or {}
+            if phase == "capped" and pc:
+                c = w[phase]
+                phase = (
+                    f"background with backup.max_rate_mib_per_s={c['max_rate_mib_per_s']:g} "
+                    f"({c['backups_started']} backups back to back, the last in {c['last_backup_seconds']} s; "
+                    f"{c['followed_at_end']} followed)"
+                )
             if "p99_vs_bare" in pc:
                 out.append(
                     f"   {phase}, both paced at {pc['rate']:g} req/s (equal offered load), {pc.get('rounds')} rounds "

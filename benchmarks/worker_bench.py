@@ -20,6 +20,12 @@ after window, so drift on the shared machine hits both alike:
      the worker. Then bare, bot, bare, bot ... while they run; before each window the worker has
      prepared the previous window's requests. Each window records whether the backup and the 50
      follows were still running at its end.
+  C. capped: the same background, the worker restarted with `backup.max_rate_mib_per_s` (CAPPED_MIB_S), as a
+     host whose one PostgreSQL serves both the acks and the backed-up database would set it: paced rounds
+     only, with backups back to back (the moment one ends the next is requested), so one streams through
+     every window. B's paced
+     rounds are the uncapped reference: pg_dump's server backend, at the server's priority, takes a core
+     from the server every ack commits to.
 
 Every request is `/taisun deploy production v1.2.3` (a new job and audit row each; the worker prepares
 it against FakeGitHub — tag, compare, cd.yml — and posts its approval card), 16 connections, the
@@ -43,6 +49,7 @@ import json
 import os
 import statistics
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -77,6 +84,7 @@ from benchmarks.common import (
     start_bot,
     start_worker,
 )  # fmt: skip
+from bot.core.states import JobState
 from bot.slack import signing
 
 PROD_DEPLOY = "deploy production v1.2.3"
@@ -91,6 +99,9 @@ PACED_SECONDS = 20.0
 # Three paced rounds per phase, pooled: one round's p99 is the 20 slowest of 2,000, and a single stall of
 # the shared machine (run 6: the bare app's p99 346 ms at 100 req/s) decided a two-round mean.
 PACED_ROUNDS = 3
+# Phase C: backup.max_rate_mib_per_s for a host whose one PostgreSQL holds both the acks' database and the
+# backed-up one (0 skips the phase). 32 MiB/s: the 1 GB database's ~860 MB of SQL in ~26 s.
+CAPPED_MIB_S = 32.0
 
 
 def _bench_envs(n: int) -> list[str]:
@@ -134,9 +145,12 @@ class Remotes:
         return self.dispatches
 
 
-def write_config(path: Path, base: Path, *, service_url: str, followed: int, bucket: str) -> Path:
+def write_config(
+    path: Path, base: Path, *, service_url: str, followed: int, bucket: str, max_rate_mib_per_s: float = 0.0
+) -> Path:
     """The benchmark config (benchmarks/common.write_config) plus `followed` environments without
-    approval for the background deploys, and backups to `bucket` of BACKUP_DATABASE_URL."""
+    approval for the background deploys, and backups to `bucket` of BACKUP_DATABASE_URL, read at most
+    `max_rate_mib_per_s` (0: no cap)."""
     data = yaml.safe_load(base.read_text())
     for env in data["environments"].values():  # the service stand-in of the remotes' process
         env["url"] = service_url
@@ -145,7 +159,14 @@ def write_config(path: Path, base: Path, *, service_url: str, followed: int, buc
         template.pop(key, None)
     for name in _bench_envs(followed):
         data["environments"][name] = {**template, "url": service_url, "approval_required": False}
-    data["backup"].update({"bucket": bucket, "memory_paths": [], "dsn_env": "BACKUP_DATABASE_URL"})
+    data["backup"].update(
+        {
+            "bucket": bucket,
+            "memory_paths": [],
+            "dsn_env": "BACKUP_DATABASE_URL",
+            "max_rate_mib_per_s": max_rate_mib_per_s,
+        }
+    )
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     return path
 
@@ -389,7 +410,85 @@ def _summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, followed: int) -> dict[str, Any]:
+class BackToBack(threading.Thread):
+    """`/taisun backup run` again the moment the last backup has ended, so a backup streams all the time
+    (a new one's few seconds of start-up — the worker taking the job, pg_dump's catalog reads — aside)."""
+
+    def __init__(self, jobs: Jobs, bot_url: str, slack: SlackAt):
+        super().__init__(name="backups-back-to-back", daemon=True)
+        self.jobs, self.bot_url, self.slack = jobs, bot_url, slack
+        self.started: list[float] = []
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.wait(0.2):
+                if self.jobs.backup()[0] in FINAL_STATES:
+                    _slash(self.bot_url, "backup run", self.slack, 1000 + len(self.started))
+                    self.started.append(time.monotonic())
+                    _wait("the next backup is taken", lambda: self.jobs.backup()[0] not in FINAL_STATES, 60)
+        except BaseException as e:  # reported with the phase
+            self.error = e
+
+    def streaming(self) -> bool:
+        state, progress = self.jobs.backup()
+        return state == "running" and "key" in progress
+
+
+FINAL_STATES = {state.value for state in JobState.FINAL} | {""}  # "": no backup yet
+
+
+def _capped_phase(
+    jobs: Jobs,
+    followed: int,
+    paced_rounds: int,
+    apps: tuple[tuple[str, str, SlackAt | None], ...],
+    bot_url: str,
+    slack: SlackAt,
+    cap: float,
+) -> dict[str, Any]:
+    """Paced rounds with capped backups streaming back to back through every window, the follows resumed."""
+    _wait(f"the new worker resumes the {followed} follows", lambda: jobs.following() == followed, 300)
+    feeder = BackToBack(jobs, bot_url, slack)
+    feeder.start()
+    windows: list[dict[str, Any]] = []
+    try:
+        for r in range(paced_rounds):
+            for app, url, sl in apps:
+                _wait("the worker prepares the last window's requests", lambda: jobs.waiting() == 0, 900)
+                _wait("a backup streams", feeder.streaming, 120)
+                log(
+                    f"worker C{r + 1}: {app} paced at {PACED_RATE:g} req/s ({PACED_SECONDS:g} s), capped backups stream"
+                )
+                w = _paced_window(
+                    url, sl, rate=PACED_RATE, duration=PACED_SECONDS, name=f"worker-C{r}-{app}-paced"
+                )
+                w.update(app=app, phase="capped", round=r + 1, backup_running_at_end=feeder.streaming())
+                windows.append(w)
+    finally:
+        feeder.stopping.set()
+        feeder.join(70)
+    if feeder.error is not None:
+        raise feeder.error
+    _wait("the last backup ends", lambda: jobs.backup()[0] in FINAL_STATES, 900)
+    state, progress = jobs.backup()
+    return {
+        "max_rate_mib_per_s": cap, "backups_started": len(feeder.started), "last_backup": state,
+        "last_backup_seconds": progress.get("seconds"), "followed_at_end": jobs.following(),
+        "paced": {"windows": windows, **_paced_summary(windows)},
+    }  # fmt: skip
+
+
+def run(
+    *,
+    base_config: Path,
+    duration: float,
+    rounds: int,
+    backup_mb: int,
+    followed: int,
+    capped_mib_s: float = CAPPED_MIB_S,
+) -> dict[str, Any]:
     import boto3
 
     remotes = Remotes(REMOTES_NICE)
@@ -577,6 +676,29 @@ def run(*, base_config: Path, duration: float, rounds: int, backup_mb: int, foll
             "state": state,
             "seconds_after_windows_began": round(time.monotonic() - backup_started, 1),
         }
+        if capped_mib_s > 0 and paced_rounds:
+            # C. The same background with the dump read at most capped_mib_s (backup.max_rate_mib_per_s), as
+            # a host whose PostgreSQL serves the acks and the backed-up database would run it. The worker is
+            # restarted with that config (a graceful stop hands the 50 follows back; the new one resumes
+            # them), and every paced window runs with a backup streaming: when one ends, the next starts.
+            capped_config = write_config(
+                work / "taisun-worker-bench-capped.yml", base_config, service_url=service_url, followed=followed,
+                bucket=bucket, max_rate_mib_per_s=capped_mib_s,
+            )  # fmt: skip
+            log(f"worker C: the worker restarted with backup.max_rate_mib_per_s={capped_mib_s:g}")
+            worker.stop()
+            procs.remove(worker)
+            worker, worker_url = start_worker(
+                name="worker-worker-capped", db_url=db_url, config=capped_config, slack_url=slack.url,
+                threads=WORKER_THREADS, github_token=GITHUB_TOKEN, github_url=github_url, extra_env=shared_env,
+            )  # fmt: skip
+            procs.append(worker)
+            if worker_cgroup is not None:
+                move_tree(worker_cgroup, worker.pid)
+            result["capped"] = _capped_phase(
+                jobs, followed, paced_rounds, (("bare", bare_url, None), ("durable", durable_url, bare_slack),
+                                               ("bot", bot_url, slack)), bot_url, slack, capped_mib_s,
+            )  # fmt: skip
         result["github_dispatches"] = remotes.stop()
     finally:
         jobs.dispose()
