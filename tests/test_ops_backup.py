@@ -410,5 +410,7 @@ def test_a_capped_backup_says_its_cap_on_the_card_and_stores_the_same_backup(
     assert "*Read rate*: at most 32.0 MiB/s (`backup.max_rate_mib_per_s`)" in card
     key = job.progress["key"]
     body = s3_bucket.s3.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", target], input=gzip.decompress(body), check=True)
+    subprocess.run(
+        ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", target], input=gzip.decompress(body), check=True
+    )
     assert fingerprint(target) == fingerprint(source)
