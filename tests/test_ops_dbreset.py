@@ -9,6 +9,7 @@ does); approvals are clicked through the Slack path.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -84,13 +85,21 @@ def test_reset_terminates_only_idle_connections_older_than_the_limit_then_restar
     in_txn = psycopg.connect(dsn)
     in_txn.execute("SELECT 1")  # idle in transaction, however old, is never ended
     busy = psycopg.connect(dsn, autocommit=True)
-    worker = threading.Thread(target=lambda: busy.execute("SELECT pg_sleep(3)"))
+
+    # Active until the test ends it: a fixed pg_sleep(3) ran out before the bot counted on a loaded
+    # machine, and the card then showed it idle (6 connections, 4 idle).
+    def run_long() -> None:
+        with contextlib.suppress(psycopg.errors.QueryCanceled):
+            busy.execute("SELECT pg_sleep(120)")
+
+    worker = threading.Thread(target=run_long)
     worker.start()
     try:
         _wait_until_active(dsn, busy.info.backend_pid)  # a loaded machine may not have sent it yet
         job = request(bot, "staging")
         bot.settle()
-        worker.join()
+        busy.cancel()
+        worker.join(30)
         job = the_job(bot)
         assert job.state == "succeeded", job.result
         assert [alive(c) for c in old] == [False, False]
