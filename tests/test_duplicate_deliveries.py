@@ -6,6 +6,7 @@ import json
 import re
 import threading
 
+import pytest
 from sqlalchemy import select
 
 from bot.core.blocks import Action
@@ -132,3 +133,31 @@ def test_delivery_keys_are_forgotten_after_their_ttl(db_url, make_bot):
     bot.svc.runner.sweep()
     with bot.svc.sessions() as s:
         assert list(s.scalars(select(DedupeKey.key))) == ["command:new-trigger"]
+
+
+def test_a_delivery_keys_unflushed_commit_leaves_the_connection_flushing_every_later_commit(db_url):
+    """PostgreSQL: the key's own commit does not wait for the disk, which is safe only because the
+    request's later writes do (their flush carries the key's record). So the setting must end with the
+    key's statement: the connection it goes back to the pool as commits a job synchronously again."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import sessionmaker
+
+    from bot.core import dedupe
+
+    engine = create_engine(db_url, pool_size=1, max_overflow=0)  # the one connection, every time
+    try:
+        sessions = sessionmaker(bind=engine)
+        assert dedupe.first_time(sessions, "command:unflushed-1")
+        assert not dedupe.first_time(sessions, "command:unflushed-1")
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+            assert (
+                conn.execute(
+                    text("SELECT count(*) FROM dedupe_keys WHERE key = 'command:unflushed-1'")
+                ).scalar_one()
+                == 1
+            )
+    finally:
+        engine.dispose()
