@@ -16,43 +16,36 @@ from bot.core.store.models import DedupeKey
 TTL = timedelta(days=1)
 
 
-def _insert_once(insert: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING key, built once (bound values at each call)."""
-    table = DedupeKey.__table__
-    return (
-        insert(table)
-        .values(key=bindparam("key"), created_at=bindparam("created_at"))
-        .on_conflict_do_nothing(index_elements=[table.c.key])
-        .returning(table.c.key)
-    )
+def _insert_once(insert: Any, *, unflushed: bool = False) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING key, built once (bound values at each call).
 
-
-def _insert_once_without_flush() -> Any:
-    """PostgreSQL: the same INSERT, whose commit does not wait for its WAL to reach the disk.
-
-    Written as INSERT … SELECT whose WHERE calls set_config('synchronous_commit', 'off', true): the
-    setting is local to the statement's own transaction and is read when it commits. Safe for a
-    delivery key because WAL is one sequence: whatever the request then commits (the job and its audit
-    row, an approval) is flushed with synchronous_commit on, and that flush carries the key's earlier
-    record to the disk with it. Only a request that writes nothing after its key (help, status, a form
-    opened) can lose its key, and only if the database server itself crashes within its WAL writer's
-    delay (wal_writer_delay, 200 ms by default, up to three times that): Slack's retry of it is answered
-    again — it changed nothing. Measured (BENCHMARKS §6j): with the worker committing job progress
-    beside the acks, the key's own WAL flush was the ack's largest wait after the job's.
+    unflushed (PostgreSQL): its commit does not wait for its WAL to reach the disk. Written as INSERT …
+    SELECT whose WHERE calls set_config('synchronous_commit', 'off', true): the setting is local to the
+    statement's own transaction and is read when it commits. Safe for a delivery key because WAL is one
+    sequence: whatever the request then commits (the job and its audit row, an approval) is flushed
+    with synchronous_commit on, and that flush carries the key's earlier record to the disk with it.
+    Only a request that writes nothing after its key (help, status, a form opened) can lose its key,
+    and only if the database server itself crashes within its WAL writer's delay (wal_writer_delay,
+    200 ms by default, up to three times that): Slack's retry of it is answered again — it changed
+    nothing. Measured (BENCHMARKS §6j): with the worker committing beside the acks, the key's own WAL
+    flush was as long a wait as the job's, or longer.
     """
     table = DedupeKey.__table__
-    chosen = select(
-        bindparam("key", type_=table.c.key.type), bindparam("created_at", type_=table.c.created_at.type)
-    ).where(func.set_config("synchronous_commit", "off", True).is_not(None))
-    return (
-        postgresql.insert(table)
-        .from_select([table.c.key, table.c.created_at], chosen)
-        .on_conflict_do_nothing(index_elements=[table.c.key])
-        .returning(table.c.key)
+    key, created_at = (
+        bindparam("key", type_=table.c.key.type),
+        bindparam("created_at", type_=table.c.created_at.type),
     )
+    if unflushed:
+        no_flush = func.set_config("synchronous_commit", "off", True).is_not(None)
+        stmt = insert(table).from_select(
+            [table.c.key, table.c.created_at], select(key, created_at).where(no_flush)
+        )
+    else:
+        stmt = insert(table).values(key=key, created_at=created_at)
+    return stmt.on_conflict_do_nothing(index_elements=[table.c.key]).returning(table.c.key)
 
 
-_PG_INSERT = HotStatement(_insert_once_without_flush())
+_PG_INSERT = HotStatement(_insert_once(postgresql.insert, unflushed=True))
 _SQLITE_INSERT = _insert_once(sqlite.insert)
 
 
@@ -69,7 +62,7 @@ def first_time(sessions: sessionmaker[Session], key: str) -> bool:
     if engine.dialect.name == "postgresql":
         # One statement is its own transaction: in autocommit it is one round trip, not BEGIN, INSERT
         # and COMMIT; sent by psycopg itself (bot.core.store.hot); its commit waits for no WAL flush
-        # (_insert_once_without_flush says why that loses nothing a request wrote).
+        # (_insert_once says why that loses nothing a request wrote).
         return _PG_INSERT.first(engine, values) is not None
     with engine.begin() as conn:  # SQLite: through the engine's writer queue, as every write
         return conn.execute(_SQLITE_INSERT, values).first() is not None
