@@ -76,6 +76,56 @@ def test_a_job_whose_lease_ran_out_while_this_worker_runs_it_is_not_claimed_agai
     assert actions.count("deploy.resumed") == 1 and actions.count("deploy.succeeded") == 1
 
 
+def test_a_followed_deploy_keeps_its_lease_with_a_renewal_per_beat_not_per_poll(db_url, make_bot, github):
+    """A follow polls GitHub every half second and beats between polls; the lease must stay alive
+    even with no beat thread (here none runs: the bot is not started), but renewing it at every poll
+    was a synchronous commit per poll per job — 100 a second with 50 followed deploys, each a WAL
+    flush the acks' commits waited behind (BENCHMARKS §6k). A renewal per beat interval keeps the
+    lease as safe (renewed three times before it runs out) for a fraction of the commits."""
+    from sqlalchemy import event
+
+    github.run_script = ["queued"] + ["in_progress"] * 10_000 + [("completed", "success")]
+    lease = 3.0  # a beat a second; the follow polls every 0.5 s (verify_interval_seconds 0.1 × 5)
+    bot = make_bot(db_url, start=False, github_token=GITHUB_TOKEN, github_api_url=github.url,
+                   taisun_lease_seconds=lease)  # fmt: skip
+    other = make_bot(db_url, start=False, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    runner = bot.svc.runner
+    job_id = runner.claim_one()
+    renewals: list[float] = []
+
+    @event.listens_for(bot.svc.engine, "before_cursor_execute")
+    def count(_conn, _cursor, statement, *_):  # type: ignore[no-untyped-def]
+        if statement.startswith("UPDATE jobs SET lease_expires_at"):
+            renewals.append(time.monotonic())
+
+    following = threading.Thread(target=runner.execute, args=(job_id,), daemon=True)
+    following.start()
+
+    def progress() -> dict:
+        with bot.svc.sessions() as s:
+            return s.get(Job, job_id).progress
+
+    bot.slack.wait_for(lambda: progress().get("run_id"), timeout=30)
+    run_id = progress()["run_id"]
+    polls_before = len(github.requests_to(f"/actions/runs/{run_id}", "GET"))
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5 * lease:  # past two leases: only renewals kept it
+        assert other.svc.runner.claim_one() is None  # never free for another replica to take
+        time.sleep(0.1)
+    polls = len(github.requests_to(f"/actions/runs/{run_id}", "GET")) - polls_before
+    beats = [t for t in renewals if t >= started]
+    github.script_run(run_id, [("completed", "success")])
+    following.join(60)
+    assert not following.is_alive()
+    with bot.svc.sessions() as s:
+        assert s.get(Job, job_id).state == "succeeded"
+    assert polls >= 10, polls  # it polled every half second or so ...
+    most = 2.5 * lease / (lease / 3) + 1  # ... and renewed once a beat
+    assert 2 <= len(beats) <= most, (len(beats), polls)
+    assert len(beats) < polls / 1.5, (len(beats), polls)
+
+
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite writers never overlap
 def test_a_taker_that_lost_the_race_to_a_lock_released_meanwhile_takes_it(db_url, make_bot):
     """Found by the benchmark: a short job took and released the lock between our failed INSERT
