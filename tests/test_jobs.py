@@ -13,6 +13,19 @@ from tests.conftest import GITHUB_TOKEN
 from tests.harness import ALICE
 
 
+def follow_in_a_thread(bot, job_id: str) -> tuple[threading.Thread, int]:  # type: ignore[no-untyped-def]
+    """Run a claimed deploy on a thread of its own until it follows its run; the thread and the run's id."""
+    following = threading.Thread(target=bot.svc.runner.execute, args=(job_id,), daemon=True)
+    following.start()  # dispatches and follows the run, which stays in progress
+
+    def progress() -> dict:
+        with bot.svc.sessions() as s:
+            return s.get(Job, job_id).progress
+
+    bot.slack.wait_for(lambda: progress().get("run_id"), timeout=30)
+    return following, progress()["run_id"]
+
+
 def test_a_worker_that_lost_its_lease_stops_before_its_next_step_and_does_not_end_the_job(db_url, make_bot):
     bot = make_bot(db_url, start=False)  # no background workers: this test drives one by hand
     bot.command("deploy stg v1.2.3", user=ALICE)
@@ -46,15 +59,7 @@ def test_a_job_whose_lease_ran_out_while_this_worker_runs_it_is_not_claimed_agai
     bot.command("deploy stg v1.2.3", user=ALICE)
     runner = bot.svc.runner
     job_id = runner.claim_one()
-    following = threading.Thread(target=runner.execute, args=(job_id,), daemon=True)
-    following.start()  # dispatches and follows the run, which stays in progress
-
-    def progress() -> dict:
-        with bot.svc.sessions() as s:
-            return s.get(Job, job_id).progress
-
-    bot.slack.wait_for(lambda: progress().get("run_id"), timeout=30)
-    run_id = progress()["run_id"]
+    following, run_id = follow_in_a_thread(bot, job_id)
     gets = len(github.requests_to(f"/actions/runs/{run_id}", "GET"))
     github.stall_next(f"/actions/runs/{run_id}", 5.0, method="GET")  # the follower waits on GitHub ...
     bot.slack.wait_for(lambda: len(github.requests_to(f"/actions/runs/{run_id}", "GET")) > gets, timeout=30)
@@ -99,15 +104,7 @@ def test_a_followed_deploy_keeps_its_lease_with_a_renewal_per_beat_not_per_poll(
         if statement.startswith("UPDATE jobs SET lease_expires_at"):
             renewals.append(time.monotonic())
 
-    following = threading.Thread(target=runner.execute, args=(job_id,), daemon=True)
-    following.start()
-
-    def progress() -> dict:
-        with bot.svc.sessions() as s:
-            return s.get(Job, job_id).progress
-
-    bot.slack.wait_for(lambda: progress().get("run_id"), timeout=30)
-    run_id = progress()["run_id"]
+    following, run_id = follow_in_a_thread(bot, job_id)
     polls_before = len(github.requests_to(f"/actions/runs/{run_id}", "GET"))
     started = time.monotonic()
     while time.monotonic() - started < 2.5 * lease:  # past two leases: only renewals kept it

@@ -733,7 +733,7 @@ class JobRunner:
             self._renewed.update((job_id, beat) for job_id in job_ids if job_id in self._running)
 
     def _heartbeat(self, job_id: str) -> None:
-        """An operation's heartbeat between its polls (a deploy follow polls every half second): the lease
+        """An operation's heartbeat between its polls (a follow polls as often as every half second): the lease
         is renewed only when no beat has renewed it for a beat's interval — the beat thread may be starved
         on a busy host — not at every poll, which was a commit per poll per job."""
         with self._running_lock:
