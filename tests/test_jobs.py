@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from bot.core.store.models import AuditEvent, Job
 from tests.conftest import GITHUB_TOKEN
-from tests.harness import ALICE
+from tests.harness import ALICE, BOB, actions
 
 
 def follow_in_a_thread(bot, job_id: str) -> tuple[threading.Thread, int]:  # type: ignore[no-untyped-def]
@@ -24,6 +24,87 @@ def follow_in_a_thread(bot, job_id: str) -> tuple[threading.Thread, int]:  # typ
 
     bot.slack.wait_for(lambda: progress().get("run_id"), timeout=30)
     return following, progress()["run_id"]
+
+
+def test_a_prepared_deploy_commits_its_checks_and_awaiting_approval_once_before_its_card(
+    db_url, make_bot, github
+):  # type: ignore[no-untyped-def]
+    """The checks a prepare makes are reads (the tag, /version, the compare): what it records commits
+    with the job's next state, one transaction, not one per step and one more for the state — each a
+    WAL flush the acks' commits queue behind (BENCHMARKS §6l). The audit log and the card still show
+    every step, in order, and the card is posted after they are on record."""
+    from sqlalchemy import event
+
+    bot = make_bot(db_url, start=False, github_token=GITHUB_TOKEN, github_api_url=github.url)
+    bot.command("deploy production v1.2.3", user=ALICE)
+    runner = bot.svc.runner
+    job_id = runner.claim_one()
+    commits: list[list[str]] = []
+    statements: list[str] = []
+    event.listen(bot.svc.engine, "before_cursor_execute", lambda _c, _cu, sql, *_: statements.append(sql))
+    event.listen(bot.svc.engine, "commit", lambda _c: commits.append(statements[:]) or statements.clear())
+    runner.execute(job_id)
+    assert len(commits) == 1, [[s.split(" WHERE")[0][:60] for s in c] for c in commits]
+    assert any(s.startswith("INSERT INTO audit_events") for s in commits[0])
+    assert actions(bot, job_id)[-2:] == ["deploy.checked", "deploy.awaiting_approval"]
+    with bot.svc.sessions() as s:
+        job = s.get(Job, job_id)
+        checked = s.scalars(
+            select(AuditEvent).where(AuditEvent.job_id == job_id, AuditEvent.action == "deploy.checked")
+        ).one()
+    assert job.state == "pending_approval" and job.progress["sha"] == checked.params["sha"]
+    assert not bot.slack.channel_messages()  # nothing posted yet: the outbox has not run
+    bot.svc.outbox.start()
+    assert bot.svc.outbox.flush()
+    card = bot.slack.channel_messages()[-1]
+    assert job.progress["sha"][:10] in str(card.blocks)  # the checked commit, on the card
+
+
+def test_a_check_held_for_the_next_state_is_still_audited_when_a_lock_refuses_the_job(db_url, make_bot):
+    """Staging needs no approval: the deploy's checks commit with its lock and `queued`. When someone
+    locked the environment between the request and the check, the lock refuses the job — and the
+    checked step it had made is on record before the refusal, as before."""
+    from bot.core import locks
+
+    bot = make_bot(db_url, start=False)
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    with bot.svc.sessions.begin() as s:
+        locks.acquire(s, "staging", holder_id=BOB, holder_name="bob", reason="hotfix in progress")
+    runner = bot.svc.runner
+    job_id = runner.claim_one()
+    runner.execute(job_id)
+    with bot.svc.sessions() as s:
+        job = s.get(Job, job_id)
+    assert job.state == "refused" and "hotfix in progress" in job.result
+    assert actions(bot, job_id)[-2:] == ["deploy.checked", "deploy.refused"]
+    assert job.progress.get("fields")  # the checked step's progress, saved with its audit row
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # synchronous_commit is PostgreSQL's
+def test_a_claims_unflushed_commit_leaves_every_pooled_connection_flushing_later_commits(db_url, make_bot):
+    """A claim commits without waiting for the disk, safe only because the job's next write is
+    lease-guarded and synchronous (its flush carries the claim's record). The setting must end with
+    the claim's statement: every connection goes back to the pool committing synchronously."""
+    from sqlalchemy import event
+
+    bot = make_bot(db_url, start=False)
+    bot.command("deploy stg v1.2.3", user=ALICE)
+    seen: list[str] = []
+
+    def on_checkin(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        if dbapi_conn is None:
+            return
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SHOW synchronous_commit")
+            seen.append(cur.fetchone()[0])
+        dbapi_conn.rollback()
+
+    event.listen(bot.svc.engine.pool, "checkin", on_checkin)
+    try:
+        assert bot.svc.runner.claim_one() is not None
+    finally:
+        event.remove(bot.svc.engine.pool, "checkin", on_checkin)
+    assert seen and set(seen) == {"on"}, seen
 
 
 def test_a_worker_that_lost_its_lease_stops_before_its_next_step_and_does_not_end_the_job(db_url, make_bot):

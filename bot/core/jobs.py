@@ -16,6 +16,8 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -497,6 +499,15 @@ class Doorbell:
                 self._rings -= 1
 
 
+@dataclass
+class _Held:
+    """What a job's prepare saved, held for the transaction that moves the job on (JobRunner._prepare)."""
+
+    holding: bool = True
+    saved: bool = False
+    notes: list[AuditNote] = field(default_factory=list)
+
+
 class JobRunner:
     """Worker threads of the bot's own (never Bolt's listener pool) that run jobs under a lease.
 
@@ -693,9 +704,16 @@ class JobRunner:
                 select(Job.id).where(runnable).order_by(Job.created_at).limit(1)
                 .with_for_update(skip_locked=True).scalar_subquery()
             )  # fmt: skip
-            with self.svc.sessions.begin() as s:
-                return s.execute(
-                    update(Job).where(Job.id == oldest, runnable).values(**lease).returning(Job.id)
+            # One round trip in autocommit, and a commit that waits for no WAL flush: every write the
+            # job makes after its claim is lease-guarded and committed synchronously (before any side
+            # effect), and WAL is one sequence, so that flush carries the claim to the disk first. A
+            # claim lost with the database server itself frees the job, and the worker's next guarded
+            # write finds it no longer holds it (LeaseLost). BENCHMARKS §6l: the acks' commits queue
+            # behind the worker's WAL flushes.
+            unflushed = func.set_config("synchronous_commit", "off", True).is_not(None)
+            with self.svc.read_sessions.kw["bind"].connect() as conn:  # autocommit on PostgreSQL
+                return conn.execute(
+                    update(Job).where(Job.id == oldest, runnable, unflushed).values(**lease).returning(Job.id)
                 ).scalar_one_or_none()
         with self.svc.read_sessions() as s:
             candidates = list(s.scalars(select(Job.id).where(runnable).order_by(Job.created_at).limit(5)))
@@ -791,33 +809,46 @@ class JobRunner:
                     return
                 self._stop.wait(backoff(failures))
 
-    def _context(self, job: Job) -> JobContext:
+    def _write_progress(
+        self, s: Session, job: Job, progress: dict[str, Any], notes: Sequence[AuditNote]
+    ) -> None:
+        """A step's progress and its audit rows, in the caller's transaction.
+
+        Only while this worker still holds the lease: operations save before each side effect, so a
+        worker that lost its job to another replica stops first (LeaseLost rolls the transaction back:
+        no audit row for a step not ours)."""
+        res = s.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.lease_owner == self.owner)
+            .values(progress=progress, updated_at=now())
+        )
+        if res.rowcount != 1:
+            raise LeaseLost(job.id)
+        for note in notes:  # the step's audit rows commit with the step, or neither does
+            audit.append(
+                s, actor_id=SYSTEM_HOLDER, actor_name="TAISUN",
+                action=f"{job.operation}.{note.event}", environment=job.environment,
+                channel=job.channel, params=note.facts, outcome=note.outcome,
+                detail=note.detail, job_id=job.id, lang=self.svc.config.language,
+            )  # fmt: skip
+
+    def _context(self, job: Job, held: _Held | None = None) -> JobContext:
         env = self.svc.config.environments.get(job.environment)
 
         def save_progress(values: dict[str, Any], notes: tuple[AuditNote, ...] = ()) -> None:
             progress = {**job.progress, **values}
+            if held is not None and held.holding:  # a prepare's: commits with the job's next state
+                held.notes.extend(notes)
+                held.saved = True
+                job.progress = progress
+                return
             failures = 0
             while True:
                 if self._frozen:
                     raise LeaseLost(job.id)  # handed back at stop: touch nothing more
                 try:
                     with self.svc.sessions.begin() as s:
-                        # Only while this worker still holds the lease: operations save before each
-                        # side effect, so a worker that lost its job to another replica stops first.
-                        res = s.execute(
-                            update(Job)
-                            .where(Job.id == job.id, Job.lease_owner == self.owner)
-                            .values(progress=progress, updated_at=now())
-                        )
-                        if res.rowcount != 1:
-                            raise LeaseLost(job.id)  # rolls back: no audit row for a step not ours
-                        for note in notes:  # the step's audit rows commit with the step, or neither does
-                            audit.append(
-                                s, actor_id=SYSTEM_HOLDER, actor_name="TAISUN",
-                                action=f"{job.operation}.{note.event}", environment=job.environment,
-                                channel=job.channel, params=note.facts, outcome=note.outcome,
-                                detail=note.detail, job_id=job.id, lang=self.svc.config.language,
-                            )  # fmt: skip
+                        self._write_progress(s, job, progress, notes)
                     break
                 except LeaseLost:
                     raise
@@ -841,7 +872,7 @@ class JobRunner:
         )
 
     def _execute(self, job_id: str) -> None:
-        with self.svc.sessions() as s:
+        with self.svc.read_sessions() as s:  # a read: autocommit on PostgreSQL (one round trip)
             job = s.get(Job, job_id)
         if job is None or job.lease_owner != self.owner or job.state in JobState.FINAL:
             return
@@ -853,24 +884,38 @@ class JobRunner:
                 i18n.t("job.result.unknown_op", self.svc.config.language, op=job.operation),
             )
             return
-        ctx = self._context(job)
         if job.state == JobState.VALIDATING:
-            self._prepare(op, ctx)
+            self._prepare(op, job)
         elif job.state in JobState.UNDER_WAY:
-            self._run(op, ctx)
+            self._run(op, self._context(job))
 
-    def _prepare(self, op: Operation, ctx: JobContext) -> None:
-        job = ctx.job
+    def _prepare(self, op: Operation, job: Job) -> None:
+        """Check the request (op.prepare), then await approval or queue the job.
+
+        A prepare only reads (GitHub, /version, the history): what it saves and audits is held and
+        commits in the transaction that moves the job on — one commit, not one per step and another for
+        the state (each a WAL flush the acks' commits queue behind, BENCHMARKS §6l). Its audit rows
+        still commit before the card is posted, the next side effect; a prepare cut short by a crash
+        changed nothing and runs again. Where the job ends instead (refused, failed, a lock taken),
+        the held steps commit first, on their own, as they always did."""
+        held = _Held()
+        ctx = self._context(job, held)
         try:
             op.prepare(ctx)
         except LeaseLost:
             return
         except OpRefused as e:
-            self._finish(job.id, JobState.INVALID, user_message(e, self.svc.config.language))
+            if self._release(ctx, held):
+                self._finish(job.id, JobState.INVALID, user_message(e, self.svc.config.language))
             return
         except OpError as e:
-            self._finish(job.id, JobState.FAILED, user_message(e, self.svc.config.language))
+            if self._release(ctx, held):
+                self._finish(job.id, JobState.FAILED, user_message(e, self.svc.config.language))
             return
+        except Exception as e:
+            if not database_unreachable(e):
+                self._release(ctx, held)  # the steps it had recorded, before execute() fails the job
+            raise
         env = ctx.env
         t = now()
         if op.approval_required(self.svc, job, env):
@@ -879,16 +924,23 @@ class JobRunner:
                 if env
                 else self.svc.config.defaults.approval_expiry_minutes
             )
-            with self.svc.sessions.begin() as s:
-                s.execute(
-                    update(Job).where(Job.id == job.id, Job.state == JobState.VALIDATING)
-                    .values(state=JobState.PENDING_APPROVAL, expires_at=t + timedelta(minutes=minutes),
-                            lease_owner="", lease_expires_at=None, updated_at=t)
-                )  # fmt: skip
-                _audit(s, job, "awaiting_approval", "taisun", "TAISUN", outcome="pending")
+            try:
+                with self.svc.sessions.begin() as s:
+                    if held.saved:
+                        self._write_progress(s, job, job.progress, held.notes)
+                    s.execute(
+                        update(Job).where(Job.id == job.id, Job.state == JobState.VALIDATING)
+                        .values(state=JobState.PENDING_APPROVAL, expires_at=t + timedelta(minutes=minutes),
+                                lease_owner="", lease_expires_at=None, updated_at=t)
+                    )  # fmt: skip
+                    _audit(s, job, "awaiting_approval", "taisun", "TAISUN", outcome="pending")
+            except LeaseLost:
+                return
             return
         try:
             with self.svc.sessions.begin() as s:
+                if held.saved:
+                    self._write_progress(s, job, job.progress, held.notes)
                 if env is not None and op.takes_lock(job):
                     locks.acquire(
                         s, env.name, holder_id=job.requested_by, holder_name=job.requested_by_name,
@@ -896,11 +948,26 @@ class JobRunner:
                     )  # fmt: skip
                 s.execute(update(Job).where(Job.id == job.id).values(state=JobState.QUEUED, updated_at=t))
                 _audit(s, job, "queued", "taisun", "TAISUN")
-        except EnvironmentLocked as e:
-            self._finish(job.id, JobState.REFUSED, user_message(e, self.svc.config.language))
+        except LeaseLost:
             return
+        except EnvironmentLocked as e:
+            if self._release(ctx, held):
+                self._finish(job.id, JobState.REFUSED, user_message(e, self.svc.config.language))
+            return
+        held.holding = False  # from here on every step commits before its side effect
         job.state = JobState.QUEUED
         self._run(op, ctx)
+
+    def _release(self, ctx: JobContext, held: _Held) -> bool:
+        """Commit what a prepare held, on its own; False when this worker no longer holds the job."""
+        held.holding = False
+        if not held.saved:
+            return True
+        try:
+            ctx.save_progress({}, tuple(held.notes))
+        except LeaseLost:
+            return False
+        return True
 
     def _run(self, op: Operation, ctx: JobContext) -> None:
         job = ctx.job

@@ -184,7 +184,10 @@ class Operation:
         return self.needs_lock and not job.dry_run
 
     def prepare(self, ctx: JobContext) -> None:
-        """Slow validation in a worker (GitHub lookups...). Raise OpRefused to end the job as invalid."""
+        """Slow validation in a worker (GitHub lookups...). Raise OpRefused to end the job as invalid.
+
+        It only reads — no side effect: what it saves and records commits with the job's next state
+        (awaiting approval, queued) in one transaction (JobRunner._prepare), before the card is posted."""
 
     def run(self, ctx: JobContext) -> None:
         """Do the work, recording steps. Raise OpError on failure."""
