@@ -15,11 +15,11 @@ after window, so drift on the shared machine hits both alike:
      long the worker took to catch up after each bot window is reported. "embedded" is the reference:
      `taisun serve` as before, its jobs in its own processes (its own database).
   B. background: 50 deploys to environments of their own (no approval) are dispatched to FakeGitHub,
-     whose runs stay in progress, so the worker follows all 50 (a GET per run every 3 s); a
-     `/taisun backup run` streams a ~1 GB PostgreSQL database (pg_dump → gzip → S3 on moto) in
-     the worker. Then bare, bot, bare, bot ... while they run; before each window the worker has
-     prepared the previous window's requests. Each window records whether the backup and the 50
-     follows were still running at its end.
+     whose runs stay in progress, so the worker follows all 50 (a GET per run every 3 s); before every
+     window a `/taisun backup run` starts streaming a ~1 GB PostgreSQL database (pg_dump → gzip → S3
+     on moto) in the worker, so each app's window meets a dump at the same stage. Then bare, bot,
+     bare, bot ... while they run; before each window the worker has prepared the previous window's
+     requests. Each window records whether its backup and the 50 follows were still running at its end.
   C. capped: the same background, the worker restarted with `backup.max_rate_mib_per_s` (CAPPED_MIB_S), as a
      host whose one PostgreSQL serves both the acks and the backed-up database would set it: paced rounds
      only, with backups back to back (the moment one ends the next is requested), so one streams through
@@ -245,6 +245,11 @@ class Jobs:
             ).first()
         return (row[0], row[1] or {}) if row else ("", {})
 
+    def backup_streaming(self) -> bool:
+        """The last backup runs and has begun its object (the dump flows)."""
+        state, progress = self.backup()
+        return state == "running" and "key" in progress
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -444,11 +449,20 @@ class BackToBack(threading.Thread):
             self.error = e
 
     def streaming(self) -> bool:
-        state, progress = self.jobs.backup()
-        return state == "running" and "key" in progress
+        return self.jobs.backup_streaming()
 
 
 FINAL_STATES = {state.value for state in JobState.FINAL} | {""}  # "": no backup yet
+
+
+def _fresh_backup(jobs: Jobs, bot_url: str, slack: SlackAt, n: int) -> float:
+    """Phase B, before each window: the last backup ended, a new one requested and streaming (its first
+    object key saved), so every app's window meets a dump at the same stage. Seconds it took."""
+    started = time.monotonic()
+    _wait("the last backup ends", lambda: jobs.backup()[0] in FINAL_STATES, 900)
+    _slash(bot_url, "backup run", slack, n)
+    _wait("the backup streams", jobs.backup_streaming, 120)
+    return time.monotonic() - started
 
 
 def _capped_phase(
@@ -635,21 +649,24 @@ def run(
             )
         except TimeoutError as e:  # say where they are: found their runs, still looking, or failed
             raise TimeoutError(f"{e}; (state, has a run): {jobs.followed_states()}") from None
-        _slash(bot_url, "backup run", slack, 999)
-        result["backup_setup_s"] = _wait(
-            "the backup streams", lambda: jobs.backup()[0] == "running" and jobs.waiting() == 0, 120
-        )
+        backups_started = 0
         backup_started = time.monotonic()
         windows = []
         paced_windows = []
-        # The paced rounds first, while the backup streams (a bot window's thousands of jobs take the
-        # worker minutes to prepare beside it); each window says whether it still ran at its end.
+        # The paced rounds first (a bot window's thousands of jobs take the worker minutes to prepare
+        # beside a backup). Every window starts with a backup of its own just streaming: the vacuumed
+        # 1 GB dump can end inside one 20 s window, and one backup for all rounds met only the first
+        # window's app (§6k). Each window says whether its backup still ran at its end.
         for r in range(paced_rounds):
             for app, url, sl in _rotated(
                 (("bare", bare_url, None), ("durable", durable_url, bare_slack), ("bot", bot_url, slack)), r
             ):
                 _wait("the worker prepares the last window's requests", lambda: jobs.waiting() == 0, 900)
-                log(f"worker B{r + 1}: {app} paced at {PACED_RATE:g} req/s ({PACED_SECONDS:g} s)")
+                _fresh_backup(jobs, bot_url, slack, 900 + backups_started)
+                backups_started += 1
+                log(
+                    f"worker B{r + 1}: {app} paced at {PACED_RATE:g} req/s ({PACED_SECONDS:g} s), a backup streams"
+                )
                 w = _paced_window(
                     url, sl, rate=PACED_RATE, duration=PACED_SECONDS, name=f"worker-B{r}-{app}-paced"
                 )
@@ -666,7 +683,9 @@ def run(
                 ("bot", bot_url, slack, {"app": bot.pid, "worker": worker.pid}),
             ):
                 _wait("the worker prepares the last window's requests", lambda: jobs.waiting() == 0, 900)
-                log(f"worker B{r + 1}: {app} ({duration:g} s), backup {jobs.backup()[0]}")
+                _fresh_backup(jobs, bot_url, slack, 900 + backups_started)
+                backups_started += 1
+                log(f"worker B{r + 1}: {app} ({duration:g} s), a backup streams")
                 before = jobs.count()
                 w = _window(url, sl, duration=duration, name=f"worker-B{r}-{app}", groups=groups)
                 w.update(app=app, phase="background", round=r + 1)
@@ -684,6 +703,8 @@ def run(
             state, progress = jobs.backup()
         result["backup"] = {
             "state": state,
+            "backups_started": backups_started,
+            "last_backup_seconds": progress.get("seconds"),
             "seconds_after_windows_began": round(time.monotonic() - backup_started, 1),
         }
         if capped_mib_s > 0 and paced_rounds:
