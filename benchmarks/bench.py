@@ -347,8 +347,14 @@ def render(results: dict[str, Any]) -> str:
                 c = w[phase]
                 phase = (
                     f"background with backup.max_rate_mib_per_s={c['max_rate_mib_per_s']:g} "
-                    f"({c['backups_started']} backups back to back, the last in {c['last_backup_seconds']} s; "
+                    f"({c['backups_started']} backups back to back, the last in {c['last_backup_seconds'] or 0:.1f} s; "
                     f"{c['followed_at_end']} followed)"
+                )
+            if phase == "background" and pc and "backups_started" in w.get("backup", {}):
+                b = w["backup"]
+                phase = (
+                    f"background ({b['backups_started']} backups, one started at each window, the last in "
+                    f"{b['last_backup_seconds'] or 0:.1f} s)"
                 )
             if "p99_vs_bare" in pc:
                 out.append(
