@@ -904,43 +904,33 @@ class JobRunner:
             op.prepare(ctx)
         except LeaseLost:
             return
-        except OpRefused as e:
-            if self._release(ctx, held):
-                self._finish(job.id, JobState.INVALID, user_message(e, self.svc.config.language))
-            return
-        except OpError as e:
-            if self._release(ctx, held):
-                self._finish(job.id, JobState.FAILED, user_message(e, self.svc.config.language))
+        except OpError as e:  # OpRefused: the request is invalid; anything else: it failed
+            self._end_prepared(
+                ctx, held, JobState.INVALID if isinstance(e, OpRefused) else JobState.FAILED, e
+            )
             return
         except Exception as e:
             if not database_unreachable(e):
                 self._release(ctx, held)  # the steps it had recorded, before execute() fails the job
             raise
         env = ctx.env
+        approval = op.approval_required(self.svc, job, env)  # decided before the transaction opens
+        minutes = (
+            self.svc.config.approval_expiry(env) if env else self.svc.config.defaults.approval_expiry_minutes
+        )
         t = now()
-        if op.approval_required(self.svc, job, env):
-            minutes = (
-                self.svc.config.approval_expiry(env)
-                if env
-                else self.svc.config.defaults.approval_expiry_minutes
-            )
-            try:
-                with self.svc.sessions.begin() as s:
-                    if held.saved:
-                        self._write_progress(s, job, job.progress, held.notes)
+        try:
+            with self.svc.sessions.begin() as s:
+                if held.saved:  # lease-guarded: LeaseLost rolls the move back too
+                    self._write_progress(s, job, job.progress, held.notes)
+                if approval:
                     s.execute(
                         update(Job).where(Job.id == job.id, Job.state == JobState.VALIDATING)
                         .values(state=JobState.PENDING_APPROVAL, expires_at=t + timedelta(minutes=minutes),
                                 lease_owner="", lease_expires_at=None, updated_at=t)
                     )  # fmt: skip
                     _audit(s, job, "awaiting_approval", "taisun", "TAISUN", outcome="pending")
-            except LeaseLost:
-                return
-            return
-        try:
-            with self.svc.sessions.begin() as s:
-                if held.saved:
-                    self._write_progress(s, job, job.progress, held.notes)
+                    return
                 if env is not None and op.takes_lock(job):
                     locks.acquire(
                         s, env.name, holder_id=job.requested_by, holder_name=job.requested_by_name,
@@ -951,12 +941,16 @@ class JobRunner:
         except LeaseLost:
             return
         except EnvironmentLocked as e:
-            if self._release(ctx, held):
-                self._finish(job.id, JobState.REFUSED, user_message(e, self.svc.config.language))
+            self._end_prepared(ctx, held, JobState.REFUSED, e)
             return
         held.holding = False  # from here on every step commits before its side effect
         job.state = JobState.QUEUED
         self._run(op, ctx)
+
+    def _end_prepared(self, ctx: JobContext, held: _Held, state: JobState, why: Exception) -> None:
+        """A job that ends in its prepare: the steps it held on record first, then how it ended."""
+        if self._release(ctx, held):
+            self._finish(ctx.job.id, state, user_message(why, self.svc.config.language))
 
     def _release(self, ctx: JobContext, held: _Held) -> bool:
         """Commit what a prepare held, on its own; False when this worker no longer holds the job."""
