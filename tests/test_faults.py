@@ -103,6 +103,25 @@ def test_a_revoked_slack_token_turns_health_red_and_is_logged_loudly(db_url, mak
     assert any("SLACK TOKEN REJECTED" in r.getMessage() for r in caplog.records)
 
 
+def test_a_slow_ok_from_before_a_revocation_does_not_turn_health_green_again(db_url, make_bot, slack):
+    """The watch's loop and /health's callers check concurrently: the newest check's answer stands."""
+    import threading
+
+    bot = make_bot(db_url)
+    watch = bot.wsgi.auth
+    assert watch.check() == "ok"
+    slow = slack.hold_answer("auth.test")  # Slack says "ok" to this one; the answer is late on the wire
+    first = threading.Thread(target=watch.check)
+    first.start()
+    assert slow.decided.wait(10)
+    slack.revoked = True
+    assert watch.check() == "token_revoked"
+    slow.release.set()
+    first.join(10)
+    status, health = _get(bot, "/health")
+    assert status == 503 and health["slack"] == "token_revoked"
+
+
 def test_a_request_that_waited_past_slacks_deadline_runs_nothing_and_says_so(db_url, make_bot, slack):
     """Slack tells the user a command failed after 3 s; the bot must not then run it anyway."""
     from bot.core.blocks import Action

@@ -44,6 +44,14 @@ class Fault:
     error: str = ""  # ok:false error to answer with status 200 (e.g. "invalid_auth")
 
 
+@dataclass
+class HeldAnswer:
+    """A call Slack has decided (`decided` is set) whose answer waits until `release` is set."""
+
+    decided: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
 class LocalSlack:
     def __init__(self, token: str | None = None, app_token: str | None = None):
         self.token = token  # when set, calls with another token get invalid_auth
@@ -61,6 +69,7 @@ class LocalSlack:
         self.faults: list[Fault] = []
         self.delays: dict[str, float] = {}  # method -> seconds each call takes (a slow Slack)
         self.holds: dict[str, threading.Event] = {}  # method -> calls wait until it is set
+        self.held_answers: dict[str, HeldAnswer] = {}  # method -> its next call's answer waits on the wire
         self.revoked = False
         self._hold_for = 60.0
         self._lock = threading.RLock()
@@ -173,6 +182,14 @@ class LocalSlack:
             return sum(1 for m, _ in self.calls if m == method)
 
     # -- wire protocol ---------------------------------------------------------------
+    def hold_answer(self, method: str) -> HeldAnswer:
+        """Decide the next call of `method` as it arrives but keep its answer on the wire until the
+        returned HeldAnswer is released: a slow answer that Slack's state has since overtaken."""
+        held = HeldAnswer()
+        with self._lock:
+            self.held_answers[method] = held
+        return held
+
     def _reply(
         self,
         h: BaseHTTPRequestHandler,
@@ -180,6 +197,10 @@ class LocalSlack:
         body: dict[str, Any],
         headers: dict[str, str] | None = None,
     ) -> None:
+        held: HeldAnswer | None = getattr(h, "taisun_held_answer", None)
+        if held is not None:
+            held.decided.set()
+            held.release.wait(60.0)
         data = json.dumps(body).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json; charset=utf-8")
@@ -229,6 +250,7 @@ class LocalSlack:
             return
         with self._lock:
             self.calls.append((method, params))
+            h.taisun_held_answer = self.held_answers.pop(method, None)  # type: ignore[attr-defined]
             slow = self.delays.get(method, 0.0)
             gate = self.holds.get(method)
         if slow:

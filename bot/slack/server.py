@@ -56,29 +56,46 @@ class SlackAuthWatch:
         self.team = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._asked = 0  # tickets handed to checks as they start
+        self._answered = 0  # the latest-started check whose answer stands
 
     def check(self) -> str:
-        if not self.svc.settings.slack_bot_token:
-            self.status = "not configured"
-            return self.status
-        try:
-            resp = self.svc.slack.auth_test()
-            self.status, self.team = "ok", str(resp.get("team", ""))
+        """Ask Slack now. Checks overlap (the watch's loop, /health's callers): an answer applies only when
+        no check that started later has answered, so a slow "ok" never hides a revocation seen after it."""
+        with self._lock:
+            self._asked += 1
+            ticket = self._asked
+        status, team, resp = self._ask()
+        with self._lock:
+            if ticket < self._answered:
+                return self.status
+            self._answered = ticket
+            self.status, self.team = status, team or self.team
+        if resp is not None:
             # `*` in a role means members of this workspace: the policy needs to know which it is.
             self.svc.policy.workspaces.installed_in(
                 str(resp.get("team_id") or ""), str(resp.get("enterprise_id") or ""),
                 bool(resp.get("is_enterprise_install")),
             )  # fmt: skip
+        return status
+
+    def _ask(self) -> tuple[str, str, Any]:
+        """auth.test's verdict: (status, team, the response when the token is good)."""
+        if not self.svc.settings.slack_bot_token:
+            return "not configured", "", None
+        try:
+            resp = self.svc.slack.auth_test()
         except SlackApiError as e:
             err = str(e.response.get("error", "error")) if e.response is not None else "error"
-            self.status = err
             if err in FATAL_AUTH_ERRORS:
                 log.error("SLACK TOKEN REJECTED: the bot cannot post anything until SLACK_BOT_TOKEN is replaced",
                           extra={"slack_error": err})  # fmt: skip
+            return err, "", None
         except Exception as e:
-            self.status = "unreachable"
             log.warning("slack auth.test failed", extra={"error": repr(e)})
-        return self.status
+            return "unreachable", "", None
+        return "ok", str(resp.get("team", "")), resp
 
     def start(self) -> None:
         if self._thread is None:
