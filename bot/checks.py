@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.core.config import Config, ConfigError, Settings, SlackUnreachable, load_config
 from bot.core.logs import redact
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 OK, FAIL, SKIP = "ok", "fail", "not configured"
 
@@ -21,17 +25,58 @@ def _database(settings: Settings, config: Config) -> tuple[str, str]:
         make_engine,
     )
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, connections=4, name="taisun-check")
     try:
         current, head = current_revision(engine), head_revision()
         ensure_not_shell_database(engine)
+        budget = _connection_budget(engine, settings) if engine.dialect.name == "postgresql" else None
     except WrongDatabase as e:
         return FAIL, str(e)
     finally:
         engine.dispose()
     if current != head:
         return FAIL, f"reachable, but at revision {current or 'none'}; run `taisun migrate` (needs {head})"
-    return OK, f"reachable, schema at {head}"
+    if budget is None:
+        return OK, f"reachable, schema at {head}"
+    fits, said = budget
+    return (OK if fits else FAIL), f"reachable, schema at {head}; {said}"
+
+
+def _connection_budget(engine: Engine, settings: Settings) -> tuple[bool, str]:
+    """PostgreSQL's max_connections against what is open now and what one more bot process may open."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT current_setting('max_connections')::int,"
+                " current_setting('superuser_reserved_connections')::int"
+                " + coalesce(current_setting('reserved_connections', true), '0')::int"
+            )
+        ).one()
+        users = conn.execute(
+            text(
+                "SELECT coalesce(nullif(application_name, ''), '(unnamed)'), count(*) FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 2 DESC, 1"
+            )
+        ).all()
+    limit = int(row[0]) - int(row[1])
+    in_use = sum(int(n) for _name, n in users)
+    per_process = settings.taisun_db_connections + (2 if settings.taisun_jobs == "worker" else 0)
+    room = (limit - in_use) // per_process
+    holders = ", ".join(f"{name} {n}" for name, n in users[:6]) or "none"
+    said = (
+        f"connections: {in_use} of {limit} open ({holders}); a bot process may open {per_process} "
+        f"(TAISUN_DB_CONNECTIONS {settings.taisun_db_connections}"
+        + (" + 2 for NOTIFY/LISTEN" if settings.taisun_jobs == "worker" else "")
+        + ")"
+    )
+    if room < 1:
+        return False, said + (
+            f": one more would not fit under max_connections {row[0]} ({row[1]} reserved); lower "
+            "TAISUN_DB_CONNECTIONS, run fewer processes (`taisun serve --workers`), or raise max_connections"
+        )
+    return True, said + f": room for {room} more such process" + ("es" if room > 1 else "")
 
 
 def _slack(settings: Settings, config: Config) -> tuple[str, str]:

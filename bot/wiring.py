@@ -119,7 +119,11 @@ def build_services(
     register_operations()
     load_secrets(settings)  # *_SECRET_ID: the bot's own secrets from AWS Secrets Manager, once
     config = config or load_config(settings.config_path)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        connections=settings.taisun_db_connections,
+        name="taisun" if role == "embedded" else f"taisun-{role}",
+    )
     # SQLite takes its write lock at BEGIN; hot reads (lock checks, polls) must not queue for it.
     # PostgreSQL reads in autocommit: under READ COMMITTED each statement has its own snapshot anyway,
     # and a read then costs one round trip, not BEGIN, the query and ROLLBACK.
@@ -143,6 +147,8 @@ def build_services(
         ),
         metrics=Metrics(),
     )
+    if engine.dialect.name == "postgresql":
+        svc.on_stop.append(svc.metrics.watch_pool(engine, settings.taisun_db_connections))
     # Writes made on a request's ack path take effect only while the answer can be on time.
     deadline.install(svc.sessions)
     svc.jobs = JobService(svc)

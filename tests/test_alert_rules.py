@@ -283,6 +283,7 @@ def test_the_bots_own_alerts_use_metrics_the_bot_exports() -> None:
     metrics.ACK_SECONDS.labels("command")
     metrics.JOBS.labels("deploy", "failed")
     metrics.SLACK_ERRORS.labels("chat.postMessage", "ratelimited")
+    metrics.DB_CONNECTIONS.labels("in_use")
     exported = generate_latest().decode()
     doc = yaml.safe_load(BOT_ALERTS.read_text(encoding="utf-8"))
     rules = [r for g in doc["groups"] for r in g["rules"]]
@@ -325,6 +326,17 @@ def test_the_bots_own_alerts_fire_when_they_should(tmp_path: Path) -> None:
             [_series("taisun_jobs_finished_total", "0x5 2x15", operation="deploy", outcome="failed")],
             [expect("TaisunJobsFailing", False)],
         ),
+        # a replica whose pools have lent out 19 of 20 connections for 10 minutes → fires; 10 of 20 → quiet
+        *[
+            _case(
+                [
+                    _series("taisun_db_connections", f"{used}x20", state="in_use", instance="bot-1:3000"),
+                    _series("taisun_db_connections_limit", "20x20", instance="bot-1:3000"),
+                ],
+                [expect("TaisunDbPoolFull", fires, instance="bot-1:3000")],
+            )
+            for used, fires in [("19", True), ("10", False)]
+        ],
         # a replica that stopped answering the scrape for over 2 minutes
         _case(
             [_series("up", "1x5 0x15", job="taisun-bot", instance="bot-1:3000")],

@@ -140,6 +140,17 @@ class Settings(BaseSettings):
         30.0,
         description="A worker holds a job this long between heartbeats; a dead worker's job is taken over after it.",
     )
+    taisun_db_connections: int = Field(
+        20,
+        ge=4,
+        le=500,
+        description="PostgreSQL: the most connections one bot process opens to DATABASE_URL (its pool: half kept "
+        "open, the rest opened under a burst and closed again). Each `taisun serve` gunicorn worker and each "
+        "`taisun worker` is a process, and with TAISUN_JOBS=worker each also holds 2 for NOTIFY/LISTEN: "
+        "(replicas × --workers + workers) × (this + 2), plus the CLI and backups, must stay under the server's "
+        "max_connections; `taisun check` counts it against the server. A thread that finds the pool empty waits "
+        "for a connection. Connections are named taisun-serve, taisun-worker, taisun-cli in pg_stat_activity.",
+    )
 
     # --- security operations (#18): the bot's own secrets from AWS Secrets Manager ---
     slack_bot_token_secret_id: str = Field(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -14,6 +16,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from sqlalchemy import Engine, event
 
 if TYPE_CHECKING:
     from bot.core.store.models import Job
@@ -94,6 +97,18 @@ OUTSIDE_DEPLOYS = Counter(
     ["origin"],
 )
 
+DB_CONNECTIONS = Gauge(
+    "taisun_db_connections",
+    "Connections of the bot's database pools: open (in the pool or lent out) and in_use (lent out now)",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+DB_CONNECTIONS_LIMIT = Gauge(
+    "taisun_db_connections_limit",
+    "The most connections the bot's database pools may open (TAISUN_DB_CONNECTIONS per process)",
+    multiprocess_mode="livesum",
+)
+
 
 class Metrics:
     """The bot's hooks into the metrics above."""
@@ -116,6 +131,38 @@ class Metrics:
 
     def approved(self, wait_seconds: float) -> None:
         APPROVAL_WAIT.observe(wait_seconds)
+
+    def watch_pool(self, engine: Engine, limit: int) -> Callable[[], None]:
+        """Count a PostgreSQL pool's connections as they open, close, go out and come back.
+
+        Returns what takes the pool's limit off the total again when its process stops."""
+        DB_CONNECTIONS_LIMIT.inc(limit)
+        opened, in_use = DB_CONNECTIONS.labels("open"), DB_CONNECTIONS.labels("in_use")
+        # A connection invalidated while lent out is closed without being checked in.
+        lent: set[int] = set()
+        guard = threading.Lock()
+
+        def checkout(_dbapi, record, _proxy):  # type: ignore[no-untyped-def]
+            with guard:
+                lent.add(id(record))
+            in_use.inc()
+
+        def returned(_dbapi, record):  # type: ignore[no-untyped-def]
+            with guard:
+                if id(record) not in lent:
+                    return
+                lent.discard(id(record))
+            in_use.dec()
+
+        def closed(dbapi, record):  # type: ignore[no-untyped-def]
+            returned(dbapi, record)
+            opened.dec()
+
+        event.listen(engine, "connect", lambda _dbapi, _record: opened.inc())
+        event.listen(engine, "checkout", checkout)
+        event.listen(engine, "checkin", returned)
+        event.listen(engine, "close", closed)
+        return lambda: DB_CONNECTIONS_LIMIT.dec(limit)
 
 
 def render() -> tuple[bytes, str]:

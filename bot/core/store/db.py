@@ -38,9 +38,14 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> Engine:
+def make_engine(
+    url: str, *, connections: int = 20, name: str = "taisun-cli", read_only: bool = False
+) -> Engine:
     """An engine tuned for many short transactions from several threads (and processes).
 
+    connections (PostgreSQL): the most this engine opens (TAISUN_DB_CONNECTIONS): half kept in
+    the pool, the rest opened under a burst and closed when returned. name: the application_name
+    pg_stat_activity shows (taisun-serve, taisun-worker, ...), unless the URL names one itself.
     read_only (SQLite): plain deferred transactions for reads, which then never queue behind
     writers in WAL mode. Never write through such an engine.
     """
@@ -91,10 +96,14 @@ def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> En
         event.listen(engine, "commit", _release)
         event.listen(engine, "rollback", _release)
         return engine
+    parsed = make_url(url)
+    if "application_name" not in parsed.query:
+        parsed = parsed.update_query_dict({"application_name": name})
+    kept = max(1, connections // 2)
     engine = create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
+        parsed,
+        pool_size=kept,
+        max_overflow=connections - kept,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5},
     )
