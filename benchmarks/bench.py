@@ -334,7 +334,7 @@ def render(results: dict[str, Any]) -> str:
                     "flat-out bare p99 ms",
                     "bot p99 ms",
                     "p99 × bare",
-                    "errors",
+                    "errors (incl. 200s with an error reply)",
                     "other CPU max",
                     "≥0.5×",
                 ],
@@ -363,6 +363,7 @@ def render(results: dict[str, Any]) -> str:
                     f"{pc['bare_p50_ms']} / bot {pc['bot_p50_ms']} ms, p99 bare {pc['bare_p99_ms']} / bot "
                     f"{pc['bot_p99_ms']} ms = {pc['p99_vs_bare']}× bare (per round "
                     f"{' '.join(map(str, pc['round_p99_vs_bare']))}) p99≤1.5× {_ok(pc['p99_ok'])}"
+                    + (f"; {pc['unexpected']} answered with an error reply" if pc.get("unexpected") else "")
                     + (
                         f"; the durable floor p50 {pc['durable_p50_ms']} / p99 {pc['durable_p99_ms']} ms = "
                         f"{pc['durable_p99_vs_bare']}× bare"
@@ -370,6 +371,13 @@ def render(results: dict[str, Any]) -> str:
                         else ""
                     )
                 )
+        c = w.get("connections") or {}
+        if c.get("samples"):
+            held = ", ".join(f"{name} {n}" for name, n in c["peaks"].items())
+            out.append(
+                f"   PostgreSQL client connections, sampled every 0.1 s through the run: peak {c['peak_total']} of "
+                f"max_connections {c['max_connections']} (each name's own peak: {held})"
+            )
         q = w["quiet"]
         if "durable_ratio" in q:
             out.append(

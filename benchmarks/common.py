@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -79,15 +80,19 @@ def paced(
     client = httpx.Client(base_url=url, timeout=10, limits=httpx.Limits(max_connections=16))
     t0 = time.perf_counter() + 0.05
 
-    def one(i: int) -> tuple[float, int]:
+    def one(i: int) -> tuple[float, int, bool]:
         due = t0 + i / rate
         time.sleep(max(0.0, due - time.perf_counter()))
         req = reqs[i % len(reqs)]
         try:
-            status = client.post(req.path, content=req.body, headers=req.headers).status_code
+            resp = client.post(req.path, content=req.body, headers=req.headers)
+            status, body = resp.status_code, resp.content
         except httpx.HTTPError:
-            status = 0
-        return (time.perf_counter() - due) * 1000, status
+            status, body = 0, b""
+        # A 2xx that is not the answer asked for (benchmarks.loadgen.Req.expect): an error reply.
+        expect = getattr(req, "expect", "")
+        odd = 200 <= status < 300 and bool(expect) and expect.encode() not in body
+        return (time.perf_counter() - due) * 1000, status, odd
 
     # The pacer must not pause itself: a full collection of its own heap (60-70 ms here, measured with
     # gc callbacks) made every request due meanwhile late, and was counted as the app's latency.
@@ -101,10 +106,11 @@ def paced(
         gc.enable()
         gc.unfreeze()
     client.close()
-    lat = [ms for ms, _ in results]
+    lat = [ms for ms, _, _ in results]
     out = {
         "rate": rate, "requests": n, "p50_ms": round(pct(lat, 50), 1), "p99_ms": round(pct(lat, 99), 1),
-        "max_ms": round(max(lat), 1), "non_2xx": sum(1 for _, st in results if st != 200),
+        "max_ms": round(max(lat), 1), "non_2xx": sum(1 for _, st, _ in results if st != 200),
+        "unexpected": sum(1 for _, _, odd in results if odd),
     }  # fmt: skip
     if keep_latencies:
         out["latencies_ms"] = lat
@@ -138,6 +144,51 @@ def _system_ticks() -> tuple[int, int]:
     with open("/proc/stat") as f:
         vals = [int(x) for x in f.readline().split()[1:9]]
     return sum(vals), vals[3] + vals[4]  # total, idle+iowait
+
+
+class ConnWatch:
+    """PostgreSQL's client connections, sampled every `every` s while in use: the peak of all of them and
+    of each application_name (taisun-serve, taisun-worker, taisun for an embedded bot...), against
+    max_connections. With a bot's pools (TAISUN_DB_CONNECTIONS) this says how much of the budget a
+    load used."""
+
+    def __init__(self, every: float = 0.1):
+        self.every = every
+        self.peak_total = 0
+        self.peaks: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="conn-watch", daemon=True)
+
+    def __enter__(self) -> ConnWatch:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            row = conn.execute("SELECT current_setting('max_connections')::int").fetchone()
+        self.max_connections = int(row[0]) if row else 0
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True, application_name="bench-conn-watch") as conn:
+            while not self._stop.wait(self.every):
+                rows = conn.execute(
+                    "SELECT coalesce(nullif(application_name, ''), '(unnamed)'), count(*) FROM pg_stat_activity"
+                    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1"
+                ).fetchall()
+                self.samples += 1
+                self.peak_total = max(self.peak_total, sum(int(n) for _, n in rows))
+                for name, n in rows:
+                    self.peaks[name] = max(self.peaks.get(name, 0), int(n))
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return {
+            "max_connections": self.max_connections, "peak_total": self.peak_total,
+            "peaks": dict(sorted(self.peaks.items(), key=lambda kv: -kv[1])), "samples": self.samples,
+        }  # fmt: skip
 
 
 class CpuWatch:

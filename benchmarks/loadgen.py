@@ -3,7 +3,9 @@
 Requests are prepared up front (signed Slack requests stay valid for 5 minutes) and
 replayed round-robin, so many user ids and trigger ids are in the mix. Both tools keep
 `connections` keep-alive connections busy for `duration` seconds and report requests/s,
-latency percentiles and errors (connect/read/timeout and non-2xx statuses).
+latency percentiles and errors (connect/read/timeout and non-2xx statuses), and, where the
+requests say what a good answer contains (`Req.expect`), the 2xx answers that do not contain it:
+a bot that answers "I cannot reach my database" quickly must not count as fast.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ class Req:
     path: str
     body: str
     headers: dict[str, str]
+    expect: str = ""  # a substring of every good answer's raw body ("" = any 2xx will do)
+
+
+def unexpected(req: Req, status: int, body: bytes) -> bool:
+    """A 2xx answer that is not the answer asked for (a refusal, an error reply)."""
+    return 200 <= status < 300 and bool(req.expect) and req.expect.encode() not in body
 
 
 def tool() -> str:
@@ -39,9 +47,10 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
-    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f}\n',
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,"unexpected":%d}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    unexpected_total()))
 end
 """
 
@@ -57,15 +66,33 @@ def _lua_str(s: str) -> str:
 def _write_lua(reqs: list[Req], name: str, threads: int = 2) -> Path:
     # Each wrk thread runs its own copy of the script: thread k sends requests k, k + threads, ... so no
     # two threads send the same request (the bot answers a repeated delivery quietly, as a Slack retry).
+    expect = reqs[0].expect if reqs else ""
+    assert all(r.expect == expect for r in reqs), "one expected answer per run"
     lines = [
         "local reqs = {}",
         "local started = 0",
+        "local threads = {}",
+        "unexpected = 0",
         "setup = function(thread)",
         '  thread:set("offset", started)',
         "  started = started + 1",
+        "  table.insert(threads, thread)",
         "end",
-        "init = function(args)",
+        "unexpected_total = function()",
+        "  local n = 0",
+        '  for _, t in ipairs(threads) do n = n + (t:get("unexpected") or 0) end',
+        "  return n",
+        "end",
     ]
+    if expect:  # wrk reads bodies only when the script has a response function
+        lines += [
+            "response = function(status, headers, body)",
+            f"  if status >= 200 and status < 300 and not string.find(body, {_lua_str(expect)}, 1, true) then",
+            "    unexpected = unexpected + 1",
+            "  end",
+            "end",
+        ]
+    lines += ["init = function(args)"]
     for r in reqs:
         hdrs = ", ".join(f"[ {_lua_str(k)} ] = {_lua_str(v)}" for k, v in r.headers.items())
         lines.append(
@@ -113,6 +140,7 @@ def _run_wrk(
         "max_ms": round(d["max_us"] / 1000, 2),
         "errors": errors,
         "non_2xx": d["status"],
+        "unexpected": d["unexpected"],
     }
 
 
@@ -123,14 +151,14 @@ def _py_worker(url: str, reqs: list[Req], conns: int, duration: float, offset: i
     parts = urlsplit(url)
     stop_at = time.monotonic() + duration
     lat: list[float] = []
-    counts = {"errors": 0, "non_2xx": 0}
+    counts = {"errors": 0, "non_2xx": 0, "unexpected": 0}
     lock = threading.Lock()
 
     def loop(k: int) -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
         i = offset + k
         mine: list[float] = []
-        errs = non2xx = 0
+        errs = non2xx = odd = 0
         while time.monotonic() < stop_at:
             r = reqs[i % len(reqs)]
             i += conns
@@ -138,10 +166,11 @@ def _py_worker(url: str, reqs: list[Req], conns: int, duration: float, offset: i
             try:
                 conn.request("POST", r.path, body=r.body.encode(), headers=r.headers)
                 resp = conn.getresponse()
-                resp.read()
+                body = resp.read()
                 mine.append(time.perf_counter() - t0)
                 if not 200 <= resp.status < 400:
                     non2xx += 1
+                odd += unexpected(r, resp.status, body)
             except (OSError, http.client.HTTPException):
                 errs += 1
                 conn.close()
@@ -151,6 +180,7 @@ def _py_worker(url: str, reqs: list[Req], conns: int, duration: float, offset: i
             lat.extend(mine)
             counts["errors"] += errs
             counts["non_2xx"] += non2xx
+            counts["unexpected"] += odd
 
     ts = [threading.Thread(target=loop, args=(k,)) for k in range(conns)]
     for t in ts:
@@ -173,12 +203,13 @@ def _run_python(
     for p in ps:
         p.start()
     lat: list[float] = []
-    errors = non_2xx = 0
+    errors = non_2xx = odd = 0
     for _ in ps:
         got, counts = q.get(timeout=duration + 60)
         lat += got
         errors += counts["errors"]
         non_2xx += counts["non_2xx"]
+        odd += counts["unexpected"]
     for p in ps:
         p.join(10)
     seconds = time.monotonic() - started
@@ -193,6 +224,7 @@ def _run_python(
         "max_ms": round(max(lat, default=0) * 1000, 2),
         "errors": errors,
         "non_2xx": non_2xx,
+        "unexpected": odd,
     }
 
 
