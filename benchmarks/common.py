@@ -498,7 +498,7 @@ def drop_db(url: str) -> None:
 def engine_for(url: str) -> Any:
     from bot.core.store.db import make_engine
 
-    return make_engine(url, pool_size=2)
+    return make_engine(url, connections=4, name="bench")
 
 
 # --------------------------------------------------------------------------- config
