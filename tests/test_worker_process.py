@@ -45,13 +45,15 @@ def pg_url():
 def procs(tmp_path):
     started: list[ServedBot] = []
 
-    def serve(settings) -> ServedBot:  # type: ignore[no-untyped-def]
-        bot = ServedBot(settings, tmp_path / f"serve-{len(started)}.log", workers=2, TAISUN_JOBS="worker")
+    def serve(settings, **env: str) -> ServedBot:  # type: ignore[no-untyped-def]
+        bot = ServedBot(
+            settings, tmp_path / f"serve-{len(started)}.log", workers=2, **({"TAISUN_JOBS": "worker"} | env)
+        )
         started.append(bot)
         return bot
 
-    def worker(settings, *args: str) -> ServedBot:  # type: ignore[no-untyped-def]
-        w = ServedBot(settings, tmp_path / f"worker-{len(started)}.log", command=("worker", *args))
+    def worker(settings, *args: str, **env: str) -> ServedBot:  # type: ignore[no-untyped-def]
+        w = ServedBot(settings, tmp_path / f"worker-{len(started)}.log", command=("worker", *args), **env)
         started.append(w)
         return w
 
@@ -458,69 +460,60 @@ def test_each_process_keeps_to_its_connection_budget_and_check_counts_it_against
     serve, worker = procs
     settings = settings_for(pg_url)
     budget = {"TAISUN_DB_CONNECTIONS": "5"}
-    web = ServedBot(settings, web_log := Path(os.environ.get("TMPDIR", "/tmp")) / f"budget-{os.getpid()}.log",
-                    workers=2, TAISUN_JOBS="worker", **budget)  # fmt: skip
-    try:
-        jobs = ServedBot(settings, web_log.with_suffix(".worker.log"), command=("worker",), **budget)
-        try:
-            peaks: dict[str, int] = {}
-            done = threading.Event()
-            watcher = make_engine(pg_url, connections=4, name="budget-watcher")
-            dbname = watcher.url.database
+    web = serve(settings, **budget)
+    jobs = worker(settings, **budget)
+    peaks: dict[str, int] = {}
+    done = threading.Event()
+    watcher = make_engine(pg_url, connections=4, name="budget-watcher")
+    dbname = watcher.url.database
 
-            def sample() -> None:
-                with watcher.connect() as conn:
-                    while not done.is_set():
-                        rows = conn.execute(
-                            text(
-                                "SELECT application_name, count(*) FROM pg_stat_activity "
-                                "WHERE datname = :db GROUP BY 1"
-                            ),
-                            {"db": dbname},
-                        ).all()
-                        for name, n in rows:
-                            peaks[name] = max(peaks.get(name, 0), n)
-                        conn.commit()
-                        done.wait(0.01)
+    def sample() -> None:
+        with watcher.connect() as conn:
+            while not done.is_set():
+                rows = conn.execute(
+                    text(
+                        "SELECT application_name, count(*) FROM pg_stat_activity "
+                        "WHERE datname = :db GROUP BY 1"
+                    ),
+                    {"db": dbname},
+                ).all()
+                for name, n in rows:
+                    peaks[name] = max(peaks.get(name, 0), n)
+                conn.commit()
+                done.wait(0.01)
 
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            texts = ["status", "deploy stg v1.2.3", "deploys stg", "help", "lock stg"] * 12
-            users = [ALICE, BOB]
-            with ThreadPoolExecutor(24) as pool:
-                replies = list(
-                    pool.map(lambda i: _slash(web, texts[i], users[i % 2], slack), range(len(texts)))
-                )
-            done.set()
-            sampler.join()
-            watcher.dispose()
-            said = [str(r.get("text", "")) for r in replies]
-            assert len(said) == 60 and not [t for t in said if "cannot reach my database" in t], said
-            assert not [t for t in said if t.startswith(":warning:") and "lock" not in t], said
-            # Two gunicorn workers of 5 each, plus serve's and the worker's NOTIFY/LISTEN connections.
-            assert 2 <= peaks.get("taisun-serve", 0) <= 2 * (5 + 2), peaks
-            assert 1 <= peaks.get("taisun-worker", 0) <= 5 + 2, peaks
-            assert set(peaks) <= {"taisun-serve", "taisun-worker", "budget-watcher"}, peaks
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    texts = ["status", "deploy stg v1.2.3", "deploys stg", "help", "lock stg"] * 12
+    users = [ALICE, BOB]
+    with ThreadPoolExecutor(24) as pool:
+        replies = list(pool.map(lambda i: _slash(web, texts[i], users[i % 2], slack), range(len(texts))))
+    done.set()
+    sampler.join()
+    watcher.dispose()
+    said = [str(r.get("text", "")) for r in replies]
+    assert len(said) == 60 and not [t for t in said if "cannot reach my database" in t], said
+    assert not [t for t in said if t.startswith(":warning:") and "lock" not in t], said
+    # Two gunicorn workers of 5 each, plus serve's and the worker's NOTIFY/LISTEN connections.
+    assert 2 <= peaks.get("taisun-serve", 0) <= 2 * (5 + 2), peaks
+    assert 1 <= peaks.get("taisun-worker", 0) <= 5 + 2, peaks
+    assert set(peaks) <= {"taisun-serve", "taisun-worker", "budget-watcher"}, peaks
 
-            served = web.http.get("/metrics").text
-            assert _metric(served, "taisun_db_connections_limit") == 10  # both gunicorn workers
-            assert 1 <= _metric(served, 'taisun_db_connections{state="open"}') <= 10
-            assert 0 <= _metric(served, 'taisun_db_connections{state="in_use"}') <= 10
-            assert _metric(jobs.http.get("/metrics").text, "taisun_db_connections_limit") == 5
+    served = web.http.get("/metrics").text
+    assert _metric(served, "taisun_db_connections_limit") == 10  # both gunicorn workers
+    assert 1 <= _metric(served, 'taisun_db_connections{state="open"}') <= 10
+    assert 0 <= _metric(served, 'taisun_db_connections{state="in_use"}') <= 10
+    assert _metric(jobs.http.get("/metrics").text, "taisun_db_connections_limit") == 5
 
-            check = run_cli(["check", "--json"], settings, TAISUN_JOBS="worker", **budget)
-            row = {r["check"]: r for r in json.loads(check.stdout)}["database"]
-            assert row["status"] == "ok", row
-            assert "taisun-serve" in row["detail"] and "taisun-worker" in row["detail"], row
-            assert "a bot process may open 7 (TAISUN_DB_CONNECTIONS 5 + 2 for NOTIFY/LISTEN)" in row["detail"]
-            too_many = run_cli(["check"], settings, TAISUN_DB_CONNECTIONS="500")
-            assert too_many.returncode == 1 and "✗ database" in too_many.stdout
-            assert "one more would not fit under max_connections" in too_many.stdout
-            assert "lower TAISUN_DB_CONNECTIONS" in too_many.stdout
-            bad = run_cli(["check"], settings, TAISUN_DB_CONNECTIONS="2")
-            assert bad.returncode != 0 and "TAISUN_DB_CONNECTIONS" in bad.stdout + bad.stderr
-            assert "Traceback" not in web.log() and "Traceback" not in jobs.log()
-        finally:
-            stop_all([jobs])
-    finally:
-        stop_all([web])
+    check = run_cli(["check", "--json"], settings, TAISUN_JOBS="worker", **budget)
+    row = {r["check"]: r for r in json.loads(check.stdout)}["database"]
+    assert row["status"] == "ok", row
+    assert "taisun-serve" in row["detail"] and "taisun-worker" in row["detail"], row
+    assert "a bot process may open 7 (TAISUN_DB_CONNECTIONS 5 + 2 for NOTIFY/LISTEN)" in row["detail"]
+    too_many = run_cli(["check"], settings, TAISUN_DB_CONNECTIONS="500")
+    assert too_many.returncode == 1 and "✗ database" in too_many.stdout
+    assert "one more would not fit under max_connections" in too_many.stdout
+    assert "lower TAISUN_DB_CONNECTIONS" in too_many.stdout
+    bad = run_cli(["check"], settings, TAISUN_DB_CONNECTIONS="2")
+    assert bad.returncode != 0 and "TAISUN_DB_CONNECTIONS" in bad.stdout + bad.stderr
+    assert "Traceback" not in web.log() and "Traceback" not in jobs.log()
