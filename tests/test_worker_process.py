@@ -504,6 +504,10 @@ def test_each_process_keeps_to_its_connection_budget_and_check_counts_it_against
     assert 1 <= _metric(served, 'taisun_db_connections{state="open"}') <= 10
     assert 0 <= _metric(served, 'taisun_db_connections{state="in_use"}') <= 10
     assert _metric(jobs.http.get("/metrics").text, "taisun_db_connections_limit") == 5
+    # /health: the answering process's own pool, against its limit
+    for proc in (web, jobs):
+        pool = proc.http.get("/health").json()["db_connections"]
+        assert pool["limit"] == 5 and 1 <= pool["open"] <= 5 and 0 <= pool["in_use"] <= pool["open"], pool
 
     check = run_cli(["check", "--json"], settings, TAISUN_JOBS="worker", **budget)
     row = {r["check"]: r for r in json.loads(check.stdout)}["database"]

@@ -20,6 +20,8 @@ from prometheus_client import (
 )
 from sqlalchemy import Engine
 
+from bot.core.store.db import pool_counts
+
 if TYPE_CHECKING:
     from bot.core.store.models import Job
 
@@ -168,12 +170,8 @@ def sample_pools() -> None:
     with _pools_lock:
         watched = list(_pools)
     for engine, most in watched:
-        pool = engine.pool
-        lent, idle = (
-            int(getattr(pool, "checkedout", lambda: 0)()),
-            int(getattr(pool, "checkedin", lambda: 0)()),
-        )
-        in_use, opened, limit = in_use + lent, opened + lent + idle, limit + most
+        lent, open_now = pool_counts(engine)
+        in_use, opened, limit = in_use + lent, opened + open_now, limit + most
     DB_CONNECTIONS.labels("in_use").set(in_use)
     DB_CONNECTIONS.labels("open").set(opened)
     DB_CONNECTIONS_LIMIT.set(limit)

@@ -26,6 +26,7 @@ from werkzeug.routing import Map, Rule
 
 from bot.core import metrics, priority, secrets
 from bot.core.services import Services
+from bot.core.store.db import pool_counts
 from bot.slack import inbound
 
 log = logging.getLogger(__name__)
@@ -308,6 +309,7 @@ class WsgiApp:
             "slack": self.auth.status,
             "jobs_running": runner.busy,
             "job_workers": workers,
+            **_connections(self.svc),
         }
         return _json(
             start_response, HTTPStatus.OK if body["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE, body
@@ -315,6 +317,14 @@ class WsgiApp:
 
     def metrics(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         return _metrics(environ, start_response)
+
+
+def _connections(svc: Services) -> dict[str, Any]:
+    """PostgreSQL: this process's pool against TAISUN_DB_CONNECTIONS (the gunicorn worker that answered)."""
+    if svc.engine.dialect.name != "postgresql":
+        return {}
+    in_use, opened = pool_counts(svc.engine)
+    return {"db_connections": {"in_use": in_use, "open": opened, "limit": svc.settings.taisun_db_connections}}
 
 
 def _aware(t: datetime) -> datetime:
@@ -352,6 +362,7 @@ class WorkerApp:
             "jobs_running": runner.busy,
             "job_workers": workers,
             "priority": dataclasses.asdict(priority.current()),  # behind serve's acks (TAISUN_WORKER_NICE)
+            **_connections(self.svc),
         }
         return _json(start_response, HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
 

@@ -111,6 +111,13 @@ def make_engine(
     return engine
 
 
+def pool_counts(engine: Engine) -> tuple[int, int]:
+    """(lent out now, open) of an engine's connection pool; (0, 0) for a pool that does not count."""
+    pool = engine.pool
+    lent = int(getattr(pool, "checkedout", lambda: 0)())
+    return lent, lent + int(getattr(pool, "checkedin", lambda: 0)())
+
+
 IDLE_PING_SECONDS = 2.0
 
 
