@@ -63,6 +63,32 @@ def test_a_japanese_reader_hears_japanese_from_every_replica_and_slack_is_asked_
     assert slack.count("users.info") == 2  # bob once, alice once, whichever replica asked
 
 
+def test_the_replica_that_did_not_ask_slack_sees_its_answer_within_the_first_wait(db_url, make_bot, slack):
+    """Slack answers users.info in 0.65 s, inside the 1 s a first request waits: the replica that lost the
+    claim reads the other's answer in time too, so both first answers are Japanese. (Its reads backed off
+    to 0.62 s and 1.12 s after it began, past the wait, and answered in the workspace language.)"""
+    slack.add_user(BOB, "bob", locale="ja-JP")
+    slack.delay("users.info", 0.65)
+    a = make_bot(db_url, config_mutate=_english_workspace)
+    b = make_bot(db_url, settings=a.settings)
+    for bot in (a, b):
+        bot.svc.people.first_wait = FIRST_WAIT
+    first: dict[str, str] = {}
+    start = threading.Barrier(2)
+
+    def ask(name: str, bot) -> None:  # type: ignore[no-untyped-def]
+        start.wait()
+        first[name] = text_of(bot.command("help", user=BOB))
+
+    threads = [threading.Thread(target=ask, args=(n, bot)) for n, bot in (("a", a), ("b", b))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert JAPANESE_HELP in first["a"] and JAPANESE_HELP in first["b"], first
+    assert slack.count("users.info") == 1
+
+
 def test_a_first_time_persons_home_tab_is_in_their_language(db_url, make_bot, slack):
     """The first Home tab someone opens is drawn in their language, not the workspace's: it waits for Slack
     longer than a command's first answer can (the event is acked already); CI's busy host once took over
