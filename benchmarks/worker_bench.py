@@ -333,13 +333,13 @@ def _settle(pgids: list[int], *, below: float = 0.05, timeout: float = 120.0) ->
 
 
 def _window(
-    url: str, slack: SlackAt | None, *, duration: float, name: str, groups: dict[str, int], expect: str = ""
+    url: str, slack: SlackAt | None, *, duration: float, name: str, groups: dict[str, int], app: str
 ) -> dict[str, Any]:
     """One load window. `groups`: process groups whose CPU per request is reported (the app measured,
     the worker): less sensitive to the shared machine's other load than req/s and latency are."""
     # More distinct requests than the bot can take in the window (it is well under 1,500 req/s here);
     # the bare app dedupes nothing, so it replays 512 like section 1.
-    reqs = requests(slack, int(1500 * duration) if slack else 512, name, expect)
+    reqs = requests(slack, int(1500 * duration) if slack else 512, name, _expect(app))
     before = {k: _group_cpu_seconds(pid) for k, pid in groups.items()}
     with CpuWatch() as cpu:
         res = loadgen.run(url, reqs, duration=duration, name=name)
@@ -355,10 +355,10 @@ def _window(
 
 
 def _paced_window(
-    url: str, slack: SlackAt | None, *, rate: float, duration: float, name: str, expect: str = ""
+    url: str, slack: SlackAt | None, *, rate: float, duration: float, name: str, app: str
 ) -> dict[str, Any]:
     """One window at a steady `rate`, latency from when each request was due (benchmarks.common.paced)."""
-    reqs = requests(slack, int(rate * duration) + 1, name, expect)
+    reqs = requests(slack, int(rate * duration) + 1, name, _expect(app))
     with CpuWatch() as cpu:
         res = paced(url, reqs, rate=rate, duration=duration, keep_latencies=True)
     res["cpu"] = cpu.result
@@ -514,7 +514,7 @@ def _capped_phase(
                     rate=PACED_RATE,
                     duration=PACED_SECONDS,
                     name=f"worker-C{r}-{app}-paced",
-                    expect=_expect(app),
+                    app=app,
                 )
                 w.update(app=app, phase="capped", round=r + 1, backup_running_at_end=feeder.streaming())
                 windows.append(w)
@@ -618,10 +618,10 @@ def run(
         embedded_jobs = Jobs(embedded_db, envs)
 
         log("worker: warm-up (one window each, not counted)")
-        _window(bare_url, None, duration=2, name="worker-bare-warmup", groups={})
-        _window(durable_url, bare_slack, duration=2, name="worker-durable-warmup", groups={})
-        _window(bot_url, slack, duration=2, name="worker-bot-warmup", groups={}, expect=TAKEN)
-        _window(embedded_url, slack, duration=2, name="worker-embedded-warmup", groups={}, expect=TAKEN)
+        _window(bare_url, None, duration=2, name="worker-bare-warmup", groups={}, app="bare")
+        _window(durable_url, bare_slack, duration=2, name="worker-durable-warmup", groups={}, app="durable")
+        _window(bot_url, slack, duration=2, name="worker-bot-warmup", groups={}, app="bot")
+        _window(embedded_url, slack, duration=2, name="worker-embedded-warmup", groups={}, app="embedded")
         _wait("the worker prepares the warm-up's jobs", lambda: jobs.waiting() == 0, 600)
         _wait("the embedded bot prepares the warm-up's jobs", lambda: embedded_jobs.waiting() == 0, 600)
 
@@ -640,9 +640,7 @@ def run(
                 settled = _settle(quiet)
                 log(f"worker A{r + 1}: {app} ({duration:g} s)")
                 before = js.count()
-                w = _window(
-                    url, sl, duration=duration, name=f"worker-A{r}-{app}", groups=groups, expect=_expect(app)
-                )
+                w = _window(url, sl, duration=duration, name=f"worker-A{r}-{app}", groups=groups, app=app)
                 w.update(app=app, phase="quiet", round=r + 1, settled_s=settled)
                 if app not in ("bare", "durable"):
                     w["jobs_created"] = js.count() - before  # one per request: none was a replay
@@ -663,7 +661,7 @@ def run(
                     rate=PACED_RATE,
                     duration=PACED_SECONDS,
                     name=f"worker-A{r}-{app}-paced",
-                    expect=_expect(app),
+                    app=app,
                 )
                 w.update(app=app, phase="quiet", round=r + 1, settled_s=settled)
                 paced_windows.append(w)
@@ -707,7 +705,7 @@ def run(
                     rate=PACED_RATE,
                     duration=PACED_SECONDS,
                     name=f"worker-B{r}-{app}-paced",
-                    expect=_expect(app),
+                    app=app,
                 )
                 w.update(
                     app=app,
@@ -726,9 +724,7 @@ def run(
                 backups_started += 1
                 log(f"worker B{r + 1}: {app} ({duration:g} s), a backup streams")
                 before = jobs.count()
-                w = _window(
-                    url, sl, duration=duration, name=f"worker-B{r}-{app}", groups=groups, expect=_expect(app)
-                )
+                w = _window(url, sl, duration=duration, name=f"worker-B{r}-{app}", groups=groups, app=app)
                 w.update(app=app, phase="background", round=r + 1)
                 w["backup_running_at_end"] = jobs.backup()[0] == "running"
                 w["followed_at_end"] = jobs.following()

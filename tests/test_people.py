@@ -36,12 +36,8 @@ def _home_text(slack, user: str) -> str:  # type: ignore[no-untyped-def]
     return text_of({"blocks": slack.home.get(user, {}).get("blocks", [])})
 
 
-def test_a_japanese_reader_hears_japanese_from_every_replica_and_slack_is_asked_once(db_url, make_bot, slack):
-    """Bob (ja-JP) in an English workspace: his very first command, sent to two replicas at once, and every one
-    after, alternating between them, is answered in Japanese; users.info is called once for him in all."""
-    slack.add_user(BOB, "bob", locale="ja-JP")
-    a = make_bot(db_url, config_mutate=_english_workspace)
-    b = make_bot(db_url, settings=a.settings)
+def _first_helps(a, b) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Bob's first `help`, sent to replicas a and b at the same moment: each one's answer text."""
     first: dict[str, str] = {}
     start = threading.Barrier(2)
 
@@ -54,6 +50,16 @@ def test_a_japanese_reader_hears_japanese_from_every_replica_and_slack_is_asked_
         th.start()
     for th in threads:
         th.join()
+    return first
+
+
+def test_a_japanese_reader_hears_japanese_from_every_replica_and_slack_is_asked_once(db_url, make_bot, slack):
+    """Bob (ja-JP) in an English workspace: his very first command, sent to two replicas at once, and every one
+    after, alternating between them, is answered in Japanese; users.info is called once for him in all."""
+    slack.add_user(BOB, "bob", locale="ja-JP")
+    a = make_bot(db_url, config_mutate=_english_workspace)
+    b = make_bot(db_url, settings=a.settings)
+    first = _first_helps(a, b)
     assert JAPANESE_HELP in first["a"] and JAPANESE_HELP in first["b"], first
     for bot in (a, b, a, b):
         assert JAPANESE_HELP in text_of(bot.command("help", user=BOB))
@@ -73,18 +79,7 @@ def test_the_replica_that_did_not_ask_slack_sees_its_answer_within_the_first_wai
     b = make_bot(db_url, settings=a.settings)
     for bot in (a, b):
         bot.svc.people.first_wait = FIRST_WAIT
-    first: dict[str, str] = {}
-    start = threading.Barrier(2)
-
-    def ask(name: str, bot) -> None:  # type: ignore[no-untyped-def]
-        start.wait()
-        first[name] = text_of(bot.command("help", user=BOB))
-
-    threads = [threading.Thread(target=ask, args=(n, bot)) for n, bot in (("a", a), ("b", b))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    first = _first_helps(a, b)
     assert JAPANESE_HELP in first["a"] and JAPANESE_HELP in first["b"], first
     assert slack.count("users.info") == 1
 

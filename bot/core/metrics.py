@@ -18,11 +18,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import Engine
 
 from bot.core.store.db import pool_counts
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from bot.core.store.models import Job
 
 COMMANDS = Counter(
