@@ -10,6 +10,7 @@ from bot.core.mrkdwn import Mrkdwn, escape, plain_text
 # Re-exported: builders of messages use them with the blocks.
 from bot.core.mrkdwn import mention as mention
 from bot.core.mrkdwn import slack_time as slack_time
+from bot.core.states import Progress
 
 Block = dict[str, Any]
 
@@ -59,7 +60,10 @@ class Action:
     SECURITY_REVIEW_REMOVE = "taisun.security.review_remove"
 
 
-STEP_ICON = {"running": "⏳", "done": "✅", "failed": "❌", "info": "•", "skipped": "⏭️", "warning": "⚠️"}
+STEP_ICON = {
+    Progress.RUNNING: "⏳", Progress.DONE: "✅", Progress.FAILED: "❌", Progress.INFO: "•",
+    Progress.SKIPPED: "⏭️", Progress.WARNING: "⚠️",
+}  # fmt: skip
 
 
 def section(text: str, **extra: Any) -> Block:

@@ -14,6 +14,7 @@ from bot.core.i18n import Msg, render, t
 from bot.core.mrkdwn import Mrkdwn, escape
 from bot.core.policy import Attempt
 from bot.core.replies import Refusal
+from bot.core.states import Progress
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -131,10 +132,10 @@ class JobContext:
         """A catalogue text in the workspace language: steps, fields and results are stored as shown."""
         return t(key, self.svc.config.language, **fields)
 
-    def step(self, text: str, status: str = "done") -> None:
-        """Add a visible step to the job's message: status is running, done, failed, warning, info or skipped."""
+    def step(self, text: str, status: Progress = Progress.DONE) -> None:
+        """Add a visible line to the job's card; a RUNNING line is replaced by the next one."""
         steps = list(self.progress.get("steps", []))
-        if steps and steps[-1]["status"] == "running":
+        if steps and steps[-1]["status"] == Progress.RUNNING:
             steps.pop()
         steps.append({"text": escape(text), "status": status, "at": datetime.now(UTC).isoformat()})
         self.save(steps=steps[-30:])
@@ -265,4 +266,4 @@ class Throttled:
         self.ctx.heartbeat()
         if time.monotonic() - self.last >= self.every:
             self.last = time.monotonic()
-            self.ctx.step(f"{self.prefix}: {line}", "running")
+            self.ctx.step(f"{self.prefix}: {line}", Progress.RUNNING)

@@ -7,6 +7,10 @@ a row read back compares equal to its member, and f-strings, JSON and metric lab
     runbook step pending → (running →) done | passed | failed | skipped
     runbook run  open → completed
     incident     open → resolved
+    a line of a job card's progress: running (the last line, replaced by the next) or how it went
+    deploy watch              watching → ok | breached | unwatched (off: no watch configured)
+    security task occurrence  scheduled → due → done | missed (the next one came first)
+    access review             open → complete
 """
 
 from __future__ import annotations
@@ -82,6 +86,43 @@ class RunState(StrEnum):
     COMPLETED = "completed"
 
 
+class Progress(StrEnum):
+    """How one line of a job card's progress went (bot.core.ops.JobContext.step)."""
+
+    RUNNING = "running"  # under way: the next line replaces it
+    DONE = "done"
+    FAILED = "failed"
+    WARNING = "warning"  # went on, with something a person should look at
+    INFO = "info"  # a fact, neither good nor bad
+    SKIPPED = "skipped"
+
+
 class IncidentState(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
+
+
+class WatchState(StrEnum):
+    """The watch after a verified deploy (bot.deploys.watch), kept in the job's progress."""
+
+    OFF = "off"  # the environment has no watch
+    WATCHING = "watching"
+    OK = "ok"  # every measurement taken, none breached for long enough
+    BREACHED = "breached"  # failure_limit measurements in a row beyond a limit
+    UNWATCHED = "unwatched"  # Prometheus could not be asked error_limit times in a row
+
+
+class OccurrenceState(StrEnum):
+    """One time a security task is due (bot.security.tasks)."""
+
+    SCHEDULED = "scheduled"
+    DUE = "due"  # posted: waits for its owner (or its scan) to mark it done
+    DONE = "done"
+    MISSED = "missed"  # the next occurrence came due first
+
+
+class ReviewState(StrEnum):
+    """An access review (bot.security.review)."""
+
+    OPEN = "open"
+    COMPLETE = "complete"

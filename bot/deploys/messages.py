@@ -151,9 +151,9 @@ def outside_facts(job: Job, lang: str = "en") -> Mrkdwn:
 
 def _verdict(job: Job, lang: str) -> Mrkdwn:
     progress = job.progress or {}
-    if job.state == "simulated" or job.params.get("simulated"):
+    if job.state == JobState.SIMULATED or job.params.get("simulated"):
         return t("deploys.simulated", lang)
-    if job.state in ("pending_approval", "queued", "running", "validating"):
+    if job.state in JobState.ACTIVE:
         return t("deploys.pending", lang)
     verified = progress.get("verified")
     if verified is None:

@@ -24,6 +24,7 @@ from bot.core.config import Config, Environment
 from bot.core.i18n import msg, render, t, t_plain
 from bot.core.mrkdwn import Mrkdwn, key_values, mention, trusted
 from bot.core.ops import JobContext, NeedsVersion, Operation, OpError, OpRefused, Request, simulated_why
+from bot.core.states import Progress, WatchState
 from bot.core.store.models import Job
 from bot.deploys import watch
 from bot.deploys.service import (
@@ -319,7 +320,7 @@ class Deploy(Operation):
                         "run_found", run_id=facts["run_id"], run_url=url, found_by=str(facts.get("seen_via") or ""),
                         save={"run_id": int(facts["run_id"]), "run_url": url},
                     )  # fmt: skip
-                    ctx.step(ctx.t("op.deploy.run_found", url=url, id=facts["run_id"]), "done")
+                    ctx.step(ctx.t("op.deploy.run_found", url=url, id=facts["run_id"]), Progress.DONE)
                 run = self._follow(ctx, gh)
                 if run.conclusion != "success":
                     raise OpError(key="op.deploy.run_ended", conclusion=run.conclusion, url=run.html_url)
@@ -356,12 +357,16 @@ class Deploy(Operation):
             if state != last:
                 last = state
                 if state not in ("success", "failure", "error", "inactive"):
-                    ctx.step(ctx.t("timeline.deployment_state", state=state.replace("_", " ")), "running")
+                    ctx.step(
+                        ctx.t("timeline.deployment_state", state=state.replace("_", " ")), Progress.RUNNING
+                    )
             if state in ("success", "failure", "error", "inactive"):
                 ok = state == "success"
                 ctx.record("deployment_completed", outcome="ok" if ok else "failed", deployment_id=deployment_id,
                            state=state)  # fmt: skip
-                ctx.step(ctx.t("timeline.deployment_state", state=state), "done" if ok else "failed")
+                ctx.step(
+                    ctx.t("timeline.deployment_state", state=state), Progress.DONE if ok else Progress.FAILED
+                )
                 if not ok:
                     raise OpError(key="timeline.deployment_ended", state=state)
                 return
@@ -405,15 +410,15 @@ class Deploy(Operation):
         """Watch error rate and p99 for the environment's watch_minutes; a breach fails the job
         (or rolls back, where auto_rollback is on)."""
         outcome = watch.watch(ctx, env)
-        if outcome.state == "breached":
+        if outcome.state == WatchState.BREACHED:
             self._after_watch_breach(ctx, gh, env, outcome.text)
         return outcome
 
     def _live(self, ctx: JobContext, env: Environment, version: str, watched: watch.Outcome) -> Mrkdwn:
         live = ctx.t("op.deploy.live", version=version, env=env.name)
-        if watched.state == "ok":
+        if watched.state == WatchState.OK:
             return live + Mrkdwn(" ") + trusted(watched.text)
-        if watched.state == "unwatched":
+        if watched.state == WatchState.UNWATCHED:
             return ctx.t("watch.unwatched_result", live=live, why=trusted(watched.text))
         return live
 
@@ -433,7 +438,7 @@ class Deploy(Operation):
                 save={"watch_rollback_job": rid, "auto_rollback_started_at": datetime.now(UTC).isoformat()},
             )  # fmt: skip
         watch.start_rollback(ctx, env, target)
-        ctx.step(ctx.t("watch.rolling_back", target=target, job=rid[:8], env=env.name), "info")
+        ctx.step(ctx.t("watch.rolling_back", target=target, job=rid[:8], env=env.name), Progress.INFO)
         raise OpError(key="watch.rolled_back", target=target, job=rid[:8], env=env.name, **what)
 
     def _simulate(self, ctx: JobContext, env: Environment, version: str) -> None:
@@ -441,12 +446,12 @@ class Deploy(Operation):
         inputs = key_values(self.inputs(ctx.svc, ctx.job))
         ctx.step(
             ctx.t("op.deploy.sim_dispatch", workflow=g.workflow, ref=g.ref, repo=g.repository, inputs=inputs),
-            "info",
+            Progress.INFO,
         )
-        ctx.step(ctx.t("op.deploy.sim_follow"), "info")
-        ctx.step(ctx.t("op.deploy.sim_verify", url=env.url, version=version), "info")
+        ctx.step(ctx.t("op.deploy.sim_follow"), Progress.INFO)
+        ctx.step(ctx.t("op.deploy.sim_verify", url=env.url, version=version), Progress.INFO)
         if env.watch_minutes:
-            ctx.step(ctx.t("watch.sim", minutes=f"{env.watch_minutes:g}"), "info")
+            ctx.step(ctx.t("watch.sim", minutes=f"{env.watch_minutes:g}"), Progress.INFO)
         label = ctx.t("op.label.dry_run" if ctx.job.dry_run else "op.label.simulated")
         why = ctx.t("op.why.dry_run") if ctx.job.dry_run else simulated_why(ctx.job, ctx.lang)
         ctx.simulated(ctx.t("op.deploy.sim_result", label=label, why=why))
@@ -473,7 +478,7 @@ class Deploy(Operation):
             "dispatch", outcome="pending", save={"dispatch_started_at": datetime.now(UTC).isoformat()},
             tag=version, sha=sha_now or ctx.progress.get("sha"), **what,
         )  # fmt: skip
-        ctx.step(ctx.t("op.deploy.dispatching"), "running")
+        ctx.step(ctx.t("op.deploy.dispatching"), Progress.RUNNING)
         try:
             run_id = gh.dispatch(inputs)
         except GitHubUnavailable as e:
@@ -481,14 +486,14 @@ class Deploy(Operation):
             ctx.record(
                 "dispatched", outcome="unknown", detail=str(e), save={"dispatch_error": str(e)}, **what
             )
-            ctx.step(ctx.t("op.deploy.dispatch_error", error=e), "info")
+            ctx.step(ctx.t("op.deploy.dispatch_error", error=e), Progress.INFO)
             return
         except GitHubError as e:
             ctx.record("dispatched", outcome="refused", detail=str(e), **what)
             raise OpError(key="op.deploy.dispatch_refused", error=str(e)) from None
         save = {"dispatched_run_id": int(run_id)} if run_id else {}
         ctx.record("dispatched", save=save, run_id=int(run_id) if run_id else None, **what)
-        ctx.step(ctx.t("op.deploy.dispatched", workflow=g.workflow), "done")
+        ctx.step(ctx.t("op.deploy.dispatched", workflow=g.workflow), Progress.DONE)
 
     def _github_deployment(self, ctx: JobContext, gh: GitHubBackend, version: str) -> None:
         try:
@@ -498,7 +503,7 @@ class Deploy(Operation):
             )
         except GitHubError as e:
             ctx.record("deployment_created", outcome="error", detail=str(e), ref=version)
-            ctx.step(ctx.t("op.deploy.no_deployment", error=e), "info")
+            ctx.step(ctx.t("op.deploy.no_deployment", error=e), Progress.INFO)
             return
         ctx.record("deployment_created", save={"deployment_id": dep}, deployment_id=dep, ref=version)
 
@@ -540,7 +545,7 @@ class Deploy(Operation):
                             title_contains=title,
                         )  # fmt: skip
                 except (GitHubUnavailable, GitHubRateLimited) as e:
-                    ctx.step(ctx.t("op.deploy.github_slow", error=e), "running")
+                    ctx.step(ctx.t("op.deploy.github_slow", error=e), Progress.RUNNING)
                     run = None
                 # The run is this job's on the timeline from now on: never announced as someone else's.
                 if run is not None and not claim_run(ctx.svc, ctx.job, run, force=named):
@@ -562,7 +567,7 @@ class Deploy(Operation):
                 save={"run_id": run.id, "run_url": run.html_url, "links": [(ctx.t("op.deploy.link_run"), run.html_url)]},
             )  # fmt: skip
             self._set_deployment(ctx, gh, "in_progress")
-            ctx.step(ctx.t("op.deploy.run_found", url=run.html_url, id=run.id), "done")
+            ctx.step(ctx.t("op.deploy.run_found", url=run.html_url, id=run.id), Progress.DONE)
             run_id = run.id
             # Runs someone else dispatched meanwhile waited for this job to find its own: they go on now.
             adopt_pending(ctx.svc)
@@ -580,7 +585,8 @@ class Deploy(Operation):
                 last_status = run.status
                 if run.status != "completed":
                     ctx.step(
-                        ctx.t("op.deploy.workflow_status", status=run.status.replace("_", " ")), "running"
+                        ctx.t("op.deploy.workflow_status", status=run.status.replace("_", " ")),
+                        Progress.RUNNING,
                     )
             if run.status == "completed":
                 ctx.record(
@@ -589,7 +595,7 @@ class Deploy(Operation):
                 )  # fmt: skip
                 ctx.step(
                     ctx.t("op.deploy.workflow_done", conclusion=run.conclusion),
-                    "done" if run.conclusion == "success" else "failed",
+                    Progress.DONE if run.conclusion == "success" else Progress.FAILED,
                 )
                 if run.conclusion != "success":
                     self._set_deployment(ctx, gh, "failure")
@@ -610,7 +616,7 @@ class Deploy(Operation):
         With no version (a deploy started on GitHub from a branch), /version must answer one, which
         is then the version deployed (progress["verified_version"])."""
         d = ctx.svc.config.defaults
-        ctx.step(ctx.t("op.deploy.verifying", url=env.url), "running")
+        ctx.step(ctx.t("op.deploy.verifying", url=env.url), Progress.RUNNING)
         deadline = time.monotonic() + d.verify_timeout_seconds
         attempt = 0
         while True:
@@ -629,7 +635,7 @@ class Deploy(Operation):
                     "verified", attempts=attempt, failed_checks=[], **seen,
                     save={"verified": True, "verified_version": report.version},
                 )  # fmt: skip
-                ctx.step(ctx.t("op.deploy.verified", version=report.version), "done")
+                ctx.step(ctx.t("op.deploy.verified", version=report.version), Progress.DONE)
                 return True, ""
             if time.monotonic() >= deadline:
                 failed = [name for name, good in (("health", health_ok), ("version", version_ok)) if not good]
@@ -642,7 +648,7 @@ class Deploy(Operation):
                     ctx.t(
                         "op.deploy.verify_failed_step", seconds=f"{d.verify_timeout_seconds:g}", failed=why
                     ),
-                    "failed",
+                    Progress.FAILED,
                 )
                 return False, why
             ctx.heartbeat()
@@ -679,7 +685,7 @@ class Deploy(Operation):
                 "auto_rollback_dispatch", outcome="pending", target=target, **what,
                 save={"auto_rollback_started_at": datetime.now(UTC).isoformat()},
             )  # fmt: skip
-            ctx.step(ctx.t("op.deploy.auto_rollback", target=target, env=env.name), "running")
+            ctx.step(ctx.t("op.deploy.auto_rollback", target=target, env=env.name), Progress.RUNNING)
             try:
                 run_id = gh.dispatch(inputs)
             except GitHubError as e:

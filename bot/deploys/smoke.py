@@ -16,6 +16,7 @@ from bot.backends import http
 from bot.backends.github import GitHubBackend, GitHubError, GitHubRateLimited, GitHubUnavailable, WorkflowRun
 from bot.core.config import Environment, SmokeConfig
 from bot.core.ops import JobContext
+from bot.core.states import Progress
 from bot.deploys.service import claimed_run_ids, github_backend
 
 FIND_POLL_SECONDS = 1.0
@@ -41,12 +42,12 @@ def run_smoke(ctx: JobContext, env: Environment, version: str, poll_seconds: flo
 
 def _failed(ctx: JobContext, detail: str) -> tuple[bool, str]:
     """The smoke test failed: a step on the card, and the reason the deploy fails with."""
-    ctx.step(ctx.t("smoke.step_failed", why=detail), "failed")
+    ctx.step(ctx.t("smoke.step_failed", why=detail), Progress.FAILED)
     return False, ctx.t("smoke.failed", why=detail)
 
 
 def _checks(ctx: JobContext, env: Environment, smoke: SmokeConfig) -> tuple[bool, str]:
-    ctx.step(ctx.t("smoke.checking", n=len(smoke.checks), url=env.url), "running")
+    ctx.step(ctx.t("smoke.checking", n=len(smoke.checks), url=env.url), Progress.RUNNING)
     failed: list[str] = []
     for check in smoke.checks:
         found = http.probe(
@@ -69,7 +70,7 @@ def _checks(ctx: JobContext, env: Environment, smoke: SmokeConfig) -> tuple[bool
         )
         return _failed(ctx, "; ".join(failed))
     ctx.record("smoke_completed", kind="checks", checks=len(smoke.checks), failed=0)
-    ctx.step(ctx.t("smoke.checks_passed", n=len(smoke.checks)), "done")
+    ctx.step(ctx.t("smoke.checks_passed", n=len(smoke.checks)), Progress.DONE)
     return True, ""
 
 
@@ -89,7 +90,7 @@ def _workflow(
                 "smoke_dispatch", outcome="pending", save={"smoke_dispatch_started_at": datetime.now(UTC).isoformat()},
                 **what,
             )  # fmt: skip
-            ctx.step(ctx.t("smoke.dispatching", workflow=smoke.workflow), "running")
+            ctx.step(ctx.t("smoke.dispatching", workflow=smoke.workflow), Progress.RUNNING)
             try:
                 run_id = gh.dispatch(inputs)
             except GitHubUnavailable as e:
@@ -115,7 +116,9 @@ def _workflow(
             ]
             ctx.record("smoke_run_found", run_id=run.id, run_url=run.html_url,
                        save={"smoke_run_id": run.id, "smoke_run_url": run.html_url, "links": links})  # fmt: skip
-            ctx.step(ctx.t("smoke.running", workflow=smoke.workflow, url=run.html_url, id=run.id), "running")
+            ctx.step(
+                ctx.t("smoke.running", workflow=smoke.workflow, url=run.html_url, id=run.id), Progress.RUNNING
+            )
         run_id = int(ctx.progress["smoke_run_id"])
         while datetime.now(UTC) < deadline:
             try:
@@ -127,7 +130,7 @@ def _workflow(
                 ctx.record("smoke_completed", outcome="ok" if ok else "failed", kind="workflow",
                            workflow=smoke.workflow, run_id=run.id, run_url=run.html_url, conclusion=run.conclusion)  # fmt: skip
                 if ok:
-                    ctx.step(ctx.t("smoke.workflow_passed", workflow=smoke.workflow), "done")
+                    ctx.step(ctx.t("smoke.workflow_passed", workflow=smoke.workflow), Progress.DONE)
                     return True, ""
                 return _failed(ctx, ctx.t("smoke.workflow_failed", workflow=smoke.workflow,
                                           conclusion=run.conclusion or "?", url=run.html_url))  # fmt: skip

@@ -353,7 +353,7 @@ def _adopt(svc: Services, row: DeployRun) -> str | None:
     }  # fmt: skip
     job = Job(
         id=str(uuid.uuid4()), operation="deploy", environment=row.environment,
-        params={"version": row.version, "origin": row.origin, "github": facts}, state="validating",
+        params={"version": row.version, "origin": row.origin, "github": facts}, state=JobState.VALIDATING,
         requested_by=outside_requester(svc.config, row.actor), requested_by_name=row.actor,
         channel=svc.config.slack.ops_channel, created_at=t, updated_at=t,
     )  # fmt: skip

@@ -33,7 +33,7 @@ from bot.core.i18n import msg, stored, t, user_message
 from bot.core.locks import SYSTEM_HOLDER
 from bot.core.mrkdwn import Mrkdwn, slack_time, to_plain, trusted
 from bot.core.ops import REGISTRY, JobContext, OpError
-from bot.core.states import JobState
+from bot.core.states import JobState, Progress, WatchState
 from bot.core.store.models import Job, Lock
 from bot.observability.messages import metric_name, with_unit
 
@@ -70,7 +70,7 @@ class Measurement:
 class Outcome:
     """How the watch ended: off (none configured), ok, breached or unwatched, and what to say."""
 
-    state: str
+    state: WatchState
     text: str = ""  # mrkdwn in the workspace language (the breach's numbers, why it was not watched)
 
 
@@ -174,14 +174,14 @@ def measure_baseline(ctx: JobContext, env: Environment) -> None:
             "watch_baseline", outcome="error", detail=stored(e, ctx.lang), **facts,
             save={"watch_baseline": {**facts, "error": why}},
         )  # fmt: skip
-        ctx.step(ctx.t("watch.baseline_failed", why=trusted(why)), "warning")
+        ctx.step(ctx.t("watch.baseline_failed", why=trusted(why)), Progress.WARNING)
         return
     values = {r.name: _json(r.value) for r in report.readings if r.status != "failed"}
     refused = [r for r in report.readings if r.status == "failed"]
     if refused:  # Prometheus answered, but refused this metric's query: no baseline for it
         facts["refused"] = {r.name: r.error for r in refused}
     ctx.record("watch_baseline", values=values, **facts, save={"watch_baseline": {**facts, "values": values}})
-    ctx.step(ctx.t("watch.baseline", numbers=numbers(ctx, values), window=w.baseline_window), "done")
+    ctx.step(ctx.t("watch.baseline", numbers=numbers(ctx, values), window=w.baseline_window), Progress.DONE)
 
 
 def _failure(e: BaseException, lang: str) -> str:
@@ -197,14 +197,14 @@ def _failure(e: BaseException, lang: str) -> str:
 def watch(ctx: JobContext, env: Environment) -> Outcome:
     """Watch the environment for its watch_minutes after verification; resumes from the saved state."""
     if not env.watch_minutes:
-        return Outcome("off")
+        return Outcome(WatchState.OFF)
     w = ctx.svc.config.observability.watch
     state = dict(ctx.progress.get("watch") or {})
     if not state:
         start = ctx.svc.clock.now()
         count = measurement_count(env.watch_minutes, w.interval_seconds)
         state = {
-            "state": "watching", "started_at": start.isoformat(), "minutes": env.watch_minutes,
+            "state": WatchState.WATCHING, "started_at": start.isoformat(), "minutes": env.watch_minutes,
             "interval_seconds": w.interval_seconds, "count": count, "done": 0, "fails": 0, "errors": 0,
         }  # fmt: skip
         limits = {n: {"factor": lim.factor, "margin": lim.margin} for n, lim in w.metrics.items()}
@@ -214,8 +214,8 @@ def watch(ctx: JobContext, env: Environment) -> Outcome:
             window=w.window, failure_limit=min(w.failure_limit, count), critical=critical, baseline_limits=limits,
             baseline=(ctx.progress.get("watch_baseline") or {}).get("values"), save={"watch": state},
         )  # fmt: skip
-        ctx.step(_running_text(ctx, state), "running")
-    while state["state"] == "watching":
+        ctx.step(_running_text(ctx, state), Progress.RUNNING)
+    while state["state"] == WatchState.WATCHING:
         n = state["done"] + 1
         due = datetime.fromisoformat(state["started_at"]) + timedelta(seconds=n * state["interval_seconds"])
         wait = (due - ctx.svc.clock.now()).total_seconds()
@@ -244,7 +244,7 @@ def _measure_and_save(
     if m.reasons:
         state["reasons"] = [str(x) for x in reasons]
     if state["fails"] >= min(w.failure_limit, count):
-        state["state"] = "breached"
+        state["state"] = WatchState.BREACHED
         state["why"] = str(
             ctx.t(
                 "watch.breach", reasons=Mrkdwn("; ").join(reasons), n=state["fails"],
@@ -252,29 +252,29 @@ def _measure_and_save(
             )
         )  # fmt: skip
     elif state["errors"] >= min(w.error_limit, count):
-        state["state"] = "unwatched"
+        state["state"] = WatchState.UNWATCHED
         state["why"] = str(ctx.t("watch.could_not", error=trusted(m.error)))
     elif n >= count:
-        state["state"] = "ok"
+        state["state"] = WatchState.OK
     facts: dict[str, Any] = {
         "n": n, "of": count, "at": due.isoformat(), "window": w.window, "values": m.values,
         "reasons": [r.facts() for r in m.reasons], "failing_in_a_row": state["fails"],
     }  # fmt: skip
     ctx.record("watch_measurement", outcome=m.verdict, detail=_plain(m.error), save={"watch": state}, **facts)
-    if state["state"] == "watching":
-        ctx.step(_running_text(ctx, state, m), "running")
+    if state["state"] == WatchState.WATCHING:
+        ctx.step(_running_text(ctx, state, m), Progress.RUNNING)
         return state
     # The verdict: its own audit row and the card's last step for the watch.
     done = {"state": state["state"], "measurements": n, "of": count, "minutes": state["minutes"]}
-    if state["state"] == "ok":
+    if state["state"] == WatchState.OK:
         ctx.record("watch_completed", **done, last=m.values)
-        ctx.step(_ok_text(ctx, state), "done")
-    elif state["state"] == "breached":
+        ctx.step(_ok_text(ctx, state), Progress.DONE)
+    elif state["state"] == WatchState.BREACHED:
         ctx.record("watch_breached", outcome="failed", **done, reasons=[r.facts() for r in m.reasons])
-        ctx.step(ctx.t("watch.breached_step", n=n, of=count, why=trusted(state["why"])), "failed")
+        ctx.step(ctx.t("watch.breached_step", n=n, of=count, why=trusted(state["why"])), Progress.FAILED)
     else:
         ctx.record("watch_completed", outcome="unwatched", detail=_plain(m.error), **done)
-        ctx.step(ctx.t("watch.unwatched_step", why=trusted(state["why"])), "warning")
+        ctx.step(ctx.t("watch.unwatched_step", why=trusted(state["why"])), Progress.WARNING)
     return state
 
 
@@ -337,9 +337,9 @@ def _ok_text(ctx: JobContext, state: dict[str, Any]) -> Mrkdwn:
 
 
 def _outcome(ctx: JobContext, state: dict[str, Any]) -> Outcome:
-    if state["state"] == "ok":
-        return Outcome("ok", str(ctx.t("watch.ok_result", minutes=f"{state['minutes']:g}")))
-    return Outcome(state["state"], str(state.get("why") or ""))
+    if state["state"] == WatchState.OK:
+        return Outcome(WatchState.OK, str(ctx.t("watch.ok_result", minutes=f"{state['minutes']:g}")))
+    return Outcome(WatchState(state["state"]), str(state.get("why") or ""))
 
 
 # --------------------------------------------------------------------------- the rollback it starts

@@ -74,7 +74,7 @@ from bot.core.ops import (
     simulated_why,
 )
 from bot.core.replies import Refused, Reply
-from bot.core.states import JobState
+from bot.core.states import JobState, Progress
 from bot.core.store.db import ensure_migrated, ensure_not_shell_database
 from bot.core.store.models import Job
 from bot.operations import messages
@@ -287,15 +287,15 @@ class Backup(Operation):
         dsn = os.environ.get(b.dsn_env, "")
         source = safe_dsn(dsn) if dsn else f"${b.dsn_env}"
         key = backup_key(b.prefix, datetime.now(UTC))
-        ctx.step(ctx.t("op.backup.sim_dump", source=source, bucket=b.bucket, object=key), "info")
+        ctx.step(ctx.t("op.backup.sim_dump", source=source, bucket=b.bucket, object=key), Progress.INFO)
         if b.memory_paths:
             ctx.step(
                 ctx.t("op.backup.sim_memory", paths=", ".join(b.memory_paths), bucket=b.bucket,
                       prefix=memory_prefix(b.prefix)),
-                "info",
+                Progress.INFO,
             )  # fmt: skip
-        ctx.step(ctx.t("op.backup.sim_retention", days=b.retention_days), "info")
-        ctx.step(ctx.t("op.backup.sim_check"), "info")
+        ctx.step(ctx.t("op.backup.sim_retention", days=b.retention_days), Progress.INFO)
+        ctx.step(ctx.t("op.backup.sim_check"), Progress.INFO)
         why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
         why_en = i18n.t("op.why.dry_run", "en") if ctx.dry_run else simulated_why(ctx.job, "en")
         # The terminal's line is English, like the rest of the CLI; the card's is the workspace's.
@@ -317,9 +317,9 @@ class Backup(Operation):
             head = {}
         sha = head.get("Metadata", {}).get("sha256")
         if not sha:
-            ctx.step(ctx.t("op.backup.resumed_unfinished", object=key), "info")
+            ctx.step(ctx.t("op.backup.resumed_unfinished", object=key), Progress.INFO)
             return False
-        ctx.step(ctx.t("op.backup.resumed_stored", object=key), "info")
+        ctx.step(ctx.t("op.backup.resumed_stored", object=key), Progress.INFO)
         size = int(head.get("ContentLength", 0))
         # The worker that stored it may have died before its audit row: record what is in S3.
         ctx.record(
@@ -332,7 +332,7 @@ class Backup(Operation):
         now = datetime.now(UTC)
         key = backup_key(b.prefix, now)
         ctx.save(key=key, backup_started_at=now.isoformat())  # before the upload starts
-        ctx.step(ctx.t("op.backup.dumping", dsn=safe_dsn(dsn), bucket=b.bucket, object=key), "running")
+        ctx.step(ctx.t("op.backup.dumping", dsn=safe_dsn(dsn), bucket=b.bucket, object=key), Progress.RUNNING)
         progress = Throttled(ctx, ctx.t("op.backup.progress_upload"))
         try:
             res = run_backup(
@@ -348,18 +348,18 @@ class Backup(Operation):
             )
         except BackupError as e:
             ctx.record("stored", outcome="error", detail=str(e), bucket=b.bucket, key=key)
-            ctx.step(ctx.t("op.backup.failed_step", error=e), "failed")
+            ctx.step(ctx.t("op.backup.failed_step", error=e), Progress.FAILED)
             raise OpError(key="op.backup.failed", error=str(e)) from None
         except (ClientError, BotoCoreError) as e:  # e.g. no credentials after all: nothing was stored
             ctx.record("stored", outcome="error", detail=s3_error(e), bucket=b.bucket, key=key)
-            ctx.step(ctx.t("op.backup.failed_step", error=s3_error(e)), "failed")
+            ctx.step(ctx.t("op.backup.failed_step", error=s3_error(e)), Progress.FAILED)
             raise OpError(key="op.backup.failed_nothing", error=s3_error(e)) from None
         throughput = f"{human_bytes(res.throughput_bytes_per_s)}/s"
         size, raw = human_bytes(res.size_bytes), human_bytes(res.raw_bytes)
         ctx.step(
             ctx.t("op.backup.stored", bucket=b.bucket, object=res.key, size=size, raw=raw,
                   seconds=f"{res.seconds:.1f}", throughput=throughput),
-            "done",
+            Progress.DONE,
         )  # fmt: skip
         fields = list(ctx.progress.get("fields", []))
         fields += [
@@ -390,19 +390,21 @@ class Backup(Operation):
             ctx.record(
                 "memory_stored", outcome="error", detail=str(e), bucket=b.bucket, paths=list(b.memory_paths)
             )
-            ctx.step(ctx.t("op.backup.memory_failed_step", error=e), "failed")
+            ctx.step(ctx.t("op.backup.memory_failed_step", error=e), Progress.FAILED)
             raise OpError(key="op.backup.memory_failed", id=ctx.progress["backup_id"], error=str(e)) from None
         save = {"memory_done": True, "memory_key": res.key if res else ""}
         if res is None:
             ctx.record("memory_stored", outcome="skipped", save=save, paths=list(b.memory_paths), key=None)
-            ctx.step(ctx.t("op.backup.memory_none", paths=", ".join(b.memory_paths)), "skipped")
+            ctx.step(ctx.t("op.backup.memory_none", paths=", ".join(b.memory_paths)), Progress.SKIPPED)
         else:
             ctx.record(
                 "memory_stored", save=save, bucket=b.bucket, key=res.key, size_bytes=res.size_bytes,
                 sha256=res.sha256, paths=list(b.memory_paths),
             )  # fmt: skip
             size = human_bytes(res.size_bytes)
-            ctx.step(ctx.t("op.backup.memory_done", bucket=b.bucket, object=res.key, size=size), "done")
+            ctx.step(
+                ctx.t("op.backup.memory_done", bucket=b.bucket, object=res.key, size=size), Progress.DONE
+            )
 
     def _retention(self, ctx: JobContext, s3: Any, b: BackupConfig) -> list[str]:
         now = datetime.now(UTC)
@@ -418,7 +420,7 @@ class Backup(Operation):
                 "retention_applied", outcome="error", detail=str(e), bucket=b.bucket, days=b.retention_days,
                 deleted=deleted, aborted_uploads=aborted,
             )  # fmt: skip
-            ctx.step(ctx.t("op.backup.retention_failed_step", error=e), "failed")
+            ctx.step(ctx.t("op.backup.retention_failed_step", error=e), Progress.FAILED)
             raise OpError(
                 key="op.backup.retention_failed", id=ctx.progress["backup_id"], error=str(e)
             ) from None
@@ -426,10 +428,10 @@ class Backup(Operation):
         if deleted:
             ctx.step(
                 ctx.t("op.backup.retention_deleted", n=len(deleted), days=b.retention_days, names=names),
-                "done",
+                Progress.DONE,
             )
         else:
-            ctx.step(ctx.t("op.backup.retention_nothing", days=b.retention_days), "done")
+            ctx.step(ctx.t("op.backup.retention_nothing", days=b.retention_days), Progress.DONE)
         fields = list(ctx.progress.get("fields", []))
         fields.append(
             (
@@ -462,10 +464,10 @@ class Backup(Operation):
         }
         if not found or found[0].sha256 != sha:
             ctx.record("checked", outcome="failed", **listed)
-            ctx.step(ctx.t("op.backup.check_failed_step", id=backup_id, sha=sha[:12]), "failed")
+            ctx.step(ctx.t("op.backup.check_failed_step", id=backup_id, sha=sha[:12]), Progress.FAILED)
             raise OpError(key="op.backup.check_failed", id=backup_id, bucket=b.bucket, prefix=b.prefix)
         ctx.record("checked", **listed)
-        ctx.step(ctx.t("op.backup.checked", id=backup_id, sha=sha[:12]), "done")
+        ctx.step(ctx.t("op.backup.checked", id=backup_id, sha=sha[:12]), Progress.DONE)
 
 
 # --- restore --------------------------------------------------------------------------------------
@@ -587,10 +589,10 @@ class Restore(Operation):
         var, key = ctx.params["target_env"], ctx.params["key"]
         if ctx.dry_run or ctx.params.get("simulated"):
             label = label_for(ctx.job, ctx.svc.config.language)
-            ctx.step(ctx.t("op.restore.sim_download", bucket=b.bucket, object=key), "info")
-            ctx.step(ctx.t("op.restore.sim_replay", var=var), "info")
+            ctx.step(ctx.t("op.restore.sim_download", bucket=b.bucket, object=key), Progress.INFO)
+            ctx.step(ctx.t("op.restore.sim_replay", var=var), Progress.INFO)
             if b.verify_command:
-                ctx.step(ctx.t("op.restore.sim_verify", command=" ".join(b.verify_command)), "info")
+                ctx.step(ctx.t("op.restore.sim_verify", command=" ".join(b.verify_command)), Progress.INFO)
             why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
             ctx.simulated(ctx.t("op.restore.sim_result", label=label, why=why))
             return
@@ -598,7 +600,7 @@ class Restore(Operation):
         dsn = os.environ.get(var, "")
         if not dsn:
             raise OpError(key="op.restore.dsn_unset", name=var)
-        ctx.step(ctx.t("op.restore.downloading", bucket=b.bucket, object=key), "running")
+        ctx.step(ctx.t("op.restore.downloading", bucket=b.bucket, object=key), Progress.RUNNING)
         progress = Throttled(ctx, ctx.t("op.restore.progress"))
         try:
             res = restore_backup(
@@ -609,20 +611,20 @@ class Restore(Operation):
             ctx.record(
                 "restored", outcome="refused", detail=str(e), bucket=b.bucket, key=key, into=safe_dsn(dsn)
             )
-            ctx.step(ctx.t("op.restore.checksum_failed_step", error=e), "failed")
+            ctx.step(ctx.t("op.restore.checksum_failed_step", error=e), Progress.FAILED)
             raise OpError(key="op.restore.checksum_failed", error=str(e)) from None
         except BackupError as e:
             ctx.record(
                 "restored", outcome="error", detail=str(e), bucket=b.bucket, key=key, into=safe_dsn(dsn)
             )
-            ctx.step(ctx.t("op.restore.failed_step", error=e), "failed")
+            ctx.step(ctx.t("op.restore.failed_step", error=e), Progress.FAILED)
             raise OpError(key="op.restore.failed", error=str(e)) from None
         expected = ctx.progress.get("expected_sha256")
         if expected and expected != res.sha256:  # the object changed after approval: it was still verified
-            ctx.step(ctx.t("op.restore.changed", before=expected[:12], after=res.sha256[:12]), "info")
-        ctx.step(ctx.t("op.restore.checksum_ok", sha=res.sha256[:12]), "done")
+            ctx.step(ctx.t("op.restore.changed", before=expected[:12], after=res.sha256[:12]), Progress.INFO)
+        ctx.step(ctx.t("op.restore.checksum_ok", sha=res.sha256[:12]), Progress.DONE)
         seconds = f"{res.seconds:.1f}"
-        ctx.step(ctx.t("op.restore.restored", dsn=safe_dsn(dsn), seconds=seconds), "done")
+        ctx.step(ctx.t("op.restore.restored", dsn=safe_dsn(dsn), seconds=seconds), Progress.DONE)
         ctx.record(
             "restored", save={"restored_sha256": res.sha256, "seconds": res.seconds}, bucket=b.bucket, key=key,
             sha256=res.sha256, expected_sha256=expected, into=safe_dsn(dsn), seconds=round(res.seconds, 3),
@@ -636,19 +638,19 @@ class Restore(Operation):
     def _verify(self, ctx: JobContext, b: BackupConfig, dsn: str) -> str:
         """The guide's `npm run db:verify`, run with DATABASE_URL pointing at the restored database."""
         if not b.verify_command:
-            ctx.step(ctx.t("op.restore.no_verify_step"), "info")
+            ctx.step(ctx.t("op.restore.no_verify_step"), Progress.INFO)
             return ctx.t("op.restore.no_verify_result")
         cmd = " ".join(b.verify_command)
-        ctx.step(ctx.t("op.restore.running", command=cmd), "running")
+        ctx.step(ctx.t("op.restore.running", command=cmd), Progress.RUNNING)
         ok, tail = run_verify_command(
             list(b.verify_command), {"DATABASE_URL": dsn}, timeout_s=b.verify_timeout_seconds
         )
         last = tail.strip().splitlines()[-1] if tail.strip() else ctx.t("op.restart.no_output")
         ctx.record("verify_command", outcome="ok" if ok else "failed", command=cmd, last_line=last)
         if not ok:
-            ctx.step(ctx.t("op.restore.verify_failed_step", command=cmd, last=last), "failed")
+            ctx.step(ctx.t("op.restore.verify_failed_step", command=cmd, last=last), Progress.FAILED)
             raise OpError(key="op.restore.verify_failed", command=cmd, last=last)
-        ctx.step(ctx.t("op.restore.verify_passed_step", command=cmd, last=last), "done")
+        ctx.step(ctx.t("op.restore.verify_passed_step", command=cmd, last=last), Progress.DONE)
         return ctx.t("op.restore.verify_passed", command=cmd)
 
 

@@ -29,6 +29,7 @@ from bot.core.ops import (
     label_for,
     simulated_why,
 )
+from bot.core.states import Progress
 from bot.core.store.models import Job
 from bot.operations.restart import final_health_check
 
@@ -160,9 +161,9 @@ class CacheClear(Operation):
                 continue  # resumed: done before the bot stopped
             if ctx.dry_run or part in simulated_parts:
                 if part == "redis":
-                    ctx.step(ctx.t("op.cache.sim_redis", what=_redis_what(cache, lang)), "info")
+                    ctx.step(ctx.t("op.cache.sim_redis", what=_redis_what(cache, lang)), Progress.INFO)
                 else:
-                    ctx.step(ctx.t("op.cache.sim_app", what=_app_what(cache)), "info")
+                    ctx.step(ctx.t("op.cache.sim_app", what=_app_what(cache)), Progress.INFO)
                 continue
             # Each clear saves itself as done, with its audit row, before the next one starts.
             cleared.append(part)
@@ -170,7 +171,7 @@ class CacheClear(Operation):
                 self._redis(ctx, cache, cleared) if part == "redis" else self._app(ctx, cache, cleared)
             )
         if ctx.dry_run or (simulated_parts and not cleared):
-            ctx.step(ctx.t("op.cache.sim_health", url=env.url or ctx.t("op.restart.no_url")), "info")
+            ctx.step(ctx.t("op.cache.sim_health", url=env.url or ctx.t("op.restart.no_url")), Progress.INFO)
             why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)
             ctx.simulated(ctx.t("op.cache.sim_result", label=label, why=why))
             return
@@ -191,7 +192,7 @@ class CacheClear(Operation):
             raise OpError(key="op.cache.redis_unset", name=cache.redis_url_env)
         where = redis_location(url)
         what = _redis_what(cache, ctx.svc.config.language)
-        ctx.step(ctx.t("op.cache.redis_clearing", where=where, what=what), "running")
+        ctx.step(ctx.t("op.cache.redis_clearing", where=where, what=what), Progress.RUNNING)
         try:
             res = clear_redis(
                 url, mode=cache.mode, prefix=cache.prefix, allow_flushall=cache.allow_flushall,
@@ -199,14 +200,15 @@ class CacheClear(Operation):
             )  # fmt: skip
         except CacheError as e:
             ctx.record("redis_cleared", outcome="error", detail=str(e), where=where, mode=cache.mode)
-            ctx.step(f"Redis {where}: {e}", "failed")
+            ctx.step(f"Redis {where}: {e}", Progress.FAILED)
             raise OpError(key="op.cache.redis_failed", error=str(e)) from None
         deleted = (
             ctx.t("op.cache.every_key") if res.deleted is None else ctx.t("op.cache.keys", n=res.deleted)
         )
         memory = f"{human_bytes(res.memory_before)} → {human_bytes(res.memory_after)}"
         ctx.step(
-            ctx.t("op.cache.redis_done", where=where, mode=res.mode, deleted=deleted, memory=memory), "done"
+            ctx.t("op.cache.redis_done", where=where, mode=res.mode, deleted=deleted, memory=memory),
+            Progress.DONE,
         )
         fields = list(ctx.progress.get("fields", []))
         fields += [(ctx.t("op.field.deleted"), deleted), (ctx.t("op.field.redis_memory"), memory)]
@@ -222,7 +224,7 @@ class CacheClear(Operation):
 
     def _app(self, ctx: JobContext, cache: CacheConfig, cleared: list[str]) -> str:
         token = os.environ.get(cache.app_token_env, "") if cache.app_token_env else ""
-        ctx.step(ctx.t("op.cache.app_running", what=_app_what(cache)), "running")
+        ctx.step(ctx.t("op.cache.app_running", what=_app_what(cache)), Progress.RUNNING)
         try:
             if cache.app_endpoint:
                 summary = clear_app_cache(endpoint=cache.app_endpoint, token=token)
@@ -230,8 +232,8 @@ class CacheClear(Operation):
                 summary = clear_app_cache(command=list(cache.app_command), token=token)
         except CacheError as e:
             ctx.record("app_cleared", outcome="error", detail=str(e), via=_app_what(cache))
-            ctx.step(ctx.t("op.cache.app_step", text=e), "failed")
+            ctx.step(ctx.t("op.cache.app_step", text=e), Progress.FAILED)
             raise OpError(key="op.cache.app_failed", error=str(e)) from None
         ctx.record("app_cleared", save={"cleared": list(cleared)}, via=_app_what(cache), answer=summary)
-        ctx.step(ctx.t("op.cache.app_step", text=summary), "done")
+        ctx.step(ctx.t("op.cache.app_step", text=summary), Progress.DONE)
         return ctx.t("op.cache.app_note", summary=summary)

@@ -20,6 +20,7 @@ from bot.backends.pgconn import ConnCounts, PgConnError, connection_counts, rese
 from bot.core.config import Environment
 from bot.core.i18n import minutes_text, msg, t
 from bot.core.ops import JobContext, Operation, OpError, Request, flag_for, label_for, simulated_why
+from bot.core.states import Progress
 from bot.core.store.models import Job
 from bot.operations.restart import (
     checked_service,
@@ -134,22 +135,25 @@ class DbConnectionReset(Operation):
         lang = ctx.svc.config.language
         if not ctx.progress.get("reset_done"):
             ctx.step(
-                ctx.t("op.db.terminating", age=minutes_text(age, ctx.lang), dsn=safe_dsn(dsn)), "running"
+                ctx.t("op.db.terminating", age=minutes_text(age, ctx.lang), dsn=safe_dsn(dsn)),
+                Progress.RUNNING,
             )
             try:
                 res = reset_idle_connections(dsn, older_than_minutes=age)
             except PgConnError as e:
                 ctx.record("connections_terminated", outcome="error", detail=str(e), database=safe_dsn(dsn))
-                ctx.step(ctx.t("op.db.reset_failed_step", error=e), "failed")
+                ctx.step(ctx.t("op.db.reset_failed_step", error=e), Progress.FAILED)
                 raise OpError(key="op.db.reset_failed", error=str(e)) from None
             failed = ctx.t("op.db.not_ended", n=len(res.failed), pids=res.failed) if res.failed else ""
             pids = (
                 ctx.t("op.db.pids", pids=", ".join(map(str, res.terminated[:20]))) if res.terminated else ""
             )
             before, after = counts_text(res.before, age, lang), counts_text(res.after, age, lang)
-            ctx.step(ctx.t("op.db.before", counts=before), "done")
-            ctx.step(ctx.t("op.db.terminated", n=len(res.terminated), pids=pids, failed=failed), "done")
-            ctx.step(ctx.t("op.db.after", counts=after), "done")
+            ctx.step(ctx.t("op.db.before", counts=before), Progress.DONE)
+            ctx.step(
+                ctx.t("op.db.terminated", n=len(res.terminated), pids=pids, failed=failed), Progress.DONE
+            )
+            ctx.step(ctx.t("op.db.after", counts=after), Progress.DONE)
             now_label = ctx.t("op.field.connections_now")
             fields = [f for f in ctx.progress.get("fields", []) if f[0] != now_label]
             fields += [
@@ -171,7 +175,7 @@ class DbConnectionReset(Operation):
         if restart:
             summary += "; " + rolling_restart_job(ctx, env, ctx.params["service"])
         else:
-            ctx.step(ctx.t("op.db.restart_skipped"), "skipped")
+            ctx.step(ctx.t("op.db.restart_skipped"), Progress.SKIPPED)
         ctx.save(result=ctx.t("op.restart.result", summary=summary))
 
     def _simulate(self, ctx: JobContext, env: Environment, age: float, restart: bool) -> None:
@@ -184,14 +188,14 @@ class DbConnectionReset(Operation):
                 res = reset_idle_connections(dsn, older_than_minutes=age, dry_run=True)
             except PgConnError as e:
                 raise OpError(key="op.db.pg_stat_failed", error=str(e)) from None
-            ctx.step(ctx.t("op.db.now", counts=counts_text(res.before, age, lang)), "done")
+            ctx.step(ctx.t("op.db.now", counts=counts_text(res.before, age, lang)), Progress.DONE)
             pids = (
                 ctx.t("op.db.pids", pids=", ".join(map(str, res.terminated[:20]))) if res.terminated else ""
             )
-            ctx.step(ctx.t("op.db.sim_terminate", n=len(res.terminated), pids=pids), "info")
+            ctx.step(ctx.t("op.db.sim_terminate", n=len(res.terminated), pids=pids), Progress.INFO)
         else:
-            ctx.step(ctx.t("op.db.sim_count"), "info")
-            ctx.step(ctx.t("op.db.sim_terminate_age", age=minutes_text(age, ctx.lang)), "info")
+            ctx.step(ctx.t("op.db.sim_count"), Progress.INFO)
+            ctx.step(ctx.t("op.db.sim_terminate_age", age=minutes_text(age, ctx.lang)), Progress.INFO)
         if restart:
             simulate_restart(ctx, env, ctx.params["service"])
         why = ctx.t("op.why.dry_run") if ctx.dry_run else simulated_why(ctx.job, ctx.lang)

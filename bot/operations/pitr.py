@@ -56,7 +56,7 @@ from bot.core.locks import EnvironmentLocked
 from bot.core.mrkdwn import Mrkdwn, mention
 from bot.core.ops import JobContext, Operation, OpError, Request, Throttled, human_bytes
 from bot.core.replies import Reply
-from bot.core.states import JobState
+from bot.core.states import JobState, Progress
 from bot.core.store.models import Job
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ class PitrBackup(Operation):
         if ctx.dry_run:
             for repo in b.pgbackrest.repos:
                 argv = " ".join(pgbackrest_of(b).argv("backup", f"--type={kind}", f"--repo={repo}"))
-                ctx.step(ctx.t("backup.sim_step", command=argv), "info")
+                ctx.step(ctx.t("backup.sim_step", command=argv), Progress.INFO)
             ctx.simulated(ctx.t("backup.sim_result"))
             return
         _take(ctx, PITR_LOCK, f"pgBackRest {kind} backup", "backup.pitr_busy")
@@ -223,13 +223,13 @@ class PitrBackup(Operation):
         if interrupted:
             # pgBackRest finds its own unfinished backup and resumes or removes it on the next run.
             ctx.record("interrupted", save={"repo_running": None}, repo=interrupted, kind=kind)
-            ctx.step(ctx.t("backup.interrupted", repo=interrupted), "info")
+            ctx.step(ctx.t("backup.interrupted", repo=interrupted), Progress.INFO)
         done: list[int] = list(ctx.progress.get("done_repos", []))
         for repo in b.pgbackrest.repos:
             if repo in done:
                 continue
             ctx.save(repo_running=repo)  # before the backup: a resumed job knows it was interrupted
-            ctx.step(ctx.t("backup.running", kind=ctx.t(f"backup.kind.{kind}"), repo=repo), "running")
+            ctx.step(ctx.t("backup.running", kind=ctx.t(f"backup.kind.{kind}"), repo=repo), Progress.RUNNING)
             started = time.monotonic()
             try:
                 pgb.backup(
@@ -245,7 +245,7 @@ class PitrBackup(Operation):
                     repo=repo,
                     kind=kind,
                 )
-                ctx.step(ctx.t("backup.failed_step", repo=repo, error=str(e)), "failed")
+                ctx.step(ctx.t("backup.failed_step", repo=repo, error=str(e)), Progress.FAILED)
                 raise OpError(key="backup.pitr_failed", repo=repo, error=str(e)) from None
             seconds = time.monotonic() - started
             newest = None
@@ -265,10 +265,10 @@ class PitrBackup(Operation):
             ctx.step(
                 ctx.t("backup.stored", repo=repo, label=label, kind=ctx.t(f"backup.kind.{actual}"),
                       size=size, seconds=_seconds(seconds, ctx.lang)),
-                "done",
+                Progress.DONE,
             )  # fmt: skip
             if actual != kind:
-                ctx.step(ctx.t("backup.promoted_to_full", kind=ctx.t(f"backup.kind.{kind}")), "info")
+                ctx.step(ctx.t("backup.promoted_to_full", kind=ctx.t(f"backup.kind.{kind}")), Progress.INFO)
         labels = ", ".join(f"`{ctx.progress.get(f'label_{r}', '?')}`" for r in b.pgbackrest.repos)
         ctx.save(result=ctx.t("backup.result", kind=ctx.t(f"backup.kind.{kind}"), labels=labels, n=len(done)))
 
@@ -416,7 +416,7 @@ class Drill(Operation):
         b = ctx.svc.config.backup
         own = ctx.progress.get("scratch")
         if own and not ctx.progress.get("cleaned"):
-            ctx.step(ctx.t("drill.interrupted", phase=ctx.progress.get("phase", "?")), "info")
+            ctx.step(ctx.t("drill.interrupted", phase=ctx.progress.get("phase", "?")), Progress.INFO)
         for path in leftover_scratch(b.drill.scratch_dir):
             try:
                 self._instance(ctx, path).remove()
@@ -426,14 +426,14 @@ class Drill(Operation):
             ctx.record(
                 "leftover_removed", path=path, interrupted_phase=ctx.progress.get("phase") if own else None
             )
-            ctx.step(ctx.t("drill.leftover_removed", path=path), "done")
+            ctx.step(ctx.t("drill.leftover_removed", path=path), Progress.DONE)
         if own:
             ctx.save(scratch=None, cleaned=True)
 
     def _run(self, ctx: JobContext) -> None:
         svc, b = ctx.svc, ctx.svc.config.backup
         if ctx.dry_run:
-            ctx.step(ctx.t("drill.sim_step", path=b.drill.scratch_dir, port=b.drill.port), "info")
+            ctx.step(ctx.t("drill.sim_step", path=b.drill.scratch_dir, port=b.drill.port), Progress.INFO)
             ctx.simulated(ctx.t("drill.sim_result"))
             return
         _take(ctx, DRILL_LOCK, "restore drill", "drill.busy")
@@ -465,11 +465,11 @@ class Drill(Operation):
                 inst.remove()
             except ScratchError as e:
                 ctx.record("cleaned", outcome="error", detail=str(e), path=scratch)
-                ctx.step(ctx.t("drill.cleanup_failed", path=scratch, error=str(e)), "failed")
+                ctx.step(ctx.t("drill.cleanup_failed", path=scratch, error=str(e)), Progress.FAILED)
                 raise OpError(key="drill.leftover_failed", path=scratch, error=str(e)) from None
             phases["cleanup"] = time.monotonic() - started
             ctx.record("cleaned", save={"scratch": None, "cleaned": True}, path=scratch)
-            ctx.step(ctx.t("drill.cleaned", path=scratch), "done")
+            ctx.step(ctx.t("drill.cleaned", path=scratch), Progress.DONE)
         total = sum(v for k, v in phases.items() if k != "cleanup")
         rto = b.rto_minutes * 60.0
         ok = failure is None and total <= rto
@@ -505,7 +505,7 @@ class Drill(Operation):
     ) -> None:  # fmt: skip
         pgb = pgbackrest_of(b)
         # 1. restore
-        ctx.step(ctx.t("drill.restoring", path=scratch), "running")
+        ctx.step(ctx.t("drill.restoring", path=scratch), Progress.RUNNING)
         started = time.monotonic()
         try:
             pgb.restore(
@@ -514,32 +514,32 @@ class Drill(Operation):
             )  # fmt: skip
         except PgBackRestError as e:
             ctx.record("restored", outcome="error", detail=str(e), path=scratch)
-            ctx.step(ctx.t("drill.restore_failed", error=str(e)), "failed")
+            ctx.step(ctx.t("drill.restore_failed", error=str(e)), Progress.FAILED)
             raise OpError(key="drill.failed", phase="restore", error=str(e)) from None
         phases["restore"] = time.monotonic() - started
         ctx.record("restored", save={"phase": "recovery"}, path=scratch, seconds=round(phases["restore"], 3),
                    target_time=when.isoformat() if when else None)  # fmt: skip
-        ctx.step(ctx.t("drill.restored", seconds=_seconds(phases["restore"], ctx.lang)), "done")
+        ctx.step(ctx.t("drill.restored", seconds=_seconds(phases["restore"], ctx.lang)), Progress.DONE)
         # 2. recovery: WAL replayed up to the target (or the end of the archive), then promoted
-        ctx.step(ctx.t("drill.recovering", port=b.drill.port), "running")
+        ctx.step(ctx.t("drill.recovering", port=b.drill.port), Progress.RUNNING)
         started = time.monotonic()
         try:
             inst.start(timeout=b.drill.timeout_seconds)
             _wait_promoted(ctx, scratch_dsn(ctx.svc.config), b.drill.timeout_seconds)
         except (ScratchError, OpError) as e:
             ctx.record("opened", outcome="error", detail=str(e), port=b.drill.port)
-            ctx.step(ctx.t("drill.recovery_failed", error=str(e)), "failed")
+            ctx.step(ctx.t("drill.recovery_failed", error=str(e)), Progress.FAILED)
             raise OpError(key="drill.failed", phase="recovery", error=str(e)) from None
         phases["recovery"] = time.monotonic() - started
         ctx.record(
             "opened", save={"phase": "verify"}, port=b.drill.port, seconds=round(phases["recovery"], 3)
         )
-        ctx.step(ctx.t("drill.opened", seconds=_seconds(phases["recovery"], ctx.lang)), "done")
+        ctx.step(ctx.t("drill.opened", seconds=_seconds(phases["recovery"], ctx.lang)), Progress.DONE)
         # 3. the integrity check (the guide's `npm run db:verify`)
         started = time.monotonic()
         if b.verify_command:
             cmd = " ".join(b.verify_command)
-            ctx.step(ctx.t("op.restore.running", command=cmd), "running")
+            ctx.step(ctx.t("op.restore.running", command=cmd), Progress.RUNNING)
             ok, tail = run_verify_command(
                 list(b.verify_command), {"DATABASE_URL": scratch_dsn(ctx.svc.config)},
                 timeout_s=b.verify_timeout_seconds,
@@ -549,13 +549,13 @@ class Drill(Operation):
             ctx.record("verify_command", outcome="ok" if ok else "failed", command=cmd, last_line=last,
                        seconds=round(phases["verify"], 3))  # fmt: skip
             if not ok:
-                ctx.step(ctx.t("op.restore.verify_failed_step", command=cmd, last=last), "failed")
+                ctx.step(ctx.t("op.restore.verify_failed_step", command=cmd, last=last), Progress.FAILED)
                 raise OpError(key="drill.failed", phase="verify", error=f"{cmd}: {last}")
-            ctx.step(ctx.t("op.restore.verify_passed_step", command=cmd, last=last), "done")
+            ctx.step(ctx.t("op.restore.verify_passed_step", command=cmd, last=last), Progress.DONE)
         else:
             phases["verify"] = time.monotonic() - started
             ctx.record("verify_command", outcome="skipped", command=None)
-            ctx.step(ctx.t("op.restore.no_verify_step"), "info")
+            ctx.step(ctx.t("op.restore.no_verify_step"), Progress.INFO)
 
 
 def _wait_promoted(ctx: JobContext, dsn: str, timeout: float) -> None:
@@ -793,7 +793,7 @@ def schedule_tick(svc: Services, now: datetime | None = None) -> list[str]:
         t0 = datetime.now(UTC)
         channel = svc.config.slack.report_channel
         job = Job(
-            id=job_id, operation=operation, environment="", params=params, state="validating",
+            id=job_id, operation=operation, environment="", params=params, state=JobState.VALIDATING,
             requested_by=SCHEDULE_ACTOR, requested_by_name=SCHEDULE_NAME, channel=channel, created_at=t0,
             updated_at=t0,
         )  # fmt: skip

@@ -44,6 +44,7 @@ from bot.core.ops import (
     label_for,
     simulated_why,
 )
+from bot.core.states import Progress
 from bot.core.store.models import Job
 
 if TYPE_CHECKING:
@@ -120,11 +121,11 @@ def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fie
     was already done) when the service stays unhealthy."""
     if not env.url:
         ctx.record("health_checked", outcome="skipped", detail=msg("health.no_url"), url=None)
-        ctx.step(ctx.t("op.health.no_url_step", env=env.name), "info")
+        ctx.step(ctx.t("op.health.no_url_step", env=env.name), Progress.INFO)
         return ctx.t("op.health.not_checked")
     d = ctx.svc.config.defaults
     lang = ctx.svc.config.language
-    ctx.step(ctx.t("op.health.checking", url=env.url), "running")
+    ctx.step(ctx.t("op.health.checking", url=env.url), Progress.RUNNING)
     deadline = time.monotonic() + d.verify_timeout_seconds
     attempts = 0
     while True:
@@ -138,11 +139,11 @@ def final_health_check(ctx: JobContext, env: Environment, failed_key: str, **fie
         }
         if report.healthy:
             ctx.record("health_checked", **seen)
-            ctx.step(ctx.t("op.health.ok", health=health_text(report, lang)), "done")
+            ctx.step(ctx.t("op.health.ok", health=health_text(report, lang)), Progress.DONE)
             return health_text(report, lang)
         if time.monotonic() >= deadline:
             ctx.record("health_checked", outcome="failed", **seen)
-            ctx.step(ctx.t("op.health.failed", health=health_text(report, lang)), "failed")
+            ctx.step(ctx.t("op.health.failed", health=health_text(report, lang)), Progress.FAILED)
             raise OpError(
                 key=failed_key,
                 url=env.url,
@@ -245,9 +246,9 @@ def simulate_restart(ctx: JobContext, env: Environment, service: str) -> None:
     if env.restart.backend == "ssm" and not ctx.job.params.get("simulated"):
         targets = list_targets(env)  # a dry run with credentials names the real instances
     what = ", ".join(f"`{x}`" for x in targets) if targets else where_text(env, lang)
-    ctx.step(ctx.t("op.restart.sim_status", service=service, what=what), "info")
+    ctx.step(ctx.t("op.restart.sim_status", service=service, what=what), Progress.INFO)
     url = env.url or ctx.t("op.restart.no_url")
-    ctx.step(ctx.t("op.restart.sim_restart", service=service, what=what, url=url), "info")
+    ctx.step(ctx.t("op.restart.sim_restart", service=service, what=what, url=url), Progress.INFO)
 
 
 def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
@@ -267,9 +268,9 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
     done: list[str] = list(ctx.progress.get("restart_done", []))
     interrupted = ctx.progress.get("restart_current") or ""
     if interrupted and interrupted not in done:
-        ctx.step(ctx.t("op.restart.resumed_current", target=interrupted), "info")
+        ctx.step(ctx.t("op.restart.resumed_current", target=interrupted), Progress.INFO)
     elif done:
-        ctx.step(ctx.t("op.restart.resumed_done", n=len(done)), "info")
+        ctx.step(ctx.t("op.restart.resumed_done", n=len(done)), Progress.INFO)
     remaining = [x for x in targets if x not in done]
     if not remaining:  # resumed after the last instance was done: only the check is left
         health = final_health_check(ctx, env, "op.restart.unhealthy_after")
@@ -290,7 +291,7 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
     def restart_one(target: str) -> InvocationResult:
         state.update(target=target, result=None, health="")
         ctx.save(restart_current=target)  # before the side effect: a resumed job knows where it was
-        ctx.step(ctx.t("op.restart.restarting", target=target, service=service), "running")
+        ctx.step(ctx.t("op.restart.restarting", target=target, service=service), Progress.RUNNING)
         if ssm is not None:
             result = ssm.restart(
                 target, service, timeout_s=cfg.invocation_timeout_seconds, poll_s=cfg.poll_seconds
@@ -299,7 +300,9 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
             result = local.restart_one(service)
         state["result"] = result
         if result.ok:
-            ctx.step(ctx.t("op.restart.restarted_checking", target=target, status=result.status), "running")
+            ctx.step(
+                ctx.t("op.restart.restarted_checking", target=target, status=result.status), Progress.RUNNING
+            )
         return result
 
     def health() -> tuple[bool, str]:
@@ -319,7 +322,7 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
                 instance=target, service=service, backend=cfg.backend, command_id=result.command_id or None,
                 status=result.status, health=detail,
             )  # fmt: skip
-            ctx.step(ctx.t("op.restart.restarted", target=target, detail=detail), "done")
+            ctx.step(ctx.t("op.restart.restarted", target=target, detail=detail), Progress.DONE)
         return ok, detail
 
     def sleep(seconds: float) -> None:
@@ -349,7 +352,10 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
             ctx.record(
                 "instance_failed", outcome="failed", detail=why, save={"restart_current": ""}, **failed
             )
-            ctx.step(ctx.t("op.restart.step_failed", target=stopped, status=result.status, why=why), "failed")
+            ctx.step(
+                ctx.t("op.restart.step_failed", target=stopped, status=result.status, why=why),
+                Progress.FAILED,
+            )
         else:
             ctx.record(
                 "instance_failed",
@@ -358,9 +364,9 @@ def rolling_restart_job(ctx: JobContext, env: Environment, service: str) -> str:
                 save={"restart_current": ""},
                 **failed,
             )
-            ctx.step(ctx.t("op.restart.unhealthy", target=stopped, health=state["health"]), "failed")
+            ctx.step(ctx.t("op.restart.unhealthy", target=stopped, health=state["health"]), Progress.FAILED)
         for x in untouched:
-            ctx.step(ctx.t("op.restart.not_restarted", target=x), "skipped")
+            ctx.step(ctx.t("op.restart.not_restarted", target=x), Progress.SKIPPED)
         stop = {"service": service, "env": env.name, "stopped": stopped, "reason": outcome.said}
         if untouched:
             raise OpError(
@@ -390,10 +396,12 @@ def _status(
         active = active or ctx.t("op.restart.no_active")
         ctx.step(
             ctx.t("op.restart.status_local", service=service, target=targets[0], active=active, now=now),
-            "done",
+            Progress.DONE,
         )
         return
-    ctx.step(ctx.t("op.restart.status_ssm", n=len(targets), where=where_text(env, lang), now=now), "done")
+    ctx.step(
+        ctx.t("op.restart.status_ssm", n=len(targets), where=where_text(env, lang), now=now), Progress.DONE
+    )
 
 
 # --- the operation ----------------------------------------------------------------------------

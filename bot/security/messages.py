@@ -14,6 +14,7 @@ from typing import Any
 from bot.core.blocks import Action, Block, button, confirm_dialog, context, section
 from bot.core.i18n import t
 from bot.core.mrkdwn import Mrkdwn, escape, escape_within, link, mention, plain_text, slack_time, trusted
+from bot.core.states import JobState, OccurrenceState, ReviewState
 from bot.security.report import Finding, group_by_severity
 
 __all__ = ["section"]
@@ -65,18 +66,18 @@ class OccurrenceView:
 
 def due_text(view: OccurrenceView, lang: str) -> Mrkdwn:
     """The notification text of the task's message."""
-    if view.state == "done":
+    if view.state == OccurrenceState.DONE:
         return t("security.due.text_done", lang, title=view.title)
     return t("security.due.text", lang, title=view.title)
 
 
 def due_blocks(view: OccurrenceView, lang: str) -> list[Block]:
-    if view.state == "done":
+    if view.state == OccurrenceState.DONE:
         head = t(
             "security.due.done", lang, title=view.title, when=when(view.done_at), user=mention(view.done_by)
         )
         head += _note(view.note, lang)
-    elif view.state == "missed":
+    elif view.state == OccurrenceState.MISSED:
         head = t("security.due.missed", lang, title=view.title, due=when(view.due_at))
     else:
         head = t("security.due.head", lang, title=view.title, due=when(view.due_at))
@@ -92,7 +93,7 @@ def due_blocks(view: OccurrenceView, lang: str) -> list[Block]:
             )
         ),
     ]
-    if view.state == "due":
+    if view.state == OccurrenceState.DUE:
         if view.snoozed_until and view.snoozed_until > datetime.now(UTC):
             out.append(
                 context(
@@ -107,7 +108,7 @@ def due_blocks(view: OccurrenceView, lang: str) -> list[Block]:
         elif view.overdue:
             out.append(section(t("security.due.overdue", lang, due=when(view.due_at))))
     out += _kind_blocks(view, lang)
-    if view.state == "due":
+    if view.state == OccurrenceState.DUE:
         hours = f"{view.snooze_hours:g}"
         out.append(
             {
@@ -132,22 +133,28 @@ def _kind_blocks(view: OccurrenceView, lang: str) -> list[Block]:
         if summary:
             return [section(scan_summary_line(summary, lang))]
         job = str(view.details.get("job_id") or "")[:8]
-        if view.job_state in ("failed", "invalid", "refused"):
+        if view.job_state in (JobState.FAILED, JobState.INVALID, JobState.REFUSED):
             return [section(t("security.due.scan_failed", lang, reason=trusted(view.job_result) or "—"))]
-        if view.job_state in ("validating", "queued", "running"):
+        if view.job_state in JobState.FOR_WORKERS:
             return [context(t("security.due.scan_running", lang, job=job))]
         return []
     if view.kind == "secret_rotation":
         if "checked_at" not in view.details:
-            return [context(t("security.due.secrets_checking", lang))] if view.state == "due" else []
+            return (
+                [context(t("security.due.secrets_checking", lang))]
+                if view.state == OccurrenceState.DUE
+                else []
+            )
         return secrets_blocks(view.details.get("secrets") or [], lang)
     if view.kind == "access_review":
         if view.review_id is not None:
             return [context(t("security.due.review_posted", lang, id=view.review_id))]
-        if view.details.get("review_error") and view.state == "due":
+        if view.details.get("review_error") and view.state == OccurrenceState.DUE:
             return [section(t("security.due.review_failed", lang, error=str(view.details["review_error"])))]
-        return [context(t("security.due.review_preparing", lang))] if view.state == "due" else []
-    if view.mode == "external" and view.state == "due":
+        return (
+            [context(t("security.due.review_preparing", lang))] if view.state == OccurrenceState.DUE else []
+        )
+    if view.mode == "external" and view.state == OccurrenceState.DUE:
         return [context(t("security.due.external", lang))]
     return []
 
@@ -377,7 +384,7 @@ def review_head_blocks(view: ReviewView, lang: str) -> list[Block]:
         people=len(people), roles=len(roles), inactive=len(inactive), days=view.inactive_days,
     )  # fmt: skip
     out: list[Block] = [section(head)]
-    if view.state == "complete":
+    if view.state == ReviewState.COMPLETE:
         done = t(
             "security.review.complete", lang, when=when(view.completed_at), user=mention(view.completed_by)
         )

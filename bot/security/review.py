@@ -26,6 +26,7 @@ from bot.core.i18n import msg, t
 from bot.core.mrkdwn import to_plain
 from bot.core.outbox import Managed, Syncer
 from bot.core.policy import Attempt
+from bot.core.states import OccurrenceState, ReviewState
 from bot.core.store.models import (
     AccessReview,
     AccessReviewItem,
@@ -163,7 +164,7 @@ def start(
     try:
         with svc.sessions.begin() as s:
             review = AccessReview(
-                occurrence_id=occurrence_id, state="open", started_by=user_id, started_by_name=user_name[:255],
+                occurrence_id=occurrence_id, state=ReviewState.OPEN, started_by=user_id, started_by_name=user_name[:255],
                 started_at=t_now, channel=channel, inactive_days=days, completed_by="",
             )  # fmt: skip
             s.add(review)
@@ -209,7 +210,7 @@ def _due_without_review(svc: Services) -> int | None:
             select(SecurityOccurrence.id)
             .where(
                 SecurityOccurrence.task.in_(review_tasks),
-                SecurityOccurrence.state == "due",
+                SecurityOccurrence.state == OccurrenceState.DUE,
                 SecurityOccurrence.id.not_in(taken),
             )
             .order_by(SecurityOccurrence.due_at.desc())
@@ -221,7 +222,7 @@ def start_for_occurrence(svc: Services, occurrence_id: int) -> None:
     tried again by a later sweep)."""
     with svc.read_sessions() as s:
         occ = s.get(SecurityOccurrence, occurrence_id)
-    if occ is None or occ.state != "due":
+    if occ is None or occ.state != OccurrenceState.DUE:
         return
     failed_at = occ.details.get("review_error_at")
     if failed_at and datetime.fromisoformat(failed_at) > datetime.now(UTC) - RETRY_AFTER:
@@ -308,7 +309,7 @@ def decide(
     occurrence_id = review.occurrence_id
     with svc.sessions.begin() as s:
         open_review = s.get(AccessReview, review.id, with_for_update=True)
-        if open_review is None or open_review.state != "open":
+        if open_review is None or open_review.state != ReviewState.OPEN:
             raise SecurityError(key="security.err.review_closed", id=review.id)
         before = s.get(AccessReviewItem, item.id)
         assert before is not None
@@ -328,7 +329,11 @@ def decide(
         )
         if not undecided:
             completed = True
-            open_review.state, open_review.completed_at, open_review.completed_by = "complete", t_now, user_id
+            open_review.state, open_review.completed_at, open_review.completed_by = (
+                ReviewState.COMPLETE,
+                t_now,
+                user_id,
+            )
             decided = list(s.scalars(select(AccessReviewItem).where(AccessReviewItem.review_id == review.id)))
             removals = [i for i in decided if i.decision == "remove"]
             lang = svc.config.language
@@ -352,8 +357,8 @@ def decide(
                 )
                 res = s.execute(
                     update(SecurityOccurrence)
-                    .where(SecurityOccurrence.id == occurrence_id, SecurityOccurrence.state == "due")
-                    .values(state="done", done_at=t_now, done_by=user_id, done_by_name=user_name[:255], note=note,
+                    .where(SecurityOccurrence.id == occurrence_id, SecurityOccurrence.state == OccurrenceState.DUE)
+                    .values(state=OccurrenceState.DONE, done_at=t_now, done_by=user_id, done_by_name=user_name[:255], note=note,
                             updated_at=t_now)
                 )  # fmt: skip
                 if res.rowcount == 1:
@@ -433,7 +438,7 @@ def _messages(svc: Services, key: str) -> list[Managed] | None:
         out.append(
             Managed(
                 slot=f"page:{page}", channel=thread[0] if thread else "", ts=row.ts, text=text,
-                blocks=messages.review_page_blocks(chunk, lang, open_=review.state == "open"),
+                blocks=messages.review_page_blocks(chunk, lang, open_=review.state == ReviewState.OPEN),
                 thread_ts=thread[1] if thread else "",
             )
         )  # fmt: skip

@@ -22,6 +22,7 @@ from bot.core.i18n import t, t_plain, user_message
 from bot.core.mrkdwn import Mrkdwn
 from bot.core.ops import JobContext, Operation, OpError, OpRefused, Request
 from bot.core.secrets import refresher
+from bot.core.states import Progress
 from bot.core.store.models import Job, SecurityFinding
 from bot.security import messages, tasks
 from bot.security.report import Finding, ReportError, group_by_severity, parse_report
@@ -110,7 +111,7 @@ class SecurityScan(Operation):
         ctx.record(
             "dispatch", outcome="pending", save={"dispatch_started_at": datetime.now(UTC).isoformat()}, **what
         )
-        ctx.step(ctx.t("security.scan.dispatching", workflow=gh.workflow), "running")
+        ctx.step(ctx.t("security.scan.dispatching", workflow=gh.workflow), Progress.RUNNING)
         try:
             run_id = gh.dispatch(dict(sc.inputs))
         except GitHubUnavailable as e:  # may have started a run anyway: look for it
@@ -123,7 +124,7 @@ class SecurityScan(Operation):
             raise self._github(e) from None
         save = {"dispatched_run_id": int(run_id)} if run_id else {}
         ctx.record("dispatched", save=save, run_id=run_id, **what)
-        ctx.step(ctx.t("security.scan.dispatched", workflow=gh.workflow), "done")
+        ctx.step(ctx.t("security.scan.dispatched", workflow=gh.workflow), Progress.DONE)
 
     def _claimed(self, svc: Services, job_id: str) -> set[int]:
         since = datetime.now(UTC) - timedelta(days=2)
@@ -149,7 +150,7 @@ class SecurityScan(Operation):
                     else:
                         found = gh.find_run(started, exclude_ids=self._claimed(ctx.svc, ctx.job.id))
                 except (GitHubUnavailable, GitHubRateLimited) as e:
-                    ctx.step(ctx.t("security.scan.github_slow", error=str(e)), "running")
+                    ctx.step(ctx.t("security.scan.github_slow", error=str(e)), Progress.RUNNING)
                 except GitHubError as e:
                     raise self._github(e) from None
                 if found is None:
@@ -162,7 +163,7 @@ class SecurityScan(Operation):
                 save={"run_id": found.id, "run_url": found.html_url,
                       "links": [(ctx.t("security.scan.run"), found.html_url)]},
             )  # fmt: skip
-            ctx.step(ctx.t("security.scan.run_found", url=found.html_url, id=found.id), "done")
+            ctx.step(ctx.t("security.scan.run_found", url=found.html_url, id=found.id), Progress.DONE)
             run_id = found.id
         deadline = time.monotonic() + sc.timeout_minutes * 60
         last = ""
@@ -180,11 +181,13 @@ class SecurityScan(Operation):
                     "run_completed", outcome="ok" if run.conclusion == "success" else "failed", run_id=run.id,
                     conclusion=run.conclusion, save={"run_conclusion": run.conclusion or ""},
                 )  # fmt: skip
-                ctx.step(ctx.t("security.scan.run_done", conclusion=run.conclusion or "?"), "done")
+                ctx.step(ctx.t("security.scan.run_done", conclusion=run.conclusion or "?"), Progress.DONE)
                 return run
             if run.status != last:
                 last = run.status
-                ctx.step(ctx.t("security.scan.run_status", status=run.status.replace("_", " ")), "running")
+                ctx.step(
+                    ctx.t("security.scan.run_status", status=run.status.replace("_", " ")), Progress.RUNNING
+                )
             ctx.heartbeat()
             time.sleep(poll)
         raise OpError(
@@ -218,7 +221,7 @@ class SecurityScan(Operation):
             "report_read", artifact=artifact.name, file=sc.report_file, bytes=len(data), findings=len(findings),
             counts=counts, save={"counts": counts},
         )  # fmt: skip
-        ctx.step(ctx.t("security.scan.read", n=len(findings), file=sc.report_file), "done")
+        ctx.step(ctx.t("security.scan.read", n=len(findings), file=sc.report_file), Progress.DONE)
         self._store(ctx, findings)
         return findings
 
@@ -309,7 +312,7 @@ class SecurityScan(Operation):
             ctx.record("issue_opened", url=url, **facts)
         ctx.save(issues_opened=opened + int(ctx.progress.get("issues_opened") or 0))
         if opened:
-            ctx.step(ctx.t("security.scan.issues_opened", n=opened), "done")
+            ctx.step(ctx.t("security.scan.issues_opened", n=opened), Progress.DONE)
         return issues, failed
 
     def _known_issues(self, svc: Services, keys: list[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from bot.core.outbox import Syncer
+from bot.core.states import OccurrenceState
 from bot.core.store.models import AccessReview, SecurityOccurrence
 from bot.security import review, rotation, tasks
 from bot.security.tasks import SecurityError, now
@@ -40,7 +41,9 @@ def follow_up(svc: Services) -> None:
     made after the sweep's transaction, because they ask AWS, GitHub or Slack; the next sweep tries again."""
     kinds = {task.id: task.kind for task in tasks.tasks(svc) if task.enabled}
     with svc.read_sessions() as s:
-        due = list(s.scalars(select(SecurityOccurrence).where(SecurityOccurrence.state == "due")))
+        due = list(
+            s.scalars(select(SecurityOccurrence).where(SecurityOccurrence.state == OccurrenceState.DUE))
+        )
         reviewed = set(
             s.scalars(select(AccessReview.occurrence_id).where(AccessReview.occurrence_id.is_not(None)))
         )

@@ -31,6 +31,7 @@ from bot.core.mrkdwn import Mrkdwn, mention
 from bot.core.ops import OpError
 from bot.core.outbox import Managed, claim_message, outbox
 from bot.core.policy import Attempt
+from bot.core.states import JobState, OccurrenceState
 from bot.core.store.models import AccessReview, Job, SecurityMessage, SecurityOccurrence
 from bot.security import messages, schedule
 
@@ -142,7 +143,7 @@ def _ensure_scheduled(svc: Services, task: SecurityTask, t_now: datetime) -> Non
         rows = list(
             s.scalars(
                 select(SecurityOccurrence).where(
-                    SecurityOccurrence.task == task.id, SecurityOccurrence.state == "scheduled"
+                    SecurityOccurrence.task == task.id, SecurityOccurrence.state == OccurrenceState.SCHEDULED
                 )
             )
         )
@@ -153,14 +154,15 @@ def _ensure_scheduled(svc: Services, task: SecurityTask, t_now: datetime) -> Non
             s.execute(
                 update(SecurityOccurrence)
                 .where(
-                    SecurityOccurrence.id.in_([r.id for r in rows]), SecurityOccurrence.state == "scheduled"
+                    SecurityOccurrence.id.in_([r.id for r in rows]),
+                    SecurityOccurrence.state == OccurrenceState.SCHEDULED,
                 )
                 .values(state="rescheduled", updated_at=t_now)
             )
         due = schedule.next_after(task, t_now, tz)
         insert_ignore(
             s, SecurityOccurrence,
-            [{"task": task.id, "due_at": due, "state": "scheduled", "schedule": key, "channel": "", "details": {},
+            [{"task": task.id, "due_at": due, "state": OccurrenceState.SCHEDULED, "schedule": key, "channel": "", "details": {},
               "done_by": "", "done_by_name": "", "note": "", "snoozed_by": "", "nudges": 0,
               "created_at": t_now, "updated_at": t_now}],
             ["task", "due_at"],
@@ -176,7 +178,7 @@ def _make_due(svc: Services, task: SecurityTask, t_now: datetime) -> int | None:
             select(SecurityOccurrence)
             .where(
                 SecurityOccurrence.task == task.id,
-                SecurityOccurrence.state == "scheduled",
+                SecurityOccurrence.state == OccurrenceState.SCHEDULED,
                 SecurityOccurrence.schedule == key,
                 SecurityOccurrence.due_at <= t_now,
             )
@@ -190,8 +192,8 @@ def _make_due(svc: Services, task: SecurityTask, t_now: datetime) -> int | None:
     with svc.sessions.begin() as s:
         res = s.execute(
             update(SecurityOccurrence)
-            .where(SecurityOccurrence.id == ripe.id, SecurityOccurrence.state == "scheduled")
-            .values(state="due", channel=channel, updated_at=t_now)
+            .where(SecurityOccurrence.id == ripe.id, SecurityOccurrence.state == OccurrenceState.SCHEDULED)
+            .values(state=OccurrenceState.DUE, channel=channel, updated_at=t_now)
         )
         if res.rowcount != 1:
             return None  # another replica made it due
@@ -203,14 +205,14 @@ def _make_due(svc: Services, task: SecurityTask, t_now: datetime) -> int | None:
                 select(SecurityOccurrence).where(
                     SecurityOccurrence.task == task.id,
                     SecurityOccurrence.id != occ.id,
-                    SecurityOccurrence.state.in_(("due", "scheduled")),
+                    SecurityOccurrence.state.in_((OccurrenceState.DUE, OccurrenceState.SCHEDULED)),
                     SecurityOccurrence.due_at < occ.due_at,
                 )
             )
         )
         for old in older:
-            was_posted = old.state == "due"
-            old.state, old.updated_at = "missed", t_now
+            was_posted = old.state == OccurrenceState.DUE
+            old.state, old.updated_at = OccurrenceState.MISSED, t_now
             if was_posted:
                 audit.append(
                     s, actor_id=SYSTEM, actor_name=SYSTEM_NAME, action="security.task_missed", channel=old.channel,
@@ -220,7 +222,7 @@ def _make_due(svc: Services, task: SecurityTask, t_now: datetime) -> int | None:
         nxt = schedule.next_after(task, max(t_now, occ.due_at), tz)
         insert_ignore(
             s, SecurityOccurrence,
-            [{"task": task.id, "due_at": nxt, "state": "scheduled", "schedule": key, "channel": "", "details": {},
+            [{"task": task.id, "due_at": nxt, "state": OccurrenceState.SCHEDULED, "schedule": key, "channel": "", "details": {},
               "done_by": "", "done_by_name": "", "note": "", "snoozed_by": "", "nudges": 0,
               "created_at": t_now, "updated_at": t_now}],
             ["task", "due_at"],
@@ -240,7 +242,7 @@ def _make_due(svc: Services, task: SecurityTask, t_now: datetime) -> int | None:
                     "owners": owners_of(svc, task), **({"job_id": job_id} if job_id else {})},
             outcome="ok",
         )  # fmt: skip
-        missed_ids = [o.id for o in older if o.state == "missed"]
+        missed_ids = [o.id for o in older if o.state == OccurrenceState.MISSED]
     svc.outbox.mark(task_subject(occ.id), *(task_subject(i) for i in missed_ids))
     if job_id:
         svc.runner.wake()
@@ -256,7 +258,7 @@ def _scan_job(
     if occ is not None:
         params |= {"occurrence_id": occ.id, "task": occ.task}
     job = Job(
-        id=str(uuid.uuid4()), operation=SCAN_OPERATION, environment="", params=params, state="validating",
+        id=str(uuid.uuid4()), operation=SCAN_OPERATION, environment="", params=params, state=JobState.VALIDATING,
         requested_by=user_id, requested_by_name=user_name, channel=channel, created_at=t_now, updated_at=t_now,
     )  # fmt: skip
     s.add(job)
@@ -273,7 +275,9 @@ def _nudge(svc: Services, t_now: datetime) -> int:
     every = timedelta(hours=svc.config.security.nudge_every_hours)
     by_id = {t.id: t for t in tasks(svc) if t.enabled}
     with svc.read_sessions() as s:
-        due = list(s.scalars(select(SecurityOccurrence).where(SecurityOccurrence.state == "due")))
+        due = list(
+            s.scalars(select(SecurityOccurrence).where(SecurityOccurrence.state == OccurrenceState.DUE))
+        )
     sent = 0
     lang = svc.config.language
     for occ in due:
@@ -289,7 +293,7 @@ def _nudge(svc: Services, t_now: datetime) -> int:
                 update(SecurityOccurrence)
                 .where(
                     SecurityOccurrence.id == occ.id,
-                    SecurityOccurrence.state == "due",
+                    SecurityOccurrence.state == OccurrenceState.DUE,
                     SecurityOccurrence.nudged_at.is_(None)
                     if occ.nudged_at is None
                     else SecurityOccurrence.nudged_at == occ.nudged_at,
@@ -351,7 +355,7 @@ def current(svc: Services, task_id: str) -> SecurityOccurrence | None:
     with svc.read_sessions() as s:
         return s.scalars(
             select(SecurityOccurrence)
-            .where(SecurityOccurrence.task == task_id, SecurityOccurrence.state == "due")
+            .where(SecurityOccurrence.task == task_id, SecurityOccurrence.state == OccurrenceState.DUE)
             .order_by(SecurityOccurrence.due_at.desc())
         ).first()
 
@@ -378,8 +382,8 @@ def mark_done(
     with svc.sessions.begin() as s:
         res = s.execute(
             update(SecurityOccurrence)
-            .where(SecurityOccurrence.id == occ.id, SecurityOccurrence.state == "due")
-            .values(state="done", done_at=t_now, done_by=user_id, done_by_name=user_name[:255], note=note,
+            .where(SecurityOccurrence.id == occ.id, SecurityOccurrence.state == OccurrenceState.DUE)
+            .values(state=OccurrenceState.DONE, done_at=t_now, done_by=user_id, done_by_name=user_name[:255], note=note,
                     updated_at=t_now)
         )  # fmt: skip
         if res.rowcount != 1:
@@ -396,7 +400,7 @@ def mark_done(
 
 def _not_open(svc: Services, occurrence_id: int) -> SecurityError:
     occ = occurrence(svc, occurrence_id)
-    if occ.state == "done":
+    if occ.state == OccurrenceState.DONE:
         return SecurityError(
             key="security.err.already_done", user=mention(occ.done_by), when=messages.when(occ.done_at)
         )
@@ -417,7 +421,7 @@ def snooze(
     with svc.sessions.begin() as s:
         res = s.execute(
             update(SecurityOccurrence)
-            .where(SecurityOccurrence.id == occ.id, SecurityOccurrence.state == "due")
+            .where(SecurityOccurrence.id == occ.id, SecurityOccurrence.state == OccurrenceState.DUE)
             .values(snoozed_until=until, snoozed_by=user_id, updated_at=t_now)
         )
         if res.rowcount != 1:
@@ -449,7 +453,7 @@ def next_due(svc: Services, task: SecurityTask, at: datetime | None = None) -> d
             select(SecurityOccurrence.due_at)
             .where(
                 SecurityOccurrence.task == task.id,
-                SecurityOccurrence.state == "scheduled",
+                SecurityOccurrence.state == OccurrenceState.SCHEDULED,
                 SecurityOccurrence.schedule == key,
             )
             .order_by(SecurityOccurrence.due_at)
@@ -463,11 +467,11 @@ def scan_finished(
     """The dependency scan posted its report: the scan's occurrence (or the one due now) is done, by the bot."""
     with svc.read_sessions() as s:
         occ = s.get(SecurityOccurrence, occurrence_id) if occurrence_id else None
-        if occ is None or occ.state != "due":
+        if occ is None or occ.state != OccurrenceState.DUE:
             scan_ids = [t.id for t in tasks(svc) if t.kind == "dependency_scan"]
             occ = s.scalars(
                 select(SecurityOccurrence)
-                .where(SecurityOccurrence.task.in_(scan_ids), SecurityOccurrence.state == "due")
+                .where(SecurityOccurrence.task.in_(scan_ids), SecurityOccurrence.state == OccurrenceState.DUE)
                 .order_by(SecurityOccurrence.due_at.desc())
             ).first()
     if occ is None:
@@ -476,8 +480,8 @@ def scan_finished(
     with svc.sessions.begin() as s:
         res = s.execute(
             update(SecurityOccurrence)
-            .where(SecurityOccurrence.id == occ.id, SecurityOccurrence.state == "due")
-            .values(state="done", done_at=t_now, done_by=SYSTEM, done_by_name=SYSTEM_NAME, note=note[:500],
+            .where(SecurityOccurrence.id == occ.id, SecurityOccurrence.state == OccurrenceState.DUE)
+            .values(state=OccurrenceState.DONE, done_at=t_now, done_by=SYSTEM, done_by_name=SYSTEM_NAME, note=note[:500],
                     details={**occ.details, "job_id": job.id, "summary": summary}, updated_at=t_now)
         )  # fmt: skip
         if res.rowcount != 1:
@@ -501,7 +505,9 @@ def scan_changed(svc: Services, job: Job) -> None:
 def _redraw_scans(svc: Services) -> None:
     """Due occurrences whose scan job may have moved on (a crash the job could not report itself)."""
     with svc.read_sessions() as s:
-        due = list(s.scalars(select(SecurityOccurrence).where(SecurityOccurrence.state == "due")))
+        due = list(
+            s.scalars(select(SecurityOccurrence).where(SecurityOccurrence.state == OccurrenceState.DUE))
+        )
     keys = [task_subject(o.id) for o in due if o.details.get("job_id")]
     if keys:
         svc.outbox.mark(*keys)
@@ -556,15 +562,19 @@ def statuses(svc: Services, at: datetime | None = None) -> list[TaskStatus]:
         rows = list(
             s.scalars(
                 select(SecurityOccurrence)
-                .where(SecurityOccurrence.state.in_(("due", "done", "scheduled")))
+                .where(
+                    SecurityOccurrence.state.in_(
+                        (OccurrenceState.DUE, OccurrenceState.DONE, OccurrenceState.SCHEDULED)
+                    )
+                )
                 .order_by(SecurityOccurrence.due_at)
             )
         )
     for task in tasks(svc):
         mine = [r for r in rows if r.task == task.id]
-        done = [r for r in mine if r.state == "done"]
+        done = [r for r in mine if r.state == OccurrenceState.DONE]
         last = max(done, key=lambda r: r.done_at or r.due_at) if done else None
-        open_ = next((r for r in reversed(mine) if r.state == "due"), None)
+        open_ = next((r for r in reversed(mine) if r.state == OccurrenceState.DUE), None)
         overdue = bool(open_ and t_now >= open_.due_at + timedelta(days=task.overdue_days))
         out.append(TaskStatus(task, last, open_, next_due(svc, task, t_now), overdue))
     return out
@@ -591,7 +601,7 @@ def _occurrence_view(svc: Services, occ: SecurityOccurrence, lang: str) -> messa
     return messages.OccurrenceView(
         id=occ.id, task_id=task.id, title=title(task, lang), kind=task.kind, mode=task.mode,
         cadence=schedule.describe(task, lang), due_at=occ.due_at, state=occ.state, owners=owner_mentions(svc, task),
-        overdue=occ.state == "due" and t_now >= occ.due_at + timedelta(days=task.overdue_days),
+        overdue=occ.state == OccurrenceState.DUE and t_now >= occ.due_at + timedelta(days=task.overdue_days),
         done_at=occ.done_at, done_by=occ.done_by, note=occ.note, snoozed_until=occ.snoozed_until,
         snoozed_by=occ.snoozed_by, snooze_hours=svc.config.security.snooze_hours, details=occ.details,
         job_state=job_state, job_result=job_result, review_id=review_id,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.core.states import OccurrenceState, ReviewState
 from bot.core.store.models.base import Base, utcnow
 
 
@@ -25,7 +26,7 @@ class SecurityOccurrence(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task: Mapped[str] = mapped_column(String(40))
     due_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(16), default="scheduled")
+    state: Mapped[str] = mapped_column(String(16), default=OccurrenceState.SCHEDULED)
     # The schedule it was computed from ("weekly mon 09:00 Asia/Tokyo"): a changed config reschedules it.
     schedule: Mapped[str] = mapped_column(String(120), default="")
     channel: Mapped[str] = mapped_column(String(64), default="")
@@ -98,7 +99,7 @@ class AccessReview(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # The quarterly occurrence it belongs to (one review each); None for one started by hand.
     occurrence_id: Mapped[int | None] = mapped_column(Integer, unique=True, default=None)
-    state: Mapped[str] = mapped_column(String(16), default="open")  # open → complete
+    state: Mapped[str] = mapped_column(String(16), default=ReviewState.OPEN)
     started_by: Mapped[str] = mapped_column(String(64))
     started_by_name: Mapped[str] = mapped_column(String(255), default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
