@@ -366,7 +366,8 @@ def render(results: dict[str, Any]) -> str:
                     + (f"; {pc['unexpected']} answered with an error reply" if pc.get("unexpected") else "")
                     + (
                         f"; the durable floor p50 {pc['durable_p50_ms']} / p99 {pc['durable_p99_ms']} ms = "
-                        f"{pc['durable_p99_vs_bare']}× bare"
+                        f"{pc['durable_p99_vs_bare']}× bare; the bot ÷ the floor per round "
+                        f"{' '.join(map(str, pc.get('round_p99_vs_floor', [])))}"
                         if "durable_p99_ms" in pc
                         else ""
                     )

@@ -394,6 +394,12 @@ def _paced_summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
         out["durable_p99_vs_bare"] = (
             round(out["durable_p99_ms"] / out["bare_p99_ms"], 2) if out["bare_p99_ms"] else None
         )
+        # Each round's bot against the floor of the same round: a stall of the database or the machine
+        # reaches both (the bare app writes nothing), so this says what the bot's own ack path adds.
+        durable = [w for w in windows if w["app"] == "durable"]
+        out["round_p99_vs_floor"] = [
+            round(b["p99_ms"] / f["p99_ms"], 2) for f, b in zip(durable, bot, strict=False) if f["p99_ms"]
+        ]
     return out
 
 
