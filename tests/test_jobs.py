@@ -60,6 +60,24 @@ def test_a_prepared_deploy_commits_its_checks_and_awaiting_approval_once_before_
     assert job.progress["sha"][:10] in str(card.blocks)  # the checked commit, on the card
 
 
+def test_a_job_counts_as_running_until_its_card_is_queued(db_url, make_bot):  # type: ignore[no-untyped-def]
+    """A checked deploy leaves the workers' states (it awaits approval) before its card is queued. Whoever
+    waits for the runner to be idle and then for the outbox — the shell reading a script, a graceful stop —
+    must not find the job gone from both: the shell then read `1` before the card's [1] Approve existed
+    (CI, 2026-12-06: "no button [1]")."""
+    bot = make_bot(db_url, start=False)
+    bot.command("deploy production v1.2.3", user=ALICE)
+    runner = bot.svc.runner
+    job_id = runner.claim_one()
+    seen: list[int] = []
+    bot.svc.outbox.job_hooks.append(lambda: seen.append(runner.busy))
+    runner.execute(job_id)
+    with bot.svc.sessions() as s:
+        assert s.get(Job, job_id).state == "pending_approval"
+    assert seen and seen[-1] == 1, seen  # the card's update was queued while the job still counted
+    assert runner.busy == 0
+
+
 def test_a_check_held_for_the_next_state_is_still_audited_when_a_lock_refuses_the_job(db_url, make_bot):
     """Staging needs no approval: the deploy's checks commit with its lock and `queued`. When someone
     locked the environment between the request and the check, the lock refuses the job — and the

@@ -779,13 +779,16 @@ class JobRunner:
                     job_id, JobState.FAILED, i18n.t("job.result.internal_error", self.svc.config.language)
                 )
         finally:
-            with self._running_lock:
-                self._running.discard(job_id)
-                self._renewed.pop(job_id, None)
+            # The card's update is queued while the job still counts as running here: whoever waits
+            # for `busy` to fall to 0 and then for the outbox (the shell's settle, a graceful stop)
+            # never sees a job finished whose card is not yet queued.
             try:
                 self.svc.outbox.job_changed(job_id)
             except Exception as e:
                 _log_failure("could not queue a card update", e, job_id=job_id)
+            with self._running_lock:
+                self._running.discard(job_id)
+                self._renewed.pop(job_id, None)
 
     def _hand_back(self, job_id: str) -> None:
         """Free this worker's lease as soon as the database answers, so the job resumes at once.

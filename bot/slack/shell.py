@@ -388,10 +388,15 @@ class Shell:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # In this order: a job of the workers' states; then one this process still runs, which
+            # may have left those states (a deploy checked, now awaiting approval) and counts as
+            # running until its card is queued; then the outbox, which by then holds that card.
             with self.svc.sessions() as s:
                 busy = s.scalar(select(Job.id).where(Job.state.in_(JobState.FOR_WORKERS)).limit(1))
-            self.svc.outbox.flush(2)
-            if not busy and not self.svc.pending_background and time.monotonic() - self._last_event > 0.6:
+            running = self.svc.runner.busy
+            sent = self.svc.outbox.flush(2)
+            quiet = sent and not (busy or running or self.svc.pending_background)
+            if quiet and time.monotonic() - self._last_event > 0.6:
                 return
             time.sleep(0.1)
 
