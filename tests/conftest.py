@@ -212,9 +212,9 @@ def github(service: FakeService) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def prometheus() -> Iterator[Any]:
     """A real Prometheus with 30 days of history scraping an exporter the tests control (one per
-    test process, the history built once for all of them: tests/prom_fixture.py)."""
+    test process, each with a history of its own that its live samples continue: tests/prom_fixture.py)."""
     from tests.prom_fixture import running_prometheus, unavailable_reason
 
     why = unavailable_reason()
@@ -222,7 +222,5 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         if os.environ.get("CI"):
             pytest.fail(why)
         pytest.skip(why)
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "prom-history"
-    with running_prometheus(shared) as server:
+    with running_prometheus() as server:
         yield server

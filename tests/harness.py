@@ -114,6 +114,7 @@ class Bot:
         """Wait until no job is moving, background replies are sent and messages are flushed."""
         from sqlalchemy import select
 
+        from bot.core.states import JobState
         from bot.core.store.models import Job
 
         def quiet() -> bool:
@@ -124,10 +125,10 @@ class Bot:
             if self.svc.pending_background:
                 return False
             with self.svc.sessions() as s:
-                busy = s.scalar(
-                    select(Job.id).where(Job.state.in_(("validating", "queued", "running"))).limit(1)
-                )
-            return not busy and self.svc.flush_messages(0.2)
+                busy = s.scalar(select(Job.id).where(Job.state.in_(JobState.FOR_WORKERS)).limit(1))
+            # Then a job the runner still holds: it may have left those states (a checked deploy awaits
+            # approval) and counts as running until its card is queued, so the flush below sends it.
+            return not busy and not self.svc.runner.busy and self.svc.flush_messages(0.2)
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

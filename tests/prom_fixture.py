@@ -7,6 +7,12 @@ TSDB blocks by `promtool tsdb create-blocks-from openmetrics`; the blocks are co
 each series goes on where its history ends (the same labels: the scrape honours them), and a test
 may change a gauge (disk, memory, pg_up) and see it in the next scrape.
 
+The history ends a few seconds after its server starts (LEAD_SECONDS): Prometheus refuses scraped
+samples older than its newest block, so the first sample it keeps is the one right after the history,
+and no window ever spans a gap. A gap of G seconds — a history built once and shared by test processes
+that start their servers minutes apart — made every 5-minute rate read low while the window's start
+was in it: 3/min instead of 600 for a server started 310 s after the history ended.
+
     production   healthy: 600 requests/min, 0.02 % errors, p99 ≈ 250 ms, one 1-hour outage of the
                  API (10 % errors) 10 days ago and a 10-minute database outage 12 days ago
     staging      burning: 120 requests/min; for the last 90 minutes 6 % errors and p99 ≈ 940 ms;
@@ -47,6 +53,9 @@ BOUNDS = ("0.1", "0.25", "0.5", "1", "2.5", "+Inf")
 FAST = (0.80, 0.992, 0.997, 0.9995, 1.0, 1.0)
 SLOW = (0.30, 0.60, 0.95, 0.995, 1.0, 1.0)
 ENVS = ("production", "staging", "development")
+# How far past its build a history ends: longer than building it (2–3 s), starting Prometheus and its
+# first scrape take (its scrape manager applies targets on a 5-second tick: 5–6 s after the start).
+LEAD_SECONDS = 12.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +211,7 @@ class Exporter(LoopbackServer):
         self.envs = envs
         self.overrides: dict[str, dict[str, float]] = {}
         self.scrapes = 0
+        self.first_scrape = 0.0  # when (wall clock) Prometheus first scraped /metrics
         self._lock = threading.Lock()
 
     def set(self, env: str, **gauges: float) -> None:
@@ -232,6 +242,7 @@ class Exporter(LoopbackServer):
             def do_GET(self) -> None:  # noqa: N802
                 text = owner.text("pg" if self.path.startswith("/pg") else "main")
                 owner.scrapes += 1
+                owner.first_scrape = owner.first_scrape or time.time()
                 respond(self, 200, text, "text/plain; version=0.0.4")
 
         self.serve(Handler)
@@ -267,8 +278,8 @@ class PromServer:
 
     def expected_share(self, env: str, window: float, part: Any) -> float:
         """The model's ∫ part ÷ ∫ requests over the last `window` seconds until now. After the history's
-        end the exporter goes on with the last segment, so a test run minutes later (the history is built
-        once per run) still expects what Prometheus has."""
+        end the exporter goes on with the last segment, so a test run minutes later still expects what
+        Prometheus has."""
         m = self.envs[env]
         t = time.time()
         ago, live = max(0.0, self.exporter.now0 - t), min(window, max(0.0, t - self.exporter.now0))
@@ -307,11 +318,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def build_history(folder: Path) -> float:
-    """The 30 days as TSDB blocks in folder/blocks; returns the model's now (the history's end)."""
+def build_history(folder: Path, lead: float = 0.0) -> float:
+    """The 30 days as TSDB blocks in folder/blocks, ending `lead` seconds from now; returns that end
+    (the model's now)."""
     envs = models()
-    now = time.time()
-    shutil.rmtree(folder / "blocks", ignore_errors=True)  # what a build that failed half-way left
+    now = time.time() + lead
     write_openmetrics(folder / "history.om", now, envs)
     out = subprocess.run(
         [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=720h", "--quiet",
@@ -321,42 +332,22 @@ def build_history(folder: Path) -> float:
     if out.returncode != 0:
         raise RuntimeError(f"promtool could not write the history: {out.stdout}{out.stderr}")
     (folder / "history.om").unlink()
-    (folder / "now").write_text(repr(now))
     return now
 
 
-def shared_history(folder: Path) -> float:
-    """build_history once for every test process of a run (pytest-xdist workers share `folder`'s
-    parent): the first builds it under a lock, the others copy its blocks and use its now."""
-    import fcntl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if (folder / "now").exists():
-                return float((folder / "now").read_text())
-            return build_history(folder)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def start_prometheus(history: Path | None = None) -> PromServer:
-    """History → blocks → a Prometheus on a free loopback port scraping the exporter every second.
-    `history`: a folder shared_history() fills once (else this server builds its own)."""
+def start_prometheus(lead: float = LEAD_SECONDS) -> PromServer:
+    """A history ending `lead` seconds from now → blocks → a Prometheus on a free loopback port scraping
+    the exporter every second. Ready once the history's end has passed and live samples follow it; when
+    building, starting and the first scrape took longer than the lead (a loaded machine), it starts
+    again with twice the lead rather than leave a gap."""
     timings: dict[str, float] = {}
     work = Path(tempfile.mkdtemp(prefix="taisun-prom-"))
     envs = models()
     t0 = time.monotonic()
-    if history is None:
-        history = work
-        now = build_history(work)
-    else:
-        now = shared_history(history)
+    now = build_history(work, lead)
     timings["history_s"] = time.monotonic() - t0
-    blocks = history / "blocks"
     data = work / "data"
-    shutil.copytree(blocks, data)  # backfilled blocks go in before the server starts
+    shutil.copytree(work / "blocks", data)  # backfilled blocks go in before the server starts
     exporter = Exporter(now, envs).start()
     target = f"127.0.0.1:{exporter.port}"
     config = {
@@ -374,19 +365,28 @@ def start_prometheus(history: Path | None = None) -> PromServer:
     log = (work / "prometheus.log").open("wb")
     proc = subprocess.Popen(
         [PROMETHEUS, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
-         "--storage.tsdb.retention.time=60d", f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+         "--storage.tsdb.retention.time=60d", f"--web.listen-address=127.0.0.1:{port}", "--log.level=error"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     server = PromServer(f"http://127.0.0.1:{port}", exporter, proc, work, envs, timings)
     try:
         _wait_ready(server, work / "prometheus.log")
-        # The first scrape of the exporter has landed: "now" is answered by live data as well.
-        server.wait_for('count(up{job="exporter"} == 1)', lambda v: v >= 1, timeout=30)
-        # History from another test process may have ended minutes ago: wait until 5-minute rates answer.
-        server.wait_for("count(rate(http_request_duration_seconds_count[5m]))", lambda v: v >= 6, timeout=30)
+        deadline = time.monotonic() + lead + 30
+        while not exporter.first_scrape and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Scraped before the history's end (those samples are refused), so it keeps the first scrape after
+        # it, one interval on; a first scrape after the end would leave a gap.
+        if not exporter.first_scrape:
+            raise TimeoutError(f"prometheus did not scrape the exporter: {server.url}/targets")
+        late = exporter.first_scrape > now
+        if not late:
+            server.wait_for('count(up{job="exporter"} == 1)', lambda v: v >= 1, timeout=lead + 30)
     except BaseException:
         server.stop()
         raise
+    if late:
+        server.stop()
+        return start_prometheus(lead * 2)
     timings["start_s"] = time.monotonic() - t0
     return server
 
@@ -411,8 +411,8 @@ def unavailable_reason() -> str:
 
 
 @contextlib.contextmanager
-def running_prometheus(history: Path | None = None) -> Iterator[PromServer]:
-    server = start_prometheus(history)
+def running_prometheus() -> Iterator[PromServer]:
+    server = start_prometheus()
     try:
         yield server
     finally:

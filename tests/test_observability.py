@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -97,6 +98,26 @@ def closed_port() -> int:
 
 
 # --------------------------------------------------------------------------- metrics
+
+
+def test_the_live_scrape_goes_on_where_the_history_ends_without_a_gap(prometheus):  # type: ignore[no-untyped-def]
+    """The fixture the numbers below rest on: a gap between the history's end and the first live sample
+    makes every 5-minute rate read low while a window starts in it (CI, 2026-12-06: 3/min, not 600).
+    The samples around the history's end are a scrape interval apart, as everywhere else."""
+    from tests.prom_fixture import SCRAPE_SECONDS
+
+    end = prometheus.exporter.now0
+    selector = 'http_request_duration_seconds_count{env="production",status_code="200"}'
+    while time.time() < end + 6:  # five live scrapes after the end (a server started just now)
+        time.sleep(0.2)
+    params = {"query": f"{selector}[10s]", "time": f"{end + 5:.3f}"}
+    (result,) = httpx.get(f"{prometheus.url}/api/v1/query", params=params, timeout=10).json()["data"][
+        "result"
+    ]
+    times = [float(t) for t, _ in result["values"]]
+    assert times[0] < end < times[-1], (times, end)  # history before the end, live samples after it
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert max(gaps) <= 1.5 * SCRAPE_SECONDS, (gaps, end)
 
 
 def test_metrics_are_the_guides_judged_by_its_thresholds_with_a_grafana_link(
