@@ -207,6 +207,9 @@ def claim_run(svc: Services, job: Job, run: WorkflowRun, *, force: bool = False)
                     select(DeployRun.job_id).where(DeployRun.repository == repo, DeployRun.run_key == key)
                 )
                 if owner is not None:
+                    if owner != job.id:  # the job looks on for another run: say whose this one was
+                        log.warning("a run the bot's job found belongs to another job",
+                                    extra={"job_id": job.id, "run_id": run.id, "owner": owner})  # fmt: skip
                     return owner == job.id
                 s.add(
                     DeployRun(
@@ -220,6 +223,8 @@ def claim_run(svc: Services, job: Job, run: WorkflowRun, *, force: bool = False)
             return True
         except IntegrityError:
             continue  # a webhook recorded it at the same moment: take it as above
+    log.warning("could not take a run the bot's job found (recorded elsewhere twice at once)",
+                extra={"job_id": job.id, "run_id": run.id})  # fmt: skip
     return False
 
 
