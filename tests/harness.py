@@ -112,23 +112,7 @@ class Bot:
 
     def settle(self, timeout: float = 15.0) -> None:
         """Wait until no job is moving, background replies are sent and messages are flushed."""
-        from sqlalchemy import select
-
-        from bot.core.states import JobState
-        from bot.core.store.models import Job
-
-        def quiet() -> bool:
-            # Post-ack work first: a listener that ends after this has committed what it decided (an
-            # approval queues its job) before the query below reads it. Asked the other way round, a
-            # click decided between the two was missed: the job read as awaiting approval, then no
-            # listener in flight, and the test found the job running (CI saw it once).
-            if self.svc.pending_background:
-                return False
-            with self.svc.sessions() as s:
-                busy = s.scalar(select(Job.id).where(Job.state.in_(JobState.FOR_WORKERS)).limit(1))
-            # Then a job the runner still holds: it may have left those states (a checked deploy awaits
-            # approval) and counts as running until its card is queued, so the flush below sends it.
-            return not busy and not self.svc.runner.busy and self.svc.flush_messages(0.2)
+        quiet = self.svc.quiet
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.backends.http import RecentChecks
@@ -29,6 +29,7 @@ from bot.core.ops import REGISTRY
 from bot.core.outbox import Syncer
 from bot.core.people import People
 from bot.core.policy import Policy
+from bot.core.states import JobState
 from bot.core.store.models import Job
 
 if TYPE_CHECKING:  # built by the composition root; named here in annotations only
@@ -172,6 +173,22 @@ class Services:
         self.outbox.stop()
         if hasattr(self, "observability"):
             self.observability.close()  # its pooled connections to Prometheus, Loki and Jaeger
+
+    def quiet(self, flush_timeout: float = 0.2) -> bool:
+        """Nothing in flight here: no post-ack work, no job for the workers, none this process still
+        runs, and every Slack message sent (the shell reading a script, tests waiting for a bot).
+
+        In this order. Post-ack work first: a listener that ends after it has committed what it decided
+        (an approval queues its job) before the query reads it. Then the jobs the workers may take; then
+        a job this process still runs, which may have left those states (a checked deploy awaits
+        approval) and counts as running until its card is queued; then the outbox, which by then holds
+        that card."""
+        if self.pending_background:
+            return False
+        with self.sessions() as s:
+            if s.scalar(select(Job.id).where(Job.state.in_(JobState.FOR_WORKERS)).limit(1)):
+                return False
+        return not self.runner.busy and self.flush_messages(flush_timeout)
 
     def flush_messages(self, timeout: float = 0.2) -> bool:
         """True when no Slack message is waiting to be sent (job cards, incidents, alerts)."""

@@ -24,12 +24,9 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from bot.core.config import ROLES, Settings, load_config
 from bot.core.i18n import lang_of_locale, t_plain
 from bot.core.mrkdwn import to_plain
-from bot.core.states import JobState
 from bot.slack import signing
 from bot.slack.localslack import LocalSlack, Message
 from bot.slack.server import WsgiApp
@@ -384,19 +381,9 @@ class Shell:
 
     def settle(self, timeout: float = 60.0) -> None:
         """Wait until jobs stop moving and messages stop arriving (used when reading a script)."""
-        from bot.core.store.models import Job
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            # In this order: a job of the workers' states; then one this process still runs, which
-            # may have left those states (a deploy checked, now awaiting approval) and counts as
-            # running until its card is queued; then the outbox, which by then holds that card.
-            with self.svc.sessions() as s:
-                busy = s.scalar(select(Job.id).where(Job.state.in_(JobState.FOR_WORKERS)).limit(1))
-            running = self.svc.runner.busy
-            sent = self.svc.outbox.flush(2)
-            quiet = sent and not (busy or running or self.svc.pending_background)
-            if quiet and time.monotonic() - self._last_event > 0.6:
+            if self.svc.quiet(2) and time.monotonic() - self._last_event > 0.6:
                 return
             time.sleep(0.1)
 
